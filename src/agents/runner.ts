@@ -1,0 +1,67 @@
+/**
+ * The runner contract: one adapter per agent (claude, command, …) behind one interface.
+ * A runner starts the agent, parses its output, and reports what happened; the scheduler
+ * decides what an outcome means for the task (retry, requeue, pause the agent, fail).
+ */
+import type { RunStats, Task } from '../core/types.ts';
+
+/** Everything a runner needs for one attempt. */
+export interface RunRequest {
+  task: Task;
+  /** Attempt id; runners tag the child's environment with it (`AGENTQ_ATTEMPT_ID`). */
+  attemptId: string;
+  /** The prompt to send (the task body, possibly with additions). */
+  prompt: string;
+  /** The model routing chose (alias or full id); null when the agent has no models. */
+  model: string | null;
+  /** Working directory of the agent process. */
+  cwd: string;
+  /** Environment for the child, already including the parent's environment. */
+  env: Record<string, string | undefined>;
+  /** Epoch ms after which the attempt is stopped and ends `timed_out`. */
+  deadline: number;
+  /** Files that receive the raw stdout / stderr of the attempt (appended). */
+  stdoutLog: string;
+  stderrLog: string;
+  /** Aborted on `agentq cancel` or dispatcher shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  /** Live events (session id known, progress), for status lines and the store. */
+  onEvent?: (event: AgentEvent) => void;
+}
+
+/** Live events a runner reports while the agent runs. */
+export type AgentEvent =
+  | { type: 'spawned'; pid: number }
+  | { type: 'session'; sessionId: string; model: string | null }
+  | { type: 'progress'; text: string }
+  | { type: 'usage'; stats: Partial<RunStats> };
+
+/**
+ * How an attempt ended, as the runner saw it.
+ * - `completed`: the agent finished successfully; `result` is its final text.
+ * - `failed`: it did not; `retryable` says whether another attempt may help.
+ * - `auth_failed`: credentials refused (401/403); never retried.
+ * - `rate_limited`: the agent hit a rate/usage limit; `resetAt` (epoch ms) when known.
+ * - `timed_out`: the deadline passed and the process tree was stopped.
+ * - `cancelled`: `signal` was aborted and the process tree was stopped.
+ */
+export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
+  | { kind: 'completed'; result: string }
+  | { kind: 'failed'; reason: string; retryable: boolean }
+  | { kind: 'auth_failed'; reason: string }
+  | { kind: 'rate_limited'; reason: string; resetAt: number | null }
+  | { kind: 'timed_out'; reason: string }
+  | { kind: 'cancelled'; reason: string }
+);
+
+/** One agent adapter. `run` never throws for agent failures: it returns an outcome. */
+export interface AgentRunner {
+  /** The `agent:` name tasks use to pick this runner. */
+  readonly name: string;
+  run(request: RunRequest): Promise<RunOutcome>;
+}
+
+/** Empty run stats. */
+export function emptyStats(): RunStats {
+  return { sessionId: null, model: null, costUsd: null, inputTokens: null, outputTokens: null, numTurns: null };
+}

@@ -1,0 +1,131 @@
+/**
+ * The value types that cross module boundaries: task specs from intake, tasks and attempts
+ * from the store, outcomes from runners.
+ */
+
+/** Task priority, highest first. */
+export const PRIORITIES = ['critical', 'high', 'default', 'low'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Sort rank of a priority: 0 is the most urgent. */
+export function priorityRank(p: Priority): number {
+  return PRIORITIES.indexOf(p);
+}
+
+/** Every state a task can be in. The last five are terminal. */
+export const TASK_STATES = ['queued', 'running', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid'];
+export function isTerminal(s: TaskState): boolean {
+  return TERMINAL_STATES.includes(s);
+}
+
+/** Argv list (spawned without a shell) or one string run by `sh -c`. */
+export type CommandSpec = string[] | string;
+
+/**
+ * A validated task as intake hands it to the store. Durations are ms, money USD.
+ */
+export interface TaskSpec {
+  /** File name without `.md`; unique handle for `depends_on`. */
+  name: string;
+  title: string;
+  priority: Priority;
+  /** Runner name: `claude` or `command`. */
+  agent: string;
+  /** Model override; null lets routing decide. */
+  model: string | null;
+  /** Names of tasks that must complete first (resolved to ids by intake). */
+  dependsOn: string[];
+  /** Hard limit per attempt, ms. */
+  timeoutMs: number;
+  maxCostUsd: number | null;
+  /** Extra attempts after the first failure. */
+  retries: number;
+  tags: string[];
+  dedupKey: string | null;
+  /** For `agent: command`. */
+  command: CommandSpec | null;
+  /** Frontmatter fields agent-queue does not know, kept as given. */
+  extra: Record<string, unknown>;
+  /** The prompt (Markdown body). */
+  prompt: string;
+  /** How the task arrived: `inbox` or `cli`. */
+  source: string;
+}
+
+/** Run figures, known after (part of) an attempt. USD, tokens, ms. */
+export interface RunStats {
+  sessionId: string | null;
+  model: string | null;
+  costUsd: number | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  numTurns: number | null;
+}
+
+/** A task as the store holds it. Times are epoch ms. */
+export interface Task extends TaskSpec, RunStats {
+  id: string;
+  /** Arrival order, strictly increasing. */
+  seq: number;
+  state: TaskState;
+  /** Dependency task ids (same order as `dependsOn`). */
+  dependsOnIds: string[];
+  /** Attempts that count against `retries` (claims minus interrupted / rate-limited ones). */
+  attempts: number;
+  /** Earliest time the task may be claimed again. */
+  runAfter: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  durationMs: number | null;
+  /** Final result text (completed) — the agent's last message. */
+  result: string | null;
+  failedReason: string | null;
+  /** Path of the done/failed file once written, else null. */
+  resultPath: string | null;
+}
+
+/** What one attempt ended as. */
+export type AttemptOutcome =
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'timed_out'
+  | 'cancelled'
+  | 'rate_limited'
+  | 'interrupted';
+
+/** One claim of a task: a row per attempt, kept forever as history. */
+export interface Attempt {
+  id: string;
+  taskId: string;
+  /** 1-based claim number, counting every claim. */
+  number: number;
+  workerId: string;
+  /** Fencing token: results are refused unless it still matches the task's lease. */
+  leaseToken: string;
+  agent: string;
+  model: string | null;
+  outcome: AttemptOutcome;
+  reason: string | null;
+  exitCode: number | null;
+  startedAt: number;
+  finishedAt: number | null;
+  logPath: string | null;
+  stats: RunStats;
+}
+
+/** A claim: the task and the attempt just opened for it. */
+export interface Claim {
+  task: Task;
+  attempt: Attempt;
+}
+
+/** An agent paused after a rate limit, until `until` (epoch ms). */
+export interface AgentPause {
+  agent: string;
+  until: number;
+  reason: string;
+}
