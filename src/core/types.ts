@@ -65,13 +65,12 @@ export interface RunStats {
 }
 
 /** A task as the store holds it. Times are epoch ms. */
-export interface Task extends TaskSpec, RunStats {
-  id: string;
-  /** Arrival order, strictly increasing. */
-  seq: number;
+export interface Task extends TaskSpec {
+  /** Task id: a positive integer, increasing in arrival order. */
+  id: number;
   state: TaskState;
   /** Dependency task ids (same order as `dependsOn`). */
-  dependsOnIds: string[];
+  dependsOnIds: number[];
   /** Attempts that count against `retries` (claims minus interrupted / rate-limited ones). */
   attempts: number;
   /** Earliest time the task may be claimed again. */
@@ -80,6 +79,12 @@ export interface Task extends TaskSpec, RunStats {
   startedAt: number | null;
   finishedAt: number | null;
   durationMs: number | null;
+  /** Every claim ever made, including interrupted and rate-limited ones. */
+  claims: number;
+  /** Set by `agentq cancel` on a running task; the owning dispatcher stops it. */
+  cancelRequested: boolean;
+  /** Figures of the latest attempt (the one that completed, for a completed task). */
+  stats: RunStats;
   /** Final result text (completed) — the agent's last message. */
   result: string | null;
   failedReason: string | null;
@@ -99,13 +104,15 @@ export type AttemptOutcome =
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {
+  /**
+   * Random UUID. Doubles as the lease's fencing token (a result is refused unless the
+   * task's lease still names this attempt) and as the `AGENTQ_ATTEMPT_ID` process tag.
+   */
   id: string;
-  taskId: string;
+  taskId: number;
   /** 1-based claim number, counting every claim. */
   number: number;
   workerId: string;
-  /** Fencing token: results are refused unless it still matches the task's lease. */
-  leaseToken: string;
   agent: string;
   model: string | null;
   outcome: AttemptOutcome;
@@ -113,7 +120,9 @@ export interface Attempt {
   exitCode: number | null;
   startedAt: number;
   finishedAt: number | null;
+  /** Raw stdout log of the attempt (stderr beside it, `.stderr.log`). */
   logPath: string | null;
+  durationMs: number | null;
   stats: RunStats;
 }
 

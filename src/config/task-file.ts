@@ -1,0 +1,158 @@
+/**
+ * Task files: `NAME.md` with optional YAML frontmatter; the body is the prompt.
+ * Parsing is strict and explained: every refusal is an InvalidTaskError naming the field
+ * and the value, so the task can end `invalid` with a reason a person can act on.
+ */
+import YAML from 'yaml';
+import { InvalidTaskError } from '../core/errors.ts';
+import { PRIORITIES, type CommandSpec, type Priority, type TaskSpec } from '../core/types.ts';
+import type { Config } from './config.ts';
+import { parseDuration } from './duration.ts';
+
+/** The frontmatter fields agent-queue reads; any other field is kept in `extra`. */
+export const KNOWN_FIELDS = [
+  'title',
+  'priority',
+  'agent',
+  'model',
+  'depends_on',
+  'timeout',
+  'max_cost_usd',
+  'retries',
+  'tags',
+  'dedup_key',
+  'command',
+] as const;
+
+/** A task name: the file name without `.md`. Letters, digits, `.`, `_`, `-`. */
+export const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Splits `---\nYAML\n---\nbody` into its parts. No frontmatter → `yaml` is null. */
+export function splitFrontmatter(text: string): { yaml: string | null; body: string } {
+  const src = text.replace(/^\uFEFF/, '');
+  const m = /^---[ \t]*\r?\n([\s\S]*?)\r?\n?^---[ \t]*(?:\r?\n|$)/m.exec(src);
+  if (!m || m.index !== 0) return { yaml: null, body: src };
+  return { yaml: m[1] ?? '', body: src.slice(m[0].length) };
+}
+
+const show = (v: unknown) => JSON.stringify(v);
+
+function fail(field: string, value: unknown, expected: string): never {
+  throw new InvalidTaskError(field, `${field}: ${show(value)} is not ${expected}`);
+}
+
+function optString(fm: Record<string, unknown>, field: string): string | null {
+  const v = fm[field];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.trim() === '') fail(field, v, 'a non-empty string');
+  return v.trim();
+}
+
+function stringList(fm: Record<string, unknown>, field: string): string[] {
+  const v = fm[field];
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.some((x) => typeof x !== 'string' || x.trim() === '')) {
+    fail(field, v, 'a list of strings');
+  }
+  return (list as string[]).map((x) => x.trim());
+}
+
+/**
+ * Parses one task file into a TaskSpec.
+ * @param name file name without `.md`
+ * @param text the whole file
+ * @param defaults `default_timeout` (ms) and `default_retries` from config
+ * @throws InvalidTaskError naming the field (`yaml`, `prompt`, or a frontmatter field)
+ */
+export function parseTaskFile(
+  name: string,
+  text: string,
+  defaults: Pick<Config, 'default_timeout' | 'default_retries'>,
+  source = 'inbox',
+): TaskSpec {
+  if (!TASK_NAME.test(name)) fail('name', name, 'a valid task name (letters, digits, ".", "_", "-")');
+  const { yaml, body } = splitFrontmatter(text);
+  let fm: Record<string, unknown> = {};
+  if (yaml !== null) {
+    let parsed: unknown;
+    try {
+      parsed = YAML.parse(yaml);
+    } catch (err) {
+      const first = (err as Error).message.split('\n')[0];
+      throw new InvalidTaskError('yaml', `frontmatter: malformed YAML: ${first}`);
+    }
+    if (parsed !== null && parsed !== undefined) {
+      if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new InvalidTaskError('yaml', `frontmatter: ${show(parsed)} is not a mapping of fields`);
+      }
+      fm = parsed as Record<string, unknown>;
+    }
+  }
+
+  const prompt = body.trim();
+  if (prompt === '') throw new InvalidTaskError('prompt', 'prompt: the task body is empty (write the prompt below the frontmatter)');
+
+  const priority = fm.priority ?? 'default';
+  if (typeof priority !== 'string' || !(PRIORITIES as readonly string[]).includes(priority)) {
+    fail('priority', priority, `one of ${PRIORITIES.join(', ')}`);
+  }
+
+  let timeoutMs = defaults.default_timeout;
+  if (fm.timeout !== undefined && fm.timeout !== null) {
+    const parsed = parseDuration(fm.timeout);
+    if (parsed === null) fail('timeout', fm.timeout, 'a duration such as 90s or 30m');
+    timeoutMs = parsed;
+  }
+
+  let maxCostUsd: number | null = null;
+  if (fm.max_cost_usd !== undefined && fm.max_cost_usd !== null) {
+    if (typeof fm.max_cost_usd !== 'number' || !(fm.max_cost_usd > 0)) fail('max_cost_usd', fm.max_cost_usd, 'a positive number (USD)');
+    maxCostUsd = fm.max_cost_usd;
+  }
+
+  let retries = defaults.default_retries;
+  if (fm.retries !== undefined && fm.retries !== null) {
+    if (typeof fm.retries !== 'number' || !Number.isInteger(fm.retries) || fm.retries < 0) fail('retries', fm.retries, 'a whole number ≥ 0');
+    retries = fm.retries;
+  }
+
+  let command: CommandSpec | null = null;
+  if (fm.command !== undefined && fm.command !== null) {
+    const c = fm.command;
+    const ok = (typeof c === 'string' && c.trim() !== '') || (Array.isArray(c) && c.length > 0 && c.every((x) => typeof x === 'string'));
+    if (!ok) fail('command', c, 'a command string or a list of argv strings');
+    command = c as CommandSpec;
+  }
+
+  const dedup = fm.dedup_key;
+  if (dedup !== undefined && dedup !== null && typeof dedup !== 'string' && typeof dedup !== 'number') fail('dedup_key', dedup, 'a string');
+
+  const title = optString(fm, 'title') ?? name;
+  const agent = optString(fm, 'agent') ?? 'claude';
+  if (!/^[a-z][a-z0-9_-]*$/.test(agent)) fail('agent', agent, 'an agent name such as claude or command');
+  const dependsOn = stringList(fm, 'depends_on');
+  for (const dep of dependsOn) if (!TASK_NAME.test(dep)) fail('depends_on', dep, 'a task name');
+  if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
+
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fm)) if (!(KNOWN_FIELDS as readonly string[]).includes(k)) extra[k] = v;
+
+  return {
+    name,
+    title,
+    priority: priority as Priority,
+    agent,
+    model: optString(fm, 'model'),
+    dependsOn: [...new Set(dependsOn)],
+    timeoutMs,
+    maxCostUsd,
+    retries,
+    tags: stringList(fm, 'tags'),
+    dedupKey: dedup === undefined || dedup === null ? null : String(dedup),
+    command,
+    extra,
+    prompt,
+    source,
+  };
+}

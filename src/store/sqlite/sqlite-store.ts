@@ -1,0 +1,519 @@
+/**
+ * SQLite backend of the Store (better-sqlite3, WAL). Every write that must be atomic runs in
+ * one `BEGIN IMMEDIATE` transaction, so several dispatchers on one file stay consistent.
+ * Schema: numbered `migrations/NNN_*.sql`, applied in order and recorded in `user_version`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { NotFoundError } from '../../core/errors.ts';
+import {
+  isTerminal,
+  priorityRank,
+  TASK_STATES,
+  type AgentPause,
+  type Attempt,
+  type AttemptOutcome,
+  type Claim,
+  type RunStats,
+  type Task,
+  type TaskState,
+} from '../../core/types.ts';
+import type {
+  ClaimOptions,
+  FinishOutcome,
+  NewTask,
+  RequeueOptions,
+  StaleClaim,
+  Store,
+  TaskFilter,
+  WorkerInfo,
+} from '../store.ts';
+
+const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function statsFrom(row: Row, modelColumn: string): RunStats {
+  return {
+    sessionId: str(row.session_id),
+    model: str(row[modelColumn]),
+    costUsd: num(row.cost_usd),
+    inputTokens: num(row.input_tokens),
+    outputTokens: num(row.output_tokens),
+    numTurns: num(row.num_turns),
+  };
+}
+
+function toTask(row: Row, depIds: number[]): Task {
+  const command = str(row.command);
+  return {
+    id: Number(row.id),
+    name: String(row.name),
+    title: String(row.title),
+    priority: row.priority as Task['priority'],
+    agent: String(row.agent),
+    model: str(row.model),
+    dependsOn: JSON.parse(String(row.depends_on)) as string[],
+    dependsOnIds: depIds,
+    timeoutMs: Number(row.timeout_ms),
+    maxCostUsd: num(row.max_cost_usd),
+    retries: Number(row.retries),
+    tags: JSON.parse(String(row.tags)) as string[],
+    dedupKey: str(row.dedup_key),
+    command: command === null ? null : (JSON.parse(command) as Task['command']),
+    extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
+    prompt: String(row.prompt),
+    source: String(row.source),
+    state: row.state as TaskState,
+    attempts: Number(row.attempts),
+    claims: Number(row.claims),
+    cancelRequested: Number(row.cancel_requested) === 1,
+    runAfter: Number(row.run_after),
+    createdAt: Number(row.created_at),
+    startedAt: num(row.started_at),
+    finishedAt: num(row.finished_at),
+    durationMs: num(row.duration_ms),
+    stats: statsFrom(row, 'run_model'),
+    result: str(row.result),
+    failedReason: str(row.failed_reason),
+    resultPath: str(row.result_path),
+  };
+}
+
+function toAttempt(row: Row): Attempt {
+  return {
+    id: String(row.id),
+    taskId: Number(row.task_id),
+    number: Number(row.number),
+    workerId: String(row.worker_id),
+    agent: String(row.agent),
+    model: str(row.model),
+    outcome: row.outcome as AttemptOutcome,
+    reason: str(row.reason),
+    exitCode: num(row.exit_code),
+    startedAt: Number(row.started_at),
+    finishedAt: num(row.finished_at),
+    durationMs: num(row.duration_ms),
+    logPath: str(row.log_path),
+    stats: statsFrom(row, 'model'),
+  };
+}
+
+/** Applies pending `migrations/*.sql` files; the schema version lives in `user_version`. */
+function migrate(db: Database.Database): void {
+  const files = fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort();
+  const current = Number(db.pragma('user_version', { simple: true }));
+  for (const file of files) {
+    const version = Number.parseInt(file, 10);
+    if (version <= current) continue;
+    const sql = fs.readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8');
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version}`);
+    }).immediate();
+  }
+}
+
+/** Store on one SQLite file. Create with `openSqliteStore(path)`. */
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+
+  constructor(file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file, { timeout: 10_000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    migrate(this.db);
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  private depIds(taskId: number): number[] {
+    return (
+      this.db.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]
+    ).map((r) => Number(r.depends_on_id));
+  }
+
+  private taskById(id: number): Task | null {
+    const row = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return row ? toTask(row, this.depIds(id)) : null;
+  }
+
+  /** The attempt row, if its attempt still holds the task's lease. */
+  private leased(attemptId: string): { task: Row; attempt: Row } | null {
+    const attempt = this.db.prepare('SELECT * FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
+    if (!attempt) return null;
+    const task = this.db
+      .prepare("SELECT * FROM tasks WHERE id = ? AND state = 'running' AND lease_token = ?")
+      .get(attempt.task_id, attemptId) as Row | undefined;
+    return task ? { task, attempt } : null;
+  }
+
+  async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    const insert = this.db.prepare(`
+      INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
+        max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
+        created_at, finished_at, failed_reason)
+      VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
+        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @now, @now,
+        @finishedAt, @failedReason)`);
+    const dep = this.db.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
+    const intake = this.db.prepare(`
+      INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
+      ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
+    const ids = this.tx(() =>
+      tasks.map(({ spec, dependsOnIds, invalidReason, intakeKey }) => {
+        const invalid = invalidReason !== undefined;
+        const id = Number(
+          insert.run({
+            name: spec.name,
+            title: spec.title,
+            priority: spec.priority,
+            rank: priorityRank(spec.priority),
+            agent: spec.agent,
+            model: spec.model,
+            dependsOn: JSON.stringify(spec.dependsOn),
+            timeoutMs: spec.timeoutMs,
+            maxCostUsd: spec.maxCostUsd,
+            retries: spec.retries,
+            tags: JSON.stringify(spec.tags),
+            dedupKey: spec.dedupKey,
+            command: spec.command === null ? null : JSON.stringify(spec.command),
+            extra: JSON.stringify(spec.extra),
+            prompt: spec.prompt,
+            source: spec.source,
+            state: invalid ? 'invalid' : 'queued',
+            now,
+            finishedAt: invalid ? now : null,
+            failedReason: invalid ? invalidReason : null,
+          }).lastInsertRowid,
+        );
+        dependsOnIds.forEach((d, i) => dep.run(id, d, i));
+        if (intakeKey !== undefined) intake.run(intakeKey, id);
+        return id;
+      }),
+    );
+    return ids.map((id) => this.taskById(id)!);
+  }
+
+  async getIntake(key: string) {
+    const row = this.db.prepare('SELECT task_id, file_removed FROM intake WHERE key = ?').get(key) as Row | undefined;
+    return row ? { taskId: Number(row.task_id), fileRemoved: Number(row.file_removed) === 1 } : null;
+  }
+
+  async markIntakeRemoved(key: string): Promise<void> {
+    this.db.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
+  }
+
+  async findByName(name: string): Promise<Task | null> {
+    const row = this.db.prepare('SELECT id FROM tasks WHERE name = ? ORDER BY id DESC LIMIT 1').get(name) as Row | undefined;
+    return row ? this.taskById(Number(row.id)) : null;
+  }
+
+  async claim(o: ClaimOptions): Promise<Claim | null> {
+    if (o.agents.length === 0) return null;
+    const agentList = o.agents.map(() => '?').join(', ');
+    const claimStmt = this.db.prepare(`
+      UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
+        lease_owner = ?, lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0
+      WHERE id = (
+        SELECT t.id FROM tasks t
+        WHERE t.state = 'queued' AND t.run_after <= ? AND t.agent IN (${agentList})
+          AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > ?)
+          AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
+                          WHERE d.task_id = t.id AND dt.state <> 'completed')
+          AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < ?
+        ORDER BY t.priority_rank, t.id
+        LIMIT 1)
+      RETURNING *`);
+    const insertAttempt = this.db.prepare(`
+      INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`);
+    return this.tx(() => {
+      const attemptId = crypto.randomUUID();
+      const row = claimStmt.get(
+        o.workerId,
+        attemptId,
+        o.now + o.leaseMs,
+        o.now,
+        o.now,
+        ...o.agents,
+        o.now,
+        o.concurrency,
+      ) as Row | undefined;
+      if (!row) return null;
+      const task = toTask(row, this.depIds(Number(row.id)));
+      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, task.agent, task.model, o.now) as Row;
+      return { task, attempt: toAttempt(attempt) };
+    });
+  }
+
+  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+    const row = this.db
+      .prepare(
+        `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
+         RETURNING cancel_requested`,
+      )
+      .get(now + leaseMs, attemptId) as Row | undefined;
+    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
+  }
+
+  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
+    const cols: Array<[keyof RunStats, string]> = [
+      ['sessionId', 'session_id'],
+      ['costUsd', 'cost_usd'],
+      ['inputTokens', 'input_tokens'],
+      ['outputTokens', 'output_tokens'],
+      ['numTurns', 'num_turns'],
+    ];
+    const set = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null);
+    const hasModel = stats.model !== undefined && stats.model !== null;
+    if (set.length === 0 && !hasModel) return;
+    this.tx(() => {
+      const a = [...set.map(([, c]) => `${c} = @${c}`), ...(hasModel ? ['model = @model'] : [])].join(', ');
+      const t = [...set.map(([, c]) => `${c} = @${c}`), ...(hasModel ? ['run_model = @model'] : [])].join(', ');
+      const params: Record<string, unknown> = { id: attemptId, model: stats.model ?? null };
+      for (const [k, c] of set) params[c] = stats[k];
+      this.db.prepare(`UPDATE attempts SET ${a} WHERE id = @id`).run(params);
+      this.db.prepare(`UPDATE tasks SET ${t} WHERE lease_token = @id AND state = 'running'`).run(params);
+    });
+  }
+
+  /** Closes the attempt row. */
+  private closeAttempt(attempt: Row, outcome: AttemptOutcome, reason: string | null, exitCode: number | null, stats: RunStats | undefined, now: number) {
+    this.db
+      .prepare(
+        `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?,
+           session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
+           input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
+           num_turns = COALESCE(?, num_turns)
+         WHERE id = ?`,
+      )
+      .run(
+        outcome,
+        reason,
+        exitCode,
+        now,
+        now - Number(attempt.started_at),
+        stats?.sessionId ?? null,
+        stats?.model ?? null,
+        stats?.costUsd ?? null,
+        stats?.inputTokens ?? null,
+        stats?.outputTokens ?? null,
+        stats?.numTurns ?? null,
+        attempt.id,
+      );
+  }
+
+  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return null;
+      this.closeAttempt(held.attempt, o.attemptOutcome, o.reason ?? null, o.exitCode ?? null, o.stats, o.now);
+      this.db
+        .prepare(
+          `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
+             session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
+             cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
+             output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           WHERE id = ?`,
+        )
+        .run(
+          o.state,
+          o.now,
+          o.now - Number(held.attempt.started_at),
+          o.result ?? null,
+          o.reason ?? null,
+          o.stats.sessionId,
+          o.stats.model,
+          o.stats.costUsd,
+          o.stats.inputTokens,
+          o.stats.outputTokens,
+          o.stats.numTurns,
+          held.task.id,
+        );
+      return this.taskById(Number(held.task.id));
+    });
+  }
+
+  async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return null;
+      this.closeAttempt(held.attempt, o.attemptOutcome, o.reason, o.exitCode ?? null, o.stats, o.now);
+      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      this.db
+        .prepare(
+          `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           WHERE id = ?`,
+        )
+        .run(o.runAfter, burned ? 0 : 1, held.task.id);
+      return this.taskById(Number(held.task.id));
+    });
+  }
+
+  async failBlockedDependents(now: number): Promise<Task[]> {
+    const find = this.db.prepare(`
+      SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
+      FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
+      WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'cancelled', 'invalid')
+      ORDER BY t.id, d.position`);
+    const fail = this.db.prepare(`
+      UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
+    const ids = this.tx(() => {
+      const failed: number[] = [];
+      // A failure cascades: loop until no queued task waits on an ended one.
+      for (;;) {
+        const rows = find.all() as Row[];
+        if (rows.length === 0) return failed;
+        for (const r of rows) {
+          const reason = `dependency "${String(r.dep_name)}" (task ${String(r.dep_id)}) ended ${String(r.dep_state)}`;
+          if (fail.run(reason, now, r.id).changes > 0) failed.push(Number(r.id));
+        }
+      }
+    });
+    return ids.map((id) => this.taskById(id)!);
+  }
+
+  async registerWorker(w: WorkerInfo): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      )
+      .run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt);
+  }
+
+  async workerHeartbeat(workerId: string, now: number): Promise<void> {
+    this.db.prepare('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(now, workerId);
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    this.db.prepare('DELETE FROM workers WHERE id = ?').run(workerId);
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return (this.db.prepare('SELECT * FROM workers ORDER BY started_at').all() as Row[]).map((r) => ({
+      id: String(r.id),
+      host: String(r.host),
+      pid: Number(r.pid),
+      startedAt: Number(r.started_at),
+      heartbeatAt: Number(r.heartbeat_at),
+    }));
+  }
+
+  async listRunning(): Promise<StaleClaim[]> {
+    const rows = this.db.prepare("SELECT * FROM tasks WHERE state = 'running' ORDER BY id").all() as Row[];
+    return rows.map((r) => ({
+      task: toTask(r, this.depIds(Number(r.id))),
+      attemptId: String(r.lease_token),
+      workerId: String(r.lease_owner),
+    }));
+  }
+
+  async pauseAgent(p: AgentPause): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO agent_pauses (agent, until, reason) VALUES (?, ?, ?)
+         ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason`,
+      )
+      .run(p.agent, p.until, p.reason);
+  }
+
+  async listPauses(now: number): Promise<AgentPause[]> {
+    return (this.db.prepare('SELECT * FROM agent_pauses WHERE until > ? ORDER BY agent').all(now) as Row[]).map((r) => ({
+      agent: String(r.agent),
+      until: Number(r.until),
+      reason: String(r.reason),
+    }));
+  }
+
+  async getTask(idOrName: string | number): Promise<Task | null> {
+    const text = String(idOrName).replace(/^#/, '');
+    if (/^\d+$/.test(text)) return this.taskById(Number(text));
+    return this.findByName(text);
+  }
+
+  async listTasks(filter: TaskFilter = {}): Promise<Task[]> {
+    const rows = (
+      filter.state
+        ? this.db.prepare('SELECT * FROM tasks WHERE state = ? ORDER BY id LIMIT ?').all(filter.state, filter.limit ?? -1)
+        : this.db.prepare('SELECT * FROM tasks ORDER BY id LIMIT ?').all(filter.limit ?? -1)
+    ) as Row[];
+    return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
+  }
+
+  async listAttempts(taskId: number): Promise<Attempt[]> {
+    return (this.db.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async countByState(): Promise<Record<TaskState, number>> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const r of this.db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state').all() as Row[]) {
+      counts[r.state as TaskState] = Number(r.n);
+    }
+    return counts;
+  }
+
+  async listUnreported(): Promise<Task[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM tasks WHERE result_path IS NULL
+           AND state IN ('completed', 'failed', 'timed_out', 'cancelled', 'invalid') ORDER BY id`,
+      )
+      .all() as Row[];
+    return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
+  }
+
+  async setResultPath(taskId: number, p: string): Promise<void> {
+    this.db.prepare('UPDATE tasks SET result_path = ? WHERE id = ?').run(p, taskId);
+  }
+
+  async cancel(taskId: number, now: number): Promise<Task> {
+    this.tx(() => {
+      const t = this.db.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued') {
+        this.db
+          .prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?")
+          .run(now, taskId);
+      } else if (t.state === 'running') {
+        this.db.prepare('UPDATE tasks SET cancel_requested = 1 WHERE id = ?').run(taskId);
+      }
+    });
+    return this.taskById(taskId)!;
+  }
+
+  async retry(taskId: number, now: number): Promise<Task> {
+    this.tx(() => {
+      const t = this.db.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      const state = t.state as TaskState;
+      if (!isTerminal(state) || state === 'completed' || state === 'invalid') return;
+      this.db
+        .prepare(
+          `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
+             result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
+        )
+        .run(now, taskId);
+    });
+    return this.taskById(taskId)!;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The storage interface. The scheduler, intake and CLI read and write only through it, so
+ * two processes (a dispatcher and `agentq cancel`) agree without talking to each other.
+ * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
+ * (test/contract/store.contract.ts). All times are epoch ms.
+ */
+import type { AgentPause, Attempt, AttemptOutcome, Claim, RunStats, Task, TaskSpec, TaskState } from '../core/types.ts';
+
+/** A task to create. Invalid tasks are created directly in state `invalid`. */
+export interface NewTask {
+  spec: TaskSpec;
+  /** Ids of the tasks this one depends on (resolved by intake). */
+  dependsOnIds: number[];
+  /** Set for a task that is invalid from the start; the reason names the field. */
+  invalidReason?: string;
+  /** Intake key (file name + content hash) recorded in the same transaction. */
+  intakeKey?: string;
+}
+
+export interface ClaimOptions {
+  workerId: string;
+  now: number;
+  leaseMs: number;
+  /** Global limit of running tasks; the claim is refused when reached. */
+  concurrency: number;
+  /** Only claim tasks for these agents (the runners this dispatcher has). */
+  agents: string[];
+}
+
+/** A terminal outcome written by `finish`. */
+export interface FinishOutcome {
+  state: Exclude<TaskState, 'queued' | 'running' | 'invalid'>;
+  /** What the attempt row records (`completed`, `failed`, `timed_out`, `cancelled`). */
+  attemptOutcome: AttemptOutcome;
+  result?: string | null;
+  reason?: string | null;
+  exitCode?: number | null;
+  stats: RunStats;
+  now: number;
+}
+
+/** Putting a running task back in the queue. */
+export interface RequeueOptions {
+  /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+  reason: string;
+  runAfter: number;
+  exitCode?: number | null;
+  stats?: RunStats;
+  now: number;
+}
+
+export interface TaskFilter {
+  state?: TaskState;
+  limit?: number;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+/** A running task whose dispatcher is gone or whose lease expired. */
+export interface StaleClaim {
+  task: Task;
+  attemptId: string;
+  workerId: string;
+}
+
+export interface Store {
+  /** Creates tasks (and their intake keys) in one transaction; returns them in order. */
+  enqueue(tasks: NewTask[], now: number): Promise<Task[]>;
+  /** The intake record of a key: whether the inbox file was removed after recording. */
+  getIntake(key: string): Promise<{ taskId: number; fileRemoved: boolean } | null>;
+  markIntakeRemoved(key: string): Promise<void>;
+  /** The newest task with that name, if any. */
+  findByName(name: string): Promise<Task | null>;
+
+  /**
+   * Claims the next ready task in one transaction: queued, `runAfter` passed, agent not
+   * paused, every dependency completed, fewer than `concurrency` running; highest priority
+   * first, then arrival. Opens an attempt, counts it, sets the lease. Null if none.
+   */
+  claim(options: ClaimOptions): Promise<Claim | null>;
+  /**
+   * Renews the lease of an attempt. Returns false when the lease was lost (the attempt
+   * must stop and write nothing); `cancelRequested` when `agentq cancel` asked.
+   */
+  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
+  /** Records live run figures (session id, model) on the attempt and task. */
+  recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void>;
+  /** Ends a task. Refused (returns null) if `attemptId` no longer holds the lease. */
+  finish(attemptId: string, outcome: FinishOutcome): Promise<Task | null>;
+  /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
+  requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
+  /** Fails queued tasks whose dependency ended in any state but `completed`. */
+  failBlockedDependents(now: number): Promise<Task[]>;
+
+  registerWorker(worker: WorkerInfo): Promise<void>;
+  workerHeartbeat(workerId: string, now: number): Promise<void>;
+  removeWorker(workerId: string): Promise<void>;
+  listWorkers(): Promise<WorkerInfo[]>;
+  /** Running tasks with their attempt and owning worker, for recovery. */
+  listRunning(): Promise<StaleClaim[]>;
+
+  pauseAgent(pause: AgentPause): Promise<void>;
+  listPauses(now: number): Promise<AgentPause[]>;
+
+  /** By id, or the newest task with that name. */
+  getTask(idOrName: string | number): Promise<Task | null>;
+  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  listAttempts(taskId: number): Promise<Attempt[]>;
+  countByState(): Promise<Record<TaskState, number>>;
+  /** Terminal tasks whose done/failed file is not written yet. */
+  listUnreported(): Promise<Task[]>;
+  setResultPath(taskId: number, path: string): Promise<void>;
+  /**
+   * Cancels a task: a queued one at once (returns it `cancelled`), a running one by setting
+   * `cancelRequested` for its dispatcher. Terminal tasks are returned unchanged.
+   */
+  cancel(taskId: number, now: number): Promise<Task>;
+  /** Requeues a terminal, not completed task with a fresh retry budget; keeps its history. */
+  retry(taskId: number, now: number): Promise<Task>;
+  close(): Promise<void>;
+}

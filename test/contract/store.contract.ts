@@ -1,0 +1,201 @@
+/**
+ * The Store contract: one suite, run against every backend (sqlite now, postgres next).
+ * `open()` must return a fresh, empty store; `openSecond()` a second handle on the same
+ * data (another process's view), used for cross-handle claims.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { emptyStats } from '../../src/agents/runner.ts';
+import type { Store } from '../../src/store/store.ts';
+import { newTask } from '../fixtures/specs.ts';
+
+export interface StoreFactory {
+  open(): Promise<{ store: Store; openSecond: () => Promise<Store> }>;
+}
+
+const T0 = 1_700_000_000_000;
+const claimOpts = (now = T0, over = {}) => ({ workerId: 'w1', now, leaseMs: 30_000, concurrency: 10, agents: ['command', 'claude'], ...over });
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    it('enqueues and reads tasks back, by id and by name', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a', { tags: ['x'], extra: { owner: 'me' }, command: ['echo', 'hi'] })], T0);
+      assert.ok(a);
+      assert.equal(a.state, 'queued');
+      assert.deepEqual(a.tags, ['x']);
+      assert.deepEqual(a.extra, { owner: 'me' });
+      assert.deepEqual(a.command, ['echo', 'hi']);
+      assert.equal((await store.getTask(a.id))?.name, 'a');
+      assert.equal((await store.getTask('a'))?.id, a.id);
+      assert.equal(await store.getTask('nope'), null);
+      await store.close();
+    });
+
+    it('claims by priority, then arrival, and counts the attempt at claim', async () => {
+      const { store } = await factory.open();
+      await store.enqueue(
+        [newTask('low', { priority: 'low' }), newTask('d1'), newTask('crit', { priority: 'critical' }), newTask('d2'), newTask('high', { priority: 'high' })],
+        T0,
+      );
+      const order: string[] = [];
+      for (;;) {
+        const c = await store.claim(claimOpts());
+        if (!c) break;
+        assert.equal(c.task.attempts, 1);
+        assert.equal(c.attempt.number, 1);
+        assert.equal(c.task.state, 'running');
+        order.push(c.task.name);
+      }
+      assert.deepEqual(order, ['crit', 'high', 'd1', 'd2', 'low']);
+      await store.close();
+    });
+
+    it('holds the global concurrency limit', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a'), newTask('b'), newTask('c')], T0);
+      assert.ok(await store.claim(claimOpts(T0, { concurrency: 2 })));
+      assert.ok(await store.claim(claimOpts(T0, { concurrency: 2 })));
+      assert.equal(await store.claim(claimOpts(T0, { concurrency: 2 })), null);
+      await store.close();
+    });
+
+    it('claims only for the given agents and skips paused agents until the pause ends', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('c1', { agent: 'claude' })], T0);
+      assert.equal(await store.claim(claimOpts(T0, { agents: ['command'] })), null);
+      await store.pauseAgent({ agent: 'claude', until: T0 + 5000, reason: 'rate limited' });
+      assert.deepEqual((await store.listPauses(T0)).map((p) => p.agent), ['claude']);
+      assert.equal(await store.claim(claimOpts(T0 + 1000)), null);
+      assert.equal((await store.claim(claimOpts(T0 + 5000)))?.task.name, 'c1');
+      assert.deepEqual(await store.listPauses(T0 + 5000), []);
+      await store.close();
+    });
+
+    it('runs a dependent only after its dependency completed', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a', { priority: 'low' })], T0);
+      await store.enqueue([newTask('b', { priority: 'critical', dependsOn: ['a'] }, [a!.id])], T0);
+      const first = await store.claim(claimOpts());
+      assert.equal(first?.task.name, 'a');
+      assert.equal(await store.claim(claimOpts()), null, 'b must wait for a');
+      await store.finish(first!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now: T0 + 10 });
+      const second = await store.claim(claimOpts(T0 + 20));
+      assert.equal(second?.task.name, 'b');
+      assert.deepEqual(second?.task.dependsOnIds, [a!.id]);
+      await store.close();
+    });
+
+    it('fails dependents (transitively) when a dependency does not complete', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a')], T0);
+      const [b] = await store.enqueue([newTask('b', { dependsOn: ['a'] }, [a!.id])], T0);
+      await store.enqueue([newTask('c', { dependsOn: ['b'] }, [b!.id])], T0);
+      const c = await store.claim(claimOpts());
+      await store.finish(c!.attempt.id, { state: 'failed', attemptOutcome: 'failed', reason: 'boom', stats: emptyStats(), now: T0 + 1 });
+      const failed = await store.failBlockedDependents(T0 + 2);
+      assert.deepEqual(failed.map((t) => t.name).sort(), ['b', 'c']);
+      assert.match((await store.getTask('b'))!.failedReason!, /dependency "a" \(task \d+\) ended failed/);
+      assert.match((await store.getTask('c'))!.failedReason!, /dependency "b"/);
+      await store.close();
+    });
+
+    it('fences: a lost lease cannot finish, requeue or heartbeat', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a')], T0);
+      const c1 = await store.claim(claimOpts());
+      const requeued = await store.requeue(c1!.attempt.id, { attemptOutcome: 'interrupted', reason: 'crash', runAfter: T0, now: T0 + 1 });
+      assert.equal(requeued?.state, 'queued');
+      assert.equal(requeued?.attempts, 0, 'an interrupted attempt does not count');
+      assert.equal(requeued?.claims, 1);
+      const c2 = await store.claim(claimOpts(T0 + 2, { workerId: 'w2' }));
+      assert.equal(c2?.attempt.number, 2);
+      assert.equal(await store.finish(c1!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 3 }), null);
+      assert.equal((await store.heartbeat(c1!.attempt.id, T0 + 3, 1000)).ok, false);
+      assert.equal((await store.heartbeat(c2!.attempt.id, T0 + 3, 1000)).ok, true);
+      const done = await store.finish(c2!.attempt.id, {
+        state: 'completed',
+        attemptOutcome: 'completed',
+        result: 'fine',
+        stats: { ...emptyStats(), sessionId: 's1', costUsd: 0.5, inputTokens: 10, outputTokens: 5, numTurns: 2, model: 'm' },
+        now: T0 + 4,
+      });
+      assert.equal(done?.state, 'completed');
+      assert.equal(done?.result, 'fine');
+      assert.equal(done?.stats.costUsd, 0.5);
+      assert.equal(done?.stats.model, 'm');
+      const attempts = await store.listAttempts(done!.id);
+      assert.deepEqual(attempts.map((a) => a.outcome), ['interrupted', 'completed']);
+      assert.equal(attempts[1]?.stats.sessionId, 's1');
+      await store.close();
+    });
+
+    it('burns an attempt on a failed requeue and respects runAfter', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a', { retries: 1 })], T0);
+      const c1 = await store.claim(claimOpts());
+      const t = await store.requeue(c1!.attempt.id, { attemptOutcome: 'failed', reason: 'exit 1', runAfter: T0 + 1000, now: T0 });
+      assert.equal(t?.attempts, 1);
+      assert.equal(await store.claim(claimOpts(T0 + 999)), null);
+      const c2 = await store.claim(claimOpts(T0 + 1000));
+      assert.equal(c2?.task.attempts, 2);
+      await store.close();
+    });
+
+    it('cancels queued tasks at once and flags running ones; retry requeues a failed task', async () => {
+      const { store } = await factory.open();
+      const [a, b] = await store.enqueue([newTask('a'), newTask('b')], T0);
+      const c = await store.claim(claimOpts());
+      assert.equal(c?.task.id, a!.id);
+      assert.equal((await store.cancel(b!.id, T0)).state, 'cancelled');
+      const running = await store.cancel(a!.id, T0);
+      assert.equal(running.state, 'running');
+      assert.equal(running.cancelRequested, true);
+      assert.equal((await store.heartbeat(c!.attempt.id, T0, 1000)).cancelRequested, true);
+      const again = await store.retry(b!.id, T0 + 5);
+      assert.equal(again.state, 'queued');
+      await store.close();
+    });
+
+    it('records intake keys with the tasks and tracks file removal', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: false });
+      await store.markIntakeRemoved('a.md:abc');
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
+      const [a2] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a2!.id, fileRemoved: false });
+      await store.close();
+    });
+
+    it('creates invalid tasks terminal and lists unreported results until a path is set', async () => {
+      const { store } = await factory.open();
+      const [bad] = await store.enqueue([{ ...newTask('bad'), invalidReason: 'priority: "urgent" is not …' }], T0);
+      assert.equal(bad?.state, 'invalid');
+      assert.deepEqual((await store.listUnreported()).map((t) => t.id), [bad!.id]);
+      await store.setResultPath(bad!.id, '/x/failed/bad.md');
+      assert.deepEqual(await store.listUnreported(), []);
+      assert.equal((await store.countByState()).invalid, 1);
+      await store.close();
+    });
+
+    it('never hands one task to two handles claiming at once', async () => {
+      const { store, openSecond } = await factory.open();
+      const other = await openSecond();
+      await store.enqueue(Array.from({ length: 40 }, (_, i) => newTask(`t${i}`)), T0);
+      const seen: number[] = [];
+      const worker = async (s: Store, id: string) => {
+        for (;;) {
+          const c = await s.claim(claimOpts(T0, { workerId: id, concurrency: 100 }));
+          if (!c) return;
+          seen.push(c.task.id);
+        }
+      };
+      await Promise.all([worker(store, 'w1'), worker(other, 'w2')]);
+      assert.equal(seen.length, 40);
+      assert.equal(new Set(seen).size, 40);
+      await other.close();
+      await store.close();
+    });
+  });
+}
