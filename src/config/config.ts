@@ -48,6 +48,9 @@ const configSchema = z
     default_timeout: duration('30m'),
     /** Retries when a task sets none. */
     default_retries: z.number().int().min(0).default(0),
+    /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
+    retry_backoff: duration('30s'),
+    retry_backoff_max: duration('10m'),
     /** Lease length; a heartbeat renews it while the agent runs. */
     lease: duration('30s'),
     /** SIGTERM → SIGKILL grace when stopping an agent. */
@@ -144,6 +147,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # Per-attempt timeout and retries for tasks that set none.
 # default_timeout: 30m
 # default_retries: 0
+# retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
+# retry_backoff_max: 10m
 
 # Lease on a running task, renewed by a heartbeat; a crashed dispatcher's tasks are
 # requeued once it expires (at once when the dispatcher's process is gone).

@@ -20,6 +20,9 @@ export function isTerminal(s: TaskState): boolean {
   return TERMINAL_STATES.includes(s);
 }
 
+/** Agents a task may name in `agent:` (each has a runner in src/agents/). */
+export const KNOWN_AGENTS = ['claude', 'command'] as const;
+
 /** Argv list (spawned without a shell) or one string run by `sh -c`. */
 export type CommandSpec = string[] | string;
 

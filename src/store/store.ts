@@ -11,6 +11,8 @@ export interface NewTask {
   spec: TaskSpec;
   /** Ids of the tasks this one depends on (resolved by intake). */
   dependsOnIds: number[];
+  /** Dependencies inside the same `enqueue` call, as indexes of earlier entries. */
+  dependsOnBatch?: number[];
   /** Set for a task that is invalid from the start; the reason names the field. */
   invalidReason?: string;
   /** Intake key (file name + content hash) recorded in the same transaction. */
@@ -36,6 +38,8 @@ export interface FinishOutcome {
   reason?: string | null;
   exitCode?: number | null;
   stats: RunStats;
+  /** Raw stdout log of the attempt. */
+  logPath?: string | null;
   now: number;
 }
 
@@ -47,6 +51,7 @@ export interface RequeueOptions {
   runAfter: number;
   exitCode?: number | null;
   stats?: RunStats;
+  logPath?: string | null;
   now: number;
 }
 
@@ -68,6 +73,7 @@ export interface StaleClaim {
   task: Task;
   attemptId: string;
   workerId: string;
+  leaseExpiresAt: number;
 }
 
 export interface Store {
@@ -76,6 +82,8 @@ export interface Store {
   /** The intake record of a key: whether the inbox file was removed after recording. */
   getIntake(key: string): Promise<{ taskId: number; fileRemoved: boolean } | null>;
   markIntakeRemoved(key: string): Promise<void>;
+  /** Intake keys whose inbox file was recorded but not yet marked removed. */
+  listPendingIntake(): Promise<string[]>;
   /** The newest task with that name, if any. */
   findByName(name: string): Promise<Task | null>;
 

@@ -172,8 +172,9 @@ export class SqliteStore implements Store {
     const intake = this.db.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
-    const ids = this.tx(() =>
-      tasks.map(({ spec, dependsOnIds, invalidReason, intakeKey }) => {
+    const ids = this.tx(() => {
+      const created: number[] = [];
+      for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, intakeKey } of tasks) {
         const invalid = invalidReason !== undefined;
         const id = Number(
           insert.run({
@@ -199,11 +200,13 @@ export class SqliteStore implements Store {
             failedReason: invalid ? invalidReason : null,
           }).lastInsertRowid,
         );
-        dependsOnIds.forEach((d, i) => dep.run(id, d, i));
+        const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
+        deps.forEach((d, i) => dep.run(id, d, i));
         if (intakeKey !== undefined) intake.run(intakeKey, id);
-        return id;
-      }),
-    );
+        created.push(id);
+      }
+      return created;
+    });
     return ids.map((id) => this.taskById(id)!);
   }
 
@@ -214,6 +217,10 @@ export class SqliteStore implements Store {
 
   async markIntakeRemoved(key: string): Promise<void> {
     this.db.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
+  }
+
+  async listPendingIntake(): Promise<string[]> {
+    return (this.db.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
   }
 
   async findByName(name: string): Promise<Task | null> {
@@ -291,10 +298,11 @@ export class SqliteStore implements Store {
   }
 
   /** Closes the attempt row. */
-  private closeAttempt(attempt: Row, outcome: AttemptOutcome, reason: string | null, exitCode: number | null, stats: RunStats | undefined, now: number) {
+  private closeAttempt(attempt: Row, outcome: AttemptOutcome, o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number }) {
+    const { stats, now } = o;
     this.db
       .prepare(
-        `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?,
+        `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
            num_turns = COALESCE(?, num_turns)
@@ -302,10 +310,11 @@ export class SqliteStore implements Store {
       )
       .run(
         outcome,
-        reason,
-        exitCode,
+        o.reason ?? null,
+        o.exitCode ?? null,
         now,
         now - Number(attempt.started_at),
+        o.logPath ?? null,
         stats?.sessionId ?? null,
         stats?.model ?? null,
         stats?.costUsd ?? null,
@@ -320,7 +329,7 @@ export class SqliteStore implements Store {
     return this.tx(() => {
       const held = this.leased(attemptId);
       if (!held) return null;
-      this.closeAttempt(held.attempt, o.attemptOutcome, o.reason ?? null, o.exitCode ?? null, o.stats, o.now);
+      this.closeAttempt(held.attempt, o.attemptOutcome, o);
       this.db
         .prepare(
           `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
@@ -352,7 +361,7 @@ export class SqliteStore implements Store {
     return this.tx(() => {
       const held = this.leased(attemptId);
       if (!held) return null;
-      this.closeAttempt(held.attempt, o.attemptOutcome, o.reason, o.exitCode ?? null, o.stats, o.now);
+      this.closeAttempt(held.attempt, o.attemptOutcome, o);
       const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
       this.db
         .prepare(
@@ -421,6 +430,7 @@ export class SqliteStore implements Store {
       task: toTask(r, this.depIds(Number(r.id))),
       attemptId: String(r.lease_token),
       workerId: String(r.lease_owner),
+      leaseExpiresAt: Number(r.lease_expires_at),
     }));
   }
 

@@ -1,0 +1,222 @@
+/**
+ * The runner for Claude Code (`claude -p … --output-format stream-json --verbose`).
+ * Facts it relies on were observed with Claude Code 2.1.197; see
+ * /work/shared/reference/claude-code-headless.md and ./stream-parser.ts.
+ */
+import { AgentQueueError } from '../../core/errors.ts';
+import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
+import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
+import { ClaudeStreamParser, classifyResult, type ClaudeSignal } from './stream-parser.ts';
+
+/** Options of {@link ClaudeRunner}. */
+export interface ClaudeRunnerOptions {
+  /** Argv prefix that starts the CLI, e.g. from `resolveClaudeCommand` (`['/usr/bin/claude']`). */
+  command: string[];
+  /**
+   * `--permission-mode` value. Default `bypassPermissions` (headless runs cannot answer
+   * permission prompts). As root the CLI refuses it unless the env has `IS_SANDBOX=1`.
+   */
+  permissionMode?: string;
+  /** Extra CLI arguments, appended after the standard ones (e.g. `['--max-turns', '30']`). */
+  extraArgs?: string[];
+  /** SIGTERM→SIGKILL grace when stopping the process tree, ms. Default: runAgentProcess's (5000). */
+  graceMs?: number;
+  /**
+   * How the prompt reaches the CLI. Default `stdin`: written to stdin (then EOF), which the
+   * CLI reads in `-p` mode when no prompt argument is given. This keeps prompts out of `ps`,
+   * has no argv size limit (one argument may not exceed 128 KiB on Linux: E2BIG) and
+   * allows prompts that start with `-` (as `-p PROMPT` the CLI rejects `- item` as
+   * "unknown option"). `argv`: passed as the last argument after `--`.
+   */
+  promptVia?: 'stdin' | 'argv';
+}
+
+/** Stderr texts of usage errors that another attempt cannot fix (Claude Code 2.1). */
+const PERMANENT_STDERR: { re: RegExp; hint: string }[] = [
+  {
+    re: /cannot be used with root\/sudo privileges/i,
+    hint: ' (running as root: set IS_SANDBOX=1 in the environment, or use another permission mode)',
+  },
+  { re: /^error: (unknown option|option '.*' argument|missing required argument|too many arguments)/i, hint: '' },
+];
+
+/**
+ * Runs Claude Code headless for one attempt and maps what it printed to a {@link RunOutcome}.
+ *
+ * Argv: `[...command, '-p', '--output-format', 'stream-json', '--verbose', '--model', model,
+ * '--permission-mode', mode, ...extraArgs]`; `--model` is left out when `request.model` is
+ * null (the CLI then uses its default, `claude-opus-4-8` in 2.1.197). The prompt goes to
+ * stdin (see {@link ClaudeRunnerOptions.promptVia}).
+ *
+ * Outcomes:
+ * - `cancelled` when `request.signal` aborted; `timed_out` when the deadline passed, unless a
+ *   `result` line had arrived before it (a result after the deadline does not count: the CLI
+ *   goes on and reports success after SIGTERM killed its tool command);
+ * - stopped early on a stream signal: `system/api_retry` 401/403 → `auth_failed`
+ *   ("authentication failed (HTTP 401 …)"), 429/529 or a `rate_limit_event` with status
+ *   `rejected` → `rate_limited` (`resetAt` from `resetsAt`, else null). Without this the
+ *   CLI retries 10 times over ~3 minutes;
+ * - a `result` line: rate-limit texts → `rate_limited` (reset parsed from the text),
+ *   `api_error_status` 401/403 or "Not logged in" → `auth_failed`, `is_error: false` →
+ *   `completed` with the result text, `is_error: true` → `failed`, retryable, reason the
+ *   result text (prefixed with the subtype unless `success`); a billing error ("Credit
+ *   balance is too low") is not retryable;
+ * - no result line: `failed`, retryable, "exited with code N: <last stderr line>", except
+ *   CLI usage errors (unknown option, root without IS_SANDBOX) which are not retryable;
+ * - the command cannot start (`spawn_failed`): `failed`, not retryable.
+ * Events: `spawned` (from runAgentProcess), `session` once the session id is known,
+ * `progress` per tool use ("Bash: npm test"), `usage` on the result line.
+ * Never throws for agent failures.
+ */
+export class ClaudeRunner implements AgentRunner {
+  readonly name = 'claude';
+  private readonly command: string[];
+  private readonly permissionMode: string;
+  private readonly extraArgs: string[];
+  private readonly graceMs: number | undefined;
+  private readonly promptVia: 'stdin' | 'argv';
+
+  /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
+  constructor(options: ClaudeRunnerOptions) {
+    if (options.command.length === 0 || !options.command[0]) {
+      throw new AgentQueueError('agent_not_found', 'ClaudeRunner needs a command (see resolveClaudeCommand)');
+    }
+    this.command = [...options.command];
+    this.permissionMode = options.permissionMode ?? 'bypassPermissions';
+    this.extraArgs = [...(options.extraArgs ?? [])];
+    this.graceMs = options.graceMs;
+    this.promptVia = options.promptVia ?? 'stdin';
+  }
+
+  /** The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`). */
+  buildArgv(request: Pick<RunRequest, 'model' | 'prompt'>): string[] {
+    const argv = [...this.command, '-p', '--output-format', 'stream-json', '--verbose'];
+    if (request.model !== null) argv.push('--model', request.model);
+    argv.push('--permission-mode', this.permissionMode, ...this.extraArgs);
+    if (this.promptVia === 'argv') argv.push('--', request.prompt);
+    return argv;
+  }
+
+  async run(request: RunRequest): Promise<RunOutcome> {
+    const parser = new ClaudeStreamParser();
+    let stopSignal: ClaudeSignal | null = null;
+    let lastStderr: string | null = null;
+    let permanentStderr: string | null = null;
+    const emit = (event: AgentEvent): void => {
+      try {
+        request.onEvent?.(event);
+      } catch {
+        // A broken listener must not break the attempt.
+      }
+    };
+
+    let proc: AgentProcessResult;
+    try {
+      proc = await runAgentProcess(request, this.buildArgv(request), {
+        stdin: this.promptVia === 'stdin' ? request.prompt : undefined,
+        graceMs: this.graceMs,
+        onStdoutLine: (line, stop) => {
+          const parsed = parser.push(line);
+          for (const event of parsed.events) emit(event);
+          if (parsed.stop && !stopSignal) {
+            stopSignal = parsed.stop;
+            stop(parsed.stop.reason);
+          }
+        },
+        onStderrLine: (line) => {
+          const text = line.trim();
+          if (!text) return;
+          lastStderr = text;
+          const permanent = PERMANENT_STDERR.find((p) => p.re.test(text));
+          if (permanent && !permanentStderr) permanentStderr = `${text}${permanent.hint}`;
+        },
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const spawnFailed = err instanceof AgentQueueError && err.code === 'spawn_failed';
+      return {
+        kind: 'failed',
+        retryable: !spawnFailed,
+        reason: spawnFailed ? message : `running Claude Code failed: ${message}`,
+        stats: parser.stats(),
+        exitCode: null,
+      };
+    }
+
+    const stats = parser.stats();
+    const base = { stats, exitCode: proc.exitCode };
+    const state = parser.state;
+
+    if (proc.stoppedFor === 'cancel') {
+      return { ...base, kind: 'cancelled', reason: `cancelled${describeAbortReason(request.signal.reason)}` };
+    }
+    if (proc.stoppedFor === 'early') {
+      const signal = stopSignal as ClaudeSignal | null;
+      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
+      if (signal?.kind === 'rate_limited') {
+        return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
+      }
+      return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
+    }
+    const resultCounts =
+      state.hasResult && (proc.stoppedFor !== 'timeout' || (state.resultAt !== null && state.resultAt <= request.deadline));
+    if (proc.stoppedFor === 'timeout' && !resultCounts) {
+      const limit = request.task?.timeoutMs;
+      return {
+        ...base,
+        kind: 'timed_out',
+        reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)`,
+      };
+    }
+
+    if (resultCounts) {
+      const signal = classifyResult(state, Date.now());
+      if (signal?.kind === 'rate_limited') {
+        return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
+      }
+      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
+      if (state.isError === false) {
+        return { ...base, kind: 'completed', result: state.result ?? state.lastAssistantText ?? '' };
+      }
+      const text = state.result?.trim() || state.lastAssistantText?.trim() || '';
+      const subtype = state.subtype && state.subtype !== 'success' ? state.subtype : null;
+      const reason = text
+        ? subtype
+          ? `${subtype}: ${text}`
+          : text
+        : `Claude Code reported an error (${state.subtype ?? 'no subtype'})`;
+      return { ...base, kind: 'failed', retryable: state.assistantError !== 'billing_error', reason };
+    }
+
+    // No result line.
+    const how =
+      proc.exitCode !== null
+        ? `exited with code ${proc.exitCode}`
+        : proc.signal !== null
+          ? `was killed by ${proc.signal}`
+          : 'ended';
+    if (permanentStderr) {
+      return { ...base, kind: 'failed', retryable: false, reason: `Claude Code ${how}: ${permanentStderr}` };
+    }
+    const detail = lastStderr ?? (state.skippedLines > 0 ? `${state.skippedLines} unparsable stdout line(s)` : null);
+    return {
+      ...base,
+      kind: 'failed',
+      retryable: true,
+      reason: `Claude Code ${how} without a result${detail ? `: ${detail}` : ''}`,
+    };
+  }
+}
+
+function describeAbortReason(reason: unknown): string {
+  if (reason === undefined || reason === null) return '';
+  if (typeof reason === 'string') return reason ? ` (${reason})` : '';
+  if (reason instanceof Error) return reason.name === 'AbortError' ? '' : ` (${reason.message})`;
+  return ` (${String(reason)})`;
+}
+
+function formatMs(ms: number): string {
+  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
+  if (ms % 1000 === 0) return `${ms / 1000} s`;
+  return `${ms} ms`;
+}

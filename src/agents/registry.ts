@@ -1,0 +1,52 @@
+/**
+ * Builds the runners a dispatcher uses, from config and the environment.
+ */
+import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
+import { AgentQueueError } from '../core/errors.ts';
+import { ClaudeRunner } from './claude/claude-runner.ts';
+import { resolveClaudeCommand } from './claude/resolve-command.ts';
+import { CommandRunner } from './command/command-runner.ts';
+import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
+
+/**
+ * A runner whose set-up (e.g. finding the agent's binary) happens at the first run; a
+ * set-up error fails that attempt (non-retryable) with its message instead of stopping
+ * the dispatcher.
+ */
+class LazyRunner implements AgentRunner {
+  private runner: AgentRunner | null = null;
+  constructor(
+    readonly name: string,
+    private readonly create: () => AgentRunner,
+  ) {}
+  async run(request: RunRequest): Promise<RunOutcome> {
+    try {
+      this.runner ??= this.create();
+    } catch (err) {
+      if (!(err instanceof AgentQueueError)) throw err;
+      return { kind: 'failed', reason: err.message, retryable: false, stats: emptyStats(), exitCode: null };
+    }
+    return this.runner.run(request);
+  }
+}
+
+/** The runners by agent name. */
+export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
+  const claude = agentConfig(config, 'claude');
+  const command = agentConfig(config, 'command');
+  return new Map<string, AgentRunner>([
+    [
+      'claude',
+      new LazyRunner(
+        'claude',
+        () =>
+          new ClaudeRunner({
+            command: resolveClaudeCommand({ env, configCommand: claude.command ?? null, projectDir: paths.root }),
+            permissionMode: claude.permission_mode,
+            graceMs: config.kill_grace,
+          }),
+      ),
+    ],
+    ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],
+  ]);
+}

@@ -1,0 +1,312 @@
+/**
+ * The `agentq` commands. Each opens the project (config + store), does one thing, and
+ * returns an exit code: 0 success, 1 failure (or `run --once` with a task that did not
+ * complete), 2 usage error.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import chokidar from 'chokidar';
+import YAML from 'yaml';
+import { createRunners } from '../agents/registry.ts';
+import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { TASK_NAME } from '../config/task-file.ts';
+import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
+import { isTerminal, TASK_STATES, type Task, type TaskState } from '../core/types.ts';
+import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { openStore } from '../store/open-store.ts';
+import type { Store } from '../store/store.ts';
+import { writeResultFile } from '../results/result-file.ts';
+import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
+
+export interface GlobalOptions {
+  project: string;
+  store?: string;
+  verbose?: boolean;
+}
+
+interface Project {
+  paths: ProjectPaths;
+  config: Config;
+  store: Store;
+}
+
+const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+/** Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). */
+async function openProject(g: GlobalOptions): Promise<Project> {
+  const paths = projectPaths(g.project);
+  if (!fs.existsSync(paths.inbox)) {
+    throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
+  }
+  const config = loadConfig(paths.root);
+  const store = openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root);
+  return { paths, config, store };
+}
+
+async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
+  const p = await openProject(g);
+  try {
+    return await fn(p);
+  } finally {
+    await p.store.close();
+  }
+}
+
+async function findTask(store: Store, ref: string): Promise<Task> {
+  const task = await store.getTask(ref);
+  if (!task) throw new NotFoundError(`no task ${JSON.stringify(ref)} (give a task id or name)`);
+  return task;
+}
+
+export async function initCommand(dir: string): Promise<number> {
+  const paths = projectPaths(dir);
+  for (const d of [paths.inbox, paths.done, paths.failed, paths.logs]) fs.mkdirSync(d, { recursive: true });
+  if (!fs.existsSync(paths.config)) fs.writeFileSync(paths.config, CONFIG_TEMPLATE);
+  out(`initialised ${paths.dir}\ndrop task files into ${paths.inbox}/ and run "agentq run"`);
+  return 0;
+}
+
+export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string }): Promise<number> {
+  const p = await openProject(g);
+  if (o.concurrency !== undefined) {
+    const n = Number(o.concurrency);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(o.concurrency)} is not a whole number ≥ 1`);
+    p.config.concurrency = n;
+  }
+  for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
+  const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
+  const detach = attachProgress(dispatcher.events);
+  let stopping: Promise<void> | null = null;
+  let wake: () => void = () => {};
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`agentq: ${sig} again: exiting now\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`agentq: ${sig}: stopping (running tasks are stopped and requeued)\n`);
+    stopping = dispatcher.stop();
+    wake();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const watcher = o.once ? null : chokidar.watch(p.paths.inbox, { ignoreInitial: true, depth: 0 });
+  watcher?.on('all', () => wake());
+  try {
+    await dispatcher.start();
+    for (;;) {
+      if (stopping) break;
+      await dispatcher.tick();
+      if (o.once && (await dispatcher.idle()) && !(await inboxHasTasks(p.paths))) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.once ? Math.min(p.config.poll_interval, 250) : p.config.poll_interval);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    if (stopping) await stopping;
+    else await dispatcher.drain();
+    if (!o.once) return 0;
+    const states: TaskState[] = [];
+    for (const id of dispatcher.touched) states.push((await p.store.getTask(id))?.state ?? 'failed');
+    const failed = states.filter((s) => s !== 'completed').length;
+    process.stderr.write(`agentq: ${states.length - failed} completed, ${failed} not completed\n`);
+    return failed === 0 ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await watcher?.close();
+    detach();
+    await p.store.close();
+  }
+}
+
+async function inboxHasTasks(paths: ProjectPaths): Promise<boolean> {
+  try {
+    return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.'));
+  } catch {
+    return false;
+  }
+}
+
+/** Moves a file into the inbox atomically (temp name, then rename) without overwriting. */
+function placeInInbox(paths: ProjectPaths, name: string, content: string): string {
+  const target = path.join(paths.inbox, `${name}.md`);
+  const tmp = path.join(paths.inbox, `.${name}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, content, { flag: 'wx' });
+  try {
+    fs.linkSync(tmp, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AgentQueueError('exists', `${target} already exists in the inbox: rename the task`);
+    throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return target;
+}
+
+export interface SubmitOptions {
+  title?: string;
+  prompt?: string;
+  name?: string;
+  priority?: string;
+  agent?: string;
+  model?: string;
+  dependsOn?: string[];
+  timeout?: string;
+}
+
+export async function submitCommand(g: GlobalOptions, file: string | undefined, o: SubmitOptions): Promise<number> {
+  const paths = projectPaths(g.project);
+  if (!fs.existsSync(paths.inbox)) throw new AgentQueueError('no_project', `${paths.root} has no .agent-queue/inbox/: run "agentq init"`);
+  let target: string;
+  if (file !== undefined) {
+    if (o.prompt !== undefined || o.title !== undefined) throw new UsageError('give either FILE or --title/--prompt, not both');
+    if (!file.endsWith('.md')) throw new UsageError(`${file}: a task file must end in .md`);
+    const name = o.name ?? path.basename(file, '.md');
+    target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
+  } else {
+    if (!o.prompt) throw new UsageError('submit needs a FILE or --prompt TEXT');
+    const base = o.name ?? ((o.title ?? o.prompt).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'task');
+    if (!TASK_NAME.test(base)) throw new UsageError(`--name: ${JSON.stringify(base)} is not a valid task name`);
+    const fm: Record<string, unknown> = {};
+    if (o.title) fm.title = o.title;
+    if (o.priority) fm.priority = o.priority;
+    if (o.agent) fm.agent = o.agent;
+    if (o.model) fm.model = o.model;
+    if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
+    if (o.timeout) fm.timeout = o.timeout;
+    const content = `${Object.keys(fm).length ? `---\n${YAML.stringify(fm)}---\n\n` : ''}${o.prompt}\n`;
+    let name = base;
+    for (let n = 2; ; n++) {
+      try {
+        target = placeInInbox(paths, name, content);
+        break;
+      } catch (err) {
+        if (!(err instanceof AgentQueueError && err.code === 'exists') || o.name) throw err;
+        name = `${base}-${n}`;
+      }
+    }
+  }
+  out(`submitted ${path.relative(process.cwd(), target) || target}`);
+  return 0;
+}
+
+export async function listCommand(g: GlobalOptions, o: { state?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(TASK_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${TASK_STATES.join(', ')}`);
+  }
+  return withProject(g, async ({ store }) => {
+    const tasks = await store.listTasks(o.state ? { state: o.state as TaskState } : {});
+    out(o.json ? JSON.stringify(tasks, null, 2) : tasks.length ? taskRows(tasks) : '(no tasks)');
+    return 0;
+  });
+}
+
+export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
+  return withProject(g, async ({ store }) => {
+    const task = await findTask(store, ref);
+    const attempts = await store.listAttempts(task.id);
+    out(o.json ? JSON.stringify({ ...task, attemptHistory: attempts }, null, 2) : taskDetail(task, attempts));
+    return 0;
+  });
+}
+
+export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean }): Promise<number> {
+  return withProject(g, async ({ store }) => {
+    const task = await findTask(store, ref);
+    const attempts = await store.listAttempts(task.id);
+    const logDir = (n: number) => path.join(projectPaths(g.project).logs, `${task.id}-${task.name}`, `${n}`);
+    if (!o.follow) {
+      if (attempts.length === 0) out('(no attempts yet)');
+      for (const a of attempts) {
+        for (const stream of ['stdout', 'stderr']) {
+          const file = `${logDir(a.number)}.${stream}.log`;
+          if (!fs.existsSync(file) || fs.statSync(file).size === 0) continue;
+          out(`==> attempt ${a.number} ${stream} (${file}) <==`);
+          process.stdout.write(fs.readFileSync(file));
+        }
+      }
+      return 0;
+    }
+    // Follow: stream the newest attempt's stdout until the task ends.
+    let offset = 0;
+    let number = 0;
+    for (;;) {
+      const current = await store.getTask(task.id);
+      const latest = (await store.listAttempts(task.id)).at(-1);
+      if (latest && latest.number !== number) {
+        number = latest.number;
+        offset = 0;
+        out(`==> attempt ${number} stdout <==`);
+      }
+      if (number) {
+        const file = `${logDir(number)}.stdout.log`;
+        if (fs.existsSync(file)) {
+          const size = fs.statSync(file).size;
+          if (size > offset) {
+            const fd = fs.openSync(file, 'r');
+            const buf = Buffer.alloc(size - offset);
+            fs.readSync(fd, buf, 0, buf.length, offset);
+            fs.closeSync(fd);
+            process.stdout.write(buf);
+            offset = size;
+          }
+        }
+      }
+      if (!current || isTerminal(current.state)) return 0;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+}
+
+export async function cancelCommand(g: GlobalOptions, ref: string): Promise<number> {
+  return withProject(g, async ({ store, paths }) => {
+    const task = await store.cancel((await findTask(store, ref)).id, Date.now());
+    if (task.state === 'cancelled' && task.resultPath === null) await store.setResultPath(task.id, writeResultFile(paths, task));
+    if (task.state === 'running') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
+    else if (task.state === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else {
+      out(`#${task.id} ${task.name} already ended ${task.state}`);
+      return 1;
+    }
+    return 0;
+  });
+}
+
+export async function retryCommand(g: GlobalOptions, ref: string): Promise<number> {
+  return withProject(g, async ({ store }) => {
+    const before = await findTask(store, ref);
+    const task = await store.retry(before.id, Date.now());
+    if (task.state !== 'queued' || before.state === 'queued') {
+      out(`#${task.id} ${task.name} is ${before.state}: only failed, timed-out or cancelled tasks can be retried`);
+      return 1;
+    }
+    out(`requeued #${task.id} ${task.name} (earlier attempts kept in its history)`);
+    return 0;
+  });
+}
+
+export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Promise<number> {
+  return withProject(g, async ({ store }) => {
+    const now = Date.now();
+    const counts = await store.countByState();
+    const running = await store.listTasks({ state: 'running' });
+    const pauses = await store.listPauses(now);
+    const workers = await store.listWorkers();
+    if (o.json) {
+      out(JSON.stringify({ counts, running, pausedAgents: pauses, workers }, null, 2));
+      return 0;
+    }
+    out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
+    out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
+    out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now).join('\n')}` : '\npaused agents: none');
+    out(
+      workers.length
+        ? `\ndispatchers:\n${table(['ID', 'PID', 'LAST HEARTBEAT'], workers.map((w) => [w.id, String(w.pid), new Date(w.heartbeatAt).toISOString()]))}`
+        : '\ndispatchers: none',
+    );
+    return 0;
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * `agentq` entry point: argument parsing (commander), error → exit code mapping.
+ * Errors print one line on stderr (a stack trace only with --verbose); usage errors print
+ * the usage too and exit 2.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { AgentQueueError, UsageError } from '../core/errors.ts';
+import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import {
+  cancelCommand,
+  initCommand,
+  listCommand,
+  logsCommand,
+  retryCommand,
+  runCommand,
+  showCommand,
+  statusCommand,
+  submitCommand,
+  type GlobalOptions,
+} from './commands.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command('agentq')
+    .description('A durable queue and dispatcher for AI coding agents.')
+    .option('-p, --project <dir>', 'project directory', '.')
+    .option('--store <url>', 'store URL (default: store in config.yaml, else sqlite:.agent-queue/agentq.db)')
+    .option('-v, --verbose', 'print stack traces on errors')
+    .exitOverride()
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const g = () => program.opts<GlobalOptions>();
+  const act =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      code = await fn(...args);
+    };
+
+  program
+    .command('init')
+    .argument('[dir]', 'project directory', undefined)
+    .description('create .agent-queue/ (inbox, done, failed, logs, config.yaml)')
+    .action(act(async (dir?: string) => initCommand(dir ?? g().project)));
+  program
+    .command('run')
+    .description('take in the inbox and dispatch tasks until SIGINT/SIGTERM')
+    .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise')
+    .option('-c, --concurrency <n>', 'global limit of running tasks (default: config, 2)')
+    .action(act(async (o: { once?: boolean; concurrency?: string }) => runCommand(g(), o)));
+  program
+    .command('submit')
+    .argument('[file]', 'a task file (NAME.md) to copy into the inbox')
+    .description('add a task: copy FILE into the inbox, or write one from --prompt')
+    .option('--title <title>', 'task title')
+    .option('--prompt <text>', 'the prompt')
+    .option('--name <name>', 'task name (file name without .md)')
+    .addOption(new Option('--priority <p>', 'priority').choices(PRIORITIES))
+    .option('--agent <agent>', 'agent (claude, command)')
+    .option('--model <model>', 'model, overriding routing')
+    .option('--depends-on <names...>', 'names of tasks that must complete first')
+    .option('--timeout <duration>', 'per-attempt timeout, e.g. 90s, 30m')
+    .action(act(async (file: string | undefined, o) => submitCommand(g(), file, o)));
+  program
+    .command('list')
+    .description('list tasks')
+    .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
+    .option('--json', 'JSON output')
+    .action(act(async (o: { state?: string; json?: boolean }) => listCommand(g(), o)));
+  program
+    .command('show')
+    .argument('<id>', 'task id or name')
+    .description('show one task with its attempts')
+    .option('--json', 'JSON output')
+    .action(act(async (id: string, o: { json?: boolean }) => showCommand(g(), id, o)));
+  program
+    .command('logs')
+    .argument('<id>', 'task id or name')
+    .description("print the raw agent output of a task's attempts")
+    .option('-f, --follow', 'follow the newest attempt until the task ends')
+    .action(act(async (id: string, o: { follow?: boolean }) => logsCommand(g(), id, o)));
+  program
+    .command('cancel')
+    .argument('<id>', 'task id or name')
+    .description('cancel a queued task, or stop a running one')
+    .action(act(async (id: string) => cancelCommand(g(), id)));
+  program
+    .command('retry')
+    .argument('<id>', 'task id or name')
+    .description('requeue a failed, timed-out or cancelled task')
+    .action(act(async (id: string) => retryCommand(g(), id)));
+  program
+    .command('status')
+    .description('counts per state, running tasks, paused agents')
+    .option('--json', 'JSON output')
+    .action(act(async (o: { json?: boolean }) => statusCommand(g(), o)));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every parse error is a usage error.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const verbose = program.opts<GlobalOptions>().verbose === true;
+    if (err instanceof UsageError) {
+      process.stderr.write(`agentq: ${err.message}\n`);
+      process.stderr.write(program.helpInformation());
+      return 2;
+    }
+    const message = err instanceof AgentQueueError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`agentq: ${message}\n`);
+    if (verbose && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}

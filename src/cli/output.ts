@@ -1,0 +1,142 @@
+/**
+ * Rendering for the CLI: task tables, one-task detail, and the live progress of `run`
+ * (a redrawn line per running task on a TTY, plain timestamped lines otherwise).
+ */
+import { createLogUpdate } from 'log-update';
+import type { AgentEvent } from '../agents/runner.ts';
+import { formatDuration } from '../config/duration.ts';
+import type { AgentPause, Attempt, Claim, Task } from '../core/types.ts';
+import type { DispatcherEvents } from '../events/events.ts';
+
+const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
+
+/** A fixed-width table; columns sized to their content. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function taskRows(tasks: Task[]): string {
+  return table(
+    ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
+    tasks.map((t) => [
+      String(t.id),
+      t.state,
+      t.priority,
+      t.agent,
+      t.name,
+      String(t.claims),
+      t.durationMs === null ? '' : formatDuration(t.durationMs),
+      cost(t.stats.costUsd),
+      (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+    ]),
+  );
+}
+
+export function taskDetail(task: Task, attempts: Attempt[]): string {
+  const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
+  const fields: Array<[string, unknown]> = [
+    ['id', task.id],
+    ['name', task.name],
+    ['title', task.title],
+    ['state', task.state],
+    ['priority', task.priority],
+    ['agent', task.agent],
+    ['model', task.stats.model ?? task.model ?? '(routing)'],
+    ['depends_on', task.dependsOn.join(', ') || '-'],
+    ['timeout', formatDuration(task.timeoutMs)],
+    ['retries', task.retries],
+    ['attempts', `${task.claims} (${task.attempts} counted)`],
+    ['session_id', task.stats.sessionId ?? '-'],
+    ['cost_usd', task.stats.costUsd ?? '-'],
+    ['tokens', task.stats.inputTokens === null ? '-' : `${task.stats.inputTokens} in / ${task.stats.outputTokens ?? 0} out`],
+    ['created_at', iso(task.createdAt)],
+    ['started_at', iso(task.startedAt)],
+    ['finished_at', iso(task.finishedAt)],
+    ['failed_reason', task.failedReason ?? '-'],
+    ['result_file', task.resultPath ?? '-'],
+    ['tags', task.tags.join(', ') || '-'],
+    ...Object.entries(task.extra).map(([k, v]): [string, unknown] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+  ];
+  const head = fields.map(([k, v]) => `${`${k}:`.padEnd(15)}${String(v)}`).join('\n');
+  const tries = attempts.length
+    ? table(
+        ['#', 'OUTCOME', 'AGENT', 'MODEL', 'EXIT', 'DURATION', 'COST', 'REASON'],
+        attempts.map((a) => [
+          String(a.number),
+          a.outcome,
+          a.agent,
+          a.stats.model ?? a.model ?? '',
+          a.exitCode === null ? '' : String(a.exitCode),
+          a.durationMs === null ? '' : formatDuration(a.durationMs),
+          cost(a.stats.costUsd),
+          (a.reason ?? '').split('\n')[0]!.slice(0, 80),
+        ]),
+      )
+    : '(no attempts yet)';
+  const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
+  return `${head}\n\n${tries}\n${body}\n`;
+}
+
+export function pauseLines(pauses: AgentPause[], now: number): string[] {
+  return pauses.map((p) => `${p.agent} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
+}
+
+/** Follows dispatcher events and prints progress; returns a function that stops it. */
+export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr): () => void {
+  const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
+  const tty = out.isTTY === true;
+  const update = tty ? createLogUpdate(out) : null;
+  const stamp = () => new Date().toISOString().slice(11, 19);
+  const print = (line: string) => {
+    if (update) {
+      update.clear();
+      out.write(`${line}\n`);
+      redraw();
+    } else out.write(`${stamp()} ${line}\n`);
+  };
+  const redraw = () => {
+    if (!update) return;
+    const now = Date.now();
+    update(
+      [...live.values()]
+        .map((r) => `  ▶ #${r.claim.task.id} ${r.claim.task.name} (${r.claim.task.agent}${r.model ? ` ${r.model}` : ''}) ${formatDuration(now - r.since)}  ${r.last}`.slice(0, (out.columns ?? 120) - 1))
+        .join('\n'),
+    );
+  };
+  const timer = tty ? setInterval(redraw, 500) : null;
+  timer?.unref();
+  const label = (t: Task) => `#${t.id} ${t.name}`;
+  events.on('task.created', (t) => {
+    if (t.state === 'invalid') return; // reported by task.finished
+    print(`queued    ${label(t)} [${t.priority}]`);
+  });
+  events.on('task.started', (claim, model) => {
+    live.set(claim.attempt.id, { claim, model, since: Date.now(), last: '' });
+    print(`started   ${label(claim.task)} attempt ${claim.attempt.number} (${claim.task.agent}${model ? ` ${model}` : ''})`);
+  });
+  events.on('task.progress', (claim, e: AgentEvent) => {
+    const r = live.get(claim.attempt.id);
+    if (r && e.type === 'progress') r.last = e.text.split('\n')[0]!.slice(0, 80);
+  });
+  events.on('attempt.outcome', (claim) => {
+    live.delete(claim.attempt.id);
+    redraw();
+  });
+  events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
+  events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
+  events.on('task.recovered', (t, pids) =>
+    print(`recovered ${label(t)} from a stopped dispatcher${pids.length ? ` (stopped ${pids.length} leftover process(es))` : ''}`),
+  );
+  events.on('task.finished', (t) => {
+    const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
+    print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
+  });
+  events.on('error', (err) => print(`error     ${err.message}`));
+  return () => {
+    if (timer) clearInterval(timer);
+    update?.clear();
+    update?.done();
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * The typed event map the dispatcher emits; the CLI's progress display (and later SSE)
+ * subscribe to it. Listeners must not throw.
+ */
+import { EventEmitter } from 'node:events';
+import type { AgentEvent, RunOutcome } from '../agents/runner.ts';
+import type { AgentPause, Claim, Task } from '../core/types.ts';
+
+export interface DispatcherEventMap {
+  /** Intake recorded a task (queued, or invalid). */
+  'task.created': [task: Task];
+  /** An attempt was claimed and its agent is starting. */
+  'task.started': [claim: Claim, model: string | null];
+  /** Live agent events (session id, tool use). */
+  'task.progress': [claim: Claim, event: AgentEvent];
+  /** An attempt ended and the task went back to the queue. */
+  'task.requeued': [task: Task, reason: string];
+  /** A task reached a terminal state; `resultPath` is set once its file is written. */
+  'task.finished': [task: Task];
+  /** An agent was paused after a rate limit. */
+  'agent.paused': [pause: AgentPause];
+  /** A running task of a dead dispatcher was requeued. */
+  'task.recovered': [task: Task, killedPids: number[]];
+  /** Something went wrong that the dispatcher survived (I/O error, store busy…). */
+  'error': [error: Error];
+  /** The outcome of an attempt as the runner reported it (for logs). */
+  'attempt.outcome': [claim: Claim, outcome: RunOutcome];
+}
+
+export class DispatcherEvents extends EventEmitter<DispatcherEventMap> {}

@@ -1,0 +1,89 @@
+/**
+ * The durable outcome files: `done/NAME.md` for completed tasks, `failed/NAME.md` for every
+ * other end. Written atomically (temp file, fsync, then a hard link that fails instead of
+ * overwriting), never over an existing file: a name taken by another task becomes
+ * `NAME.<task id>.md`. Rewriting the same task's file is a no-op, so a crash between the
+ * write and the store update is repaired by writing again.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import type { ProjectPaths } from '../config/config.ts';
+import type { Task } from '../core/types.ts';
+import { splitFrontmatter } from '../config/task-file.ts';
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** The frontmatter fields of a result file, in order. Null fields are left out. */
+export function resultFields(task: Task): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    status: task.state,
+    task_id: task.id,
+    title: task.title,
+    priority: task.priority,
+    failed_reason: task.state === 'completed' ? null : task.failedReason,
+    agent: task.agent,
+    model: task.stats.model ?? task.model,
+    session_id: task.stats.sessionId,
+    cost_usd: task.stats.costUsd,
+    input_tokens: task.stats.inputTokens,
+    output_tokens: task.stats.outputTokens,
+    num_turns: task.stats.numTurns,
+    duration_ms: task.durationMs,
+    attempts: task.claims,
+    started_at: iso(task.startedAt),
+    finished_at: iso(task.finishedAt),
+    depends_on: task.dependsOn.length ? task.dependsOn : null,
+    tags: task.tags.length ? task.tags : null,
+    ...task.extra,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null && v !== undefined));
+}
+
+/** The whole file: YAML frontmatter, then the result text (done) or the original prompt. */
+export function renderResultFile(task: Task): string {
+  const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
+  return `---\n${YAML.stringify(resultFields(task))}---\n\n${body.trimEnd()}\n`;
+}
+
+function taskIdOf(file: string): number | null {
+  try {
+    const { yaml } = splitFrontmatter(fs.readFileSync(file, 'utf8'));
+    const id = yaml === null ? undefined : (YAML.parse(yaml) as { task_id?: unknown } | null)?.task_id;
+    return typeof id === 'number' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Writes the result file of a terminal task and returns its path. Idempotent per task.
+ * @throws Error from the file system (ENOSPC, EACCES…) — the caller retries later.
+ */
+export function writeResultFile(paths: ProjectPaths, task: Task): string {
+  const dir = task.state === 'completed' ? paths.done : paths.failed;
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${task.name}.${process.pid}.${Date.now()}.tmp`);
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeFileSync(fd, renderResultFile(task));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    const candidates = [`${task.name}.md`, `${task.name}.${task.id}.md`];
+    for (let n = 2; ; n++) {
+      const target = path.join(dir, candidates.shift() ?? `${task.name}.${task.id}.${n}.md`);
+      try {
+        fs.linkSync(tmp, target);
+        return target;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (taskIdOf(target) === task.id) return target;
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}

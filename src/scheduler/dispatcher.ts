@@ -1,0 +1,308 @@
+/**
+ * The dispatcher: takes in the inbox, claims ready tasks from the store within the
+ * concurrency limit, runs each attempt through its agent runner, and turns the runner's
+ * outcome into the task's next state (completed, retried, requeued after a rate limit,
+ * failed, timed out, cancelled). It keeps leases alive with a heartbeat, and recovers the
+ * running tasks of dispatchers that died (stopping their orphaned agent processes first).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import type { AgentRunner, RunOutcome } from '../agents/runner.ts';
+import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Claim, Task } from '../core/types.ts';
+import { DispatcherEvents } from '../events/events.ts';
+import { takeInInbox } from '../intake/inbox.ts';
+import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
+import { writeResultFile } from '../results/result-file.ts';
+import type { Store } from '../store/store.ts';
+import { backoffMs } from './backoff.ts';
+
+export interface DispatcherOptions {
+  paths: ProjectPaths;
+  store: Store;
+  config: Config;
+  /** Runners by agent name; tasks for other agents are never claimed. */
+  runners: Map<string, AgentRunner>;
+  /** Environment for agent processes. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+  events?: DispatcherEvents;
+  /** Clock, epoch ms. Default Date.now. */
+  now?: () => number;
+}
+
+/** Why a running attempt is being stopped by the dispatcher. */
+type StopReason = 'cancel' | 'shutdown' | 'lease_lost';
+
+interface Running {
+  claim: Claim;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** Chooses the model for an attempt: the task's `model`, else config per priority, else defaults (claude). */
+export function routeModel(task: Task, config: Config): string | null {
+  if (task.model) return task.model;
+  const configured = agentConfig(config, task.agent).models[task.priority];
+  if (configured) return configured;
+  return task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null;
+}
+
+export class Dispatcher {
+  readonly events: DispatcherEvents;
+  readonly workerId: string;
+  private readonly o: Required<Omit<DispatcherOptions, 'events'>>;
+  private readonly running = new Map<string, Running>();
+  /** Ids of tasks this dispatcher took in or ran (for `run --once`'s exit code). */
+  readonly touched = new Set<number>();
+  private stopping = false;
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+
+  constructor(options: DispatcherOptions) {
+    this.o = { env: process.env, now: Date.now, ...options };
+    this.events = options.events ?? new DispatcherEvents();
+    this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
+  async start(): Promise<void> {
+    const now = this.o.now();
+    await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
+    await this.recover();
+  }
+
+  /**
+   * Requeues running tasks whose dispatcher is gone (its process is dead on this host, or
+   * its lease expired), after stopping every process tagged with their attempt id. The
+   * interrupted attempt does not count against `retries`.
+   */
+  async recover(): Promise<Task[]> {
+    const now = this.o.now();
+    const host = os.hostname();
+    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
+    const recovered: Task[] = [];
+    for (const stale of await this.o.store.listRunning()) {
+      if (stale.workerId === this.workerId) continue;
+      const w = workers.get(stale.workerId);
+      const deadHere = w !== undefined && w.host === host && !isAlive(w.pid);
+      const orphanedRow = w === undefined;
+      if (!deadHere && !orphanedRow && stale.leaseExpiresAt > now) continue;
+      const leftovers = await findTaggedProcesses((tag) => tag === stale.attemptId);
+      if (leftovers.length) await stopProcesses((tag) => tag === stale.attemptId, this.o.config.kill_grace);
+      const task = await this.o.store.requeue(stale.attemptId, {
+        attemptOutcome: 'interrupted',
+        reason: `dispatcher ${stale.workerId} stopped while the attempt ran`,
+        runAfter: now,
+        now,
+      });
+      if (task) {
+        recovered.push(task);
+        this.events.emit('task.recovered', task, leftovers.map((p) => p.pid));
+      }
+      if (w && deadHere) await this.o.store.removeWorker(w.id);
+    }
+    return recovered;
+  }
+
+  /**
+   * One round of upkeep: take in the inbox, renew leases (and act on cancel requests or
+   * lost leases), recover dead dispatchers' tasks, fail tasks whose dependency failed,
+   * write missing result files, then claim what can run.
+   */
+  async tick(): Promise<void> {
+    const now = this.o.now();
+    await this.o.store.workerHeartbeat(this.workerId, now);
+    if (!this.stopping) {
+      const { created } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+      for (const t of created) {
+        this.touched.add(t.id);
+        this.events.emit('task.created', t);
+      }
+    }
+    for (const r of this.running.values()) {
+      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
+      if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
+      else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+    }
+    await this.recover();
+    await this.settleDependents();
+    await this.writeResults();
+    await this.pump();
+  }
+
+  /** Claims and starts attempts until the concurrency limit or the queue is exhausted. */
+  pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    this.pumping = (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          while (!this.stopping && this.running.size < this.o.config.concurrency) {
+            const claim = await this.o.store.claim({
+              workerId: this.workerId,
+              now: this.o.now(),
+              leaseMs: this.o.config.lease,
+              concurrency: this.o.config.concurrency,
+              agents: [...this.o.runners.keys()],
+            });
+            if (!claim) break;
+            this.launch(claim);
+          }
+        } while (this.pumpAgain && !this.stopping);
+      } finally {
+        this.pumping = null;
+      }
+    })();
+    return this.pumping;
+  }
+
+  private launch(claim: Claim): void {
+    this.touched.add(claim.task.id);
+    const controller = new AbortController();
+    const entry: Running = { claim, controller, done: Promise.resolve() };
+    this.running.set(claim.attempt.id, entry);
+    entry.done = this.runAttempt(claim, controller.signal)
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.running.delete(claim.attempt.id);
+        void this.pump().catch((err: unknown) => this.events.emit('error', err as Error));
+      });
+  }
+
+  private async runAttempt(claim: Claim, signal: AbortSignal): Promise<void> {
+    const { task, attempt } = claim;
+    const runner = this.o.runners.get(task.agent)!;
+    const model = routeModel(task, this.o.config);
+    const logDir = path.join(this.o.paths.logs, `${task.id}-${task.name}`);
+    fs.mkdirSync(logDir, { recursive: true });
+    const stdoutLog = path.join(logDir, `${attempt.number}.stdout.log`);
+    this.events.emit('task.started', claim, model);
+    const outcome = await runner.run({
+      task,
+      attemptId: attempt.id,
+      prompt: task.prompt,
+      model,
+      cwd: this.o.paths.root,
+      env: { ...this.o.env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
+      deadline: attempt.startedAt + task.timeoutMs,
+      stdoutLog,
+      stderrLog: path.join(logDir, `${attempt.number}.stderr.log`),
+      signal,
+      onEvent: (event) => {
+        this.events.emit('task.progress', claim, event);
+        if (event.type === 'session') void this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model });
+      },
+    });
+    this.events.emit('attempt.outcome', claim, outcome);
+    await this.settle(claim, outcome, signal.aborted ? (signal.reason as StopReason) : null, stdoutLog);
+  }
+
+  /** Turns a runner outcome into the task's next state. */
+  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string): Promise<void> {
+    const { task, attempt } = claim;
+    const store = this.o.store;
+    const now = this.o.now();
+    const stats = { ...outcome.stats, model: outcome.stats.model ?? routeModel(task, this.o.config) };
+    const base = { stats, exitCode: outcome.exitCode, logPath, now };
+    let requeued: Task | null = null;
+    let finished: Task | null = null;
+    switch (outcome.kind) {
+      case 'completed':
+        finished = await store.finish(attempt.id, { ...base, state: 'completed', attemptOutcome: 'completed', result: outcome.result });
+        break;
+      case 'failed':
+        if (outcome.retryable && task.attempts <= task.retries) {
+          const delay = backoffMs(task.attempts, this.o.config.retry_backoff, this.o.config.retry_backoff_max);
+          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + delay });
+        } else {
+          finished = await store.finish(attempt.id, { ...base, state: 'failed', attemptOutcome: 'failed', reason: outcome.reason });
+        }
+        break;
+      case 'auth_failed':
+        finished = await store.finish(attempt.id, { ...base, state: 'failed', attemptOutcome: 'failed', reason: outcome.reason });
+        break;
+      case 'rate_limited': {
+        const until = outcome.resetAt ?? now + agentConfig(this.o.config, task.agent).rate_limit_backoff;
+        const pause = { agent: task.agent, until, reason: outcome.reason };
+        await store.pauseAgent(pause);
+        this.events.emit('agent.paused', pause);
+        requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'rate_limited', reason: outcome.reason, runAfter: now });
+        break;
+      }
+      case 'timed_out':
+        finished = await store.finish(attempt.id, { ...base, state: 'timed_out', attemptOutcome: 'timed_out', reason: outcome.reason });
+        break;
+      case 'cancelled':
+        if (stopReason === 'shutdown') {
+          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now });
+        } else if (stopReason !== 'lease_lost') {
+          finished = await store.finish(attempt.id, { ...base, state: 'cancelled', attemptOutcome: 'cancelled', reason: 'cancelled by user' });
+        }
+        break;
+    }
+    if (requeued) this.events.emit('task.requeued', requeued, outcome.kind === 'completed' ? '' : outcome.reason);
+    if (finished) {
+      await this.report(finished);
+      if (finished.state !== 'completed') await this.settleDependents();
+    }
+  }
+
+  /** Fails queued tasks whose dependency ended without completing, and reports them. */
+  private async settleDependents(): Promise<void> {
+    for (const t of await this.o.store.failBlockedDependents(this.o.now())) {
+      this.touched.add(t.id);
+      await this.report(t);
+    }
+  }
+
+  /** Writes the result file of a terminal task and records its path. */
+  private async report(task: Task): Promise<void> {
+    try {
+      const file = writeResultFile(this.o.paths, task);
+      await this.o.store.setResultPath(task.id, file);
+      this.events.emit('task.finished', { ...task, resultPath: file });
+    } catch (err) {
+      // Left unreported: writeResults() tries again on the next tick.
+      this.events.emit('error', err as Error);
+    }
+  }
+
+  /** Writes every missing result file (after a crash, or an earlier I/O error). */
+  async writeResults(): Promise<void> {
+    for (const t of await this.o.store.listUnreported()) await this.report(t);
+  }
+
+  /** True when the store holds no queued or running task. */
+  async idle(): Promise<boolean> {
+    const counts = await this.o.store.countByState();
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+  }
+
+  /**
+   * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
+   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.o.store.removeWorker(this.workerId);
+  }
+
+  /** Waits for the attempts running now to end by themselves (no new claims). */
+  async drain(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.o.store.removeWorker(this.workerId);
+  }
+}
