@@ -141,7 +141,9 @@ export class Dispatcher {
       this.pumpAgain = true;
       return this.pumping;
     }
-    this.pumping = (async () => {
+    const run = async () => {
+      // Yield first, so `this.pumping` is set before the loop can finish.
+      await Promise.resolve();
       try {
         do {
           this.pumpAgain = false;
@@ -160,7 +162,8 @@ export class Dispatcher {
       } finally {
         this.pumping = null;
       }
-    })();
+    };
+    this.pumping = run();
     return this.pumping;
   }
 
