@@ -2,15 +2,15 @@
  * The durable outcome files: `done/NAME.md` for completed tasks, `failed/NAME.md` for every
  * other end. Written atomically (temp file, fsync, then a hard link that fails instead of
  * overwriting), never over an existing file: a name taken by another task becomes
- * `NAME.<task id>.md`. Rewriting the same task's file is a no-op, so a crash between the
- * write and the store update is repaired by writing again.
+ * `NAME.<task id>.md` (then `NAME.<task id>.N.md`, e.g. for a retried task's new outcome).
+ * Writing the same content again is a no-op, so a crash between the write and the store
+ * update is repaired by writing again.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
 import type { Task } from '../core/types.ts';
-import { splitFrontmatter } from '../config/task-file.ts';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -46,13 +46,11 @@ export function renderResultFile(task: Task): string {
   return `---\n${YAML.stringify(resultFields(task))}---\n\n${body.trimEnd()}\n`;
 }
 
-function taskIdOf(file: string): number | null {
+function sameContent(file: string, content: string): boolean {
   try {
-    const { yaml } = splitFrontmatter(fs.readFileSync(file, 'utf8'));
-    const id = yaml === null ? undefined : (YAML.parse(yaml) as { task_id?: unknown } | null)?.task_id;
-    return typeof id === 'number' ? id : null;
+    return fs.readFileSync(file, 'utf8') === content;
   } catch {
-    return null;
+    return false;
   }
 }
 
@@ -64,9 +62,10 @@ export function writeResultFile(paths: ProjectPaths, task: Task): string {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${task.name}.${process.pid}.${Date.now()}.tmp`);
+  const content = renderResultFile(task);
   const fd = fs.openSync(tmp, 'wx');
   try {
-    fs.writeFileSync(fd, renderResultFile(task));
+    fs.writeFileSync(fd, content);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -80,7 +79,7 @@ export function writeResultFile(paths: ProjectPaths, task: Task): string {
         return target;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (taskIdOf(target) === task.id) return target;
+        if (sameContent(target, content)) return target;
       }
     }
   } finally {
