@@ -1,0 +1,125 @@
+/**
+ * The main job end to end: task files → `agentq run` → the real Claude Code CLI against the
+ * scripted Messages API → result files and store rows.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
+import { startFakeAnthropic } from '../fixtures/fake-anthropic.ts';
+import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
+import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
+
+type Fake = Awaited<ReturnType<typeof startFakeAnthropic>>;
+
+describe('Claude Code through the dispatcher', { concurrency: false }, () => {
+  let fake: Fake;
+  let env: Record<string, string>;
+  before(async () => {
+    fake = await startFakeAnthropic({ defaultTurns: [{ text: 'answered by {{model}}' }] });
+    env = claudeEnv(fake.url, makeClaudeSandbox().config);
+  });
+  after(async () => fake.close());
+
+  it('runs dependencies in order, routes priority to the model, and a Bash tool call really edits the project', async () => {
+    const paths = makeProject();
+    fake.setRules([{ match: 'write the notes', turns: [{ bash: 'echo "from claude" > notes.txt' }, { text: 'Wrote notes.txt' }] }]);
+    dropTask(paths, 'plan', { priority: 'critical', title: 'Plan it' }, 'Plan the work.');
+    dropTask(paths, 'notes', { depends_on: ['plan'] }, 'Please write the notes file.');
+    dropTask(paths, 'pinned', { priority: 'critical', model: 'haiku' }, 'Use the pinned model.');
+    const r = await agentq(['run', '--once', '--project', paths.root], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(paths.root, 'notes.txt'), 'utf8'), 'from claude\n');
+
+    const plan = readResult(path.join(paths.done, 'plan.md'));
+    assert.equal(plan.body, 'answered by claude-opus-4-8');
+    assert.equal(plan.fm.model, 'claude-opus-4-8');
+    assert.match(String(plan.fm.session_id), /^[0-9a-f-]{36}$/);
+    assert.ok(Number(plan.fm.cost_usd) > 0);
+    assert.equal(plan.fm.input_tokens, 100);
+    assert.equal(plan.fm.output_tokens, 10);
+    const notes = readResult(path.join(paths.done, 'notes.md'));
+    assert.equal(notes.body, 'Wrote notes.txt');
+    assert.equal(notes.fm.model, 'claude-sonnet-5');
+    assert.equal(notes.fm.num_turns, 2);
+    assert.equal(readResult(path.join(paths.done, 'pinned.md')).body, 'answered by claude-haiku-4-5-20251001');
+
+    const turns = fake.requests.filter((q) => q.hasTools);
+    const first = (text: string) => turns.find((q) => q.firstUserText?.includes(text))!;
+    assert.equal(first('Plan the work').model, 'claude-opus-4-8');
+    assert.equal(first('write the notes').model, 'claude-sonnet-5');
+    const planDone = Date.parse(String(plan.fm.finished_at));
+    assert.ok(first('write the notes').time >= planDone, 'the dependent started after its dependency finished');
+    const log = fs.readFileSync(path.join(paths.logs, `${notes.fm.task_id}-notes`, '1.stdout.log'), 'utf8');
+    assert.match(log, /"type":"result"/, 'raw stream-json is kept per attempt');
+  });
+
+  it('fails fast on bad credentials (401), naming authentication', async () => {
+    const paths = makeProject();
+    fake.setRules([{ match: 'needs auth', turns: [{ error: { status: 401 }, times: 'always' }] }]);
+    dropTask(paths, 'auth', null, 'This needs auth.');
+    const t0 = Date.now();
+    const r = await agentq(['run', '--once', '--project', paths.root], env);
+    const elapsed = Date.now() - t0;
+    assert.equal(r.code, 1);
+    const { fm } = readResult(path.join(paths.failed, 'auth.md'));
+    assert.equal(fm.status, 'failed');
+    assert.match(String(fm.failed_reason), /authentication failed/i);
+    assert.ok(elapsed < 30_000, `401 took ${elapsed} ms: the CLI's own retries were waited out`);
+  });
+
+  it('requeues on 429 without burning the attempt, pauses the agent (shown by status), then completes', async () => {
+    const paths = makeProject({ poll_interval: '200ms', agents: { claude: { rate_limit_backoff: '3s' } } });
+    fake.setRules([{ match: 'busy api', turns: [{ error: { status: 429 }, times: 'always' }] }]);
+    dropTask(paths, 'limited', { retries: 0 }, 'The busy api task.');
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { env, stdio: 'ignore' });
+    try {
+      let status: { pausedAgents: Array<{ agent: string; reason: string }> } = { pausedAgents: [] };
+      await waitFor(async () => {
+        status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+        return status.pausedAgents.length > 0;
+      }, 30_000, 'claude to be paused');
+      assert.equal(status.pausedAgents[0]?.agent, 'claude');
+      assert.match(status.pausedAgents[0]!.reason, /429|rate/i);
+      // The limit lifts: the next attempt after the pause gets through.
+      fake.setRules([{ match: 'busy api', turns: [{ text: 'finally through' }] }]);
+      await waitFor(() => listDir(paths.done).includes('limited.md'), 30_000, 'the task to complete after the pause');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const { fm, body } = readResult(path.join(paths.done, 'limited.md'));
+    assert.equal(body, 'finally through');
+    assert.equal(fm.attempts, 2);
+    const show = JSON.parse((await agentq(['show', 'limited', '--json', '--project', paths.root], env)).stdout);
+    assert.equal(show.attempts, 1, 'the rate-limited attempt did not count against retries');
+    assert.deepEqual(show.attemptHistory.map((a: { outcome: string }) => a.outcome), ['rate_limited', 'completed']);
+  });
+
+  it('a crash mid-run (SIGKILL) is recovered: the orphaned agent and its tool command are stopped, the task runs again once', async () => {
+    const paths = makeProject({ poll_interval: '200ms' });
+    const marker = crypto.randomUUID();
+    const flag = path.join(paths.root, 'first-run');
+    fake.setRules([
+      {
+        match: 'long tool',
+        turns: [{ bash: `if [ -f ${flag} ]; then echo second; else touch ${flag}; sleep 120; fi`, timeoutMs: 300_000 }, { text: 'tool finished' }],
+      },
+    ]);
+    dropTask(paths, 'long', null, 'Run the long tool.');
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { env: { ...env, AGENTQ_TEST_MARK: marker }, stdio: 'ignore' });
+    await waitFor(() => fs.existsSync(flag), 60_000, 'the Bash tool to start');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(pidsWithEnv('AGENTQ_TEST_MARK', marker).length > 0, 'claude and its tool command outlived the dispatcher');
+
+    const r = await agentq(['run', '--once', '--project', paths.root], { ...env, AGENTQ_TEST_MARK: marker });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /recovered #1 long from a stopped dispatcher \(stopped \d+ leftover process/);
+    assert.deepEqual(listDir(paths.done), ['long.md']);
+    assert.equal(readResult(path.join(paths.done, 'long.md')).fm.attempts, 2);
+    assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), []);
+  });
+});
