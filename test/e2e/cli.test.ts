@@ -77,6 +77,50 @@ describe('agentq CLI', () => {
     assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), []);
   });
 
+  it('SIGTERM stops cleanly: the running agent is stopped and its task requeued without using an attempt', async () => {
+    const paths = makeProject({ kill_grace: '300ms', poll_interval: '100ms' });
+    const marker = crypto.randomUUID();
+    dropTask(paths, 'long', { agent: 'command', command: 'sleep 60' }, 'x');
+    const { spawn } = await import('node:child_process');
+    const { AGENTQ } = await import('../fixtures/project.ts');
+    const { pidsWithEnv, waitFor } = await import('../fixtures/procs.ts');
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { env: { ...process.env, AGENTQ_TEST_MARK: marker }, stdio: 'ignore' });
+    await waitFor(() => fs.existsSync(path.join(paths.logs, '1-long', '1.stdout.log')), 30_000, 'the agent to start');
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.ok(Date.now() - t0 < 10_000);
+    assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), []);
+    const show = JSON.parse((await agentq(['show', 'long', '--json', '--project', paths.root])).stdout);
+    assert.equal(show.state, 'queued');
+    assert.equal(show.attempts, 0);
+    assert.deepEqual(show.attemptHistory.map((a: { outcome: string }) => a.outcome), ['interrupted']);
+    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root])).stdout);
+    assert.deepEqual(status.workers, [], 'the dispatcher unregistered itself');
+  });
+
+  it('cancel stops a running task of another process and ends it cancelled', async () => {
+    const paths = makeProject({ kill_grace: '300ms', poll_interval: '100ms' });
+    const marker = crypto.randomUUID();
+    dropTask(paths, 'long', { agent: 'command', command: 'setsid sleep 60 & sleep 60' }, 'x');
+    const { spawn } = await import('node:child_process');
+    const { AGENTQ } = await import('../fixtures/project.ts');
+    const { pidsWithEnv, waitFor } = await import('../fixtures/procs.ts');
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { env: { ...process.env, AGENTQ_TEST_MARK: marker }, stdio: 'ignore' });
+    try {
+      await waitFor(() => fs.existsSync(path.join(paths.logs, '1-long', '1.stdout.log')), 30_000, 'the agent to start');
+      const r = await agentq(['cancel', 'long', '--project', paths.root]);
+      assert.match(r.stdout, /^cancelling #1 long/);
+      await waitFor(() => listDir(paths.failed).includes('long.md'), 10_000, 'the cancelled result');
+      assert.equal(readResult(path.join(paths.failed, 'long.md')).fm.status, 'cancelled');
+      await waitFor(() => pidsWithEnv('AGENTQ_TEST_MARK', marker).filter((p) => p !== child.pid).length <= 1, 5_000, 'the agent tree to be gone');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+
   it('submit, list, show, cancel, retry and status work on the store', async () => {
     const paths = makeProject({ agents: { command: { command: 'cat' } } });
     const p = ['--project', paths.root];

@@ -44,8 +44,9 @@ const PERMANENT_STDERR: { re: RegExp; hint: string }[] = [
  * Runs Claude Code headless for one attempt and maps what it printed to a {@link RunOutcome}.
  *
  * Argv: `[...command, '-p', '--output-format', 'stream-json', '--verbose', '--model', model,
- * '--permission-mode', mode, ...extraArgs]`; `--model` is left out when `request.model` is
- * null (the CLI then uses its default, `claude-opus-4-8` in 2.1.197). The prompt goes to
+ * '--max-budget-usd', task.maxCostUsd, '--permission-mode', mode, ...extraArgs]`; `--model`
+ * is left out when `request.model` is null, `--max-budget-usd` when the task sets no
+ * `max_cost_usd` (the CLI then uses its default, `claude-opus-4-8` in 2.1.197). The prompt goes to
  * stdin (see {@link ClaudeRunnerOptions.promptVia}).
  *
  * Outcomes:
@@ -89,9 +90,11 @@ export class ClaudeRunner implements AgentRunner {
   }
 
   /** The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`). */
-  buildArgv(request: Pick<RunRequest, 'model' | 'prompt'>): string[] {
+  buildArgv(request: Pick<RunRequest, 'model' | 'prompt'> & { task?: Pick<RunRequest['task'], 'maxCostUsd'> }): string[] {
     const argv = [...this.command, '-p', '--output-format', 'stream-json', '--verbose'];
     if (request.model !== null) argv.push('--model', request.model);
+    const budget = request.task?.maxCostUsd;
+    if (typeof budget === 'number' && budget > 0) argv.push('--max-budget-usd', String(budget));
     argv.push('--permission-mode', this.permissionMode, ...this.extraArgs);
     if (this.promptVia === 'argv') argv.push('--', request.prompt);
     return argv;
@@ -185,7 +188,9 @@ export class ClaudeRunner implements AgentRunner {
           ? `${subtype}: ${text}`
           : text
         : `Claude Code reported an error (${state.subtype ?? 'no subtype'})`;
-      return { ...base, kind: 'failed', retryable: state.assistantError !== 'billing_error', reason };
+      // A spent budget (`--max-budget-usd`, from the task's max_cost_usd) or billing error is final.
+      const final = state.assistantError === 'billing_error' || state.subtype === 'error_max_budget_usd';
+      return { ...base, kind: 'failed', retryable: !final, reason };
     }
 
     // No result line.
