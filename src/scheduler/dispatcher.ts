@@ -86,6 +86,10 @@ export class Dispatcher {
     const host = os.hostname();
     const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
     const recovered: Task[] = [];
+    for (const w of workers.values()) {
+      // Dispatchers on this host whose process is gone (killed, crashed): forget them.
+      if (w.id !== this.workerId && w.host === host && !isAlive(w.pid)) await this.o.store.removeWorker(w.id);
+    }
     for (const stale of await this.o.store.listRunning()) {
       if (stale.workerId === this.workerId) continue;
       const w = workers.get(stale.workerId);
@@ -104,7 +108,6 @@ export class Dispatcher {
         recovered.push(task);
         this.events.emit('task.recovered', task, leftovers.map((p) => p.pid));
       }
-      if (w && deadHere) await this.o.store.removeWorker(w.id);
     }
     return recovered;
   }
@@ -203,7 +206,9 @@ export class Dispatcher {
       signal,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
-        if (event.type === 'session') void this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model });
+        if (event.type === 'session') {
+          this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model }).catch((err: unknown) => this.events.emit('error', err as Error));
+        }
       },
     });
     this.events.emit('attempt.outcome', claim, outcome);
@@ -297,6 +302,7 @@ export class Dispatcher {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await Promise.all([...this.running.values()].map((r) => r.done));
     await this.o.store.removeWorker(this.workerId);
@@ -305,6 +311,7 @@ export class Dispatcher {
   /** Waits for the attempts running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
+    await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
     await this.o.store.removeWorker(this.workerId);
   }
