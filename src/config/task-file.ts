@@ -35,6 +35,27 @@ export function splitFrontmatter(text: string): { yaml: string | null; body: str
   return { yaml: m[1] ?? '', body: src.slice(m[0].length) };
 }
 
+/** A spec with every default filled in: the shape a file without frontmatter gives. */
+export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSpec {
+  return {
+    name,
+    title: name,
+    priority: 'default',
+    agent: 'claude',
+    model: null,
+    dependsOn: [],
+    timeoutMs: 0,
+    maxCostUsd: null,
+    retries: 0,
+    tags: [],
+    dedupKey: null,
+    command: null,
+    extra: {},
+    prompt,
+    source,
+  };
+}
+
 const show = (v: unknown) => JSON.stringify(v);
 
 function fail(field: string, value: unknown, expected: string): never {

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config, ProjectPaths } from '../config/config.ts';
-import { parseTaskFile } from '../config/task-file.ts';
+import { baseSpec, parseTaskFile } from '../config/task-file.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task, TaskSpec } from '../core/types.ts';
 import type { NewTask, Store } from '../store/store.ts';
@@ -36,27 +36,6 @@ interface Candidate {
 /** Intake key: content hash first (fixed length), then the file name. */
 export function intakeKey(fileName: string, content: string | Buffer): string {
   return `${crypto.createHash('sha256').update(content).digest('hex')}:${fileName}`;
-}
-
-/** A placeholder spec for a file that could not be parsed, so it can be recorded `invalid`. */
-function invalidSpec(name: string, text: string): TaskSpec {
-  return {
-    name,
-    title: name,
-    priority: 'default',
-    agent: 'claude',
-    model: null,
-    dependsOn: [],
-    timeoutMs: 0,
-    maxCostUsd: null,
-    retries: 0,
-    tags: [],
-    dedupKey: null,
-    command: null,
-    extra: {},
-    prompt: text,
-    source: 'inbox',
-  };
 }
 
 /** Finds the dependency cycles among a batch's internal edges; returns the cycle per member. */
@@ -138,7 +117,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     } catch (err) {
       if (!(err instanceof InvalidTaskError)) throw err;
       c.invalid = err.message;
-      c.spec = invalidSpec(name, text);
+      c.spec = baseSpec(name, text); // recorded `invalid`, with the file's text as its body
     }
     candidates.push(c);
   }

@@ -2,6 +2,7 @@
  * The `command` runner with real processes: prompt on stdin, stdout as result, exit codes,
  * signals, missing/unstartable commands, timeout and cancel.
  */
+import { makeTask } from '../fixtures/specs.ts';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,13 +23,7 @@ after(async () => {
 });
 
 function fakeTask(command: CommandSpec | null, timeoutMs = 10_000): Task {
-  return {
-    id: 1, name: 'demo', title: 'Demo', priority: 'default', agent: 'command', model: null,
-    dependsOn: [], dependsOnIds: [], timeoutMs: timeoutMs, maxCostUsd: null, retries: 0, tags: [], dedupKey: null,
-    command: command, extra: {}, prompt: 'hi', source: 'cli', state: 'running', attempts: 1, runAfter: 0,
-    createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, durationMs: null, claims: 1,
-    cancelRequested: false, stats: emptyStats(), result: null, failedReason: null, resultPath: null,
-  };
+  return makeTask({ title: 'Demo', prompt: 'hi', source: 'cli', command, timeoutMs });
 }
 
 function makeRequest(command: CommandSpec | null, overrides: Partial<RunRequest> = {}): RunRequest {

@@ -3,6 +3,7 @@
  * (escaped setsid grandchildren, deadline with a SIGTERM-ignoring process, cancel, early stop,
  * line splitting, spawn failures).
  */
+import { makeTask } from '../fixtures/specs.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runAgentProcess, type AgentProcessOptions } from '../../src/agents/agent-process.ts';
-import { emptyStats, type AgentEvent, type RunRequest } from '../../src/agents/runner.ts';
+import type { AgentEvent, RunRequest } from '../../src/agents/runner.ts';
 import { AgentQueueError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
 import {
@@ -32,13 +33,7 @@ after(async () => {
 });
 
 function fakeTask(): Task {
-  return {
-    id: 1, name: 'demo', title: 'Demo', priority: 'default', agent: 'command', model: null,
-    dependsOn: [], dependsOnIds: [], timeoutMs: 10_000, maxCostUsd: null, retries: 0, tags: [], dedupKey: null,
-    command: null, extra: {}, prompt: 'hi', source: 'cli', state: 'running', attempts: 1, runAfter: 0,
-    createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, durationMs: null, claims: 1,
-    cancelRequested: false, stats: emptyStats(), result: null, failedReason: null, resultPath: null,
-  };
+  return makeTask({ title: 'Demo', prompt: 'hi', source: 'cli', timeoutMs: 10_000 });
 }
 
 function makeRequest(overrides: Partial<RunRequest> = {}): RunRequest & { events: AgentEvent[] } {

@@ -398,16 +398,6 @@ export class ClaudeStreamParser {
       const first = modelUsage ? Object.keys(modelUsage)[0] : undefined;
       if (first) s.model = first;
     }
-    events.push({
-      type: 'usage',
-      stats: {
-        sessionId: s.sessionId,
-        model: s.model,
-        costUsd: s.costUsd,
-        inputTokens: s.inputTokens,
-        outputTokens: s.outputTokens,
-        numTurns: s.numTurns,
-      },
-    });
+    events.push({ type: 'usage', stats: this.stats() });
   }
 }
