@@ -143,6 +143,8 @@ describe('agentq CLI', () => {
     const show = await agentq(['show', 'say-hi', ...p]);
     assert.match(show.stdout, /state:\s+completed/);
     assert.match(show.stdout, /--- result ---\nhello/);
+    const logs = await agentq(['logs', 'say-hi', ...p]);
+    assert.match(logs.stdout, /^==> attempt 1 stdout \(.*\d+-say-hi\/1\.stdout\.log\) <==\nhello/);
     const retried = await agentq(['retry', 'mine', ...p]);
     assert.equal(retried.code, 0, retried.stderr);
     const cancelled = await agentq(['cancel', 'mine', ...p]);
