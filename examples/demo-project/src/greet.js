@@ -1,0 +1,4 @@
+/** Greets `name`. */
+export function greet(name) {
+  return `Hello, ${name}!`;
+}
