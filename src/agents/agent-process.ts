@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentQueueError } from '../core/errors.ts';
-import { ATTEMPT_ID_ENV, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
+import { ATTEMPT_ID_ENV, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
 import type { RunRequest } from './runner.ts';
 
 export interface AgentProcessResult {
@@ -220,6 +220,7 @@ export async function runAgentProcess(
     return failSpawn(spawnError ?? new Error('no pid'));
   }
   const pid = child.pid;
+  const taggedStartedFrom = readProcessInfo(pid)?.startTime;
   const stdin = child.stdin!;
   const stdout = child.stdout!;
   const stderr = child.stderr!;
@@ -247,7 +248,7 @@ export async function runAgentProcess(
     earlyReason = kind === 'early' ? reason : null;
     if (hasExited) return; // the post-exit sweep is already stopping everything
     stdin.destroy();
-    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs });
+    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom });
   };
   const stopEarly = (reason: string): void => stop('early', String(reason));
 
@@ -309,7 +310,7 @@ export async function runAgentProcess(
 
   // Sweep: background commands (group members, setsid'd tagged processes) never outlive the attempt.
   if (stopping !== null) await stopping;
-  await stopTree({ processGroups: [pid], tagged: isOurs });
+  await stopTree({ processGroups: [pid], tagged: isOurs, taggedStartedFrom });
 
   // The pipes reach EOF once every holder is gone; give up on them if something we could not find holds them.
   let drainTimer: NodeJS.Timeout | null = null;

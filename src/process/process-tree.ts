@@ -16,7 +16,7 @@
  * `kill(pid, 0)` checks and tag searches find nothing.
  */
 import { readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import pidtree from 'pidtree';
 
 /** The environment variable every agent process is tagged with (value: the attempt id). */
@@ -56,6 +56,8 @@ export interface StopTargets {
   descendantsOf?: readonly number[];
   /** Processes whose `AGENTQ_ATTEMPT_ID` value satisfies this predicate. */
   tagged?: (tag: string) => boolean;
+  /** Only processes whose /proc start time (clock ticks) is at least this can match `tagged`. */
+  taggedStartedFrom?: number;
 }
 
 /** What `stopProcesses` may be given: pids, a tag predicate, or a combination. */
@@ -166,7 +168,7 @@ export async function findDescendants(pid: number): Promise<number[]> {
 async function readTag(pid: number): Promise<string | null> {
   let env: Buffer;
   try {
-    env = await readFile(`/proc/${pid}/environ`);
+    env = readFileSync(`/proc/${pid}/environ`);
   } catch {
     return null;
   }
@@ -217,7 +219,7 @@ async function snapshot(): Promise<Map<number, ProcessInfo> | null> {
   await Promise.all(
     (await listPids()).map(async (pid) => {
       try {
-        const info = parseStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
+        const info = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
         if (info !== null) map.set(pid, info);
       } catch {
         // vanished
@@ -314,6 +316,7 @@ export async function stopProcesses(target: StopTarget, graceMs = 5000, options:
       await Promise.all(
         [...snap.values()].map(async (info) => {
           if (!live(info) || info.pid === process.pid) return;
+          if (targets.taggedStartedFrom !== undefined && info.startTime < targets.taggedStartedFrom) return;
           const key = `${info.pid}:${info.startTime}`;
           let tag = tagCache.get(key);
           if (tag === undefined) {

@@ -135,24 +135,33 @@ export class SqliteStore implements Store {
     migrate(this.db);
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement, compiled once per SQL text (prepare costs more than most of our queries). */
+  private prepare(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
+
   private tx<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
   }
 
   private depIds(taskId: number): number[] {
     return (
-      this.db.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]
+      this.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]
     ).map((r) => Number(r.depends_on_id));
   }
 
   private taskById(id: number): Task | null {
-    const row = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    const row = this.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
     return row ? toTask(row, this.depIds(id)) : null;
   }
 
   /** The attempt row, if its attempt still holds the task's lease. */
   private leased(attemptId: string): { task: Row; attempt: Row } | null {
-    const attempt = this.db.prepare('SELECT * FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
+    const attempt = this.prepare('SELECT * FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
     if (!attempt) return null;
     const task = this.db
       .prepare("SELECT * FROM tasks WHERE id = ? AND state = 'running' AND lease_token = ?")
@@ -161,15 +170,15 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    const insert = this.db.prepare(`
+    const insert = this.prepare(`
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @now, @now,
         @finishedAt, @failedReason)`);
-    const dep = this.db.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
-    const intake = this.db.prepare(`
+    const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
+    const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
     const ids = this.tx(() => {
@@ -211,27 +220,27 @@ export class SqliteStore implements Store {
   }
 
   async getIntake(key: string) {
-    const row = this.db.prepare('SELECT task_id, file_removed FROM intake WHERE key = ?').get(key) as Row | undefined;
+    const row = this.prepare('SELECT task_id, file_removed FROM intake WHERE key = ?').get(key) as Row | undefined;
     return row ? { taskId: Number(row.task_id), fileRemoved: Number(row.file_removed) === 1 } : null;
   }
 
   async markIntakeRemoved(key: string): Promise<void> {
-    this.db.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
+    this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
   }
 
   async listPendingIntake(): Promise<string[]> {
-    return (this.db.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
+    return (this.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
   }
 
   async findByName(name: string): Promise<Task | null> {
-    const row = this.db.prepare('SELECT id FROM tasks WHERE name = ? ORDER BY id DESC LIMIT 1').get(name) as Row | undefined;
+    const row = this.prepare('SELECT id FROM tasks WHERE name = ? ORDER BY id DESC LIMIT 1').get(name) as Row | undefined;
     return row ? this.taskById(Number(row.id)) : null;
   }
 
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
     const agentList = o.agents.map(() => '?').join(', ');
-    const claimStmt = this.db.prepare(`
+    const claimStmt = this.prepare(`
       UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
         lease_owner = ?, lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0
       WHERE id = (
@@ -244,7 +253,7 @@ export class SqliteStore implements Store {
         ORDER BY t.priority_rank, t.id
         LIMIT 1)
       RETURNING *`);
-    const insertAttempt = this.db.prepare(`
+    const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`);
     return this.tx(() => {
@@ -292,8 +301,8 @@ export class SqliteStore implements Store {
       const t = [...set.map(([, c]) => `${c} = @${c}`), ...(hasModel ? ['run_model = @model'] : [])].join(', ');
       const params: Record<string, unknown> = { id: attemptId, model: stats.model ?? null };
       for (const [k, c] of set) params[c] = stats[k];
-      this.db.prepare(`UPDATE attempts SET ${a} WHERE id = @id`).run(params);
-      this.db.prepare(`UPDATE tasks SET ${t} WHERE lease_token = @id AND state = 'running'`).run(params);
+      this.prepare(`UPDATE attempts SET ${a} WHERE id = @id`).run(params);
+      this.prepare(`UPDATE tasks SET ${t} WHERE lease_token = @id AND state = 'running'`).run(params);
     });
   }
 
@@ -375,12 +384,12 @@ export class SqliteStore implements Store {
   }
 
   async failBlockedDependents(now: number): Promise<Task[]> {
-    const find = this.db.prepare(`
+    const find = this.prepare(`
       SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
       FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
       WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'cancelled', 'invalid')
       ORDER BY t.id, d.position`);
-    const fail = this.db.prepare(`
+    const fail = this.prepare(`
       UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
     const ids = this.tx(() => {
       const failed: number[] = [];
@@ -407,15 +416,15 @@ export class SqliteStore implements Store {
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
-    this.db.prepare('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(now, workerId);
+    this.prepare('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(now, workerId);
   }
 
   async removeWorker(workerId: string): Promise<void> {
-    this.db.prepare('DELETE FROM workers WHERE id = ?').run(workerId);
+    this.prepare('DELETE FROM workers WHERE id = ?').run(workerId);
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    return (this.db.prepare('SELECT * FROM workers ORDER BY started_at').all() as Row[]).map((r) => ({
+    return (this.prepare('SELECT * FROM workers ORDER BY started_at').all() as Row[]).map((r) => ({
       id: String(r.id),
       host: String(r.host),
       pid: Number(r.pid),
@@ -425,7 +434,7 @@ export class SqliteStore implements Store {
   }
 
   async listRunning(): Promise<StaleClaim[]> {
-    const rows = this.db.prepare("SELECT * FROM tasks WHERE state = 'running' ORDER BY id").all() as Row[];
+    const rows = this.prepare("SELECT * FROM tasks WHERE state = 'running' ORDER BY id").all() as Row[];
     return rows.map((r) => ({
       task: toTask(r, this.depIds(Number(r.id))),
       attemptId: String(r.lease_token),
@@ -444,7 +453,7 @@ export class SqliteStore implements Store {
   }
 
   async listPauses(now: number): Promise<AgentPause[]> {
-    return (this.db.prepare('SELECT * FROM agent_pauses WHERE until > ? ORDER BY agent').all(now) as Row[]).map((r) => ({
+    return (this.prepare('SELECT * FROM agent_pauses WHERE until > ? ORDER BY agent').all(now) as Row[]).map((r) => ({
       agent: String(r.agent),
       until: Number(r.until),
       reason: String(r.reason),
@@ -460,19 +469,19 @@ export class SqliteStore implements Store {
   async listTasks(filter: TaskFilter = {}): Promise<Task[]> {
     const rows = (
       filter.state
-        ? this.db.prepare('SELECT * FROM tasks WHERE state = ? ORDER BY id LIMIT ?').all(filter.state, filter.limit ?? -1)
-        : this.db.prepare('SELECT * FROM tasks ORDER BY id LIMIT ?').all(filter.limit ?? -1)
+        ? this.prepare('SELECT * FROM tasks WHERE state = ? ORDER BY id LIMIT ?').all(filter.state, filter.limit ?? -1)
+        : this.prepare('SELECT * FROM tasks ORDER BY id LIMIT ?').all(filter.limit ?? -1)
     ) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (this.db.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
+    return (this.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    for (const r of this.db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state').all() as Row[]) {
+    for (const r of this.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state').all() as Row[]) {
       counts[r.state as TaskState] = Number(r.n);
     }
     return counts;
@@ -489,19 +498,19 @@ export class SqliteStore implements Store {
   }
 
   async setResultPath(taskId: number, p: string): Promise<void> {
-    this.db.prepare('UPDATE tasks SET result_path = ? WHERE id = ?').run(p, taskId);
+    this.prepare('UPDATE tasks SET result_path = ? WHERE id = ?').run(p, taskId);
   }
 
   async cancel(taskId: number, now: number): Promise<Task> {
     this.tx(() => {
-      const t = this.db.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued') {
         this.db
           .prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?")
           .run(now, taskId);
       } else if (t.state === 'running') {
-        this.db.prepare('UPDATE tasks SET cancel_requested = 1 WHERE id = ?').run(taskId);
+        this.prepare('UPDATE tasks SET cancel_requested = 1 WHERE id = ?').run(taskId);
       }
     });
     return this.taskById(taskId)!;
@@ -509,7 +518,7 @@ export class SqliteStore implements Store {
 
   async retry(taskId: number, now: number): Promise<Task> {
     this.tx(() => {
-      const t = this.db.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       const state = t.state as TaskState;
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return;
