@@ -124,6 +124,7 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     live.delete(claim.attempt.id);
     redraw();
   });
+  events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
   events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
   events.on('task.recovered', (t, pids) =>

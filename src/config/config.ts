@@ -35,6 +35,8 @@ const agentSchema = z
     models: z.partialRecord(z.enum(PRIORITIES), z.string()).default({}),
     /** How long to pause the agent after a rate limit with no known reset time. */
     rate_limit_backoff: duration('60s'),
+    /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
+    concurrency: z.number().int().min(1).optional(),
   })
   .loose();
 
@@ -47,7 +49,15 @@ const configSchema = z
     /** Per-attempt timeout when a task sets none. */
     default_timeout: duration('30m'),
     /** Retries when a task sets none. */
-    default_retries: z.number().int().min(0).default(0),
+    default_retries: z.number().int().min(0).default(2),
+    /** Running tasks per `concurrency_group` at once. */
+    group_concurrency: z.number().int().min(1).default(1),
+    /** Queued + running tasks past which intake leaves new files in the inbox; none by default. */
+    max_queue_depth: z.number().int().min(1).optional(),
+    /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
+    workspace: z.enum(['inplace', 'worktree']).optional(),
+    /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
+    merge: z.enum(['manual', 'auto']).default('manual'),
     /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
     retry_backoff: duration('30s'),
     retry_backoff_max: duration('10m'),
@@ -146,7 +156,11 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 
 # Per-attempt timeout and retries for tasks that set none.
 # default_timeout: 30m
-# default_retries: 0
+# default_retries: 2
+# group_concurrency: 1    # running tasks per concurrency_group
+# max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
+# workspace: worktree     # default: worktree in a git repository, else inplace
+# merge: manual           # or auto: merge a worktree task's branch back after success
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m
 
@@ -163,6 +177,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     permission_mode: bypassPermissions
 #     models: { critical: opus, high: sonnet, default: sonnet, low: sonnet }
 #     rate_limit_backoff: 60s            # pause after a rate limit with no known reset time
+#     concurrency: 2                     # at most this many claude tasks at once
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
 `;

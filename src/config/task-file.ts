@@ -22,6 +22,12 @@ export const KNOWN_FIELDS = [
   'tags',
   'dedup_key',
   'command',
+  'retry_backoff',
+  'retry_on_timeout',
+  'concurrency_group',
+  'run_at',
+  'workspace',
+  'merge',
 ] as const;
 
 /** A task name: the file name without `.md`. Letters, digits, `.`, `_`, `-`. */
@@ -47,6 +53,12 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     timeoutMs: 0,
     maxCostUsd: null,
     retries: 0,
+    retryBackoffMs: null,
+    retryOnTimeout: false,
+    concurrencyGroup: null,
+    runAt: null,
+    workspace: null,
+    merge: null,
     tags: [],
     dedupKey: null,
     command: null,
@@ -149,6 +161,26 @@ export function parseTaskFile(
   const dedup = fm.dedup_key;
   if (dedup !== undefined && dedup !== null && typeof dedup !== 'string' && typeof dedup !== 'number') fail('dedup_key', dedup, 'a string');
 
+  let retryBackoffMs: number | null = null;
+  if (fm.retry_backoff !== undefined && fm.retry_backoff !== null) {
+    retryBackoffMs = parseDuration(fm.retry_backoff);
+    if (retryBackoffMs === null) fail('retry_backoff', fm.retry_backoff, 'a duration such as 30s or 5m');
+  }
+  const retryOnTimeout = fm.retry_on_timeout ?? false;
+  if (typeof retryOnTimeout !== 'boolean') fail('retry_on_timeout', retryOnTimeout, 'true or false');
+
+  let runAt: number | null = null;
+  if (fm.run_at !== undefined && fm.run_at !== null) {
+    // YAML reads an unquoted ISO timestamp as a Date.
+    const v = fm.run_at;
+    runAt = v instanceof Date ? v.getTime() : typeof v === 'string' && /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : Number.NaN;
+    if (!Number.isFinite(runAt)) fail('run_at', v instanceof Date ? String(v) : v, 'an ISO 8601 time such as 2026-12-01T09:00:00Z');
+  }
+  const workspace = fm.workspace ?? null;
+  if (workspace !== null && workspace !== 'inplace' && workspace !== 'worktree') fail('workspace', workspace, 'inplace or worktree');
+  const merge = fm.merge ?? null;
+  if (merge !== null && merge !== 'manual' && merge !== 'auto') fail('merge', merge, 'manual or auto');
+
   const title = optString(fm, 'title') ?? name;
   const agent = optString(fm, 'agent') ?? 'claude';
   if (!(KNOWN_AGENTS as readonly string[]).includes(agent)) fail('agent', agent, `a known agent (${KNOWN_AGENTS.join(', ')})`);
@@ -169,6 +201,12 @@ export function parseTaskFile(
     timeoutMs,
     maxCostUsd,
     retries,
+    retryBackoffMs,
+    retryOnTimeout,
+    concurrencyGroup: optString(fm, 'concurrency_group'),
+    runAt,
+    workspace,
+    merge,
     tags: stringList(fm, 'tags'),
     dedupKey: dedup === undefined || dedup === null ? null : String(dedup),
     command,

@@ -12,10 +12,10 @@ export function priorityRank(p: Priority): number {
   return PRIORITIES.indexOf(p);
 }
 
-/** Every state a task can be in. The last five are terminal. */
-export const TASK_STATES = ['queued', 'running', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid'] as const;
+/** Every state a task can be in. All but `queued` and `running` are terminal. */
+export const TASK_STATES = ['queued', 'running', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
-export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid'];
+export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'];
 export function isTerminal(s: TaskState): boolean {
   return TERMINAL_STATES.includes(s);
 }
@@ -45,6 +45,18 @@ export interface TaskSpec {
   maxCostUsd: number | null;
   /** Extra attempts after the first failure. */
   retries: number;
+  /** Base of the exponential retry backoff, ms; null: config `retry_backoff`. */
+  retryBackoffMs: number | null;
+  /** Whether a timed-out attempt may be retried (default: a timeout is final). */
+  retryOnTimeout: boolean;
+  /** Tasks of one group run at most `group_concurrency` at a time; null: no group. */
+  concurrencyGroup: string | null;
+  /** Earliest start, epoch ms (`run_at`); null: at once. */
+  runAt: number | null;
+  /** Where the agent runs; null: the project's default (worktree in a git repository). */
+  workspace: 'inplace' | 'worktree' | null;
+  /** What happens to a worktree branch after success; null: config `merge`. */
+  merge: 'manual' | 'auto' | null;
   tags: string[];
   dedupKey: string | null;
   /** For `agent: command`. */
@@ -93,6 +105,9 @@ export interface Task extends TaskSpec {
   failedReason: string | null;
   /** Path of the done/failed file once written, else null. */
   resultPath: string | null;
+  /** Worktree branch of the last attempt, and the commits the task made on it. */
+  branch: string | null;
+  commits: Array<{ hash: string; subject: string }>;
 }
 
 /** What one attempt ended as. */

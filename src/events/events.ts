@@ -17,6 +17,8 @@ export interface DispatcherEventMap {
   'task.requeued': [task: Task, reason: string];
   /** A task reached a terminal state; `resultPath` is set once its file is written. */
   'task.finished': [task: Task];
+  /** Inbox files left waiting in the inbox (e.g. the queue is full); emitted when the set changes. */
+  'intake.deferred': [files: string[], reason: string];
   /** An agent was paused after a rate limit. */
   'agent.paused': [pause: AgentPause];
   /** A running task of a dead dispatcher was requeued. */

@@ -19,6 +19,8 @@ export interface IntakeResult {
   created: Task[];
   /** Inbox files not read yet because they are still changing. */
   unsettled: string[];
+  /** Inbox files left in the inbox because the queue is full (`max_queue_depth`). */
+  deferred: string[];
 }
 
 interface Candidate {
@@ -29,6 +31,8 @@ interface Candidate {
   name: string;
   spec: TaskSpec | null;
   invalid: string | null;
+  /** Set when another queued or running task has the same `dedup_key`. */
+  duplicate: string | null;
   depIds: number[];
   depBatchNames: string[];
 }
@@ -69,7 +73,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   try {
     names = fs.readdirSync(paths.inbox).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { created: [], unsettled: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { created: [], unsettled: [], deferred: [] };
     throw err;
   }
 
@@ -79,7 +83,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   }
 
   const unsettled: string[] = [];
-  const candidates: Candidate[] = [];
+  let candidates: Candidate[] = [];
   for (const file of names) {
     const full = path.join(paths.inbox, file);
     let stat: fs.Stats;
@@ -111,7 +115,18 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     }
     const name = file.slice(0, -3);
     const text = content.toString('utf8');
-    const c: Candidate = { file, key, size: stat.size, mtimeMs: stat.mtimeMs, name, spec: null, invalid: null, depIds: [], depBatchNames: [] };
+    const c: Candidate = {
+      file,
+      key,
+      size: stat.size,
+      mtimeMs: stat.mtimeMs,
+      name,
+      spec: null,
+      invalid: null,
+      duplicate: null,
+      depIds: [],
+      depBatchNames: [],
+    };
     try {
       c.spec = parseTaskFile(name, text, config, 'inbox');
     } catch (err) {
@@ -121,6 +136,9 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     }
     candidates.push(c);
   }
+
+  const deferred = config.max_queue_depth === undefined ? [] : await deferPastQueueDepth(candidates, store, config.max_queue_depth);
+  if (deferred.length) candidates = candidates.filter((c) => !deferred.includes(c));
 
   // Resolve depends_on: first within this batch, then the newest stored task of that name.
   const byName = new Map(candidates.map((c) => [c.name, c]));
@@ -145,6 +163,17 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     if (c) c.invalid = `depends_on: dependency cycle ${cycle.join(' → ')}`;
   }
 
+  // dedup_key: a second task with the key of a queued or running one is not created.
+  const keysInBatch = new Map<string, string>();
+  for (const c of candidates) {
+    const key = c.spec?.dedupKey;
+    if (c.invalid || !key) continue;
+    const active = await store.findActiveByDedupKey(key);
+    const first = active ? `task ${active.id} "${active.name}" is already ${active.state}` : keysInBatch.has(key) ? `task "${keysInBatch.get(key)}" taken in with it comes first` : null;
+    if (first) c.duplicate = `dedup_key: ${JSON.stringify(key)}: ${first}`;
+    else keysInBatch.set(key, c.name);
+  }
+
   // Order the batch so that every in-batch dependency is created before its dependents.
   const ordered: Candidate[] = [];
   const placed = new Set<string>();
@@ -160,7 +189,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     spec: c.spec!,
     dependsOnIds: c.invalid ? [] : c.depIds,
     dependsOnBatch: c.invalid ? [] : c.depBatchNames.map((n) => index.get(n)!),
-    ...(c.invalid ? { invalidReason: c.invalid } : {}),
+    ...(c.invalid ? { invalidReason: c.invalid } : c.duplicate ? { invalidReason: c.duplicate, terminalState: 'duplicate' as const } : {}),
     intakeKey: c.key,
   }));
   const created = batch.length ? await store.enqueue(batch, now) : [];
@@ -177,5 +206,31 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     }
     await store.markIntakeRemoved(c.key);
   }
-  return { created, unsettled };
+  return { created, unsettled, deferred: deferred.map((c) => c.file) };
+}
+
+/**
+ * Backpressure: with `max_queue_depth` set, takes in only as many valid tasks as fit beside
+ * the queued and running ones (a task whose in-batch dependency does not fit waits with
+ * it); the rest stay in the inbox until there is room. Invalid files are always taken in.
+ */
+async function deferPastQueueDepth(candidates: Candidate[], store: Store, maxDepth: number): Promise<Candidate[]> {
+  const counts = await store.countByState();
+  let room = maxDepth - counts.queued - counts.running;
+  const valid = candidates.filter((c) => !c.invalid);
+  if (valid.length <= room) return [];
+  const names = new Set(valid.map((c) => c.name));
+  const taken = new Set<string>();
+  for (let progress = true; progress && room > 0; ) {
+    progress = false;
+    for (const c of valid) {
+      if (room <= 0 || taken.has(c.name)) continue;
+      if (c.spec!.dependsOn.every((d) => !names.has(d) || taken.has(d))) {
+        taken.add(c.name);
+        room--;
+        progress = true;
+      }
+    }
+  }
+  return valid.filter((c) => !taken.has(c.name));
 }

@@ -33,6 +33,8 @@ export function resultFields(task: Task): Record<string, unknown> {
     attempts: task.claims,
     started_at: iso(task.startedAt),
     finished_at: iso(task.finishedAt),
+    branch: task.branch,
+    commits: task.commits.length ? task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`) : null,
     depends_on: task.dependsOn.length ? task.dependsOn : null,
     tags: task.tags.length ? task.tags : null,
     ...task.extra,

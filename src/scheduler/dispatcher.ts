@@ -10,7 +10,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import type { AgentRunner, RunOutcome } from '../agents/runner.ts';
 import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } from '../config/config.ts';
-import type { Claim, Task } from '../core/types.ts';
+import type { Attempt, Claim, Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
@@ -48,6 +48,25 @@ export function routeModel(task: Task, config: Config): string | null {
   return task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null;
 }
 
+/** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
+const FAILURE_EXCERPT = 400;
+
+/**
+ * The prompt of a retry: the task's prompt, then a short account of the earlier attempts
+ * that failed or timed out, so the agent does not repeat them (as claudomator does).
+ * Interrupted and rate-limited attempts are not the agent's failures and are left out.
+ */
+export function withFailureSummary(prompt: string, attempts: Attempt[]): string {
+  const failed = attempts.filter((a) => a.outcome === 'failed' || a.outcome === 'timed_out');
+  if (failed.length === 0) return prompt;
+  const lines = failed.map((a) => {
+    const reason = (a.reason ?? 'no reason recorded').replace(/\s+/g, ' ').trim();
+    const excerpt = reason.length > FAILURE_EXCERPT ? `${reason.slice(0, FAILURE_EXCERPT)}…` : reason;
+    return `- attempt ${a.number} ${a.outcome === 'timed_out' ? 'timed out' : 'failed'}${a.exitCode === null ? '' : ` (exit code ${a.exitCode})`}: ${excerpt}`;
+  });
+  return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n`;
+}
+
 export class Dispatcher {
   readonly events: DispatcherEvents;
   readonly workerId: string;
@@ -58,11 +77,18 @@ export class Dispatcher {
   private stopping = false;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
+  /** Per-agent running limits from config (`agents.<name>.concurrency`). */
+  private readonly agentLimits: Record<string, number>;
+  /** Inbox files last reported as waiting for room in the queue. */
+  private deferredReported = '';
 
   constructor(options: DispatcherOptions) {
     this.o = { env: process.env, now: Date.now, ...options };
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.agentLimits = Object.fromEntries(
+      Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
+    );
   }
 
   get runningCount(): number {
@@ -121,11 +147,16 @@ export class Dispatcher {
     const now = this.o.now();
     await this.o.store.workerHeartbeat(this.workerId, now);
     if (!this.stopping) {
-      const { created } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+      const { created, deferred } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
       for (const t of created) {
         this.touched.add(t.id);
         this.events.emit('task.created', t);
       }
+      const key = deferred.join('\n');
+      if (key !== this.deferredReported && deferred.length) {
+        this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);
+      }
+      this.deferredReported = key;
     }
     for (const r of this.running.values()) {
       const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
@@ -157,6 +188,8 @@ export class Dispatcher {
               leaseMs: this.o.config.lease,
               concurrency: this.o.config.concurrency,
               agents: [...this.o.runners.keys()],
+              groupConcurrency: this.o.config.group_concurrency,
+              agentConcurrency: this.agentLimits,
             });
             if (!claim) break;
             this.launch(claim);
@@ -196,7 +229,7 @@ export class Dispatcher {
     const outcome = await runner.run({
       task,
       attemptId: attempt.id,
-      prompt: task.prompt,
+      prompt: task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt,
       model,
       cwd: this.o.paths.root,
       env: { ...this.o.env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
@@ -230,8 +263,7 @@ export class Dispatcher {
         break;
       case 'failed':
         if (outcome.retryable && task.attempts <= task.retries) {
-          const delay = backoffMs(task.attempts, this.o.config.retry_backoff, this.o.config.retry_backoff_max);
-          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + delay });
+          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
         } else {
           finished = await store.finish(attempt.id, { ...base, state: 'failed', attemptOutcome: 'failed', reason: outcome.reason });
         }
@@ -248,6 +280,10 @@ export class Dispatcher {
         break;
       }
       case 'timed_out':
+        if (task.retryOnTimeout && task.attempts <= task.retries) {
+          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'timed_out', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
+          break;
+        }
         finished = await store.finish(attempt.id, { ...base, state: 'timed_out', attemptOutcome: 'timed_out', reason: outcome.reason });
         break;
       case 'cancelled':
@@ -263,6 +299,11 @@ export class Dispatcher {
       await this.report(finished);
       if (finished.state !== 'completed') await this.settleDependents();
     }
+  }
+
+  /** Backoff before the next attempt: the task's `retry_backoff` (else config), doubled per attempt, with jitter. */
+  private retryDelay(task: Task): number {
+    return backoffMs(task.attempts, task.retryBackoffMs ?? this.o.config.retry_backoff, this.o.config.retry_backoff_max);
   }
 
   /** Fails queued tasks whose dependency ended without completing, and reports them. */

@@ -13,8 +13,10 @@ export interface NewTask {
   dependsOnIds: number[];
   /** Dependencies inside the same `enqueue` call, as indexes of earlier entries. */
   dependsOnBatch?: number[];
-  /** Set for a task that is invalid from the start; the reason names the field. */
+  /** Set for a task that ends at intake; the reason names the field (or the first task). */
   invalidReason?: string;
+  /** The terminal state of such a task: `invalid` (default) or `duplicate`. */
+  terminalState?: 'invalid' | 'duplicate';
   /** Intake key (file name + content hash) recorded in the same transaction. */
   intakeKey?: string;
 }
@@ -27,6 +29,10 @@ export interface ClaimOptions {
   concurrency: number;
   /** Only claim tasks for these agents (the runners this dispatcher has). */
   agents: string[];
+  /** Running tasks allowed per `concurrency_group`. Default 1. */
+  groupConcurrency?: number;
+  /** Running tasks allowed per agent; agents not listed have no limit of their own. */
+  agentConcurrency?: Record<string, number>;
 }
 
 /** A terminal outcome written by `finish`. */
@@ -84,13 +90,18 @@ export interface Store {
   markIntakeRemoved(key: string): Promise<void>;
   /** Intake keys whose inbox file was recorded but not yet marked removed. */
   listPendingIntake(): Promise<string[]>;
+  /** The oldest queued or running task with this `dedup_key`, if any. */
+  findActiveByDedupKey(key: string): Promise<Task | null>;
+  /** Records the worktree branch and the commits a task made on it. */
+  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
   /** The newest task with that name, if any. */
   findByName(name: string): Promise<Task | null>;
 
   /**
    * Claims the next ready task in one transaction: queued, `runAfter` passed, agent not
-   * paused, every dependency completed, fewer than `concurrency` running; highest priority
-   * first, then arrival. Opens an attempt, counts it, sets the lease. Null if none.
+   * paused, every dependency completed, fewer than `concurrency` running (and fewer than
+   * `groupConcurrency` of its group, fewer than its agent's limit); highest priority first,
+   * then arrival. Opens an attempt, counts it, sets the lease. Null if none.
    */
   claim(options: ClaimOptions): Promise<Claim | null>;
   /**

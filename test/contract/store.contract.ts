@@ -179,6 +179,45 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.close();
     });
 
+    it('holds per-group and per-agent concurrency limits', async () => {
+      const { store } = await factory.open();
+      await store.enqueue(
+        [
+          newTask('g1', { concurrencyGroup: 'api' }),
+          newTask('g2', { concurrencyGroup: 'api' }),
+          newTask('c1', { agent: 'claude' }),
+          newTask('c2', { agent: 'claude' }),
+          newTask('free'),
+        ],
+        T0,
+      );
+      const opts = claimOpts(T0, { groupConcurrency: 1, agentConcurrency: { claude: 1 } });
+      const names: string[] = [];
+      for (let c = await store.claim(opts); c; c = await store.claim(opts)) names.push(c.task.name);
+      assert.deepEqual(names, ['g1', 'c1', 'free']);
+      const more = await store.claim(claimOpts(T0, { groupConcurrency: 2, agentConcurrency: { claude: 2 } }));
+      assert.equal(more?.task.name, 'g2');
+      await store.close();
+    });
+
+    it('delays a task with runAt, finds active tasks by dedup key, and keeps duplicate tasks terminal', async () => {
+      const { store } = await factory.open();
+      const [later, keyed] = await store.enqueue([newTask('later', { runAt: T0 + 60_000 }), newTask('keyed', { dedupKey: 'k' })], T0);
+      assert.equal(later?.runAfter, T0 + 60_000);
+      assert.equal((await store.findActiveByDedupKey('k'))?.id, keyed!.id);
+      assert.equal(await store.findActiveByDedupKey('other'), null);
+      const [dup] = await store.enqueue([{ ...newTask('dup', { dedupKey: 'k' }), invalidReason: 'dup of keyed', terminalState: 'duplicate' }], T0);
+      assert.equal(dup?.state, 'duplicate');
+      assert.equal((await store.claim(claimOpts()))?.task.name, 'keyed');
+      assert.equal(await store.claim(claimOpts()), null, 'later waits for its run_at');
+      assert.equal((await store.claim(claimOpts(T0 + 60_000)))?.task.name, 'later');
+      await store.setWorkspaceResult(keyed!.id, 'agentq/keyed', [{ hash: 'abc', subject: 's' }]);
+      const t = await store.getTask(keyed!.id);
+      assert.equal(t?.branch, 'agentq/keyed');
+      assert.deepEqual(t?.commits, [{ hash: 'abc', subject: 's' }]);
+      await store.close();
+    });
+
     it('never hands one task to two handles claiming at once', async () => {
       const { store, openSecond } = await factory.open();
       const other = await openSecond();

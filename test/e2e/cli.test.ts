@@ -54,6 +54,30 @@ describe('agentq CLI', () => {
     assert.match(String(bad.fm.failed_reason), /^retries: "many"/);
   });
 
+  it('retries a failed attempt with backoff, telling the agent what failed before; a timeout is final unless retry_on_timeout', async () => {
+    const paths = makeProject({ kill_grace: '200ms' });
+    const counter = path.join(paths.root, 'tries');
+    const prompts = path.join(paths.root, 'prompts.txt');
+    // Fails on the first try (exit 7 with a message), succeeds on the second; records each prompt.
+    const flaky = `cat >> ${prompts}; echo >> ${counter}; if [ $(wc -l < ${counter}) -lt 2 ]; then echo "disk full" >&2; exit 7; fi; echo recovered`;
+    dropTask(paths, 'flaky', { agent: 'command', command: flaky, retries: 2, retry_backoff: '100ms' }, 'Do the flaky thing.');
+    dropTask(paths, 'slow-final', { agent: 'command', command: 'sleep 30', timeout: '1s', retries: 2 }, 'x');
+    const slowCount = path.join(paths.root, 'slow-tries');
+    dropTask(paths, 'slow-retried', { agent: 'command', command: `echo >> ${slowCount}; sleep 30`, timeout: '1s', retries: 1, retry_on_timeout: true, retry_backoff: '100ms' }, 'x');
+    const r = await agentq(['run', '--once', '--project', paths.root]);
+    assert.equal(r.code, 1);
+    const flakyResult = readResult(path.join(paths.done, 'flaky.md'));
+    assert.equal(flakyResult.body, 'recovered');
+    assert.equal(flakyResult.fm.attempts, 2);
+    const seen = fs.readFileSync(prompts, 'utf8');
+    assert.match(seen, /Do the flaky thing\.\n\n---\nNote from agent-queue: this task was tried before and did not succeed\.\n- attempt 1 failed \(exit code 7\): command exited with code 7: disk full\n/);
+    assert.equal(readResult(path.join(paths.failed, 'slow-final.md')).fm.attempts, 1, 'a timeout is final by default');
+    const retried = readResult(path.join(paths.failed, 'slow-retried.md'));
+    assert.equal(retried.fm.status, 'timed_out');
+    assert.equal(retried.fm.attempts, 2);
+    assert.equal(fs.readFileSync(slowCount, 'utf8'), '\n\n');
+  });
+
   it('never overwrites a result file: a second task of the same name gets its id in the name', async () => {
     const paths = makeProject();
     dropTask(paths, 'same', { agent: 'command', command: 'echo one' }, 'x');
@@ -150,7 +174,7 @@ describe('agentq CLI', () => {
     const cancelled = await agentq(['cancel', 'mine', ...p]);
     assert.match(cancelled.stdout, /^cancelled #\d+ mine/);
     const status = JSON.parse((await agentq(['status', '--json', ...p])).stdout) as { counts: Record<string, number> };
-    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, cancelled: 1, invalid: 0 });
+    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, cancelled: 1, invalid: 0, duplicate: 0 });
     const mineId = JSON.parse((await agentq(['show', 'mine', '--json', ...p])).stdout).id as number;
     assert.deepEqual(listDir(paths.failed), ['later.md', `mine.${mineId}.md`, 'mine.md'], 'the retried outcome is a new file');
     assert.equal(readResult(path.join(paths.failed, `mine.${mineId}.md`)).fm.status, 'cancelled');

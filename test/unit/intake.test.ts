@@ -92,4 +92,42 @@ describe('inbox intake', () => {
     assert.equal(by.get('cyc-b')?.state, 'invalid');
     assert.deepEqual(listDir(paths.inbox), []);
   });
+
+  it('refuses a second task with the dedup_key of a queued one, naming the first', async () => {
+    const { paths, store } = setup();
+    dropTask(paths, 'sync-1', { dedup_key: 'nightly-sync' }, 'x');
+    const [first] = (await takeInInbox(paths, store, config)).created;
+    dropTask(paths, 'sync-2', { dedup_key: 'nightly-sync' }, 'x');
+    dropTask(paths, 'sync-3', { dedup_key: 'other' }, 'x');
+    dropTask(paths, 'sync-4', { dedup_key: 'other' }, 'x');
+    const { created } = await takeInInbox(paths, store, config);
+    const by = new Map(created.map((t) => [t.name, t]));
+    assert.equal(by.get('sync-2')?.state, 'duplicate');
+    assert.equal(by.get('sync-2')?.failedReason, `dedup_key: "nightly-sync": task ${first!.id} "sync-1" is already queued`);
+    assert.equal(by.get('sync-3')?.state, 'queued');
+    assert.match(by.get('sync-4')!.failedReason!, /task "sync-3" taken in with it comes first/);
+    // Once the first one has ended, the key is free again.
+    await store.cancel(first!.id, Date.now());
+    dropTask(paths, 'sync-5', { dedup_key: 'nightly-sync' }, 'x');
+    assert.equal((await takeInInbox(paths, store, config)).created[0]?.state, 'queued');
+  });
+
+  it('leaves files in the inbox past max_queue_depth, dependencies together', async () => {
+    const { paths, store } = setup();
+    const limited = parseConfig({ max_queue_depth: 3 });
+    dropTask(paths, 'a', null, 'x');
+    await takeInInbox(paths, store, limited);
+    dropTask(paths, 'b', { depends_on: ['z'] }, 'x');
+    dropTask(paths, 'c', null, 'x');
+    dropTask(paths, 'd', null, 'x');
+    dropTask(paths, 'z', null, 'x');
+    dropTask(paths, 'bad', { priority: 'nope' }, 'x');
+    const r = await takeInInbox(paths, store, limited);
+    assert.deepEqual(r.created.map((t) => t.name).sort(), ['bad', 'c', 'd']);
+    assert.deepEqual(r.deferred, ['b.md', 'z.md']);
+    assert.deepEqual(listDir(paths.inbox), ['b.md', 'z.md']);
+    for (const t of await store.listTasks({ state: 'queued' })) await store.cancel(t.id, Date.now());
+    const later = await takeInInbox(paths, store, limited);
+    assert.deepEqual(later.created.map((t) => t.name), ['z', 'b']);
+  });
 });

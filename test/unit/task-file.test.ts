@@ -28,7 +28,8 @@ describe('task files', () => {
   it('reads every field and keeps unknown ones', () => {
     const s = parseTaskFile(
       'b',
-      '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n---\nDo it.\n',
+      '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
+        'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -43,6 +44,12 @@ describe('task files', () => {
         timeoutMs: 90_000,
         maxCostUsd: 1.5,
         retries: 2,
+        retryBackoffMs: 5000,
+        retryOnTimeout: true,
+        concurrencyGroup: 'api',
+        runAt: Date.parse('2026-12-01T09:00:00Z'),
+        workspace: 'worktree',
+        merge: 'auto',
         tags: ['x', 'y'],
         dedupKey: 'k1',
         command: ['echo', 'hi'],
@@ -62,6 +69,9 @@ describe('task files', () => {
     ['tags not a list', '---\ntags: {a: 1}\n---\nx', /^tags: .* is not a list of strings$/],
     ['unknown agent', '---\nagent: robot\n---\nx', /^agent: "robot" is not a known agent/],
     ['self dependency', '---\ndepends_on: [job]\n---\nx', /^depends_on: "job"/],
+    ['bad run_at', '---\nrun_at: tomorrow\n---\nx', /^run_at: "tomorrow" is not an ISO 8601 time/],
+    ['bad workspace', '---\nworkspace: docker\n---\nx', /^workspace: "docker" is not inplace or worktree$/],
+    ['bad retry_on_timeout', '---\nretry_on_timeout: sometimes\n---\nx', /^retry_on_timeout: "sometimes" is not true or false$/],
     ['frontmatter not a mapping', '---\n- a\n- b\n---\nx', /^frontmatter: .* is not a mapping/],
   ];
   for (const [label, text, reason] of cases) {

@@ -63,6 +63,12 @@ function toTask(row: Row, depIds: number[]): Task {
     timeoutMs: Number(row.timeout_ms),
     maxCostUsd: num(row.max_cost_usd),
     retries: Number(row.retries),
+    retryBackoffMs: num(row.retry_backoff_ms),
+    retryOnTimeout: Number(row.retry_on_timeout) === 1,
+    concurrencyGroup: str(row.concurrency_group),
+    runAt: null,
+    workspace: str(row.workspace) as Task['workspace'],
+    merge: str(row.merge) as Task['merge'],
     tags: JSON.parse(String(row.tags)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
@@ -82,6 +88,8 @@ function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    branch: str(row.branch),
+    commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
   };
 }
 
@@ -173,17 +181,19 @@ export class SqliteStore implements Store {
     const insert = this.prepare(`
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
-        created_at, finished_at, failed_reason)
+        created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
+        workspace, merge)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
-        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @now, @now,
-        @finishedAt, @failedReason)`);
+        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
+        @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
+        @workspace, @merge)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
     const ids = this.tx(() => {
       const created: number[] = [];
-      for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, intakeKey } of tasks) {
+      for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, terminalState, intakeKey } of tasks) {
         const invalid = invalidReason !== undefined;
         const id = Number(
           insert.run({
@@ -203,8 +213,14 @@ export class SqliteStore implements Store {
             extra: JSON.stringify(spec.extra),
             prompt: spec.prompt,
             source: spec.source,
-            state: invalid ? 'invalid' : 'queued',
+            state: invalid ? (terminalState ?? 'invalid') : 'queued',
             now,
+            runAfter: Math.max(now, spec.runAt ?? now),
+            retryBackoffMs: spec.retryBackoffMs,
+            retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
+            concurrencyGroup: spec.concurrencyGroup,
+            workspace: spec.workspace,
+            merge: spec.merge,
             finishedAt: invalid ? now : null,
             failedReason: invalid ? invalidReason : null,
           }).lastInsertRowid,
@@ -226,6 +242,17 @@ export class SqliteStore implements Store {
 
   async markIntakeRemoved(key: string): Promise<void> {
     this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
+  }
+
+  async findActiveByDedupKey(key: string): Promise<Task | null> {
+    const row = this.prepare(
+      "SELECT id FROM tasks WHERE dedup_key = ? AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
+    ).get(key) as Row | undefined;
+    return row ? this.taskById(Number(row.id)) : null;
+  }
+
+  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
+    this.prepare('UPDATE tasks SET branch = ?, commits = ? WHERE id = ?').run(branch, JSON.stringify(commits), taskId);
   }
 
   async listPendingIntake(): Promise<string[]> {
@@ -250,6 +277,10 @@ export class SqliteStore implements Store {
           AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                           WHERE d.task_id = t.id AND dt.state <> 'completed')
           AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < ?
+          AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
+               WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < ?)
+          AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
+              < COALESCE((SELECT value FROM json_each(?) WHERE key = t.agent), 1e18)
         ORDER BY t.priority_rank, t.id
         LIMIT 1)
       RETURNING *`);
@@ -267,6 +298,8 @@ export class SqliteStore implements Store {
         ...o.agents,
         o.now,
         o.concurrency,
+        o.groupConcurrency ?? 1,
+        JSON.stringify(o.agentConcurrency ?? {}),
       ) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
