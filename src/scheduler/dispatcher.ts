@@ -8,14 +8,15 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
-import type { AgentRunner, RunOutcome } from '../agents/runner.ts';
+import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.ts';
 import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } from '../config/config.ts';
 import type { Attempt, Claim, Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { writeResultFile } from '../results/result-file.ts';
-import type { Store } from '../store/store.ts';
+import type { FinishOutcome, Store } from '../store/store.ts';
+import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 
 export interface DispatcherOptions {
@@ -81,6 +82,8 @@ export class Dispatcher {
   private readonly agentLimits: Record<string, number>;
   /** Inbox files last reported as waiting for room in the queue. */
   private deferredReported = '';
+  /** The project's default workspace mode, found once. */
+  private defaultMode: Promise<WorkspaceMode> | null = null;
 
   constructor(options: DispatcherOptions) {
     this.o = { env: process.env, now: Date.now, ...options };
@@ -100,7 +103,17 @@ export class Dispatcher {
     const now = this.o.now();
     await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
     await this.recover();
+    if ((await this.workspaceMode()) === 'worktree' || fs.existsSync(path.join(this.o.paths.dir, 'worktrees'))) {
+      // Worktrees of tasks that will not run again (a crash left them): commit leftovers, keep the branch.
+      await pruneWorktrees(this.o.paths.root, {
+        keepTask: async (id) => {
+          const t = await this.o.store.getTask(id);
+          return t !== null && (t.state === 'queued' || t.state === 'running');
+        },
+      }).catch((err: unknown) => this.events.emit('error', err as Error));
+    }
   }
+
 
   /**
    * Requeues running tasks whose dispatcher is gone (its process is dead on this host, or
@@ -218,6 +231,14 @@ export class Dispatcher {
       });
   }
 
+  /** The workspace mode of a task: its own (`chosen`), else config, else worktree in a git repository. */
+  private async workspaceMode(chosenByTask: Task['workspace'] = null): Promise<WorkspaceMode> {
+    const chosen = chosenByTask ?? this.o.config.workspace;
+    if (chosen) return chosen;
+    this.defaultMode ??= defaultWorkspaceMode(this.o.paths.root);
+    return this.defaultMode;
+  }
+
   private async runAttempt(claim: Claim, signal: AbortSignal): Promise<void> {
     const { task, attempt } = claim;
     const runner = this.o.runners.get(task.agent)!;
@@ -226,12 +247,22 @@ export class Dispatcher {
     fs.mkdirSync(logDir, { recursive: true });
     const stdoutLog = path.join(logDir, `${attempt.number}.stdout.log`);
     this.events.emit('task.started', claim, model);
+    let workspace: Workspace;
+    try {
+      workspace = await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode: await this.workspaceMode(task.workspace) });
+    } catch (err) {
+      const reason = `workspace: ${(err as Error).message}`;
+      const outcome: RunOutcome = { kind: 'failed', reason, retryable: false, stats: emptyStats(), exitCode: null };
+      this.events.emit('attempt.outcome', claim, outcome);
+      await this.settle(claim, outcome, null, stdoutLog, null);
+      return;
+    }
     const outcome = await runner.run({
       task,
       attemptId: attempt.id,
       prompt: task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt,
       model,
-      cwd: this.o.paths.root,
+      cwd: workspace.cwd,
       env: { ...this.o.env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
       deadline: attempt.startedAt + task.timeoutMs,
       stdoutLog,
@@ -245,11 +276,16 @@ export class Dispatcher {
       },
     });
     this.events.emit('attempt.outcome', claim, outcome);
-    await this.settle(claim, outcome, signal.aborted ? (signal.reason as StopReason) : null, stdoutLog);
+    await this.settle(claim, outcome, signal.aborted ? (signal.reason as StopReason) : null, stdoutLog, workspace);
   }
 
-  /** Turns a runner outcome into the task's next state. */
-  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string): Promise<void> {
+  /**
+   * Turns a runner outcome into the task's next state. A task that ends closes its
+   * worktree first (commit leftovers, merge with `merge: auto`), so the result file names
+   * the branch and commits; a merge conflict fails a completed task. A requeued task keeps
+   * its worktree for the next attempt; a lost lease touches nothing.
+   */
+  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string, workspace: Workspace | null): Promise<void> {
     const { task, attempt } = claim;
     const store = this.o.store;
     const now = this.o.now();
@@ -257,19 +293,35 @@ export class Dispatcher {
     const base = { stats, exitCode: outcome.exitCode, logPath, now };
     let requeued: Task | null = null;
     let finished: Task | null = null;
+    const end = async (state: FinishOutcome['state'], reason: string | null, result: string | null = null) => {
+      let failure = reason;
+      if (workspace?.mode === 'worktree') {
+        try {
+          const closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge: task.merge ?? this.o.config.merge });
+          await store.setWorkspaceResult(task.id, closed.branch, closed.commits);
+        } catch (err) {
+          if (err instanceof MergeError) await store.setWorkspaceResult(task.id, err.result.branch, err.result.commits);
+          if (state === 'completed') failure = `${(err as Error).message}`;
+          else this.events.emit('error', err as Error);
+        }
+      }
+      const finalState = state === 'completed' && failure !== null ? 'failed' : state;
+      const attemptOutcome = finalState === 'completed' || finalState === 'timed_out' || finalState === 'cancelled' ? finalState : 'failed';
+      finished = await store.finish(attempt.id, { ...base, state: finalState, attemptOutcome, reason: failure, result: finalState === 'completed' ? result : null });
+    };
     switch (outcome.kind) {
       case 'completed':
-        finished = await store.finish(attempt.id, { ...base, state: 'completed', attemptOutcome: 'completed', result: outcome.result });
+        await end('completed', null, outcome.result);
         break;
       case 'failed':
         if (outcome.retryable && task.attempts <= task.retries) {
           requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
         } else {
-          finished = await store.finish(attempt.id, { ...base, state: 'failed', attemptOutcome: 'failed', reason: outcome.reason });
+          await end('failed', outcome.reason);
         }
         break;
       case 'auth_failed':
-        finished = await store.finish(attempt.id, { ...base, state: 'failed', attemptOutcome: 'failed', reason: outcome.reason });
+        await end('failed', outcome.reason);
         break;
       case 'rate_limited': {
         const until = outcome.resetAt ?? now + agentConfig(this.o.config, task.agent).rate_limit_backoff;
@@ -284,20 +336,21 @@ export class Dispatcher {
           requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'timed_out', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
           break;
         }
-        finished = await store.finish(attempt.id, { ...base, state: 'timed_out', attemptOutcome: 'timed_out', reason: outcome.reason });
+        await end('timed_out', outcome.reason);
         break;
       case 'cancelled':
         if (stopReason === 'shutdown') {
           requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now });
         } else if (stopReason !== 'lease_lost') {
-          finished = await store.finish(attempt.id, { ...base, state: 'cancelled', attemptOutcome: 'cancelled', reason: 'cancelled by user' });
+          await end('cancelled', 'cancelled by user');
         }
         break;
     }
     if (requeued) this.events.emit('task.requeued', requeued, outcome.kind === 'completed' ? '' : outcome.reason);
-    if (finished) {
-      await this.report(finished);
-      if (finished.state !== 'completed') await this.settleDependents();
+    const ended = finished as Task | null;
+    if (ended) {
+      await this.report(ended);
+      if (ended.state !== 'completed') await this.settleDependents();
     }
   }
 
