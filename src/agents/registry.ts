@@ -18,6 +18,7 @@ class LazyRunner implements AgentRunner {
   constructor(
     readonly name: string,
     private readonly create: () => AgentRunner,
+    readonly canResume = false,
   ) {}
   async run(request: RunRequest): Promise<RunOutcome> {
     try {
@@ -45,6 +46,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
             permissionMode: claude.permission_mode,
             graceMs: config.kill_grace,
           }),
+        true,
       ),
     ],
     ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],

@@ -12,6 +12,14 @@ export interface RunRequest {
   attemptId: string;
   /** The prompt to send (the task body, possibly with additions). */
   prompt: string;
+  /**
+   * Resume this agent session instead of starting a new one (Claude Code `--resume`), e.g.
+   * to give the agent the answer to its question; `prompt` is then the answer. Runners that
+   * cannot resume ignore it (the dispatcher then puts the question and answer in `prompt`).
+   */
+  resumeSessionId?: string | null;
+  /** Instructions added to the agent's system prompt (Claude Code `--append-system-prompt`). */
+  systemPromptAppend?: string | null;
   /** The model routing chose (alias or full id); null when the agent has no models. */
   model: string | null;
   /** Working directory of the agent process. */
@@ -58,6 +66,8 @@ export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
 export interface AgentRunner {
   /** The `agent:` name tasks use to pick this runner. */
   readonly name: string;
+  /** Whether `resumeSessionId` and `systemPromptAppend` are honoured. */
+  readonly canResume?: boolean;
   run(request: RunRequest): Promise<RunOutcome>;
 }
 

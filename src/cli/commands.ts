@@ -288,6 +288,15 @@ export async function retryCommand(g: GlobalOptions, ref: string): Promise<numbe
   });
 }
 
+export async function answerCommand(g: GlobalOptions, ref: string, text: string): Promise<number> {
+  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
+  return withProject(g, async ({ store }) => {
+    const task = await store.answer((await findTask(store, ref)).id, text, Date.now());
+    out(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`);
+    return 0;
+  });
+}
+
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store }) => {
     const now = Date.now();

@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AgentQueueError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import {
+  answerCommand,
   cancelCommand,
   initCommand,
   listCommand,
@@ -83,6 +84,12 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<id>', 'task id or name')
     .description('cancel a queued task, or stop a running one')
     .action(act(async (id: string) => cancelCommand(g(), id)));
+  program
+    .command('answer')
+    .argument('<id>', 'task id or name')
+    .argument('<text>', 'the answer')
+    .description("answer a blocked task's question; it runs again, resuming the agent's session")
+    .action(act(async (id: string, text: string) => answerCommand(g(), id, text)));
   program
     .command('retry')
     .argument('<id>', 'task id or name')

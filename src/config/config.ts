@@ -56,6 +56,11 @@ const configSchema = z
     max_queue_depth: z.number().int().min(1).optional(),
     /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
     workspace: z.enum(['inplace', 'worktree']).optional(),
+    /**
+     * Tell agents (Claude Code: `--append-system-prompt`) that they may end an attempt with a
+     * `<<question>> … <</question>>` block; the task then waits `blocked` for `agentq answer`.
+     */
+    questions: z.boolean().default(true),
     /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
     merge: z.enum(['manual', 'auto']).default('manual'),
     /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
@@ -161,6 +166,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
 # workspace: worktree     # default: worktree in a git repository, else inplace
 # merge: manual           # or auto: merge a worktree task's branch back after success
+# questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m
 

@@ -12,8 +12,8 @@ export function priorityRank(p: Priority): number {
   return PRIORITIES.indexOf(p);
 }
 
-/** Every state a task can be in. All but `queued` and `running` are terminal. */
-export const TASK_STATES = ['queued', 'running', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
+/** Every state a task can be in. All but `queued`, `running` and `blocked` (waiting for an answer) are terminal. */
+export const TASK_STATES = ['queued', 'running', 'blocked', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'];
 export function isTerminal(s: TaskState): boolean {
@@ -105,6 +105,9 @@ export interface Task extends TaskSpec {
   failedReason: string | null;
   /** Path of the done/failed file once written, else null. */
   resultPath: string | null;
+  /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
+  question: string | null;
+  answer: string | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
@@ -118,7 +121,8 @@ export type AttemptOutcome =
   | 'timed_out'
   | 'cancelled'
   | 'rate_limited'
-  | 'interrupted';
+  | 'interrupted'
+  | 'blocked';
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {

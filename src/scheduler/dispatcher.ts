@@ -49,6 +49,20 @@ export function routeModel(task: Task, config: Config): string | null {
   return task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null;
 }
 
+/** What agents are told about asking a person (Claude Code: `--append-system-prompt`). */
+export const QUESTION_INSTRUCTIONS =
+  'You run unattended under agent-queue. If you cannot go on without a decision or information ' +
+  'that only a person can give, stop and end your final message with the question in a block ' +
+  'of its own: <<question>>your question<</question>>. You will be resumed with the answer. ' +
+  'Do not ask anything you can find out or decide yourself.';
+
+/** The question in an agent's final message (`<<question>> … <</question>>`), else null. */
+export function parseQuestion(result: string): string | null {
+  const m = /<<question>>([\s\S]*?)<<\/question>>/.exec(result);
+  const q = m?.[1]?.trim();
+  return q ? q : null;
+}
+
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
 
@@ -257,10 +271,23 @@ export class Dispatcher {
       await this.settle(claim, outcome, null, stdoutLog, null);
       return;
     }
+    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
+    let resumeSessionId: string | null = null;
+    if (task.answer !== null) {
+      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
+      if (runner.canResume && task.stats.sessionId) {
+        resumeSessionId = task.stats.sessionId;
+        prompt = `The answer to your question:\n\n${task.answer}`;
+      } else {
+        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
+      }
+    }
     const outcome = await runner.run({
       task,
       attemptId: attempt.id,
-      prompt: task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt,
+      prompt,
+      resumeSessionId,
+      systemPromptAppend: this.o.config.questions ? QUESTION_INSTRUCTIONS : null,
       model,
       cwd: workspace.cwd,
       env: { ...this.o.env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
@@ -310,9 +337,17 @@ export class Dispatcher {
       finished = await store.finish(attempt.id, { ...base, state: finalState, attemptOutcome, reason: failure, result: finalState === 'completed' ? result : null });
     };
     switch (outcome.kind) {
-      case 'completed':
-        await end('completed', null, outcome.result);
+      case 'completed': {
+        const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
+        if (question === null) {
+          await end('completed', null, outcome.result);
+          break;
+        }
+        // Waits for a person; the worktree stays for the resumed session.
+        const blocked = await store.block(attempt.id, { question, stats, exitCode: outcome.exitCode, logPath, now });
+        if (blocked) this.events.emit('task.blocked', blocked);
         break;
+      }
       case 'failed':
         if (outcome.retryable && task.attempts <= task.retries) {
           requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + this.retryDelay(task) });

@@ -115,6 +115,13 @@ export interface Store {
   finish(attemptId: string, outcome: FinishOutcome): Promise<Task | null>;
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
+  /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
+  block(attemptId: string, options: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null>;
+  /**
+   * Queues a `blocked` task again with the answer to its question.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
+   */
+  answer(taskId: number, answer: string, now: number): Promise<Task>;
   /** Fails queued tasks whose dependency ended in any state but `completed`. */
   failBlockedDependents(now: number): Promise<Task[]>;
 
@@ -137,7 +144,7 @@ export interface Store {
   listUnreported(): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
   /**
-   * Cancels a task: a queued one at once (returns it `cancelled`), a running one by setting
+   * Cancels a task: a queued or blocked one at once (returns it `cancelled`), a running one by setting
    * `cancelRequested` for its dispatcher. Terminal tasks are returned unchanged.
    */
   cancel(taskId: number, now: number): Promise<Task>;

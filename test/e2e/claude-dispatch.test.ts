@@ -56,6 +56,37 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     assert.match(log, /"type":"result"/, 'raw stream-json is kept per attempt');
   });
 
+  it('a question blocks the task; agentq answer resumes the same Claude session with the answer', async () => {
+    const paths = makeProject();
+    fake.setRules([
+      {
+        match: 'paint the fence',
+        turns: [{ text: 'I can do that.\n<<question>>Which colour should the fence be?<</question>>' }, { text: 'Painted it {{model}} blue.' }],
+      },
+    ]);
+    dropTask(paths, 'fence', null, 'Please paint the fence.');
+    const first = await agentq(['run', '--once', '--project', paths.root], env);
+    assert.equal(first.code, 1, 'a blocked task has not completed');
+    assert.match(first.stderr, /blocked\s+#1 fence asks: Which colour should the fence be\?/);
+    const blocked = JSON.parse((await agentq(['list', '--state', 'blocked', '--json', '--project', paths.root], env)).stdout);
+    assert.deepEqual(blocked.map((t: { name: string; question: string }) => [t.name, t.question]), [['fence', 'Which colour should the fence be?']]);
+    const firstTurn = fake.requests.find((q) => q.hasTools && q.firstUserText?.includes('paint the fence'))!;
+    const system = JSON.stringify((firstTurn.body as { system?: unknown }).system);
+    assert.match(system, /<<question>>your question<<\/question>>/, 'the agent was told how to ask');
+
+    const answered = await agentq(['answer', 'fence', 'Blue, please.', '--project', paths.root], env);
+    assert.equal(answered.code, 0, answered.stderr);
+    const second = await agentq(['run', '--once', '--project', paths.root], env);
+    assert.equal(second.code, 0, second.stderr);
+    const { fm, body } = readResult(path.join(paths.done, 'fence.md'));
+    assert.equal(body, 'Painted it claude-sonnet-5 blue.');
+    const resumed = fake.requests.filter((q) => q.hasTools && q.sessionId === firstTurn.sessionId);
+    assert.equal(resumed.length, 2, 'the answer went to the same session');
+    assert.match(JSON.stringify(resumed[1]!.body), /Blue, please\./);
+    assert.equal(fm.session_id, firstTurn.sessionId);
+    assert.equal(fm.attempts, 2);
+  });
+
   it('fails fast on bad credentials (401), naming authentication', async () => {
     const paths = makeProject();
     fake.setRules([{ match: 'needs auth', turns: [{ error: { status: 401 }, times: 'always' }] }]);

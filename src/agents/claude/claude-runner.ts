@@ -43,7 +43,8 @@ const PERMANENT_STDERR: { re: RegExp; hint: string }[] = [
 /**
  * Runs Claude Code headless for one attempt and maps what it printed to a {@link RunOutcome}.
  *
- * Argv: `[...command, '-p', '--output-format', 'stream-json', '--verbose', '--model', model,
+ * Argv: `[...command, '-p', '--output-format', 'stream-json', '--verbose', ['--resume', id],
+ * ['--append-system-prompt', text], '--model', model,
  * '--max-budget-usd', task.maxCostUsd, '--permission-mode', mode, ...extraArgs]`; `--model`
  * is left out when `request.model` is null, `--max-budget-usd` when the task sets no
  * `max_cost_usd` (the CLI then uses its default, `claude-opus-4-8` in 2.1.197). The prompt goes to
@@ -71,6 +72,7 @@ const PERMANENT_STDERR: { re: RegExp; hint: string }[] = [
  */
 export class ClaudeRunner implements AgentRunner {
   readonly name = 'claude';
+  readonly canResume = true;
   private readonly command: string[];
   private readonly permissionMode: string;
   private readonly extraArgs: string[];
@@ -90,8 +92,12 @@ export class ClaudeRunner implements AgentRunner {
   }
 
   /** The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`). */
-  buildArgv(request: Pick<RunRequest, 'model' | 'prompt'> & { task?: Pick<RunRequest['task'], 'maxCostUsd'> }): string[] {
+  buildArgv(
+    request: Pick<RunRequest, 'model' | 'prompt' | 'resumeSessionId' | 'systemPromptAppend'> & { task?: Pick<RunRequest['task'], 'maxCostUsd'> },
+  ): string[] {
     const argv = [...this.command, '-p', '--output-format', 'stream-json', '--verbose'];
+    if (request.resumeSessionId) argv.push('--resume', request.resumeSessionId);
+    if (request.systemPromptAppend) argv.push('--append-system-prompt', request.systemPromptAppend);
     if (request.model !== null) argv.push('--model', request.model);
     const budget = request.task?.maxCostUsd;
     if (typeof budget === 'number' && budget > 0) argv.push('--max-budget-usd', String(budget));

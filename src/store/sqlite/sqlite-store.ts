@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { NotFoundError } from '../../core/errors.ts';
+import { AgentQueueError, NotFoundError } from '../../core/errors.ts';
 import {
   isTerminal,
   priorityRank,
@@ -88,6 +88,8 @@ function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    question: str(row.question),
+    answer: str(row.answer),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
   };
@@ -378,7 +380,7 @@ export class SqliteStore implements Store {
              session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
              cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
              output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
            WHERE id = ?`,
         )
         .run(
@@ -414,6 +416,31 @@ export class SqliteStore implements Store {
         .run(o.runAfter, burned ? 0 : 1, held.task.id);
       return this.taskById(Number(held.task.id));
     });
+  }
+
+  async block(attemptId: string, o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return null;
+      this.closeAttempt(held.attempt, 'blocked', { ...o, reason: `asked: ${o.question}` });
+      this.prepare(
+        `UPDATE tasks SET state = 'blocked', question = ?, answer = NULL,
+           session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model), cost_usd = COALESCE(?, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = ?`,
+      ).run(o.question, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id);
+      return this.taskById(Number(held.task.id));
+    });
+  }
+
+  async answer(taskId: number, answer: string, now: number): Promise<Task> {
+    this.tx(() => {
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+      this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+    });
+    return this.taskById(taskId)!;
   }
 
   async failBlockedDependents(now: number): Promise<Task[]> {
@@ -538,7 +565,7 @@ export class SqliteStore implements Store {
     this.tx(() => {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state === 'queued') {
+      if (t.state === 'queued' || t.state === 'blocked') {
         this.db
           .prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?")
           .run(now, taskId);
