@@ -99,6 +99,7 @@ export interface ProjectPaths {
   done: string;
   failed: string;
   logs: string;
+  recurring: string;
 }
 
 export function projectPaths(projectDir: string): ProjectPaths {
@@ -112,6 +113,7 @@ export function projectPaths(projectDir: string): ProjectPaths {
     done: path.join(dir, 'done'),
     failed: path.join(dir, 'failed'),
     logs: path.join(dir, 'logs'),
+    recurring: path.join(dir, 'recurring'),
   };
 }
 

@@ -13,6 +13,7 @@ import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } fr
 import type { Attempt, Claim, Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { writeResultFile } from '../results/result-file.ts';
 import type { FinishOutcome, Store } from '../store/store.ts';
@@ -96,6 +97,8 @@ export class Dispatcher {
   private readonly agentLimits: Record<string, number>;
   /** Inbox files last reported as waiting for room in the queue. */
   private deferredReported = '';
+  /** Recurring-file problems last reported. */
+  private problemsReported = '';
   /** The project's default workspace mode, found once. */
   private defaultMode: Promise<WorkspaceMode> | null = null;
 
@@ -179,6 +182,14 @@ export class Dispatcher {
         this.touched.add(t.id);
         this.events.emit('task.created', t);
       }
+      const recurring = await fireRecurring(this.o.paths, this.o.store, this.o.config, now);
+      for (const t of recurring.created) {
+        this.touched.add(t.id);
+        this.events.emit('task.created', t);
+      }
+      const problems = recurring.problems.join('\n');
+      if (problems !== this.problemsReported && problems) this.events.emit('error', new Error(problems));
+      this.problemsReported = problems;
       const key = deferred.join('\n');
       if (key !== this.deferredReported && deferred.length) {
         this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);

@@ -122,6 +122,14 @@ export interface Store {
    * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
+  /** The newest tick of a recurring file already handled, or null if it was never seen. */
+  getRecurringTick(name: string): Promise<number | null>;
+  /**
+   * Records a recurring file's tick, creating its task in the same transaction. Returns the
+   * task, or null (nothing created) when this tick or a later one was already recorded, so
+   * several dispatchers create one task per tick. `task` null only records the tick.
+   */
+  recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /** Fails queued tasks whose dependency ended in any state but `completed`. */
   failBlockedDependents(now: number): Promise<Task[]>;
 

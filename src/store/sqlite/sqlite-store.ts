@@ -180,6 +180,12 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    const ids = this.tx(() => this.insertTasks(tasks, now));
+    return ids.map((id) => this.taskById(id)!);
+  }
+
+  /** Inserts tasks (with dependencies and intake keys); call inside a transaction. Returns their ids. */
+  private insertTasks(tasks: NewTask[], now: number): number[] {
     const insert = this.prepare(`
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
@@ -193,48 +199,45 @@ export class SqliteStore implements Store {
     const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
-    const ids = this.tx(() => {
-      const created: number[] = [];
-      for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, terminalState, intakeKey } of tasks) {
-        const invalid = invalidReason !== undefined;
-        const id = Number(
-          insert.run({
-            name: spec.name,
-            title: spec.title,
-            priority: spec.priority,
-            rank: priorityRank(spec.priority),
-            agent: spec.agent,
-            model: spec.model,
-            dependsOn: JSON.stringify(spec.dependsOn),
-            timeoutMs: spec.timeoutMs,
-            maxCostUsd: spec.maxCostUsd,
-            retries: spec.retries,
-            tags: JSON.stringify(spec.tags),
-            dedupKey: spec.dedupKey,
-            command: spec.command === null ? null : JSON.stringify(spec.command),
-            extra: JSON.stringify(spec.extra),
-            prompt: spec.prompt,
-            source: spec.source,
-            state: invalid ? (terminalState ?? 'invalid') : 'queued',
-            now,
-            runAfter: Math.max(now, spec.runAt ?? now),
-            retryBackoffMs: spec.retryBackoffMs,
-            retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
-            concurrencyGroup: spec.concurrencyGroup,
-            workspace: spec.workspace,
-            merge: spec.merge,
-            finishedAt: invalid ? now : null,
-            failedReason: invalid ? invalidReason : null,
-          }).lastInsertRowid,
-        );
-        const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
-        deps.forEach((d, i) => dep.run(id, d, i));
-        if (intakeKey !== undefined) intake.run(intakeKey, id);
-        created.push(id);
-      }
-      return created;
-    });
-    return ids.map((id) => this.taskById(id)!);
+    const created: number[] = [];
+    for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, terminalState, intakeKey } of tasks) {
+      const invalid = invalidReason !== undefined;
+      const id = Number(
+        insert.run({
+          name: spec.name,
+          title: spec.title,
+          priority: spec.priority,
+          rank: priorityRank(spec.priority),
+          agent: spec.agent,
+          model: spec.model,
+          dependsOn: JSON.stringify(spec.dependsOn),
+          timeoutMs: spec.timeoutMs,
+          maxCostUsd: spec.maxCostUsd,
+          retries: spec.retries,
+          tags: JSON.stringify(spec.tags),
+          dedupKey: spec.dedupKey,
+          command: spec.command === null ? null : JSON.stringify(spec.command),
+          extra: JSON.stringify(spec.extra),
+          prompt: spec.prompt,
+          source: spec.source,
+          state: invalid ? (terminalState ?? 'invalid') : 'queued',
+          now,
+          runAfter: Math.max(now, spec.runAt ?? now),
+          retryBackoffMs: spec.retryBackoffMs,
+          retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
+          concurrencyGroup: spec.concurrencyGroup,
+          workspace: spec.workspace,
+          merge: spec.merge,
+          finishedAt: invalid ? now : null,
+          failedReason: invalid ? invalidReason : null,
+        }).lastInsertRowid,
+      );
+      const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
+      deps.forEach((d, i) => dep.run(id, d, i));
+      if (intakeKey !== undefined) intake.run(intakeKey, id);
+      created.push(id);
+    }
+    return created;
   }
 
   async getIntake(key: string) {
@@ -441,6 +444,21 @@ export class SqliteStore implements Store {
       this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
     });
     return this.taskById(taskId)!;
+  }
+
+  async getRecurringTick(name: string): Promise<number | null> {
+    const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+    return row ? Number(row.last_tick) : null;
+  }
+
+  async recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null> {
+    const id = this.tx(() => {
+      const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+      if (row && Number(row.last_tick) >= tick) return null;
+      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      return task ? this.insertTasks([task], now)[0]! : null;
+    });
+    return id === null ? null : this.taskById(id);
   }
 
   async failBlockedDependents(now: number): Promise<Task[]> {

@@ -1,0 +1,86 @@
+/**
+ * Recurring work: `.agent-queue/recurring/NAME.md` is a task file with a cron `schedule`
+ * (cron-parser syntax, 5 or 6 fields, optional `timezone`, default the machine's). On each
+ * tick of its schedule it creates a task `NAME-YYYYMMDDTHHMM` (UTC tick time) with the
+ * file's fields and body; the file itself stays. One task per tick, however many
+ * dispatchers run (the tick is recorded in the same transaction as the task); ticks that
+ * passed while no dispatcher ran are not made up, only the newest one is.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CronExpressionParser } from 'cron-parser';
+import type { Config, ProjectPaths } from '../config/config.ts';
+import { parseTaskFile } from '../config/task-file.ts';
+import { InvalidTaskError } from '../core/errors.ts';
+import type { Task } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
+
+export interface RecurringResult {
+  created: Task[];
+  /** One line per recurring file that cannot be used, naming the field. */
+  problems: string[];
+}
+
+/** The newest tick of `schedule` in (after, now], or null. */
+export function latestTick(schedule: string, timezone: string | undefined, after: number, now: number): number | null {
+  const it = CronExpressionParser.parse(schedule, { currentDate: new Date(after), ...(timezone ? { tz: timezone } : {}) });
+  let latest: number | null = null;
+  for (let i = 0; i < 100_000; i++) {
+    const next = it.next().getTime();
+    if (next > now) break;
+    latest = next;
+  }
+  return latest;
+}
+
+function tickSuffix(tick: number): string {
+  return new Date(tick).toISOString().slice(0, 16).replace(/[-:]/g, '');
+}
+
+/** Creates the tasks of every recurring file whose schedule ticked since the last look. */
+export async function fireRecurring(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<RecurringResult> {
+  let files: string[];
+  try {
+    files = fs.readdirSync(paths.recurring).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { created: [], problems: [] };
+    throw err;
+  }
+  const created: Task[] = [];
+  const problems: string[] = [];
+  for (const file of files) {
+    const name = file.slice(0, -3);
+    try {
+      const spec = parseTaskFile(name, fs.readFileSync(path.join(paths.recurring, file), 'utf8'), config, 'recurring');
+      const { schedule, timezone, ...extra } = spec.extra;
+      if (typeof schedule !== 'string' || schedule.trim() === '') {
+        throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(schedule)} is not a cron expression such as "0 9 * * 1-5"`);
+      }
+      if (spec.dependsOn.length) throw new InvalidTaskError('depends_on', 'depends_on: not supported in recurring files (each tick is a task of its own)');
+      if (timezone !== undefined && typeof timezone !== 'string') throw new InvalidTaskError('timezone', `timezone: ${JSON.stringify(timezone)} is not an IANA zone`);
+      const last = await store.getRecurringTick(name);
+      if (last === null) {
+        await store.recordRecurringTick(name, now, null, now); // first seen: start from now
+        continue;
+      }
+      let tick: number | null;
+      try {
+        tick = latestTick(schedule, timezone, last, now);
+      } catch (err) {
+        throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(schedule)} is not a valid cron expression (${(err as Error).message})`);
+      }
+      if (tick === null) continue;
+      const task = await store.recordRecurringTick(
+        name,
+        tick,
+        { spec: { ...spec, name: `${name}-${tickSuffix(tick)}`, extra: { ...extra, recurring: name, tick: new Date(tick).toISOString() } }, dependsOnIds: [] },
+        now,
+      );
+      if (task) created.push(task);
+    } catch (err) {
+      if (!(err instanceof InvalidTaskError)) throw err;
+      problems.push(`recurring/${file}: ${err.message}`);
+    }
+  }
+  return { created, problems };
+}
