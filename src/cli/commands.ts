@@ -208,7 +208,18 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
   return withProject(g, async ({ store }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
-    out(o.json ? JSON.stringify({ ...task, attemptHistory: attempts }, null, 2) : taskDetail(task, attempts));
+    const tree: string[] = [];
+    const walk = async (id: number, depth: number) => {
+      for (const sub of await store.listSubtasks(id)) {
+        tree.push(`${'  '.repeat(depth)}└─ #${sub.id} ${sub.name} [${sub.state}]${sub.failedReason ? ` ${sub.failedReason}` : ''}`);
+        await walk(sub.id, depth + 1);
+      }
+    };
+    await walk(task.id, 0);
+    if (o.json) {
+      const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
+      out(JSON.stringify({ ...task, attemptHistory: attempts, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, tree));
     return 0;
   });
 }

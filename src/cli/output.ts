@@ -34,7 +34,8 @@ export function taskRows(tasks: Task[]): string {
   );
 }
 
-export function taskDetail(task: Task, attempts: Attempt[]): string {
+/** One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree. */
+export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = []): string {
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
@@ -45,6 +46,7 @@ export function taskDetail(task: Task, attempts: Attempt[]): string {
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
     ['depends_on', task.dependsOn.join(', ') || '-'],
+    ...(task.parent ? ([['parent', `${task.parent}${task.parentId === null ? '' : ` (task ${task.parentId})`}`]] as Array<[string, unknown]>) : []),
     ['timeout', formatDuration(task.timeoutMs)],
     ['retries', task.retries],
     ['attempts', `${task.claims} (${task.attempts} counted)`],
@@ -78,7 +80,8 @@ export function taskDetail(task: Task, attempts: Attempt[]): string {
       )
     : '(no attempts yet)';
   const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
-  return `${head}\n\n${tries}\n${body}\n`;
+  const subtasks = subtaskTree.length ? `\nsubtasks:\n#${task.id} ${task.name} [${task.state}]\n${subtaskTree.join('\n')}\n` : '';
+  return `${head}\n\n${tries}\n${subtasks}${body}\n`;
 }
 
 export function pauseLines(pauses: AgentPause[], now: number): string[] {
@@ -126,6 +129,7 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     live.delete(claim.attempt.id);
     redraw();
   });
+  events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
   events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));

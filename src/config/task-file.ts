@@ -28,6 +28,7 @@ export const KNOWN_FIELDS = [
   'run_at',
   'workspace',
   'merge',
+  'parent',
 ] as const;
 
 /** A task name: the file name without `.md`. Letters, digits, `.`, `_`, `-`. */
@@ -50,6 +51,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     agent: 'claude',
     model: null,
     dependsOn: [],
+    parent: null,
     timeoutMs: 0,
     maxCostUsd: null,
     retries: 0,
@@ -187,6 +189,8 @@ export function parseTaskFile(
   const dependsOn = stringList(fm, 'depends_on');
   for (const dep of dependsOn) if (!TASK_NAME.test(dep)) fail('depends_on', dep, 'a task name');
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
+  const parent = optString(fm, 'parent');
+  if (parent !== null && (!TASK_NAME.test(parent) || parent === name)) fail('parent', parent, 'the name of another task');
 
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fm)) if (!(KNOWN_FIELDS as readonly string[]).includes(k)) extra[k] = v;
@@ -198,6 +202,7 @@ export function parseTaskFile(
     agent,
     model: optString(fm, 'model'),
     dependsOn: [...new Set(dependsOn)],
+    parent,
     timeoutMs,
     maxCostUsd,
     retries,

@@ -12,8 +12,11 @@ export function priorityRank(p: Priority): number {
   return PRIORITIES.indexOf(p);
 }
 
-/** Every state a task can be in. All but `queued`, `running` and `blocked` (waiting for an answer) are terminal. */
-export const TASK_STATES = ['queued', 'running', 'blocked', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
+/**
+ * Every state a task can be in. All but `queued`, `running`, `blocked` (its agent asked a
+ * question) and `waiting` (its own run completed, its subtasks have not) are terminal.
+ */
+export const TASK_STATES = ['queued', 'running', 'blocked', 'waiting', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'];
 export function isTerminal(s: TaskState): boolean {
@@ -40,6 +43,8 @@ export interface TaskSpec {
   model: string | null;
   /** Names of tasks that must complete first (resolved to ids by intake). */
   dependsOn: string[];
+  /** Name of the task this one is a subtask of; the parent completes only when its subtasks have. */
+  parent: string | null;
   /** Hard limit per attempt, ms. */
   timeoutMs: number;
   maxCostUsd: number | null;
@@ -86,6 +91,8 @@ export interface Task extends TaskSpec {
   state: TaskState;
   /** Dependency task ids (same order as `dependsOn`). */
   dependsOnIds: number[];
+  /** Id of the parent task (resolved from `parent`). */
+  parentId: number | null;
   /** Attempts that count against `retries` (claims minus interrupted / rate-limited ones). */
   attempts: number;
   /** Earliest time the task may be claimed again. */

@@ -15,6 +15,8 @@ export interface DispatcherEventMap {
   'task.progress': [claim: Claim, event: AgentEvent];
   /** An attempt ended and the task went back to the queue. */
   'task.requeued': [task: Task, reason: string];
+  /** A parent's own run completed; it waits for its subtasks. */
+  'task.waiting': [task: Task];
   /** An attempt ended with a question; the task waits for `agentq answer`. */
   'task.blocked': [task: Task];
   /** A task reached a terminal state; `resultPath` is set once its file is written. */

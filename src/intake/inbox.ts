@@ -35,6 +35,9 @@ interface Candidate {
   duplicate: string | null;
   depIds: number[];
   depBatchNames: string[];
+  /** The parent, stored (id) or in this batch (name). */
+  parentId: number | null;
+  parentBatchName: string | null;
 }
 
 /** Intake key: content hash first (fixed length), then the file name. */
@@ -126,6 +129,8 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
       duplicate: null,
       depIds: [],
       depBatchNames: [],
+      parentId: null,
+      parentBatchName: null,
     };
     try {
       c.spec = parseTaskFile(name, text, config, 'inbox');
@@ -157,6 +162,16 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
       }
     }
   }
+  for (const c of candidates) {
+    const parent = c.spec?.parent;
+    if (c.invalid || !parent) continue;
+    if (byName.has(parent)) c.parentBatchName = parent;
+    else {
+      const existing = await store.findByName(parent);
+      if (existing) c.parentId = existing.id;
+      else c.invalid = `parent: ${JSON.stringify(parent)} names no task in this project`;
+    }
+  }
   const cycles = findCycles(new Map(candidates.filter((c) => !c.invalid).map((c) => [c.name, c.depBatchNames])));
   for (const [name, cycle] of cycles) {
     const c = byName.get(name);
@@ -180,7 +195,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   const place = (c: Candidate) => {
     if (placed.has(c.name)) return;
     placed.add(c.name);
-    if (!c.invalid) for (const d of c.depBatchNames) place(byName.get(d)!);
+    if (!c.invalid) for (const d of [...c.depBatchNames, ...(c.parentBatchName ? [c.parentBatchName] : [])]) place(byName.get(d)!);
     ordered.push(c);
   };
   candidates.forEach(place);
@@ -189,6 +204,8 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     spec: c.spec!,
     dependsOnIds: c.invalid ? [] : c.depIds,
     dependsOnBatch: c.invalid ? [] : c.depBatchNames.map((n) => index.get(n)!),
+    parentId: c.invalid ? null : c.parentId,
+    parentBatch: c.invalid || !c.parentBatchName ? null : (index.get(c.parentBatchName) ?? null),
     ...(c.invalid ? { invalidReason: c.invalid } : c.duplicate ? { invalidReason: c.duplicate, terminalState: 'duplicate' as const } : {}),
     intakeKey: c.key,
   }));

@@ -36,6 +36,7 @@ export function resultFields(task: Task): Record<string, unknown> {
     branch: task.branch,
     commits: task.commits.length ? task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`) : null,
     depends_on: task.dependsOn.length ? task.dependsOn : null,
+    parent: task.parent,
     tags: task.tags.length ? task.tags : null,
     ...task.extra,
   };

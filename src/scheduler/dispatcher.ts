@@ -99,6 +99,8 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** Serialises inbox intake between the tick and completing attempts. */
+  private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
   private defaultMode: Promise<WorkspaceMode> | null = null;
 
@@ -176,8 +178,34 @@ export class Dispatcher {
   async tick(): Promise<void> {
     const now = this.o.now();
     await this.o.store.workerHeartbeat(this.workerId, now);
-    if (!this.stopping) {
-      const { created, deferred } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+    if (!this.stopping) await this.takeIn(now);
+    for (const r of this.running.values()) {
+      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
+      if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
+      else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+    }
+    await this.recover();
+    await this.settleDependents();
+    await this.settleParents();
+    await this.writeResults();
+    await this.pump();
+  }
+
+  /**
+   * Takes in the inbox and fires recurring files. With `waitForUnsettled`, files still
+   * being written are waited for (up to 10 × `inbox_settle`): a completing task may just have
+   * filed subtasks, which must be known before the task can be judged done.
+   */
+  private takeIn(now: number, waitForUnsettled = false): Promise<void> {
+    // One intake at a time: two passes over the same file would record it twice.
+    const run = this.intakeLock.then(() => this.takeInOnce(now, waitForUnsettled));
+    this.intakeLock = run.catch(() => {});
+    return run;
+  }
+
+  private async takeInOnce(now: number, waitForUnsettled: boolean): Promise<void> {
+    for (let round = 0; ; round++) {
+      const { created, deferred, unsettled } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
       for (const t of created) {
         this.touched.add(t.id);
         this.events.emit('task.created', t);
@@ -195,16 +223,10 @@ export class Dispatcher {
         this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);
       }
       this.deferredReported = key;
+      if (!waitForUnsettled || unsettled.length === 0 || round >= 10) return;
+      await new Promise((r) => setTimeout(r, this.o.config.inbox_settle));
+      now = this.o.now();
     }
-    for (const r of this.running.values()) {
-      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
-      if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
-      else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
-    }
-    await this.recover();
-    await this.settleDependents();
-    await this.writeResults();
-    await this.pump();
   }
 
   /** Claims and starts attempts until the concurrency limit or the queue is exhausted. */
@@ -351,6 +373,7 @@ export class Dispatcher {
       case 'completed': {
         const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
         if (question === null) {
+          await this.takeIn(this.o.now(), true); // subtasks it filed count before it is judged done
           await end('completed', null, outcome.result);
           break;
         }
@@ -394,15 +417,25 @@ export class Dispatcher {
     }
     if (requeued) this.events.emit('task.requeued', requeued, outcome.kind === 'completed' ? '' : outcome.reason);
     const ended = finished as Task | null;
-    if (ended) {
+    if (ended?.state === 'waiting') this.events.emit('task.waiting', ended);
+    else if (ended) {
       await this.report(ended);
       if (ended.state !== 'completed') await this.settleDependents();
+      if (ended.parentId !== null) await this.settleParents();
     }
   }
 
   /** Backoff before the next attempt: the task's `retry_backoff` (else config), doubled per attempt, with jitter. */
   private retryDelay(task: Task): number {
     return backoffMs(task.attempts, task.retryBackoffMs ?? this.o.config.retry_backoff, this.o.config.retry_backoff_max);
+  }
+
+  /** Ends `waiting` parents whose subtasks have all ended, and reports them. */
+  private async settleParents(): Promise<void> {
+    for (const t of await this.o.store.settleParents(this.o.now())) {
+      await this.report(t);
+      if (t.state !== 'completed') await this.settleDependents();
+    }
   }
 
   /** Fails queued tasks whose dependency ended without completing, and reports them. */
@@ -430,8 +463,9 @@ export class Dispatcher {
     for (const t of await this.o.store.listUnreported()) await this.report(t);
   }
 
-  /** True when the store holds no queued or running task. */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
   async idle(): Promise<boolean> {
+    await this.settleParents();
     const counts = await this.o.store.countByState();
     return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
   }

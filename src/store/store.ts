@@ -13,6 +13,9 @@ export interface NewTask {
   dependsOnIds: number[];
   /** Dependencies inside the same `enqueue` call, as indexes of earlier entries. */
   dependsOnBatch?: number[];
+  /** The parent's id, or its index among earlier entries of the same call. */
+  parentId?: number | null;
+  parentBatch?: number | null;
   /** Set for a task that ends at intake; the reason names the field (or the first task). */
   invalidReason?: string;
   /** The terminal state of such a task: `invalid` (default) or `duplicate`. */
@@ -111,7 +114,11 @@ export interface Store {
   heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
   /** Records live run figures (session id, model) on the attempt and task. */
   recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void>;
-  /** Ends a task. Refused (returns null) if `attemptId` no longer holds the lease. */
+  /**
+   * Ends a task. Refused (returns null) if `attemptId` no longer holds the lease. A
+   * `completed` task with open subtasks goes `waiting` instead (see `settleParents`); one
+   * whose subtasks already ended, not all completed, goes `failed` naming the subtask.
+   */
   finish(attemptId: string, outcome: FinishOutcome): Promise<Task | null>;
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
@@ -130,6 +137,13 @@ export interface Store {
    * several dispatchers create one task per tick. `task` null only records the tick.
    */
   recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
+  /**
+   * Ends `waiting` parents whose subtasks have all ended: `completed` if they all completed,
+   * else `failed` naming the first subtask that did not. Returns the parents it ended.
+   */
+  settleParents(now: number): Promise<Task[]>;
+  /** The subtasks of a task, in arrival order. */
+  listSubtasks(taskId: number): Promise<Task[]>;
   /** Fails queued tasks whose dependency ended in any state but `completed`. */
   failBlockedDependents(now: number): Promise<Task[]>;
 

@@ -218,6 +218,29 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.close();
     });
 
+    it('a parent with open subtasks waits, then completes (or fails) with them', async () => {
+      const { store } = await factory.open();
+      const [parent] = await store.enqueue([newTask('parent')], T0);
+      const [s1, s2] = await store.enqueue(
+        [{ ...newTask('s1', { parent: 'parent' }), parentId: parent!.id }, { ...newTask('s2', { parent: 'parent' }), parentId: parent!.id }],
+        T0,
+      );
+      assert.equal(s1?.parentId, parent!.id);
+      const done = (c: { attempt: { id: string } } | null, state: 'completed' | 'failed' = 'completed') =>
+        store.finish(c!.attempt.id, { state, attemptOutcome: state, stats: emptyStats(), now: T0 + 5 });
+      const p = await store.claim(claimOpts());
+      assert.equal((await done(p))?.state, 'waiting');
+      assert.deepEqual(await store.settleParents(T0 + 6), []);
+      await done(await store.claim(claimOpts()));
+      assert.deepEqual((await store.listSubtasks(parent!.id)).map((t) => t.name), ['s1', 's2']);
+      await done(await store.claim(claimOpts()), 'failed');
+      const settled = await store.settleParents(T0 + 7);
+      assert.equal(settled.length, 1);
+      assert.equal(settled[0]?.state, 'failed');
+      assert.equal(settled[0]?.failedReason, `subtask "s2" (task ${s2!.id}) ended failed`);
+      await store.close();
+    });
+
     it('never hands one task to two handles claiming at once', async () => {
       const { store, openSecond } = await factory.open();
       const other = await openSecond();

@@ -78,6 +78,26 @@ describe('agentq CLI', () => {
     assert.equal(fs.readFileSync(slowCount, 'utf8'), '\n\n');
   });
 
+  it('a parent that files subtasks completes only after they do; show prints the tree', async () => {
+    const paths = makeProject();
+    const sub = (name: string) =>
+      `printf -- '---\\nagent: command\\nparent: plan\\ncommand: sleep 0.2; echo ${name} done\\n---\\nDo ${name}.\\n' > .agent-queue/inbox/.${name}.tmp && mv .agent-queue/inbox/.${name}.tmp .agent-queue/inbox/${name}.md`;
+    dropTask(paths, 'plan', { agent: 'command', command: `${sub('part-a')}; ${sub('part-b')}; echo planned` }, 'Split the work.');
+    const r = await agentq(['run', '--once', '--project', paths.root]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /waiting\s+#1 plan: its own run completed/);
+    const plan = readResult(path.join(paths.done, 'plan.md'));
+    const parts = ['part-a', 'part-b'].map((n) => readResult(path.join(paths.done, `${n}.md`)));
+    assert.equal(plan.fm.status, 'completed');
+    assert.equal(plan.body, 'planned');
+    for (const p of parts) {
+      assert.equal(p.fm.parent, 'plan');
+      assert.ok(Date.parse(String(plan.fm.finished_at)) >= Date.parse(String(p.fm.finished_at)), 'the parent ends after its subtasks');
+    }
+    const show = await agentq(['show', 'plan', '--project', paths.root]);
+    assert.match(show.stdout, /subtasks:\n#1 plan \[completed\]\n└─ #\d+ part-a \[completed\]\n└─ #\d+ part-b \[completed\]/);
+  });
+
   it('never overwrites a result file: a second task of the same name gets its id in the name', async () => {
     const paths = makeProject();
     dropTask(paths, 'same', { agent: 'command', command: 'echo one' }, 'x');
@@ -174,7 +194,7 @@ describe('agentq CLI', () => {
     const cancelled = await agentq(['cancel', 'mine', ...p]);
     assert.match(cancelled.stdout, /^cancelled #\d+ mine/);
     const status = JSON.parse((await agentq(['status', '--json', ...p])).stdout) as { counts: Record<string, number> };
-    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, cancelled: 1, invalid: 0, duplicate: 0, blocked: 0 });
+    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, cancelled: 1, invalid: 0, duplicate: 0, blocked: 0, waiting: 0 });
     const mineId = JSON.parse((await agentq(['show', 'mine', '--json', ...p])).stdout).id as number;
     assert.deepEqual(listDir(paths.failed), ['later.md', `mine.${mineId}.md`, 'mine.md'], 'the retried outcome is a new file');
     assert.equal(readResult(path.join(paths.failed, `mine.${mineId}.md`)).fm.status, 'cancelled');

@@ -41,6 +41,7 @@ describe('task files', () => {
         agent: 'command',
         model: 'opus',
         dependsOn: ['a'],
+        parent: null,
         timeoutMs: 90_000,
         maxCostUsd: 1.5,
         retries: 2,

@@ -60,6 +60,8 @@ function toTask(row: Row, depIds: number[]): Task {
     model: str(row.model),
     dependsOn: JSON.parse(String(row.depends_on)) as string[],
     dependsOnIds: depIds,
+    parent: str(row.parent),
+    parentId: num(row.parent_id),
     timeoutMs: Number(row.timeout_ms),
     maxCostUsd: num(row.max_cost_usd),
     retries: Number(row.retries),
@@ -190,17 +192,17 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge)
+        workspace, merge, parent, parent_id)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge)`);
+        @workspace, @merge, @parent, @parentId)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
     const created: number[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], invalidReason, terminalState, intakeKey } of tasks) {
+    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
       const invalid = invalidReason !== undefined;
       const id = Number(
         insert.run({
@@ -228,6 +230,8 @@ export class SqliteStore implements Store {
           concurrencyGroup: spec.concurrencyGroup,
           workspace: spec.workspace,
           merge: spec.merge,
+          parent: spec.parent,
+          parentId: parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
           finishedAt: invalid ? now : null,
           failedReason: invalid ? invalidReason : null,
         }).lastInsertRowid,
@@ -377,6 +381,13 @@ export class SqliteStore implements Store {
       const held = this.leased(attemptId);
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
+      let state: string = o.state;
+      let reason = o.reason ?? null;
+      if (state === 'completed') {
+        const sub = this.subtaskVerdict(Number(held.task.id));
+        if (sub.open) state = 'waiting';
+        else if (sub.failed) [state, reason] = ['failed', sub.failed];
+      }
       this.db
         .prepare(
           `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
@@ -387,11 +398,11 @@ export class SqliteStore implements Store {
            WHERE id = ?`,
         )
         .run(
-          o.state,
-          o.now,
+          state,
+          state === 'waiting' ? null : o.now,
           o.now - Number(held.attempt.started_at),
           o.result ?? null,
-          o.reason ?? null,
+          reason,
           o.stats.sessionId,
           o.stats.model,
           o.stats.costUsd,
@@ -459,6 +470,38 @@ export class SqliteStore implements Store {
       return task ? this.insertTasks([task], now)[0]! : null;
     });
     return id === null ? null : this.taskById(id);
+  }
+
+  /** Whether a task has open subtasks, or else the reason the first one that ended badly gives. */
+  private subtaskVerdict(taskId: number): { open: boolean; failed: string | null } {
+    const rows = this.prepare('SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[];
+    if (rows.some((r) => !isTerminal(r.state as TaskState))) return { open: true, failed: null };
+    const bad = rows.find((r) => r.state !== 'completed');
+    return { open: false, failed: bad ? `subtask "${String(bad.name)}" (task ${String(bad.id)}) ended ${String(bad.state)}` : null };
+  }
+
+  async settleParents(now: number): Promise<Task[]> {
+    const ids = this.tx(() => {
+      const ended: number[] = [];
+      // A parent may itself be a subtask: loop until nothing changes.
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const r of this.prepare("SELECT id FROM tasks WHERE state = 'waiting'").all() as Row[]) {
+          const id = Number(r.id);
+          const sub = this.subtaskVerdict(id);
+          if (sub.open) continue;
+          this.prepare('UPDATE tasks SET state = ?, failed_reason = ?, finished_at = ? WHERE id = ?').run(sub.failed ? 'failed' : 'completed', sub.failed, now, id);
+          ended.push(id);
+          changed = true;
+        }
+      }
+      return ended;
+    });
+    return ids.map((id) => this.taskById(id)!);
+  }
+
+  async listSubtasks(taskId: number): Promise<Task[]> {
+    return (this.prepare('SELECT * FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[]).map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
   async failBlockedDependents(now: number): Promise<Task[]> {
