@@ -98,7 +98,9 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
       await dispatcher.tick();
       if (o.once && (await dispatcher.idle()) && !(await inboxHasTasks(p.paths))) break;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, o.once ? Math.min(p.config.poll_interval, 250) : p.config.poll_interval);
+        // A file still being written is looked at again once it may have settled.
+        const wait = Math.min(p.config.poll_interval, o.once ? 250 : Infinity, dispatcher.unsettled ? p.config.inbox_settle : Infinity);
+        const t = setTimeout(resolve, wait);
         wake = () => {
           clearTimeout(t);
           resolve();

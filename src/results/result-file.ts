@@ -89,3 +89,26 @@ export function writeResultFile(paths: ProjectPaths, task: Task): string {
     fs.rmSync(tmp, { force: true });
   }
 }
+
+/**
+ * Removes temp files that a killed writer left in `done/` and `failed/` (a crash between
+ * the hard link and the unlink). Only files of processes that are gone are touched.
+ */
+export function removeStaleTempFiles(paths: ProjectPaths, isAlive: (pid: number) => boolean): string[] {
+  const removed: string[] = [];
+  for (const dir of [paths.done, paths.failed]) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^\..*\.(\d+)\.\d+\.tmp$/.exec(name);
+      if (!m || isAlive(Number(m[1]))) continue;
+      fs.rmSync(path.join(dir, name), { force: true });
+      removed.push(path.join(dir, name));
+    }
+  }
+  return removed;
+}

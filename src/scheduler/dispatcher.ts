@@ -15,7 +15,7 @@ import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
-import { writeResultFile } from '../results/result-file.ts';
+import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
 import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
@@ -99,6 +99,8 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
+  unsettled = 0;
   /** Serialises inbox intake between the tick and completing attempts. */
   private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
@@ -122,6 +124,7 @@ export class Dispatcher {
     const now = this.o.now();
     await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
     await this.recover();
+    removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
     if ((await this.workspaceMode()) === 'worktree' || fs.existsSync(path.join(this.o.paths.dir, 'worktrees'))) {
       // Worktrees of tasks that will not run again (a crash left them): commit leftovers, keep the branch.
       await pruneWorktrees(this.o.paths.root, {
@@ -192,41 +195,51 @@ export class Dispatcher {
   }
 
   /**
-   * Takes in the inbox and fires recurring files. With `waitForUnsettled`, files still
-   * being written are waited for (up to 10 × `inbox_settle`): a completing task may just have
-   * filed subtasks, which must be known before the task can be judged done.
+   * Takes in the inbox and fires recurring files, one pass at a time (two passes over the
+   * same file would record it twice). Returns how many inbox files were still being written.
    */
-  private takeIn(now: number, waitForUnsettled = false): Promise<void> {
-    // One intake at a time: two passes over the same file would record it twice.
-    const run = this.intakeLock.then(() => this.takeInOnce(now, waitForUnsettled));
-    this.intakeLock = run.catch(() => {});
+  private takeIn(now: number): Promise<number> {
+    const run = this.intakeLock.then(() => this.takeInOnce(now));
+    this.intakeLock = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   }
 
-  private async takeInOnce(now: number, waitForUnsettled: boolean): Promise<void> {
-    for (let round = 0; ; round++) {
-      const { created, deferred, unsettled } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
-      for (const t of created) {
-        this.touched.add(t.id);
-        this.events.emit('task.created', t);
-      }
-      const recurring = await fireRecurring(this.o.paths, this.o.store, this.o.config, now);
-      for (const t of recurring.created) {
-        this.touched.add(t.id);
-        this.events.emit('task.created', t);
-      }
-      const problems = recurring.problems.join('\n');
-      if (problems !== this.problemsReported && problems) this.events.emit('error', new Error(problems));
-      this.problemsReported = problems;
-      const key = deferred.join('\n');
-      if (key !== this.deferredReported && deferred.length) {
-        this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);
-      }
-      this.deferredReported = key;
-      if (!waitForUnsettled || unsettled.length === 0 || round >= 10) return;
-      await new Promise((r) => setTimeout(r, this.o.config.inbox_settle));
-      now = this.o.now();
+  /**
+   * Intake for a task whose agent has just exited: subtasks it filed must be known before
+   * the task is judged done. Files it wrote are complete (the writer is gone) but may be
+   * too fresh for the settle check, so when any file is unsettled, wait one `inbox_settle`
+   * and take in once more. The lock is not held while waiting.
+   */
+  private async takeInAfterAgent(): Promise<void> {
+    if ((await this.takeIn(this.o.now())) === 0) return;
+    await new Promise((r) => setTimeout(r, this.o.config.inbox_settle));
+    await this.takeIn(this.o.now());
+  }
+
+  private async takeInOnce(now: number): Promise<number> {
+    const { created, deferred, unsettled } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+    for (const t of created) {
+      this.touched.add(t.id);
+      this.events.emit('task.created', t);
     }
+    const recurring = await fireRecurring(this.o.paths, this.o.store, this.o.config, now);
+    for (const t of recurring.created) {
+      this.touched.add(t.id);
+      this.events.emit('task.created', t);
+    }
+    const problems = recurring.problems.join('\n');
+    if (problems !== this.problemsReported && problems) this.events.emit('error', new Error(problems));
+    this.problemsReported = problems;
+    const key = deferred.join('\n');
+    if (key !== this.deferredReported && deferred.length) {
+      this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);
+    }
+    this.deferredReported = key;
+    this.unsettled = unsettled.length;
+    return unsettled.length;
   }
 
   /** Claims and starts attempts until the concurrency limit or the queue is exhausted. */
@@ -373,7 +386,7 @@ export class Dispatcher {
       case 'completed': {
         const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
         if (question === null) {
-          await this.takeIn(this.o.now(), true); // subtasks it filed count before it is judged done
+          await this.takeInAfterAgent(); // subtasks it filed count before it is judged done
           await end('completed', null, outcome.result);
           break;
         }

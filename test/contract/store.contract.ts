@@ -164,6 +164,8 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.markIntakeRemoved('a.md:abc');
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
       const [a2] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
+      // Another dispatcher taking in the same file before its removal creates nothing.
+      assert.deepEqual(await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0), []);
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a2!.id, fileRemoved: false });
       await store.close();
     });

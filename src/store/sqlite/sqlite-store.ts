@@ -182,12 +182,16 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    const ids = this.tx(() => this.insertTasks(tasks, now));
-    return ids.map((id) => this.taskById(id)!);
+    const ids = this.tx(() => this.insertTasks(tasks, now).filter((t) => t.created));
+    return ids.map((t) => this.taskById(t.id)!);
   }
 
-  /** Inserts tasks (with dependencies and intake keys); call inside a transaction. Returns their ids. */
-  private insertTasks(tasks: NewTask[], now: number): number[] {
+  /**
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction. An entry
+   * whose intake key another dispatcher recorded first (file not yet removed) is not created
+   * again: its existing task stands in for it (also for in-batch dependencies).
+   */
+  private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; created: boolean }> {
     const insert = this.prepare(`
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
@@ -201,8 +205,16 @@ export class SqliteStore implements Store {
     const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
       ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
+    const pending = this.prepare('SELECT task_id FROM intake WHERE key = ? AND file_removed = 0');
     const created: number[] = [];
+    const fresh: boolean[] = [];
     for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+      const taken = intakeKey === undefined ? undefined : (pending.get(intakeKey) as Row | undefined);
+      if (taken) {
+        created.push(Number(taken.task_id));
+        fresh.push(false);
+        continue;
+      }
       const invalid = invalidReason !== undefined;
       const id = Number(
         insert.run({
@@ -240,8 +252,9 @@ export class SqliteStore implements Store {
       deps.forEach((d, i) => dep.run(id, d, i));
       if (intakeKey !== undefined) intake.run(intakeKey, id);
       created.push(id);
+      fresh.push(true);
     }
-    return created;
+    return created.map((id, i) => ({ id, created: fresh[i] ?? false }));
   }
 
   async getIntake(key: string) {
@@ -467,7 +480,7 @@ export class SqliteStore implements Store {
       const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
       if (row && Number(row.last_tick) >= tick) return null;
       this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
-      return task ? this.insertTasks([task], now)[0]! : null;
+      return task ? this.insertTasks([task], now)[0]!.id : null;
     });
     return id === null ? null : this.taskById(id);
   }
