@@ -99,7 +99,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
       if (o.once && (await dispatcher.idle()) && !(await inboxHasTasks(p.paths))) break;
       await new Promise<void>((resolve) => {
         // A file still being written is looked at again once it may have settled.
-        const wait = Math.min(p.config.poll_interval, o.once ? 250 : Infinity, dispatcher.unsettled ? p.config.inbox_settle : Infinity);
+        const wait = Math.min(p.config.poll_interval, o.once ? 250 : Infinity, dispatcher.unsettledFiles.length ? p.config.inbox_settle : Infinity);
         const t = setTimeout(resolve, wait);
         wake = () => {
           clearTimeout(t);

@@ -100,7 +100,7 @@ export class Dispatcher {
   /** Recurring-file problems last reported. */
   private problemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
-  unsettled = 0;
+  unsettledFiles: string[] = [];
   /** Serialises inbox intake between the tick and completing attempts. */
   private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
@@ -209,12 +209,22 @@ export class Dispatcher {
 
   /**
    * Intake for a task whose agent has just exited: subtasks it filed must be known before
-   * the task is judged done. Files it wrote are complete (the writer is gone) but may be
-   * too fresh for the settle check, so when any file is unsettled, wait one `inbox_settle`
-   * and take in once more. The lock is not held while waiting.
+   * the task is judged done. Files it wrote are complete (the writer is gone) but may be too
+   * fresh for the settle check; if an unsettled inbox file names this task as its `parent`,
+   * wait one `inbox_settle` and take in once more. Other files never hold the task up, and
+   * the intake lock is not held while waiting.
    */
-  private async takeInAfterAgent(): Promise<void> {
-    if ((await this.takeIn(this.o.now())) === 0) return;
+  private async takeInAfterAgent(task: Task): Promise<void> {
+    await this.takeIn(this.o.now());
+    const namesParent = new RegExp(`^parent:\\s*["']?${task.name.replace(/[.]/g, '\\.')}["']?\\s*$`, 'm');
+    const filed = this.unsettledFiles.some((f) => {
+      try {
+        return namesParent.test(fs.readFileSync(path.join(this.o.paths.inbox, f), 'utf8'));
+      } catch {
+        return false;
+      }
+    });
+    if (!filed) return;
     await new Promise((r) => setTimeout(r, this.o.config.inbox_settle));
     await this.takeIn(this.o.now());
   }
@@ -238,7 +248,7 @@ export class Dispatcher {
       this.events.emit('intake.deferred', deferred, `the queue is full (max_queue_depth ${this.o.config.max_queue_depth})`);
     }
     this.deferredReported = key;
-    this.unsettled = unsettled.length;
+    this.unsettledFiles = unsettled;
     return unsettled.length;
   }
 
@@ -386,7 +396,7 @@ export class Dispatcher {
       case 'completed': {
         const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
         if (question === null) {
-          await this.takeInAfterAgent(); // subtasks it filed count before it is judged done
+          await this.takeInAfterAgent(task); // subtasks it filed count before it is judged done
           await end('completed', null, outcome.result);
           break;
         }
