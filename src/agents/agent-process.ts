@@ -35,6 +35,8 @@ export interface AgentProcessOptions {
 
 /** Default SIGTERM→SIGKILL grace, ms. */
 export const DEFAULT_GRACE_MS = 5000;
+/** SIGTERM→SIGKILL grace when `request.signal` aborts (cancel, shutdown), ms. */
+export const CANCEL_GRACE_MS = 500;
 
 /**
  * After the tree is gone, how long to wait for stdout/stderr to reach end-of-file before
@@ -236,8 +238,8 @@ export async function runAgentProcess(
       stderrLog.write(`agentq: processes still alive after SIGKILL: ${report.survivors.join(', ')}\n`);
     }
   };
-  const stopTree = (targets: StopTargets): Promise<void> =>
-    stopProcesses(targets, graceMs).then(noteSurvivors, (err: unknown) => {
+  const stopTree = (targets: StopTargets, grace = graceMs): Promise<void> =>
+    stopProcesses(targets, grace).then(noteSurvivors, (err: unknown) => {
       stderrLog.write(`agentq: stopping the process tree failed: ${describe(err)}\n`);
     });
   const isOurs = (tag: string): boolean => tag === request.attemptId;
@@ -248,7 +250,9 @@ export async function runAgentProcess(
     earlyReason = kind === 'early' ? reason : null;
     if (hasExited) return; // the post-exit sweep is already stopping everything
     stdin.destroy();
-    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom });
+    // A cancel (user or shutdown) is a request to stop now: a short grace, so it ends within ~2 s.
+    const grace = kind === 'cancel' ? Math.min(graceMs, CANCEL_GRACE_MS) : graceMs;
+    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom }, grace);
   };
   const stopEarly = (reason: string): void => stop('early', String(reason));
 
