@@ -47,6 +47,7 @@ import YAML from 'yaml';
 import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
 import { takeInInbox } from '../src/intake/inbox.ts';
 import { openStore } from '../src/store/open-store.ts';
+import { countResults, runMain, tailFile } from './common.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The no-op agent: prints when its first command ran (epoch seconds, µs). */
@@ -148,21 +149,7 @@ function dropTask(inbox: string, name: string): number {
   return t;
 }
 
-function countResults(dir: string): number {
-  try {
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.md') && !f.startsWith('.')).length;
-  } catch {
-    return 0;
-  }
-}
 
-function tail(file: string, lines: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no output)';
-  }
-}
 
 /** Read-only look at the store of a running project (WAL: readers never block the dispatcher). */
 function withDb<T>(paths: ProjectPaths, fn: (db: Database.Database) => T): T | null {
@@ -299,7 +286,7 @@ async function runSingle(o: Options, concurrency: number): Promise<CaseResult[]>
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
-  if (problem) say(`WARNING: ${problem}; last lines of ${logFile}:\n${tail(logFile, 8).replace(/^/gm, '    ')}`);
+  if (problem) say(`WARNING: ${problem}; last lines of ${logFile}:\n${tailFile(logFile, 8).replace(/^/gm, '    ')}`);
   if (!o.keep && !problem) fs.rmSync(paths.root, { recursive: true, force: true });
   else say(`kept ${paths.root}`);
   return results;
@@ -348,7 +335,7 @@ async function runProcs(o: Options, procs: number): Promise<CaseResult> {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await store.close();
   }
-  if (problem) say(`WARNING: ${problem}; last lines of ${logFile}:\n${tail(logFile, 8).replace(/^/gm, '    ')}`);
+  if (problem) say(`WARNING: ${problem}; last lines of ${logFile}:\n${tailFile(logFile, 8).replace(/^/gm, '    ')}`);
   if (!o.keep && !problem) fs.rmSync(paths.root, { recursive: true, force: true });
   else say(`kept ${paths.root}`);
   return { mode: 'procs', workers: `${procs} (processes)`, samples, spread: spreadOf(samples), problem };
@@ -441,12 +428,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  },
-);
+runMain(main);

@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { projectPaths, type ProjectPaths } from '../src/config/config.ts';
+import { countResults, runMain } from './common.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The slow-ish no-op agent: prints when its first command ran (epoch s, µs), then sleeps 0.2 s. */
@@ -116,13 +117,6 @@ function makeProject(tasks: number, concurrency: number, argv: string[]): Projec
   return paths;
 }
 
-function countResults(dir: string): number {
-  try {
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.md') && !f.startsWith('.')).length;
-  } catch {
-    return 0;
-  }
-}
 
 /** Live (non-zombie) processes whose environment holds NAME=value, optionally also an AGENTQ_ATTEMPT_ID. */
 function pidsWithEnv(name: string, value: string, agentsOnly: boolean): number[] {
@@ -342,12 +336,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  },
-);
+runMain(main);

@@ -30,6 +30,7 @@ import YAML from 'yaml';
 import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
 import { takeInInbox } from '../src/intake/inbox.ts';
 import { openStore } from '../src/store/open-store.ts';
+import { countResults, runMain, tailFile } from './common.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NOOP_ARGV = ['true'];
@@ -98,21 +99,7 @@ function makeBenchProject(tasks: number, concurrency: number): ProjectPaths {
   return paths;
 }
 
-function countResults(dir: string): number {
-  try {
-    return fs.readdirSync(dir).filter((f) => f.endsWith('.md') && !f.startsWith('.')).length;
-  } catch {
-    return 0;
-  }
-}
 
-function tail(file: string, lines: number): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no output)';
-  }
-}
 
 /** Runs `agentq run --once` on the project; resolves with its wall time and exit code. */
 function runCli(agentq: string, paths: ProjectPaths, logFile: string): Promise<{ ms: number; code: number | null }> {
@@ -210,9 +197,9 @@ async function runCase(c: Case, agentq: string, keep: boolean): Promise<CaseResu
   if (run.code !== 0) problem = `agentq exited ${run.code}`;
   else if (doneFiles !== c.tasks) problem = `done/ holds ${doneFiles} result files, expected ${c.tasks}`;
   if (problem) {
-    say(`WARNING: ${problem}; last lines of ${logFile}:\n${tail(logFile, 10).replace(/^/gm, '    ')}`);
+    say(`WARNING: ${problem}; last lines of ${logFile}:\n${tailFile(logFile, 10).replace(/^/gm, '    ')}`);
   } else {
-    say(`${(run.ms / 1000).toFixed(1)} s; ${tail(logFile, 1)}`);
+    say(`${(run.ms / 1000).toFixed(1)} s; ${tailFile(logFile, 1)}`);
   }
   say(`direct spawn of "${NOOP_ARGV.join(' ')}" ×${c.tasks}, ${c.concurrency} in flight…`);
   const directMs = await timeDirect(c.tasks, c.concurrency);
@@ -230,7 +217,7 @@ async function timeStartup(agentq: string): Promise<number> {
     const paths = makeBenchProject(0, 2);
     try {
       const r = await runCli(agentq, paths, path.join(paths.root, 'agentq-run.log'));
-      if (r.code !== 0) throw new Error(`agentq run --once on an empty project exited ${r.code}: ${tail(path.join(paths.root, 'agentq-run.log'), 5)}`);
+      if (r.code !== 0) throw new Error(`agentq run --once on an empty project exited ${r.code}: ${tailFile(path.join(paths.root, 'agentq-run.log'), 5)}`);
       times.push(r.ms);
     } finally {
       fs.rmSync(paths.root, { recursive: true, force: true });
@@ -290,12 +277,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  },
-);
+runMain(main);
