@@ -87,6 +87,23 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     assert.equal(fm.attempts, 2);
   });
 
+  it('retries an is_error result (API 400) and tells the next attempt what failed', async () => {
+    const paths = makeProject();
+    fake.setRules([{ match: 'flaky api', turns: [{ error: { status: 400, message: 'prompt is malformed' } }] }]);
+    dropTask(paths, 'flaky', { retries: 1, retry_backoff: '2s' }, 'Use the flaky api.');
+    const run = agentq(['run', '--once', '--project', paths.root], env);
+    const { waitFor } = await import('../fixtures/procs.ts');
+    await waitFor(() => fake.requests.some((q) => q.hasTools && q.firstUserText?.includes('flaky api') && q.status === 400), 30_000, 'the 400');
+    fake.setRules([{ match: 'flaky api', turns: [{ text: 'worked the second time' }] }]);
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    const { fm, body } = readResult(path.join(paths.done, 'flaky.md'));
+    assert.equal(body, 'worked the second time');
+    assert.equal(fm.attempts, 2);
+    const second = fake.requests.filter((q) => q.hasTools && q.firstUserText?.includes('flaky api')).at(-1)!;
+    assert.match(second.firstUserText!, /Note from agent-queue: this task was tried before[\s\S]*- attempt 1 failed \(exit code 1\): API Error: 400/);
+  });
+
   it('fails fast on bad credentials (401), naming authentication', async () => {
     const paths = makeProject();
     fake.setRules([{ match: 'needs auth', turns: [{ error: { status: 401 }, times: 'always' }] }]);
