@@ -12,7 +12,7 @@ import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPat
 import { TASK_NAME } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type Task, type TaskState } from '../core/types.ts';
-import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { Dispatcher, inboxHasFiles } from '../scheduler/dispatcher.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { writeResultFile } from '../results/result-file.ts';
@@ -96,7 +96,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     for (;;) {
       if (stopping) break;
       await dispatcher.tick();
-      if (o.once && (await dispatcher.idle()) && !(await inboxHasTasks(p.paths))) break;
+      if (o.once && (await dispatcher.idle()) && !inboxHasFiles(p.paths)) break;
       await new Promise<void>((resolve) => {
         // A file still being written is looked at again once it may have settled.
         const wait = Math.min(p.config.poll_interval, o.once ? 250 : Infinity, dispatcher.unsettledFiles.length ? p.config.inbox_settle : Infinity);
@@ -121,14 +121,6 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     await watcher?.close();
     detach();
     await p.store.close();
-  }
-}
-
-async function inboxHasTasks(paths: ProjectPaths): Promise<boolean> {
-  try {
-    return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.'));
-  } catch {
-    return false;
   }
 }
 

@@ -64,6 +64,15 @@ export function parseQuestion(result: string): string | null {
   return q ? q : null;
 }
 
+/** Whether the inbox holds any task file (`*.md`, not hidden). */
+export function inboxHasFiles(paths: ProjectPaths): boolean {
+  try {
+    return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.'));
+  } catch {
+    return false;
+  }
+}
+
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
 
@@ -125,6 +134,8 @@ export class Dispatcher {
     await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
     await this.recover();
     removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
+    // In a git repository, keep .agent-queue/ out of `git status` and agents' commits.
+    await openWorkspace({ projectRoot: this.o.paths.root, taskId: 0, taskName: 'agentq', mode: 'inplace' });
     if ((await this.workspaceMode()) === 'worktree' || fs.existsSync(path.join(this.o.paths.dir, 'worktrees'))) {
       // Worktrees of tasks that will not run again (a crash left them): commit leftovers, keep the branch.
       await pruneWorktrees(this.o.paths.root, {
@@ -215,6 +226,7 @@ export class Dispatcher {
    * the intake lock is not held while waiting.
    */
   private async takeInAfterAgent(task: Task): Promise<void> {
+    if (!inboxHasFiles(this.o.paths)) return; // the common case: nothing filed, nothing to do
     await this.takeIn(this.o.now());
     const namesParent = new RegExp(`^parent:\\s*["']?${task.name.replace(/[.]/g, '\\.')}["']?\\s*$`, 'm');
     const filed = this.unsettledFiles.some((f) => {
@@ -319,7 +331,12 @@ export class Dispatcher {
     this.events.emit('task.started', claim, model);
     let workspace: Workspace;
     try {
-      workspace = await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode: await this.workspaceMode(task.workspace) });
+      const mode = await this.workspaceMode(task.workspace);
+      // In place needs no git work per attempt (start() keeps .agent-queue/ out of git once).
+      workspace =
+        mode === 'inplace'
+          ? { mode, cwd: this.o.paths.root, branch: null, worktree: null, base: null, reused: false }
+          : await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode });
     } catch (err) {
       const reason = `workspace: ${(err as Error).message}`;
       const outcome: RunOutcome = { kind: 'failed', reason, retryable: false, stats: emptyStats(), exitCode: null };
