@@ -266,6 +266,7 @@ export async function runAgentProcess(
   };
   const onAbort = (): void => stop('cancel', null);
   request.signal.addEventListener('abort', onAbort, { once: true });
+  if (request.signal.aborted) onAbort(); // aborted while the logs were being opened
   armDeadline();
 
   try {
