@@ -338,7 +338,8 @@ export class Dispatcher {
           ? { mode, cwd: this.o.paths.root, branch: null, worktree: null, base: null, reused: false }
           : await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode });
     } catch (err) {
-      const reason = `workspace: ${(err as Error).message}`;
+      const message = (err as Error).message;
+      const reason = message.startsWith('workspace:') ? message : `workspace: ${message}`;
       const outcome: RunOutcome = { kind: 'failed', reason, retryable: false, stats: emptyStats(), exitCode: null };
       this.events.emit('attempt.outcome', claim, outcome);
       await this.settle(claim, outcome, null, stdoutLog, null);
