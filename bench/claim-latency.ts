@@ -41,6 +41,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs as parseCli } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
@@ -103,25 +104,28 @@ function parseArgs(argv: string[]): Options {
     agentq: path.join(REPO_ROOT, 'bin', 'agentq'),
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--workers') o.workers = parseList(next());
-    else if (a === '--procs') o.procs = parseList(next());
-    else if (a === '--trickle') {
-      const m = /^(\d+)@(\d+(?:\.\d+)?)$/.exec(next());
-      if (!m) throw new Error('--trickle: give TASKS@PER_SECOND, e.g. 50@5');
-      o.trickleTasks = Number(m[1]);
-      o.tricklePerSec = Number(m[2]);
-    } else if (a === '--burst') o.burst = parseList(next())[0] ?? o.burst;
-    else if (a === '--agentq') o.agentq = path.resolve(next());
-    else if (a === '--keep') o.keep = true;
-    else throw new Error(`unknown option ${a} (see bench/claim-latency.ts)`);
+  const { values } = parseCli({
+    args: argv,
+    options: {
+      workers: { type: 'string' },
+      procs: { type: 'string' },
+      trickle: { type: 'string' },
+      burst: { type: 'string' },
+      agentq: { type: 'string' },
+      keep: { type: 'boolean' },
+    },
+  });
+  if (values.workers !== undefined) o.workers = parseList(values.workers);
+  if (values.procs !== undefined) o.procs = parseList(values.procs);
+  if (values.trickle !== undefined) {
+    const m = /^(\d+)@(\d+(?:\.\d+)?)$/.exec(values.trickle);
+    if (!m) throw new Error('--trickle: give TASKS@PER_SECOND, e.g. 50@5');
+    o.trickleTasks = Number(m[1]);
+    o.tricklePerSec = Number(m[2]);
   }
+  if (values.burst !== undefined) o.burst = parseList(values.burst)[0] ?? o.burst;
+  if (values.agentq !== undefined) o.agentq = path.resolve(values.agentq);
+  o.keep = values.keep === true;
   return o;
 }
 

@@ -33,6 +33,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs as parseCli } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
@@ -76,23 +77,23 @@ function parseArgs(argv: string[]): Options {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${what}: ${JSON.stringify(s)} is not a whole number ≥ 1`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--tasks') o.tasks = int(next(), a);
-    else if (a === '--kill-at') o.killAt = next().split(',').map((s) => int(s.trim(), a));
-    else if (a === '--leftovers-at') {
-      const v = next();
-      o.leftoversAt = v === '0' ? null : int(v, a);
-    } else if (a === '--concurrency') o.concurrency = int(next(), a);
-    else if (a === '--agentq') o.agentq = path.resolve(next());
-    else if (a === '--keep') o.keep = true;
-    else throw new Error(`unknown option ${a} (see bench/crash-recovery.ts)`);
-  }
+  const { values } = parseCli({
+    args: argv,
+    options: {
+      tasks: { type: 'string' },
+      'kill-at': { type: 'string' },
+      'leftovers-at': { type: 'string' },
+      concurrency: { type: 'string' },
+      agentq: { type: 'string' },
+      keep: { type: 'boolean' },
+    },
+  });
+  if (values.tasks !== undefined) o.tasks = int(values.tasks, '--tasks');
+  if (values['kill-at'] !== undefined) o.killAt = values['kill-at'].split(',').map((s) => int(s.trim(), '--kill-at'));
+  if (values['leftovers-at'] !== undefined) o.leftoversAt = values['leftovers-at'] === '0' ? null : int(values['leftovers-at'], '--leftovers-at');
+  if (values.concurrency !== undefined) o.concurrency = int(values.concurrency, '--concurrency');
+  if (values.agentq !== undefined) o.agentq = path.resolve(values.agentq);
+  o.keep = values.keep === true;
   for (const k of [...o.killAt, o.leftoversAt ?? 0]) if (k >= o.tasks) throw new Error(`--kill-at ${k}: must be below --tasks ${o.tasks}`);
   return o;
 }

@@ -25,6 +25,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs as parseCli } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
@@ -56,28 +57,20 @@ function parseArgs(argv: string[]): { cases: Case[]; agentq: string; keep: boole
     { tasks: 10000, concurrency: 2 },
   ];
   let agentq = path.join(REPO_ROOT, 'bin', 'agentq');
-  let keep = false;
-  let full = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--cases') {
-      cases = next()
-        .split(',')
-        .map((s) => {
-          const m = /^(\d+)x(\d+)$/.exec(s.trim());
-          if (!m) throw new Error(`--cases: ${JSON.stringify(s)} is not TASKSxCONCURRENCY (e.g. 1000x2)`);
-          return { tasks: Number(m[1]), concurrency: Number(m[2]) };
-        });
-    } else if (a === '--full') full = true;
-    else if (a === '--agentq') agentq = path.resolve(next());
-    else if (a === '--keep') keep = true;
-    else throw new Error(`unknown option ${a} (see bench/throughput.ts)`);
+  const { values } = parseCli({
+    args: argv,
+    options: { cases: { type: 'string' }, full: { type: 'boolean' }, agentq: { type: 'string' }, keep: { type: 'boolean' } },
+  });
+  if (values.cases !== undefined) {
+    cases = values.cases.split(',').map((s) => {
+      const m = /^(\d+)x(\d+)$/.exec(s.trim());
+      if (!m) throw new Error(`--cases: ${JSON.stringify(s)} is not TASKSxCONCURRENCY (e.g. 1000x2)`);
+      return { tasks: Number(m[1]), concurrency: Number(m[2]) };
+    });
   }
+  if (values.agentq !== undefined) agentq = path.resolve(values.agentq);
+  const keep = values.keep === true;
+  const full = values.full === true;
   if (full && !cases.some((c) => c.tasks === 10000 && c.concurrency === 8)) cases.push({ tasks: 10000, concurrency: 8 });
   return { cases, agentq, keep };
 }
