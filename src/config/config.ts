@@ -35,6 +35,8 @@ const agentSchema = z
     models: z.partialRecord(z.enum(PRIORITIES), z.string()).default({}),
     /** How long to pause the agent after a rate limit with no known reset time. */
     rate_limit_backoff: duration('60s'),
+    /** Cap of the doubling rate-limit pause. */
+    rate_limit_backoff_max: duration('1h'),
     /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
     concurrency: z.number().int().min(1).optional(),
   })
@@ -184,7 +186,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin
 #     permission_mode: bypassPermissions
 #     models: { critical: opus, high: sonnet, default: sonnet, low: sonnet }
-#     rate_limit_backoff: 60s            # pause after a rate limit with no known reset time
+#     rate_limit_backoff: 60s            # pause after a rate limit with no known reset time,
+#     rate_limit_backoff_max: 1h         # doubling with each limit in a row, up to this
 #     concurrency: 2                     # at most this many claude tasks at once
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command

@@ -413,6 +413,7 @@ export class Dispatcher {
     switch (outcome.kind) {
       case 'completed': {
         const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
+        await store.clearAgentStrikes(task.agent);
         if (question === null) {
           await this.takeInAfterAgent(task); // subtasks it filed count before it is judged done
           await end('completed', null, outcome.result);
@@ -434,9 +435,13 @@ export class Dispatcher {
         await end('failed', outcome.reason);
         break;
       case 'rate_limited': {
-        const until = outcome.resetAt ?? now + agentConfig(this.o.config, task.agent).rate_limit_backoff;
+        // A stated reset wins; otherwise back off, doubling with each limit in a row (1 min … 1 h).
+        const agent = agentConfig(this.o.config, task.agent);
+        const strikes = await store.agentStrikes(task.agent);
+        const backoff = Math.min(agent.rate_limit_backoff * 2 ** strikes, agent.rate_limit_backoff_max);
+        const until = outcome.resetAt ?? now + backoff;
         const pause = { agent: task.agent, until, reason: outcome.reason };
-        await store.pauseAgent(pause);
+        await store.pauseAgent(pause, strikes + 1);
         this.events.emit('agent.paused', pause);
         requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'rate_limited', reason: outcome.reason, runAfter: now });
         break;

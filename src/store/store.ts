@@ -158,7 +158,12 @@ export interface Store {
   /** Running tasks with their attempt and owning worker, for recovery. */
   listRunning(): Promise<StaleClaim[]>;
 
-  pauseAgent(pause: AgentPause): Promise<void>;
+  /** Pauses an agent (replacing an earlier pause); `strikes` counts consecutive limits. */
+  pauseAgent(pause: AgentPause, strikes?: number): Promise<void>;
+  /** Consecutive rate limits of an agent since its last completed task. */
+  agentStrikes(agent: string): Promise<number>;
+  /** Resets an agent's strike count (one of its tasks completed). */
+  clearAgentStrikes(agent: string): Promise<void>;
   listPauses(now: number): Promise<AgentPause[]>;
 
   /** By id, or the newest task with that name. */

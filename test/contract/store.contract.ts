@@ -69,6 +69,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(await store.claim(claimOpts(T0 + 1000)), null);
       assert.equal((await store.claim(claimOpts(T0 + 5000)))?.task.name, 'c1');
       assert.deepEqual(await store.listPauses(T0 + 5000), []);
+      assert.equal(await store.agentStrikes('claude'), 0);
+      await store.pauseAgent({ agent: 'claude', until: T0 + 9000, reason: 'again' }, 2);
+      assert.equal(await store.agentStrikes('claude'), 2);
+      await store.clearAgentStrikes('claude');
+      assert.equal(await store.agentStrikes('claude'), 0);
+      assert.equal(await store.agentStrikes('never-paused'), 0);
       await store.close();
     });
 

@@ -577,13 +577,20 @@ export class SqliteStore implements Store {
     }));
   }
 
-  async pauseAgent(p: AgentPause): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO agent_pauses (agent, until, reason) VALUES (?, ?, ?)
-         ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason`,
-      )
-      .run(p.agent, p.until, p.reason);
+  async pauseAgent(p: AgentPause, strikes = 0): Promise<void> {
+    this.prepare(
+      `INSERT INTO agent_pauses (agent, until, reason, strikes) VALUES (?, ?, ?, ?)
+       ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason, strikes = excluded.strikes`,
+    ).run(p.agent, p.until, p.reason, strikes);
+  }
+
+  async agentStrikes(agent: string): Promise<number> {
+    const row = this.prepare('SELECT strikes FROM agent_pauses WHERE agent = ?').get(agent) as Row | undefined;
+    return row ? Number(row.strikes) : 0;
+  }
+
+  async clearAgentStrikes(agent: string): Promise<void> {
+    this.prepare('UPDATE agent_pauses SET strikes = 0 WHERE agent = ? AND strikes > 0').run(agent);
   }
 
   async listPauses(now: number): Promise<AgentPause[]> {
