@@ -77,6 +77,11 @@ const configSchema = z
     /** A file must be unchanged this long before intake reads it. */
     inbox_settle: duration('300ms'),
     agents: z.record(z.string(), agentSchema).default({}),
+    /**
+     * `agent: auto`: the agents to try per priority, in order. The first that is not paused
+     * and has room runs the task; a rate limit moves it on to the next (failover).
+     */
+    fallback: z.partialRecord(z.enum(PRIORITIES), z.array(z.string()).min(1)).default({}),
   })
   .loose();
 
@@ -181,6 +186,9 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # poll_interval: 1s
 # inbox_settle: 300ms     # a file must be unchanged this long before it is read
 
+# fallback:               # for agent: auto, per priority (default: [claude])
+#   critical: [claude]
+#   default: [claude, command]
 # agents:
 #   claude:
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin

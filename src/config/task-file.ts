@@ -5,7 +5,7 @@
  */
 import YAML from 'yaml';
 import { InvalidTaskError } from '../core/errors.ts';
-import { KNOWN_AGENTS, PRIORITIES, type CommandSpec, type Priority, type TaskSpec } from '../core/types.ts';
+import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type CommandSpec, type Priority, type TaskSpec } from '../core/types.ts';
 import type { Config } from './config.ts';
 import { parseDuration } from './duration.ts';
 
@@ -185,7 +185,7 @@ export function parseTaskFile(
 
   const title = optString(fm, 'title') ?? name;
   const agent = optString(fm, 'agent') ?? 'claude';
-  if (!(KNOWN_AGENTS as readonly string[]).includes(agent)) fail('agent', agent, `a known agent (${KNOWN_AGENTS.join(', ')})`);
+  if (agent !== AUTO_AGENT && !(KNOWN_AGENTS as readonly string[]).includes(agent)) fail('agent', agent, `a known agent (${KNOWN_AGENTS.join(', ')}) or auto`);
   const dependsOn = stringList(fm, 'depends_on');
   for (const dep of dependsOn) if (!TASK_NAME.test(dep)) fail('depends_on', dep, 'a task name');
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');

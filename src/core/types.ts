@@ -26,6 +26,9 @@ export function isTerminal(s: TaskState): boolean {
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
 export const KNOWN_AGENTS = ['claude', 'command'] as const;
 
+/** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
+export const AUTO_AGENT = 'auto';
+
 /** Argv list (spawned without a shell) or one string run by `sh -c`. */
 export type CommandSpec = string[] | string;
 
@@ -105,6 +108,8 @@ export interface Task extends TaskSpec {
   claims: number;
   /** Set by `agentq cancel` on a running task; the owning dispatcher stops it. */
   cancelRequested: boolean;
+  /** The agent the latest attempt ran on (differs from `agent` for `agent: auto`). */
+  runAgent: string | null;
   /** Figures of the latest attempt (the one that completed, for a completed task). */
   stats: RunStats;
   /** Final result text (completed) — the agent's last message. */

@@ -22,7 +22,7 @@ export function resultFields(task: Task): Record<string, unknown> {
     title: task.title,
     priority: task.priority,
     failed_reason: task.state === 'completed' ? null : task.failedReason,
-    agent: task.agent,
+    agent: task.runAgent ?? task.agent,
     model: task.stats.model ?? task.model,
     session_id: task.stats.sessionId,
     cost_usd: task.stats.costUsd,

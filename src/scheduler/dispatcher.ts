@@ -10,7 +10,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.ts';
 import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } from '../config/config.ts';
-import type { Attempt, Claim, Task } from '../core/types.ts';
+import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
@@ -282,7 +282,7 @@ export class Dispatcher {
               now: this.o.now(),
               leaseMs: this.o.config.lease,
               concurrency: this.o.config.concurrency,
-              agents: [...this.o.runners.keys()],
+              agents: [...this.o.runners.keys(), AUTO_AGENT],
               groupConcurrency: this.o.config.group_concurrency,
               agentConcurrency: this.agentLimits,
             });
@@ -321,7 +321,38 @@ export class Dispatcher {
     return this.defaultMode;
   }
 
-  private async runAttempt(claim: Claim, signal: AbortSignal): Promise<void> {
+  /**
+   * The agent for an `agent: auto` attempt: from the priority's `fallback` list (default
+   * `[claude]`), the agents with a runner that are not paused and below their own
+   * concurrency; of those the one running fewest tasks here, then list order (as
+   * claudomator's pickAgent). Null when none can take it now.
+   */
+  private async pickAgent(task: Task): Promise<string | null> {
+    const list = (this.o.config.fallback[task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a));
+    const paused = new Set((await this.o.store.listPauses(this.o.now())).map((p) => p.agent));
+    const runningOn = (a: string) => [...this.running.values()].filter((r) => r.claim.task.agent === a).length;
+    const free = list.filter((a) => !paused.has(a) && runningOn(a) < (this.agentLimits[a] ?? Infinity));
+    if (free.length === 0) return null;
+    return free.reduce((best, a) => (runningOn(a) < runningOn(best) ? a : best));
+  }
+
+  private async runAttempt(claimed: Claim, signal: AbortSignal): Promise<void> {
+    let claim = claimed;
+    if (claimed.task.agent === AUTO_AGENT) {
+      const chosen = await this.pickAgent(claimed.task);
+      if (chosen === null) {
+        // Every agent of the list is paused or full: back in the queue, no attempt used.
+        const pauses = await this.o.store.listPauses(this.o.now());
+        const runAfter = Math.min(this.o.now() + this.o.config.poll_interval, ...pauses.map((p) => p.until));
+        const requeued = await this.o.store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), now: this.o.now() });
+        if (requeued) this.events.emit('task.requeued', requeued, 'agent: auto: every agent of the fallback list is paused or busy');
+        return;
+      }
+      // The attempt runs as if the task named the agent; routing picks that agent's model.
+      claim = { ...claimed, task: { ...claimed.task, agent: chosen, model: null } };
+      this.running.get(claimed.attempt.id)!.claim = claim;
+      await this.o.store.setAttemptAgent(claimed.attempt.id, { agent: chosen, model: routeModel(claim.task, this.o.config) });
+    }
     const { task, attempt } = claim;
     const runner = this.o.runners.get(task.agent)!;
     const model = routeModel(task, this.o.config);

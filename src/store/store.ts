@@ -52,6 +52,12 @@ export interface FinishOutcome {
   now: number;
 }
 
+/** The agent an `agent: auto` attempt runs on, set after the claim. */
+export interface AttemptAgent {
+  agent: string;
+  model: string | null;
+}
+
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
   /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
@@ -116,6 +122,8 @@ export interface Store {
    * must stop and write nothing); `cancelRequested` when `agentq cancel` asked.
    */
   heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
+  /** Records the agent an attempt runs on (for `agent: auto`), on the attempt and as the task's `runAgent`. */
+  setAttemptAgent(attemptId: string, agent: AttemptAgent): Promise<void>;
   /** Records live run figures (session id, model) on the attempt and task. */
   recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void>;
   /**

@@ -104,6 +104,27 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     assert.match(second.firstUserText!, /Note from agent-queue: this task was tried before[\s\S]*- attempt 1 failed \(exit code 1\): API Error: 400/);
   });
 
+  it('agent: auto fails over from a rate-limited claude to the next agent of the fallback list', async (t) => {
+    const paths = makeProject({
+      fallback: { default: ['claude', 'command'] },
+      agents: { claude: { rate_limit_backoff: '10m' }, command: { command: 'echo "command did: $(cat)"' } },
+    });
+    fake.setRules([{ match: 'limited everywhere', turns: [{ error: { status: 429 }, times: 'always' }] }]);
+    dropTask(paths, 'move', { agent: 'auto' }, 'This is limited everywhere on claude.');
+    const r = await agentq(['run', '--once', '--project', paths.root], env);
+    assert.equal(r.code, 0, r.stderr);
+    const { fm, body } = readResult(path.join(paths.done, 'move.md'));
+    assert.equal(fm.agent, 'command', 'the result names the agent of the completing attempt');
+    assert.match(body, /^command did: This is limited everywhere on claude\./);
+    const show = JSON.parse((await agentq(['show', 'move', '--json', '--project', paths.root], env)).stdout);
+    assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [['claude', 'rate_limited'], ['command', 'completed']]);
+    assert.equal(show.attempts, 1, 'the rate-limited attempt did not count');
+    const first429 = fake.requests.find((q) => q.hasTools && q.firstUserText?.includes('limited everywhere') && q.status === 429)!;
+    t.diagnostic(`failover: first 429 → next agent started in ${show.attemptHistory[1].startedAt - first429.time} ms`);
+    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+    assert.deepEqual(status.pausedAgents.map((p: { agent: string }) => p.agent), ['claude']);
+  });
+
   it('fails fast on bad credentials (401), naming authentication', async () => {
     const paths = makeProject();
     fake.setRules([{ match: 'needs auth', turns: [{ error: { status: 401 }, times: 'always' }] }]);

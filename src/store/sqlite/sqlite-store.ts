@@ -86,6 +86,7 @@ function toTask(row: Row, depIds: number[]): Task {
     startedAt: num(row.started_at),
     finishedAt: num(row.finished_at),
     durationMs: num(row.duration_ms),
+    runAgent: str(row.run_agent) ?? (Number(row.claims) > 0 ? String(row.agent) : null),
     stats: statsFrom(row, 'run_model'),
     result: str(row.result),
     failedReason: str(row.failed_reason),
@@ -338,6 +339,13 @@ export class SqliteStore implements Store {
       )
       .get(now + leaseMs, attemptId) as Row | undefined;
     return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
+  }
+
+  async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
+    this.tx(() => {
+      this.prepare('UPDATE attempts SET agent = ?, model = ? WHERE id = ?').run(a.agent, a.model, attemptId);
+      this.prepare("UPDATE tasks SET run_agent = ? WHERE lease_token = ? AND state = 'running'").run(a.agent, attemptId);
+    });
   }
 
   async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {

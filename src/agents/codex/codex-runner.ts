@@ -1,0 +1,176 @@
+/**
+ * The runner for the OpenAI Codex CLI (`codex exec --json`). Facts it relies on were
+ * observed with Codex CLI 0.169; see /work/shared/reference/codex-headless.md and
+ * ./stream-parser.ts.
+ */
+import { AgentQueueError } from '../../core/errors.ts';
+import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
+import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
+import { CodexStreamParser, type CodexSignal } from './stream-parser.ts';
+
+/** Options of {@link CodexRunner}. */
+export interface CodexRunnerOptions {
+  /** Argv prefix that starts the CLI, e.g. from `resolveCodexCommand` (`['/usr/bin/codex']`). */
+  command: string[];
+  /**
+   * Extra CLI arguments, placed after `exec` and before the prompt (e.g. the provider
+   * config: `['-c', 'model_provider=local', '-c', 'model_providers.local={…}']`).
+   */
+  extraArgs?: string[];
+  /** SIGTERM→SIGKILL grace when stopping the process tree, ms. Default: runAgentProcess's (5000). */
+  graceMs?: number;
+  /**
+   * `--sandbox` value: `read-only`, `workspace-write` or `danger-full-access` (default:
+   * headless runs are already isolated by agentq's workspace; codex's own default is
+   * read-only, where writing commands fail but the run still "succeeds").
+   */
+  sandbox?: string;
+}
+
+/**
+ * Runs `codex exec --json` for one attempt and maps what it printed to a {@link RunOutcome}.
+ *
+ * Argv: `[...command, 'exec', '--json', '--skip-git-repo-check', '--sandbox', sandbox,
+ * ['-m', model], '-C', cwd, ...extraArgs, ['resume', threadId], '--', prompt]`. Resuming
+ * puts `resume ID` last because codex 0.169 rejects `--sandbox` after `resume`. stdin is
+ * closed at once (codex otherwise waits for EOF and appends stdin to the prompt).
+ *
+ * Outcomes:
+ * - `cancelled` when `request.signal` aborted; `timed_out` when the deadline passed before
+ *   a `turn.completed` line;
+ * - stopped early on the first auth or rate-limit signal (`Reconnecting... 1/5 (unexpected
+ *   status 401 …)`, `… 429 Too Many Requests`, usage limit, quota): `auth_failed` /
+ *   `rate_limited` (`resetAt` from "try again at/in …", else null). Without this codex
+ *   retries a 401 for ~7 s and a 429 with `Retry-After: N` for 5×N s;
+ * - `turn.completed` and no `turn.failed` → `completed` with the last `agent_message`;
+ * - `turn.failed` → `failed`, retryable, reason its message;
+ * - nothing of that: `failed`, retryable, "exited with code N: <last stderr line>"; exit
+ *   code 2 (usage error) is not retryable; the command cannot start: not retryable.
+ * Stats: thread id as `sessionId`, tokens from `turn.completed` (cumulative over the
+ * thread), `costUsd` null (codex reports no cost), `model` the requested one.
+ * Never throws for agent failures.
+ */
+export class CodexRunner implements AgentRunner {
+  readonly name = 'codex';
+  readonly canResume = true;
+  private readonly command: string[];
+  private readonly extraArgs: string[];
+  private readonly graceMs: number | undefined;
+  private readonly sandbox: string;
+
+  /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
+  constructor(options: CodexRunnerOptions) {
+    if (options.command.length === 0 || !options.command[0]) {
+      throw new AgentQueueError('agent_not_found', 'CodexRunner needs a command (see resolveCodexCommand)');
+    }
+    this.command = [...options.command];
+    this.extraArgs = [...(options.extraArgs ?? [])];
+    this.graceMs = options.graceMs;
+    this.sandbox = options.sandbox ?? 'danger-full-access';
+  }
+
+  /** The argv this runner spawns for `request`. */
+  buildArgv(request: Pick<RunRequest, 'model' | 'prompt' | 'resumeSessionId' | 'cwd'>): string[] {
+    const argv = [...this.command, 'exec', '--json', '--skip-git-repo-check', '--sandbox', this.sandbox];
+    if (request.model !== null) argv.push('-m', request.model);
+    argv.push('-C', request.cwd, ...this.extraArgs);
+    if (request.resumeSessionId) argv.push('resume', request.resumeSessionId);
+    argv.push('--', request.prompt);
+    return argv;
+  }
+
+  async run(request: RunRequest): Promise<RunOutcome> {
+    const parser = new CodexStreamParser();
+    let stopSignal: CodexSignal | null = null;
+    let lastStderr: string | null = null;
+    const emit = (event: AgentEvent): void => {
+      try {
+        request.onEvent?.(event);
+      } catch {
+        // A broken listener must not break the attempt.
+      }
+    };
+    const statsNow = () => ({ ...parser.stats(), model: request.model });
+
+    let proc: AgentProcessResult;
+    try {
+      proc = await runAgentProcess(request, this.buildArgv(request), {
+        stdin: '',
+        graceMs: this.graceMs,
+        onStdoutLine: (line, stop) => {
+          const parsed = parser.push(line);
+          for (const event of parsed.events) {
+            emit(event.type === 'session' ? { ...event, model: request.model } : event);
+          }
+          if (parsed.stop && !stopSignal) {
+            stopSignal = parsed.stop;
+            stop(parsed.stop.reason);
+          }
+        },
+        onStderrLine: (line) => {
+          const text = line.trim();
+          if (!text || /^WARNING: proceeding, even though|^Reading additional input from stdin/.test(text)) return;
+          lastStderr = text;
+        },
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const spawnFailed = err instanceof AgentQueueError && err.code === 'spawn_failed';
+      return {
+        kind: 'failed',
+        retryable: !spawnFailed,
+        reason: spawnFailed ? message : `running Codex failed: ${message}`,
+        stats: statsNow(),
+        exitCode: null,
+      };
+    }
+
+    const base = { stats: statsNow(), exitCode: proc.exitCode };
+    const state = parser.state;
+    if (proc.stoppedFor === 'cancel') {
+      return { ...base, kind: 'cancelled', reason: `cancelled${describeAbortReason(request.signal.reason)}` };
+    }
+    const signal = (stopSignal as CodexSignal | null) ?? state.stopSignal;
+    if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
+    if (signal?.kind === 'rate_limited') return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
+    if (proc.stoppedFor === 'early') {
+      return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
+    }
+    const completed =
+      state.turnsCompleted > 0 && !state.turnFailed && (proc.stoppedFor !== 'timeout' || (state.completedAt ?? Infinity) <= request.deadline);
+    if (proc.stoppedFor === 'timeout' && !completed) {
+      const limit = request.task?.timeoutMs;
+      return {
+        ...base,
+        kind: 'timed_out',
+        reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)`,
+      };
+    }
+    if (completed) return { ...base, kind: 'completed', result: state.lastAgentMessage ?? '' };
+    if (state.turnFailed) {
+      return { ...base, kind: 'failed', retryable: true, reason: state.failureMessage ?? state.lastError ?? 'codex reported turn.failed' };
+    }
+    const how =
+      proc.exitCode !== null ? `exited with code ${proc.exitCode}` : proc.signal !== null ? `was killed by ${proc.signal}` : 'ended';
+    const detail = lastStderr ?? state.lastError ?? (state.skippedLines > 0 ? `${state.skippedLines} unparsable stdout line(s)` : null);
+    return {
+      ...base,
+      kind: 'failed',
+      retryable: proc.exitCode !== 2,
+      reason: `Codex ${how} without a completed turn${detail ? `: ${detail}` : ''}`,
+    };
+  }
+}
+
+function describeAbortReason(reason: unknown): string {
+  if (reason === undefined || reason === null) return '';
+  if (typeof reason === 'string') return reason ? ` (${reason})` : '';
+  if (reason instanceof Error) return reason.name === 'AbortError' ? '' : ` (${reason.message})`;
+  return ` (${String(reason)})`;
+}
+
+function formatMs(ms: number): string {
+  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
+  if (ms % 1000 === 0) return `${ms / 1000} s`;
+  return `${ms} ms`;
+}
