@@ -5,6 +5,8 @@ import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts
 import { AgentQueueError } from '../core/errors.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
 import { resolveClaudeCommand } from './claude/resolve-command.ts';
+import { CodexRunner } from './codex/codex-runner.ts';
+import { resolveCodexCommand } from './codex/resolve-command.ts';
 import { CommandRunner } from './command/command-runner.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 
@@ -35,6 +37,7 @@ class LazyRunner implements AgentRunner {
 export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
+  const codex = agentConfig(config, 'codex');
   return new Map<string, AgentRunner>([
     [
       'claude',
@@ -44,6 +47,20 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
           new ClaudeRunner({
             command: resolveClaudeCommand({ env, configCommand: claude.command ?? null, projectDir: paths.root }),
             permissionMode: claude.permission_mode,
+            extraArgs: claude.args,
+            graceMs: config.kill_grace,
+          }),
+        true,
+      ),
+    ],
+    [
+      'codex',
+      new LazyRunner(
+        'codex',
+        () =>
+          new CodexRunner({
+            command: resolveCodexCommand({ env, configCommand: codex.command ?? null, projectDir: paths.root }),
+            extraArgs: codex.args,
             graceMs: config.kill_grace,
           }),
         true,

@@ -29,6 +29,10 @@ const agentSchema = z
   .object({
     /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
     command: command.optional(),
+    /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
+    args: z.array(z.string()).default([]),
+    /** Extra environment for the agent's processes (added to agentq's own). */
+    env: z.record(z.string(), z.string()).default({}),
     /** claude: `--permission-mode` value. */
     permission_mode: z.string().default('bypassPermissions'),
     /** claude: model per priority; a task's `model` wins. */
@@ -197,6 +201,10 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     rate_limit_backoff: 60s            # pause after a rate limit with no known reset time,
 #     rate_limit_backoff_max: 1h         # doubling with each limit in a row, up to this
 #     concurrency: 2                     # at most this many claude tasks at once
+#   codex:
+#     command: codex                     # else AGENTQ_CODEX_COMMAND, PATH, node_modules/.bin/codex
+#     args: []                           # extra arguments, e.g. -c model_provider=…
+#     env: {}                            # extra environment for the agent
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
 `;

@@ -395,7 +395,7 @@ export class Dispatcher {
       systemPromptAppend: this.o.config.questions ? QUESTION_INSTRUCTIONS : null,
       model,
       cwd: workspace.cwd,
-      env: { ...this.o.env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
+      env: { ...this.o.env, ...agentConfig(this.o.config, task.agent).env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
       deadline: attempt.startedAt + task.timeoutMs,
       stdoutLog,
       stderrLog: path.join(logDir, `${attempt.number}.stderr.log`),

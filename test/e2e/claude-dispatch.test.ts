@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
@@ -123,6 +124,35 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     t.diagnostic(`failover: first 429 → next agent started in ${show.attemptHistory[1].startedAt - first429.time} ms`);
     const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
     assert.deepEqual(status.pausedAgents.map((p: { agent: string }) => p.agent), ['claude']);
+  });
+
+  it('agent: auto fails over from claude to the real Codex CLI, which completes the task', async (t) => {
+    const { startFakeOpenAI, codexProviderArgs } = await import('../fixtures/fake-openai.ts');
+    const openai = await startFakeOpenAI({ rules: [{ match: 'port the parser', turns: [{ text: 'ported by {{model}}' }] }] });
+    try {
+      const codexHome = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-codex-home-'));
+      const paths = makeProject({
+        fallback: { high: ['claude', 'codex'] },
+        agents: {
+          claude: { rate_limit_backoff: '10m' },
+          codex: { args: codexProviderArgs(openai.baseUrl), env: { FAKE_OPENAI_API_KEY: 'test', CODEX_HOME: codexHome }, models: { high: 'gpt-5.5' } },
+        },
+      });
+      fake.setRules([{ match: 'port the parser', turns: [{ error: { status: 529 }, times: 'always' }] }]);
+      dropTask(paths, 'port', { agent: 'auto', priority: 'high' }, 'Please port the parser.');
+      const r = await agentq(['run', '--once', '--project', paths.root], env);
+      assert.equal(r.code, 0, r.stderr);
+      const { fm, body } = readResult(path.join(paths.done, 'port.md'));
+      assert.equal(fm.agent, 'codex');
+      assert.equal(body, 'ported by gpt-5.5');
+      assert.match(String(fm.session_id), /^[0-9a-f-]{36}$/, 'the codex thread id');
+      const show = JSON.parse((await agentq(['show', 'port', '--json', '--project', paths.root], env)).stdout);
+      assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [['claude', 'rate_limited'], ['codex', 'completed']]);
+      const first = fake.requests.find((q) => q.hasTools && q.firstUserText?.includes('port the parser') && q.status === 529)!;
+      t.diagnostic(`failover: first 529 → codex started in ${show.attemptHistory[1].startedAt - first.time} ms`);
+    } finally {
+      await openai.close();
+    }
   });
 
   it('fails fast on bad credentials (401), naming authentication', async () => {
