@@ -89,7 +89,8 @@ export class GeminiRunner implements AgentRunner {
   async run(request: RunRequest): Promise<RunOutcome> {
     const parser = new GeminiStreamParser();
     let stopSignal: GeminiSignal | null = null;
-    let lastStderr: string | null = null;
+    /** The last few meaningful stderr lines (a fatal error often spans two). */
+    const stderrTail: string[] = [];
     const emit = (event: AgentEvent): void => {
       try {
         request.onEvent?.(event);
@@ -115,7 +116,10 @@ export class GeminiRunner implements AgentRunner {
         onStderrLine: (line, stop) => {
           const text = line.trim();
           if (!text) return;
-          if (!isNoise(text)) lastStderr = text;
+          if (!isNoise(text)) {
+            stderrTail.push(text);
+            if (stderrTail.length > 2) stderrTail.shift();
+          }
           maybeStop(parser.pushStderr(text), stop);
         },
       });
@@ -167,7 +171,7 @@ export class GeminiRunner implements AgentRunner {
     }
 
     // No result line.
-    const detail = lastStderr ?? (state.skippedLines > 0 ? `${state.skippedLines} unparsable stdout line(s)` : null);
+    const detail = (stderrTail.length > 0 ? stderrTail.join(' ') : null) ?? (state.skippedLines > 0 ? `${state.skippedLines} unparsable stdout line(s)` : null);
     const how = proc.signal !== null && proc.exitCode === null ? `was killed by ${proc.signal}` : exit.reason;
     const reason = `Gemini CLI ${how} without a result${detail ? `: ${detail}` : ''}`;
     if (exit.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason };
