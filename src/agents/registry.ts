@@ -8,6 +8,8 @@ import { resolveClaudeCommand } from './claude/resolve-command.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { resolveCodexCommand } from './codex/resolve-command.ts';
 import { CommandRunner } from './command/command-runner.ts';
+import { GeminiRunner } from './gemini/gemini-runner.ts';
+import { resolveGeminiCommand } from './gemini/resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 
 /**
@@ -38,6 +40,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
   const codex = agentConfig(config, 'codex');
+  const gemini = agentConfig(config, 'gemini');
   return new Map<string, AgentRunner>([
     [
       'claude',
@@ -61,6 +64,19 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
           new CodexRunner({
             command: resolveCodexCommand({ env, configCommand: codex.command ?? null, projectDir: paths.root }),
             extraArgs: codex.args,
+            graceMs: config.kill_grace,
+          }),
+        true,
+      ),
+    ],
+    [
+      'gemini',
+      new LazyRunner(
+        'gemini',
+        () =>
+          new GeminiRunner({
+            command: resolveGeminiCommand({ env, configCommand: gemini.command ?? null, projectDir: paths.root }),
+            extraArgs: gemini.args,
             graceMs: config.kill_grace,
           }),
         true,

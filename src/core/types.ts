@@ -24,7 +24,7 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'command'] as const;
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';

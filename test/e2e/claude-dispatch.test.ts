@@ -155,6 +155,33 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     }
   });
 
+  it('agent: auto fails over from claude to the real Gemini CLI, which completes the task', async () => {
+    const { startFakeGemini, geminiEnv } = await import('../fixtures/fake-gemini.ts');
+    const gemini = await startFakeGemini({ rules: [{ match: 'translate the docs', turns: [{ text: 'translated by {{model}}' }] }] });
+    try {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-gemini-home-'));
+      const g = geminiEnv(gemini.url, home);
+      const paths = makeProject({
+        fallback: { low: ['claude', 'gemini'] },
+        agents: {
+          claude: { rate_limit_backoff: '10m' },
+          gemini: { env: { GEMINI_CLI_HOME: home, GOOGLE_GEMINI_BASE_URL: gemini.url, GEMINI_API_KEY: g.GEMINI_API_KEY!, TMPDIR: home } },
+        },
+      });
+      fake.setRules([{ match: 'translate the docs', turns: [{ error: { status: 429 }, times: 'always' }] }]);
+      dropTask(paths, 'docs', { agent: 'auto', priority: 'low' }, 'Please translate the docs.');
+      const r = await agentq(['run', '--once', '--project', paths.root], env);
+      assert.equal(r.code, 0, r.stderr);
+      const { fm, body } = readResult(path.join(paths.done, 'docs.md'));
+      assert.equal(fm.agent, 'gemini');
+      assert.match(body, /^translated by gemini-/);
+      const show = JSON.parse((await agentq(['show', 'docs', '--json', '--project', paths.root], env)).stdout);
+      assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [['claude', 'rate_limited'], ['gemini', 'completed']]);
+    } finally {
+      await gemini.close();
+    }
+  });
+
   it('fails fast on bad credentials (401), naming authentication', async () => {
     const paths = makeProject();
     fake.setRules([{ match: 'needs auth', turns: [{ error: { status: 401 }, times: 'always' }] }]);
