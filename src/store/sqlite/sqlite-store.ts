@@ -20,16 +20,7 @@ import {
   type Task,
   type TaskState,
 } from '../../core/types.ts';
-import type {
-  ClaimOptions,
-  FinishOutcome,
-  NewTask,
-  RequeueOptions,
-  StaleClaim,
-  Store,
-  TaskFilter,
-  WorkerInfo,
-} from '../store.ts';
+import type { ClaimOptions, FinishOutcome, NewTask, RequeueOptions, StaleClaim, Store, TaskFilter, WorkerInfo } from '../store.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -162,9 +153,9 @@ export class SqliteStore implements Store {
   }
 
   private depIds(taskId: number): number[] {
-    return (
-      this.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]
-    ).map((r) => Number(r.depends_on_id));
+    return (this.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]).map((r) =>
+      Number(r.depends_on_id),
+    );
   }
 
   private taskById(id: number): Task | null {
@@ -176,9 +167,10 @@ export class SqliteStore implements Store {
   private leased(attemptId: string): { task: Row; attempt: Row } | null {
     const attempt = this.prepare('SELECT * FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
     if (!attempt) return null;
-    const task = this.db
-      .prepare("SELECT * FROM tasks WHERE id = ? AND state = 'running' AND lease_token = ?")
-      .get(attempt.task_id, attemptId) as Row | undefined;
+    const task = this.prepare("SELECT * FROM tasks WHERE id = ? AND state = 'running' AND lease_token = ?").get(
+      attempt.task_id,
+      attemptId,
+    ) as Row | undefined;
     return task ? { task, attempt } : null;
   }
 
@@ -209,7 +201,16 @@ export class SqliteStore implements Store {
     const pending = this.prepare('SELECT task_id FROM intake WHERE key = ? AND file_removed = 0');
     const created: number[] = [];
     const fresh: boolean[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+    for (const {
+      spec,
+      dependsOnIds,
+      dependsOnBatch = [],
+      parentId = null,
+      parentBatch = null,
+      invalidReason,
+      terminalState,
+      intakeKey,
+    } of tasks) {
       const taken = intakeKey === undefined ? undefined : (pending.get(intakeKey) as Row | undefined);
       if (taken) {
         created.push(Number(taken.task_id));
@@ -268,9 +269,8 @@ export class SqliteStore implements Store {
   }
 
   async findActiveByDedupKey(key: string): Promise<Task | null> {
-    const row = this.prepare(
-      "SELECT id FROM tasks WHERE dedup_key = ? AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
-    ).get(key) as Row | undefined;
+    const row = this.prepare("SELECT id FROM tasks WHERE dedup_key = ? AND state IN ('queued', 'running') ORDER BY id LIMIT 1").get(key) as
+      Row | undefined;
     return row ? this.taskById(Number(row.id)) : null;
   }
 
@@ -332,12 +332,10 @@ export class SqliteStore implements Store {
   }
 
   async heartbeat(attemptId: string, now: number, leaseMs: number) {
-    const row = this.db
-      .prepare(
-        `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
+    const row = this.prepare(
+      `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
          RETURNING cancel_requested`,
-      )
-      .get(now + leaseMs, attemptId) as Row | undefined;
+    ).get(now + leaseMs, attemptId) as Row | undefined;
     return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
   }
 
@@ -370,31 +368,33 @@ export class SqliteStore implements Store {
   }
 
   /** Closes the attempt row. */
-  private closeAttempt(attempt: Row, outcome: AttemptOutcome, o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number }) {
+  private closeAttempt(
+    attempt: Row,
+    outcome: AttemptOutcome,
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+  ) {
     const { stats, now } = o;
-    this.db
-      .prepare(
-        `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
+    this.prepare(
+      `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
            num_turns = COALESCE(?, num_turns)
          WHERE id = ?`,
-      )
-      .run(
-        outcome,
-        o.reason ?? null,
-        o.exitCode ?? null,
-        now,
-        now - Number(attempt.started_at),
-        o.logPath ?? null,
-        stats?.sessionId ?? null,
-        stats?.model ?? null,
-        stats?.costUsd ?? null,
-        stats?.inputTokens ?? null,
-        stats?.outputTokens ?? null,
-        stats?.numTurns ?? null,
-        attempt.id,
-      );
+    ).run(
+      outcome,
+      o.reason ?? null,
+      o.exitCode ?? null,
+      now,
+      now - Number(attempt.started_at),
+      o.logPath ?? null,
+      stats?.sessionId ?? null,
+      stats?.model ?? null,
+      stats?.costUsd ?? null,
+      stats?.inputTokens ?? null,
+      stats?.outputTokens ?? null,
+      stats?.numTurns ?? null,
+      attempt.id,
+    );
   }
 
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
@@ -409,29 +409,27 @@ export class SqliteStore implements Store {
         if (sub.open) state = 'waiting';
         else if (sub.failed) [state, reason] = ['failed', sub.failed];
       }
-      this.db
-        .prepare(
-          `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
+      this.prepare(
+        `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
              session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
              cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
              output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
            WHERE id = ?`,
-        )
-        .run(
-          state,
-          state === 'waiting' ? null : o.now,
-          o.now - Number(held.attempt.started_at),
-          o.result ?? null,
-          reason,
-          o.stats.sessionId,
-          o.stats.model,
-          o.stats.costUsd,
-          o.stats.inputTokens,
-          o.stats.outputTokens,
-          o.stats.numTurns,
-          held.task.id,
-        );
+      ).run(
+        state,
+        state === 'waiting' ? null : o.now,
+        o.now - Number(held.attempt.started_at),
+        o.result ?? null,
+        reason,
+        o.stats.sessionId,
+        o.stats.model,
+        o.stats.costUsd,
+        o.stats.inputTokens,
+        o.stats.outputTokens,
+        o.stats.numTurns,
+        held.task.id,
+      );
       return this.taskById(Number(held.task.id));
     });
   }
@@ -442,18 +440,19 @@ export class SqliteStore implements Store {
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
       const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
-      this.db
-        .prepare(
-          `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
+      this.prepare(
+        `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
            WHERE id = ?`,
-        )
-        .run(o.runAfter, burned ? 0 : 1, held.task.id);
+      ).run(o.runAfter, burned ? 0 : 1, held.task.id);
       return this.taskById(Number(held.task.id));
     });
   }
 
-  async block(attemptId: string, o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null> {
+  async block(
+    attemptId: string,
+    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+  ): Promise<Task | null> {
     return this.tx(() => {
       const held = this.leased(attemptId);
       if (!held) return null;
@@ -472,7 +471,8 @@ export class SqliteStore implements Store {
     this.tx(() => {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+      if (t.state !== 'blocked')
+        throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
       this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
     });
     return this.taskById(taskId)!;
@@ -487,7 +487,9 @@ export class SqliteStore implements Store {
     const id = this.tx(() => {
       const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
       if (row && Number(row.last_tick) >= tick) return null;
-      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      this.prepare(
+        'INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick',
+      ).run(name, tick);
       return task ? this.insertTasks([task], now)[0]!.id : null;
     });
     return id === null ? null : this.taskById(id);
@@ -505,13 +507,18 @@ export class SqliteStore implements Store {
     const ids = this.tx(() => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
-      for (let changed = true; changed; ) {
+      for (let changed = true; changed;) {
         changed = false;
         for (const r of this.prepare("SELECT id FROM tasks WHERE state = 'waiting'").all() as Row[]) {
           const id = Number(r.id);
           const sub = this.subtaskVerdict(id);
           if (sub.open) continue;
-          this.prepare('UPDATE tasks SET state = ?, failed_reason = ?, finished_at = ? WHERE id = ?').run(sub.failed ? 'failed' : 'completed', sub.failed, now, id);
+          this.prepare('UPDATE tasks SET state = ?, failed_reason = ?, finished_at = ? WHERE id = ?').run(
+            sub.failed ? 'failed' : 'completed',
+            sub.failed,
+            now,
+            id,
+          );
           ended.push(id);
           changed = true;
         }
@@ -522,7 +529,9 @@ export class SqliteStore implements Store {
   }
 
   async listSubtasks(taskId: number): Promise<Task[]> {
-    return (this.prepare('SELECT * FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[]).map((r) => toTask(r, this.depIds(Number(r.id))));
+    return (this.prepare('SELECT * FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[]).map((r) =>
+      toTask(r, this.depIds(Number(r.id))),
+    );
   }
 
   async failBlockedDependents(now: number): Promise<Task[]> {
@@ -549,12 +558,10 @@ export class SqliteStore implements Store {
   }
 
   async registerWorker(w: WorkerInfo): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+    this.prepare(
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      )
-      .run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt);
+    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt);
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
@@ -637,12 +644,10 @@ export class SqliteStore implements Store {
   }
 
   async listUnreported(): Promise<Task[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM tasks WHERE result_path IS NULL
+    const rows = this.prepare(
+      `SELECT * FROM tasks WHERE result_path IS NULL
            AND state IN ('completed', 'failed', 'timed_out', 'cancelled', 'invalid') ORDER BY id`,
-      )
-      .all() as Row[];
+    ).all() as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
@@ -655,9 +660,10 @@ export class SqliteStore implements Store {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        this.db
-          .prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?")
-          .run(now, taskId);
+        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?").run(
+          now,
+          taskId,
+        );
       } else if (t.state === 'running') {
         this.prepare('UPDATE tasks SET cancel_requested = 1 WHERE id = ?').run(taskId);
       }
@@ -671,12 +677,10 @@ export class SqliteStore implements Store {
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       const state = t.state as TaskState;
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return;
-      this.db
-        .prepare(
-          `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
+      this.prepare(
+        `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
              result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
-        )
-        .run(now, taskId);
+      ).run(now, taskId);
     });
     return this.taskById(taskId)!;
   }
