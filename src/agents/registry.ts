@@ -4,12 +4,10 @@
 import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
 import { AgentQueueError } from '../core/errors.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
-import { resolveClaudeCommand } from './claude/resolve-command.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
-import { resolveCodexCommand } from './codex/resolve-command.ts';
 import { CommandRunner } from './command/command-runner.ts';
 import { GeminiRunner } from './gemini/gemini-runner.ts';
-import { resolveGeminiCommand } from './gemini/resolve-command.ts';
+import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 
 /**
@@ -48,7 +46,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
         'claude',
         () =>
           new ClaudeRunner({
-            command: resolveClaudeCommand({ env, configCommand: claude.command ?? null, projectDir: paths.root }),
+            command: resolveAgentCommand(CLAUDE, { env, configCommand: claude.command ?? null, projectDir: paths.root }),
             permissionMode: claude.permission_mode,
             extraArgs: claude.args,
             graceMs: config.kill_grace,
@@ -62,7 +60,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
         'codex',
         () =>
           new CodexRunner({
-            command: resolveCodexCommand({ env, configCommand: codex.command ?? null, projectDir: paths.root }),
+            command: resolveAgentCommand(CODEX, { env, configCommand: codex.command ?? null, projectDir: paths.root }),
             extraArgs: codex.args,
             graceMs: config.kill_grace,
           }),
@@ -75,7 +73,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
         'gemini',
         () =>
           new GeminiRunner({
-            command: resolveGeminiCommand({ env, configCommand: gemini.command ?? null, projectDir: paths.root }),
+            command: resolveAgentCommand(GEMINI, { env, configCommand: gemini.command ?? null, projectDir: paths.root }),
             extraArgs: gemini.args,
             graceMs: config.kill_grace,
           }),

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ClaudeRunner } from '../../src/agents/claude/claude-runner.ts';
-import { resolveClaudeCommand, resolveClaudeCommandWithSource } from '../../src/agents/claude/resolve-command.ts';
+import { CLAUDE, resolveAgentCommand, resolveAgentCommandWithSource } from '../../src/agents/resolve-command.ts';
 import type { AgentEvent, RunOutcome } from '../../src/agents/runner.ts';
 import { AgentQueueError } from '../../src/core/errors.ts';
 import {
@@ -322,43 +322,43 @@ function isLive(pid: number): boolean {
   }
 }
 
-describe('resolveClaudeCommand', () => {
+describe('resolveAgentCommand (claude)', () => {
   const sandbox = makeClaudeSandbox('agentq-resolve-');
   sandboxes.push(sandbox);
 
   it('AGENTQ_CLAUDE_COMMAND wins; split on whitespace unless it names a file', () => {
     assert.deepEqual(
-      resolveClaudeCommand({ env: { AGENTQ_CLAUDE_COMMAND: 'node  /opt/cli.js --x' }, projectDir: sandbox.project }),
+      resolveAgentCommand(CLAUDE, { env: { AGENTQ_CLAUDE_COMMAND: 'node  /opt/cli.js --x' }, projectDir: sandbox.project }),
       ['node', '/opt/cli.js', '--x'],
     );
-    assert.deepEqual(resolveClaudeCommand({ env: { AGENTQ_CLAUDE_COMMAND: CLAUDE_BIN }, projectDir: sandbox.project }), [
+    assert.deepEqual(resolveAgentCommand(CLAUDE, { env: { AGENTQ_CLAUDE_COMMAND: CLAUDE_BIN }, projectDir: sandbox.project }), [
       CLAUDE_BIN,
     ]);
   });
 
   it('config command: array as is, string split, relative paths against the project', () => {
     assert.deepEqual(
-      resolveClaudeCommand({ env: {}, configCommand: ['my claude', '--flag'], projectDir: sandbox.project }),
+      resolveAgentCommand(CLAUDE, { env: {}, configCommand: ['my claude', '--flag'], projectDir: sandbox.project }),
       ['my claude', '--flag'],
     );
-    assert.deepEqual(resolveClaudeCommand({ env: {}, configCommand: './bin/claude -x', projectDir: sandbox.project }), [
+    assert.deepEqual(resolveAgentCommand(CLAUDE, { env: {}, configCommand: './bin/claude -x', projectDir: sandbox.project }), [
       join(sandbox.project, 'bin/claude'),
       '-x',
     ]);
   });
 
   it('then PATH, then node_modules/.bin (this package)', () => {
-    const found = resolveClaudeCommandWithSource({ env: { PATH: '/nonexistent' }, projectDir: sandbox.project });
+    const found = resolveAgentCommandWithSource(CLAUDE, { env: { PATH: '/nonexistent' }, projectDir: sandbox.project });
     assert.equal(found.source, 'package');
     assert.deepEqual(found.command, [CLAUDE_BIN]);
     const binDir = join(CLAUDE_BIN, '..');
-    const onPath = resolveClaudeCommandWithSource({ env: { PATH: `/nonexistent:${binDir}` }, projectDir: sandbox.project });
+    const onPath = resolveAgentCommandWithSource(CLAUDE, { env: { PATH: `/nonexistent:${binDir}` }, projectDir: sandbox.project });
     assert.deepEqual(onPath, { command: [CLAUDE_BIN], source: 'path' });
   });
 
   it('throws agent_not_found when nothing is found', () => {
     assert.throws(
-      () => resolveClaudeCommand({ env: { PATH: '' }, projectDir: sandbox.project, packageDir: sandbox.root }),
+      () => resolveAgentCommand(CLAUDE, { env: { PATH: '' }, projectDir: sandbox.project, packageDir: sandbox.root }),
       (err: unknown) => err instanceof AgentQueueError && err.code === 'agent_not_found' && /AGENTQ_CLAUDE_COMMAND/.test(err.message),
     );
   });

@@ -9,14 +9,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CodexRunner } from '../../src/agents/codex/codex-runner.ts';
-import { resolveCodexCommand } from '../../src/agents/codex/resolve-command.ts';
+import { CODEX, resolveAgentCommand } from '../../src/agents/resolve-command.ts';
 import type { AgentEvent, RunOutcome } from '../../src/agents/runner.ts';
 import { makeClaudeSandbox, makeRunRequest, processesWithEnv, type ClaudeSandbox } from '../fixtures/claude-env.ts';
 import { codexProviderArgs, startFakeOpenAI, type FakeOpenAI } from '../fixtures/fake-openai.ts';
 
 const RUN = randomUUID().slice(0, 8);
 const P = (name: string) => `codex-${name}-${RUN}: do the thing`;
-const CODEX_BIN = resolveCodexCommand({ env: {}, projectDir: process.cwd() });
+const CODEX_BIN = resolveAgentCommand(CODEX, { env: {}, projectDir: process.cwd() });
 
 let fake: FakeOpenAI;
 let runner: CodexRunner;

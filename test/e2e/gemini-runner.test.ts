@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GeminiRunner } from '../../src/agents/gemini/gemini-runner.ts';
-import { resolveGeminiCommandWithSource } from '../../src/agents/gemini/resolve-command.ts';
+import { GEMINI, resolveAgentCommandWithSource } from '../../src/agents/resolve-command.ts';
 import type { AgentEvent, RunOutcome, RunRequest } from '../../src/agents/runner.ts';
 import { makeClaudeSandbox, makeTask, processesWithEnv, type ClaudeSandbox } from '../fixtures/claude-env.ts';
 import { geminiEnv, startFakeGemini, type FakeGemini } from '../fixtures/fake-gemini.ts';
@@ -235,15 +235,15 @@ describe('GeminiRunner timeout (alone: timing matters)', () => {
   });
 });
 
-describe('resolveGeminiCommand', () => {
+describe('resolveAgentCommand (gemini)', () => {
   it('env wins, then PATH, then node_modules/.bin', () => {
     const s = makeClaudeSandbox('agentq-gemini-resolve-');
     sandboxes.push(s);
-    assert.deepEqual(resolveGeminiCommandWithSource({ env: { AGENTQ_GEMINI_COMMAND: 'node /x/gemini.js' }, projectDir: s.project }), {
+    assert.deepEqual(resolveAgentCommandWithSource(GEMINI, { env: { AGENTQ_GEMINI_COMMAND: 'node /x/gemini.js' }, projectDir: s.project }), {
       command: ['node', '/x/gemini.js'],
       source: 'env',
     });
-    const found = resolveGeminiCommandWithSource({ env: { PATH: '/nonexistent' }, projectDir: s.project });
+    const found = resolveAgentCommandWithSource(GEMINI, { env: { PATH: '/nonexistent' }, projectDir: s.project });
     assert.equal(found.source, 'package');
     assert.ok(existsSync(found.command[0]!) && found.command[0]!.endsWith('/node_modules/.bin/gemini'));
   });

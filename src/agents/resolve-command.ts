@@ -1,84 +1,99 @@
 /**
- * Finding the Claude Code executable to run.
+ * Finding an agent's executable (Claude Code, Codex, Gemini CLI): one rule for every agent.
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentQueueError } from '../../core/errors.ts';
+import { AgentQueueError } from '../core/errors.ts';
 
-/** Environment variable that overrides every other way of finding the CLI. */
-export const CLAUDE_COMMAND_ENV = 'AGENTQ_CLAUDE_COMMAND';
+/** An agent CLI: its `agent:` name, executable name, display name and npm package. */
+export interface AgentBinary {
+  agent: string;
+  bin: string;
+  label: string;
+  npmPackage: string;
+}
 
-/** Options of {@link resolveClaudeCommand}. */
-export interface ResolveClaudeCommandOptions {
-  /** Environment to read `AGENTQ_CLAUDE_COMMAND` and `PATH` from. */
+export const CLAUDE: AgentBinary = { agent: 'claude', bin: 'claude', label: 'Claude Code CLI', npmPackage: '@anthropic-ai/claude-code' };
+export const CODEX: AgentBinary = { agent: 'codex', bin: 'codex', label: 'Codex CLI', npmPackage: '@openai/codex' };
+export const GEMINI: AgentBinary = { agent: 'gemini', bin: 'gemini', label: 'Gemini CLI', npmPackage: '@google/gemini-cli' };
+
+/** Environment variable that overrides every other way of finding an agent: `AGENTQ_<AGENT>_COMMAND`. */
+export function commandEnvVar(binary: AgentBinary): string {
+  return `AGENTQ_${binary.agent.toUpperCase()}_COMMAND`;
+}
+
+/** Options of {@link resolveAgentCommand}. */
+export interface ResolveCommandOptions {
+  /** Environment to read `AGENTQ_<AGENT>_COMMAND` and `PATH` from. */
   env: Record<string, string | undefined>;
-  /** `agents.claude.command` from config.yaml: an argv array or a string; null/undefined when unset. */
+  /** `agents.<agent>.command` from config.yaml: an argv array or a string; null/undefined when unset. */
   configCommand?: string | string[] | null;
   /** The project directory (where `.agent-queue/` lives); relative paths resolve against it. */
   projectDir: string;
-  /** Directory to start looking for this package's own `node_modules/.bin/claude`. Default: this module's directory. */
+  /** Directory to start looking for this package's own `node_modules/.bin/<bin>`. Default: this module's directory. */
   packageDir?: string;
 }
 
 /** Where the command came from, for messages and `agentq doctor`-style output. */
-export type ClaudeCommandSource = 'env' | 'config' | 'path' | 'project' | 'package';
+export type CommandSource = 'env' | 'config' | 'path' | 'project' | 'package';
 
 /**
- * The argv prefix that starts Claude Code, first match wins:
- * 1. `AGENTQ_CLAUDE_COMMAND`: if the whole value names an existing file it is one path
+ * The argv prefix that starts an agent's CLI, first match wins:
+ * 1. `AGENTQ_<AGENT>_COMMAND`: if the whole value names an existing file it is one path
  *    (spaces allowed); otherwise it is split on whitespace (`"node /opt/claude/cli.js"`),
  *    no quoting. Used as given, not checked further.
- * 2. config `agents.claude.command`: an array is used as is; a string follows the same rule
+ * 2. config `agents.<agent>.command`: an array is used as is; a string follows the same rule
  *    as the env var. Relative paths containing `/` resolve against `projectDir`.
- * 3. `claude` on `env.PATH` (absolute path of the first executable match).
- * 4. `<projectDir>/node_modules/.bin/claude`.
- * 5. `node_modules/.bin/claude` in this package or any directory above it (the
- *    `@anthropic-ai/claude-code` dev dependency, or a hoisted install).
+ * 3. `<bin>` on `env.PATH` (absolute path of the first executable match).
+ * 4. `<projectDir>/node_modules/.bin/<bin>`.
+ * 5. `node_modules/.bin/<bin>` in this package or any directory above it (the dev
+ *    dependency, or a hoisted install).
  *
  * @returns a non-empty argv prefix, e.g. `['/usr/local/bin/claude']`.
  * @throws AgentQueueError code `agent_not_found` when nothing is found, naming the places looked at.
  */
-export function resolveClaudeCommand(options: ResolveClaudeCommandOptions): string[] {
-  return resolveClaudeCommandWithSource(options).command;
+export function resolveAgentCommand(binary: AgentBinary, options: ResolveCommandOptions): string[] {
+  return resolveAgentCommandWithSource(binary, options).command;
 }
 
-/** Like {@link resolveClaudeCommand}, also saying which rule matched. */
-export function resolveClaudeCommandWithSource(options: ResolveClaudeCommandOptions): {
-  command: string[];
-  source: ClaudeCommandSource;
-} {
+/** Like {@link resolveAgentCommand}, also saying which rule matched. */
+export function resolveAgentCommandWithSource(
+  binary: AgentBinary,
+  options: ResolveCommandOptions,
+): { command: string[]; source: CommandSource } {
   const { env, projectDir } = options;
-  const fromEnv = env[CLAUDE_COMMAND_ENV]?.trim();
+  const envVar = commandEnvVar(binary);
+  const fromEnv = env[envVar]?.trim();
   if (fromEnv) return { command: splitCommand(fromEnv, projectDir), source: 'env' };
 
   const config = options.configCommand;
   if (Array.isArray(config)) {
     const argv = config.filter((a) => typeof a === 'string');
     if (argv.length === 0 || argv[0] === '') {
-      throw new AgentQueueError('agent_not_found', 'agents.claude.command in config is an empty list');
+      throw new AgentQueueError('agent_not_found', `agents.${binary.agent}.command in config is an empty list`);
     }
     return { command: [absolutize(argv[0]!, projectDir), ...argv.slice(1)], source: 'config' };
   }
   if (typeof config === 'string' && config.trim()) return { command: splitCommand(config.trim(), projectDir), source: 'config' };
 
-  const onPath = findOnPath('claude', env.PATH ?? '');
+  const onPath = findOnPath(binary.bin, env.PATH ?? '');
   if (onPath) return { command: [onPath], source: 'path' };
 
-  const inProject = join(resolve(projectDir), 'node_modules', '.bin', 'claude');
+  const inProject = join(resolve(projectDir), 'node_modules', '.bin', binary.bin);
   if (isExecutableFile(inProject)) return { command: [inProject], source: 'project' };
 
   const start = options.packageDir ?? dirname(fileURLToPath(import.meta.url));
   for (let dir = resolve(start); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', '.bin', 'claude');
+    const candidate = join(dir, 'node_modules', '.bin', binary.bin);
     if (isExecutableFile(candidate)) return { command: [candidate], source: 'package' };
     if (dirname(dir) === dir) break;
   }
 
   throw new AgentQueueError(
     'agent_not_found',
-    `Claude Code CLI not found: set ${CLAUDE_COMMAND_ENV} or agents.claude.command in config, ` +
-      `put "claude" on PATH, or install it with "npm install @anthropic-ai/claude-code" ` +
+    `${binary.label} not found: set ${envVar} or agents.${binary.agent}.command in config, ` +
+      `put "${binary.bin}" on PATH, or install it with "npm install ${binary.npmPackage}" ` +
       `(looked in PATH, ${inProject} and node_modules/.bin above ${start})`,
   );
 }
