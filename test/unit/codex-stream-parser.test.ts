@@ -101,6 +101,6 @@ describe('CodexRunner.buildArgv', () => {
     assert.deepEqual(r.buildArgv({ model: null, prompt: 'p', resumeSessionId: 'th-1', cwd: '/w' }).slice(6), ['-C', '/w', '-c', 'model_provider=x', 'resume', 'th-1', '--', 'p']);
   });
   it('empty command throws', () => {
-    assert.throws(() => new CodexRunner({ command: [] }), /resolveCodexCommand/);
+    assert.throws(() => new CodexRunner({ command: [] }), /resolveAgentCommand/);
   });
 });

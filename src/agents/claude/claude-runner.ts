@@ -5,12 +5,13 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
+import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { ClaudeStreamParser, classifyResult, type ClaudeSignal } from './stream-parser.ts';
 
 /** Options of {@link ClaudeRunner}. */
 export interface ClaudeRunnerOptions {
-  /** Argv prefix that starts the CLI, e.g. from `resolveClaudeCommand` (`['/usr/bin/claude']`). */
+  /** Argv prefix that starts the CLI, e.g. from `resolveAgentCommand(CLAUDE, …)` (`['/usr/bin/claude']`). */
   command: string[];
   /**
    * `--permission-mode` value. Default `bypassPermissions` (headless runs cannot answer
@@ -82,7 +83,7 @@ export class ClaudeRunner implements AgentRunner {
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: ClaudeRunnerOptions) {
     if (options.command.length === 0 || !options.command[0]) {
-      throw new AgentQueueError('agent_not_found', 'ClaudeRunner needs a command (see resolveClaudeCommand)');
+      throw new AgentQueueError('agent_not_found', 'ClaudeRunner needs a command (see resolveAgentCommand)');
     }
     this.command = [...options.command];
     this.permissionMode = options.permissionMode ?? 'bypassPermissions';
@@ -141,15 +142,7 @@ export class ClaudeRunner implements AgentRunner {
         },
       });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const spawnFailed = err instanceof AgentQueueError && err.code === 'spawn_failed';
-      return {
-        kind: 'failed',
-        retryable: !spawnFailed,
-        reason: spawnFailed ? message : `running Claude Code failed: ${message}`,
-        stats: parser.stats(),
-        exitCode: null,
-      };
+      return spawnFailure(err, 'Claude Code', parser.stats());
     }
 
     const stats = parser.stats();
@@ -157,33 +150,22 @@ export class ClaudeRunner implements AgentRunner {
     const state = parser.state;
 
     if (proc.stoppedFor === 'cancel') {
-      return { ...base, kind: 'cancelled', reason: `cancelled${describeAbortReason(request.signal.reason)}` };
+      return cancelled(request, base);
     }
     if (proc.stoppedFor === 'early') {
-      const signal = stopSignal as ClaudeSignal | null;
-      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
-      if (signal?.kind === 'rate_limited') {
-        return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
-      }
+      const stopped = signalled(stopSignal as ClaudeSignal | null, base);
+      if (stopped) return stopped;
       return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
     }
     const resultCounts =
       state.hasResult && (proc.stoppedFor !== 'timeout' || (state.resultAt !== null && state.resultAt <= request.deadline));
     if (proc.stoppedFor === 'timeout' && !resultCounts) {
-      const limit = request.task?.timeoutMs;
-      return {
-        ...base,
-        kind: 'timed_out',
-        reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)`,
-      };
+      return timedOut(request, base);
     }
 
     if (resultCounts) {
-      const signal = classifyResult(state, Date.now());
-      if (signal?.kind === 'rate_limited') {
-        return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
-      }
-      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
+      const limited = signalled(classifyResult(state, Date.now()), base);
+      if (limited) return limited;
       if (state.isError === false) {
         return { ...base, kind: 'completed', result: state.result ?? state.lastAssistantText ?? '' };
       }
@@ -219,15 +201,3 @@ export class ClaudeRunner implements AgentRunner {
   }
 }
 
-function describeAbortReason(reason: unknown): string {
-  if (reason === undefined || reason === null) return '';
-  if (typeof reason === 'string') return reason ? ` (${reason})` : '';
-  if (reason instanceof Error) return reason.name === 'AbortError' ? '' : ` (${reason.message})`;
-  return ` (${String(reason)})`;
-}
-
-function formatMs(ms: number): string {
-  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
-  if (ms % 1000 === 0) return `${ms / 1000} s`;
-  return `${ms} ms`;
-}

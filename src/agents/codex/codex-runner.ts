@@ -5,12 +5,13 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
+import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { CodexStreamParser, type CodexSignal } from './stream-parser.ts';
 
 /** Options of {@link CodexRunner}. */
 export interface CodexRunnerOptions {
-  /** Argv prefix that starts the CLI, e.g. from `resolveCodexCommand` (`['/usr/bin/codex']`). */
+  /** Argv prefix that starts the CLI, e.g. from `resolveAgentCommand(CODEX, …)` (`['/usr/bin/codex']`). */
   command: string[];
   /**
    * Extra CLI arguments, placed after `exec` and before the prompt (e.g. the provider
@@ -61,7 +62,7 @@ export class CodexRunner implements AgentRunner {
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: CodexRunnerOptions) {
     if (options.command.length === 0 || !options.command[0]) {
-      throw new AgentQueueError('agent_not_found', 'CodexRunner needs a command (see resolveCodexCommand)');
+      throw new AgentQueueError('agent_not_found', 'CodexRunner needs a command (see resolveAgentCommand)');
     }
     this.command = [...options.command];
     this.extraArgs = [...(options.extraArgs ?? [])];
@@ -114,37 +115,23 @@ export class CodexRunner implements AgentRunner {
         },
       });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const spawnFailed = err instanceof AgentQueueError && err.code === 'spawn_failed';
-      return {
-        kind: 'failed',
-        retryable: !spawnFailed,
-        reason: spawnFailed ? message : `running Codex failed: ${message}`,
-        stats: statsNow(),
-        exitCode: null,
-      };
+      return spawnFailure(err, 'Codex', statsNow());
     }
 
     const base = { stats: statsNow(), exitCode: proc.exitCode };
     const state = parser.state;
     if (proc.stoppedFor === 'cancel') {
-      return { ...base, kind: 'cancelled', reason: `cancelled${describeAbortReason(request.signal.reason)}` };
+      return cancelled(request, base);
     }
-    const signal = (stopSignal as CodexSignal | null) ?? state.stopSignal;
-    if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
-    if (signal?.kind === 'rate_limited') return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
+    const stopped = signalled((stopSignal as CodexSignal | null) ?? state.stopSignal, base);
+    if (stopped) return stopped;
     if (proc.stoppedFor === 'early') {
       return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
     }
     const completed =
       state.turnsCompleted > 0 && !state.turnFailed && (proc.stoppedFor !== 'timeout' || (state.completedAt ?? Infinity) <= request.deadline);
     if (proc.stoppedFor === 'timeout' && !completed) {
-      const limit = request.task?.timeoutMs;
-      return {
-        ...base,
-        kind: 'timed_out',
-        reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)`,
-      };
+      return timedOut(request, base);
     }
     if (completed) return { ...base, kind: 'completed', result: state.lastAgentMessage ?? '' };
     if (state.turnFailed) {
@@ -162,15 +149,3 @@ export class CodexRunner implements AgentRunner {
   }
 }
 
-function describeAbortReason(reason: unknown): string {
-  if (reason === undefined || reason === null) return '';
-  if (typeof reason === 'string') return reason ? ` (${reason})` : '';
-  if (reason instanceof Error) return reason.name === 'AbortError' ? '' : ` (${reason.message})`;
-  return ` (${String(reason)})`;
-}
-
-function formatMs(ms: number): string {
-  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
-  if (ms % 1000 === 0) return `${ms / 1000} s`;
-  return `${ms} ms`;
-}

@@ -5,12 +5,13 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
+import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { GeminiStreamParser, classifyResult, describeExitCode, type GeminiSignal } from './stream-parser.ts';
 
 /** Options of {@link GeminiRunner}. */
 export interface GeminiRunnerOptions {
-  /** Argv prefix that starts the CLI, e.g. from `resolveGeminiCommand` (`['/usr/bin/gemini']`). */
+  /** Argv prefix that starts the CLI, e.g. from `resolveAgentCommand(GEMINI, …)` (`['/usr/bin/gemini']`). */
   command: string[];
   /**
    * Extra CLI arguments, appended after the standard ones (e.g. `['--include-directories', '../lib']`).
@@ -67,7 +68,7 @@ export class GeminiRunner implements AgentRunner {
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: GeminiRunnerOptions) {
     if (options.command.length === 0 || !options.command[0]) {
-      throw new AgentQueueError('agent_not_found', 'GeminiRunner needs a command (see resolveGeminiCommand)');
+      throw new AgentQueueError('agent_not_found', 'GeminiRunner needs a command (see resolveAgentCommand)');
     }
     this.command = [...options.command];
     this.extraArgs = [...(options.extraArgs ?? [])];
@@ -124,15 +125,7 @@ export class GeminiRunner implements AgentRunner {
         },
       });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const spawnFailed = err instanceof AgentQueueError && err.code === 'spawn_failed';
-      return {
-        kind: 'failed',
-        retryable: !spawnFailed,
-        reason: spawnFailed ? message : `running Gemini CLI failed: ${message}`,
-        stats: parser.stats(),
-        exitCode: null,
-      };
+      return spawnFailure(err, 'Gemini CLI', parser.stats());
     }
 
     const stats = parser.stats();
@@ -140,31 +133,24 @@ export class GeminiRunner implements AgentRunner {
     const state = parser.state;
 
     if (proc.stoppedFor === 'cancel') {
-      return { ...base, kind: 'cancelled', reason: `cancelled${describeAbortReason(request.signal.reason)}` };
+      return cancelled(request, base);
     }
     if (proc.stoppedFor === 'early') {
-      const signal = stopSignal as GeminiSignal | null;
-      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
-      if (signal?.kind === 'rate_limited') return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
+      const stopped = signalled(stopSignal as GeminiSignal | null, base);
+      if (stopped) return stopped;
       return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
     }
     const resultCounts =
       state.hasResult && (proc.stoppedFor !== 'timeout' || (state.resultAt !== null && state.resultAt <= request.deadline));
     if (proc.stoppedFor === 'timeout' && !resultCounts) {
-      const limit = request.task?.timeoutMs;
-      return {
-        ...base,
-        kind: 'timed_out',
-        reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)`,
-      };
+      return timedOut(request, base);
     }
 
     const exit = describeExitCode(proc.exitCode);
     if (resultCounts) {
       if (state.status === 'success') return { ...base, kind: 'completed', result: state.finalText };
-      const signal = classifyResult(state, Date.now());
-      if (signal?.kind === 'rate_limited') return { ...base, kind: 'rate_limited', reason: signal.reason, resetAt: signal.resetAt };
-      if (signal?.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: signal.reason };
+      const limited = signalled(classifyResult(state, Date.now()), base);
+      if (limited) return limited;
       if (exit.kind === 'auth_failed') return { ...base, kind: 'auth_failed', reason: `Gemini CLI: ${exit.reason}` };
       const text = state.errorMessage?.trim() || state.errors.at(-1) || `Gemini CLI reported status ${state.status ?? 'unknown'}`;
       return { ...base, kind: 'failed', retryable: exit.retryable, reason: `${text} (${exit.reason})` };
@@ -185,15 +171,3 @@ function isNoise(text: string): boolean {
   return /^(Warning: 256-color|YOLO mode is enabled|Ripgrep is not available|\[STARTUP\]|Loaded cached credentials)/.test(text);
 }
 
-function describeAbortReason(reason: unknown): string {
-  if (reason === undefined || reason === null) return '';
-  if (typeof reason === 'string') return reason ? ` (${reason})` : '';
-  if (reason instanceof Error) return reason.name === 'AbortError' ? '' : ` (${reason.message})`;
-  return ` (${String(reason)})`;
-}
-
-function formatMs(ms: number): string {
-  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000} min`;
-  if (ms % 1000 === 0) return `${ms / 1000} s`;
-  return `${ms} ms`;
-}
