@@ -309,13 +309,33 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const running = await store.listTasks({ state: 'running' });
     const pauses = await store.listPauses(now);
     const workers = await store.listWorkers();
+    const midnight = new Date(now);
+    midnight.setHours(0, 0, 0, 0);
+    const agents = await store.agentUsage(midnight.getTime());
     if (o.json) {
-      out(JSON.stringify({ counts, running, pausedAgents: pauses, workers }, null, 2));
+      out(JSON.stringify({ counts, running, pausedAgents: pauses, agents, workers }, null, 2));
       return 0;
     }
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
     out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now).join('\n')}` : '\npaused agents: none');
+    if (agents.length) {
+      const paused = new Map(pauses.map((p) => [p.agent, p]));
+      out(
+        `\nagents today (since local midnight):\n${table(
+          ['AGENT', 'RUNNING', 'ATTEMPTS', 'SPEND', 'TOKENS IN', 'TOKENS OUT', 'PAUSED UNTIL'],
+          agents.map((a) => [
+            a.agent,
+            String(a.running),
+            String(a.attempts),
+            `$${a.costUsd.toFixed(4)}`,
+            String(a.inputTokens),
+            String(a.outputTokens),
+            paused.has(a.agent) ? new Date(paused.get(a.agent)!.until).toISOString() : '-',
+          ]),
+        )}`,
+      );
+    }
     out(
       workers.length
         ? `\ndispatchers:\n${table(['ID', 'PID', 'LAST HEARTBEAT'], workers.map((w) => [w.id, String(w.pid), new Date(w.heartbeatAt).toISOString()]))}`

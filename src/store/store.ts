@@ -70,6 +70,16 @@ export interface RequeueOptions {
   now: number;
 }
 
+/** Per-agent figures for `agentq status`: tokens and USD over attempts started since `since`. */
+export interface AgentUsage {
+  agent: string;
+  running: number;
+  attempts: number;
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
 export interface TaskFilter {
   state?: TaskState;
   limit?: number;
@@ -179,6 +189,8 @@ export interface Store {
   listTasks(filter?: TaskFilter): Promise<Task[]>;
   listAttempts(taskId: number): Promise<Attempt[]>;
   countByState(): Promise<Record<TaskState, number>>;
+  /** Running attempts, and attempts, cost and tokens since `since` (epoch ms), per agent. */
+  agentUsage(since: number): Promise<AgentUsage[]>;
   /** Terminal tasks whose done/failed file is not written yet. */
   listUnreported(): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;

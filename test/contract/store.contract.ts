@@ -116,6 +116,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(requeued?.claims, 1);
       const c2 = await store.claim(claimOpts(T0 + 2, { workerId: 'w2' }));
       assert.equal(c2?.attempt.number, 2);
+      assert.deepEqual((await store.agentUsage(T0 + 3)).map((u) => [u.agent, u.running, u.attempts]), [['command', 1, 0]]);
       assert.equal(await store.finish(c1!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 3 }), null);
       assert.equal((await store.heartbeat(c1!.attempt.id, T0 + 3, 1000)).ok, false);
       assert.equal((await store.heartbeat(c2!.attempt.id, T0 + 3, 1000)).ok, true);
@@ -130,6 +131,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(done?.result, 'fine');
       assert.equal(done?.stats.costUsd, 0.5);
       assert.equal(done?.stats.model, 'm');
+      assert.deepEqual(await store.agentUsage(T0), [
+        { agent: 'command', running: 0, attempts: 2, costUsd: 0.5, inputTokens: 10, outputTokens: 5 },
+      ]);
+      assert.deepEqual(await store.agentUsage(T0 + 3), [], 'nothing running, nothing started since');
       const attempts = await store.listAttempts(done!.id);
       assert.deepEqual(attempts.map((a) => a.outcome), ['interrupted', 'completed']);
       assert.equal(attempts[1]?.stats.sessionId, 's1');

@@ -20,7 +20,7 @@ import {
   type Task,
   type TaskState,
 } from '../../core/types.ts';
-import type { ClaimOptions, FinishOutcome, NewTask, RequeueOptions, StaleClaim, Store, TaskFilter, WorkerInfo } from '../store.ts';
+import type { AgentUsage, ClaimOptions, FinishOutcome, NewTask, RequeueOptions, StaleClaim, Store, TaskFilter, WorkerInfo } from '../store.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -641,6 +641,26 @@ export class SqliteStore implements Store {
       counts[r.state as TaskState] = Number(r.n);
     }
     return counts;
+  }
+
+  async agentUsage(since: number): Promise<AgentUsage[]> {
+    const rows = this.prepare(
+      `SELECT agent,
+         sum(CASE WHEN outcome = 'running' THEN 1 ELSE 0 END) AS running,
+         sum(CASE WHEN started_at >= @since THEN 1 ELSE 0 END) AS attempts,
+         sum(CASE WHEN started_at >= @since THEN coalesce(cost_usd, 0) ELSE 0 END) AS cost,
+         sum(CASE WHEN started_at >= @since THEN coalesce(input_tokens, 0) ELSE 0 END) AS input,
+         sum(CASE WHEN started_at >= @since THEN coalesce(output_tokens, 0) ELSE 0 END) AS output
+       FROM attempts WHERE outcome = 'running' OR started_at >= @since GROUP BY agent ORDER BY agent`,
+    ).all({ since }) as Row[];
+    return rows.map((r) => ({
+      agent: String(r.agent),
+      running: Number(r.running),
+      attempts: Number(r.attempts),
+      costUsd: Number(r.cost),
+      inputTokens: Number(r.input),
+      outputTokens: Number(r.output),
+    }));
   }
 
   async listUnreported(): Promise<Task[]> {
