@@ -7,6 +7,7 @@
 import type { AgentEvent } from '../runner.ts';
 import type { RunStats } from '../../core/types.ts';
 import { parseResetTime } from './reset-time.ts';
+import { num, obj, parseJsonLine, str, type Json } from '../json.ts';
 
 /**
  * Something that decides the attempt's outcome by itself.
@@ -85,17 +86,6 @@ export interface ClaudeStreamParserOptions {
   maxProgressChars?: number;
 }
 
-type Json = Record<string, unknown>;
-
-function obj(v: unknown): Json | null {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : null;
-}
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-function num(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
 
 /** HTTP statuses that mean the credentials were refused. */
 const AUTH_STATUSES = new Set([401, 403]);
@@ -246,17 +236,9 @@ export class ClaudeStreamParser {
 
   /** Parse one stdout line (without its newline). Never throws. */
   push(line: string): ParsedLine {
-    const trimmed = line.trim();
-    let msg: Json | null = null;
-    if (trimmed.startsWith('{')) {
-      try {
-        msg = obj(JSON.parse(trimmed));
-      } catch {
-        msg = null;
-      }
-    }
+    const msg = parseJsonLine(line);
     if (!msg) {
-      if (trimmed.length > 0) this.state.skippedLines++;
+      if (line.trim().length > 0) this.state.skippedLines++;
       return { parsed: false, kind: null, events: [], stop: null };
     }
 

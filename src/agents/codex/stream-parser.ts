@@ -7,6 +7,7 @@
 import type { AgentEvent } from '../runner.ts';
 import type { RunStats } from '../../core/types.ts';
 import { parseResetTime } from '../claude/reset-time.ts';
+import { num, obj, parseJsonLine, str, type Json } from '../json.ts';
 
 /**
  * Something that decides the attempt's outcome by itself.
@@ -82,17 +83,6 @@ export interface CodexStreamParserOptions {
   maxProgressChars?: number;
 }
 
-type Json = Record<string, unknown>;
-
-function obj(v: unknown): Json | null {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : null;
-}
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
-function num(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
 
 /** `Reconnecting... 1/5 (inner message)` (codex's visible retries). */
 const RECONNECT = /^Reconnecting\.\.\.\s*(\d+)\/(\d+)\s*\(([\s\S]*)\)\s*$/;
@@ -200,17 +190,9 @@ export class CodexStreamParser {
 
   /** Parse one stdout line (without its newline). Never throws. */
   push(line: string): CodexParsedLine {
-    const trimmed = line.trim();
-    let msg: Json | null = null;
-    if (trimmed.startsWith('{')) {
-      try {
-        msg = obj(JSON.parse(trimmed));
-      } catch {
-        msg = null;
-      }
-    }
+    const msg = parseJsonLine(line);
     if (!msg) {
-      if (trimmed.length > 0) this.state.skippedLines++;
+      if (line.trim().length > 0) this.state.skippedLines++;
       return { parsed: false, kind: null, events: [], stop: null };
     }
     const s = this.state;

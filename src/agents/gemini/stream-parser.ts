@@ -12,6 +12,7 @@
 import type { AgentEvent } from '../runner.ts';
 import type { RunStats } from '../../core/types.ts';
 import { parseResetTime } from '../claude/reset-time.ts';
+import { num, obj, parseJsonLine, str, type Json } from '../json.ts';
 
 /**
  * Something that decides the attempt's outcome by itself.
@@ -85,10 +86,6 @@ export interface GeminiStreamParserOptions {
   now?: () => number;
 }
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : null);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /** Texts of rate limits and quotas (Gemini API 429 `RESOURCE_EXHAUSTED`, as the CLI prints them). */
 const RATE_LIMIT_RE = /\bstatus 429\b|"code"\s*:\s*429\b|\bRESOURCE_EXHAUSTED\b|resource has been exhausted|quota exceeded|exhausted your (?:daily )?quota|rate limit/i;
@@ -268,12 +265,7 @@ export class GeminiStreamParser {
     const text = line.trim();
     const none: GeminiParsedLine = { parsed: false, kind: null, events: [], stop: null };
     if (!text) return none;
-    let msg: Obj | null;
-    try {
-      msg = obj(JSON.parse(text));
-    } catch {
-      msg = null;
-    }
+    const msg = parseJsonLine(text);
     const type = msg ? str(msg.type) : null;
     if (!msg || !type) {
       this.state.skippedLines++;
@@ -363,7 +355,7 @@ export class GeminiStreamParser {
 }
 
 /** `run_shell_command: npm test`, `write_file: a.txt`, or the tool name. */
-function describeTool(name: string | null, params: Obj | null): string {
+function describeTool(name: string | null, params: Json | null): string {
   const tool = name ?? 'tool';
   const detail = params ? (str(params.command) ?? str(params.file_path) ?? str(params.absolute_path) ?? str(params.path) ?? str(params.pattern)) : null;
   return detail ? `${tool}: ${shorten(detail, 120)}` : tool;
