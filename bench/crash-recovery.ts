@@ -39,6 +39,7 @@ import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { projectPaths, type ProjectPaths } from '../src/config/config.ts';
 import { countResults, runMain } from './common.ts';
+import { pidsWithEnv } from '../test/fixtures/procs.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The slow-ish no-op agent: prints when its first command ran (epoch s, µs), then sleeps 0.2 s. */
@@ -118,26 +119,6 @@ function makeProject(tasks: number, concurrency: number, argv: string[]): Projec
   return paths;
 }
 
-
-/** Live (non-zombie) processes whose environment holds NAME=value, optionally also an AGENTQ_ATTEMPT_ID. */
-function pidsWithEnv(name: string, value: string, agentsOnly: boolean): number[] {
-  const needle = `${name}=${value}`;
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = fs.readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
-      if (!env.includes(needle)) continue;
-      if (agentsOnly && !env.some((e) => e.startsWith('AGENTQ_ATTEMPT_ID='))) continue;
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      found.push(Number(entry));
-    } catch {
-      // gone or not readable
-    }
-  }
-  return found;
-}
 
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
