@@ -7,6 +7,7 @@ import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
 import { GeminiRunner } from './gemini/gemini-runner.ts';
+import { OpenAIRunner } from './openai/openai-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 
@@ -39,6 +40,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
   const command = agentConfig(config, 'command');
   const codex = agentConfig(config, 'codex');
   const gemini = agentConfig(config, 'gemini');
+  const openai = agentConfig(config, 'openai');
   return new Map<string, AgentRunner>([
     [
       'claude',
@@ -48,6 +50,8 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
           new ClaudeRunner({
             command: resolveAgentCommand(CLAUDE, { env, configCommand: claude.command ?? null, projectDir: paths.root }),
             permissionMode: claude.permission_mode,
+            maxTurns: claude.max_turns,
+            allowedTools: claude.allowed_tools,
             extraArgs: claude.args,
             graceMs: config.kill_grace,
           }),
@@ -80,6 +84,8 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
         true,
       ),
     ],
+    // No base_url: each attempt fails (not retryable) with a message naming agents.openai.base_url.
+    ['openai', new LazyRunner('openai', () => new OpenAIRunner({ baseUrl: openai.base_url ?? '', apiKeyEnv: openai.api_key_env }))],
     ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],
   ]);
 }

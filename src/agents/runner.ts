@@ -4,6 +4,7 @@
  * decides what an outcome means for the task (retry, requeue, pause the agent, fail).
  */
 import type { RunStats, Task } from '../core/types.ts';
+import type { TokenUsage } from '../pricing/prices.ts';
 
 /** Everything a runner needs for one attempt. */
 export interface RunRequest {
@@ -42,7 +43,13 @@ export type AgentEvent =
   | { type: 'spawned'; pid: number }
   | { type: 'session'; sessionId: string; model: string | null }
   | { type: 'progress'; text: string }
-  | { type: 'usage'; stats: Partial<RunStats> };
+  | { type: 'usage'; stats: Partial<RunStats> }
+  /**
+   * One model response's tokens as it streams (Claude Code: each assistant message's
+   * `usage`, counted once per message id; Codex: `turn.completed`); the dispatcher prices
+   * them to watch `max_cost_usd`. `model` is the full model id when the agent says it.
+   */
+  | { type: 'turn'; model: string | null; usage: TokenUsage };
 
 /**
  * How an attempt ended, as the runner saw it.
@@ -52,6 +59,8 @@ export type AgentEvent =
  * - `rate_limited`: the agent hit a rate/usage limit; `resetAt` (epoch ms) when known.
  * - `timed_out`: the deadline passed and the process tree was stopped.
  * - `cancelled`: `signal` was aborted and the process tree was stopped.
+ * - `budget_exceeded`: the agent stopped itself at the task's budget (Claude Code
+ *   `--max-budget-usd`, result subtype `error_max_budget_usd`); never retried.
  */
 export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'completed'; result: string }
@@ -60,6 +69,7 @@ export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'rate_limited'; reason: string; resetAt: number | null }
   | { kind: 'timed_out'; reason: string }
   | { kind: 'cancelled'; reason: string }
+  | { kind: 'budget_exceeded'; reason: string }
 );
 
 /** One agent adapter. `run` never throws for agent failures: it returns an outcome. */

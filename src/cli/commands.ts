@@ -5,18 +5,22 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import chokidar from 'chokidar';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
 import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
-import { TASK_NAME } from '../config/task-file.ts';
-import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type Task, type TaskState } from '../core/types.ts';
-import { Dispatcher, inboxHasFiles } from '../scheduler/dispatcher.ts';
+import { TASK_NAME, taskNameFrom } from '../config/task-file.ts';
+import { AgentQueueError, UsageError } from '../core/errors.ts';
+import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
+import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { DispatchLoop } from '../scheduler/loop.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
-import { writeResultFile } from '../results/result-file.ts';
+import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { attemptLogFile, readLogFrom } from '../results/logs.ts';
+import { resolveToken } from '../server/auth.ts';
+import { AgentqServer } from '../server/serve.ts';
 import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
   project: string;
@@ -52,12 +56,6 @@ async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>):
   }
 }
 
-async function findTask(store: Store, ref: string): Promise<Task> {
-  const task = await store.getTask(ref);
-  if (!task) throw new NotFoundError(`no task ${JSON.stringify(ref)} (give a task id or name)`);
-  return task;
-}
-
 export async function initCommand(dir: string): Promise<number> {
   const paths = projectPaths(dir);
   for (const d of [paths.inbox, paths.done, paths.failed, paths.logs]) fs.mkdirSync(d, { recursive: true });
@@ -76,8 +74,8 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
   const detach = attachProgress(dispatcher.events);
+  const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true });
   let stopping: Promise<void> | null = null;
-  let wake: () => void = () => {};
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       process.stderr.write(`agentq: ${sig} again: exiting now\n`);
@@ -85,28 +83,13 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     }
     process.stderr.write(`agentq: ${sig}: stopping (running tasks are stopped and requeued)\n`);
     stopping = dispatcher.stop();
-    wake();
+    loop.stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const watcher = o.once ? null : chokidar.watch(p.paths.inbox, { ignoreInitial: true, depth: 0 });
-  watcher?.on('all', () => wake());
   try {
     await dispatcher.start();
-    for (;;) {
-      if (stopping) break;
-      await dispatcher.tick();
-      if (o.once && (await dispatcher.idle()) && !inboxHasFiles(p.paths)) break;
-      await new Promise<void>((resolve) => {
-        // A file still being written is looked at again once it may have settled.
-        const wait = Math.min(p.config.poll_interval, o.once ? 250 : Infinity, dispatcher.unsettledFiles.length ? p.config.inbox_settle : Infinity);
-        const t = setTimeout(resolve, wait);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
+    await loop.run();
     if (stopping) await stopping;
     else await dispatcher.drain();
     if (!o.once) return 0;
@@ -118,7 +101,64 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await watcher?.close();
+    detach();
+    await p.store.close();
+  }
+}
+
+/**
+ * `agentq serve`: the dispatcher (as `run`) and the HTTP API in one process until SIGINT or
+ * SIGTERM; then no new requests or claims, running tasks are stopped and requeued.
+ * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765).
+ */
+export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string }): Promise<number> {
+  let port: number | undefined;
+  if (o.port !== undefined) {
+    port = Number(o.port);
+    if (!/^\d+$/.test(o.port) || port > 65535) throw new UsageError(`--port: ${JSON.stringify(o.port)} is not a port number (0-65535)`);
+  }
+  if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
+  const p = await openProject(g);
+  const host = o.host ?? p.config.serve.host;
+  const token = resolveToken(process.env, p.config.serve.token);
+  let server: AgentqServer | null = null;
+  let detach = () => {};
+  let stopping: Promise<void> | null = null;
+  let signalled: (sig: NodeJS.Signals) => void = () => {};
+  const signal = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`agentq: ${sig} again: exiting now\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`agentq: ${sig}: stopping (no new requests; running tasks are stopped and requeued)\n`);
+    stopping = server ? server.close('stop') : Promise.resolve();
+    signalled(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    server = await AgentqServer.start({
+      paths: p.paths,
+      config: p.config,
+      store: p.store,
+      host,
+      port: port ?? p.config.serve.port,
+      token,
+      ...(g.verbose ? { logger: { level: 'info', stream: process.stderr } } : {}),
+      onDispatcher: (d) => (detach = attachProgress(d.events)),
+    });
+    out(`agentq serve: listening on ${server.url}${token ? ' (token required)' : ''}`);
+    // Runs until a signal, or until the dispatch loop fails.
+    await Promise.race([signal, server.loopDone]);
+    if (!stopping) await server.close('stop');
+    await stopping;
+    await server.loopDone;
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (server && !stopping) await server.close('stop').catch(() => {});
     detach();
     await p.store.close();
   }
@@ -162,7 +202,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
   } else {
     if (!o.prompt) throw new UsageError('submit needs a FILE or --prompt TEXT');
-    const base = o.name ?? ((o.title ?? o.prompt).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'task');
+    const base = o.name ?? taskNameFrom(o.title ?? o.prompt);
     if (!TASK_NAME.test(base)) throw new UsageError(`--name: ${JSON.stringify(base)} is not a valid task name`);
     const fm: Record<string, unknown> = {};
     if (o.title) fm.title = o.title;
@@ -219,15 +259,14 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
 }
 
 export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
-    const logDir = (n: number) => path.join(projectPaths(g.project).logs, `${task.id}-${task.name}`, `${n}`);
     if (!o.follow) {
       if (attempts.length === 0) out('(no attempts yet)');
       for (const a of attempts) {
-        for (const stream of ['stdout', 'stderr']) {
-          const file = `${logDir(a.number)}.${stream}.log`;
+        for (const stream of ['stdout', 'stderr'] as const) {
+          const file = attemptLogFile(paths, task, a.number, stream);
           if (!fs.existsSync(file) || fs.statSync(file).size === 0) continue;
           out(`==> attempt ${a.number} ${stream} (${file}) <==`);
           process.stdout.write(fs.readFileSync(file));
@@ -247,17 +286,10 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
         out(`==> attempt ${number} stdout <==`);
       }
       if (number) {
-        const file = `${logDir(number)}.stdout.log`;
-        if (fs.existsSync(file)) {
-          const size = fs.statSync(file).size;
-          if (size > offset) {
-            const fd = fs.openSync(file, 'r');
-            const buf = Buffer.alloc(size - offset);
-            fs.readSync(fd, buf, 0, buf.length, offset);
-            fs.closeSync(fd);
-            process.stdout.write(buf);
-            offset = size;
-          }
+        const chunk = readLogFrom(attemptLogFile(paths, task, number, 'stdout'), offset);
+        if (chunk.length) {
+          process.stdout.write(chunk);
+          offset += chunk.length;
         }
       }
       if (!current || isTerminal(current.state)) return 0;
@@ -268,10 +300,9 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
 
 export async function cancelCommand(g: GlobalOptions, ref: string): Promise<number> {
   return withProject(g, async ({ store, paths }) => {
-    const task = await store.cancel((await findTask(store, ref)).id, Date.now());
-    if (task.state === 'cancelled' && task.resultPath === null) await store.setResultPath(task.id, writeResultFile(paths, task));
-    if (task.state === 'running') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (task.state === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
+    if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;
@@ -282,10 +313,9 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
 
 export async function retryCommand(g: GlobalOptions, ref: string): Promise<number> {
   return withProject(g, async ({ store }) => {
-    const before = await findTask(store, ref);
-    const task = await store.retry(before.id, Date.now());
-    if (task.state !== 'queued' || before.state === 'queued') {
-      out(`#${task.id} ${task.name} is ${before.state}: only failed, timed-out or cancelled tasks can be retried`);
+    const { task, before, retried } = await retryTask(store, (await findTask(store, ref)).id, Date.now());
+    if (!retried) {
+      out(`#${task.id} ${task.name} is ${before}: only failed, timed-out or cancelled tasks can be retried`);
       return 1;
     }
     out(`requeued #${task.id} ${task.name} (earlier attempts kept in its history)`);
@@ -305,22 +335,16 @@ export async function answerCommand(g: GlobalOptions, ref: string, text: string)
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store }) => {
     const now = Date.now();
-    const counts = await store.countByState();
-    const running = await store.listTasks({ state: 'running' });
-    const pauses = await store.listPauses(now);
-    const workers = await store.listWorkers();
-    const midnight = new Date(now);
-    midnight.setHours(0, 0, 0, 0);
-    const agents = await store.agentUsage(midnight.getTime());
+    const snapshot = await statusSnapshot(store, now);
+    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
     if (o.json) {
-      out(JSON.stringify({ counts, running, pausedAgents: pauses, agents, workers }, null, 2));
+      out(JSON.stringify(snapshot, null, 2));
       return 0;
     }
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
     out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now).join('\n')}` : '\npaused agents: none');
     if (agents.length) {
-      const paused = new Map(pauses.map((p) => [p.agent, p]));
       out(
         `\nagents today (since local midnight):\n${table(
           ['AGENT', 'RUNNING', 'ATTEMPTS', 'SPEND', 'TOKENS IN', 'TOKENS OUT', 'PAUSED UNTIL'],
@@ -331,7 +355,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
             `$${a.costUsd.toFixed(4)}`,
             String(a.inputTokens),
             String(a.outputTokens),
-            paused.has(a.agent) ? new Date(paused.get(a.agent)!.until).toISOString() : '-',
+            a.pausedUntil === null ? '-' : new Date(a.pausedUntil).toISOString(),
           ]),
         )}`,
       );
@@ -341,6 +365,26 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
         ? `\ndispatchers:\n${table(['ID', 'PID', 'LAST HEARTBEAT'], workers.map((w) => [w.id, String(w.pid), new Date(w.heartbeatAt).toISOString()]))}`
         : '\ndispatchers: none',
     );
+    return 0;
+  });
+}
+
+/**
+ * `agentq usage`: spend (USD) and tokens of the attempts started in a window, grouped by
+ * `--by` (default day, agent, model; days cut in the process's local time zone, `TZ`).
+ * `--since` defaults to local midnight 7 days ago, `--until` to now.
+ * @throws UsageError for a bad `--since`/`--until`/`--by`, or `--until` not after `--since`.
+ */
+export async function usageCommand(g: GlobalOptions, o: { since?: string; until?: string; by?: string; json?: boolean }): Promise<number> {
+  const now = Date.now();
+  // Flags are checked before the project is opened (a usage error needs no store).
+  if (o.since !== undefined) parseTimeArg('--since', o.since, now);
+  if (o.until !== undefined) parseTimeArg('--until', o.until, now);
+  if (o.by !== undefined) parseUsageBy(o.by);
+  return withProject(g, async ({ store }) => {
+    const report = await usageReport(store, o, now);
+    if (o.json) out(JSON.stringify(report, null, 2));
+    else out(renderUsage({ ...report, since: Date.parse(report.since), until: Date.parse(report.until) }));
     return 0;
   });
 }

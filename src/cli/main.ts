@@ -14,9 +14,11 @@ import {
   logsCommand,
   retryCommand,
   runCommand,
+  serveCommand,
   showCommand,
   statusCommand,
   submitCommand,
+  usageCommand,
   type GlobalOptions,
 } from './commands.ts';
 
@@ -48,6 +50,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise')
     .option('-c, --concurrency <n>', 'global limit of running tasks (default: config, 2)')
     .action(act(async (o: { once?: boolean; concurrency?: string }) => runCommand(g(), o)));
+  program
+    .command('serve')
+    .description('run the dispatcher and the HTTP API (and the dashboard) until SIGINT/SIGTERM')
+    .option('--host <host>', 'address to listen on; other than loopback needs AGENTQ_TOKEN (default: config serve.host, 127.0.0.1)')
+    .option('--port <port>', 'TCP port, 0 for any free one (default: config serve.port, 8765)')
+    .action(act(async (o: { host?: string; port?: string }) => serveCommand(g(), o)));
   program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')
@@ -100,6 +108,14 @@ export async function main(argv: string[]): Promise<number> {
     .description('counts per state, running tasks, paused agents')
     .option('--json', 'JSON output')
     .action(act(async (o: { json?: boolean }) => statusCommand(g(), o)));
+  program
+    .command('usage')
+    .description('spend (USD) and tokens per day, agent, model and tag')
+    .option('--since <when>', 'start: a duration back from now (7d, 24h), a date (2026-11-01, local midnight) or an ISO time (default: local midnight 7 days ago)')
+    .option('--until <when>', 'end, exclusive, in the same forms (default: now)')
+    .option('--by <dimensions>', 'group by, comma-separated: day, agent, model, tag (default: day,agent,model)')
+    .option('--json', 'JSON output: { since, until, timeZone, by, rows, total }')
+    .action(act(async (o: { since?: string; until?: string; by?: string; json?: boolean }) => usageCommand(g(), o)));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

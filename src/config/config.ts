@@ -8,7 +8,9 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { PRIORITIES, type Priority } from '../core/types.ts';
+import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
+import { parseRate } from './rate.ts';
 
 const duration = (fallback: string) =>
   z
@@ -25,6 +27,16 @@ const duration = (fallback: string) =>
 
 const command = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 
+/** `N/UNIT` or `N/DURATION` (`60/h`, `5/30s`) → a `Rate` (see `parseRate`). */
+const rate = z.unknown().transform((v, ctx) => {
+  const parsed = parseRate(v);
+  if (parsed === null) {
+    ctx.addIssue({ code: 'custom', message: `not a rate: ${JSON.stringify(v)} (use e.g. 60/h, 10/m, 5/30s)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
 const agentSchema = z
   .object({
     /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
@@ -35,14 +47,49 @@ const agentSchema = z
     env: z.record(z.string(), z.string()).default({}),
     /** claude: `--permission-mode` value. */
     permission_mode: z.string().default('bypassPermissions'),
-    /** claude: model per priority; a task's `model` wins. */
+    /** Model per priority; a task's `model` wins. An alias (below) is resolved afterwards. */
     models: z.partialRecord(z.enum(PRIORITIES), z.string()).default({}),
+    /**
+     * Model for tasks that set none and whose priority has no `models` entry (any agent;
+     * the `openai` agent needs one from somewhere). An alias is resolved afterwards.
+     */
+    model: z.string().min(1).optional(),
+    /**
+     * openai: base URL of the OpenAI-compatible API, up to the version, e.g.
+     * `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama); `/chat/completions`
+     * is appended. Required for the openai agent (an attempt without it fails, naming this key).
+     */
+    base_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+    /**
+     * openai: environment variable holding the API key (sent as `Authorization: Bearer`).
+     * Unset is allowed (local servers need no key; `none` is sent). Default `OPENAI_API_KEY`.
+     */
+    api_key_env: z.string().min(1).default('OPENAI_API_KEY'),
+    /**
+     * Model aliases: a task's or `models`' name → the id passed to the agent, e.g.
+     * `{ fast: gemini-2.5-flash }`. Added to the agent's built-in aliases ({@link MODEL_ALIASES}).
+     */
+    aliases: z.record(z.string(), z.string()).default({}),
+    /** claude: `--max-turns` for tasks that set no `max_turns`. */
+    max_turns: z.number().int().min(1).optional(),
+    /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
+    allowed_tools: z.array(z.string().min(1)).optional(),
+    /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
+    budgets: z.object({ daily_usd: z.number().positive().optional() }).strict().default({}),
     /** How long to pause the agent after a rate limit with no known reset time. */
     rate_limit_backoff: duration('60s'),
     /** Cap of the doubling rate-limit pause. */
     rate_limit_backoff_max: duration('1h'),
     /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
     concurrency: z.number().int().min(1).optional(),
+    /**
+     * Starts of this agent's attempts per window (`60/h`, `500/d`, `5/30s`), a token bucket
+     * shared by every dispatcher on the store: when it is empty the agent is paused until the
+     * next token (`agent: auto` fails over). None by default.
+     */
+    rate_limit: rate.optional(),
+    /** The bucket's capacity (starts at once after a quiet spell); default the rate's N. */
+    rate_limit_burst: z.number().int().min(1).optional(),
   })
   .loose();
 
@@ -82,6 +129,58 @@ const configSchema = z
     inbox_settle: duration('300ms'),
     agents: z.record(z.string(), agentSchema).default({}),
     /**
+     * Project spend limits: past `daily_usd` (USD, every agent together) all agents pause
+     * until the next day starts, at `day_start` local time (`HH:MM`, default `00:00`).
+     */
+    budgets: z
+      .object({
+        daily_usd: z.number().positive().optional(),
+        day_start: z
+          .string()
+          .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'not a time of day (use HH:MM, e.g. 00:00 or 06:30)')
+          .default('00:00'),
+      })
+      .strict()
+      .default({ day_start: '00:00' }),
+    /**
+     * Prices, USD per million tokens, by model id or pattern (`*` matches anything), added to
+     * and overriding {@link DEFAULT_PRICES}; used for agents that report tokens only and to
+     * watch `max_cost_usd` while an agent streams.
+     */
+    prices: z
+      .record(
+        z.string(),
+        z
+          .object({
+            input: z.number().min(0),
+            output: z.number().min(0),
+            cached_input: z.number().min(0).optional(),
+            cache_write: z.number().min(0).optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+    /** `agentq serve`: the HTTP API and dashboard (see README, "agentq serve"). */
+    serve: z
+      .object({
+        /** Address to listen on; other than loopback needs a `token`. `--host` wins. */
+        host: z.string().min(1).default('127.0.0.1'),
+        /** TCP port; 0 picks a free one. `--port` wins. */
+        port: z.number().int().min(0).max(65535).default(8765),
+        /** Bearer token every API request must carry; `AGENTQ_TOKEN` wins. Default: none. */
+        token: z.string().min(1).optional(),
+        /** Largest request body, bytes (larger is 413). */
+        body_limit: z.number().int().min(1).default(1024 * 1024),
+        /** First wait before a failed `callback_url` delivery is tried again, doubling per try. */
+        callback_backoff: duration('1s'),
+        /** Tries of a `callback_url` delivery in all (the first and its retries). */
+        callback_tries: z.number().int().min(1).default(6),
+        /** Time limit of one callback request. */
+        callback_timeout: duration('10s'),
+      })
+      .strict()
+      .prefault({}),
+    /**
      * `agent: auto`: the agents to try per priority, in order. The first that is not paused
      * and has room runs the task; a rate limit moves it on to the next (failover).
      */
@@ -100,6 +199,31 @@ export const DEFAULT_CLAUDE_MODELS: Record<Priority, string> = {
   default: 'sonnet',
   low: 'sonnet',
 };
+
+/**
+ * Built-in model aliases per agent, resolved before the model is passed to the agent.
+ * Claude Code resolves `opus`, `sonnet`, `haiku` itself, so claude has none here.
+ */
+export const MODEL_ALIASES: Record<string, Record<string, string>> = {
+  gemini: { pro: 'gemini-2.5-pro', flash: 'gemini-2.5-flash', 'flash-lite': 'gemini-2.5-flash-lite' },
+  codex: { codex: 'gpt-5-codex', mini: 'gpt-5-mini' },
+  openai: { mini: 'gpt-5-mini', nano: 'gpt-5-nano' },
+};
+
+/** `model` with the agent's aliases (config's over the built-in ones) resolved; null stays null. */
+export function resolveModelAlias(config: Config, agent: string, model: string | null): string | null {
+  if (model === null) return null;
+  return agentConfig(config, agent).aliases[model] ?? MODEL_ALIASES[agent]?.[model] ?? model;
+}
+
+/** The price table in force: {@link DEFAULT_PRICES} with config's `prices` added over it. */
+export function priceTable(config: Config): PriceTable {
+  const table: PriceTable = { ...DEFAULT_PRICES };
+  for (const [pattern, p] of Object.entries(config.prices)) {
+    table[pattern] = { input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write };
+  }
+  return table;
+}
 
 /** Paths of a project's `.agent-queue` directory. */
 export interface ProjectPaths {
@@ -193,6 +317,11 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # fallback:               # for agent: auto, per priority (default: [claude])
 #   critical: [claude]
 #   default: [claude, command]
+# budgets:
+#   daily_usd: 20         # all agents together; past it every agent pauses until the next day
+#   day_start: "00:00"    # local time the budget day starts
+# prices:                 # USD per million tokens, over the built-in table (src/pricing/prices.ts)
+#   "llama*": { input: 0, output: 0 }
 # agents:
 #   claude:
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin
@@ -201,10 +330,31 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     rate_limit_backoff: 60s            # pause after a rate limit with no known reset time,
 #     rate_limit_backoff_max: 1h         # doubling with each limit in a row, up to this
 #     concurrency: 2                     # at most this many claude tasks at once
+#     rate_limit: 60/h                   # (default: none) at most 60 starts an hour (10/m, 500/d, 5/30s …):
+#                                        # a token bucket shared by every dispatcher on the store; when it
+#                                        # is empty claude pauses until the next token (auto fails over)
+#     rate_limit_burst: 10               # bucket capacity: starts at once after a quiet spell (default: N)
+#     max_turns: 40                      # --max-turns for tasks that set no max_turns
+#     allowed_tools: [Read, "Bash(npm test:*)"]  # --allowedTools for tasks that set none
+#     budgets: { daily_usd: 5 }          # past it, claude pauses until the next day
+#   gemini:
+#     aliases: { cheap: gemini-2.5-flash-lite }  # model names → ids (built in: pro, flash, flash-lite)
 #   codex:
 #     command: codex                     # else AGENTQ_CODEX_COMMAND, PATH, node_modules/.bin/codex
 #     args: []                           # extra arguments, e.g. -c model_provider=…
 #     env: {}                            # extra environment for the agent
+#   openai:                              # any OpenAI-compatible chat-completions API (text answers only)
+#     base_url: http://127.0.0.1:11434/v1  # required for agent: openai (Ollama here; https://api.openai.com/v1 …)
+#     api_key_env: OPENAI_API_KEY        # variable holding the key; unset sends "none" (local servers)
+#     model: llama3.2                    # for tasks that set no model (any agent; models: per priority wins)
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
+
+# serve:                  # agentq serve (HTTP API + dashboard)
+#   host: 127.0.0.1       # another address needs a token
+#   port: 8765
+#   token: …              # or AGENTQ_TOKEN; then every API request needs "Authorization: Bearer …"
+#   body_limit: 1048576   # bytes
+#   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
+#   callback_tries: 6
 `;

@@ -29,10 +29,28 @@ export const KNOWN_FIELDS = [
   'workspace',
   'merge',
   'parent',
+  'max_turns',
+  'allowed_tools',
 ] as const;
 
 /** A task name: the file name without `.md`. Letters, digits, `.`, `_`, `-`. */
 export const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * A task name made from free text (a title or prompt): lower case, runs of other characters
+ * as `-`, at most 40 characters; `task` when nothing is left. Used by `agentq submit --prompt`
+ * and POST /v1/tasks without a `name`.
+ */
+export function taskNameFrom(text: string): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40)
+      .replace(/-+$/, '') || 'task'
+  );
+}
 
 /** Splits `---\nYAML\n---\nbody` into its parts. No frontmatter → `yaml` is null. */
 export function splitFrontmatter(text: string): { yaml: string | null; body: string } {
@@ -64,6 +82,8 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     tags: [],
     dedupKey: null,
     command: null,
+    maxTurns: null,
+    allowedTools: null,
     extra: {},
     prompt,
     source,
@@ -124,7 +144,26 @@ export function parseTaskFile(
       fm = parsed as Record<string, unknown>;
     }
   }
+  return taskSpecFromFields(name, fm, body, defaults, source);
+}
 
+/**
+ * Validates task fields (the frontmatter's, already parsed: YAML, or the JSON body of
+ * POST /v1/tasks) and the prompt into a TaskSpec: the rules and messages of task files.
+ * Fields it does not know go to `extra`.
+ * @param name task name (checked against {@link TASK_NAME})
+ * @param fm the fields by their frontmatter names (`depends_on`, `max_cost_usd`, …)
+ * @param body the prompt; trimmed, must not be empty
+ * @throws InvalidTaskError naming the field
+ */
+export function taskSpecFromFields(
+  name: string,
+  fm: Record<string, unknown>,
+  body: string,
+  defaults: Pick<Config, 'default_timeout' | 'default_retries'>,
+  source = 'inbox',
+): TaskSpec {
+  if (!TASK_NAME.test(name)) fail('name', name, 'a valid task name (letters, digits, ".", "_", "-")');
   const prompt = body.trim();
   if (prompt === '') throw new InvalidTaskError('prompt', 'prompt: the task body is empty (write the prompt below the frontmatter)');
 
@@ -192,6 +231,13 @@ export function parseTaskFile(
   const parent = optString(fm, 'parent');
   if (parent !== null && (!TASK_NAME.test(parent) || parent === name)) fail('parent', parent, 'the name of another task');
 
+  let maxTurns: number | null = null;
+  if (fm.max_turns !== undefined && fm.max_turns !== null) {
+    if (typeof fm.max_turns !== 'number' || !Number.isInteger(fm.max_turns) || fm.max_turns < 1) fail('max_turns', fm.max_turns, 'a whole number of turns ≥ 1');
+    maxTurns = fm.max_turns;
+  }
+  const allowedTools = fm.allowed_tools === undefined || fm.allowed_tools === null ? null : stringList(fm, 'allowed_tools');
+
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fm)) if (!(KNOWN_FIELDS as readonly string[]).includes(k)) extra[k] = v;
 
@@ -215,6 +261,8 @@ export function parseTaskFile(
     tags: stringList(fm, 'tags'),
     dedupKey: dedup === undefined || dedup === null ? null : String(dedup),
     command,
+    maxTurns,
+    allowedTools,
     extra,
     prompt,
     source,

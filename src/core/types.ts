@@ -16,15 +16,15 @@ export function priorityRank(p: Priority): number {
  * Every state a task can be in. All but `queued`, `running`, `blocked` (its agent asked a
  * question) and `waiting` (its own run completed, its subtasks have not) are terminal.
  */
-export const TASK_STATES = ['queued', 'running', 'blocked', 'waiting', 'completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'] as const;
+export const TASK_STATES = ['queued', 'running', 'blocked', 'waiting', 'completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
-export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'cancelled', 'invalid', 'duplicate'];
+export const TERMINAL_STATES: readonly TaskState[] = ['completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate'];
 export function isTerminal(s: TaskState): boolean {
   return TERMINAL_STATES.includes(s);
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -69,6 +69,10 @@ export interface TaskSpec {
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
+  maxTurns: number | null;
+  /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
+  allowedTools: string[] | null;
   /** Frontmatter fields agent-queue does not know, kept as given. */
   extra: Record<string, unknown>;
   /** The prompt (Markdown body). */
@@ -131,6 +135,7 @@ export type AttemptOutcome =
   | 'completed'
   | 'failed'
   | 'timed_out'
+  | 'budget_exceeded'
   | 'cancelled'
   | 'rate_limited'
   | 'interrupted'

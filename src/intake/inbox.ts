@@ -40,6 +40,26 @@ interface Candidate {
   parentBatchName: string | null;
 }
 
+/** Why a task naming an unknown dependency is invalid (inbox and POST /v1/tasks alike). */
+export function unknownDependencyReason(dep: string): string {
+  return `depends_on: ${JSON.stringify(dep)} names no task in this project`;
+}
+
+/** Why a task naming an unknown parent is invalid. */
+export function unknownParentReason(parent: string): string {
+  return `parent: ${JSON.stringify(parent)} names no task in this project`;
+}
+
+/** Why a task ends `duplicate`: `first` says which task holds the `dedup_key`. */
+export function duplicateReason(key: string, first: string): string {
+  return `dedup_key: ${JSON.stringify(key)}: ${first}`;
+}
+
+/** How {@link duplicateReason} names a stored task that holds the key. */
+export function activeHolder(task: Task): string {
+  return `task ${task.id} "${task.name}" is already ${task.state}`;
+}
+
 /** Intake key: content hash first (fixed length), then the file name. */
 export function intakeKey(fileName: string, content: string | Buffer): string {
   return `${crypto.createHash('sha256').update(content).digest('hex')}:${fileName}`;
@@ -157,7 +177,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
       const existing = await store.findByName(dep);
       if (existing) c.depIds.push(existing.id);
       else {
-        c.invalid = `depends_on: ${JSON.stringify(dep)} names no task in this project`;
+        c.invalid = unknownDependencyReason(dep);
         break;
       }
     }
@@ -169,7 +189,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     else {
       const existing = await store.findByName(parent);
       if (existing) c.parentId = existing.id;
-      else c.invalid = `parent: ${JSON.stringify(parent)} names no task in this project`;
+      else c.invalid = unknownParentReason(parent);
     }
   }
   const cycles = findCycles(new Map(candidates.filter((c) => !c.invalid).map((c) => [c.name, c.depBatchNames])));
@@ -184,8 +204,8 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     const key = c.spec?.dedupKey;
     if (c.invalid || !key) continue;
     const active = await store.findActiveByDedupKey(key);
-    const first = active ? `task ${active.id} "${active.name}" is already ${active.state}` : keysInBatch.has(key) ? `task "${keysInBatch.get(key)}" taken in with it comes first` : null;
-    if (first) c.duplicate = `dedup_key: ${JSON.stringify(key)}: ${first}`;
+    const first = active ? activeHolder(active) : keysInBatch.has(key) ? `task "${keysInBatch.get(key)}" taken in with it comes first` : null;
+    if (first) c.duplicate = duplicateReason(key, first);
     else keysInBatch.set(key, c.name);
   }
 

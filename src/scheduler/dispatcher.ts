@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.ts';
-import { agentConfig, DEFAULT_CLAUDE_MODELS, type Config, type ProjectPaths } from '../config/config.ts';
+import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
+import { budgetDay, budgetHolds } from './budgets.ts';
+import { agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
 import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
@@ -19,6 +21,7 @@ import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts
 import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
+import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 
 export interface DispatcherOptions {
   paths: ProjectPaths;
@@ -34,7 +37,7 @@ export interface DispatcherOptions {
 }
 
 /** Why a running attempt is being stopped by the dispatcher. */
-type StopReason = 'cancel' | 'shutdown' | 'lease_lost';
+type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
 
 interface Running {
   claim: Claim;
@@ -42,12 +45,15 @@ interface Running {
   done: Promise<void>;
 }
 
-/** Chooses the model for an attempt: the task's `model`, else config per priority, else defaults (claude). */
+/**
+ * Chooses the model for an attempt: the task's `model`, else config's `models` per
+ * priority, else the agent's `model`, else the defaults (claude: opus for critical, sonnet
+ * otherwise); then resolves the agent's aliases (`agents.<name>.aliases`, then {@link MODEL_ALIASES}).
+ */
 export function routeModel(task: Task, config: Config): string | null {
-  if (task.model) return task.model;
-  const configured = agentConfig(config, task.agent).models[task.priority];
-  if (configured) return configured;
-  return task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null;
+  const agent = agentConfig(config, task.agent);
+  const chosen = task.model ?? agent.models[task.priority] ?? agent.model ?? (task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null);
+  return resolveModelAlias(config, task.agent, chosen);
 }
 
 /** What agents are told about asking a person (Claude Code: `--append-system-prompt`). */
@@ -114,11 +120,14 @@ export class Dispatcher {
   private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
   private defaultMode: Promise<WorkspaceMode> | null = null;
+  /** Model prices (defaults + config `prices`), USD per million tokens. */
+  private readonly prices: PriceTable;
 
   constructor(options: DispatcherOptions) {
     this.o = { env: process.env, now: Date.now, ...options };
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.prices = priceTable(this.o.config);
     this.agentLimits = Object.fromEntries(
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
@@ -133,6 +142,7 @@ export class Dispatcher {
     const now = this.o.now();
     await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
     await this.recover();
+    await this.holdOverBudget();
     removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
     // In a git repository, keep .agent-queue/ out of `git status` and agents' commits.
     await openWorkspace({ projectRoot: this.o.paths.root, taskId: 0, taskName: 'agentq', mode: 'inplace' });
@@ -287,7 +297,9 @@ export class Dispatcher {
               agentConcurrency: this.agentLimits,
             });
             if (!claim) break;
-            this.launch(claim);
+            // Before the next claim: this attempt's agent and start token are settled, so an
+            // agent whose `rate_limit` bucket it emptied is paused and not claimed for again.
+            await this.launch(claim);
           }
         } while (this.pumpAgain && !this.stopping);
       } finally {
@@ -298,19 +310,24 @@ export class Dispatcher {
     return this.pumping;
   }
 
-  private launch(claim: Claim): void {
+  /** Starts an attempt; resolves once its agent is chosen and its start token taken (or it went back to the queue). */
+  private launch(claim: Claim): Promise<void> {
     this.touched.add(claim.task.id);
     const controller = new AbortController();
     const entry: Running = { claim, controller, done: Promise.resolve() };
     this.running.set(claim.attempt.id, entry);
-    entry.done = this.runAttempt(claim, controller.signal)
+    let starting = () => {};
+    const started = new Promise<void>((resolve) => (starting = resolve));
+    entry.done = this.runAttempt(claim, controller.signal, starting)
       .catch((err: unknown) => {
         this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
+        starting();
         this.running.delete(claim.attempt.id);
         void this.pump().catch((err: unknown) => this.events.emit('error', err as Error));
       });
+    return started;
   }
 
   /** The workspace mode of a task: its own (`chosen`), else config, else worktree in a git repository. */
@@ -325,10 +342,11 @@ export class Dispatcher {
    * The agent for an `agent: auto` attempt: from the priority's `fallback` list (default
    * `[claude]`), the agents with a runner that are not paused and below their own
    * concurrency; of those the one running fewest tasks here, then list order (as
-   * claudomator's pickAgent). Null when none can take it now.
+   * claudomator's pickAgent). Null when none can take it now. `exclude`: agents already
+   * found out of start tokens for this attempt.
    */
-  private async pickAgent(task: Task): Promise<string | null> {
-    const list = (this.o.config.fallback[task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a));
+  private async pickAgent(task: Task, exclude: ReadonlySet<string> = new Set()): Promise<string | null> {
+    const list = (this.o.config.fallback[task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a) && !exclude.has(a));
     const paused = new Set((await this.o.store.listPauses(this.o.now())).map((p) => p.agent));
     const runningOn = (a: string) => [...this.running.values()].filter((r) => r.claim.task.agent === a).length;
     const free = list.filter((a) => !paused.has(a) && runningOn(a) < (this.agentLimits[a] ?? Infinity));
@@ -336,10 +354,17 @@ export class Dispatcher {
     return free.reduce((best, a) => (runningOn(a) < runningOn(best) ? a : best));
   }
 
-  private async runAttempt(claimed: Claim, signal: AbortSignal): Promise<void> {
+  /** Runs one attempt; calls `starting` once the agent and its start token are settled. */
+  private async runAttempt(claimed: Claim, signal: AbortSignal, starting: () => void): Promise<void> {
     let claim = claimed;
     if (claimed.task.agent === AUTO_AGENT) {
-      const chosen = await this.pickAgent(claimed.task);
+      // The first free agent with a start token (`rate_limit`); one without is paused and skipped.
+      const outOfTokens = new Set<string>();
+      let chosen = await this.pickAgent(claimed.task, outOfTokens);
+      while (chosen !== null && !(await this.takeStartToken(chosen)).taken) {
+        outOfTokens.add(chosen);
+        chosen = await this.pickAgent(claimed.task, outOfTokens);
+      }
       if (chosen === null) {
         // Every agent of the list is paused or full: back in the queue, no attempt used.
         const pauses = await this.o.store.listPauses(this.o.now());
@@ -352,7 +377,18 @@ export class Dispatcher {
       claim = { ...claimed, task: { ...claimed.task, agent: chosen, model: null } };
       this.running.get(claimed.attempt.id)!.claim = claim;
       await this.o.store.setAttemptAgent(claimed.attempt.id, { agent: chosen, model: routeModel(claim.task, this.o.config) });
+    } else {
+      const start = await this.takeStartToken(claimed.task.agent);
+      if (!start.taken) {
+        // Out of start tokens (another dispatcher took the last): back in the queue, no attempt used.
+        const now = this.o.now();
+        const reason = `${claimed.task.agent}: ${rateLimitReason(agentConfig(this.o.config, claimed.task.agent), start.nextTokenAt)}`;
+        const requeued = await this.o.store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), now });
+        if (requeued) this.events.emit('task.requeued', requeued, reason);
+        return;
+      }
     }
+    starting();
     const { task, attempt } = claim;
     const runner = this.o.runners.get(task.agent)!;
     const model = routeModel(task, this.o.config);
@@ -387,6 +423,9 @@ export class Dispatcher {
         prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
       }
     }
+    // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
+    const meter = new CostMeter(this.prices);
+    let sessionModel: string | null = null;
     const outcome = await runner.run({
       task,
       attemptId: attempt.id,
@@ -402,13 +441,61 @@ export class Dispatcher {
       signal,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
+        if (event.type === 'turn') {
+          const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
+          if (task.maxCostUsd !== null && usd > task.maxCostUsd && !signal.aborted) {
+            this.running.get(attempt.id)?.controller.abort('budget' satisfies StopReason);
+          }
+        }
         if (event.type === 'session') {
+          sessionModel = event.model;
           this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model }).catch((err: unknown) => this.events.emit('error', err as Error));
         }
       },
     });
+    // Agents that report tokens only (Codex, Gemini, OpenAI-compatible) are priced here.
+    if (outcome.stats.costUsd === null) {
+      const s = outcome.stats;
+      const usd = meter.priced ? meter.usd : costOf(s.model ?? model, { inputTokens: s.inputTokens ?? 0, outputTokens: s.outputTokens ?? 0 }, this.prices);
+      if (usd !== null && (s.inputTokens !== null || s.outputTokens !== null || meter.priced)) outcome.stats.costUsd = usd;
+    }
     this.events.emit('attempt.outcome', claim, outcome);
-    await this.settle(claim, outcome, signal.aborted ? (signal.reason as StopReason) : null, stdoutLog, workspace);
+    const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
+    if (stopReason === 'budget' && outcome.kind === 'cancelled') {
+      const spent = outcome.stats.costUsd ?? meter.usd;
+      const reason = `budget exceeded: $${spent.toFixed(4)} spent of max_cost_usd $${task.maxCostUsd ?? '?'}; the agent was stopped`;
+      await this.settle(claim, { ...outcome, kind: 'budget_exceeded', reason }, stopReason, stdoutLog, workspace);
+    } else {
+      await this.settle(claim, outcome, stopReason, stdoutLog, workspace);
+    }
+    if ((outcome.stats.costUsd ?? 0) > 0) await this.holdOverBudget();
+  }
+
+  /**
+   * Takes a start token of `agent` (`agents.<name>.rate_limit`; always granted without one).
+   * A bucket left empty pauses the agent until its next token (see {@link takeStart}).
+   */
+  private async takeStartToken(agent: string): Promise<StartToken> {
+    const start = await takeStart(this.o.store, agent, agentConfig(this.o.config, agent), this.o.now());
+    if (start.pause) this.events.emit('agent.paused', start.pause);
+    return start;
+  }
+
+  /**
+   * Pauses the agents whose daily budget (or the project's) is spent until the next budget
+   * day starts (`budgets.day_start`); running tasks finish, queued ones wait (or fail over
+   * with `agent: auto`). A longer pause (e.g. a usage limit) is kept, and so are the agent's
+   * rate-limit strikes.
+   */
+  private async holdOverBudget(): Promise<void> {
+    const c = this.o.config;
+    if (c.budgets.daily_usd === undefined && !Object.values(c.agents).some((a) => a.budgets.daily_usd !== undefined)) return;
+    const now = this.o.now();
+    const usage = await this.o.store.agentUsage(budgetDay(now, c.budgets.day_start).start);
+    for (const hold of budgetHolds(c, [...this.o.runners.keys()], usage, now)) {
+      const pause = { agent: hold.agent, until: hold.until, reason: hold.reason };
+      if (await this.o.store.extendPause(pause)) this.events.emit('agent.paused', pause);
+    }
   }
 
   /**
@@ -438,7 +525,7 @@ export class Dispatcher {
         }
       }
       const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-      const attemptOutcome = finalState === 'completed' || finalState === 'timed_out' || finalState === 'cancelled' ? finalState : 'failed';
+      const attemptOutcome = finalState === 'completed' || finalState === 'timed_out' || finalState === 'cancelled' || finalState === 'budget_exceeded' ? finalState : 'failed';
       finished = await store.finish(attempt.id, { ...base, state: finalState, attemptOutcome, reason: failure, result: finalState === 'completed' ? result : null });
     };
     switch (outcome.kind) {
@@ -483,6 +570,9 @@ export class Dispatcher {
           break;
         }
         await end('timed_out', outcome.reason);
+        break;
+      case 'budget_exceeded':
+        await end('budget_exceeded', outcome.reason);
         break;
       case 'cancelled':
         if (stopReason === 'shutdown') {

@@ -5,6 +5,7 @@
  * (test/contract/store.contract.ts). All times are epoch ms.
  */
 import type { AgentPause, Attempt, AttemptOutcome, Claim, RunStats, Task, TaskSpec, TaskState } from '../core/types.ts';
+import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
 export interface NewTask {
@@ -82,7 +83,85 @@ export interface AgentUsage {
 
 export interface TaskFilter {
   state?: TaskState;
+  /** Tasks that name this agent, or whose latest attempt ran on it. */
+  agent?: string;
+  /** Tasks carrying this tag. */
+  tag?: string;
+  priority?: Task['priority'];
+  /** Only tasks with a smaller id (cursor pagination, with `order: 'desc'`). */
+  beforeId?: number;
+  /** By id: `asc` (arrival, the default) or `desc` (newest first). */
+  order?: 'asc' | 'desc';
   limit?: number;
+}
+
+/** Where and how a task's `callback_url` delivery stands. Times epoch ms. */
+export interface CallbackDelivery {
+  taskId: number;
+  url: string;
+  /** `pending` until it is delivered (2xx) or given up (4xx, or out of tries). */
+  state: 'pending' | 'delivered' | 'failed';
+  /** Tries made so far. */
+  attempts: number;
+  lastError: string | null;
+  deliveredAt: number | null;
+  /** Earliest next try; null: as soon as the task is terminal. */
+  nextTryAt: number | null;
+}
+
+/** What `enqueueRequest` records beside the task (POST /v1/tasks). */
+export interface RequestOptions {
+  /** `Idempotency-Key` header and sha256 (hex) of the canonical body. */
+  idempotency?: { key: string; bodySha256: string } | null;
+  /** http(s) URL POSTed once the task is terminal. */
+  callbackUrl?: string | null;
+}
+
+/**
+ * The outcome of `enqueueRequest`: `created` a new task; or the idempotency key was
+ * already used, with the same body (`replayed`: the first task) or another (`conflict`:
+ * the first task, nothing created).
+ */
+export type RequestResult = { kind: 'created' | 'replayed' | 'conflict'; task: Task };
+
+/** One result of {@link Store.claimDueCallbacks}: the delivery and its (terminal) task. */
+export interface DueCallback {
+  delivery: CallbackDelivery;
+  task: Task;
+}
+
+/** The result of one callback try. */
+export interface CallbackTry {
+  /**
+   * `delivered` (2xx), `retry` (5xx or connection error: pending again at `nextTryAt`),
+   * `failed` (4xx or out of tries: final), `released` (not tried, e.g. shutdown: due again
+   * at `nextTryAt`, the try not counted).
+   */
+  outcome: 'delivered' | 'retry' | 'failed' | 'released';
+  error?: string | null;
+  nextTryAt?: number | null;
+  now: number;
+}
+
+/**
+ * A token bucket of agent starts (see {@link Store.takeRateToken}): at most `capacity`
+ * tokens, `refillPerMs` tokens gained per ms, continuously.
+ */
+export interface RateBucket {
+  /** Most tokens the bucket holds (the burst), ≥ 1. */
+  capacity: number;
+  /** Tokens gained per ms, > 0 (e.g. `60/h` → 60 / 3_600_000). */
+  refillPerMs: number;
+}
+
+/** The result of {@link Store.takeRateToken}. */
+export interface RateToken {
+  /** Whether a token was taken (the start may go ahead). */
+  taken: boolean;
+  /** Tokens left in the bucket afterwards (fractional). */
+  tokens: number;
+  /** When (epoch ms) the bucket holds a whole token again: `now` if it still does. */
+  nextTokenAt: number;
 }
 
 export interface WorkerInfo {
@@ -183,6 +262,22 @@ export interface Store {
   /** Resets an agent's strike count (one of its tasks completed). */
   clearAgentStrikes(agent: string): Promise<void>;
   listPauses(now: number): Promise<AgentPause[]>;
+  /**
+   * Pauses an agent until `pause.until` unless it is already paused that long or longer (a
+   * longer pause, e.g. a usage limit, is kept with its reason); never changes its strikes.
+   * One atomic step. Returns whether the pause was set.
+   */
+  extendPause(pause: AgentPause): Promise<boolean>;
+  /**
+   * Takes one token from an agent's start bucket (`agents.<name>.rate_limit`), in one
+   * atomic step across every handle on the store: the bucket first gains
+   * `refillPerMs × (now − last update)` tokens, capped at `capacity` (a bucket never used
+   * starts full; a clock behind the last update adds nothing), then loses one if it holds
+   * at least one. Never takes more tokens than the bucket held, however many dispatchers
+   * ask at once.
+   * @throws AgentQueueError `invalid_bucket` unless capacity ≥ 1 and refillPerMs > 0.
+   */
+  takeRateToken(agent: string, bucket: RateBucket, now: number): Promise<RateToken>;
 
   /** By id, or the newest task with that name. */
   getTask(idOrName: string | number): Promise<Task | null>;
@@ -191,6 +286,13 @@ export interface Store {
   countByState(): Promise<Record<TaskState, number>>;
   /** Running attempts, and attempts, cost and tokens since `since` (epoch ms), per agent. */
   agentUsage(since: number): Promise<AgentUsage[]>;
+  /**
+   * Spend of the attempts started in `[since, until)`, grouped by local day, agent, model
+   * and task tag (`agentq usage`); see {@link UsageQuery} for the grouping, the day cut and
+   * how tags split an attempt, {@link UsageRow} for the figures (USD, tokens).
+   * @throws AgentQueueError `invalid_time_zone` for an unknown `timeZone`.
+   */
+  usage(query: UsageQuery): Promise<UsageRow[]>;
   /** Terminal tasks whose done/failed file is not written yet. */
   listUnreported(): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
@@ -201,5 +303,24 @@ export interface Store {
   cancel(taskId: number, now: number): Promise<Task>;
   /** Requeues a terminal, not completed task with a fresh retry budget; keeps its history. */
   retry(taskId: number, now: number): Promise<Task>;
+
+  /**
+   * Creates one task from an HTTP request in one transaction, with its idempotency key and
+   * callback. A key already recorded creates nothing: `replayed` when its body hash matches,
+   * else `conflict`; either returns the task the key first created.
+   */
+  enqueueRequest(task: NewTask, options: RequestOptions, now: number): Promise<RequestResult>;
+  /** What an `Idempotency-Key` was first used for, if it was. */
+  findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null>;
+  /** The callback delivery of a task, if it has a `callback_url`. */
+  getCallback(taskId: number): Promise<CallbackDelivery | null>;
+  /**
+   * Pending deliveries whose task is terminal and whose `nextTryAt` passed (or is null),
+   * at most `limit`; each is leased by moving its `nextTryAt` to `now + leaseMs`, so another
+   * process on the store does not try it at the same time.
+   */
+  claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]>;
+  /** Records the result of a callback try (see {@link CallbackTry}). */
+  recordCallbackTry(taskId: number, outcome: CallbackTry): Promise<CallbackDelivery | null>;
   close(): Promise<void>;
 }

@@ -224,6 +224,63 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     assert.deepEqual(show.attemptHistory.map((a: { outcome: string }) => a.outcome), ['rate_limited', 'completed']);
   });
 
+  it('max_cost_usd: a streamed response past the budget stops Claude at once; the task ends budget_exceeded', async () => {
+    const paths = makeProject({ poll_interval: '200ms' });
+    const marker = crypto.randomUUID();
+    // 20,000 input tokens of claude-sonnet-5 at $3 per million = $0.06, over the $0.01 budget.
+    fake.setRules([{ match: 'expensive work', turns: [{ bash: 'sleep 60', usage: { input_tokens: 20_000 }, timeoutMs: 120_000 }, { text: 'should not get here' }] }]);
+    dropTask(paths, 'expensive', { max_cost_usd: 0.01, retries: 2 }, 'Do the expensive work.');
+    const r = await agentq(['run', '--once', '--project', paths.root], { ...env, AGENTQ_TEST_MARK: marker });
+    assert.equal(r.code, 1, r.stderr);
+    const { fm } = readResult(path.join(paths.failed, 'expensive.md'));
+    assert.equal(fm.status, 'budget_exceeded');
+    // Stopped by agentq's meter while the tool ran, before the CLI's own --max-budget-usd check.
+    assert.match(String(fm.failed_reason), /^budget exceeded: \$0\.060\d spent of max_cost_usd \$0\.01; the agent was stopped/);
+    assert.equal(fm.attempts, 1, 'a spent budget is never retried');
+    assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), [], 'the agent and its sleep were stopped');
+  });
+
+  it('max_turns and allowed_tools reach the CLI: one turn allowed, so a task that needs two ends error_max_turns', async () => {
+    const paths = makeProject();
+    fake.setRules([{ match: 'two turns', turns: [{ bash: 'echo one' }, { text: 'two' }] }]);
+    dropTask(paths, 'short', { max_turns: 1, allowed_tools: ['Read', 'Bash(echo:*)'], retries: 0 }, 'This needs two turns.');
+    const r = await agentq(['run', '--once', '--project', paths.root], env);
+    assert.equal(r.code, 1, r.stderr);
+    const { fm } = readResult(path.join(paths.failed, 'short.md'));
+    assert.match(String(fm.failed_reason), /error_max_turns/);
+    const log = fs.readFileSync(path.join(paths.logs, `${fm.task_id}-short`, '1.stdout.log'), 'utf8');
+    assert.match(log, /"subtype":"error_max_turns"/);
+  });
+
+  it('budgets.daily_usd: once the day\'s spend reaches it, the agent pauses until the next day and the rest wait', async () => {
+    const paths = makeProject({ poll_interval: '200ms', concurrency: 1, agents: { claude: { budgets: { daily_usd: 0.0001 } } } });
+    fake.setRules([]);
+    dropTask(paths, 'first', { priority: 'high' }, 'First task of the day.');
+    dropTask(paths, 'second', null, 'Second task of the day.');
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { env, stdio: 'ignore' });
+    type Status = { counts: Record<string, number>; pausedAgents: Array<{ agent: string; until: number; reason: string }> };
+    let status: Status = { counts: {}, pausedAgents: [] };
+    try {
+      await waitFor(async () => {
+        status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+        return status.pausedAgents.length > 0 && listDir(paths.done).includes('first.md');
+      }, 60_000, 'claude to be paused by the daily budget');
+      await new Promise((r) => setTimeout(r, 1000));
+      status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const pause = status.pausedAgents[0]!;
+    assert.equal(pause.agent, 'claude');
+    assert.match(pause.reason, /daily budget reached: \$\d+\.\d{4} of agents\.claude\.budgets\.daily_usd \$0\.0001/);
+    const midnight = new Date();
+    midnight.setHours(24, 0, 0, 0);
+    assert.equal(pause.until, midnight.getTime(), 'paused until local midnight');
+    assert.equal(status.counts.queued, 1, 'the second task waits');
+    assert.deepEqual(listDir(paths.done), ['first.md']);
+  });
+
   it('a crash mid-run (SIGKILL) is recovered: the orphaned agent and its tool command are stopped, the task runs again once', async () => {
     const paths = makeProject({ poll_interval: '200ms' });
     const marker = crypto.randomUUID();

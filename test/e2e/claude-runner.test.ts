@@ -1,7 +1,10 @@
 /**
  * ClaudeRunner with the REAL Claude Code CLI (node_modules/.bin/claude) against the fake
- * Anthropic API: answers, tool calls that really run, auth failures and rate limits cut
- * short, API errors, timeouts and cancellation that leave no process behind.
+ * Anthropic API: what is particular to Claude Code. What every runner promises (completes,
+ * events, env tag, cancel, deadline, 429, 401, 5xx, spawn failure) is in the runner contract,
+ * test/contract/claude-runner.test.ts. Here: the session id and model on the wire, model
+ * defaults, prompts on stdin, Bash tool calls, 529, 400, side requests, login and root
+ * errors, and timeouts while a `setsid` Bash command runs.
  * The cases run concurrently (each has its own prompt, sandbox and attempt id).
  */
 import assert from 'node:assert/strict';
@@ -44,13 +47,10 @@ before(async () => {
         match: P('bash'),
         turns: [{ bash: 'echo made-by-claude > made.txt', text: 'Creating it.' }, { text: 'Created made.txt' }],
       },
-      { match: P('auth'), turns: [{ error: { status: 401 }, times: 'always' }] },
-      { match: P('rate'), turns: [{ error: { status: 429, headers: { 'retry-after': '30' } }, times: 'always' }] },
       { match: P('overloaded'), turns: [{ error: { status: 529 }, times: 'always' }] },
       { match: P('bad-request'), turns: [{ error: { status: 400, message: 'prompt is malformed' } }] },
       { match: P('sleep-early'), turns: [{ bash: 'sleep 300' }, { text: 'slept' }] },
       { match: P('sleep-late'), turns: [{ bash: 'sleep 300' }, { text: 'slept' }] },
-      { match: P('cancel'), turns: [{ bash: 'sleep 300' }, { text: 'slept' }] },
       { match: P('side'), turns: [{ text: 'first turn answer' }] },
     ],
   });
@@ -124,7 +124,7 @@ function explain(r: Run): string {
 }
 
 describe('ClaudeRunner with the real CLI', { concurrency: 3 }, () => {
-  it('a text answer: completed, with session id, model, cost, tokens and turns', async () => {
+  it('a text answer: the session id and model it reports are the ones on the wire; tokens and turns', async () => {
     const r = await run(P('text'));
     console.log(`  text answer: ${r.elapsedMs} ms`);
     assert.equal(r.outcome.kind, 'completed', explain(r));
@@ -133,20 +133,18 @@ describe('ClaudeRunner with the real CLI', { concurrency: 3 }, () => {
     const { stats } = r.outcome;
     assert.match(stats.sessionId ?? '', /^[0-9a-f-]{36}$/);
     assert.equal(stats.model, 'claude-sonnet-5');
-    assert.ok((stats.costUsd ?? 0) > 0, `cost ${stats.costUsd}`);
-    assert.equal(stats.inputTokens, 100);
-    assert.equal(stats.outputTokens, 10);
-    assert.equal(stats.numTurns, 1);
-    // The session id the CLI printed is the one it sent to the API.
+    assert.deepEqual([stats.inputTokens, stats.outputTokens, stats.numTurns], [100, 10, 1]);
+    // The session id the CLI printed is the one it sent to the API; `sonnet` became the full id.
     const turns = fake.turnRequests(P('text'));
     assert.equal(turns.length, 1);
     assert.equal(turns[0]!.sessionId, stats.sessionId);
     assert.equal(turns[0]!.model, 'claude-sonnet-5');
     assert.equal(turns[0]!.headers['x-api-key'], 'test');
-    // Events: spawned, session (once), usage.
-    const types = r.events.map((e) => e.type);
-    assert.deepEqual(types, ['spawned', 'session', 'usage']);
-    assert.deepEqual(r.events[1], { type: 'session', sessionId: stats.sessionId, model: 'claude-sonnet-5' });
+    assert.ok(
+      r.events.some((e) => e.type === 'session' && e.sessionId === stats.sessionId && e.model === 'claude-sonnet-5'),
+      JSON.stringify(r.events),
+    );
+    assert.equal(r.events.at(-1)?.type, 'usage', 'usage is reported on the result line');
     // Sessions went to the sandbox's CLAUDE_CONFIG_DIR.
     assert.ok(existsSync(join(r.sandbox.config, 'projects')), 'CLAUDE_CONFIG_DIR/projects exists');
   });
@@ -185,28 +183,10 @@ describe('ClaudeRunner with the real CLI', { concurrency: 3 }, () => {
     );
   });
 
-  it('401 forever → auth_failed within seconds (not after the CLI\'s ~3 minutes of retries)', async () => {
-    const r = await run(P('auth'));
-    console.log(`  401 → ${r.outcome.kind} in ${r.elapsedMs} ms`);
-    assert.equal(r.outcome.kind, 'auth_failed', explain(r));
-    assert.match(r.outcome.kind === 'auth_failed' ? r.outcome.reason : '', /authentication failed \(HTTP 401/);
-    assert.ok(r.elapsedMs < 15_000, `took ${r.elapsedMs} ms`);
-    assert.ok(r.outcome.stats.sessionId, 'session id known');
-  });
-
-  it('429 → rate_limited fast', async () => {
-    const r = await run(P('rate'));
-    console.log(`  429 → ${r.outcome.kind} in ${r.elapsedMs} ms`);
-    assert.equal(r.outcome.kind, 'rate_limited', explain(r));
-    assert.equal(r.outcome.kind === 'rate_limited' && r.outcome.resetAt, null);
-    assert.match(r.outcome.kind === 'rate_limited' ? r.outcome.reason : '', /HTTP 429/);
-    assert.ok(r.elapsedMs < 15_000, `took ${r.elapsedMs} ms`);
-  });
-
-  it('529 overloaded → rate_limited fast', async () => {
+  it('529 overloaded → rate_limited (cut short, not after the CLI\'s retries)', async () => {
     const r = await run(P('overloaded'));
     assert.equal(r.outcome.kind, 'rate_limited', explain(r));
-    assert.ok(r.elapsedMs < 15_000, `took ${r.elapsedMs} ms`);
+    assert.match(r.outcome.kind === 'rate_limited' ? r.outcome.reason : '', /API overloaded \(HTTP 529/);
   });
 
   it('400 → failed (retryable) with the API error text', async () => {
@@ -240,17 +220,9 @@ describe('ClaudeRunner with the real CLI', { concurrency: 3 }, () => {
     assert.equal(r.outcome.kind === 'failed' && r.outcome.retryable, false);
     assert.match(r.outcome.kind === 'failed' ? r.outcome.reason : '', /root\/sudo.*IS_SANDBOX=1/);
   });
-
-  it('a command that cannot start → failed, not retryable', async () => {
-    const broken = new ClaudeRunner({ command: ['/nonexistent/claude-cli'] });
-    const r = await run(P('missing'), { runner: broken });
-    assert.equal(r.outcome.kind, 'failed');
-    assert.equal(r.outcome.kind === 'failed' && r.outcome.retryable, false);
-    assert.match(r.outcome.kind === 'failed' ? r.outcome.reason : '', /cannot start/);
-  });
 });
 
-describe('ClaudeRunner: timeouts and cancellation (one at a time, timing matters)', () => {
+describe('ClaudeRunner: timeouts while a setsid Bash command runs (one at a time, timing matters)', () => {
   /**
    * The CLI runs each Bash command under setsid. Before ~3 s, SIGTERM makes the CLI exit at
    * once and leave the command behind; after ~3 s the command is a background task and the
@@ -296,20 +268,6 @@ describe('ClaudeRunner: timeouts and cancellation (one at a time, timing matters
       for (const pid of seen) assert.ok(!isLive(pid), `sleep ${pid} is gone`);
     });
   }
-
-  it('cancel while a tool runs → cancelled, nothing left', async () => {
-    const controller = new AbortController();
-    const r = await run(P('cancel'), {
-      signal: controller.signal,
-      onEvent: (e) => {
-        if (e.type === 'progress') setTimeout(() => controller.abort('cancel'), 500);
-      },
-    });
-    assert.equal(r.outcome.kind, 'cancelled', explain(r));
-    assert.match(r.outcome.kind === 'cancelled' ? r.outcome.reason : '', /^cancelled/);
-    assert.deepEqual(processesWithEnv('AGENTQ_ATTEMPT_ID', r.attemptId), []);
-  });
-
 });
 
 function isLive(pid: number): boolean {

@@ -194,7 +194,7 @@ describe('agentq CLI', () => {
     const cancelled = await agentq(['cancel', 'mine', ...p]);
     assert.match(cancelled.stdout, /^cancelled #\d+ mine/);
     const status = JSON.parse((await agentq(['status', '--json', ...p])).stdout) as { counts: Record<string, number> };
-    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, cancelled: 1, invalid: 0, duplicate: 0, blocked: 0, waiting: 0 });
+    assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, budget_exceeded: 0, cancelled: 1, invalid: 0, duplicate: 0, blocked: 0, waiting: 0 });
     const mineId = JSON.parse((await agentq(['show', 'mine', '--json', ...p])).stdout).id as number;
     assert.deepEqual(listDir(paths.failed), ['later.md', `mine.${mineId}.md`, 'mine.md'], 'the retried outcome is a new file');
     assert.equal(readResult(path.join(paths.failed, `mine.${mineId}.md`)).fm.status, 'cancelled');

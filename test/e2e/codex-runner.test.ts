@@ -1,7 +1,10 @@
 /**
  * CodexRunner with the REAL Codex CLI (node_modules/.bin/codex, 0.169) against the fake
- * OpenAI Responses API: answers, a command that really runs, resume, auth failures and
- * rate limits cut short, and a timeout that leaves no process behind. Cases run concurrently.
+ * OpenAI Responses API: what is particular to Codex. What every runner promises (completes,
+ * events, env tag, cancel, deadline, 429 usage limit, 401, 5xx, spawn failure) is in the
+ * runner contract, test/contract/codex-runner.test.ts. Here: thread ids and token sums over
+ * a resumed thread, a command that really runs, and a 429 with `Retry-After` cut short.
+ * Cases run concurrently.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -28,10 +31,7 @@ before(async () => {
     rules: [
       { match: P('text'), turns: [{ text: 'Hello from {{model}}', usage: { input_tokens: 150, cached_tokens: 50, output_tokens: 12 } }, { text: 'resumed ok' }] },
       { match: P('exec'), turns: [{ exec: 'echo made-by-codex > made.txt && echo wrote' }, { text: 'Created made.txt' }] },
-      { match: P('auth'), turns: [{ error: { status: 401 }, times: 'always' }] },
       { match: P('rate'), turns: [{ error: { status: 429, headers: { 'retry-after': '20' } }, times: 'always' }] },
-      { match: P('usage'), turns: [{ error: { status: 429, body: { error: { type: 'usage_limit_reached', message: 'limit', resets_at: Math.floor(Date.now() / 1000) + 3600 } } }, times: 'always' }] },
-      { match: P('sleep'), turns: [{ exec: 'sleep 300', yieldTimeMs: 30000 }, { text: 'slept' }] },
     ],
   });
   // The provider goes in through extraArgs; the key env var just has to be set.
@@ -105,48 +105,13 @@ describe('CodexRunner with the real codex CLI', { concurrency: true }, () => {
     console.log(`exec ${r.elapsedMs} ms`);
   });
 
-  it('401 forever → auth_failed fast (not after codex\'s ~7 s of retries)', async () => {
-    const r = await run(P('auth'));
-    assert.equal(r.outcome.kind, 'auth_failed', JSON.stringify(r.outcome));
-    assert.match((r.outcome as { reason: string }).reason, /401/);
-    console.log(`auth_failed after ${r.elapsedMs} ms; requests: ${fake.responseRequests(P('auth')).length}`);
-    assert.ok(r.elapsedMs < 4000, `took ${r.elapsedMs} ms`);
-    assert.deepEqual(processesWithEnv('AGENTQ_ATTEMPT_ID', r.attemptId), []);
-  });
-
-  it('429 with Retry-After: 20 → rate_limited fast (codex alone: 5 × 20 s)', async () => {
+  it('429 with Retry-After: 20 → rate_limited at the first "Reconnecting..." (codex alone: 5 × 20 s)', async () => {
     const r = await run(P('rate'));
+    console.log(`rate_limited after ${r.elapsedMs} ms; requests: ${fake.responseRequests(P('rate')).length}`);
     assert.equal(r.outcome.kind, 'rate_limited', JSON.stringify(r.outcome));
     assert.match((r.outcome as { reason: string }).reason, /429/);
-    console.log(`rate_limited after ${r.elapsedMs} ms`);
-    assert.ok(r.elapsedMs < 4000, `took ${r.elapsedMs} ms`);
+    // Stopped at the first retry: codex makes its second request only after Retry-After (20 s).
+    assert.equal(fake.responseRequests(P('rate')).length, 1);
     assert.deepEqual(processesWithEnv('AGENTQ_ATTEMPT_ID', r.attemptId), []);
-  });
-
-  it('usage limit → rate_limited with resetAt from "try again at …"', async () => {
-    const r = await run(P('usage'));
-    assert.equal(r.outcome.kind, 'rate_limited', JSON.stringify(r.outcome));
-    assert.ok(r.outcome.kind === 'rate_limited');
-    assert.ok(r.outcome.resetAt !== null, r.outcome.reason);
-    const inMs = r.outcome.resetAt - Date.now();
-    assert.ok(inMs > 58 * 60_000 && inMs <= 61 * 60_000, `resetAt in ${inMs} ms: ${r.outcome.reason}`);
-  });
-
-  it('timeout while a command runs "sleep 300" → timed_out, nothing left', async () => {
-    const r = await run(P('sleep'), { timeoutMs: 3000 });
-    assert.equal(r.outcome.kind, 'timed_out', JSON.stringify(r.outcome));
-    console.log(`timed_out after ${r.elapsedMs} ms`);
-    assert.ok(r.elapsedMs < 8000, `took ${r.elapsedMs} ms`);
-    assert.deepEqual(processesWithEnv('AGENTQ_ATTEMPT_ID', r.attemptId), []);
-    assert.ok(r.events.some((e) => e.type === 'progress' && e.text.includes('sleep 300')));
-  });
-
-  it('a command that cannot start → failed, not retryable', async () => {
-    const bad = new CodexRunner({ command: ['/nonexistent/codex'] });
-    const sandbox = makeClaudeSandbox('agentq-codex-');
-    sandboxes.push(sandbox);
-    const outcome = await bad.run(makeRunRequest({ sandbox, baseUrl: fake.baseUrl, prompt: 'x' }));
-    assert.equal(outcome.kind, 'failed');
-    assert.ok(outcome.kind === 'failed' && !outcome.retryable);
   });
 });

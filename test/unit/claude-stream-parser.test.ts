@@ -126,13 +126,14 @@ describe('ClaudeStreamParser: a successful run', () => {
     });
   });
 
-  it('emits session once, progress per tool use, usage on the result; never stops', () => {
+  it('emits session once, the turn tokens, progress per tool use, usage on the result; never stops', () => {
     assert.deepEqual(
       events.map((e) => e.type),
-      ['session', 'progress', 'usage'],
+      ['session', 'turn', 'progress', 'usage'],
     );
     assert.deepEqual(events[0], { type: 'session', sessionId: SID, model: 'claude-opus-4-8[1m]' });
-    assert.deepEqual(events[1], { type: 'progress', text: 'Bash: echo hi > a.txt' });
+    assert.equal(events[1]?.type, 'turn');
+    assert.deepEqual(events[2], { type: 'progress', text: 'Bash: echo hi > a.txt' });
     assert.equal(stops.length, 0);
     assert.equal(classifyResult(state, NOW), null);
   });
@@ -303,6 +304,12 @@ describe('classifyResult: how a finished run ended', () => {
       kind: 'rate_limited',
       resetAt: null,
     });
+  });
+
+  it('"Claude AI usage limit reached|<epoch>" as the whole result is a limit even with is_error false (older CLIs)', () => {
+    const { state } = feed([result({ is_error: false, result: 'Claude AI usage limit reached|1759327200' })]);
+    const s = classifyResult(state, NOW);
+    assert.equal(s?.kind === 'rate_limited' && s.resetAt, 1759327200_000);
   });
 
   it('a successful answer that mentions limits is not a rate limit', () => {

@@ -18,7 +18,7 @@ describe('CodexStreamParser (codex exec --json, 0.169)', () => {
     p.push(j({ type: 'item.completed', item: { id: 'item_1', type: 'error', message: 'Model metadata for `x` not found.' } }));
     p.push(j({ type: 'item.completed', item: { id: 'item_2', type: 'agent_message', text: 'Line one\nLine two' } }));
     const done = p.push(j({ type: 'turn.completed', usage: { input_tokens: 240, cached_input_tokens: 40, cache_write_input_tokens: 0, output_tokens: 60, reasoning_output_tokens: 5 } }));
-    assert.equal(done.events[0]?.type, 'usage');
+    assert.deepEqual(done.events.map((e) => e.type), ['turn', 'usage']);
     const s = p.state;
     assert.equal(s.lastAgentMessage, 'Line one\nLine two');
     assert.equal(s.commands, 1);

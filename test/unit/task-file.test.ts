@@ -29,7 +29,8 @@ describe('task files', () => {
     const s = parseTaskFile(
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
-        'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n---\nDo it.\n',
+        'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
+        'max_turns: 12\nallowed_tools: [Read, Edit]\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -54,6 +55,8 @@ describe('task files', () => {
         tags: ['x', 'y'],
         dedupKey: 'k1',
         command: ['echo', 'hi'],
+        maxTurns: 12,
+        allowedTools: ['Read', 'Edit'],
         extra: { owner: 'alice' },
         prompt: undefined,
         source: 'inbox',

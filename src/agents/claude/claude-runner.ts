@@ -18,8 +18,12 @@ export interface ClaudeRunnerOptions {
    * permission prompts). As root the CLI refuses it unless the env has `IS_SANDBOX=1`.
    */
   permissionMode?: string;
-  /** Extra CLI arguments, appended after the standard ones (e.g. `['--max-turns', '30']`). */
+  /** Extra CLI arguments, appended after the standard ones (e.g. `['--debug']`). */
   extraArgs?: string[];
+  /** `--max-turns` for tasks that set no `max_turns` (config `agents.claude.max_turns`). Default: none. */
+  maxTurns?: number;
+  /** `--allowedTools` for tasks that set no `allowed_tools` (config `agents.claude.allowed_tools`). Default: none. */
+  allowedTools?: string[];
   /** SIGTERM→SIGKILL grace when stopping the process tree, ms. Default: runAgentProcess's (5000). */
   graceMs?: number;
   /**
@@ -45,8 +49,9 @@ const PERMANENT_STDERR: { re: RegExp; hint: string }[] = [
  * Runs Claude Code headless for one attempt and maps what it printed to a {@link RunOutcome}.
  *
  * Argv: `[...command, '-p', '--output-format', 'stream-json', '--verbose', ['--resume', id],
- * ['--append-system-prompt', text], '--model', model,
- * '--max-budget-usd', task.maxCostUsd, '--permission-mode', mode, ...extraArgs]`; `--model`
+ * ['--append-system-prompt', text], '--model', model, '--max-budget-usd', task.maxCostUsd,
+ * ['--max-turns', n], ['--allowedTools', ...rules], '--permission-mode', mode, ...extraArgs]`
+ * (`max_turns` / `allowed_tools` from the task, else the runner's options); `--model`
  * is left out when `request.model` is null, `--max-budget-usd` when the task sets no
  * `max_cost_usd` (the CLI then uses its default, `claude-opus-4-8` in 2.1.197). The prompt goes to
  * stdin (see {@link ClaudeRunnerOptions.promptVia}).
@@ -79,6 +84,8 @@ export class ClaudeRunner implements AgentRunner {
   private readonly extraArgs: string[];
   private readonly graceMs: number | undefined;
   private readonly promptVia: 'stdin' | 'argv';
+  private readonly maxTurns: number | null;
+  private readonly allowedTools: string[] | null;
 
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: ClaudeRunnerOptions) {
@@ -90,11 +97,13 @@ export class ClaudeRunner implements AgentRunner {
     this.extraArgs = [...(options.extraArgs ?? [])];
     this.graceMs = options.graceMs;
     this.promptVia = options.promptVia ?? 'stdin';
+    this.maxTurns = options.maxTurns ?? null;
+    this.allowedTools = options.allowedTools ?? null;
   }
 
   /** The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`). */
   buildArgv(
-    request: Pick<RunRequest, 'model' | 'prompt' | 'resumeSessionId' | 'systemPromptAppend'> & { task?: Pick<RunRequest['task'], 'maxCostUsd'> },
+    request: Pick<RunRequest, 'model' | 'prompt' | 'resumeSessionId' | 'systemPromptAppend'> & { task?: Partial<Pick<RunRequest['task'], 'maxCostUsd' | 'maxTurns' | 'allowedTools'>> },
   ): string[] {
     const argv = [...this.command, '-p', '--output-format', 'stream-json', '--verbose'];
     if (request.resumeSessionId) argv.push('--resume', request.resumeSessionId);
@@ -102,6 +111,11 @@ export class ClaudeRunner implements AgentRunner {
     if (request.model !== null) argv.push('--model', request.model);
     const budget = request.task?.maxCostUsd;
     if (typeof budget === 'number' && budget > 0) argv.push('--max-budget-usd', String(budget));
+    const maxTurns = request.task?.maxTurns ?? this.maxTurns;
+    if (maxTurns !== null) argv.push('--max-turns', String(maxTurns));
+    const tools = request.task?.allowedTools ?? this.allowedTools;
+    // Variadic in the CLI: one argument per rule (rules such as `Bash(git log:*)` hold spaces).
+    if (tools !== null && tools.length > 0) argv.push('--allowedTools', ...tools);
     argv.push('--permission-mode', this.permissionMode, ...this.extraArgs);
     if (this.promptVia === 'argv') argv.push('--', request.prompt);
     return argv;
@@ -176,8 +190,13 @@ export class ClaudeRunner implements AgentRunner {
           ? `${subtype}: ${text}`
           : text
         : `Claude Code reported an error (${state.subtype ?? 'no subtype'})`;
-      // A spent budget (`--max-budget-usd`, from the task's max_cost_usd) or billing error is final.
-      const final = state.assistantError === 'billing_error' || state.subtype === 'error_max_budget_usd';
+      // The CLI stopped at `--max-budget-usd` (the task's max_cost_usd).
+      if (state.subtype === 'error_max_budget_usd') {
+        const spent = state.costUsd !== null ? `$${state.costUsd.toFixed(4)} spent, ` : '';
+        return { ...base, kind: 'budget_exceeded', reason: `Claude Code stopped at its budget (${spent}max_cost_usd $${request.task.maxCostUsd ?? '?'})` };
+      }
+      // A billing error is final.
+      const final = state.assistantError === 'billing_error';
       return { ...base, kind: 'failed', retryable: !final, reason };
     }
 

@@ -6,6 +6,7 @@
  */
 import type { AgentEvent } from '../runner.ts';
 import type { RunStats } from '../../core/types.ts';
+import type { TokenUsage } from '../../pricing/prices.ts';
 import { parseResetTime } from './reset-time.ts';
 import { num, obj, parseJsonLine, str, type Json } from '../json.ts';
 
@@ -116,12 +117,14 @@ export function isRateLimitText(text: string): boolean {
  * - `api_error_status` 401/403 or assistant error `authentication_failed` /
  *   `oauth_org_not_allowed` (e.g. "Not logged in · Please run /login") → `auth_failed`.
  * Returns null for anything else (the caller maps is_error to completed / failed).
- * Only runs with `is_error: true` are classified; a successful run that mentions limits in
- * its answer is not.
+ * Only runs with `is_error: true` are classified, so a successful run that mentions limits
+ * in its answer is not; the one exception is a result that is nothing but
+ * `Claude AI usage limit reached|<epoch>`, which older CLIs reported with `is_error: false`.
  */
 export function classifyResult(state: ClaudeStreamState, now: number): ClaudeSignal | null {
-  if (!state.hasResult || state.isError !== true) return null;
   const text = state.result ?? state.lastAssistantText ?? '';
+  const bareUsageLimit = /^\s*Claude AI usage limit reached\s*\|\s*\d{9,13}\s*$/i.test(state.result ?? '');
+  if (!state.hasResult || (state.isError !== true && !bareUsageLimit)) return null;
   const status = state.apiErrorStatus;
   if (isRateLimitText(text) || (status !== null && RATE_STATUSES.has(status)) || state.assistantError === 'rate_limit') {
     return {
@@ -208,6 +211,8 @@ export class ClaudeStreamParser {
   private readonly maxProgressChars: number;
   private sessionEmitted = false;
   private readonly seenToolUses = new Set<string>();
+  /** Usage already reported per assistant message id (one message spans several lines). */
+  private readonly countedUsage = new Map<string, TokenUsage>();
   readonly state: ClaudeStreamState = {
     sessionId: null,
     model: null,
@@ -336,6 +341,7 @@ export class ClaudeStreamParser {
     if (!message) return;
     const model = str(message.model);
     if (model && !this.state.model && model !== '<synthetic>') this.state.model = model;
+    if (model !== '<synthetic>') this.countTurn(str(message.id), model, obj(message.usage), events);
     const content = Array.isArray(message.content) ? message.content : [];
     const texts: string[] = [];
     for (const raw of content) {
@@ -354,6 +360,31 @@ export class ClaudeStreamParser {
       }
     }
     if (texts.length > 0) this.state.lastAssistantText = texts.join('\n');
+  }
+
+  /**
+   * A `turn` event with the part of an assistant message's `usage` not reported yet: the
+   * CLI repeats a message's usage on each of its lines (one per content block), and the
+   * output count can grow until the message ends.
+   */
+  private countTurn(id: string | null, model: string | null, usage: Json | null, events: AgentEvent[]): void {
+    if (!usage) return;
+    const now: TokenUsage = {
+      inputTokens: num(usage.input_tokens) ?? 0,
+      outputTokens: num(usage.output_tokens) ?? 0,
+      cachedInputTokens: num(usage.cache_read_input_tokens) ?? 0,
+      cacheWriteTokens: num(usage.cache_creation_input_tokens) ?? 0,
+    };
+    const before = id ? this.countedUsage.get(id) : undefined;
+    if (id) this.countedUsage.set(id, now);
+    const delta: TokenUsage = {
+      inputTokens: Math.max(0, now.inputTokens - (before?.inputTokens ?? 0)),
+      outputTokens: Math.max(0, now.outputTokens - (before?.outputTokens ?? 0)),
+      cachedInputTokens: Math.max(0, (now.cachedInputTokens ?? 0) - (before?.cachedInputTokens ?? 0)),
+      cacheWriteTokens: Math.max(0, (now.cacheWriteTokens ?? 0) - (before?.cacheWriteTokens ?? 0)),
+    };
+    if (delta.inputTokens + delta.outputTokens + (delta.cachedInputTokens ?? 0) + (delta.cacheWriteTokens ?? 0) === 0) return;
+    events.push({ type: 'turn', model, usage: delta });
   }
 
   private onResult(msg: Json, events: AgentEvent[]): void {

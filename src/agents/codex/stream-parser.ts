@@ -217,6 +217,21 @@ export class CodexStreamParser {
         s.completedAt = this.now();
         const usage = obj(msg.usage);
         if (usage) {
+          // Sums over the thread: the part since the previous turn.completed is this turn's.
+          const input = num(usage.input_tokens) ?? 0;
+          const cached = num(usage.cached_input_tokens) ?? 0;
+          const output = num(usage.output_tokens) ?? 0;
+          const prevInput = s.inputTokens ?? 0;
+          const prevCached = s.cachedInputTokens ?? 0;
+          events.push({
+            type: 'turn',
+            model: null,
+            usage: {
+              inputTokens: Math.max(0, input - cached - (prevInput - prevCached)),
+              cachedInputTokens: Math.max(0, cached - prevCached),
+              outputTokens: Math.max(0, output - (s.outputTokens ?? 0)),
+            },
+          });
           s.inputTokens = num(usage.input_tokens);
           s.cachedInputTokens = num(usage.cached_input_tokens);
           s.outputTokens = num(usage.output_tokens);

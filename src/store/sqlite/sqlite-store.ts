@@ -12,6 +12,7 @@ import {
   isTerminal,
   priorityRank,
   TASK_STATES,
+  TERMINAL_STATES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -20,11 +21,32 @@ import {
   type Task,
   type TaskState,
 } from '../../core/types.ts';
-import type { AgentUsage, ClaimOptions, FinishOutcome, NewTask, RequeueOptions, StaleClaim, Store, TaskFilter, WorkerInfo } from '../store.ts';
+import type {
+  AgentUsage,
+  CallbackDelivery,
+  CallbackTry,
+  ClaimOptions,
+  DueCallback,
+  FinishOutcome,
+  NewTask,
+  RequestOptions,
+  RateBucket,
+  RateToken,
+  RequestResult,
+  RequeueOptions,
+  StaleClaim,
+  Store,
+  TaskFilter,
+  WorkerInfo,
+} from '../store.ts';
+import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 type Row = Record<string, unknown>;
+
+/** Rate buckets: how far below a whole token still counts as one (float rounding of the refill). */
+const TOKEN_EPSILON = 1e-9;
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
@@ -65,6 +87,8 @@ function toTask(row: Row, depIds: number[]): Task {
     tags: JSON.parse(String(row.tags)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
+    maxTurns: num(row.max_turns),
+    allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
     prompt: String(row.prompt),
     source: String(row.source),
@@ -105,6 +129,18 @@ function toAttempt(row: Row): Attempt {
     durationMs: num(row.duration_ms),
     logPath: str(row.log_path),
     stats: statsFrom(row, 'model'),
+  };
+}
+
+function toCallback(row: Row): CallbackDelivery {
+  return {
+    taskId: Number(row.task_id),
+    url: String(row.url),
+    state: row.state as CallbackDelivery['state'],
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
   };
 }
 
@@ -189,11 +225,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare(`
       INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
@@ -233,6 +269,8 @@ export class SqliteStore implements Store {
           tags: JSON.stringify(spec.tags),
           dedupKey: spec.dedupKey,
           command: spec.command === null ? null : JSON.stringify(spec.command),
+          maxTurns: spec.maxTurns,
+          allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           extra: JSON.stringify(spec.extra),
           prompt: spec.prompt,
           source: spec.source,
@@ -538,7 +576,7 @@ export class SqliteStore implements Store {
     const find = this.prepare(`
       SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
       FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
-      WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'cancelled', 'invalid')
+      WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid')
       ORDER BY t.id, d.position`);
     const fail = this.prepare(`
       UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
@@ -616,6 +654,42 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async extendPause(p: AgentPause): Promise<boolean> {
+    const r = this.prepare(
+      `INSERT INTO agent_pauses (agent, until, reason) VALUES (?, ?, ?)
+       ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason
+         WHERE excluded.until > agent_pauses.until`,
+    ).run(p.agent, p.until, p.reason);
+    return r.changes > 0;
+  }
+
+  async takeRateToken(agent: string, bucket: RateBucket, now: number): Promise<RateToken> {
+    const { capacity, refillPerMs } = bucket;
+    if (!(capacity >= 1) || !(refillPerMs > 0) || !Number.isFinite(capacity) || !Number.isFinite(refillPerMs)) {
+      throw new AgentQueueError('invalid_bucket', `rate bucket of ${agent}: capacity must be ≥ 1 and refillPerMs > 0 (got ${capacity}, ${refillPerMs})`);
+    }
+    return this.tx(() => {
+      const row = this.prepare('SELECT tokens, updated_at FROM agent_buckets WHERE agent = ?').get(agent) as Row | undefined;
+      const updatedAt = row ? Number(row.updated_at) : now;
+      const before = row ? Math.min(capacity, Number(row.tokens) + Math.max(0, now - updatedAt) * refillPerMs) : capacity;
+      // Within float rounding of a whole token counts as one, so the bucket is never short at `nextTokenAt`.
+      const taken = before >= 1 - TOKEN_EPSILON;
+      const tokens = taken ? Math.max(0, before - 1) : before;
+      // A clock behind the last update (another host's) neither refills nor moves the bucket back.
+      const at = Math.max(now, updatedAt);
+      this.prepare(
+        `INSERT INTO agent_buckets (agent, tokens, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (agent) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+      ).run(agent, tokens, at);
+      if (tokens >= 1 - TOKEN_EPSILON) return { taken, tokens, nextTokenAt: now };
+      // A whole ms at which the same refill sum as above reaches a token (at most 1 ms past the exact time).
+      let wait = Math.max(1, Math.round((1 - tokens) / refillPerMs));
+      if (tokens + wait * refillPerMs < 1 - TOKEN_EPSILON) wait = Math.ceil((1 - tokens) / refillPerMs);
+      const nextTokenAt = at + wait;
+      return { taken, tokens, nextTokenAt };
+    });
+  }
+
   async getTask(idOrName: string | number): Promise<Task | null> {
     const text = String(idOrName).replace(/^#/, '');
     if (/^\d+$/.test(text)) return this.taskById(Number(text));
@@ -623,11 +697,19 @@ export class SqliteStore implements Store {
   }
 
   async listTasks(filter: TaskFilter = {}): Promise<Task[]> {
-    const rows = (
-      filter.state
-        ? this.prepare('SELECT * FROM tasks WHERE state = ? ORDER BY id LIMIT ?').all(filter.state, filter.limit ?? -1)
-        : this.prepare('SELECT * FROM tasks ORDER BY id LIMIT ?').all(filter.limit ?? -1)
-    ) as Row[];
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const when = (condition: string, ...values: unknown[]) => {
+      where.push(condition);
+      args.push(...values);
+    };
+    if (filter.state) when('state = ?', filter.state);
+    if (filter.agent) when('(agent = ? OR run_agent = ?)', filter.agent, filter.agent);
+    if (filter.tag) when('EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)', filter.tag);
+    if (filter.priority) when('priority = ?', filter.priority);
+    if (filter.beforeId !== undefined) when('id < ?', filter.beforeId);
+    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
@@ -663,10 +745,38 @@ export class SqliteStore implements Store {
     }));
   }
 
+  /**
+   * Reads the window's attempts (with their task's tags when grouping by tag) and groups them
+   * in TypeScript (`summarizeUsage`): SQLite's date functions know only UTC and the process's
+   * `localtime`, not other IANA zones. A full scan of `attempts` (no index on `started_at`).
+   */
+  async usage(query: UsageQuery): Promise<UsageRow[]> {
+    const withTags = (query.by ?? USAGE_DIMENSIONS).includes('tag');
+    const rows = this.prepare(
+      `SELECT a.started_at, a.agent, a.model, a.outcome, a.cost_usd, a.input_tokens, a.output_tokens,
+              ${withTags ? 't.tags' : "'[]'"} AS tags
+         FROM attempts a ${withTags ? 'JOIN tasks t ON t.id = a.task_id' : ''}
+        WHERE a.started_at >= @since AND (@until IS NULL OR a.started_at < @until)`,
+    ).all({ since: query.since, until: query.until ?? null }) as Row[];
+    const records = rows.map(
+      (r): UsageRecord => ({
+        startedAt: Number(r.started_at),
+        agent: String(r.agent),
+        model: str(r.model),
+        outcome: String(r.outcome),
+        costUsd: num(r.cost_usd),
+        inputTokens: num(r.input_tokens),
+        outputTokens: num(r.output_tokens),
+        tags: withTags ? (JSON.parse(String(r.tags)) as string[]) : [],
+      }),
+    );
+    return summarizeUsage(records, query);
+  }
+
   async listUnreported(): Promise<Task[]> {
     const rows = this.prepare(
       `SELECT * FROM tasks WHERE result_path IS NULL
-           AND state IN ('completed', 'failed', 'timed_out', 'cancelled', 'invalid') ORDER BY id`,
+           AND state IN ('completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid') ORDER BY id`,
     ).all() as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
@@ -701,8 +811,79 @@ export class SqliteStore implements Store {
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
              result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
       ).run(now, taskId);
+      // Its next end is reported to its callback again.
+      this.prepare(
+        `UPDATE callbacks SET state = 'pending', attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL
+           WHERE task_id = ?`,
+      ).run(taskId);
     });
     return this.taskById(taskId)!;
+  }
+
+  async enqueueRequest(task: NewTask, o: RequestOptions, now: number): Promise<RequestResult> {
+    const result = this.tx((): { kind: RequestResult['kind']; id: number } => {
+      if (o.idempotency) {
+        const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(o.idempotency.key) as Row | undefined;
+        if (known) return { kind: known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', id: Number(known.task_id) };
+      }
+      const [created] = this.insertTasks([task], now);
+      const id = created!.id;
+      if (o.idempotency) {
+        this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(
+          o.idempotency.key,
+          o.idempotency.bodySha256,
+          id,
+          now,
+        );
+      }
+      if (o.callbackUrl) this.prepare('INSERT INTO callbacks (task_id, url) VALUES (?, ?)').run(id, o.callbackUrl);
+      return { kind: 'created', id };
+    });
+    return { kind: result.kind, task: this.taskById(result.id)! };
+  }
+
+  async findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null> {
+    const row = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(key) as Row | undefined;
+    return row ? { bodySha256: String(row.body_sha256), taskId: Number(row.task_id) } : null;
+  }
+
+  async getCallback(taskId: number): Promise<CallbackDelivery | null> {
+    const row = this.prepare('SELECT * FROM callbacks WHERE task_id = ?').get(taskId) as Row | undefined;
+    return row ? toCallback(row) : null;
+  }
+
+  async claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]> {
+    const terminal = TERMINAL_STATES.map(() => '?').join(', ');
+    const rows = this.tx(() => {
+      const due = this.prepare(
+        `SELECT c.* FROM callbacks c JOIN tasks t ON t.id = c.task_id
+           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${terminal})
+           ORDER BY c.task_id LIMIT ?`,
+      ).all(now, ...TERMINAL_STATES, limit) as Row[];
+      const lease = this.prepare('UPDATE callbacks SET next_try_at = ? WHERE task_id = ?');
+      for (const r of due) lease.run(now + leaseMs, r.task_id);
+      return due;
+    });
+    return rows.map((r) => ({ delivery: toCallback(r), task: this.taskById(Number(r.task_id))! }));
+  }
+
+  async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
+    const counted = t.outcome === 'released' ? 0 : 1;
+    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const row = this.prepare(
+      `UPDATE callbacks SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           delivered_at = ?, next_try_at = ?
+         WHERE task_id = ? RETURNING *`,
+    ).get(
+      state,
+      counted,
+      counted ? 0 : 1,
+      t.outcome === 'delivered' ? null : (t.error ?? null),
+      t.outcome === 'delivered' ? t.now : null,
+      state === 'pending' ? (t.nextTryAt ?? t.now) : null,
+      taskId,
+    ) as Row | undefined;
+    return row ? toCallback(row) : null;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,119 @@
+/**
+ * What the CLI commands and the HTTP API both do on the store: cancel, retry, the status
+ * snapshot (`agentq status --json`, GET /v1/status) and the usage report (`agentq usage
+ * --json`, GET /v1/usage).
+ */
+import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
+import type { ProjectPaths } from '../config/config.ts';
+import { NotFoundError, UsageError } from '../core/errors.ts';
+import type { AgentPause, Task, TaskState } from '../core/types.ts';
+import { writeResultFile } from '../results/result-file.ts';
+import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
+import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
+
+/** A task by id or name. @throws NotFoundError naming the reference */
+export async function findTask(store: Store, ref: string | number): Promise<Task> {
+  const task = await store.getTask(ref);
+  if (!task) throw new NotFoundError(`no task ${JSON.stringify(String(ref))} (give a task id or name)`);
+  return task;
+}
+
+/**
+ * Cancels a task (`store.cancel`): a queued or blocked one ends `cancelled` at once, and
+ * its failed/ file is written here; a running one is marked for its dispatcher, which stops
+ * the agent. `outcome`: `cancelled`, `requested` (running), or `ended` (it had already
+ * ended otherwise; nothing changed).
+ */
+export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
+  let task = await store.cancel(id, now);
+  if (task.state === 'cancelled' && task.resultPath === null) {
+    const file = writeResultFile(paths, task);
+    await store.setResultPath(task.id, file);
+    task = { ...task, resultPath: file };
+  }
+  return { task, outcome: task.state === 'running' ? 'requested' : task.state === 'cancelled' ? 'cancelled' : 'ended' };
+}
+
+/**
+ * Requeues a failed, timed-out or cancelled task (`store.retry`, fresh retry budget,
+ * history kept). `retried` is false when its state allows no retry (`before` says which).
+ */
+export async function retryTask(store: Store, id: number, now: number): Promise<{ task: Task; before: TaskState; retried: boolean }> {
+  const before = (await findTask(store, id)).state;
+  const task = await store.retry(id, now);
+  return { task, before, retried: task.state === 'queued' && before !== 'queued' };
+}
+
+/** An agent's figures today and its pause (if paused now). */
+export interface AgentStatus extends AgentUsage {
+  /** Epoch ms the agent's pause ends; null when it is not paused. */
+  pausedUntil: number | null;
+  pauseReason: string | null;
+}
+
+/** The data of `agentq status --json` and GET /v1/status. */
+export interface StatusSnapshot {
+  /** Tasks per state. */
+  counts: Record<TaskState, number>;
+  running: Task[];
+  pausedAgents: AgentPause[];
+  /** Per agent (with a running task, an attempt since local midnight, or a pause): running, attempts, USD and tokens since local midnight, pause. */
+  agents: AgentStatus[];
+  /** Live dispatchers on the store. */
+  workers: WorkerInfo[];
+}
+
+/** Reads the status snapshot; "today" is since local midnight of `now` (epoch ms). */
+export async function statusSnapshot(store: Store, now: number): Promise<StatusSnapshot> {
+  const counts = await store.countByState();
+  const running = await store.listTasks({ state: 'running' });
+  const pausedAgents = await store.listPauses(now);
+  const workers = await store.listWorkers();
+  const midnight = new Date(now);
+  midnight.setHours(0, 0, 0, 0);
+  const usage = await store.agentUsage(midnight.getTime());
+  const paused = new Map(pausedAgents.map((p) => [p.agent, p]));
+  const agents: AgentStatus[] = usage.map((a) => ({ ...a, pausedUntil: paused.get(a.agent)?.until ?? null, pauseReason: paused.get(a.agent)?.reason ?? null }));
+  for (const p of pausedAgents) {
+    if (!usage.some((a) => a.agent === p.agent)) {
+      agents.push({ agent: p.agent, running: 0, attempts: 0, costUsd: 0, inputTokens: 0, outputTokens: 0, pausedUntil: p.until, pauseReason: p.reason });
+    }
+  }
+  agents.sort((a, b) => a.agent.localeCompare(b.agent));
+  return { counts, running, pausedAgents, agents, workers };
+}
+
+/** The JSON of `agentq usage --json` and GET /v1/usage. */
+export interface UsageReport {
+  /** ISO 8601. */
+  since: string;
+  until: string;
+  timeZone: string;
+  by: UsageDimension[];
+  rows: UsageRow[];
+  /** The figures of every attempt in the window, each counted once. */
+  total: UsageTotal;
+}
+
+/**
+ * The usage report: attempts started in `[since, until)` grouped by `by` (`store.usage`).
+ * `since`/`until` as `agentq usage` takes them (`7d`, `2026-11-01`, an ISO time; default:
+ * local midnight 7 days ago, and now), `by` a comma list (default `day,agent,model`).
+ * @param names how errors name the inputs (`--since` for the CLI, `since` for the API)
+ * @throws UsageError naming the input for a value it cannot read, or `until` not after `since`
+ */
+export async function usageReport(
+  store: Store,
+  o: { since?: string; until?: string; by?: string },
+  now: number,
+  names: { since: string; until: string } = { since: '--since', until: '--until' },
+): Promise<UsageReport> {
+  const since = o.since === undefined ? localMidnightDaysAgo(now, 7) : parseTimeArg(names.since, o.since, now);
+  const until = o.until === undefined ? now : parseTimeArg(names.until, o.until, now);
+  if (until <= since) throw new UsageError(`${names.until} (${new Date(until).toISOString()}) is not after ${names.since} (${new Date(since).toISOString()})`);
+  const by = o.by === undefined ? [...DEFAULT_USAGE_BY] : parseUsageBy(o.by);
+  const rows = await store.usage({ since, until, by });
+  const [sum] = await store.usage({ since, until, by: [] });
+  const total = sum ?? { attempts: 0, completed: 0, costUsd: 0, inputTokens: 0, outputTokens: 0 };
+  return { since: new Date(since).toISOString(), until: new Date(until).toISOString(), timeZone: resolvedTimeZone(), by, rows, total };
+}

@@ -1,0 +1,538 @@
+/**
+ * The HTTP API of `agentq serve` (Fastify): routes, JSON schemas (served as /openapi.json),
+ * auth, errors, live events, logs, metrics and the dashboard's static files. It works on
+ * the store it is given and reports what it changes through the dispatcher's events; it
+ * does not run tasks itself (src/server/serve.ts puts a dispatcher beside it).
+ * The contract: /tmp/h/api.md, kept in README.md ("agentq serve").
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config, ProjectPaths } from '../config/config.ts';
+import { InvalidTaskError, UsageError } from '../core/errors.ts';
+import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
+import type { DispatcherEvents } from '../events/events.ts';
+import { resolveDirect } from '../intake/direct.ts';
+import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { attemptLogFile, tailLog } from '../results/logs.ts';
+import type { CallbackDelivery, Store } from '../store/store.ts';
+import { authorize, isProtectedPath } from './auth.ts';
+import { errorHandler, HttpError } from './errors.ts';
+import type { EventHub, HubEvent } from './event-hub.ts';
+import type { Metrics } from './metrics.ts';
+import { errorResponses, ref, SHARED_SCHEMAS } from './schemas.ts';
+import { bodySha256, taskBodySchema, taskRequestFromBody } from './task-body.ts';
+
+export interface AppOptions {
+  store: Store;
+  config: Config;
+  paths: ProjectPaths;
+  /** Bearer token every API request must carry; null: none (then only loopback callers, see auth.ts). */
+  token: string | null;
+  /** The dispatcher's events: the API reports tasks it creates or changes here (`task.created`, …). */
+  events: DispatcherEvents;
+  /** Numbered events for GET /v1/events (fed from `events` by `bridgeDispatcherEvents`). */
+  hub: EventHub;
+  metrics: Metrics;
+  /** Called after a task was created or requeued, so the dispatcher claims it now. */
+  wake?: () => void;
+  /** The built dashboard (`web/dist`); null or missing: `/` says how to build it. */
+  webDist?: string | null;
+  /** Interval of the `: ping` comment on open event streams, ms. Default 15,000. */
+  pingMs?: number;
+  /** Fastify's logger option (the `authorization` header is always redacted). Default: off. */
+  logger?: FastifyServerOptions['logger'];
+  now?: () => number;
+}
+
+/** Largest buffered output of an event stream before the slow client is dropped (it reconnects with Last-Event-ID), bytes. */
+const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
+
+const API_VERSION = '1';
+
+/** Encodes the pagination cursor: the id the next page starts below. */
+const encodeCursor = (id: number) => Buffer.from(`b:${id}`).toString('base64url');
+function decodeCursor(cursor: string): number {
+  const m = /^b:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new HttpError('bad_request', `cursor: ${JSON.stringify(cursor)} is not a cursor this server gave`, 'cursor');
+  return Number(m[1]);
+}
+
+/** The callback as the API shows it. */
+function callbackView(c: CallbackDelivery | null) {
+  return c && { url: c.url, state: c.state, attempts: c.attempts, lastError: c.lastError, deliveredAt: c.deliveredAt };
+}
+
+/** Builds the Fastify app (not listening yet). */
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const now = o.now ?? Date.now;
+  const { store, paths } = o;
+  const logger =
+    o.logger === undefined || o.logger === false
+      ? false
+      : { ...(typeof o.logger === 'object' ? o.logger : {}), redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' } };
+  const app = Fastify({
+    logger: logger as FastifyServerOptions['logger'],
+    bodyLimit: o.config.serve.body_limit,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  });
+  // JSON only: a body of any other type is 415 (Fastify would read text/plain too).
+  app.removeContentTypeParser('text/plain');
+
+  // Bodies are validated as sent (no coercion, unknown fields refused); query strings and
+  // params are text, so their numbers are coerced.
+  const bodyAjv = new Ajv({ strict: false, coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false });
+  const textAjv = new Ajv({ strict: false, coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false });
+  for (const s of SHARED_SCHEMAS) {
+    bodyAjv.addSchema(s);
+    textAjv.addSchema(s);
+  }
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  app.setErrorHandler(errorHandler);
+  for (const s of SHARED_SCHEMAS) app.addSchema(s);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'agent-queue API',
+        version: API_VERSION,
+        description:
+          'The HTTP API of `agentq serve`: submit and manage tasks, follow events. With a token configured, every /v1 route and /metrics need `Authorization: Bearer TOKEN`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (isProtectedPath(request.url)) authorize(request, o.token);
+  });
+
+  // Open streams (events, log follows) are ended when the server closes.
+  const openStreams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...openStreams]) end();
+  });
+
+  const open = { security: [] };
+
+  app.get('/healthz', { schema: { ...open, summary: 'Liveness', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (text format)', response: { 200: { description: 'text/plain; version=0.0.4', type: 'string' }, ...errorResponses(401, 403) } } },
+    async (_request, reply) => {
+      const text = await o.metrics.registry.metrics();
+      return reply.type(o.metrics.registry.contentType).send(text);
+    },
+  );
+
+  // --- tasks -------------------------------------------------------------------------
+  const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', description: 'task id, or the newest task of that name' } } };
+  const taskOnly = { type: 'object', properties: { task: ref('Task') } };
+
+  const bodySchema = taskBodySchema();
+  const checkBody = bodyAjv.compile(bodySchema);
+  app.post<{ Body: Record<string, unknown>; Headers: { 'idempotency-key'?: string } }>(
+    '/v1/tasks',
+    {
+      schema: {
+        summary: 'Create a task',
+        description:
+          'The body has the task-file fields (snake_case) and `prompt`; validated by the rules of task files. `Idempotency-Key`: a repeat with the same key and body returns the first task (200); another body with the same key is 409.',
+        headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } } },
+        body: bodySchema,
+        response: { 200: taskOnly, 201: taskOnly, ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
+      },
+      // The task-file rules first (their messages), then the schema as a second check.
+      validatorCompiler: ({ schema, httpPart }) => {
+        if (httpPart !== 'body') return textAjv.compile(schema);
+        return (body: unknown) => {
+          try {
+            taskRequestFromBody(body, o.config);
+          } catch (err) {
+            if (err instanceof InvalidTaskError) return { error: err };
+            throw err;
+          }
+          if (!checkBody(body)) {
+            const issue = checkBody.errors?.[0];
+            const field = (issue?.instancePath ?? '').split('/').filter(Boolean).join('.') || 'body';
+            return { error: new InvalidTaskError(field, `${field}: ${issue?.message ?? 'invalid'}`) };
+          }
+          return { value: body };
+        };
+      },
+    },
+    async (request, reply) => {
+      const { spec, callbackUrl } = taskRequestFromBody(request.body, o.config);
+      const key = request.headers['idempotency-key'];
+      const idempotency = key === undefined ? null : { key, bodySha256: bodySha256(request.body) };
+      const conflict = (taskId: number) =>
+        new HttpError('conflict', `idempotency-key: ${JSON.stringify(key)} was used for another body (task ${taskId})`, 'idempotency-key');
+      // A repeat is answered before anything else (even with the queue full since).
+      const known = idempotency && (await store.findIdempotencyKey(idempotency.key));
+      if (known) {
+        if (known.bodySha256 !== idempotency.bodySha256) throw conflict(known.taskId);
+        return reply.code(200).send({ task: await findTask(store, known.taskId) });
+      }
+      const newTask = await resolveDirect(store, o.config, spec);
+      // The key is checked again in the transaction: of two concurrent first uses, one creates.
+      const result = await store.enqueueRequest(newTask, { idempotency, callbackUrl }, now());
+      if (result.kind === 'conflict') throw conflict(result.task.id);
+      if (result.kind === 'replayed') return reply.code(200).send({ task: result.task });
+      o.events.emit('task.created', result.task);
+      o.wake?.();
+      return reply.code(201).header('location', `/v1/tasks/${result.task.id}`).send({ task: result.task });
+    },
+  );
+
+  app.get<{ Querystring: { state?: Task['state']; agent?: string; tag?: string; priority?: Task['priority']; limit: number; cursor?: string } }>(
+    '/v1/tasks',
+    {
+      schema: {
+        summary: 'List tasks, newest first',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: [...TASK_STATES] },
+            agent: { type: 'string', minLength: 1 },
+            tag: { type: 'string', minLength: 1 },
+            priority: { type: 'string', enum: [...PRIORITIES] },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: 'string', description: 'nextCursor of the previous page' },
+          },
+        },
+        response: {
+          200: { type: 'object', properties: { tasks: { type: 'array', items: ref('Task') }, nextCursor: { type: ['string', 'null'] } } },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const rows = await store.listTasks({
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.agent ? { agent: q.agent } : {}),
+        ...(q.tag ? { tag: q.tag } : {}),
+        ...(q.priority ? { priority: q.priority } : {}),
+        ...(q.cursor ? { beforeId: decodeCursor(q.cursor) } : {}),
+        order: 'desc',
+        limit: q.limit + 1,
+      });
+      const tasks = rows.slice(0, q.limit);
+      return { tasks, nextCursor: rows.length > q.limit ? encodeCursor(tasks.at(-1)!.id) : null };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/tasks/:id',
+    {
+      schema: {
+        summary: 'One task with its attempts and callback',
+        params: idParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: { task: ref('Task'), attempts: { type: 'array', items: ref('Attempt') }, callback: { anyOf: [ref('Callback'), { type: 'null' }] } },
+          },
+          ...errorResponses(401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const task = await findTask(store, request.params.id);
+      return { task, attempts: await store.listAttempts(task.id), callback: callbackView(await store.getCallback(task.id)) };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/tasks/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a task (a running one is stopped by its dispatcher)',
+        description: 'A queued or blocked task ends cancelled at once; a running one gets cancelRequested and ends when its dispatcher has stopped the agent. 409 when it had already ended otherwise.',
+        params: idParams,
+        response: { 200: taskOnly, ...errorResponses(401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { task, outcome } = await cancelTask(store, paths, (await findTask(store, request.params.id)).id, now());
+      if (outcome === 'ended') throw new HttpError('conflict', `task ${task.id} already ended ${task.state}`);
+      if (outcome === 'cancelled') o.events.emit('task.finished', task);
+      return { task };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/tasks/:id/retry',
+    {
+      schema: {
+        summary: 'Requeue a failed, timed-out or cancelled task',
+        params: idParams,
+        response: { 200: taskOnly, ...errorResponses(401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { task, before, retried } = await retryTask(store, (await findTask(store, request.params.id)).id, now());
+      if (!retried) throw new HttpError('conflict', `task ${task.id} is ${before}: only failed, timed-out or cancelled tasks can be retried`);
+      o.events.emit('task.requeued', task, 'retry requested');
+      o.wake?.();
+      return { task };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { answer: string } }>(
+    '/v1/tasks/:id/answer',
+    {
+      schema: {
+        summary: "Answer a blocked task's question; it runs again",
+        params: idParams,
+        body: { type: 'object', required: ['answer'], additionalProperties: false, properties: { answer: { type: 'string', minLength: 1, pattern: '\\S' } } },
+        response: { 200: taskOnly, ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
+      },
+    },
+    async (request) => {
+      const task = await store.answer((await findTask(store, request.params.id)).id, request.body.answer, now());
+      o.events.emit('task.requeued', task, 'answered');
+      o.wake?.();
+      return { task };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { attempt?: number; follow?: string } }>(
+    '/v1/tasks/:id/logs',
+    {
+      schema: {
+        summary: "An attempt's agent output (stdout log), streamed",
+        description: 'The newest attempt unless `attempt` is given. With follow=1 the answer stays open and streams what is written until the attempt ends.',
+        params: idParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { attempt: { type: 'integer', minimum: 1 }, follow: { type: 'string', enum: ['0', '1', 'true', 'false'] } },
+        },
+        response: { 200: { description: 'text/plain stream', type: 'string' }, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const task = await findTask(store, request.params.id);
+      const follow = request.query.follow === '1' || request.query.follow === 'true';
+      const wanted = request.query.attempt;
+      if (wanted !== undefined && !(await store.listAttempts(task.id)).some((a) => a.number === wanted)) {
+        throw new HttpError('not_found', `task ${task.id} has no attempt ${wanted}`, 'attempt');
+      }
+      const abort = new AbortController();
+      const end = () => abort.abort();
+      openStreams.add(end);
+      reply.raw.on('close', end); // the client went away (or the answer is complete)
+      async function* stream(): AsyncGenerator<Buffer> {
+        try {
+          let number = wanted;
+          // No attempt yet: with follow, wait for the first one (or the task's end).
+          while (number === undefined) {
+            number = (await store.listAttempts(task.id)).at(-1)?.number;
+            if (number !== undefined || !follow || abort.signal.aborted) break;
+            const t = await store.getTask(task.id);
+            if (!t || isTerminal(t.state)) break;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+          if (number === undefined) return;
+          const n = number;
+          yield* tailLog(attemptLogFile(paths, task, n, 'stdout'), {
+            follow,
+            signal: abort.signal,
+            ended: async () => (await store.listAttempts(task.id)).find((a) => a.number === n)?.outcome !== 'running',
+          });
+        } finally {
+          openStreams.delete(end);
+        }
+      }
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .send(Readable.from(stream()));
+    },
+  );
+
+  // --- status, usage -----------------------------------------------------------------
+  app.get(
+    '/v1/status',
+    {
+      schema: {
+        summary: 'Counts per state, running tasks, agents (today, pauses), dispatchers — as `agentq status --json`',
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: true,
+            properties: {
+              counts: { type: 'object', additionalProperties: { type: 'integer' } },
+              running: { type: 'array', items: ref('Task') },
+              pausedAgents: { type: 'array', items: { type: 'object', additionalProperties: true } },
+              agents: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  additionalProperties: true,
+                  properties: {
+                    agent: { type: 'string' },
+                    running: { type: 'integer' },
+                    attempts: { type: 'integer' },
+                    costUsd: { type: 'number' },
+                    inputTokens: { type: 'integer' },
+                    outputTokens: { type: 'integer' },
+                    pausedUntil: { type: ['integer', 'null'] },
+                    pauseReason: { type: ['string', 'null'] },
+                  },
+                },
+              },
+              workers: { type: 'array', items: { type: 'object', additionalProperties: true } },
+            },
+          },
+          ...errorResponses(401, 403),
+        },
+      },
+    },
+    async () => statusSnapshot(store, now()),
+  );
+
+  const usageFigures = {
+    attempts: { type: 'integer' },
+    completed: { type: 'integer' },
+    costUsd: { type: 'number', description: 'USD' },
+    inputTokens: { type: 'integer' },
+    outputTokens: { type: 'integer' },
+  };
+  app.get<{ Querystring: { since?: string; until?: string; by?: string } }>(
+    '/v1/usage',
+    {
+      schema: {
+        summary: 'Spend and tokens of the attempts started in a window, grouped — as `agentq usage --json`',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            since: { type: 'string', description: '7d, 24h, 2026-11-01 or an ISO time; default: local midnight 7 days ago' },
+            until: { type: 'string', description: 'as since; default: now' },
+            by: { type: 'string', description: 'comma-separated: day, agent, model, tag (default day,agent,model)' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: true,
+            properties: {
+              since: { type: 'string' },
+              until: { type: 'string' },
+              timeZone: { type: 'string' },
+              by: { type: 'array', items: { type: 'string' } },
+              rows: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  additionalProperties: true,
+                  properties: { day: { type: 'string' }, agent: { type: 'string' }, model: { type: ['string', 'null'] }, tag: { type: ['string', 'null'] }, ...usageFigures },
+                },
+              },
+              total: { type: 'object', additionalProperties: true, properties: usageFigures },
+            },
+          },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      try {
+        return await usageReport(store, request.query, now(), { since: 'since', until: 'until' });
+      } catch (err) {
+        if (err instanceof UsageError) throw new HttpError('bad_request', err.message.replace(/^--/, ''), /^-*(\w+)/.exec(err.message)?.[1] ?? null);
+        throw err;
+      }
+    },
+  );
+
+  // --- events ------------------------------------------------------------------------
+  app.get<{ Querystring: { lastEventId?: string } }>(
+    '/v1/events',
+    {
+      schema: {
+        summary: 'Server-Sent Events: every state change',
+        description:
+          'Events: task.created, task.started, task.progress, task.requeued, task.blocked, task.waiting, task.finished, agent.paused, agent.resumed; `id` is an increasing integer. Send `Last-Event-ID` (header, or ?lastEventId=) to get the events after it that are still buffered (the last 10,000), or `reset` first when it is older. A `: ping` comment every 15 s.',
+        querystring: { type: 'object', additionalProperties: false, properties: { lastEventId: { type: 'string', pattern: '^\\d+$' } } },
+        headers: { type: 'object', properties: { 'last-event-id': { type: 'string' } } },
+        response: { 200: { description: 'text/event-stream', type: 'string' }, ...errorResponses(401, 403) },
+      },
+    },
+    (request, reply) => {
+      const lastHeader = request.headers['last-event-id'];
+      const last = (typeof lastHeader === 'string' && lastHeader.trim() !== '' ? lastHeader : undefined) ?? request.query.lastEventId;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.flushHeaders();
+      let closed = false;
+      const send = (e: HubEvent | { id: number; event: string; data: string }) => {
+        if (closed) return;
+        res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`);
+        if (res.writableLength > MAX_STREAM_BACKLOG) end(); // too slow: it reconnects and replays
+      };
+      // Replay and subscribe in one synchronous step: no event falls between them.
+      if (last !== undefined) {
+        const replay = o.hub.since(/^\d+$/.test(last.trim()) ? Number(last.trim()) : Number.NaN);
+        if (replay.reset) send({ id: o.hub.lastId, event: 'reset', data: '{}' });
+        else for (const e of replay.events) send(e);
+      }
+      const unsubscribe = o.hub.subscribe(send);
+      const ping = setInterval(() => res.write(': ping\n\n'), o.pingMs ?? 15_000);
+      function end() {
+        if (closed) return;
+        closed = true;
+        unsubscribe();
+        clearInterval(ping);
+        openStreams.delete(end);
+        res.end();
+      }
+      openStreams.add(end);
+      res.on('close', end);
+    },
+  );
+
+  // --- dashboard ---------------------------------------------------------------------
+  const dist = o.webDist && fs.existsSync(path.join(o.webDist, 'index.html')) ? o.webDist : null;
+  if (dist) {
+    await app.register(fastifyStatic, { root: dist, prefix: '/', dotfiles: 'deny', index: ['index.html'], schemaHide: true });
+  } else {
+    app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+      reply.type('text/plain; charset=utf-8').send('agentq serve: the dashboard is not built. Run `npm run build:web`, then restart `agentq serve`. The API is at /v1 (see /openapi.json).\n'),
+    );
+  }
+  app.setNotFoundHandler((request, reply) => {
+    const url = request.url.split('?')[0] ?? '';
+    // The dashboard is a single-page app: its routes are index.html.
+    if (dist && (request.method === 'GET' || request.method === 'HEAD') && !isProtectedPath(url) && url !== '/openapi.json') {
+      return reply.type('text/html; charset=utf-8').sendFile('index.html');
+    }
+    return reply.code(404).send({ error: { code: 'not_found', message: `${request.method} ${url}: no such route`, field: null } });
+  });
+
+  return app;
+}
+
+

@@ -1,0 +1,166 @@
+/**
+ * `callback_url` deliveries: once a task created over HTTP is terminal, its outcome is
+ * POSTed as JSON to the URL it gave. A 2xx is delivered; a 5xx, a 429, a timeout or a
+ * connection error is tried again after `backoffMs` doubling per try (1 s, 2 s, 4 s, 8 s,
+ * 16 s by default: six tries within about half a minute); any other 4xx is final. Every try is
+ * recorded in the store, which also finds the due deliveries, so deliveries survive a
+ * restart and tasks ended by other dispatchers on the store are reported too.
+ */
+import type { Task } from '../core/types.ts';
+import type { CallbackDelivery, DueCallback, Store } from '../store/store.ts';
+
+/** The JSON POSTed to a task's `callback_url`. Money USD, times epoch ms. */
+export interface CallbackPayload {
+  taskId: number;
+  name: string;
+  state: Task['state'];
+  /** The agent's final result text (completed), else null. */
+  result: string | null;
+  failedReason: string | null;
+  costUsd: number | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  finishedAt: number | null;
+}
+
+export function callbackPayload(task: Task): CallbackPayload {
+  return {
+    taskId: task.id,
+    name: task.name,
+    state: task.state,
+    result: task.result,
+    failedReason: task.failedReason,
+    costUsd: task.stats.costUsd,
+    inputTokens: task.stats.inputTokens,
+    outputTokens: task.stats.outputTokens,
+    finishedAt: task.finishedAt,
+  };
+}
+
+export interface CallbackOptions {
+  store: Store;
+  /** Wait before the second try, ms, doubled for each further one. Default 1000 (config `serve.callback_backoff`). */
+  backoffMs?: number;
+  /** Tries in all. Default 6 (config `serve.callback_tries`). */
+  maxTries?: number;
+  /** Time limit of one request, ms. Default 10,000 (config `serve.callback_timeout`). */
+  timeoutMs?: number;
+  /** How often the store is asked for due deliveries, ms. Default 1000. */
+  pollMs?: number;
+  /** Called after each recorded try (for logs and tests). */
+  onTry?: (delivery: CallbackDelivery, task: Task) => void;
+  now?: () => number;
+}
+
+/** Sends due callbacks on a timer and on `kick()`; `stop()` ends it. */
+export class CallbackDeliverer {
+  private readonly o: Required<Omit<CallbackOptions, 'onTry'>> & Pick<CallbackOptions, 'onTry'>;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private readonly inFlight = new Map<number, AbortController>();
+  private readonly deliveries = new Set<Promise<void>>();
+
+  constructor(options: CallbackOptions) {
+    this.o = { backoffMs: 1000, maxTries: 6, timeoutMs: 10_000, pollMs: 1000, now: Date.now, ...options };
+  }
+
+  /** Starts polling the store (pending deliveries of earlier runs resume at once). */
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.o.pollMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Looks for due deliveries now (e.g. a task just ended). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          const due = await this.o.store.claimDueCallbacks(this.o.now(), this.o.timeoutMs + 5000, 50);
+          // Not awaited together: a slow endpoint must not hold up the others' next look.
+          for (const d of due) {
+            const p = this.deliver(d);
+            this.deliveries.add(p);
+            void p.finally(() => this.deliveries.delete(p));
+          }
+          if (due.length === 50) this.again = true;
+        } while (this.again && !this.stopped);
+      } catch {
+        // The store is busy or closed: the next poll tries again.
+      } finally {
+        this.running = null;
+      }
+    })();
+  }
+
+  private async deliver({ delivery, task }: DueCallback): Promise<void> {
+    if (this.stopped) {
+      await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: this.o.now(), now: this.o.now() }).catch(() => {});
+      return;
+    }
+    const controller = new AbortController();
+    this.inFlight.set(task.id, controller);
+    const timeout = setTimeout(() => controller.abort(new Error(`no answer within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await fetch(delivery.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'agent-queue', 'x-agentq-task-id': String(task.id) },
+        body: JSON.stringify(callbackPayload(task)),
+        signal: controller.signal,
+        redirect: 'manual',
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => {});
+      if (status < 200 || status >= 300) error = `HTTP ${status} ${res.statusText}`.trim();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      if (this.stopped) error = 'stopped';
+      else if (controller.signal.aborted) error = `timeout: no answer within ${this.o.timeoutMs} ms`;
+      else error = [cause?.code, cause?.message ?? (err as Error).message].filter(Boolean).join(': ');
+    } finally {
+      clearTimeout(timeout);
+      this.inFlight.delete(task.id);
+    }
+    const now = this.o.now();
+    const tries = delivery.attempts + 1;
+    const retryable = status === null || status >= 500 || status === 429 || status === 408;
+    let recorded: CallbackDelivery | null;
+    try {
+      if (this.stopped && status === null) {
+        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: now, now });
+      } else if (error === null) {
+        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'delivered', now });
+      } else if (retryable && tries < this.o.maxTries) {
+        const nextTryAt = now + this.o.backoffMs * 2 ** (tries - 1);
+        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'retry', error, nextTryAt, now });
+        const t = setTimeout(() => this.kick(), nextTryAt - now + 5);
+        t.unref();
+      } else {
+        const why = retryable ? `${error} (gave up after ${tries} tries)` : error;
+        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'failed', error: why, now });
+      }
+    } catch {
+      return; // the store closed under us: the lease runs out and a later run tries again
+    }
+    if (recorded) this.o.onTry?.(recorded, task);
+  }
+
+  /** Stops polling; requests in flight are aborted and their deliveries left due (not counted). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const c of this.inFlight.values()) c.abort(new Error('stopped'));
+    await this.running;
+    await Promise.all([...this.deliveries]);
+  }
+}

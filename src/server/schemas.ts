@@ -1,0 +1,143 @@
+/**
+ * JSON schemas of the API's values (shared schemas, referenced as `Task#`, …), used to
+ * serialize responses and to generate /openapi.json. Objects allow further properties, so
+ * a field the store adds later is passed through, not dropped.
+ */
+import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { ERROR_STATUS } from './errors.ts';
+
+type JsonSchema = Record<string, unknown>;
+const nul = (type: string | string[]): JsonSchema => ({ type: [...(Array.isArray(type) ? type : [type]), 'null'] });
+const ms = (description: string): JsonSchema => ({ type: ['integer', 'null'], description: `${description}, epoch ms` });
+
+const statsSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    sessionId: nul('string'),
+    model: nul('string'),
+    costUsd: { ...nul('number'), description: 'USD' },
+    inputTokens: nul('integer'),
+    outputTokens: nul('integer'),
+    numTurns: nul('integer'),
+  },
+};
+
+/** A task as the store holds it (src/core/types.ts `Task`). */
+export const taskSchema: JsonSchema = {
+  $id: 'Task',
+  type: 'object',
+  additionalProperties: true,
+  description: 'A task (src/core/types.ts Task). Times are epoch ms, money USD.',
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    title: { type: 'string' },
+    state: { type: 'string', enum: [...TASK_STATES] },
+    priority: { type: 'string', enum: [...PRIORITIES] },
+    agent: { type: 'string' },
+    runAgent: nul('string'),
+    model: nul('string'),
+    tags: { type: 'array', items: { type: 'string' } },
+    dependsOn: { type: 'array', items: { type: 'string' } },
+    dependsOnIds: { type: 'array', items: { type: 'integer' } },
+    parent: nul('string'),
+    parentId: nul('integer'),
+    timeoutMs: { type: 'number' },
+    maxCostUsd: nul('number'),
+    retries: { type: 'integer' },
+    retryBackoffMs: nul('number'),
+    retryOnTimeout: { type: 'boolean' },
+    concurrencyGroup: nul('string'),
+    runAt: nul('number'),
+    workspace: nul('string'),
+    merge: nul('string'),
+    dedupKey: nul('string'),
+    command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    extra: { type: 'object', additionalProperties: true },
+    prompt: { type: 'string' },
+    source: { type: 'string', description: 'inbox, cli, recurring or api' },
+    attempts: { type: 'integer', description: 'attempts that count against retries' },
+    claims: { type: 'integer', description: 'every claim, including interrupted and rate-limited ones' },
+    runAfter: { type: 'integer', description: 'earliest next claim, epoch ms' },
+    createdAt: { type: 'integer', description: 'epoch ms' },
+    startedAt: ms('latest start'),
+    finishedAt: ms('end'),
+    durationMs: nul('number'),
+    cancelRequested: { type: 'boolean' },
+    stats: statsSchema,
+    result: nul('string'),
+    failedReason: nul('string'),
+    resultPath: nul('string'),
+    question: nul('string'),
+    answer: nul('string'),
+    branch: nul('string'),
+    commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
+  },
+};
+
+/** One attempt (src/core/types.ts `Attempt`). */
+export const attemptSchema: JsonSchema = {
+  $id: 'Attempt',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', description: 'UUID; the lease token and AGENTQ_ATTEMPT_ID' },
+    taskId: { type: 'integer' },
+    number: { type: 'integer' },
+    workerId: { type: 'string' },
+    agent: { type: 'string' },
+    model: nul('string'),
+    outcome: { type: 'string' },
+    reason: nul('string'),
+    exitCode: nul('integer'),
+    startedAt: { type: 'integer' },
+    finishedAt: nul('integer'),
+    durationMs: nul('number'),
+    logPath: nul('string'),
+    stats: statsSchema,
+  },
+};
+
+/** A task's callback delivery. */
+export const callbackSchema: JsonSchema = {
+  $id: 'Callback',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    url: { type: 'string' },
+    state: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+    attempts: { type: 'integer', description: 'tries made' },
+    lastError: nul('string'),
+    deliveredAt: nul('integer'),
+  },
+};
+
+/** The body of every 4xx/5xx. */
+export const errorSchema: JsonSchema = {
+  $id: 'Error',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
+        message: { type: 'string' },
+        field: { ...nul('string'), description: 'the offending field (JSON path, header or query name), else null' },
+      },
+    },
+  },
+};
+
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, callbackSchema, errorSchema];
+
+export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
+
+/** Response schemas of the error statuses a route can answer with. */
+export function errorResponses(...statuses: number[]): Record<string, JsonSchema> {
+  const out: Record<string, JsonSchema> = {};
+  for (const s of statuses) out[String(s)] = { description: 'error', ...ref('Error') };
+  return out;
+}
