@@ -2,8 +2,8 @@
  * Limit detection (issue #5): for every rate/usage-limit signal agentq knows, the time from
  * the signal reaching the runner to the runner returning `rate_limited` (the agent process
  * stopped). Two kinds of source:
- * - the real agent CLIs against the scripted APIs (`HTTP` rows): from the first error
- *   response the API sent to the outcome;
+ * - the real Claude Code, Codex and Gemini CLIs, and the openai HTTP runner, against the
+ *   scripted APIs (`HTTP` rows): from the first 429/529 the API sent to the outcome;
  * - Claude Code's stream-json signals that an API key cannot produce (usage limits of
  *   subscription accounts), replayed by a stand-in `claude` that prints the recorded line,
  *   then keeps running as the real CLI does while it retries (`replay` rows): from the
@@ -14,9 +14,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ClaudeRunner } from '../src/agents/claude/claude-runner.ts';
-import type { RunOutcome } from '../src/agents/runner.ts';
-import { CLAUDE_BIN, makeClaudeSandbox, makeRunRequest } from '../test/fixtures/claude-env.ts';
+import { CodexRunner } from '../src/agents/codex/codex-runner.ts';
+import { GeminiRunner } from '../src/agents/gemini/gemini-runner.ts';
+import { OpenAIRunner } from '../src/agents/openai/openai-runner.ts';
+import { CODEX, GEMINI, resolveAgentCommand } from '../src/agents/resolve-command.ts';
+import type { RunOutcome, RunRequest } from '../src/agents/runner.ts';
+import { CLAUDE_BIN, makeClaudeSandbox, makeRunRequest, type ClaudeSandbox } from '../test/fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../test/fixtures/fake-anthropic.ts';
+import { codexProviderArgs, startFakeOpenAI } from '../test/fixtures/fake-openai.ts';
+import { startFakeOpenAIChat } from '../test/fixtures/fake-openai-chat.ts';
+import { geminiEnv, startFakeGemini } from '../test/fixtures/fake-gemini.ts';
 import { runMain } from './common.ts';
 
 const RUNS = 5;
@@ -58,6 +65,67 @@ function expectLimited(outcome: RunOutcome, what: string): void {
   if (outcome.kind !== 'rate_limited') throw new Error(`${what}: expected rate_limited, got ${outcome.kind} (${'reason' in outcome ? outcome.reason : ''})`);
 }
 
+/** A run request for a non-Claude runner in `sandbox`. */
+function request(sandbox: ClaudeSandbox, prompt: string, agent: string, model: string, env: Record<string, string>): RunRequest {
+  const base = makeRunRequest({ prompt, sandbox, baseUrl: 'http://127.0.0.1:9' });
+  return { ...base, model, task: { ...base.task, agent }, env: { ...process.env, ...env } };
+}
+
+/** Time from the first error response of the scripted API to the outcome. */
+function sinceFirst(requests: Array<{ time: number; status: number; prompt: string | null }>, prompt: string, done: number, what: string): number {
+  const first = requests.find((q) => q.prompt?.includes(prompt) && q.status === 429);
+  if (!first) throw new Error(`${what}: the API sent no 429`);
+  return done - first.time;
+}
+
+async function codex429(sandbox: ClaudeSandbox, i: number): Promise<number> {
+  const fake = await startFakeOpenAI();
+  try {
+    const prompt = `detect codex ${i} ${Date.now()}`;
+    const resetsAt = Math.floor(Date.now() / 1000) + 3600;
+    fake.setRules([{ match: prompt, turns: [{ error: { status: 429, body: { error: { type: 'usage_limit_reached', message: 'limit', resets_at: resetsAt } } }, times: 'always' }] }]);
+    const home = path.join(sandbox.config, 'codex-home');
+    fs.mkdirSync(home, { recursive: true });
+    const runner = new CodexRunner({ command: resolveAgentCommand(CODEX, { env: {}, projectDir: process.cwd() }), graceMs: 1000, extraArgs: codexProviderArgs(fake.baseUrl) });
+    const outcome = await runner.run(request(sandbox, prompt, 'codex', 'gpt-5.5', { HOME: sandbox.config, CODEX_HOME: home, FAKE_OPENAI_API_KEY: 'k' }));
+    const done = Date.now();
+    expectLimited(outcome, 'codex 429');
+    return sinceFirst(fake.requests, prompt, done, 'codex');
+  } finally {
+    await fake.close();
+  }
+}
+
+async function gemini429(sandbox: ClaudeSandbox, i: number): Promise<number> {
+  const fake = await startFakeGemini();
+  try {
+    const prompt = `detect gemini ${i} ${Date.now()}`;
+    fake.setRules([{ match: prompt, turns: [{ error: { status: 429 }, times: 'always' }] }]);
+    const runner = new GeminiRunner({ command: resolveAgentCommand(GEMINI, { env: {}, projectDir: process.cwd() }), graceMs: 1000 });
+    const outcome = await runner.run(request(sandbox, prompt, 'gemini', 'gemini-2.5-flash', geminiEnv(fake.url, sandbox.config, { extra: { TMPDIR: sandbox.root } })));
+    const done = Date.now();
+    expectLimited(outcome, 'gemini 429');
+    return sinceFirst(fake.requests, prompt, done, 'gemini');
+  } finally {
+    await fake.close();
+  }
+}
+
+async function openai429(sandbox: ClaudeSandbox, i: number): Promise<number> {
+  const fake = await startFakeOpenAIChat();
+  try {
+    const prompt = `detect openai ${i} ${Date.now()}`;
+    fake.setRules([{ match: prompt, turns: [{ error: { status: 429, headers: { 'retry-after': '30' } }, times: 'always' }] }]);
+    const runner = new OpenAIRunner({ baseUrl: fake.baseUrl, apiKeyEnv: 'FAKE_KEY' });
+    const outcome = await runner.run(request(sandbox, prompt, 'openai', 'gpt-test', { FAKE_KEY: 'k' }));
+    const done = Date.now();
+    expectLimited(outcome, 'openai 429');
+    return sinceFirst(fake.requests, prompt, done, 'openai');
+  } finally {
+    await fake.close();
+  }
+}
+
 async function main(): Promise<number> {
   const lines = ['limit detection: signal → runner outcome rate_limited (agent stopped), ms', `${'signal'.padEnd(66)} source   p50   max`];
   const sandbox = makeClaudeSandbox('agentq-detect-');
@@ -80,6 +148,17 @@ async function main(): Promise<number> {
         times.push(done - first.time);
       }
       lines.push(`${`claude system/api_retry ${status}`.padEnd(66)} HTTP   ${p50max(times)}`);
+    }
+    // The other agents against their scripted APIs: a 429 with a stated reset.
+    const others: Array<{ name: string; measure: (i: number) => Promise<number> }> = [
+      { name: 'codex 429 (usage_limit_reached, resets_at)', measure: (i) => codex429(sandbox, i) },
+      { name: 'gemini 429 RESOURCE_EXHAUSTED (retries on stderr)', measure: (i) => gemini429(sandbox, i) },
+      { name: 'openai HTTP 429 Retry-After', measure: (i) => openai429(sandbox, i) },
+    ];
+    for (const other of others) {
+      const times: number[] = [];
+      for (let i = 0; i < RUNS; i++) times.push(await other.measure(i));
+      lines.push(`${other.name.padEnd(66)} HTTP   ${p50max(times)}`);
     }
     // Replayed stream-json signals.
     for (const signal of REPLAYED) {
