@@ -7,25 +7,24 @@ import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
 import { GeminiRunner } from './gemini/gemini-runner.ts';
-import { OpenAIRunner } from './openai/openai-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 
 /**
- * A runner whose set-up (e.g. finding the agent's binary) happens at the first run; a
- * set-up error fails that attempt (non-retryable) with its message instead of stopping
- * the dispatcher.
+ * A runner whose set-up (e.g. finding the agent's binary, loading an SDK) happens at the
+ * first run; a set-up error fails that attempt (non-retryable) with its message instead of
+ * stopping the dispatcher.
  */
 class LazyRunner implements AgentRunner {
   private runner: AgentRunner | null = null;
   constructor(
     readonly name: string,
-    private readonly create: () => AgentRunner,
+    private readonly create: () => AgentRunner | Promise<AgentRunner>,
     readonly canResume = false,
   ) {}
   async run(request: RunRequest): Promise<RunOutcome> {
     try {
-      this.runner ??= this.create();
+      this.runner ??= await this.create();
     } catch (err) {
       if (!(err instanceof AgentQueueError)) throw err;
       return { kind: 'failed', reason: err.message, retryable: false, stats: emptyStats(), exitCode: null };
@@ -85,7 +84,14 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
       ),
     ],
     // No base_url: each attempt fails (not retryable) with a message naming agents.openai.base_url.
-    ['openai', new LazyRunner('openai', () => new OpenAIRunner({ baseUrl: openai.base_url ?? '', apiKeyEnv: openai.api_key_env }))],
+    // The OpenAI SDK is loaded only when an openai task runs (it adds ~0.1 s to every start).
+    [
+      'openai',
+      new LazyRunner('openai', async () => {
+        const { OpenAIRunner } = await import('./openai/openai-runner.ts');
+        return new OpenAIRunner({ baseUrl: openai.base_url ?? '', apiKeyEnv: openai.api_key_env });
+      }),
+    ],
     ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],
   ]);
 }

@@ -17,8 +17,7 @@ import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { attemptLogFile, readLogFrom } from '../results/logs.ts';
-import { resolveToken } from '../server/auth.ts';
-import { AgentqServer } from '../server/serve.ts';
+import type { AgentqServer } from '../server/serve.ts';
 import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
@@ -118,6 +117,8 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
     if (!/^\d+$/.test(o.port) || port > 65535) throw new UsageError(`--port: ${JSON.stringify(o.port)} is not a port number (0-65535)`);
   }
   if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
+  // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
+  const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
   const p = await openProject(g);
   const host = o.host ?? p.config.serve.host;
   const token = resolveToken(process.env, p.config.serve.token);
