@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import type { Task } from '../../src/core/types.ts';
 import { ensureChromium, launchBrowser } from '../fixtures/browser.ts';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
@@ -23,8 +24,6 @@ import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
 const DIST_INDEX = path.join(REPO_ROOT, 'web', 'dist', 'index.html');
 const SCREENSHOTS = process.env.AGENTQ_SCREENSHOTS === '1';
 const TOKEN = 'dashboard-e2e-token';
-/** Every process `agentq serve` starts carries this, so leftovers can be found in /proc. */
-const MARK = `dashboard-e2e-${process.pid}`;
 
 function skipReason(): string | false {
   const missing = ensureChromium();
@@ -76,18 +75,12 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     return JSON.parse(text) as T;
   }
 
-  const getTask = async (id: number): Promise<Task> => (await api<{ task: Task }>('GET', `/v1/tasks/${id}`)).task;
+  let port: number;
+  let serverEnv: Record<string, string>;
 
-  before(async () => {
-    fake = await startFakeAnthropic({
-      rules: [{ match: 'summarise the changelog', turns: [{ text: 'The changelog lists three fixes.', usage: { input_tokens: 52_000, output_tokens: 4_100 } }] }],
-    });
-    const paths = makeProject({ concurrency: 4, poll_interval: '200ms' });
-    root = paths.root;
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const env = { ...claudeEnv(fake.url, makeClaudeSandbox().config), AGENTQ_TOKEN: TOKEN, AGENTQ_DASHBOARD_MARK: MARK };
-    server = spawn(AGENTQ, ['serve', '--project', root, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts `agentq serve` on `port` over the project and waits until /healthz answers. */
+  async function startServer(): Promise<void> {
+    server = spawn(AGENTQ, ['serve', '--project', root, '--port', String(port)], { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (d) => (serverLog += d));
     server.stderr!.on('data', (d) => (serverLog += d));
     await waitFor(
@@ -98,6 +91,48 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
       30_000,
       `agentq serve on ${base}`,
     );
+  }
+
+  /** SIGTERM (SIGKILL after 15 s) and waits for the exit. */
+  async function stopServer(): Promise<void> {
+    if (!server || server.exitCode !== null || server.signalCode !== null) return;
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  const getTask = async (id: number): Promise<Task> => (await api<{ task: Task }>('GET', `/v1/tasks/${id}`)).task;
+
+  /**
+   * Waits until the locator is visible (attached, for `detached`); on a timeout the error
+   * also says what the server holds and where a screenshot of the page was saved.
+   */
+  async function see(locator: Locator, what: string, timeout?: number, state?: 'detached'): Promise<void> {
+    try {
+      await locator.waitFor({ timeout, ...(state ? { state } : {}) });
+    } catch (e) {
+      const file = path.join(os.tmpdir(), `agentq-dashboard-failure-${Date.now()}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      const tasks = await api<{ tasks: Task[] }>('GET', '/v1/tasks').then(
+        (b) => b.tasks.map((t) => `#${t.id} ${t.title}: ${t.state}`).join('; '),
+        (err: Error) => err.message,
+      );
+      throw new Error(`${what}: ${(e as Error).message.split('\n')[0]}\nserver tasks: ${tasks}\npage: ${file}\nserver log:\n${serverLog.slice(-2000)}`);
+    }
+  }
+
+  before(async () => {
+    fake = await startFakeAnthropic({
+      rules: [{ match: 'summarise the changelog', turns: [{ text: 'The changelog lists three fixes.', usage: { input_tokens: 52_000, output_tokens: 4_100 } }] }],
+    });
+    const paths = makeProject({ concurrency: 4, poll_interval: '200ms' });
+    root = paths.root;
+    port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    serverEnv = { ...claudeEnv(fake.url, makeClaudeSandbox().config), AGENTQ_TOKEN: TOKEN };
+    await startServer();
     const browser = await launchBrowser();
     closeBrowser = browser.close;
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
@@ -107,12 +142,7 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
   after(async () => {
     for (const g of gates) fs.writeFileSync(g, '');
     await closeBrowser?.();
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (server.exitCode === null) server.kill('SIGKILL');
-    }
+    await stopServer();
     await fake?.close();
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
@@ -121,14 +151,14 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     await page.goto(`${base}/`);
     // The static page loads without a token; the first API call's 401 opens the dialog.
     const dialog = page.getByRole('dialog', { name: 'API token' });
-    await dialog.waitFor();
+    await see(dialog, 'the token dialog');
     await dialog.getByLabel('Token').fill('wrong-token');
     await dialog.getByRole('button', { name: 'Use token' }).click();
-    await dialog.getByText('The server refused that token').waitFor();
+    await see(dialog.getByText('The server refused that token'), 'the refused-token message');
     await dialog.getByLabel('Token').fill(TOKEN);
     await dialog.getByRole('button', { name: 'Use token' }).click();
-    await dialog.waitFor({ state: 'detached' });
-    await page.getByRole('status').getByText('live').waitFor();
+    await see(dialog, 'the token dialog closing', undefined, 'detached');
+    await see(page.getByRole('status').getByText('live'), 'the live badge');
 
     await page.getByRole('link', { name: 'Submit', exact: true }).click();
     // A field the server refuses is shown next to that field, and creates nothing.
@@ -136,7 +166,7 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     await page.getByLabel('Agent').fill('nobody');
     await page.getByRole('button', { name: 'Submit task' }).click();
     const agentError = page.locator('#f-agent-error');
-    await agentError.waitFor();
+    await see(agentError, 'the agent field error');
     assert.match(await agentError.innerText(), /agent/i);
     assert.equal((await api<{ tasks: Task[] }>('GET', '/v1/tasks')).tasks.length, 0, 'a refused submission creates no task');
 
@@ -153,40 +183,42 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
 
     // Back on the board: the card moves to Running by itself (events), then to Completed.
     const running = page.getByRole('region', { name: 'Running' }).getByRole('link', { name: /Shout the prompt/ });
-    await running.waitFor();
+    await see(running, 'the card in Running');
     const card = await running.innerText();
     assert.match(card, /high/);
     assert.match(card, /command/);
     fs.writeFileSync(gate, '');
     const completed = page.getByRole('region', { name: 'Completed' }).getByRole('link', { name: /Shout the prompt/ });
-    await completed.waitFor();
+    await see(completed, 'the card in Completed');
 
     await completed.click();
-    await page.getByRole('heading', { name: /Shout the prompt/ }).waitFor();
-    await page.getByLabel('state completed').waitFor();
+    await see(page.getByRole('heading', { name: /Shout the prompt/ }), 'the task heading');
+    await see(page.getByLabel('state completed'), 'state completed');
     const result = page.getByRole('region', { name: 'Result' });
     assert.equal((await result.locator('pre').innerText()).trim(), 'SHOUT THIS');
     const attempts = page.getByRole('region', { name: 'Attempts' }).getByRole('row');
     assert.equal(await attempts.count(), 2, 'header + one attempt');
     assert.match(await attempts.nth(1).innerText(), /command[\s\S]*completed/);
     // The agent's output (stdout log) of that attempt.
-    await page.getByLabel('Agent output').getByText('SHOUT THIS').waitFor();
+    await see(page.getByLabel('Agent output').getByText('SHOUT THIS'), 'the output SHOUT THIS');
     await shot(page, 'task');
   });
 
   it('cancels a running task: its process stops and it ends cancelled', async () => {
     const { task } = await api<{ task: Task }>('POST', '/v1/tasks', { title: 'Sleep for a while', prompt: 'wait', agent: 'command', command: 'sleep 30' });
     await page.goto(`${base}/#/tasks/${task.id}`);
-    await page.getByLabel('state running').waitFor();
-    await waitFor(() => pidsWithEnv('AGENTQ_DASHBOARD_MARK', MARK, true).length > 0, 10_000, 'the sleep process');
+    await see(page.getByLabel('state running'), 'state running');
+    // Every process of the attempt carries its id (AGENTQ_ATTEMPT_ID).
+    const attemptId = (await api<{ attempts: Array<{ id: string }> }>('GET', `/v1/tasks/${task.id}`)).attempts[0]!.id;
+    await waitFor(() => pidsWithEnv('AGENTQ_ATTEMPT_ID', attemptId).length > 0, 10_000, 'the sleep process');
     await page.getByRole('button', { name: 'Cancel' }).click();
-    await page.getByLabel('state cancelled').waitFor();
+    await see(page.getByLabel('state cancelled'), 'state cancelled');
     assert.equal((await getTask(task.id)).state, 'cancelled');
-    await waitFor(() => pidsWithEnv('AGENTQ_DASHBOARD_MARK', MARK, true).length === 0, 10_000, 'no agent process left');
+    await waitFor(() => pidsWithEnv('AGENTQ_ATTEMPT_ID', attemptId).length === 0, 10_000, 'no process of the attempt left');
     // Retry is offered for a cancelled task; the board lists it under Ended.
-    await page.getByRole('button', { name: 'Retry' }).waitFor();
+    await see(page.getByRole('button', { name: 'Retry' }), 'the Retry button');
     await page.getByRole('link', { name: 'Board', exact: true }).first().click();
-    await page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Sleep for a while/ }).waitFor();
+    await see(page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Sleep for a while/ }), 'the cancelled card in Ended');
   });
 
   it('answers a blocked task: it runs again and the next attempt gets the answer', async () => {
@@ -195,14 +227,14 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     const { task } = await api<{ task: Task }>('POST', '/v1/tasks', { title: 'Paint the fence', prompt: 'Paint the fence.', agent: 'command', command });
     await page.goto(`${base}/#/`);
     const blocked = page.getByRole('region', { name: 'Blocked' }).getByRole('link', { name: /Paint the fence/ });
-    await blocked.waitFor();
+    await see(blocked, 'the card in Blocked');
     assert.match(await blocked.innerText(), /Which colour\?/);
     await blocked.click();
-    await page.getByLabel('state blocked').waitFor();
-    await page.getByText('Which colour?', { exact: true }).waitFor();
+    await see(page.getByLabel('state blocked'), 'state blocked');
+    await see(page.getByText('Which colour?', { exact: true }), 'the question');
     await page.getByLabel('Answer').fill('Blue, please.');
     await page.getByRole('button', { name: 'Send answer' }).click();
-    await page.getByLabel('state completed').waitFor();
+    await see(page.getByLabel('state completed'), 'state completed after the answer');
     const result = await page.getByRole('region', { name: 'Result' }).locator('pre').innerText();
     assert.match(result, /Paint the fence\./);
     assert.match(result, /The answer: Blue, please\./);
@@ -219,7 +251,7 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
 
     await page.getByRole('link', { name: 'Agents & spend' }).click();
     const claude = page.getByRole('row', { name: /^claude/ });
-    await claude.waitFor();
+    await see(claude, 'the claude row');
     let cells = await claude.getByRole('cell').allInnerTexts();
     // Status, running, attempts, spend, tokens in, tokens out, paused until.
     assert.equal(cells[0], 'idle');
@@ -228,7 +260,7 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     assert.notEqual(cells[3], '$0');
     assert.notEqual(cells[4], '0', 'input tokens today');
     const chart = page.getByRole('img', { name: /Spend per day/ });
-    await chart.waitFor();
+    await see(chart, 'the spend chart');
     const label = (await chart.getAttribute('aria-label')) ?? '';
     assert.match(label, /Spend per day over 14 days, \$0\.\d+ in all/);
 
@@ -236,7 +268,7 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     const resetAt = (Math.floor(Date.now() / 1000) + 3 * 3600) * 1000;
     fake.setRules([{ match: 'translate the docs', turns: [{ text: `Claude AI usage limit reached|${resetAt / 1000}` }] }]);
     await api('POST', '/v1/tasks', { title: 'Translate the docs', prompt: 'Please translate the docs.', agent: 'claude' });
-    await claude.getByText('paused', { exact: true }).waitFor({ timeout: 120_000 });
+    await see(claude.getByText('paused', { exact: true }), 'the claude row paused', 60_000);
     cells = await claude.getByRole('cell').allInnerTexts();
     const until = claude.locator('time');
     assert.equal(await until.getAttribute('datetime'), new Date(resetAt).toISOString());
@@ -252,9 +284,26 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
       await api('POST', '/v1/tasks', { title: 'Lint the repository', prompt: 'lint', agent: 'command', command: 'echo "2 problems" >&2; exit 3', priority: 'critical' });
       await shot(page, 'agents');
       await page.getByRole('link', { name: 'Board', exact: true }).click();
-      await page.getByRole('region', { name: 'Running' }).getByRole('link', { name: /Run the test suite/ }).waitFor();
-      await page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Lint the repository/ }).waitFor();
+      await see(page.getByRole('region', { name: 'Running' }).getByRole('link', { name: /Run the test suite/ }), 'the gated card in Running');
+      await see(page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Lint the repository/ }), 'the failed card in Ended');
       await shot(page, 'board');
     }
+  });
+
+  it('reconnects after the server restarts and, told to reset, reloads what changed meanwhile', async () => {
+    const { task } = await api<{ task: Task }>('POST', '/v1/tasks', { title: 'Later task', prompt: 'later', agent: 'command', command: 'true', run_at: new Date(Date.now() + 3600_000).toISOString() });
+    await page.goto(`${base}/#/`);
+    await see(page.getByRole('region', { name: 'Queued' }).getByRole('link', { name: /Later task/ }), 'the scheduled card in Queued');
+    await see(page.getByRole('status').getByText('live'), 'the live badge');
+    await stopServer();
+    await see(page.getByRole('status').getByText('reconnecting…'), 'the reconnecting badge');
+    // Changed while no server runs, so no event tells of it: only a reload shows it.
+    const cancel = spawnSync(AGENTQ, ['cancel', String(task.id), '--project', root], { encoding: 'utf8', env: serverEnv });
+    assert.equal(cancel.status, 0, cancel.stderr);
+    await startServer();
+    // The new process's event ids are all larger: the old Last-Event-ID gets `reset`, the board reloads.
+    await see(page.getByRole('status').getByText('live'), 'the live badge again', 60_000);
+    await see(page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Later task/ }), 'the cancelled card in Ended');
+    assert.equal(await page.getByRole('region', { name: 'Queued' }).getByRole('link', { name: /Later task/ }).count(), 0);
   });
 });

@@ -14,7 +14,7 @@ interface Snapshot {
   tasks: Map<number, Task>;
   /** The last progress line of each task's running attempt. */
   progress: Map<number, string>;
-  /** Bumped on every event about a task (detail views refetch on a change). */
+  /** Bumped on every event that carries a task (detail views reload on a change). */
   taskVersion: Map<number, number>;
   /** Bumped on every event that changes agent status or spend. */
   agentsVersion: number;
@@ -119,14 +119,19 @@ class LiveQueue {
       if (name === 'task.started' || name === 'task.finished' || name === 'task.requeued' || name === 'task.blocked') this.s.progress.delete(d.task.id);
     }
     if (name === 'task.progress' && typeof d.taskId === 'number') {
+      // Only the board's card line: the task itself did not change (no detail reload).
       if (typeof d.text === 'string' && d.text.trim() !== '') this.s.progress.set(d.taskId, d.text.trim().split('\n').pop()!.slice(0, 200));
-      this.bump(d.taskId);
     }
     if (name !== 'task.progress') this.s.agentsVersion++;
   }
 
-  /** Puts a task the client changed (cancel, retry, answer, submit) in place at once. */
-  put(task: Task): void {
+  /**
+   * Shows a task this client just created before its `task.created` event arrives. A task
+   * already known is left alone: the API's answer may be older than an event that overtook
+   * it (the dispatcher can start a task before the POST's answer is read).
+   */
+  putNew(task: Task): void {
+    if (this.s.tasks.has(task.id)) return;
     this.s.tasks.set(task.id, task);
     this.bump(task.id);
     this.changed();

@@ -1,5 +1,5 @@
 /** The board: the newest tasks as columns by state, kept live by the event stream. */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { Task } from '../api.ts';
 import { fmtDuration, fmtRelative, fmtTime, fmtUsd } from '../format.ts';
 import { BOARD_LIMIT, useLive } from '../live.ts';
@@ -70,6 +70,12 @@ function TaskCard({ task, progress }: { task: Task; progress: string | undefined
 export function Board() {
   const live = useLive();
   const [filter, setFilter] = useState('');
+  // Re-render now and then so "started 3 min ago" stays true between events.
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => setTick((n) => n + 1), 10_000);
+    return () => clearInterval(t);
+  }, []);
   const needle = filter.trim().toLowerCase();
   const all = [...live.tasks.values()].filter(
     (t) => !needle || `#${t.id} ${t.name} ${t.title} ${t.agent} ${t.tags.join(' ')}`.toLowerCase().includes(needle),

@@ -74,7 +74,7 @@ export function SubmitForm() {
     setBusy(true);
     try {
       const r = await apiPost<{ task: Task }>('/v1/tasks', body(f), { 'Idempotency-Key': key });
-      live.put(r.task);
+      live.putNew(r.task);
       setF(EMPTY);
       setErrors({});
       setKey(newKey());

@@ -7,7 +7,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, apiFetch, apiJson, apiPost, type Attempt, type Task, type TaskDetail } from '../api.ts';
 import { fmtDuration, fmtTime, fmtTokens, fmtUsd } from '../format.ts';
-import { live, useLive } from '../live.ts';
+import { useLive } from '../live.ts';
 import { TERMINAL_STATES } from '../../../src/core/types.ts';
 
 /** States `cancel` acts on (the others have ended). */
@@ -174,7 +174,7 @@ function AttemptsTable({ attempts, selected, onSelect }: { attempts: Attempt[]; 
   );
 }
 
-function AnswerForm({ task, onDone }: { task: Task; onDone: (t: Task) => void }) {
+function AnswerForm({ task, onDone }: { task: Task; onDone: () => void }) {
   const [answer, setAnswer] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -190,9 +190,9 @@ function AnswerForm({ task, onDone }: { task: Task; onDone: (t: Task) => void })
         setBusy(true);
         setError(null);
         try {
-          const r = await apiPost<{ task: Task }>(`/v1/tasks/${task.id}/answer`, { answer });
+          await apiPost<{ task: Task }>(`/v1/tasks/${task.id}/answer`, { answer });
           setAnswer('');
-          onDone(r.task);
+          onDone();
         } catch (err) {
           setError((err as Error).message);
         } finally {
@@ -246,8 +246,8 @@ export function TaskDetailView({ id }: { id: string }) {
     setBusy(true);
     setActionError(null);
     try {
-      const r = await apiPost<{ task: Task }>(`/v1/tasks/${task.id}/${what}`);
-      live.put(r.task);
+      // The board hears of the change through the events; this page reloads the task.
+      await apiPost<{ task: Task }>(`/v1/tasks/${task.id}/${what}`);
       setPicked(null);
       reload();
     } catch (e) {
@@ -292,8 +292,7 @@ export function TaskDetailView({ id }: { id: string }) {
       {task.state === 'blocked' && (
         <AnswerForm
           task={task}
-          onDone={(t) => {
-            live.put(t);
+          onDone={() => {
             setPicked(null);
             reload();
           }}
