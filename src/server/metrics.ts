@@ -23,7 +23,7 @@ export interface Metrics {
 /** Builds the registry; pass the dispatcher's events to count failures, pauses and claim latency. */
 export function createMetrics(store: Store, events: DispatcherEvents | null): Metrics {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'agentq_process_' });
+  client.collectDefaultMetrics({ register: registry, prefix: 'agentq_' });
 
   new client.Gauge({
     name: 'agentq_tasks',
