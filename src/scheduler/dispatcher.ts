@@ -454,10 +454,10 @@ export class Dispatcher {
       },
     });
     // Agents that report tokens only (Codex, Gemini, OpenAI-compatible) are priced here.
-    if (outcome.stats.costUsd === null) {
-      const s = outcome.stats;
-      const usd = meter.priced ? meter.usd : costOf(s.model ?? model, { inputTokens: s.inputTokens ?? 0, outputTokens: s.outputTokens ?? 0 }, this.prices);
-      if (usd !== null && (s.inputTokens !== null || s.outputTokens !== null || meter.priced)) outcome.stats.costUsd = usd;
+    const s = outcome.stats;
+    if (s.costUsd === null && meter.priced) s.costUsd = meter.usd;
+    else if (s.costUsd === null && (s.inputTokens !== null || s.outputTokens !== null)) {
+      s.costUsd = costOf(s.model ?? model, { inputTokens: s.inputTokens ?? 0, outputTokens: s.outputTokens ?? 0 }, this.prices);
     }
     this.events.emit('attempt.outcome', claim, outcome);
     const stopReason = signal.aborted ? (signal.reason as StopReason) : null;

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { costOf } from '../../src/pricing/prices.ts';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../fixtures/fake-anthropic.ts';
 import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
@@ -146,6 +147,9 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
       assert.equal(fm.agent, 'codex');
       assert.equal(body, 'ported by gpt-5.5');
       assert.match(String(fm.session_id), /^[0-9a-f-]{36}$/, 'the codex thread id');
+      // Codex reports tokens only: the cost comes from the price table (gpt-5* per million tokens).
+      const expected = costOf('gpt-5.5', { inputTokens: Number(fm.input_tokens), outputTokens: Number(fm.output_tokens) });
+      assert.ok(expected !== null && expected > 0 && Math.abs(Number(fm.cost_usd) - expected) < 1e-9, `cost_usd ${String(fm.cost_usd)} ≠ ${expected}`);
       const show = JSON.parse((await agentq(['show', 'port', '--json', '--project', paths.root], env)).stdout);
       assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [['claude', 'rate_limited'], ['codex', 'completed']]);
       const first = fake.requests.find((q) => q.hasTools && q.firstUserText?.includes('port the parser') && q.status === 529)!;
@@ -175,6 +179,8 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
       const { fm, body } = readResult(path.join(paths.done, 'docs.md'));
       assert.equal(fm.agent, 'gemini');
       assert.match(body, /^translated by gemini-/);
+      const expected = costOf(String(fm.model), { inputTokens: Number(fm.input_tokens), outputTokens: Number(fm.output_tokens) });
+      assert.ok(expected !== null && expected > 0 && Math.abs(Number(fm.cost_usd) - expected) < 1e-9, `cost_usd ${String(fm.cost_usd)} ≠ ${expected}`);
       const show = JSON.parse((await agentq(['show', 'docs', '--json', '--project', paths.root], env)).stdout);
       assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [['claude', 'rate_limited'], ['gemini', 'completed']]);
     } finally {
