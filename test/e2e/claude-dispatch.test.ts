@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { costOf } from '../../src/pricing/prices.ts';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../fixtures/fake-anthropic.ts';
-import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
+import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
 import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeAnthropic>>;
@@ -123,7 +123,7 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     assert.equal(show.attempts, 1, 'the rate-limited attempt did not count');
     const first429 = fake.requests.find((q) => q.hasTools && q.firstUserText?.includes('limited everywhere') && q.status === 429)!;
     t.diagnostic(`failover: first 429 → next agent started in ${show.attemptHistory[1].startedAt - first429.time} ms`);
-    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+    const status = await agentqJson(['status', '--json', '--project', paths.root], env);
     assert.deepEqual(status.pausedAgents.map((p: { agent: string }) => p.agent), ['claude']);
   });
 
@@ -210,7 +210,7 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     try {
       let status: { pausedAgents: Array<{ agent: string; reason: string }> } = { pausedAgents: [] };
       await waitFor(async () => {
-        status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+        status = await agentqJson(['status', '--json', '--project', paths.root], env);
         return status.pausedAgents.length > 0;
       }, 30_000, 'claude to be paused');
       assert.equal(status.pausedAgents[0]?.agent, 'claude');
@@ -268,11 +268,11 @@ describe('Claude Code through the dispatcher', { concurrency: false }, () => {
     let status: Status = { counts: {}, pausedAgents: [] };
     try {
       await waitFor(async () => {
-        status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+        status = await agentqJson(['status', '--json', '--project', paths.root], env);
         return status.pausedAgents.length > 0 && listDir(paths.done).includes('first.md');
       }, 60_000, 'claude to be paused by the daily budget');
       await new Promise((r) => setTimeout(r, 1000));
-      status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout);
+      status = await agentqJson(['status', '--json', '--project', paths.root], env);
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

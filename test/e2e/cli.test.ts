@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
+import { agentq, agentqJson, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
 
 const record = (file: string) => ({ command: `cat >/dev/null; echo "$AGENTQ_TASK_NAME" >> ${file}; echo "did $AGENTQ_TASK_NAME"` });
 
@@ -140,7 +140,7 @@ describe('agentq CLI', () => {
     assert.equal(show.state, 'queued');
     assert.equal(show.attempts, 0);
     assert.deepEqual(show.attemptHistory.map((a: { outcome: string }) => a.outcome), ['interrupted']);
-    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root])).stdout);
+    const status = await agentqJson(['status', '--json', '--project', paths.root]);
     assert.deepEqual(status.workers, [], 'the dispatcher unregistered itself');
   });
 
@@ -193,7 +193,7 @@ describe('agentq CLI', () => {
     assert.equal(retried.code, 0, retried.stderr);
     const cancelled = await agentq(['cancel', 'mine', ...p]);
     assert.match(cancelled.stdout, /^cancelled #\d+ mine/);
-    const status = JSON.parse((await agentq(['status', '--json', ...p])).stdout) as { counts: Record<string, number> };
+    const status = await agentqJson(['status', '--json', ...p]) as { counts: Record<string, number> };
     assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 1, failed: 1, timed_out: 0, budget_exceeded: 0, cancelled: 1, invalid: 0, duplicate: 0, blocked: 0, waiting: 0 });
     const mineId = JSON.parse((await agentq(['show', 'mine', '--json', ...p])).stdout).id as number;
     assert.deepEqual(listDir(paths.failed), ['later.md', `mine.${mineId}.md`, 'mine.md'], 'the retried outcome is a new file');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../fixtures/fake-anthropic.ts';
-import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
+import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeAnthropic>>;
@@ -45,7 +45,7 @@ describe('agents.<name>.rate_limit through agentq run', { concurrency: false }, 
     assert.equal(queued.length, 2);
     assert.deepEqual(queued.map((t) => [t.attempts, t.claims]), [[0, 0], [0, 0]], 'not claimed: no attempt used');
 
-    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout) as { pausedAgents: Array<{ agent: string; until: number; reason: string }> };
+    const status = await agentqJson(['status', '--json', '--project', paths.root], env) as { pausedAgents: Array<{ agent: string; until: number; reason: string }> };
     const [pause] = status.pausedAgents;
     assert.equal(pause?.agent, 'command');
     // The bucket of 2 was full; after two starts the next token is 30 min after the first start.
@@ -68,7 +68,7 @@ describe('agents.<name>.rate_limit through agentq run', { concurrency: false }, 
     assert.deepEqual(agents.map((fm) => [fm.agent, fm.attempts]), [['claude', 1], ['command', 1], ['command', 1]]);
     assert.equal(readResult(path.join(paths.done, 'a2.md')).body, 'command did: Task a2.');
     assert.equal(fake.requests.filter((q) => q.hasTools && q.firstUserText?.includes('Task a')).length, 1, 'claude was started once');
-    const status = JSON.parse((await agentq(['status', '--json', '--project', paths.root], env)).stdout) as { pausedAgents: Array<{ agent: string; reason: string }> };
+    const status = await agentqJson(['status', '--json', '--project', paths.root], env) as { pausedAgents: Array<{ agent: string; reason: string }> };
     assert.deepEqual(status.pausedAgents.map((p) => p.agent), ['claude']);
     assert.match(status.pausedAgents[0]!.reason, /^rate_limit 1\/h: bucket empty/);
     assert.match(r.stderr, /paused\s+claude until .*rate_limit 1\/h/);

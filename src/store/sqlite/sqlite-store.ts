@@ -144,20 +144,26 @@ function toCallback(row: Row): CallbackDelivery {
   };
 }
 
-/** Applies pending `migrations/*.sql` files; the schema version lives in `user_version`. */
+/**
+ * Applies pending `migrations/*.sql` files; the schema version lives in `user_version`.
+ * Each file runs in its own write transaction that reads the version again first, so
+ * processes opening a new store at the same moment (`agentq run` and `agentq status`)
+ * apply every migration once.
+ */
 function migrate(db: Database.Database): void {
   const files = fs
     .readdirSync(MIGRATIONS_DIR)
     .filter((f) => /^\d+_.*\.sql$/.test(f))
     .sort();
-  const current = Number(db.pragma('user_version', { simple: true }));
+  const version = () => Number(db.pragma('user_version', { simple: true }));
+  const current = version();
+  if (files.every((f) => Number.parseInt(f, 10) <= current)) return;
   for (const file of files) {
-    const version = Number.parseInt(file, 10);
-    if (version <= current) continue;
-    const sql = fs.readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8');
+    const target = Number.parseInt(file, 10);
     db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${version}`);
+      if (target <= version()) return;
+      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8'));
+      db.pragma(`user_version = ${target}`);
     }).immediate();
   }
 }
