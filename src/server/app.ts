@@ -20,7 +20,7 @@ import { resolveDirect } from '../intake/direct.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { attemptLogFile, tailLog } from '../results/logs.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
-import { authorize, isProtectedPath } from './auth.ts';
+import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import type { EventHub, HubEvent } from './event-hub.ts';
 import type { Metrics } from './metrics.ts';
@@ -113,7 +113,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   });
 
   app.addHook('onRequest', async (request) => {
-    if (isProtectedPath(request.url)) authorize(request, o.token);
+    if (isProtectedRoute(request.routeOptions.url)) authorize(request, o.token);
   });
 
   // Open streams (events, log follows) are ended when the server closes.

@@ -49,7 +49,20 @@ export function tokenMatches(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(digest(given), digest(expected));
 }
 
-/** Whether a path is behind the token: the API (`/v1/…`) and `/metrics`. */
+/** Routes anyone may call: liveness, the OpenAPI document and the dashboard's files. */
+const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/', '/*']);
+
+/**
+ * Whether the route a request matched is behind the token: every route but
+ * {@link OPEN_ROUTES}. Decided by the matched route (`request.routeOptions.url`), not the
+ * raw URL, because the router decodes the path (`/%761/tasks` matches `/v1/tasks`); no
+ * match (404, the dashboard's own paths) is open.
+ */
+export function isProtectedRoute(route: string | undefined): boolean {
+  return route !== undefined && !OPEN_ROUTES.has(route);
+}
+
+/** Whether a raw path names the API (`/v1/…`) or `/metrics` (for the 404 handler: JSON, not the dashboard). */
 export function isProtectedPath(url: string): boolean {
   const p = url.split('?')[0] ?? '';
   return p === '/v1' || p.startsWith('/v1/') || p === '/metrics';

@@ -246,6 +246,10 @@ describe('auth', () => {
       ['GET', '/v1/events'],
       ['GET', '/metrics'],
       ['POST', '/v1/tasks/1/cancel'],
+      // Percent-encoded paths the router decodes to an API route are protected too.
+      ['GET', '/%761/tasks'],
+      ['GET', '/v1/%74asks/1'],
+      ['GET', '/%6detrics'],
     ] as const) {
       const missing = await h.app.inject({ method, url });
       assert.equal(missing.statusCode, 401, `${method} ${url}`);
