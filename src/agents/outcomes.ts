@@ -4,6 +4,7 @@
  */
 import { AgentQueueError } from '../core/errors.ts';
 import type { RunStats } from '../core/types.ts';
+import type { AgentProcessResult } from './agent-process.ts';
 import type { RunOutcome, RunRequest } from './runner.ts';
 
 /** What a stream parser reports to stop a run early. */
@@ -30,6 +31,28 @@ export function cancelled(request: RunRequest, base: Base): RunOutcome {
 export function timedOut(request: RunRequest, base: Base): RunOutcome {
   const limit = request.task?.timeoutMs;
   return { ...base, kind: 'timed_out', reason: `timed out${typeof limit === 'number' ? ` after ${formatMs(limit)}` : ''} (deadline passed; process tree stopped)` };
+}
+
+/**
+ * How a CLI run ended before its answer is judged, or null when the caller judges it:
+ * cancelled; stopped early on a stream `signal` (else for another reason: failed,
+ * retryable); timed out, unless the agent gave its final answer by the deadline (the CLIs
+ * can go on and report success after their tool command was killed). `answeredAt`: when
+ * the final answer arrived (epoch ms; `Infinity` if unknown), null without one.
+ */
+export function endedBeforeAnswer(
+  request: RunRequest,
+  proc: Pick<AgentProcessResult, 'stoppedFor' | 'earlyReason'>,
+  base: Base,
+  signal: StopSignal | null,
+  answeredAt: number | null,
+): RunOutcome | null {
+  if (proc.stoppedFor === 'cancel') return cancelled(request, base);
+  if (proc.stoppedFor === 'early') {
+    return signalled(signal, base) ?? { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
+  }
+  if (proc.stoppedFor === 'timeout' && (answeredAt === null || answeredAt > request.deadline)) return timedOut(request, base);
+  return null;
 }
 
 /** The outcome a stop signal stands for, or null without one. */

@@ -5,7 +5,7 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
-import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
+import { endedBeforeAnswer, signalled, spawnFailure } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { ClaudeStreamParser, classifyResult, type ClaudeSignal } from './stream-parser.ts';
 
@@ -163,21 +163,10 @@ export class ClaudeRunner implements AgentRunner {
     const base = { stats, exitCode: proc.exitCode };
     const state = parser.state;
 
-    if (proc.stoppedFor === 'cancel') {
-      return cancelled(request, base);
-    }
-    if (proc.stoppedFor === 'early') {
-      const stopped = signalled(stopSignal as ClaudeSignal | null, base);
-      if (stopped) return stopped;
-      return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
-    }
-    const resultCounts =
-      state.hasResult && (proc.stoppedFor !== 'timeout' || (state.resultAt !== null && state.resultAt <= request.deadline));
-    if (proc.stoppedFor === 'timeout' && !resultCounts) {
-      return timedOut(request, base);
-    }
+    const ended = endedBeforeAnswer(request, proc, base, stopSignal as ClaudeSignal | null, state.hasResult ? (state.resultAt ?? Infinity) : null);
+    if (ended) return ended;
 
-    if (resultCounts) {
+    if (state.hasResult) {
       const limited = signalled(classifyResult(state, Date.now()), base);
       if (limited) return limited;
       if (state.isError === false) {

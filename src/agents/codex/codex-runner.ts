@@ -5,7 +5,7 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
-import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
+import { cancelled, endedBeforeAnswer, signalled, spawnFailure } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { CodexStreamParser, type CodexSignal } from './stream-parser.ts';
 
@@ -123,16 +123,12 @@ export class CodexRunner implements AgentRunner {
     if (proc.stoppedFor === 'cancel') {
       return cancelled(request, base);
     }
+    // A limit or auth signal wins even when the run ended by itself (codex exits after it).
     const stopped = signalled((stopSignal as CodexSignal | null) ?? state.stopSignal, base);
     if (stopped) return stopped;
-    if (proc.stoppedFor === 'early') {
-      return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
-    }
-    const completed =
-      state.turnsCompleted > 0 && !state.turnFailed && (proc.stoppedFor !== 'timeout' || (state.completedAt ?? Infinity) <= request.deadline);
-    if (proc.stoppedFor === 'timeout' && !completed) {
-      return timedOut(request, base);
-    }
+    const completed = state.turnsCompleted > 0 && !state.turnFailed;
+    const ended = endedBeforeAnswer(request, proc, base, null, completed ? (state.completedAt ?? Infinity) : null);
+    if (ended) return ended;
     if (completed) return { ...base, kind: 'completed', result: state.lastAgentMessage ?? '' };
     if (state.turnFailed) {
       return { ...base, kind: 'failed', retryable: true, reason: state.failureMessage ?? state.lastError ?? 'codex reported turn.failed' };

@@ -5,7 +5,7 @@
  */
 import { AgentQueueError } from '../../core/errors.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
-import { cancelled, signalled, spawnFailure, timedOut } from '../outcomes.ts';
+import { endedBeforeAnswer, signalled, spawnFailure } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
 import { GeminiStreamParser, classifyResult, describeExitCode, type GeminiSignal } from './stream-parser.ts';
 
@@ -132,22 +132,11 @@ export class GeminiRunner implements AgentRunner {
     const base = { stats, exitCode: proc.exitCode };
     const state = parser.state;
 
-    if (proc.stoppedFor === 'cancel') {
-      return cancelled(request, base);
-    }
-    if (proc.stoppedFor === 'early') {
-      const stopped = signalled(stopSignal as GeminiSignal | null, base);
-      if (stopped) return stopped;
-      return { ...base, kind: 'failed', retryable: true, reason: `stopped: ${proc.earlyReason ?? 'unknown reason'}` };
-    }
-    const resultCounts =
-      state.hasResult && (proc.stoppedFor !== 'timeout' || (state.resultAt !== null && state.resultAt <= request.deadline));
-    if (proc.stoppedFor === 'timeout' && !resultCounts) {
-      return timedOut(request, base);
-    }
+    const ended = endedBeforeAnswer(request, proc, base, stopSignal as GeminiSignal | null, state.hasResult ? (state.resultAt ?? Infinity) : null);
+    if (ended) return ended;
 
     const exit = describeExitCode(proc.exitCode);
-    if (resultCounts) {
+    if (state.hasResult) {
       if (state.status === 'success') return { ...base, kind: 'completed', result: state.finalText };
       const limited = signalled(classifyResult(state, Date.now()), base);
       if (limited) return limited;
