@@ -39,7 +39,7 @@ import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { projectPaths, type ProjectPaths } from '../src/config/config.ts';
 import { countResults, runMain } from './common.ts';
-import { pidsWithEnv } from '../test/fixtures/procs.ts';
+import { killWithEnv, pidsWithEnv } from '../test/fixtures/procs.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The slow-ish no-op agent: prints when its first command ran (epoch s, µs), then sleeps 0.2 s. */
@@ -227,13 +227,7 @@ async function runOnce(o: Options, killAt: number, leftovers: boolean): Promise<
   } finally {
     db?.close();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const pid of pidsWithEnv('AGENTQ_BENCH_MARK', marker, false)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    killWithEnv('AGENTQ_BENCH_MARK', marker);
   }
   fs.writeFileSync(path.join(paths.root, 'agentq-run-once.log'), stderr);
   if (r.problem) say(`WARNING: ${r.problem}\n${tail(stderr, 8).replace(/^/gm, '    ')}`);

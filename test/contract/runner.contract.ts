@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../../src/agents/runner.ts';
 import { makeClaudeSandbox, type ClaudeSandbox } from '../fixtures/claude-env.ts';
-import { pidsWithEnv } from '../fixtures/procs.ts';
+import { killWithEnv, pidsWithEnv } from '../fixtures/procs.ts';
 import { makeTask } from '../fixtures/specs.ts';
 
 /** What a runner can report or do; cases that need a capability it lacks are skipped. */
@@ -226,15 +226,7 @@ export function runnerContract(name: string, harness: RunnerHarness): void {
     });
     after(async () => {
       // Belt and braces: a failed case must not leave agents running.
-      for (const id of attemptIds) {
-        for (const pid of pidsWithEnv(ATTEMPT_TAG, id)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-      }
+      killWithEnv(ATTEMPT_TAG, ...attemptIds);
       await harness.stop?.();
       for (const s of sandboxes) s.cleanup();
     });

@@ -26,6 +26,7 @@ import {
   type ClaudeSandbox,
   type MakeRunRequestOptions,
 } from '../fixtures/claude-env.ts';
+import { killWithEnv } from '../fixtures/procs.ts';
 import { loadRulesFile, startFakeAnthropic, type FakeAnthropic } from '../fixtures/fake-anthropic.ts';
 
 const RUN = randomUUID().slice(0, 8);
@@ -58,15 +59,7 @@ before(async () => {
 
 after(async () => {
   // Belt and braces: nothing tagged with our attempt ids may be left running.
-  for (const id of attemptIds) {
-    for (const p of processesWithEnv('AGENTQ_ATTEMPT_ID', id)) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  killWithEnv('AGENTQ_ATTEMPT_ID', ...attemptIds);
   await fake?.close();
   for (const s of sandboxes) s.cleanup();
 });

@@ -15,6 +15,7 @@ import { CodexRunner } from '../../src/agents/codex/codex-runner.ts';
 import { CODEX, resolveAgentCommand } from '../../src/agents/resolve-command.ts';
 import type { AgentEvent, RunOutcome } from '../../src/agents/runner.ts';
 import { makeClaudeSandbox, makeRunRequest, processesWithEnv, type ClaudeSandbox } from '../fixtures/claude-env.ts';
+import { killWithEnv } from '../fixtures/procs.ts';
 import { codexProviderArgs, startFakeOpenAI, type FakeOpenAI } from '../fixtures/fake-openai.ts';
 
 const RUN = randomUUID().slice(0, 8);
@@ -39,9 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const id of attemptIds) for (const p of processesWithEnv('AGENTQ_ATTEMPT_ID', id)) {
-    try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
+  killWithEnv('AGENTQ_ATTEMPT_ID', ...attemptIds);
   await fake?.close();
   for (const s of sandboxes) s.cleanup();
 });

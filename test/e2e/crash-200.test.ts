@@ -21,7 +21,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
-import { pidsWithEnv } from '../fixtures/procs.ts';
+import { killWithEnv, pidsWithEnv } from '../fixtures/procs.ts';
 
 const TASKS = 200;
 const CONCURRENCY = 4;
@@ -193,13 +193,7 @@ describe('crash recovery at scale', () => {
     } finally {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       // Leave nothing behind even when an assertion failed.
-      for (const pid of pidsWithEnv('AGENTQ_TEST_MARK', marker)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      killWithEnv('AGENTQ_TEST_MARK', marker);
     }
   });
 });

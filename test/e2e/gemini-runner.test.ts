@@ -16,6 +16,7 @@ import { GeminiRunner } from '../../src/agents/gemini/gemini-runner.ts';
 import { GEMINI, resolveAgentCommandWithSource } from '../../src/agents/resolve-command.ts';
 import type { AgentEvent, RunOutcome, RunRequest } from '../../src/agents/runner.ts';
 import { makeClaudeSandbox, makeTask, processesWithEnv, type ClaudeSandbox } from '../fixtures/claude-env.ts';
+import { killWithEnv } from '../fixtures/procs.ts';
 import { geminiEnv, startFakeGemini, type FakeGemini } from '../fixtures/fake-gemini.ts';
 
 const GEMINI_BIN = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'gemini');
@@ -45,15 +46,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const id of attemptIds) {
-    for (const p of processesWithEnv('AGENTQ_ATTEMPT_ID', id)) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
+  killWithEnv('AGENTQ_ATTEMPT_ID', ...attemptIds);
   await fake?.close();
   for (const s of sandboxes) s.cleanup();
 });
