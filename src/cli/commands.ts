@@ -8,11 +8,12 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
 import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { formatDuration, parseDuration } from '../config/duration.ts';
 import { TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
-import { DispatchLoop } from '../scheduler/loop.ts';
+import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
@@ -63,7 +64,13 @@ export async function initCommand(dir: string): Promise<number> {
   return 0;
 }
 
-export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string }): Promise<number> {
+export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string }): Promise<number> {
+  let maxWaitMs: number | undefined;
+  if (o.maxWait !== undefined) {
+    if (!o.once) throw new UsageError('--max-wait: only with --once');
+    maxWaitMs = parseDuration(o.maxWait) ?? undefined;
+    if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
+  }
   const p = await openProject(g);
   if (o.concurrency !== undefined) {
     const n = Number(o.concurrency);
@@ -73,7 +80,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
   const detach = attachProgress(dispatcher.events);
-  const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true });
+  const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true, maxWaitMs });
   let stopping: Promise<void> | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
@@ -94,9 +101,18 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     if (!o.once) return 0;
     const states: TaskState[] = [];
     for (const id of dispatcher.touched) states.push((await p.store.getTask(id))?.state ?? 'failed');
-    const failed = states.filter((s) => s !== 'completed').length;
-    process.stderr.write(`agentq: ${states.length - failed} completed, ${failed} not completed\n`);
-    return failed === 0 ? 0 : 1;
+    // Queued ones are those left queued past --max-wait, listed below.
+    const failed = states.filter((s) => s !== 'completed' && s !== 'queued').length;
+    const left: string[] = [];
+    for (const [file, reason] of dispatcher.refusedFiles) left.push(`inbox/${file} not taken in: ${reason}`);
+    for (const w of loop.unrunnable) {
+      const when = w.until === null ? 'cannot run until someone acts' : `cannot run within --max-wait ${formatDuration(maxWaitMs ?? DEFAULT_MAX_WAIT)}`;
+      left.push(`#${w.task.id} ${w.task.name} left queued: ${when}: ${w.reason}`);
+    }
+    for (const line of left) process.stderr.write(`agentq: ${line}\n`);
+    const queued = loop.unrunnable.length ? `, ${loop.unrunnable.length} left queued` : '';
+    process.stderr.write(`agentq: ${states.filter((s) => s === 'completed').length} completed, ${failed} not completed${queued}\n`);
+    return failed === 0 && left.length === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

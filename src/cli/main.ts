@@ -47,9 +47,10 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('run')
     .description('take in the inbox and dispatch tasks until SIGINT/SIGTERM')
-    .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise')
+    .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise (or when inbox entries were refused or tasks are left queued)')
     .option('-c, --concurrency <n>', 'global limit of running tasks (default: config, 2)')
-    .action(act(async (o: { once?: boolean; concurrency?: string }) => runCommand(g(), o)));
+    .option('--max-wait <duration>', 'with --once: longest wait for queued tasks that cannot run yet (run_at, backoff, paused agent); past it, exit 1 listing them (default: 1h)')
+    .action(act(async (o: { once?: boolean; concurrency?: string; maxWait?: string }) => runCommand(g(), o)));
   program
     .command('serve')
     .description('run the dispatcher and the HTTP API (and the dashboard) until SIGINT/SIGTERM')

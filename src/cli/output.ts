@@ -132,6 +132,10 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
   events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
+  events.on('intake.refused', (entries) => {
+    for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
+  });
+  events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
   events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
   events.on('task.recovered', (t, pids) =>

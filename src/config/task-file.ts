@@ -268,3 +268,12 @@ export function taskSpecFromFields(
     source,
   };
 }
+
+/** TEMP (replaced by the task-file change): the text of a task file, or InvalidTaskError. */
+export function decodeTaskFile(content: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(content);
+  } catch {
+    throw new InvalidTaskError('encoding', 'encoding: the file is not UTF-8 text');
+  }
+}

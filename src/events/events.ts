@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { AgentEvent, RunOutcome } from '../agents/runner.ts';
 import type { AgentPause, Claim, Task } from '../core/types.ts';
+import type { RefusedEntry } from '../intake/inbox.ts';
 
 export interface DispatcherEventMap {
   /** Intake recorded a task (queued, or invalid). */
@@ -23,6 +24,10 @@ export interface DispatcherEventMap {
   'task.finished': [task: Task];
   /** Inbox files left waiting in the inbox (e.g. the queue is full); emitted when the set changes. */
   'intake.deferred': [files: string[], reason: string];
+  /** Inbox entries intake will not read (symlinks, FIFOs, …), left in place; each entry once. */
+  'intake.refused': [entries: RefusedEntry[]];
+  /** `run --once` has nothing to run but this task, which cannot run before `until` (epoch ms). */
+  'task.delayed': [task: Task, until: number, reason: string];
   /** An agent was paused after a rate limit. */
   'agent.paused': [pause: AgentPause];
   /** A running task of a dead dispatcher was requeued. */

@@ -1,15 +1,16 @@
 /**
  * Inbox intake: `.agent-queue/inbox/NAME.md` → a task in the store, then the file leaves
- * the inbox. Crash-safe in both orders: the intake key (sha256 of the content + file name)
- * is recorded in the same transaction as the task, the file is removed after, and a file
- * whose key is recorded but not marked removed is a leftover of a crash (removed, not taken
- * in twice). A file is read only once it has been unchanged for `inbox_settle` ms.
+ * the inbox. Exactly once, however many dispatchers watch the inbox, and crash-safe in both
+ * orders: the intake key (content hash + file instance + name, see {@link intakeKey}) is
+ * recorded in the same transaction as the task, the file is removed after, and a file whose
+ * key is recorded already is removed, never taken in twice. A file is read only once it has
+ * been unchanged for `inbox_settle` ms; only regular files of the inbox's own are read.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config, ProjectPaths } from '../config/config.ts';
-import { baseSpec, parseTaskFile } from '../config/task-file.ts';
+import { baseSpec, decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task, TaskSpec } from '../core/types.ts';
 import type { NewTask, Store } from '../store/store.ts';
@@ -21,13 +22,24 @@ export interface IntakeResult {
   unsettled: string[];
   /** Inbox files left in the inbox because the queue is full (`max_queue_depth`). */
   deferred: string[];
+  /** Inbox entries that can never be taken in as they are (symlinks, FIFOs, …), left in place, with the reason. */
+  refused: RefusedEntry[];
 }
+
+/** An inbox entry intake will not read, and why (e.g. `is a symbolic link …`). */
+export interface RefusedEntry {
+  file: string;
+  reason: string;
+}
+
+/** Largest task file taken in, bytes (1 MiB); a larger one is refused and left in the inbox. */
+export const MAX_TASK_FILE_BYTES = 1024 * 1024;
 
 interface Candidate {
   file: string;
   key: string;
-  size: number;
-  mtimeMs: number;
+  /** The file instance read (see {@link fileIdentity}). */
+  identity: string;
   name: string;
   spec: TaskSpec | null;
   invalid: string | null;
@@ -60,9 +72,119 @@ export function activeHolder(task: Task): string {
   return `task ${task.id} "${task.name}" is already ${task.state}`;
 }
 
-/** Intake key: content hash first (fixed length), then the file name. */
-export function intakeKey(fileName: string, content: string | Buffer): string {
-  return `${crypto.createHash('sha256').update(content).digest('hex')}:${fileName}`;
+/**
+ * Intake key: `SHA256:IDENTITY:FILE` — the content hash, the file instance (see
+ * {@link fileIdentity}) and the file name. Two dispatchers reading the same file get the same
+ * key (so it is taken in once, whoever records it first); the same content dropped again
+ * later is a new file instance, so a new key and a new task.
+ */
+export function intakeKey(fileName: string, content: string | Buffer, identity: string): string {
+  return `${crypto.createHash('sha256').update(content).digest('hex')}:${identity}:${fileName}`;
+}
+
+/** The file name in an intake key (keys of agentq ≤ 0.1 have no identity part). */
+export function intakeFileName(key: string): string {
+  return key.replace(/^[0-9a-f]{64}:(?:\d+-\d+:)?/, '');
+}
+
+/**
+ * The identity of one file instance: `INODE-CTIMENS`. The kernel sets ctime (ns) whenever a
+ * file is created, written, renamed or linked, so a file written anew (even with the same
+ * content, even on a reused inode) has another identity.
+ */
+export function fileIdentity(stat: fs.BigIntStats): string {
+  return `${stat.ino}-${stat.ctimeNs}`;
+}
+
+const refuse = (reason: string) => ({ kind: 'refused' as const, reason });
+
+/** What kind of thing a non-regular inbox entry is, for a refusal's reason. */
+function entryKind(st: fs.BigIntStats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe (FIFO)';
+  if (st.isSocket()) return 'a socket';
+  return 'a device file';
+}
+
+/**
+ * The inbox's `*.md` entries (hidden ones left alone), sorted, and those refused by their
+ * name alone (not valid UTF-8). Null when there is no inbox.
+ */
+function listInbox(inbox: string): { names: string[]; refused: RefusedEntry[] } | null {
+  let raw: Buffer[];
+  try {
+    raw = fs.readdirSync(inbox, { encoding: 'buffer' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const names: string[] = [];
+  const refused: RefusedEntry[] = [];
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  for (const b of raw) {
+    const lossy = b.toString('utf8');
+    if (!lossy.endsWith('.md') || lossy.startsWith('.')) continue;
+    try {
+      names.push(utf8.decode(b));
+    } catch {
+      refused.push({ file: lossy, reason: 'its file name is not valid UTF-8; rename it' });
+    }
+  }
+  return { names: names.sort(), refused };
+}
+
+/**
+ * Reads one inbox entry, if it may be taken in: a regular file (no symlink, no other hard
+ * link, so nothing outside the project), at most {@link MAX_TASK_FILE_BYTES}, unchanged for
+ * `settleMs`. Opened without following links and without blocking (a FIFO swapped in after
+ * the check cannot hang intake), then checked again on the open file.
+ * @throws Error from the file system other than the entry's vanishing or being refused
+ */
+function readInboxEntry(
+  full: string,
+  now: number,
+  settleMs: number,
+): { kind: 'file'; content: Buffer; identity: string } | { kind: 'refused'; reason: string } | { kind: 'unsettled' } | { kind: 'gone' } {
+  const check = (st: fs.BigIntStats) => {
+    if (!st.isFile()) return refuse(`is ${entryKind(st)}; only regular files inside the project are taken in (copy the file into the inbox)`);
+    if (st.nlink > 1n) return refuse('has other hard links; only files of the inbox\'s own are taken in (copy it instead of linking it)');
+    if (st.size > MAX_TASK_FILE_BYTES) return refuse(`is ${st.size} bytes; a task file is at most ${MAX_TASK_FILE_BYTES} bytes (1 MiB)`);
+    return null;
+  };
+  let fd: number;
+  try {
+    const first = check(fs.lstatSync(full, { bigint: true }));
+    if (first) return first;
+    fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'gone' };
+    if (code === 'ELOOP') return refuse('is a symbolic link; only regular files inside the project are taken in (copy the file into the inbox)');
+    if (code === 'EACCES' || code === 'EPERM') return refuse('cannot be read: permission denied');
+    throw err;
+  }
+  try {
+    const stat = fs.fstatSync(fd, { bigint: true });
+    const again = check(stat);
+    if (again) return again;
+    if (now - Number(stat.mtimeMs) < settleMs) return { kind: 'unsettled' };
+    const content = fs.readFileSync(fd);
+    const after = fs.fstatSync(fd, { bigint: true });
+    if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || BigInt(content.length) !== stat.size) return { kind: 'unsettled' };
+    return { kind: 'file', content, identity: fileIdentity(after) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Removes an inbox file if it is still the instance that was read (`identity`). */
+function removeIfUnchanged(full: string, identity: string): void {
+  try {
+    if (fileIdentity(fs.lstatSync(full, { bigint: true })) === identity) fs.rmSync(full);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /** Finds the dependency cycles among a batch's internal edges; returns the cycle per member. */
@@ -89,60 +211,46 @@ function findCycles(edges: Map<string, string[]>): Map<string, string[]> {
 
 /**
  * Takes in every settled `*.md` file of the inbox (hidden files and other names are left
- * alone). Bad files become `invalid` tasks; one never stops the others.
+ * alone). Bad files become `invalid` tasks; one never stops the others. Entries that are not
+ * regular files of the inbox's own are refused and left in place (`refused`).
  */
 export async function takeInInbox(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<IntakeResult> {
-  let names: string[];
-  try {
-    names = fs.readdirSync(paths.inbox).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { created: [], unsettled: [], deferred: [] };
-    throw err;
-  }
+  const listing = listInbox(paths.inbox);
+  if (listing === null) return { created: [], unsettled: [], deferred: [], refused: [] };
+  const { names, refused } = listing;
 
   // Keys recorded whose file is gone: the crash fell after the unlink; close them.
   for (const key of await store.listPendingIntake()) {
-    if (!names.includes(key.slice(65))) await store.markIntakeRemoved(key);
+    if (!names.includes(intakeFileName(key))) await store.markIntakeRemoved(key);
   }
 
   const unsettled: string[] = [];
   let candidates: Candidate[] = [];
   for (const file of names) {
     const full = path.join(paths.inbox, file);
-    let stat: fs.Stats;
-    let content: Buffer;
-    try {
-      stat = fs.statSync(full);
-      if (!stat.isFile()) continue;
-      if (now - stat.mtimeMs < config.inbox_settle) {
-        unsettled.push(file);
-        continue;
-      }
-      content = fs.readFileSync(full);
-      const after = fs.statSync(full);
-      if (after.size !== stat.size || after.mtimeMs !== stat.mtimeMs || content.length !== stat.size) {
-        unsettled.push(file);
-        continue;
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
+    const entry = readInboxEntry(full, now, config.inbox_settle);
+    if (entry.kind === 'gone') continue;
+    if (entry.kind === 'unsettled') {
+      unsettled.push(file);
+      continue;
     }
-    const key = intakeKey(file, content);
-    const known = await store.getIntake(key);
-    if (known && !known.fileRemoved) {
-      // Recorded before a crash, not yet removed: finish the move, do not take it in twice.
-      fs.rmSync(full, { force: true });
+    if (entry.kind === 'refused') {
+      refused.push({ file, reason: entry.reason });
+      continue;
+    }
+    const key = intakeKey(file, entry.content, entry.identity);
+    if (await store.getIntake(key)) {
+      // This very file was recorded (by a dispatcher that crashed before removing it, or by
+      // another one taking it in now): finish the move, never take it in twice.
+      removeIfUnchanged(full, entry.identity);
       await store.markIntakeRemoved(key);
       continue;
     }
     const name = file.slice(0, -3);
-    const text = content.toString('utf8');
     const c: Candidate = {
       file,
       key,
-      size: stat.size,
-      mtimeMs: stat.mtimeMs,
+      identity: entry.identity,
       name,
       spec: null,
       invalid: null,
@@ -152,7 +260,9 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
       parentId: null,
       parentBatchName: null,
     };
+    let text = entry.content.toString('latin1'); // every byte kept, should the content be refused
     try {
+      text = decodeTaskFile(entry.content);
       c.spec = parseTaskFile(name, text, config, 'inbox');
     } catch (err) {
       if (!(err instanceof InvalidTaskError)) throw err;
@@ -232,18 +342,11 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   const created = batch.length ? await store.enqueue(batch, now) : [];
 
   for (const c of ordered) {
-    const full = path.join(paths.inbox, c.file);
-    try {
-      const stat = fs.statSync(full);
-      // Changed since it was read: leave it; it is a new submission for the next scan.
-      if (stat.size !== c.size || stat.mtimeMs !== c.mtimeMs) continue;
-      fs.rmSync(full);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    // A file changed since it was read is a new submission for the next scan (its key differs).
+    removeIfUnchanged(path.join(paths.inbox, c.file), c.identity);
     await store.markIntakeRemoved(c.key);
   }
-  return { created, unsettled, deferred: deferred.map((c) => c.file) };
+  return { created, unsettled, deferred: deferred.map((c) => c.file), refused };
 }
 
 /**

@@ -22,6 +22,7 @@ import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
+import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
   paths: ProjectPaths;
@@ -70,10 +71,10 @@ export function parseQuestion(result: string): string | null {
   return q ? q : null;
 }
 
-/** Whether the inbox holds any task file (`*.md`, not hidden). */
-export function inboxHasFiles(paths: ProjectPaths): boolean {
+/** Whether the inbox holds any task file (`*.md`, not hidden) but those in `except` (e.g. refused entries). */
+export function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown> = new Map()): boolean {
   try {
-    return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.'));
+    return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.') && !except.has(f));
   } catch {
     return false;
   }
@@ -116,6 +117,8 @@ export class Dispatcher {
   private problemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
+  /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
+  readonly refusedFiles = new Map<string, string>();
   /** Serialises inbox intake between the tick and completing attempts. */
   private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
@@ -252,7 +255,11 @@ export class Dispatcher {
   }
 
   private async takeInOnce(now: number): Promise<number> {
-    const { created, deferred, unsettled } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+    const { created, deferred, unsettled, refused } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+    const fresh = refused.filter((e) => this.refusedFiles.get(e.file) !== e.reason);
+    this.refusedFiles.clear();
+    for (const e of refused) this.refusedFiles.set(e.file, e.reason);
+    if (fresh.length) this.events.emit('intake.refused', fresh);
     for (const t of created) {
       this.touched.add(t.id);
       this.events.emit('task.created', t);
@@ -628,6 +635,24 @@ export class Dispatcher {
   /** Writes every missing result file (after a crash, or an earlier I/O error). */
   async writeResults(): Promise<void> {
     for (const t of await this.o.store.listUnreported()) await this.report(t);
+  }
+
+  /**
+   * The waits of the queued tasks while nothing runs on the store (see {@link queuedWaits});
+   * null while something runs (here or in another dispatcher), since that may change them.
+   */
+  async queueWaits(): Promise<QueuedWait[] | null> {
+    const store = this.o.store;
+    if (this.running.size > 0 || (await store.countByState()).running > 0) return null;
+    const now = this.o.now();
+    const queued = await store.listTasks({ state: 'queued' });
+    const queuedIds = new Set(queued.map((t) => t.id));
+    const byId = new Map<number, Task>();
+    for (const id of new Set(queued.flatMap((t) => t.dependsOnIds))) {
+      const dep = queuedIds.has(id) ? null : await store.getTask(id);
+      if (dep) byId.set(id, dep);
+    }
+    return queuedWaits(queued, byId, await store.listPauses(now), now);
   }
 
   /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */

@@ -1,22 +1,39 @@
 /**
  * The dispatch loop of `agentq run` and `agentq serve`: a dispatcher tick, then a wait of
  * `poll_interval` (shorter while an inbox file may still settle) that a new inbox file
- * (chokidar) or `wake()` cuts short, until `stop()`, or with `once` until nothing is left.
+ * (chokidar) or `wake()` cuts short, until `stop()`, or with `once` until nothing is left
+ * (or nothing left can run within `maxWaitMs`).
  */
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { Config, ProjectPaths } from '../config/config.ts';
 import { inboxHasFiles, type Dispatcher } from './dispatcher.ts';
+import type { QueuedWait } from './waiting.ts';
 
 export interface DispatchLoopOptions {
-  /** Return once the store holds nothing queued or running and the inbox is empty (`run --once`); no inbox watcher. */
+  /**
+   * Return once the store holds nothing queued or running and the inbox holds nothing to take
+   * in (`run --once`), or once nothing queued can run within `maxWaitMs`; no inbox watcher.
+   */
   once?: boolean;
+  /** With `once`: the longest wait for queued tasks that cannot run yet, ms. Default {@link DEFAULT_MAX_WAIT} (1 h). */
+  maxWaitMs?: number;
 }
+
+/** `run --once`'s default `--max-wait`, ms (1 h). */
+export const DEFAULT_MAX_WAIT = 3_600_000;
+
+/** Waits shorter than this are not stated by `run --once` (a retry backoff of a few seconds), ms. */
+const STATED_WAIT = 2_000;
 
 export class DispatchLoop {
   private stopped = false;
   /** A wake-up that came while a tick ran: the next wait is skipped. */
   private woken = false;
   private wakeWait: () => void = () => {};
+  /** With `once`: the queued tasks left because none could run within `maxWaitMs` (empty otherwise). */
+  unrunnable: QueuedWait[] = [];
+  /** Waits already stated (`task id:until`). */
+  private readonly stated = new Set<string>();
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -49,7 +66,7 @@ export class DispatchLoop {
         if (this.stopped) return;
         this.woken = false;
         await this.dispatcher.tick();
-        if (this.o.once && (await this.dispatcher.idle()) && !inboxHasFiles(this.paths)) return;
+        if (this.o.once && ((await this.dispatcher.idle()) ? !inboxHasFiles(this.paths, this.dispatcher.refusedFiles) : await this.stalled())) return;
         if (this.woken || this.stopped) continue;
         await new Promise<void>((resolve) => {
           // A file still being written is looked at again once it may have settled.
@@ -69,5 +86,29 @@ export class DispatchLoop {
     } finally {
       await watcher?.close();
     }
+  }
+
+  /**
+   * `once`: whether nothing runs and no queued task can run within `maxWaitMs` (then
+   * `unrunnable` says why each waits). A wait it sits out is stated once per task (`task.delayed`).
+   */
+  private async stalled(): Promise<boolean> {
+    if (this.dispatcher.unsettledFiles.length || inboxHasFiles(this.paths, this.dispatcher.refusedFiles)) return false;
+    const waits = await this.dispatcher.queueWaits();
+    if (waits === null) return false;
+    const now = Date.now();
+    const horizon = now + (this.o.maxWaitMs ?? DEFAULT_MAX_WAIT);
+    const near = waits.filter((w) => w.until !== null && w.until <= horizon);
+    if (near.length === 0) {
+      this.unrunnable = waits;
+      return true;
+    }
+    const next = near.reduce((a, b) => (b.until! < a.until! ? b : a));
+    const key = `${next.task.id}:${next.until}`;
+    if (next.until! - now >= STATED_WAIT && !this.stated.has(key)) {
+      this.stated.add(key);
+      this.dispatcher.events.emit('task.delayed', next.task, next.until!, next.reason);
+    }
+    return false;
   }
 }

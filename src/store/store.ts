@@ -183,8 +183,8 @@ export interface StaleClaim {
 export interface Store {
   /**
    * Creates tasks (and their intake keys) in one transaction; returns the created ones in
-   * order. An entry whose intake key is already recorded with its file not yet removed (another
-   * dispatcher took the file in first) is skipped, so a file never becomes two tasks.
+   * order. An entry whose intake key is already recorded (another dispatcher took the same
+   * file in first; see `intakeKey`) is skipped, so a file never becomes two tasks.
    */
   enqueue(tasks: NewTask[], now: number): Promise<Task[]>;
   /** The intake record of a key: whether the inbox file was removed after recording. */

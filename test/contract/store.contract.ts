@@ -175,10 +175,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: false });
       await store.markIntakeRemoved('a.md:abc');
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
-      const [a2] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
-      // Another dispatcher taking in the same file before its removal creates nothing.
+      // Another dispatcher that read the same file before its removal creates nothing, removed or not.
       assert.deepEqual(await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0), []);
-      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a2!.id, fileRemoved: false });
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
+      const [b] = await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0);
+      assert.deepEqual(await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0), []);
+      assert.deepEqual(await store.getIntake('b.md:def'), { taskId: b!.id, fileRemoved: false });
       await store.close();
     });
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/config.ts';
-import { intakeKey, takeInInbox } from '../../src/intake/inbox.ts';
+import { fileIdentity, intakeKey, MAX_TASK_FILE_BYTES, takeInInbox } from '../../src/intake/inbox.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { dropTask, listDir, makeProject } from '../fixtures/project.ts';
 
@@ -40,20 +42,87 @@ describe('inbox intake', () => {
   it('a crash after recording but before removal neither duplicates nor loses the task', async () => {
     const { paths, store } = setup();
     const file = dropTask(paths, 'a', null, 'do a');
+    const identity = fileIdentity(fs.statSync(file, { bigint: true }));
     const content = fs.readFileSync(file);
-    await takeInInbox(paths, store, config);
-    // Simulate the crash window: the task is recorded, the file is back, the key is pending.
-    fs.writeFileSync(file, content);
-    fs.utimesSync(file, new Date(0), new Date(0));
-    store.db.prepare('UPDATE intake SET file_removed = 0').run();
+    // The crash window: the task is recorded, then the process dies before removing the file.
+    const crashing = Object.assign(Object.create(store) as SqliteStore, {
+      enqueue: async (...args: Parameters<SqliteStore['enqueue']>) => {
+        await store.enqueue(...args);
+        throw new Error('killed');
+      },
+    });
+    await assert.rejects(takeInInbox(paths, crashing, config), /killed/);
+    assert.deepEqual(await store.listPendingIntake(), [intakeKey('a.md', content, identity)]);
     const again = await takeInInbox(paths, store, config);
     assert.equal(again.created.length, 0);
     assert.deepEqual(listDir(paths.inbox), []);
     assert.equal((await store.listTasks()).length, 1);
-    assert.deepEqual(await store.getIntake(intakeKey('a.md', content)), { taskId: 1, fileRemoved: true });
+    assert.deepEqual(await store.getIntake(intakeKey('a.md', content, identity)), { taskId: 1, fileRemoved: true });
     // The same file dropped again later is a new submission.
     dropTask(paths, 'a', null, 'do a');
     assert.equal((await takeInInbox(paths, store, config)).created.length, 1);
+  });
+
+  it('takes a file in once when two dispatchers read it before either removes it', async () => {
+    const { paths, store } = setup();
+    const other = new SqliteStore(path.join(paths.dir, 'agentq.db'));
+    dropTask(paths, 'a', null, 'do a');
+    dropTask(paths, 'b', { depends_on: ['a'] }, 'do b');
+    // Dispatcher 1 has read the inbox and is about to record it when dispatcher 2 takes it all in.
+    let second: Promise<unknown> = Promise.resolve();
+    const slow = Object.assign(Object.create(store) as SqliteStore, {
+      enqueue: async (...args: Parameters<SqliteStore['enqueue']>) => {
+        second = takeInInbox(paths, other, config);
+        await second;
+        return store.enqueue(...args);
+      },
+    });
+    const first = await takeInInbox(paths, slow, config);
+    assert.deepEqual((await second as { created: unknown[] }).created.length, 2);
+    assert.deepEqual(first.created, []);
+    assert.deepEqual((await store.listTasks()).map((t) => t.name).sort(), ['a', 'b']);
+    assert.deepEqual(listDir(paths.inbox), []);
+    other.close();
+  });
+
+  it('refuses symlinks, hard links, directories, FIFOs, huge files and non-UTF-8 names, and leaves them', async () => {
+    const { paths, store } = setup();
+    const outside = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-outside-')), 'secret.md');
+    fs.writeFileSync(outside, 'SECRET-OUTSIDE-THE-PROJECT');
+    fs.symlinkSync(outside, path.join(paths.inbox, 'link.md'));
+    fs.linkSync(outside, path.join(paths.inbox, 'hard.md'));
+    fs.mkdirSync(path.join(paths.inbox, 'dir.md'));
+    execFileSync('mkfifo', [path.join(paths.inbox, 'pipe.md')]);
+    fs.writeFileSync(path.join(paths.inbox, 'big.md'), Buffer.alloc(MAX_TASK_FILE_BYTES + 1, 'x'));
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${paths.inbox}/`), Buffer.from([0x62, 0xff, 0x2e, 0x6d, 0x64])]), "x");
+    dropTask(paths, 'good', null, 'x');
+    const past = new Date(Date.now() - 10_000);
+    fs.utimesSync(path.join(paths.inbox, 'big.md'), past, past);
+    const r = await takeInInbox(paths, store, config);
+    assert.deepEqual(r.created.map((t) => t.name), ['good']);
+    const reasons = Object.fromEntries(r.refused.map((e) => [e.file, e.reason]));
+    assert.match(reasons['link.md']!, /^is a symbolic link; only regular files inside the project/);
+    assert.match(reasons['hard.md']!, /^has other hard links/);
+    assert.match(reasons['dir.md']!, /^is a directory/);
+    assert.match(reasons['pipe.md']!, /^is a named pipe/);
+    assert.match(reasons['big.md']!, /^is 1048577 bytes; a task file is at most 1048576 bytes/);
+    assert.match(reasons['b\uFFFD.md']!, /file name is not valid UTF-8/);
+    assert.equal(r.refused.length, 6);
+    assert.equal(fs.readdirSync(paths.inbox).length, 6, 'refused entries stay where they are');
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'SECRET-OUTSIDE-THE-PROJECT');
+    assert.equal((await store.listTasks()).length, 1);
+  });
+
+  it('turns non-UTF-8 content into an invalid task that keeps every byte', async () => {
+    const { paths, store } = setup();
+    const file = path.join(paths.inbox, 'latin.md');
+    fs.writeFileSync(file, Buffer.from([0x63, 0x61, 0x66, 0xe9]));
+    const past = new Date(Date.now() - 10_000);
+    fs.utimesSync(file, past, past);
+    const [t] = (await takeInInbox(paths, store, config)).created;
+    assert.equal(t?.state, 'invalid');
+    assert.match(t!.failedReason!, /^encoding: /);
+    assert.deepEqual(Buffer.from(t!.prompt, 'latin1'), Buffer.from([0x63, 0x61, 0x66, 0xe9]));
   });
 
   it('closes a pending key whose file is already gone (crash after the unlink)', async () => {

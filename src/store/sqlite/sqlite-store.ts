@@ -223,8 +223,9 @@ export class SqliteStore implements Store {
 
   /**
    * Inserts tasks (with dependencies and intake keys); call inside a transaction. An entry
-   * whose intake key another dispatcher recorded first (file not yet removed) is not created
-   * again: its existing task stands in for it (also for in-batch dependencies).
+   * whose intake key is already recorded (another dispatcher took the same file in first,
+   * removed or not) is not created again: its existing task stands in for it (also for
+   * in-batch dependencies).
    */
   private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; created: boolean }> {
     const insert = this.prepare(`
@@ -237,10 +238,8 @@ export class SqliteStore implements Store {
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
         @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
-    const intake = this.prepare(`
-      INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)
-      ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, file_removed = 0`);
-    const pending = this.prepare('SELECT task_id FROM intake WHERE key = ? AND file_removed = 0');
+    const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
+    const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
     const created: number[] = [];
     const fresh: boolean[] = [];
     for (const {
@@ -253,7 +252,7 @@ export class SqliteStore implements Store {
       terminalState,
       intakeKey,
     } of tasks) {
-      const taken = intakeKey === undefined ? undefined : (pending.get(intakeKey) as Row | undefined);
+      const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
         created.push(Number(taken.task_id));
         fresh.push(false);

@@ -1,0 +1,83 @@
+/**
+ * The inbox under a careless user, a hostile file and a second dispatcher: real `bin/agentq`
+ * processes, real files, the `command` agent.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { agentq, dropTask, listDir, makeProject } from '../fixtures/project.ts';
+
+
+describe('hostile inbox', () => {
+  it('two dispatchers started together take 200 files in exactly once', async () => {
+    const paths = makeProject({ concurrency: 8, inbox_settle: '1ms', poll_interval: '50ms' });
+    const ran = path.join(paths.root, 'ran.txt');
+    const n = 200;
+    for (let i = 0; i < n; i++) dropTask(paths, `t${i}`, { agent: 'command', command: `echo "$AGENTQ_TASK_NAME" >> ${ran}` }, 'x');
+    const [a, b] = await Promise.all([agentq(['run', '--once', '--project', paths.root]), agentq(['run', '--once', '--project', paths.root])]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const db = new Database(path.join(paths.dir, 'agentq.db'), { readonly: true });
+    const rows = db.prepare('SELECT name, state, claims FROM tasks').all() as Array<{ name: string; state: string; claims: number }>;
+    db.close();
+    assert.equal(rows.length, n, `${rows.length} tasks from ${n} files`);
+    assert.ok(rows.every((r) => r.state === 'completed' && r.claims === 1));
+    const lines = fs.readFileSync(ran, 'utf8').trim().split('\n');
+    assert.equal(lines.length, n, 'each task ran once');
+    assert.equal(new Set(lines).size, n);
+    assert.equal(listDir(paths.done).length, n, 'one result file each');
+    assert.deepEqual(listDir(paths.inbox), []);
+  });
+
+  it('run --once reports entries it will not take in and a far run_at, runs the rest, exits 1', async () => {
+    const paths = makeProject();
+    const outside = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-outside-')), 'secret.md');
+    fs.writeFileSync(outside, 'MARKER-FROM-OUTSIDE');
+    fs.symlinkSync(outside, path.join(paths.inbox, 'link.md'));
+    fs.mkdirSync(path.join(paths.inbox, 'folder.md'));
+    execFileSync('mkfifo', [path.join(paths.inbox, 'pipe.md')]);
+    dropTask(paths, 'good', { agent: 'command', command: 'echo fine' }, 'x');
+    dropTask(paths, 'later', { agent: 'command', command: 'echo later', run_at: '2040-01-01T00:00:00Z' }, 'x');
+    const started = Date.now();
+    const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(Date.now() - started < 20_000, 'exits instead of waiting');
+    assert.match(r.stderr, /refused +inbox\/link\.md is a symbolic link/);
+    assert.match(r.stderr, /inbox\/link\.md not taken in: is a symbolic link/);
+    assert.match(r.stderr, /inbox\/folder\.md not taken in: is a directory/);
+    assert.match(r.stderr, /inbox\/pipe\.md not taken in: is a named pipe/);
+    assert.match(r.stderr, /#\d+ later left queued: cannot run within --max-wait 1h 00m: run_at 2040-01-01T00:00:00\.000Z/);
+    assert.match(r.stderr, /1 completed, 0 not completed, 1 left queued/);
+    assert.deepEqual(listDir(paths.done), ['good.md']);
+    assert.deepEqual(listDir(paths.inbox), ['folder.md', 'link.md', 'pipe.md']);
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'MARKER-FROM-OUTSIDE');
+    assert.ok(!fs.readFileSync(path.join(paths.dir, 'agentq.db')).includes('MARKER-FROM-OUTSIDE'), 'the target was never read into the store');
+  });
+
+  it('run --once states a wait it sits out, and --max-wait bounds it', async () => {
+    const paths = makeProject();
+    const soon = new Date(Date.now() + 3_000).toISOString();
+    dropTask(paths, 'soon', { agent: 'command', command: 'echo soon', run_at: soon }, 'x');
+    const short = await agentq(['run', '--once', '--max-wait', '1s', '--project', paths.root], {}, 30_000);
+    assert.equal(short.code, 1, short.stderr);
+    assert.match(short.stderr, /#1 soon left queued: cannot run within --max-wait 1\.0s: run_at/);
+    const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /waiting +#1 soon until .*: run_at/);
+    assert.deepEqual(listDir(paths.done), ['soon.md']);
+    assert.equal((await agentq(['run', '--max-wait', 'soon', '--once', '--project', paths.root])).code, 2);
+  });
+
+  it('run --once does not wait for a task whose dependency waits on a question', async () => {
+    const paths = makeProject();
+    dropTask(paths, 'ask', { agent: 'command', command: 'echo "<<question>>Which one?<</question>>"' }, 'x');
+    dropTask(paths, 'after', { agent: 'command', command: 'echo after', depends_on: ['ask'] }, 'x');
+    const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /#2 after left queued: cannot run until someone acts: dependency "ask" is blocked on a question \(agentq answer 1/);
+  });
+});
