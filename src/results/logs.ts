@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ProjectPaths } from '../config/config.ts';
 import type { Task } from '../core/types.ts';
+import { fileStem } from './result-file.ts';
 
 /** The folder of a task's attempt logs. */
 export function taskLogDir(paths: ProjectPaths, task: Pick<Task, 'id' | 'name'>): string {
-  return path.join(paths.logs, `${task.id}-${task.name}`);
+  return path.join(paths.logs, `${task.id}-${fileStem(task)}`);
 }
 
 /** The log file of one attempt (`number` is the attempt's 1-based claim number). */

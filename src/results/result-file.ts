@@ -12,6 +12,15 @@ import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
 import type { Task } from '../core/types.ts';
 
+/**
+ * The part of a task's result file and log folder names that comes from its name: the name,
+ * cut to 100 characters (names are limited at intake; older tasks may have longer ones), so
+ * that `.NAME.PID.MS.tmp` and `NAME.ID.N.md` always fit in a file name (255 bytes).
+ */
+export function fileStem(task: Pick<Task, 'name'>): string {
+  return task.name.slice(0, 100);
+}
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** The frontmatter fields of a result file, in order. Null fields are left out. */
@@ -64,7 +73,8 @@ function sameContent(file: string, content: string): boolean {
 export function writeResultFile(paths: ProjectPaths, task: Task): string {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${task.name}.${process.pid}.${Date.now()}.tmp`);
+  const stem = fileStem(task);
+  const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
   const content = renderResultFile(task);
   const fd = fs.openSync(tmp, 'wx');
   try {
@@ -74,9 +84,9 @@ export function writeResultFile(paths: ProjectPaths, task: Task): string {
     fs.closeSync(fd);
   }
   try {
-    const candidates = [`${task.name}.md`, `${task.name}.${task.id}.md`];
+    const candidates = [`${stem}.md`, `${stem}.${task.id}.md`];
     for (let n = 2; ; n++) {
-      const target = path.join(dir, candidates.shift() ?? `${task.name}.${task.id}.${n}.md`);
+      const target = path.join(dir, candidates.shift() ?? `${stem}.${task.id}.${n}.md`);
       try {
         fs.linkSync(tmp, target);
         return target;

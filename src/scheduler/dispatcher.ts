@@ -17,6 +17,7 @@ import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
+import { attemptLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
 import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
@@ -79,6 +80,9 @@ export function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, u
     return false;
   }
 }
+
+/** File-system errors that may pass by themselves (an attempt that met one is retried). */
+const TRANSIENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'ENOMEM']);
 
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
@@ -326,6 +330,8 @@ export class Dispatcher {
     let starting = () => {};
     const started = new Promise<void>((resolve) => (starting = resolve));
     entry.done = this.runAttempt(claim, controller.signal, starting)
+      // Whatever failed on the way, the attempt ends here instead of holding its slot as `running`.
+      .catch((err: unknown) => this.settle(entry.claim, this.preparationFailed(entry.claim, 'agentq', err), null, null, null))
       .catch((err: unknown) => {
         this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
       })
@@ -399,11 +405,15 @@ export class Dispatcher {
     const { task, attempt } = claim;
     const runner = this.o.runners.get(task.agent)!;
     const model = routeModel(task, this.o.config);
-    const logDir = path.join(this.o.paths.logs, `${task.id}-${task.name}`);
-    fs.mkdirSync(logDir, { recursive: true });
-    const stdoutLog = path.join(logDir, `${attempt.number}.stdout.log`);
+    const stdoutLog = attemptLogFile(this.o.paths, task, attempt.number, 'stdout');
     this.events.emit('task.started', claim, model);
     let workspace: Workspace;
+    try {
+      fs.mkdirSync(path.dirname(stdoutLog), { recursive: true });
+    } catch (err) {
+      await this.settle(claim, this.preparationFailed(claim, 'logs', err), null, null, null);
+      return;
+    }
     try {
       const mode = await this.workspaceMode(task.workspace);
       // In place needs no git work per attempt (start() keeps .agent-queue/ out of git once).
@@ -412,11 +422,7 @@ export class Dispatcher {
           ? { mode, cwd: this.o.paths.root, branch: null, worktree: null, base: null, reused: false }
           : await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode });
     } catch (err) {
-      const message = (err as Error).message;
-      const reason = message.startsWith('workspace:') ? message : `workspace: ${message}`;
-      const outcome: RunOutcome = { kind: 'failed', reason, retryable: false, stats: emptyStats(), exitCode: null };
-      this.events.emit('attempt.outcome', claim, outcome);
-      await this.settle(claim, outcome, null, stdoutLog, null);
+      await this.settle(claim, this.preparationFailed(claim, 'workspace', err), null, stdoutLog, null);
       return;
     }
     let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
@@ -444,7 +450,7 @@ export class Dispatcher {
       env: { ...this.o.env, ...agentConfig(this.o.config, task.agent).env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
       deadline: attempt.startedAt + task.timeoutMs,
       stdoutLog,
-      stderrLog: path.join(logDir, `${attempt.number}.stderr.log`),
+      stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
       signal,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
@@ -511,7 +517,7 @@ export class Dispatcher {
    * the branch and commits; a merge conflict fails a completed task. A requeued task keeps
    * its worktree for the next attempt; a lost lease touches nothing.
    */
-  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string, workspace: Workspace | null): Promise<void> {
+  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string | null, workspace: Workspace | null): Promise<void> {
     const { task, attempt } = claim;
     const store = this.o.store;
     const now = this.o.now();
@@ -597,6 +603,19 @@ export class Dispatcher {
       if (ended.state !== 'completed') await this.settleDependents();
       if (ended.parentId !== null) await this.settleParents();
     }
+  }
+
+  /**
+   * The outcome of an attempt that failed before or around its agent, at `step` (`logs`,
+   * `workspace`, `agentq`): retried like an agent failure when the cause may pass (a full
+   * disk, too many open files), final otherwise (a name the file system refuses).
+   */
+  private preparationFailed(claim: Claim, step: string, err: unknown): RunOutcome {
+    const message = err instanceof Error ? err.message : String(err);
+    const reason = message.startsWith(`${step}:`) ? message : `${step}: ${message}`;
+    const outcome: RunOutcome = { kind: 'failed', reason, retryable: TRANSIENT_FS_ERRORS.has((err as NodeJS.ErrnoException).code ?? ''), stats: emptyStats(), exitCode: null };
+    this.events.emit('attempt.outcome', claim, outcome);
+    return outcome;
   }
 
   /** Backoff before the next attempt: the task's `retry_backoff` (else config), doubled per attempt, with jitter. */

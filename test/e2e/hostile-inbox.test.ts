@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { baseSpec } from '../../src/config/task-file.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { agentq, dropTask, listDir, makeProject } from '../fixtures/project.ts';
 
 
@@ -79,5 +81,32 @@ describe('hostile inbox', () => {
     const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /#2 after left queued: cannot run until someone acts: dependency "ask" is blocked on a question \(agentq answer 1/);
+  });
+});
+
+describe('attempts that cannot be prepared', () => {
+  it('an attempt whose log folder cannot be made ends failed instead of holding its slot', async () => {
+    const paths = makeProject({ concurrency: 1 });
+    dropTask(paths, 'blocked-logs', { agent: 'command', command: 'echo hi' }, 'x');
+    dropTask(paths, 'next', { agent: 'command', command: 'echo next', priority: 'low' }, 'x');
+    fs.mkdirSync(paths.logs, { recursive: true });
+    fs.writeFileSync(path.join(paths.logs, '1-blocked-logs'), 'a file where the folder goes');
+    const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /failed +#1 blocked-logs logs: EEXIST/);
+    assert.deepEqual(listDir(paths.done), ['next.md']);
+    assert.deepEqual(listDir(paths.failed), ['blocked-logs.md']);
+  });
+
+  it('a stored task whose name is too long for a file name still gets its logs and result file', async () => {
+    const paths = makeProject();
+    const name = `n${'x'.repeat(244)}`;
+    const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
+    await store.enqueue([{ spec: { ...baseSpec(name, 'x'), agent: 'command', command: 'echo long', timeoutMs: 60_000 }, dependsOnIds: [] }], Date.now());
+    await store.close();
+    const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(listDir(paths.done), [`${name.slice(0, 100)}.md`]);
+    assert.deepEqual(listDir(paths.logs), [`1-${name.slice(0, 100)}`]);
   });
 });
