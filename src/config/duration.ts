@@ -10,7 +10,12 @@ export function parseDuration(value: unknown): number | null {
   if (typeof value !== 'string') return null;
   const text = value.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return parseDuration(Number(text));
-  const parsed = ms(text as ms.StringValue) as number | undefined;
+  let parsed: number | undefined;
+  try {
+    parsed = ms(text as ms.StringValue) as number | undefined;
+  } catch {
+    return null; // `ms` throws on an empty or over-long string
+  }
   return typeof parsed === 'number' && Number.isFinite(parsed) && parsed > 0 ? Math.round(parsed) : null;
 }
 
