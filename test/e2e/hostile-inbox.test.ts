@@ -61,12 +61,13 @@ describe('hostile inbox', () => {
   });
 
   it('run --once states a wait it sits out, and --max-wait bounds it', async () => {
-    const paths = makeProject();
-    const soon = new Date(Date.now() + 3_000).toISOString();
-    dropTask(paths, 'soon', { agent: 'command', command: 'echo soon', run_at: soon }, 'x');
-    const short = await agentq(['run', '--once', '--max-wait', '1s', '--project', paths.root], {}, 30_000);
+    const far = makeProject();
+    dropTask(far, 'later', { agent: 'command', command: 'echo later', run_at: new Date(Date.now() + 3_600_000).toISOString() }, 'x');
+    const short = await agentq(['run', '--once', '--max-wait', '1s', '--project', far.root], {}, 30_000);
     assert.equal(short.code, 1, short.stderr);
-    assert.match(short.stderr, /#1 soon left queued: cannot run within --max-wait 1\.0s: run_at/);
+    assert.match(short.stderr, /#1 later left queued: cannot run within --max-wait 1\.0s: run_at/);
+    const paths = makeProject();
+    dropTask(paths, 'soon', { agent: 'command', command: 'echo soon', run_at: new Date(Date.now() + 4_000).toISOString() }, 'x');
     const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /waiting +#1 soon until .*: run_at/);
