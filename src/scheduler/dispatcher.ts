@@ -73,7 +73,7 @@ export function parseQuestion(result: string): string | null {
 }
 
 /** Whether the inbox holds any task file (`*.md`, not hidden) but those in `except` (e.g. refused entries). */
-export function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown> = new Map()): boolean {
+function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown>): boolean {
   try {
     return fs.readdirSync(paths.inbox).some((f) => f.endsWith('.md') && !f.startsWith('.') && !except.has(f));
   } catch {
@@ -243,7 +243,7 @@ export class Dispatcher {
    * the intake lock is not held while waiting.
    */
   private async takeInAfterAgent(task: Task): Promise<void> {
-    if (!inboxHasFiles(this.o.paths)) return; // the common case: nothing filed, nothing to do
+    if (!this.inboxHasWork()) return; // the common case: nothing filed, nothing to do
     await this.takeIn(this.o.now());
     const namesParent = new RegExp(`^parent:\\s*["']?${task.name.replace(/[.]/g, '\\.')}["']?\\s*$`, 'm');
     const filed = this.unsettledFiles.some((f) => {
@@ -654,6 +654,11 @@ export class Dispatcher {
   /** Writes every missing result file (after a crash, or an earlier I/O error). */
   async writeResults(): Promise<void> {
     for (const t of await this.o.store.listUnreported()) await this.report(t);
+  }
+
+  /** Whether the inbox holds task files to take in (refused entries left aside). */
+  inboxHasWork(): boolean {
+    return inboxHasFiles(this.o.paths, this.refusedFiles);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import chokidar, { type FSWatcher } from 'chokidar';
 import type { Config, ProjectPaths } from '../config/config.ts';
-import { inboxHasFiles, type Dispatcher } from './dispatcher.ts';
+import type { Dispatcher } from './dispatcher.ts';
 import type { QueuedWait } from './waiting.ts';
 
 export interface DispatchLoopOptions {
@@ -66,7 +66,7 @@ export class DispatchLoop {
         if (this.stopped) return;
         this.woken = false;
         await this.dispatcher.tick();
-        if (this.o.once && ((await this.dispatcher.idle()) ? !inboxHasFiles(this.paths, this.dispatcher.refusedFiles) : await this.stalled())) return;
+        if (this.o.once && ((await this.dispatcher.idle()) ? !this.dispatcher.inboxHasWork() : await this.stalled())) return;
         if (this.woken || this.stopped) continue;
         await new Promise<void>((resolve) => {
           // A file still being written is looked at again once it may have settled.
@@ -93,7 +93,7 @@ export class DispatchLoop {
    * `unrunnable` says why each waits). A wait it sits out is stated once per task (`task.delayed`).
    */
   private async stalled(): Promise<boolean> {
-    if (this.dispatcher.unsettledFiles.length || inboxHasFiles(this.paths, this.dispatcher.refusedFiles)) return false;
+    if (this.dispatcher.unsettledFiles.length || this.dispatcher.inboxHasWork()) return false;
     const waits = await this.dispatcher.queueWaits();
     if (waits === null) return false;
     const now = Date.now();
