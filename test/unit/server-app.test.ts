@@ -9,61 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config, type ProjectPaths } from '../../src/config/config.ts';
 import { parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
-import { DispatcherEvents } from '../../src/events/events.ts';
 import { attemptLogFile } from '../../src/results/logs.ts';
-import { buildApp, type AppOptions } from '../../src/server/app.ts';
-import { bridgeDispatcherEvents, EventHub } from '../../src/server/event-hub.ts';
-import { createMetrics } from '../../src/server/metrics.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { makeProject } from '../fixtures/project.ts';
+import { closeHarnesses, harness, post } from '../fixtures/server-app.ts';
 
-interface Harness {
-  app: FastifyInstance;
-  store: SqliteStore;
-  paths: ProjectPaths;
-  config: Config;
-  events: DispatcherEvents;
-  hub: EventHub;
-  count(): number;
-}
-
-const open: Harness[] = [];
-after(async () => {
-  for (const h of open) {
-    await h.app.close();
-    await h.store.close();
-  }
-});
-
-async function harness(o: Partial<AppOptions> & { configOverrides?: Record<string, unknown> } = {}): Promise<Harness> {
-  const paths = makeProject(o.configOverrides ?? {});
-  const config = loadConfig(paths.root);
-  const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
-  const events = new DispatcherEvents();
-  const hub = new EventHub();
-  bridgeDispatcherEvents(events, hub, store);
-  const metrics = createMetrics(store, events);
-  const app = await buildApp({ store, config, paths, token: null, events, hub, metrics, webDist: null, ...o });
-  const h: Harness = {
-    app,
-    store,
-    paths,
-    config,
-    events,
-    hub,
-    count: () => Number((store.db.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n),
-  };
-  open.push(h);
-  return h;
-}
-
-const post = (app: FastifyInstance, url: string, body: unknown, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+after(closeHarnesses);
 
 type Reply = Awaited<ReturnType<typeof post>>;
 
