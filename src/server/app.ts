@@ -23,6 +23,7 @@ import type { CallbackDelivery, Store } from '../store/store.ts';
 import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import type { EventHub, HubEvent } from './event-hub.ts';
+import { checkJsonCharset, parseJsonBody } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
 import { errorResponses, ref, SHARED_SCHEMAS } from './schemas.ts';
 import { bodySha256, taskBodySchema, taskRequestFromBody } from './task-body.ts';
@@ -78,12 +79,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger as FastifyServerOptions['logger'],
     bodyLimit: o.config.serve.body_limit,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     return503OnClosing: true,
   });
-  // JSON only: a body of any other type is 415 (Fastify would read text/plain too).
-  app.removeContentTypeParser('text/plain');
+  // JSON only: a body of any other type is 415 (Fastify would read text/plain too). JSON
+  // bodies are read by parseJsonBody: a precise 400 for each way one can be unreadable.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      checkJsonCharset(request.headers['content-type']);
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // Bodies are validated as sent (no coercion, unknown fields refused); query strings and
   // params are text, so their numbers are coerced.

@@ -88,10 +88,6 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
     return make('bad_request', fe.message, typeof fe.field === 'string' ? fe.field : null);
   }
   switch (fe.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return make('bad_request', 'body: not valid JSON', 'body');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return make('bad_request', 'body: empty, but the content type is application/json', 'body');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return make('payload_too_large', `body: larger than the limit (serve.body_limit)`, 'body');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -257,6 +257,43 @@ describe('auth', () => {
   });
 });
 
+describe('hostile input', () => {
+  it('every way a JSON body is unreadable gets its own 400 (or 415) naming it, and nothing is stored', async () => {
+    const h = await harness();
+    const depth = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const send = (payload: string | Buffer, contentType = 'application/json') =>
+      h.app.inject({ method: 'POST', url: '/v1/tasks', headers: { 'content-type': contentType }, payload });
+    const cases: Array<{ what: string; send: () => Promise<Reply>; status?: number; field: string; message: string | RegExp }> = [
+      { what: '__proto__ at the top', send: () => send('{"prompt":"x","__proto__":{"admin":true}}'), field: '__proto__', message: /^__proto__: forbidden key/ },
+      { what: '__proto__ nested', send: () => send('{"prompt":"x","tags":["a",{"__proto__":{"admin":true}}]}'), field: 'tags.1.__proto__', message: /^tags\.1\.__proto__: forbidden key/ },
+      { what: 'constructor.prototype', send: () => send('{"prompt":"x","constructor":{"prototype":{"admin":true}}}'), field: 'constructor.prototype', message: /^constructor\.prototype: forbidden key/ },
+      { what: '100,000 levels of arrays', send: () => send(depth(100_000)), field: 'body', message: 'body: nests deeper than 64 levels' },
+      { what: '5,000 levels in a field', send: () => send(`{"prompt":"x","tags":${depth(5000)}}`), field: 'tags', message: 'body: nests deeper than 64 levels (in tags)' },
+      { what: '100,000 levels of objects', send: () => send(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`), field: 'a', message: 'body: nests deeper than 64 levels (in a)' },
+      { what: 'exactly 64 levels: the field rule, not the depth', send: () => send(`{"prompt":"x","tags":${depth(63)}}`), field: 'tags', message: /^tags: (?!.*nests)/ },
+      { what: 'bytes that are not UTF-8', send: () => send(Buffer.concat([Buffer.from('{"prompt":"'), Buffer.from([0xff, 0xc0, 0xaf]), Buffer.from('"}')])), field: 'body', message: 'body: not valid UTF-8 (JSON must be UTF-8)' },
+      { what: 'a UTF-16 surrogate as UTF-8 bytes', send: () => send(Buffer.concat([Buffer.from('{"prompt":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])), field: 'body', message: 'body: not valid UTF-8 (JSON must be UTF-8)' },
+      { what: 'a number past the largest double', send: () => send('{"prompt":"x","timeout":1e309}'), field: 'timeout', message: 'timeout: a number too large to represent (it would be Infinity)' },
+      { what: 'a negative one, nested', send: () => send('{"prompt":"x","tags":["a",-1e999]}'), field: 'tags.1', message: 'tags.1: a number too large to represent (it would be -Infinity)' },
+      { what: 'truncated JSON', send: () => send('{"prompt": "x", "tags": ["a"'), field: 'body', message: /^body: not valid JSON \(.+\)$/ },
+      { what: 'only white space', send: () => send(' \n\t '), field: 'body', message: /^body: empty/ },
+      { what: 'a charset that is not UTF-8', send: () => send('{"prompt":"x"}', 'application/json; charset=latin1'), status: 415, field: 'content-type', message: /^content-type: charset "latin1" is not utf-8/ },
+    ];
+    for (const c of cases) {
+      const r = await c.send();
+      assert.equal(r.statusCode, c.status ?? 400, `${c.what}: ${r.body}`);
+      const err = (r.json() as { error: { code: string; message: string; field: string | null } }).error;
+      assert.equal(err.field, c.field, `${c.what}: ${err.message}`);
+      if (typeof c.message === 'string') assert.equal(err.message, c.message, c.what);
+      else assert.match(err.message, c.message, c.what);
+      assert.equal(h.count(), 0, `${c.what}: nothing is stored`);
+    }
+    assert.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was changed');
+    const ok = await send('{"prompt":"x","tags":["a"]}', 'application/json; charset="UTF-8"');
+    assert.equal(ok.statusCode, 201, ok.body);
+  });
+});
+
 describe('GET /v1/tasks', () => {
   it('filters by state, agent, tag and priority, newest first, with cursor pagination', async () => {
     const h = await harness();
