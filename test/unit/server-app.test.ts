@@ -13,6 +13,7 @@ import { parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
 import { attemptLogFile } from '../../src/results/logs.ts';
+import { rawRequest } from '../fixtures/raw-http.ts';
 import { closeHarnesses, harness, post } from '../fixtures/server-app.ts';
 
 after(closeHarnesses);
@@ -257,6 +258,15 @@ describe('auth', () => {
   });
 });
 
+/** A built dashboard with index.html and one asset. */
+function fakeDist(): string {
+  const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-web-'));
+  fs.writeFileSync(path.join(dist, 'index.html'), '<!doctype html><div id="app"></div>');
+  fs.mkdirSync(path.join(dist, 'assets'));
+  fs.writeFileSync(path.join(dist, 'assets', 'app.js'), 'console.log(1)');
+  return dist;
+}
+
 describe('hostile input', () => {
   it('every way a JSON body is unreadable gets its own 400 (or 415) naming it, and nothing is stored', async () => {
     const h = await harness();
@@ -291,6 +301,62 @@ describe('hostile input', () => {
     assert.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was changed');
     const ok = await send('{"prompt":"x","tags":["a"]}', 'application/json; charset="UTF-8"');
     assert.equal(ok.statusCode, 201, ok.body);
+  });
+
+  it('a path that is not normalized names nothing: 404 over a real socket, with or without the token, dashboard or not', async () => {
+    const withDist = await harness({ webDist: fakeDist(), token: 'tok' });
+    const bare = await harness();
+    const paths = [
+      '//v1/tasks',
+      '/v1//tasks',
+      '/v1/./tasks',
+      '/v1/../v1/tasks',
+      '/x/../v1/tasks',
+      '/v1/%2e/tasks',
+      '/v1/%2E%2E/v1/tasks',
+      '/%2e%2e/v1/tasks',
+      '/v1/tasks/1/../1',
+      '/v1/tasks/%2e%2e',
+      '/./',
+      '//',
+      '/assets/../index.html',
+      '/x%00',
+    ];
+    for (const [h, headers] of [
+      [withDist, {}],
+      [withDist, { authorization: 'Bearer tok' }],
+      [bare, {}],
+    ] as const) {
+      const base = await h.listen();
+      for (const p of paths) {
+        const r = await rawRequest(base, { path: p, headers });
+        assert.equal(r.status, 404, `${p}: ${r.body}`);
+        const err = (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+        assert.equal(err.code, 'not_found', p);
+        assert.match(err.message, /^GET \S+: no such route \((a "\.{1,2}" path segment|an empty path segment \("\/\/"\)|a NUL byte in the path)\)$/, p);
+      }
+      // A POST that would create a task is refused before its body is read.
+      const created = await rawRequest(base, { method: 'POST', path: '/v1/./tasks', headers: { ...headers, 'content-type': 'application/json' }, body: '{"prompt":"x"}' });
+      assert.equal(created.status, 404, created.body);
+      assert.equal(h.count(), 0);
+      // A URL the router cannot read gets the error body too.
+      const badEscape = await rawRequest(base, { path: '/v1/tasks/%zz', headers });
+      assert.equal(badEscape.status, 400, badEscape.body);
+      assert.deepEqual(JSON.parse(badEscape.body), { error: { code: 'bad_request', message: 'path: "/v1/tasks/%zz" has an invalid %-escape (not two hex digits, or not UTF-8)', field: 'path' } });
+      const long = await rawRequest(base, { path: `/v1/tasks/${'a'.repeat(101)}?x=1`, headers });
+      assert.equal(long.status, 404, long.body);
+      // (the router's own error without a dashboard, its wildcard route with one)
+      assert.match(JSON.parse(long.body).error.message, /^GET \/v1\/tasks\/a{101}: no such route( \(a path parameter longer than 100 characters\))?$/);
+    }
+    const base = await withDist.listen();
+    // Normalized paths still work, and percent-encoded ones the router decodes stay protected.
+    assert.equal((await rawRequest(base, { path: '/v1/tasks', headers: { authorization: 'Bearer tok' } })).status, 200);
+    assert.equal((await rawRequest(base, { path: '/%761/tasks' })).status, 401);
+    assert.equal((await rawRequest(base, { path: '/assets/app.js' })).body, 'console.log(1)');
+    // A dotfile is no file of the dashboard: the single-page fallback, not a 403 passed off as 400.
+    const dot = await rawRequest(base, { path: '/.env' });
+    assert.equal(dot.status, 200);
+    assert.match(dot.body, /id="app"/);
   });
 });
 
@@ -498,11 +564,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   });
 
   it('serves the built dashboard with a single-page fallback, or says how to build it', async () => {
-    const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-web-'));
-    fs.writeFileSync(path.join(dist, 'index.html'), '<!doctype html><div id="app"></div>');
-    fs.mkdirSync(path.join(dist, 'assets'));
-    fs.writeFileSync(path.join(dist, 'assets', 'app.js'), 'console.log(1)');
-    const h = await harness({ webDist: dist, token: 'tok' });
+    const h = await harness({ webDist: fakeDist(), token: 'tok' });
     const index = await h.app.inject({ url: '/' });
     assert.equal(index.statusCode, 200);
     assert.match(index.body, /id="app"/);
