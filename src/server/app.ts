@@ -25,7 +25,7 @@ import { errorHandler, HttpError, noRoute } from './errors.ts';
 import type { EventHub, HubEvent } from './event-hub.ts';
 import { checkJsonCharset, parseJsonBody } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
-import { pathOf, pathProblem } from './request-url.ts';
+import { pathOf, pathProblem, REDACTED, redactUrl } from './request-url.ts';
 import { errorResponses, ref, SHARED_SCHEMAS } from './schemas.ts';
 import { bodySha256, taskBodySchema, taskRequestFromBody } from './task-body.ts';
 
@@ -46,7 +46,11 @@ export interface AppOptions {
   webDist?: string | null;
   /** Interval of the `: ping` comment on open event streams, ms. Default 15,000. */
   pingMs?: number;
-  /** Fastify's logger option (the `authorization` header is always redacted). Default: off. */
+  /**
+   * Fastify's logger option. Default: off. Whatever it says, the `authorization` header is
+   * redacted, and so are the values of secret-looking query parameters in the logged URL
+   * (`?token=…`, see `redactUrl`), also through a `serializers.req` of its own.
+   */
   logger?: FastifyServerOptions['logger'];
   now?: () => number;
 }
@@ -69,16 +73,42 @@ function callbackView(c: CallbackDelivery | null) {
   return c && { url: c.url, state: c.state, attempts: c.attempts, lastError: c.lastError, deliveredAt: c.deliveredAt };
 }
 
+/** What a request logs (Fastify's default fields), its URL redacted. */
+interface LoggedRequest {
+  method: string;
+  url: string;
+  headers?: Record<string, unknown>;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}
+
+/** The logger option with the redactions every log gets (see {@link AppOptions.logger}). */
+function safeLogger(option: AppOptions['logger']): FastifyServerOptions['logger'] {
+  if (option === undefined || option === false) return false;
+  const given = typeof option === 'object' ? option : {};
+  const req = given.serializers?.req as ((r: LoggedRequest) => Record<string, unknown>) | undefined;
+  return {
+    ...given,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: REDACTED },
+    serializers: {
+      ...given.serializers,
+      req: (r: LoggedRequest) => {
+        const out = req
+          ? req(r)
+          : { method: r.method, url: r.url, version: r.headers?.['accept-version'], host: r.host, remoteAddress: r.ip, remotePort: r.socket?.remotePort };
+        return typeof out.url === 'string' ? { ...out, url: redactUrl(out.url) } : out;
+      },
+    },
+  } as FastifyServerOptions['logger'];
+}
+
 /** Builds the Fastify app (not listening yet). */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const now = o.now ?? Date.now;
   const { store, paths } = o;
-  const logger =
-    o.logger === undefined || o.logger === false
-      ? false
-      : { ...(typeof o.logger === 'object' ? o.logger : {}), redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' } };
   const app = Fastify({
-    logger: logger as FastifyServerOptions['logger'],
+    logger: safeLogger(o.logger),
     bodyLimit: o.config.serve.body_limit,
     return503OnClosing: true,
     // Errors of the router get the error body too: a URL it cannot decode is 400; a path

@@ -1,7 +1,19 @@
 /**
  * Rules about a request's URL as received (`request.url`: path and query, not decoded):
- * which paths are not normalized (and so name nothing).
+ * which paths are not normalized (and so name nothing), and how a URL is written to the log
+ * without the secrets a client put in its query string.
  */
+
+/** Marker that replaces a secret query value in the log. */
+export const REDACTED = '[redacted]';
+
+/** Query parameter names that look like they carry a secret (`token`, `access_token`, `api_key`, `password`, `auth`, …). */
+const SECRET_PARAM = /token|key|secret|passw|pwd|auth|credential|session|cookie|signature|^sig$/i;
+
+/** Whether a query parameter's (decoded) name looks like it carries a secret. */
+export function isSecretParam(name: string): boolean {
+  return SECRET_PARAM.test(name);
+}
 
 /** Percent-decodes a URL component; null when its %-escapes are not valid UTF-8. */
 function decode(component: string): string | null {
@@ -35,4 +47,26 @@ export function pathProblem(url: string): string | null {
     if (s.includes('\0')) return 'a NUL byte in the path';
   }
   return null;
+}
+
+/**
+ * A request URL for the log: the value of every query parameter whose name looks secret
+ * ({@link isSecretParam}, judged on the decoded name) is replaced by {@link REDACTED}, and
+ * so is the `user:password@` of an absolute-form target; the path and the other parameters
+ * are kept as sent. A name that cannot be decoded counts as secret.
+ */
+export function redactUrl(rawUrl: string): string {
+  const url = rawUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, `$1${REDACTED}@`);
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const rawName = eq < 0 ? pair : pair.slice(0, eq);
+      const name = decode(rawName.replace(/\+/g, ' '));
+      return eq >= 0 && (name === null || isSecretParam(name)) ? `${rawName}=${REDACTED}` : pair;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
 }

@@ -258,6 +258,18 @@ describe('auth', () => {
   });
 });
 
+/** Captures a Fastify logger's output. */
+function logCapture(): { stream: Writable; text: () => string } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => lines.join('') };
+}
+
 /** A built dashboard with index.html and one asset. */
 function fakeDist(): string {
   const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-web-'));
@@ -357,6 +369,25 @@ describe('hostile input', () => {
     const dot = await rawRequest(base, { path: '/.env' });
     assert.equal(dot.status, 200);
     assert.match(dot.body, /id="app"/);
+  });
+
+  it('secret-looking query parameters are redacted from the request log; the rest of the URL is kept', async () => {
+    for (const serializers of [undefined, { req: (req: { url: string; headers: unknown }) => ({ url: req.url, headers: req.headers }) }]) {
+      const log = logCapture();
+      const h = await harness({ logger: { level: 'trace', stream: log.stream, ...(serializers ? { serializers } : {}) } });
+      const base = await h.listen();
+      await rawRequest(base, { path: '/v1/tasks?token=SECRET123' });
+      await rawRequest(base, { path: '/v1/tasks?limit=5&access_token=SECRET123&api%5Fkey=SECRET123&Password=SECRET123&%74oken=SECRET123' });
+      await rawRequest(base, { path: '/nowhere?secret=SECRET123&client_secret=SECRET123' });
+      await rawRequest(base, { path: '/v1/tasks/%zz?auth=SECRET123' });
+      await rawRequest(base, { method: 'POST', path: '/v1/tasks?session=SECRET123', headers: { 'content-type': 'application/json' }, body: '{' });
+      const text = log.text();
+      assert.match(text, /incoming request/, 'requests were logged');
+      assert.doesNotMatch(text, /SECRET123/);
+      assert.match(text, /\/v1\/tasks\?token=\[redacted\]"/);
+      assert.match(text, /\/v1\/tasks\?limit=5&access_token=\[redacted\]&api%5Fkey=\[redacted\]&Password=\[redacted\]&%74oken=\[redacted\]"/);
+      assert.match(text, /\/nowhere\?secret=\[redacted\]&client_secret=\[redacted\]"/);
+    }
   });
 });
 
