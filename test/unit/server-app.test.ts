@@ -380,6 +380,7 @@ describe('hostile input', () => {
       await rawRequest(base, { path: '/v1/tasks?limit=5&access_token=SECRET123&api%5Fkey=SECRET123&Password=SECRET123&%74oken=SECRET123' });
       await rawRequest(base, { path: '/nowhere?secret=SECRET123&client_secret=SECRET123' });
       await rawRequest(base, { path: '/v1/tasks/%zz?auth=SECRET123' });
+      await rawRequest(base, { path: 'http://me:SECRET123@127.0.0.1/v1/tasks?limit=1' });
       await rawRequest(base, { method: 'POST', path: '/v1/tasks?session=SECRET123', headers: { 'content-type': 'application/json' }, body: '{' });
       const text = log.text();
       assert.match(text, /incoming request/, 'requests were logged');
@@ -387,6 +388,7 @@ describe('hostile input', () => {
       assert.match(text, /\/v1\/tasks\?token=\[redacted\]"/);
       assert.match(text, /\/v1\/tasks\?limit=5&access_token=\[redacted\]&api%5Fkey=\[redacted\]&Password=\[redacted\]&%74oken=\[redacted\]"/);
       assert.match(text, /\/nowhere\?secret=\[redacted\]&client_secret=\[redacted\]"/);
+      assert.match(text, /"http:\/\/\[redacted\]@127\.0\.0\.1\/v1\/tasks\?limit=1"/);
     }
   });
 });
