@@ -32,10 +32,11 @@ export function pathOf(url: string): string {
 
 /**
  * Why a request path is not normalized, or null when it is. Not normalized: a `.` or `..`
- * segment, also percent-encoded (`%2e`), an empty segment (`//`; a trailing `/` is fine),
- * a NUL byte (`%00`). The router and the static file server read such paths differently
- * (one literally, one resolved), so they are answered 404 before either sees them.
- * Invalid %-escapes are left to the router (400, `FST_ERR_BAD_URL`).
+ * segment, also percent-encoded (`%2e`) or between backslashes or encoded slashes
+ * (`\..\`, `..%2f`), an empty segment (`//`; a trailing `/` is fine), a NUL byte (`%00`).
+ * The router and the static file server read such paths differently (one literally, one
+ * resolved), so they are answered 404 before either sees them. Invalid %-escapes are left
+ * to the router (400, `FST_ERR_BAD_URL`).
  */
 export function pathProblem(url: string): string | null {
   const segments = pathOf(url).split('/').slice(1);
@@ -43,8 +44,9 @@ export function pathProblem(url: string): string | null {
     const s = decode(raw);
     if (s === null) continue;
     if (s === '' && i < segments.length - 1) return 'an empty path segment ("//")';
-    if (s === '.' || s === '..') return `a "${s}" path segment`;
     if (s.includes('\0')) return 'a NUL byte in the path';
+    const dots = s.split(/[/\\]/).find((p) => p === '.' || p === '..');
+    if (dots !== undefined) return `a "${dots}" path segment`;
   }
   return null;
 }

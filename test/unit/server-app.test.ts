@@ -332,6 +332,9 @@ describe('hostile input', () => {
       '/./',
       '//',
       '/assets/../index.html',
+      '/assets\\..\\index.html',
+      '/assets/%2e%2e%5cindex.html',
+      '/..%2f..%2fetc%2fpasswd',
       '/x%00',
     ];
     for (const [h, headers] of [
