@@ -21,9 +21,11 @@ import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '..
 import { attemptLogFile, tailLog } from '../results/logs.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
 import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
-import { errorHandler, HttpError } from './errors.ts';
+import { errorHandler, HttpError, noRoute } from './errors.ts';
 import type { EventHub, HubEvent } from './event-hub.ts';
+import { checkJsonCharset, parseJsonBody } from './json-body.ts';
 import type { Metrics } from './metrics.ts';
+import { pathOf, pathProblem, REDACTED, redactUrl } from './request-url.ts';
 import { errorResponses, ref, SHARED_SCHEMAS } from './schemas.ts';
 import { bodySha256, taskBodySchema, taskRequestFromBody } from './task-body.ts';
 
@@ -44,7 +46,11 @@ export interface AppOptions {
   webDist?: string | null;
   /** Interval of the `: ping` comment on open event streams, ms. Default 15,000. */
   pingMs?: number;
-  /** Fastify's logger option (the `authorization` header is always redacted). Default: off. */
+  /**
+   * Fastify's logger option. Default: off. Whatever it says, the `authorization` header is
+   * redacted, and so are the values of secret-looking query parameters in the logged URL
+   * (`?token=…`, see `redactUrl`), also through a `serializers.req` of its own.
+   */
   logger?: FastifyServerOptions['logger'];
   now?: () => number;
 }
@@ -67,23 +73,67 @@ function callbackView(c: CallbackDelivery | null) {
   return c && { url: c.url, state: c.state, attempts: c.attempts, lastError: c.lastError, deliveredAt: c.deliveredAt };
 }
 
+/** What a request logs (Fastify's default fields), its URL redacted. */
+interface LoggedRequest {
+  method: string;
+  url: string;
+  headers?: Record<string, unknown>;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}
+
+/** The logger option with the redactions every log gets (see {@link AppOptions.logger}). */
+function safeLogger(option: AppOptions['logger']): FastifyServerOptions['logger'] {
+  if (option === undefined || option === false) return false;
+  const given = typeof option === 'object' ? option : {};
+  const req = given.serializers?.req as ((r: LoggedRequest) => Record<string, unknown>) | undefined;
+  return {
+    ...given,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: REDACTED },
+    serializers: {
+      ...given.serializers,
+      req: (r: LoggedRequest) => {
+        const out = req
+          ? req(r)
+          : { method: r.method, url: r.url, version: r.headers?.['accept-version'], host: r.host, remoteAddress: r.ip, remotePort: r.socket?.remotePort };
+        return typeof out.url === 'string' ? { ...out, url: redactUrl(out.url) } : out;
+      },
+    },
+  } as FastifyServerOptions['logger'];
+}
+
 /** Builds the Fastify app (not listening yet). */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const now = o.now ?? Date.now;
   const { store, paths } = o;
-  const logger =
-    o.logger === undefined || o.logger === false
-      ? false
-      : { ...(typeof o.logger === 'object' ? o.logger : {}), redact: { paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization'], censor: '[redacted]' } };
   const app = Fastify({
-    logger: logger as FastifyServerOptions['logger'],
+    logger: safeLogger(o.logger),
     bodyLimit: o.config.serve.body_limit,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    // Errors of the router get the error body too: a URL it cannot decode is 400; a path
+    // parameter longer than it matches (Fastify's maxParamLength) names no task, 404.
+    frameworkErrors: (err, request, reply) => {
+      const mapped =
+        err.code === 'FST_ERR_BAD_URL'
+          ? new HttpError('bad_request', `path: ${JSON.stringify(pathOf(request.url))} has an invalid %-escape (not two hex digits, or not UTF-8)`, 'path')
+          : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? noRoute(request.method, request.url, `a path parameter longer than ${request.server.initialConfig.maxParamLength} characters`)
+            : err;
+      errorHandler(mapped, request, reply);
+    },
   });
-  // JSON only: a body of any other type is 415 (Fastify would read text/plain too).
-  app.removeContentTypeParser('text/plain');
+  // JSON only: a body of any other type is 415 (Fastify would read text/plain too). JSON
+  // bodies are read by parseJsonBody: a precise 400 for each way one can be unreadable.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      checkJsonCharset(request.headers['content-type']);
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // Bodies are validated as sent (no coercion, unknown fields refused); query strings and
   // params are text, so their numbers are coerced.
@@ -112,7 +162,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
 
+  // A path that is not normalized names nothing (404), whatever route the router or the
+  // static files would make of it; then the token check, by the matched route.
   app.addHook('onRequest', async (request) => {
+    const problem = pathProblem(request.url);
+    if (problem) throw noRoute(request.method, request.url, problem);
     if (isProtectedRoute(request.routeOptions.url)) authorize(request, o.token);
   });
 
@@ -517,19 +571,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   // --- dashboard ---------------------------------------------------------------------
   const dist = o.webDist && fs.existsSync(path.join(o.webDist, 'index.html')) ? o.webDist : null;
   if (dist) {
-    await app.register(fastifyStatic, { root: dist, prefix: '/', dotfiles: 'deny', index: ['index.html'], schemaHide: true });
+    await app.register(fastifyStatic, { root: dist, prefix: '/', dotfiles: 'ignore', index: ['index.html'], schemaHide: true });
   } else {
     app.get('/', { schema: { hide: true } }, async (_request, reply) =>
       reply.type('text/plain; charset=utf-8').send('agentq serve: the dashboard is not built. Run `npm run build:web`, then restart `agentq serve`. The API is at /v1 (see /openapi.json).\n'),
     );
   }
   app.setNotFoundHandler((request, reply) => {
-    const url = request.url.split('?')[0] ?? '';
+    const url = pathOf(request.url);
     // The dashboard is a single-page app: its routes are index.html.
     if (dist && (request.method === 'GET' || request.method === 'HEAD') && !isProtectedPath(url) && url !== '/openapi.json') {
       return reply.type('text/html; charset=utf-8').sendFile('index.html');
     }
-    return reply.code(404).send({ error: { code: 'not_found', message: `${request.method} ${url}: no such route`, field: null } });
+    throw noRoute(request.method, request.url);
   });
 
   return app;

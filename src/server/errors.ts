@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AgentQueueError, InvalidTaskError, NotFoundError } from '../core/errors.ts';
+import { pathOf } from './request-url.ts';
 
 /** The error codes of the API and their HTTP status. */
 export const ERROR_STATUS = {
@@ -38,6 +39,14 @@ export class HttpError extends Error {
   get statusCode(): number {
     return ERROR_STATUS[this.code];
   }
+}
+
+/**
+ * The 404 of a request that matches no route: `METHOD PATH: no such route` (the path without
+ * its query), and why when the path is refused for its form (see `pathProblem`).
+ */
+export function noRoute(method: string, url: string, why?: string): HttpError {
+  return new HttpError('not_found', `${method} ${pathOf(url)}: no such route${why ? ` (${why})` : ''}`);
 }
 
 interface AjvIssue {
@@ -88,10 +97,6 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
     return make('bad_request', fe.message, typeof fe.field === 'string' ? fe.field : null);
   }
   switch (fe.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return make('bad_request', 'body: not valid JSON', 'body');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return make('bad_request', 'body: empty, but the content type is application/json', 'body');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return make('payload_too_large', `body: larger than the limit (serve.body_limit)`, 'body');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -109,7 +114,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
 }
 
 /** Fastify error handler: every error becomes {@link ErrorBody}; 5xx are logged. */
-export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+export function errorHandler(err: Error, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toHttpError(err);
   if (status >= 500) request.log.error({ err }, 'request failed');
   if (status === 401) void reply.header('www-authenticate', 'Bearer');

@@ -2,8 +2,8 @@
  * `agentq serve` end to end: a real `bin/agentq serve` process (dispatcher + HTTP API) on a
  * free port, a `command` task submitted over HTTP and watched over SSE until its result,
  * a Last-Event-ID reconnect that misses nothing, idempotency, a token, bad input that
- * changes nothing, a clean stop on SIGTERM, and the refusal to listen beyond loopback
- * without a token.
+ * changes nothing, a clean stop on SIGTERM, the refusal to listen beyond loopback
+ * without a token, and a request log (--verbose) without the secrets of query strings.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Task } from '../../src/core/types.ts';
 import { AGENTQ, agentq, makeProject } from '../fixtures/project.ts';
+import { rawRequest } from '../fixtures/raw-http.ts';
 import { sseConnect } from '../fixtures/sse.ts';
 
 interface Served {
@@ -143,6 +144,33 @@ describe('agentq serve', () => {
     assert.match(s.stderr(), /SIGTERM: stopping/);
     const workers = await agentq(['status', '--json', '--project', paths.root]);
     assert.deepEqual((JSON.parse(workers.stdout) as { workers: unknown[] }).workers, [], 'it unregistered its dispatcher');
+  });
+
+  it('--verbose logs requests with secret query values redacted; hostile paths and bodies get precise answers', async () => {
+    const paths = makeProject();
+    const token = 'e2e-token-log-9c1d';
+    const s = await serve(paths.root, { AGENTQ_TOKEN: token }, ['--verbose']);
+    const auth = { authorization: `Bearer ${token}` };
+    const listed = await rawRequest(s.url, { path: '/v1/tasks?limit=5&access_token=SECRET-Q-123', headers: auth });
+    assert.equal(listed.status, 400, listed.body);
+    assert.equal((await rawRequest(s.url, { path: '/v1/tasks?token=SECRET-Q-123' })).status, 401);
+    for (const p of ['/v1/./tasks', '//v1/tasks', '/v1/%2e%2e/v1/tasks']) {
+      const r = await rawRequest(s.url, { path: p, headers: auth });
+      assert.equal(r.status, 404, `${p}: ${r.body}`);
+      assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'not_found');
+    }
+    const proto = await rawRequest(s.url, { method: 'POST', path: '/v1/tasks', headers: { ...json(token) }, body: '{"prompt":"x","__proto__":{"admin":true}}' });
+    assert.equal(proto.status, 400);
+    assert.equal((JSON.parse(proto.body) as { error: { field: string } }).error.field, '__proto__');
+    for (let i = 0; !s.stderr().includes('?token=[redacted]'); i++) {
+      assert.ok(i < 100, `no request log on stderr: ${s.stderr()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(s.stderr(), /\/v1\/tasks\?limit=5&access_token=\[redacted\]/);
+    assert.doesNotMatch(s.stdout() + s.stderr(), /SECRET-Q-123/);
+    assert.doesNotMatch(s.stdout() + s.stderr(), new RegExp(token));
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exited, 0);
   });
 
   it('refuses to listen beyond loopback without a token (exit 2)', async () => {

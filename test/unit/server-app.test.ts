@@ -9,61 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config, type ProjectPaths } from '../../src/config/config.ts';
 import { parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
-import { DispatcherEvents } from '../../src/events/events.ts';
 import { attemptLogFile } from '../../src/results/logs.ts';
-import { buildApp, type AppOptions } from '../../src/server/app.ts';
-import { bridgeDispatcherEvents, EventHub } from '../../src/server/event-hub.ts';
-import { createMetrics } from '../../src/server/metrics.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { makeProject } from '../fixtures/project.ts';
+import { rawRequest } from '../fixtures/raw-http.ts';
+import { closeHarnesses, harness, post } from '../fixtures/server-app.ts';
 
-interface Harness {
-  app: FastifyInstance;
-  store: SqliteStore;
-  paths: ProjectPaths;
-  config: Config;
-  events: DispatcherEvents;
-  hub: EventHub;
-  count(): number;
-}
-
-const open: Harness[] = [];
-after(async () => {
-  for (const h of open) {
-    await h.app.close();
-    await h.store.close();
-  }
-});
-
-async function harness(o: Partial<AppOptions> & { configOverrides?: Record<string, unknown> } = {}): Promise<Harness> {
-  const paths = makeProject(o.configOverrides ?? {});
-  const config = loadConfig(paths.root);
-  const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
-  const events = new DispatcherEvents();
-  const hub = new EventHub();
-  bridgeDispatcherEvents(events, hub, store);
-  const metrics = createMetrics(store, events);
-  const app = await buildApp({ store, config, paths, token: null, events, hub, metrics, webDist: null, ...o });
-  const h: Harness = {
-    app,
-    store,
-    paths,
-    config,
-    events,
-    hub,
-    count: () => Number((store.db.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n),
-  };
-  open.push(h);
-  return h;
-}
-
-const post = (app: FastifyInstance, url: string, body: unknown, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+after(closeHarnesses);
 
 type Reply = Awaited<ReturnType<typeof post>>;
 
@@ -305,6 +258,144 @@ describe('auth', () => {
   });
 });
 
+/** Captures a Fastify logger's output. */
+function logCapture(): { stream: Writable; text: () => string } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => lines.join('') };
+}
+
+/** A built dashboard with index.html and one asset. */
+function fakeDist(): string {
+  const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-web-'));
+  fs.writeFileSync(path.join(dist, 'index.html'), '<!doctype html><div id="app"></div>');
+  fs.mkdirSync(path.join(dist, 'assets'));
+  fs.writeFileSync(path.join(dist, 'assets', 'app.js'), 'console.log(1)');
+  return dist;
+}
+
+describe('hostile input', () => {
+  it('every way a JSON body is unreadable gets its own 400 (or 415) naming it, and nothing is stored', async () => {
+    const h = await harness();
+    const depth = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const send = (payload: string | Buffer, contentType = 'application/json') =>
+      h.app.inject({ method: 'POST', url: '/v1/tasks', headers: { 'content-type': contentType }, payload });
+    const cases: Array<{ what: string; send: () => Promise<Reply>; status?: number; field: string; message: string | RegExp }> = [
+      { what: '__proto__ at the top', send: () => send('{"prompt":"x","__proto__":{"admin":true}}'), field: '__proto__', message: /^__proto__: forbidden key/ },
+      { what: '__proto__ nested', send: () => send('{"prompt":"x","tags":["a",{"__proto__":{"admin":true}}]}'), field: 'tags.1.__proto__', message: /^tags\.1\.__proto__: forbidden key/ },
+      { what: 'constructor.prototype', send: () => send('{"prompt":"x","constructor":{"prototype":{"admin":true}}}'), field: 'constructor.prototype', message: /^constructor\.prototype: forbidden key/ },
+      { what: '100,000 levels of arrays', send: () => send(depth(100_000)), field: 'body', message: 'body: nests deeper than 64 levels' },
+      { what: '5,000 levels in a field', send: () => send(`{"prompt":"x","tags":${depth(5000)}}`), field: 'tags', message: 'body: nests deeper than 64 levels (in tags)' },
+      { what: '100,000 levels of objects', send: () => send(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`), field: 'a', message: 'body: nests deeper than 64 levels (in a)' },
+      { what: 'exactly 64 levels: the field rule, not the depth', send: () => send(`{"prompt":"x","tags":${depth(63)}}`), field: 'tags', message: /^tags: (?!.*nests)/ },
+      { what: 'bytes that are not UTF-8', send: () => send(Buffer.concat([Buffer.from('{"prompt":"'), Buffer.from([0xff, 0xc0, 0xaf]), Buffer.from('"}')])), field: 'body', message: 'body: not valid UTF-8 (JSON must be UTF-8)' },
+      { what: 'a UTF-16 surrogate as UTF-8 bytes', send: () => send(Buffer.concat([Buffer.from('{"prompt":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])), field: 'body', message: 'body: not valid UTF-8 (JSON must be UTF-8)' },
+      { what: 'a number past the largest double', send: () => send('{"prompt":"x","timeout":1e309}'), field: 'timeout', message: 'timeout: a number too large to represent (it would be Infinity)' },
+      { what: 'a negative one, nested', send: () => send('{"prompt":"x","tags":["a",-1e999]}'), field: 'tags.1', message: 'tags.1: a number too large to represent (it would be -Infinity)' },
+      { what: 'truncated JSON', send: () => send('{"prompt": "x", "tags": ["a"'), field: 'body', message: /^body: not valid JSON \(.+\)$/ },
+      { what: 'only white space', send: () => send(' \n\t '), field: 'body', message: /^body: empty/ },
+      { what: 'a charset that is not UTF-8', send: () => send('{"prompt":"x"}', 'application/json; charset=latin1'), status: 415, field: 'content-type', message: /^content-type: charset "latin1" is not utf-8/ },
+    ];
+    for (const c of cases) {
+      const r = await c.send();
+      assert.equal(r.statusCode, c.status ?? 400, `${c.what}: ${r.body}`);
+      const err = (r.json() as { error: { code: string; message: string; field: string | null } }).error;
+      assert.equal(err.field, c.field, `${c.what}: ${err.message}`);
+      if (typeof c.message === 'string') assert.equal(err.message, c.message, c.what);
+      else assert.match(err.message, c.message, c.what);
+      assert.equal(h.count(), 0, `${c.what}: nothing is stored`);
+    }
+    assert.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was changed');
+    const ok = await send('{"prompt":"x","tags":["a"]}', 'application/json; charset="UTF-8"');
+    assert.equal(ok.statusCode, 201, ok.body);
+  });
+
+  it('a path that is not normalized names nothing: 404 over a real socket, with or without the token, dashboard or not', async () => {
+    const withDist = await harness({ webDist: fakeDist(), token: 'tok' });
+    const bare = await harness();
+    const paths = [
+      '//v1/tasks',
+      '/v1//tasks',
+      '/v1/./tasks',
+      '/v1/../v1/tasks',
+      '/x/../v1/tasks',
+      '/v1/%2e/tasks',
+      '/v1/%2E%2E/v1/tasks',
+      '/%2e%2e/v1/tasks',
+      '/v1/tasks/1/../1',
+      '/v1/tasks/%2e%2e',
+      '/./',
+      '//',
+      '/assets/../index.html',
+      '/assets\\..\\index.html',
+      '/assets/%2e%2e%5cindex.html',
+      '/..%2f..%2fetc%2fpasswd',
+      '/x%00',
+    ];
+    for (const [h, headers] of [
+      [withDist, {}],
+      [withDist, { authorization: 'Bearer tok' }],
+      [bare, {}],
+    ] as const) {
+      const base = await h.listen();
+      for (const p of paths) {
+        const r = await rawRequest(base, { path: p, headers });
+        assert.equal(r.status, 404, `${p}: ${r.body}`);
+        const err = (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+        assert.equal(err.code, 'not_found', p);
+        assert.match(err.message, /^GET \S+: no such route \((a "\.{1,2}" path segment|an empty path segment \("\/\/"\)|a NUL byte in the path)\)$/, p);
+      }
+      // A POST that would create a task is refused before its body is read.
+      const created = await rawRequest(base, { method: 'POST', path: '/v1/./tasks', headers: { ...headers, 'content-type': 'application/json' }, body: '{"prompt":"x"}' });
+      assert.equal(created.status, 404, created.body);
+      assert.equal(h.count(), 0);
+      // A URL the router cannot read gets the error body too.
+      const badEscape = await rawRequest(base, { path: '/v1/tasks/%zz', headers });
+      assert.equal(badEscape.status, 400, badEscape.body);
+      assert.deepEqual(JSON.parse(badEscape.body), { error: { code: 'bad_request', message: 'path: "/v1/tasks/%zz" has an invalid %-escape (not two hex digits, or not UTF-8)', field: 'path' } });
+      const long = await rawRequest(base, { path: `/v1/tasks/${'a'.repeat(101)}?x=1`, headers });
+      assert.equal(long.status, 404, long.body);
+      // (the router's own error without a dashboard, its wildcard route with one)
+      assert.match(JSON.parse(long.body).error.message, /^GET \/v1\/tasks\/a{101}: no such route( \(a path parameter longer than 100 characters\))?$/);
+    }
+    const base = await withDist.listen();
+    // Normalized paths still work, and percent-encoded ones the router decodes stay protected.
+    assert.equal((await rawRequest(base, { path: '/v1/tasks', headers: { authorization: 'Bearer tok' } })).status, 200);
+    assert.equal((await rawRequest(base, { path: '/%761/tasks' })).status, 401);
+    assert.equal((await rawRequest(base, { path: '/assets/app.js' })).body, 'console.log(1)');
+    // A dotfile is no file of the dashboard: the single-page fallback, not a 403 passed off as 400.
+    const dot = await rawRequest(base, { path: '/.env' });
+    assert.equal(dot.status, 200);
+    assert.match(dot.body, /id="app"/);
+  });
+
+  it('secret-looking query parameters are redacted from the request log; the rest of the URL is kept', async () => {
+    for (const serializers of [undefined, { req: (req: { url: string; headers: unknown }) => ({ url: req.url, headers: req.headers }) }]) {
+      const log = logCapture();
+      const h = await harness({ logger: { level: 'trace', stream: log.stream, ...(serializers ? { serializers } : {}) } });
+      const base = await h.listen();
+      await rawRequest(base, { path: '/v1/tasks?token=SECRET123' });
+      await rawRequest(base, { path: '/v1/tasks?limit=5&access_token=SECRET123&api%5Fkey=SECRET123&Password=SECRET123&%74oken=SECRET123' });
+      await rawRequest(base, { path: '/nowhere?secret=SECRET123&client_secret=SECRET123' });
+      await rawRequest(base, { path: '/v1/tasks/%zz?auth=SECRET123' });
+      await rawRequest(base, { path: 'http://me:SECRET123@127.0.0.1/v1/tasks?limit=1' });
+      await rawRequest(base, { method: 'POST', path: '/v1/tasks?session=SECRET123', headers: { 'content-type': 'application/json' }, body: '{' });
+      const text = log.text();
+      assert.match(text, /incoming request/, 'requests were logged');
+      assert.doesNotMatch(text, /SECRET123/);
+      assert.match(text, /\/v1\/tasks\?token=\[redacted\]"/);
+      assert.match(text, /\/v1\/tasks\?limit=5&access_token=\[redacted\]&api%5Fkey=\[redacted\]&Password=\[redacted\]&%74oken=\[redacted\]"/);
+      assert.match(text, /\/nowhere\?secret=\[redacted\]&client_secret=\[redacted\]"/);
+      assert.match(text, /"http:\/\/\[redacted\]@127\.0\.0\.1\/v1\/tasks\?limit=1"/);
+    }
+  });
+});
+
 describe('GET /v1/tasks', () => {
   it('filters by state, agent, tag and priority, newest first, with cursor pagination', async () => {
     const h = await harness();
@@ -509,11 +600,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   });
 
   it('serves the built dashboard with a single-page fallback, or says how to build it', async () => {
-    const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-web-'));
-    fs.writeFileSync(path.join(dist, 'index.html'), '<!doctype html><div id="app"></div>');
-    fs.mkdirSync(path.join(dist, 'assets'));
-    fs.writeFileSync(path.join(dist, 'assets', 'app.js'), 'console.log(1)');
-    const h = await harness({ webDist: dist, token: 'tok' });
+    const h = await harness({ webDist: fakeDist(), token: 'tok' });
     const index = await h.app.inject({ url: '/' });
     assert.equal(index.statusCode, 200);
     assert.match(index.body, /id="app"/);
