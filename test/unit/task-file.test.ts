@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseDuration } from '../../src/config/duration.ts';
 import { parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 
@@ -83,4 +84,18 @@ describe('task files', () => {
       assert.match(refusal(text).message, reason);
     });
   }
+});
+
+describe('parseDuration', () => {
+  it('gives whole ms from 1 to the maximum, and null (never a throw) for anything else', () => {
+    assert.equal(parseDuration('90s'), 90_000);
+    assert.equal(parseDuration(1.5), 1500);
+    assert.equal(parseDuration('1.5'), 1500);
+    assert.equal(parseDuration('8d', 7 * 86_400_000), null);
+    assert.equal(parseDuration('7d', 7 * 86_400_000), 7 * 86_400_000);
+    for (const v of [0, -1, 0.0004, '0.4ms', '', '   ', 1e308, Infinity, Number.NaN, '1e308s', '9'.repeat(400), '200y', 'x'.repeat(101), null, {}, []]) {
+      assert.equal(parseDuration(v), null, String(v).slice(0, 20));
+    }
+    assert.equal(parseDuration('100y'), 100 * 365.25 * 86_400_000, 'the default maximum: 100 years');
+  });
 });
