@@ -4,6 +4,7 @@ import { parseDuration } from '../../src/config/duration.ts';
 // A namespace import: the regression cases below also run against versions without every export.
 import * as taskFile from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
+import type { TaskSpec } from '../../src/core/types.ts';
 
 const { parseTaskFile } = taskFile;
 const defaults = { default_timeout: 1_800_000, default_retries: 0 };
@@ -288,5 +289,137 @@ describe('parseDuration', () => {
       assert.equal(parseDuration(v), null, String(v).slice(0, 20));
     }
     assert.equal(parseDuration('100y'), 100 * 365.25 * 86_400_000, 'the default maximum: 100 years');
+  });
+});
+
+/** mulberry32: a small seeded PRNG, so every run makes the same files. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('task files: deterministic fuzz', () => {
+  it('turns hundreds of hostile files into a sane spec or an InvalidTaskError naming the field, quickly', (t) => {
+    const r = prng(14);
+    const int = (n: number) => Math.floor(r() * n);
+    const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
+    const chance = (p: number) => r() < p;
+    const randomText = (n: number) =>
+      Array.from({ length: n }, () => String.fromCodePoint(chance(0.002) ? int(0x20) : pick([0x20 + int(0x5f), 0x20 + int(0x5f), 0xa0 + int(0x2000), 0x1f600 + int(0x50)]))).join('');
+
+    const scalars = [
+      '0', '-0', '-1', '1', '1.5', '3', '100', '101', '1e308', '-1e308', '1e-320', '1e300', '.inf', '-.inf', '.nan', '0x7fffffff', '0o17',
+      '9007199254740993', '99999999999999999999999999', '~', 'null', 'true', 'false', 'yes', '""', "''", '"\\0"', '"\\e[2J"', '"a\\nb"',
+      '"\\u202e"', '2026-02-30', '2026-02-28', '2026-13-01', '2024-02-29T10:00:00Z', '2026-02-30T10:00:00Z', '"2026-12-01 09:00"', '90s',
+      '1e308s', '7d', '8d', '0.4ms', '"0"', 'critical', 'urgent', 'auto', 'claude', 'command', 'inplace', 'worktree', 'manual', 'a', '..',
+      '.x', 'other-task', 'job',
+    ];
+    const tagged = ['!!binary aGVsbG8=', '!!timestamp 2026-02-30', '!!set {a, b}', '!!omap [a: 1]', '!foo bar', '!!str 5', '!!int 7', '!!float 1.5', '!!js/function "f"', '!!null ""', '!!bool true'];
+    const scalar = (long = true): string => {
+      const k = int(10);
+      if (k < 6) return pick(scalars);
+      if (k < 7) return chance(0.3) ? pick(tagged) : pick(scalars);
+      if (k < 8) return JSON.stringify(randomText(int(40)));
+      if (k < 9) return pick(['x', 'n', 'd']).repeat(pick(long ? [40, 99, 100, 101, 200, 201, 500, 501, 70_000] : [99, 100, 101, 201]));
+      return String((r() - 0.5) * 10 ** int(320));
+    };
+    const value = (depth = 0): string => {
+      const k = int(12);
+      if (depth > 2 || k < 7) return scalar();
+      if (k < 9) return `[${Array.from({ length: pick(depth === 0 ? [0, 1, 3, 51, 1001] : [0, 1, 3]) }, () => (depth === 0 && chance(0.7) ? scalar(false) : value(depth + 1))).join(', ')}]`;
+      if (k < 10) return `{${Array.from({ length: int(4) }, () => `${pick(['a', 'b', '__proto__', 'timeout'])}${int(3)}: ${value(depth + 1)}`).join(', ')}}`;
+      if (k < 11) return `&x [a, *x]`;
+      const deep = chance(0.1) ? int(2000) : int(5);
+      return `${'['.repeat(deep)}${']'.repeat(deep)}`;
+    };
+    const keys = [...taskFile.KNOWN_FIELDS, ...taskFile.KNOWN_FIELDS, 'owner', '__proto__', 'constructor', 'x y', '"quoted key"', '[a]', '? complex', '<<'];
+    const documents = [
+      () => { // billion laughs
+        const lv = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+        for (let i = 1; i < 2 + int(8); i++) lv.push(`${'abcdefghij'[i]}: &${'abcdefghij'[i]} [${Array(9).fill(`*${'abcdefghij'[i - 1]}`).join(',')}]`);
+        return lv.join('\n');
+      },
+      () => 'title: a\ntitle: b',
+      () => 'title: x\n\ttimeout: 5',
+      () => 'base: &b {timeout: 0}\n<<: *b',
+      () => 'a: 1\n...\nb: 2',
+      () => '%YAML 1.1\n---\nrun_at: 2026-02-30',
+      () => '- just\n- a list',
+      () => 'just a string',
+      () => `title: *nope`,
+    ];
+
+    const counts = { cases: 0, valid: 0, invalid: 0 };
+    const byField = new Map<string, number>();
+    const known = new Set<string>([...taskFile.KNOWN_FIELDS, 'name', 'prompt', 'frontmatter', 'encoding']);
+    const NAME_OK = (n: string) => taskFile.TASK_NAME.test(n) && n.length <= 100;
+    const singleLine = (s: string | null, max: number) => s === null || (s.length >= 1 && s.length <= max && !/[\u0000-\u001f\u007f-\u009f]/.test(s));
+    const D7 = 7 * 86_400_000;
+    let slowest = 0;
+    let slowestCase = -1;
+
+    for (let i = 0; i < 1500; i++) {
+      const eol = chance(0.3) ? '\r\n' : '\n';
+      let text: string;
+      if (chance(0.8)) {
+        // Mostly distinct keys (a repeated key is one refusal: "Map keys must be unique").
+        const fields = chance(0.1) ? Array.from({ length: 2 + int(6) }, () => pick(keys)) : [...new Set(Array.from({ length: 1 + int(8) }, () => pick(keys)))];
+        const lines = chance(0.1) ? [pick(documents)()] : fields.map((k) => `${k}: ${value()}`);
+        const close = chance(0.9) ? `${eol}---${chance(0.1) ? '  ' : ''}` : '';
+        const body = chance(0.1) ? pick(['look \u001b[2J', 'a\0b']) : pick(['', '   \n', 'Do it.', 'Do it.', randomText(int(200)), '---', 'p'.repeat(chance(0.05) ? 1_048_577 : 10)]);
+        text = `---${eol}${lines.join(eol)}${close}${eol}${body}${eol}`;
+      } else {
+        text = pick(['Fix the login page.', '---', '', '---\r\n', 'Plain prompt\n---\nwith a rule', randomText(int(300))]);
+      }
+      if (chance(0.1)) text = `\uFEFF${text}`;
+      let bytes = Buffer.from(text);
+      const mode = int(20);
+      if (mode === 0) bytes = Buffer.from(Array.from({ length: int(300) }, () => int(256)));
+      else if (mode === 1 && bytes.length > 0) {
+        bytes = Buffer.from(bytes);
+        for (let m = 0; m < 1 + int(4); m++) bytes[int(bytes.length)] = int(256);
+      }
+      const name = chance(0.9) ? 'job' : pick(['n'.repeat(100), 'n'.repeat(101), '..', '.x', 'a b', 'ok.name_1-2', '']);
+
+      counts.cases++;
+      const started = performance.now();
+      let spec: TaskSpec | null = null;
+      try {
+        spec = parseTaskFile(name, taskFile.decodeTaskFile(bytes), defaults);
+      } catch (err) {
+        if (!(err instanceof InvalidTaskError)) throw new Error(`case ${i}: ${JSON.stringify(text.slice(0, 200))} threw ${String(err)}`, { cause: err });
+        counts.invalid++;
+        assert.ok(err.message.startsWith(`${err.field}: `), `case ${i}: ${err.message}`);
+        assert.ok(known.has(err.field) || /is not (a finite number|plain data)/.test(err.message), `case ${i}: an unknown field ${err.field}: ${err.message}`);
+        byField.set(err.field, (byField.get(err.field) ?? 0) + 1);
+      }
+      if (spec) {
+        counts.valid++;
+        const where = `case ${i}: ${JSON.stringify(text.slice(0, 200))}`;
+        assert.deepEqual(JSON.parse(JSON.stringify(spec)), spec, `${where}: the spec survives JSON (finite numbers, no cycles)`);
+        assert.ok(NAME_OK(spec.name) && spec.dependsOn.every(NAME_OK) && (spec.parent === null || NAME_OK(spec.parent)), where);
+        assert.ok(singleLine(spec.title, 500) && [spec.agent, spec.model, spec.concurrencyGroup, spec.dedupKey].every((s) => singleLine(s, 200)), where);
+        assert.ok(spec.tags.length <= 50 && spec.tags.every((s) => singleLine(s, 200)) && (spec.allowedTools ?? []).every((s) => singleLine(s, 200)), where);
+        assert.ok(Number.isInteger(spec.timeoutMs) && spec.timeoutMs >= 1 && (spec.timeoutMs <= D7 || spec.timeoutMs === defaults.default_timeout), where);
+        assert.ok(spec.retryBackoffMs === null || (Number.isInteger(spec.retryBackoffMs) && spec.retryBackoffMs >= 1 && spec.retryBackoffMs <= D7), where);
+        assert.ok(spec.maxCostUsd === null || (spec.maxCostUsd > 0 && spec.maxCostUsd <= 10_000), where);
+        assert.ok(Number.isInteger(spec.retries) && spec.retries >= 0 && spec.retries <= 100, where);
+        assert.ok(spec.maxTurns === null || (Number.isInteger(spec.maxTurns) && spec.maxTurns >= 1 && spec.maxTurns <= 10_000), where);
+        assert.ok(spec.runAt === null || Number.isFinite(spec.runAt), where);
+        assert.ok(spec.prompt.length > 0 && Buffer.byteLength(spec.prompt) <= 1_048_576, where);
+      }
+      const took = performance.now() - started;
+      if (took > slowest) [slowest, slowestCase] = [took, i];
+    }
+    const split = [...byField].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`).join(', ');
+    t.diagnostic(`${counts.cases} files: ${counts.valid} valid, ${counts.invalid} invalid (${split}); slowest ${slowest.toFixed(1)} ms (case ${slowestCase})`);
+    assert.ok(counts.valid >= 50 && counts.invalid >= 500, JSON.stringify(counts));
+    assert.ok(slowest < 2000, `slowest file took ${slowest} ms`);
   });
 });
