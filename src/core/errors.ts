@@ -22,7 +22,7 @@ export class UsageError extends AgentQueueError {
 
 /**
  * A task file or spec that cannot run. `field` names the offending frontmatter field
- * (or `prompt`, `yaml`), `value` the value that was refused. The task ends `invalid`.
+ * (or `name`, `prompt`, `frontmatter`, `encoding`), `value` the value that was refused. The task ends `invalid`.
  */
 export class InvalidTaskError extends AgentQueueError {
   readonly field: string;

@@ -135,16 +135,15 @@ function listInbox(inbox: string): { names: string[]; refused: RefusedEntry[] } 
 }
 
 /**
- * Reads one inbox entry, if it may be taken in: a regular file (no symlink, no other hard
- * link, so nothing outside the project), at most {@link MAX_TASK_FILE_BYTES}, unchanged for
- * `settleMs`. Opened without following links and without blocking (a FIFO swapped in after
+ * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file (no symlink, no other hard
+ * link, so nothing outside the project), at most {@link MAX_TASK_FILE_BYTES}, last changed
+ * no later than `settledBefore` (epoch ms; default: any time). Opened without following links and without blocking (a FIFO swapped in after
  * the check cannot hang intake), then checked again on the open file.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
-function readInboxEntry(
+export function readTaskFileEntry(
   full: string,
-  now: number,
-  settleMs: number,
+  settledBefore = Infinity,
 ): { kind: 'file'; content: Buffer; identity: string } | { kind: 'refused'; reason: string } | { kind: 'unsettled' } | { kind: 'gone' } {
   const check = (st: fs.BigIntStats) => {
     if (!st.isFile()) return refuse(`is ${entryKind(st)}; only regular files inside the project are taken in (copy the file into the inbox)`);
@@ -168,7 +167,7 @@ function readInboxEntry(
     const stat = fs.fstatSync(fd, { bigint: true });
     const again = check(stat);
     if (again) return again;
-    if (now - Number(stat.mtimeMs) < settleMs) return { kind: 'unsettled' };
+    if (Number(stat.mtimeMs) > settledBefore) return { kind: 'unsettled' };
     const content = fs.readFileSync(fd);
     const after = fs.fstatSync(fd, { bigint: true });
     if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || BigInt(content.length) !== stat.size) return { kind: 'unsettled' };
@@ -228,7 +227,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   let candidates: Candidate[] = [];
   for (const file of names) {
     const full = path.join(paths.inbox, file);
-    const entry = readInboxEntry(full, now, config.inbox_settle);
+    const entry = readTaskFileEntry(full, now - config.inbox_settle);
     if (entry.kind === 'gone') continue;
     if (entry.kind === 'unsettled') {
       unsettled.push(file);

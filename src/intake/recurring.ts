@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import type { Config, ProjectPaths } from '../config/config.ts';
-import { parseTaskFile } from '../config/task-file.ts';
+import { decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
+import { readTaskFileEntry } from './inbox.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
@@ -51,7 +52,11 @@ export async function fireRecurring(paths: ProjectPaths, store: Store, config: C
   for (const file of files) {
     const name = file.slice(0, -3);
     try {
-      const spec = parseTaskFile(name, fs.readFileSync(path.join(paths.recurring, file), 'utf8'), config, 'recurring');
+      // Read like an inbox file: no links, FIFOs or folders, UTF-8 text only.
+      const entry = readTaskFileEntry(path.join(paths.recurring, file));
+      if (entry.kind === 'gone' || entry.kind === 'unsettled') continue;
+      if (entry.kind === 'refused') throw new InvalidTaskError('file', `file: ${entry.reason}`);
+      const spec = parseTaskFile(name, decodeTaskFile(entry.content), config, 'recurring');
       const { schedule, timezone, ...extra } = spec.extra;
       if (typeof schedule !== 'string' || schedule.trim() === '') {
         throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(schedule)} is not a cron expression such as "0 9 * * 1-5"`);

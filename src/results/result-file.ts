@@ -10,15 +10,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
+import { TASK_LIMITS } from '../config/task-file.ts';
 import type { Task } from '../core/types.ts';
 
 /**
  * The part of a task's result file and log folder names that comes from its name: the name,
- * cut to 100 characters (names are limited at intake; older tasks may have longer ones), so
+ * cut to `TASK_LIMITS.nameChars` (100; names are limited at intake, older tasks may have longer ones), so
  * that `.NAME.PID.MS.tmp` and `NAME.ID.N.md` always fit in a file name (255 bytes).
  */
 export function fileStem(task: Pick<Task, 'name'>): string {
-  return task.name.slice(0, 100);
+  return task.name.slice(0, TASK_LIMITS.nameChars);
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -20,6 +21,18 @@ function setup(files: Record<string, string>) {
 }
 
 describe('recurring tasks', () => {
+  it('reads only regular UTF-8 files: a FIFO, a symlink or binary content is a problem, never a hang', async () => {
+    const { paths, store } = setup({ 'binary.md': '---\nschedule: "* * * * *"\n---\nnul\u0000byte' });
+    execFileSync('mkfifo', [path.join(paths.recurring, 'pipe.md')]);
+    fs.symlinkSync('/etc/hostname', path.join(paths.recurring, 'link.md'));
+    const { problems } = await fireRecurring(paths, store, config, T0);
+    assert.deepEqual(problems.map((p) => p.replace(/:.*?: /, ': ').split(' (')[0]), [
+      'recurring/binary.md: binary content',
+      'recurring/link.md: is a symbolic link; only regular files inside the project are taken in',
+      'recurring/pipe.md: is a named pipe',
+    ]);
+  });
+
   it('finds the newest tick of a schedule in a window', () => {
     assert.equal(latestTick('*/15 * * * *', 'UTC', T0, T0 + 40 * MIN), Date.parse('2026-11-23T10:30:00Z'));
     assert.equal(latestTick('*/15 * * * *', 'UTC', T0, T0 + 5 * MIN), null);
