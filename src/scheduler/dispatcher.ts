@@ -21,10 +21,12 @@ import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts
 import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
+import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 
 export interface DispatcherOptions {
   paths: ProjectPaths;
+  /** The dispatcher's calls on it that fail transiently (locked, disk full) are retried until they go through ({@link StoreRetry}). */
   store: Store;
   config: Config;
   /** Runners by agent name; tasks for other agents are never claimed. */
@@ -122,9 +124,22 @@ export class Dispatcher {
   private defaultMode: Promise<WorkspaceMode> | null = null;
   /** Model prices (defaults + config `prices`), USD per million tokens. */
   private readonly prices: PriceTable;
+  /** Retries store calls through outages; `this.o.store` is the store wrapped by it. */
+  readonly storeRetry: StoreRetry;
+  /** When this dispatcher was created, epoch ms. */
+  private readonly createdAt: number;
 
   constructor(options: DispatcherOptions) {
-    this.o = { env: process.env, now: Date.now, ...options };
+    const now = options.now ?? Date.now;
+    this.storeRetry = new StoreRetry(
+      {
+        unavailable: (error, retryInMs) => this.events.emit('store.unavailable', error, retryInMs),
+        back: (outageMs) => this.events.emit('store.back', outageMs),
+      },
+      now,
+    );
+    this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
+    this.createdAt = now();
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.prices = priceTable(this.o.config);
@@ -159,9 +174,21 @@ export class Dispatcher {
 
 
   /**
+   * Whether a lease that expired at `expiresAt` counts as lost. A store outage stops every
+   * heartbeat, so a lease is judged by its expiry only once this dispatcher has reached the
+   * store for a whole `lease` (plus the longest retry backoff, within which the owner's
+   * retries get through) since it started and since its last outage ended: the owner, if
+   * alive, has renewed it by then.
+   */
+  private leaseLapsed(expiresAt: number, now: number): boolean {
+    const watchingSince = Math.max(this.createdAt, this.storeRetry.lastBackAt ?? 0);
+    return expiresAt <= now && now >= watchingSince + this.o.config.lease + STORE_RETRY_MAX_MS;
+  }
+
+  /**
    * Requeues running tasks whose dispatcher is gone (its process is dead on this host, or
-   * its lease expired), after stopping every process tagged with their attempt id. The
-   * interrupted attempt does not count against `retries`.
+   * its lease lapsed: see {@link leaseLapsed}), after stopping every process tagged with
+   * their attempt id. The interrupted attempt does not count against `retries`.
    */
   async recover(): Promise<Task[]> {
     const now = this.o.now();
@@ -177,7 +204,7 @@ export class Dispatcher {
       const w = workers.get(stale.workerId);
       const deadHere = w !== undefined && w.host === host && !isAlive(w.pid);
       const orphanedRow = w === undefined;
-      if (!deadHere && !orphanedRow && stale.leaseExpiresAt > now) continue;
+      if (!deadHere && !orphanedRow && !this.leaseLapsed(stale.leaseExpiresAt, now)) continue;
       const leftovers = await findTaggedProcesses((tag) => tag === stale.attemptId);
       if (leftovers.length) await stopProcesses((tag) => tag === stale.attemptId, this.o.config.kill_grace);
       const task = await this.o.store.requeue(stale.attemptId, {
@@ -643,6 +670,8 @@ export class Dispatcher {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    // Before waiting for the pump: a claim it waits on may be retrying through a store outage.
+    for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await Promise.all([...this.running.values()].map((r) => r.done));
