@@ -14,7 +14,7 @@ import YAML from 'yaml';
 import { projectPaths, type ProjectPaths } from '../../src/config/config.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
-import { killWithEnv, waitFor } from '../fixtures/procs.ts';
+import { killWithEnv, pidsWithEnv, waitFor } from '../fixtures/procs.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -159,6 +159,33 @@ describe('store faults', () => {
       execFileSync('umount', ['-l', mnt]);
       fs.rmSync(mnt, { recursive: true, force: true });
       fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('a dispatch loop that dies of a store error that is not transient stops and requeues its running attempts before closing the store', async () => {
+    const marker = crypto.randomUUID();
+    const paths = makeProject({ concurrency: 2, poll_interval: '100ms', kill_grace: '500ms' });
+    for (const n of ['long1', 'long2']) dropTask(paths, n, { agent: 'command', command: 'sleep 30; echo late' }, n);
+    const r = startRun(paths, { AGENTQ_TEST_MARK: marker });
+    const db = new Database(path.join(paths.dir, 'agentq.db'));
+    try {
+      await waitFor(() => r.stderr().split('started ').length - 1 >= 2, 20_000, 'two attempts started');
+      // Breaks the next tick for good (its worker heartbeat): SQLITE_ERROR "no such table".
+      db.exec('DROP TABLE workers');
+      await waitFor(() => r.child.exitCode !== null, 15_000, 'the dispatcher to exit');
+      assert.equal(await r.exited, 1, r.stderr());
+      assert.match(r.stderr(), /agentq: no such table: workers/);
+      assert.doesNotMatch(r.stderr(), /connection is not open/);
+      const tasks = db.prepare('SELECT name, state, attempts FROM tasks ORDER BY id').all();
+      assert.deepEqual(tasks, [
+        { name: 'long1', state: 'queued', attempts: 0 },
+        { name: 'long2', state: 'queued', attempts: 0 },
+      ], 'requeued, the interrupted attempts not counted');
+      assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), [], 'no agent outlives the dispatcher');
+    } finally {
+      db.close();
+      r.child.kill('SIGKILL');
+      killWithEnv('AGENTQ_TEST_MARK', marker);
     }
   });
 });
