@@ -128,6 +128,8 @@ export class Dispatcher {
   readonly storeRetry: StoreRetry;
   /** When this dispatcher was created, epoch ms. */
   private readonly createdAt: number;
+  /** Per task whose result file could not be written: the error (code) last reported. */
+  private readonly resultFileErrors = new Map<number, string>();
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -645,10 +647,13 @@ export class Dispatcher {
     try {
       const file = writeResultFile(this.o.paths, task);
       await this.o.store.setResultPath(task.id, file);
+      this.resultFileErrors.delete(task.id);
       this.events.emit('task.finished', { ...task, resultPath: file });
     } catch (err) {
-      // Left unreported: writeResults() tries again on the next tick.
-      this.events.emit('error', err as Error);
+      // Left unreported: writeResults() tries again on the next tick; the same error (a full disk) is reported once.
+      const e = err as NodeJS.ErrnoException;
+      if (this.resultFileErrors.get(task.id) !== (e.code ?? e.message)) this.events.emit('error', e);
+      this.resultFileErrors.set(task.id, e.code ?? e.message);
     }
   }
 
