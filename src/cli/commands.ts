@@ -14,7 +14,8 @@ import { AgentQueueError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
-import { openStore } from '../store/open-store.ts';
+import { openStore, type StoreOptions } from '../store/open-store.ts';
+import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { attemptLogFile, readLogFrom } from '../results/logs.ts';
@@ -37,13 +38,13 @@ interface Project {
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
 /** Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). */
-async function openProject(g: GlobalOptions): Promise<Project> {
+async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): Promise<Project> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) {
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
   const config = loadConfig(paths.root);
-  const store = openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root);
+  const store = openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 
@@ -71,7 +72,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     maxWaitMs = parseDuration(o.maxWait) ?? undefined;
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
-  const p = await openProject(g);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
   if (o.concurrency !== undefined) {
     const n = Number(o.concurrency);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(o.concurrency)} is not a whole number ≥ 1`);
@@ -113,6 +114,11 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     const queued = loop.unrunnable.length ? `, ${loop.unrunnable.length} left queued` : '';
     process.stderr.write(`agentq: ${states.filter((s) => s === 'completed').length} completed, ${failed} not completed${queued}\n`);
     return failed === 0 && left.length === 0 ? 0 : 1;
+  } catch (err) {
+    // The loop failed: stop the running attempts (their tasks requeued) before the store is
+    // closed under them, or their outcomes would be lost ("The database connection is not open").
+    await (stopping ?? dispatcher.stop()).catch((e: unknown) => dispatcher.events.emit('error', e as Error));
+    throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -135,7 +141,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
   const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
-  const p = await openProject(g);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
   const host = o.host ?? p.config.serve.host;
   const token = resolveToken(process.env, p.config.serve.token);
   let server: AgentqServer | null = null;
@@ -349,15 +355,26 @@ export async function answerCommand(g: GlobalOptions, ref: string, text: string)
   });
 }
 
+/** How long `agentq status` waits for the store's write lock before it reports the store busy, in ms. */
+const STATUS_WRITE_PROBE_MS = 1_000;
+
+/**
+ * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
+ * dispatchers (with the age of their last heartbeat). Also says when the store is busy:
+ * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
+ * then wait and retry); `--json` adds `store: { busy: reason | null }`.
+ */
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store }) => {
     const now = Date.now();
     const snapshot = await statusSnapshot(store, now);
+    const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
     const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
     if (o.json) {
-      out(JSON.stringify(snapshot, null, 2));
+      out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
       return 0;
     }
+    if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
     out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now).join('\n')}` : '\npaused agents: none');
@@ -379,7 +396,10 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     }
     out(
       workers.length
-        ? `\ndispatchers:\n${table(['ID', 'PID', 'LAST HEARTBEAT'], workers.map((w) => [w.id, String(w.pid), new Date(w.heartbeatAt).toISOString()]))}`
+        ? `\ndispatchers:\n${table(
+            ['ID', 'PID', 'LAST HEARTBEAT'],
+            workers.map((w) => [w.id, String(w.pid), `${new Date(w.heartbeatAt).toISOString()} (${formatDuration(Math.max(0, now - w.heartbeatAt))} ago)`]),
+          )}`
         : '\ndispatchers: none',
     );
     return 0;

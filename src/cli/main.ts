@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { AgentQueueError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { isTransientStoreError } from '../store/store.ts';
 import {
   answerCommand,
   cancelCommand,
@@ -132,7 +133,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(program.helpInformation());
       return 2;
     }
-    const message = err instanceof AgentQueueError ? err.message : err instanceof Error ? err.message : String(err);
+    const message = isTransientStoreError(err)
+      ? `store unavailable (${(err as Error).message}): another process holds its write lock, or the disk is full; try again`
+      : err instanceof AgentQueueError
+        ? err.message
+        : err instanceof Error
+          ? err.message
+          : String(err);
     process.stderr.write(`agentq: ${message}\n`);
     if (verbose && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return 1;

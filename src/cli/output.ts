@@ -7,6 +7,7 @@ import type { AgentEvent } from '../agents/runner.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { AgentPause, Attempt, Claim, Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
+import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
 
 const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
@@ -145,6 +146,10 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
     print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
   });
+  events.on('store.unavailable', (err, retryInMs) =>
+    print(`store     unavailable (${err.message}); retrying in ${formatDuration(retryInMs)}, then every ${formatDuration(STORE_RETRY_MAX_MS)} at most; running agents go on`),
+  );
+  events.on('store.back', (outageMs) => print(`store     back after ${formatDuration(outageMs)}`));
   events.on('error', (err) => print(`error     ${err.message}`));
   return () => {
     if (timer) clearInterval(timer);

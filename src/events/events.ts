@@ -32,7 +32,11 @@ export interface DispatcherEventMap {
   'agent.paused': [pause: AgentPause];
   /** A running task of a dead dispatcher was requeued. */
   'task.recovered': [task: Task, killedPids: number[]];
-  /** Something went wrong that the dispatcher survived (I/O error, store busy…). */
+  /** The store stopped answering (locked past the busy timeout, disk full…): calls wait and retry; the first try again is in `retryInMs` ms. Once per outage. */
+  'store.unavailable': [error: Error, retryInMs: number];
+  /** The store answers again after an outage of `outageMs` ms. */
+  'store.back': [outageMs: number];
+  /** Something went wrong that the dispatcher survived (I/O error…). */
   'error': [error: Error];
   /** The outcome of an attempt as the runner reported it (for logs). */
   'attempt.outcome': [claim: Claim, outcome: RunOutcome];

@@ -78,13 +78,14 @@ export function writeResultFile(paths: ProjectPaths, task: Task): string {
   const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
   const content = renderResultFile(task);
   const fd = fs.openSync(tmp, 'wx');
+  // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {
-    fs.writeFileSync(fd, content);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
+    try {
+      fs.writeFileSync(fd, content);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     const candidates = [`${stem}.md`, `${stem}.${task.id}.md`];
     for (let n = 2; ; n++) {
       const target = path.join(dir, candidates.shift() ?? `${stem}.${task.id}.${n}.md`);

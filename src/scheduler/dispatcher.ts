@@ -22,11 +22,13 @@ import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts
 import type { FinishOutcome, Store } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
+import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
   paths: ProjectPaths;
+  /** The dispatcher's calls on it that fail transiently (locked, disk full) are retried until they go through ({@link StoreRetry}). */
   store: Store;
   config: Config;
   /** Runners by agent name; tasks for other agents are never claimed. */
@@ -129,9 +131,24 @@ export class Dispatcher {
   private defaultMode: Promise<WorkspaceMode> | null = null;
   /** Model prices (defaults + config `prices`), USD per million tokens. */
   private readonly prices: PriceTable;
+  /** Retries store calls through outages; `this.o.store` is the store wrapped by it. */
+  readonly storeRetry: StoreRetry;
+  /** When this dispatcher was created, epoch ms. */
+  private readonly createdAt: number;
+  /** Per task whose result file could not be written: the error (code) last reported. */
+  private readonly resultFileErrors = new Map<number, string>();
 
   constructor(options: DispatcherOptions) {
-    this.o = { env: process.env, now: Date.now, ...options };
+    const now = options.now ?? Date.now;
+    this.storeRetry = new StoreRetry(
+      {
+        unavailable: (error, retryInMs) => this.events.emit('store.unavailable', error, retryInMs),
+        back: (outageMs) => this.events.emit('store.back', outageMs),
+      },
+      now,
+    );
+    this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
+    this.createdAt = now();
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
     this.prices = priceTable(this.o.config);
@@ -166,9 +183,21 @@ export class Dispatcher {
 
 
   /**
+   * Whether a lease that expired at `expiresAt` counts as lost. A store outage stops every
+   * heartbeat, so a lease is judged by its expiry only once this dispatcher has reached the
+   * store for a whole `lease` (plus the longest retry backoff, within which the owner's
+   * retries get through) since it started and since its last outage ended: the owner, if
+   * alive, has renewed it by then.
+   */
+  private leaseLapsed(expiresAt: number, now: number): boolean {
+    const watchingSince = Math.max(this.createdAt, this.storeRetry.lastBackAt ?? 0);
+    return expiresAt <= now && now >= watchingSince + this.o.config.lease + STORE_RETRY_MAX_MS;
+  }
+
+  /**
    * Requeues running tasks whose dispatcher is gone (its process is dead on this host, or
-   * its lease expired), after stopping every process tagged with their attempt id. The
-   * interrupted attempt does not count against `retries`.
+   * its lease lapsed: see {@link leaseLapsed}), after stopping every process tagged with
+   * their attempt id. The interrupted attempt does not count against `retries`.
    */
   async recover(): Promise<Task[]> {
     const now = this.o.now();
@@ -184,7 +213,7 @@ export class Dispatcher {
       const w = workers.get(stale.workerId);
       const deadHere = w !== undefined && w.host === host && !isAlive(w.pid);
       const orphanedRow = w === undefined;
-      if (!deadHere && !orphanedRow && stale.leaseExpiresAt > now) continue;
+      if (!deadHere && !orphanedRow && !this.leaseLapsed(stale.leaseExpiresAt, now)) continue;
       const leftovers = await findTaggedProcesses((tag) => tag === stale.attemptId);
       if (leftovers.length) await stopProcesses((tag) => tag === stale.attemptId, this.o.config.kill_grace);
       const task = await this.o.store.requeue(stale.attemptId, {
@@ -644,10 +673,13 @@ export class Dispatcher {
     try {
       const file = writeResultFile(this.o.paths, task);
       await this.o.store.setResultPath(task.id, file);
+      this.resultFileErrors.delete(task.id);
       this.events.emit('task.finished', { ...task, resultPath: file });
     } catch (err) {
-      // Left unreported: writeResults() tries again on the next tick.
-      this.events.emit('error', err as Error);
+      // Left unreported: writeResults() tries again on the next tick; the same error (a full disk) is reported once.
+      const e = err as NodeJS.ErrnoException;
+      if (this.resultFileErrors.get(task.id) !== (e.code ?? e.message)) this.events.emit('error', e);
+      this.resultFileErrors.set(task.id, e.code ?? e.message);
     }
   }
 
@@ -692,6 +724,8 @@ export class Dispatcher {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    // Before waiting for the pump: a claim it waits on may be retrying through a store outage.
+    for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await Promise.all([...this.running.values()].map((r) => r.done));

@@ -322,5 +322,29 @@ export interface Store {
   claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]>;
   /** Records the result of a callback try (see {@link CallbackTry}). */
   recordCallbackTry(taskId: number, outcome: CallbackTry): Promise<CallbackDelivery | null>;
+  /**
+   * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
+   * e.g. `database is locked` while another process holds the write lock. Writes nothing.
+   * @throws errors that are not {@link isTransientStoreError}
+   */
+  probeWrite(waitMs: number): Promise<string | null>;
   close(): Promise<void>;
+}
+
+/** SQLite result codes (and their extended forms, `SQLITE_IOERR_WRITE`…) of a store that is busy or out of space, not broken. */
+const TRANSIENT_SQLITE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL)(_|$)/;
+/** Node system error codes of a full disk or quota. */
+const TRANSIENT_ERRNO = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * Whether a store call failed for a reason that passes: the database is locked by another
+ * process (SQLITE_BUSY, SQLITE_LOCKED), the disk is full (SQLITE_FULL, ENOSPC, EDQUOT), or
+ * the file could not be read, written or opened (SQLITE_IOERR*, SQLITE_CANTOPEN, SQLITE_PROTOCOL).
+ * The same call may be tried again later: every Store method is all-or-nothing. Anything
+ * else (a constraint, a bug, a closed connection) is not transient. Reads `err.code`
+ * (better-sqlite3's `SqliteError`, Node's system errors); never throws.
+ */
+export function isTransientStoreError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (TRANSIENT_SQLITE.test(code) || TRANSIENT_ERRNO.has(code));
 }

@@ -39,6 +39,7 @@ import type {
   TaskFilter,
   WorkerInfo,
 } from '../store.ts';
+import { isTransientStoreError } from '../store.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -168,13 +169,30 @@ function migrate(db: Database.Database): void {
   }
 }
 
-/** Store on one SQLite file. Create with `openSqliteStore(path)`. */
+/** Default of {@link SqliteStoreOptions.busyTimeoutMs}. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+export interface SqliteStoreOptions {
+  /**
+   * How long a statement waits inside SQLite for another connection's write lock before it
+   * fails with SQLITE_BUSY (`busy_timeout`), in ms. Default {@link DEFAULT_BUSY_TIMEOUT_MS}.
+   * better-sqlite3 is synchronous: the waiting blocks the process's event loop.
+   */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Store on one SQLite file (created with its folder if missing, migrated to the newest
+ * schema). Every method is all-or-nothing: a method that throws has changed nothing, so a
+ * call that failed for a transient reason (see `isTransientStoreError`) may be repeated.
+ * @throws SqliteError when the file cannot be opened or migrated (SQLITE_BUSY past the busy timeout, SQLITE_CANTOPEN…)
+ */
 export class SqliteStore implements Store {
   readonly db: Database.Database;
 
-  constructor(file: string) {
+  constructor(file: string, options: SqliteStoreOptions = {}) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file, { timeout: 10_000 });
+    this.db = new Database(file, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
@@ -217,8 +235,7 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    const ids = this.tx(() => this.insertTasks(tasks, now).filter((t) => t.created));
-    return ids.map((t) => this.taskById(t.id)!);
+    return this.tx(() => this.insertTasks(tasks, now).filter((t) => t.created).map((t) => this.taskById(t.id)!));
   }
 
   /**
@@ -511,14 +528,14 @@ export class SqliteStore implements Store {
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
-    this.tx(() => {
+    return this.tx(() => {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state !== 'blocked')
         throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
       this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+      return this.taskById(taskId)!;
     });
-    return this.taskById(taskId)!;
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -527,15 +544,14 @@ export class SqliteStore implements Store {
   }
 
   async recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null> {
-    const id = this.tx(() => {
+    return this.tx(() => {
       const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
       if (row && Number(row.last_tick) >= tick) return null;
       this.prepare(
         'INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick',
       ).run(name, tick);
-      return task ? this.insertTasks([task], now)[0]!.id : null;
+      return task ? this.taskById(this.insertTasks([task], now)[0]!.id) : null;
     });
-    return id === null ? null : this.taskById(id);
   }
 
   /** Whether a task has open subtasks, or else the reason the first one that ended badly gives. */
@@ -547,7 +563,7 @@ export class SqliteStore implements Store {
   }
 
   async settleParents(now: number): Promise<Task[]> {
-    const ids = this.tx(() => {
+    return this.tx(() => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
       for (let changed = true; changed;) {
@@ -566,9 +582,8 @@ export class SqliteStore implements Store {
           changed = true;
         }
       }
-      return ended;
+      return ended.map((id) => this.taskById(id)!);
     });
-    return ids.map((id) => this.taskById(id)!);
   }
 
   async listSubtasks(taskId: number): Promise<Task[]> {
@@ -585,19 +600,18 @@ export class SqliteStore implements Store {
       ORDER BY t.id, d.position`);
     const fail = this.prepare(`
       UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
-    const ids = this.tx(() => {
+    return this.tx(() => {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
       for (;;) {
         const rows = find.all() as Row[];
-        if (rows.length === 0) return failed;
+        if (rows.length === 0) return failed.map((id) => this.taskById(id)!);
         for (const r of rows) {
           const reason = `dependency "${String(r.dep_name)}" (task ${String(r.dep_id)}) ended ${String(r.dep_state)}`;
           if (fail.run(reason, now, r.id).changes > 0) failed.push(Number(r.id));
         }
       }
     });
-    return ids.map((id) => this.taskById(id)!);
   }
 
   async registerWorker(w: WorkerInfo): Promise<void> {
@@ -791,7 +805,7 @@ export class SqliteStore implements Store {
   }
 
   async cancel(taskId: number, now: number): Promise<Task> {
-    this.tx(() => {
+    return this.tx(() => {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
@@ -802,16 +816,16 @@ export class SqliteStore implements Store {
       } else if (t.state === 'running') {
         this.prepare('UPDATE tasks SET cancel_requested = 1 WHERE id = ?').run(taskId);
       }
+      return this.taskById(taskId)!;
     });
-    return this.taskById(taskId)!;
   }
 
   async retry(taskId: number, now: number): Promise<Task> {
-    this.tx(() => {
+    return this.tx(() => {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       const state = t.state as TaskState;
-      if (!isTerminal(state) || state === 'completed' || state === 'invalid') return;
+      if (!isTerminal(state) || state === 'completed' || state === 'invalid') return this.taskById(taskId)!;
       this.prepare(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
              result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
@@ -821,15 +835,16 @@ export class SqliteStore implements Store {
         `UPDATE callbacks SET state = 'pending', attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL
            WHERE task_id = ?`,
       ).run(taskId);
+      return this.taskById(taskId)!;
     });
-    return this.taskById(taskId)!;
   }
 
   async enqueueRequest(task: NewTask, o: RequestOptions, now: number): Promise<RequestResult> {
-    const result = this.tx((): { kind: RequestResult['kind']; id: number } => {
+    return this.tx((): RequestResult => {
+      const found = (kind: RequestResult['kind'], id: number): RequestResult => ({ kind, task: this.taskById(id)! });
       if (o.idempotency) {
         const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(o.idempotency.key) as Row | undefined;
-        if (known) return { kind: known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', id: Number(known.task_id) };
+        if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
       }
       const [created] = this.insertTasks([task], now);
       const id = created!.id;
@@ -842,9 +857,8 @@ export class SqliteStore implements Store {
         );
       }
       if (o.callbackUrl) this.prepare('INSERT INTO callbacks (task_id, url) VALUES (?, ?)').run(id, o.callbackUrl);
-      return { kind: 'created', id };
+      return found('created', id);
     });
-    return { kind: result.kind, task: this.taskById(result.id)! };
   }
 
   async findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null> {
@@ -859,7 +873,7 @@ export class SqliteStore implements Store {
 
   async claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]> {
     const terminal = TERMINAL_STATES.map(() => '?').join(', ');
-    const rows = this.tx(() => {
+    return this.tx(() => {
       const due = this.prepare(
         `SELECT c.* FROM callbacks c JOIN tasks t ON t.id = c.task_id
            WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${terminal})
@@ -867,9 +881,8 @@ export class SqliteStore implements Store {
       ).all(now, ...TERMINAL_STATES, limit) as Row[];
       const lease = this.prepare('UPDATE callbacks SET next_try_at = ? WHERE task_id = ?');
       for (const r of due) lease.run(now + leaseMs, r.task_id);
-      return due;
+      return due.map((r) => ({ delivery: toCallback(r), task: this.taskById(Number(r.task_id))! }));
     });
-    return rows.map((r) => ({ delivery: toCallback(r), task: this.taskById(Number(r.task_id))! }));
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
@@ -889,6 +902,21 @@ export class SqliteStore implements Store {
       taskId,
     ) as Row | undefined;
     return row ? toCallback(row) : null;
+  }
+
+  async probeWrite(waitMs: number): Promise<string | null> {
+    const timeout = Number(this.db.pragma('busy_timeout', { simple: true }));
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(waitMs))}`);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec('ROLLBACK');
+      return null;
+    } catch (err) {
+      if (!isTransientStoreError(err)) throw err;
+      return (err as Error).message;
+    } finally {
+      this.db.pragma(`busy_timeout = ${timeout}`);
+    }
   }
 
   async close(): Promise<void> {
