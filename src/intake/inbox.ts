@@ -170,6 +170,9 @@ export function readTaskFileEntry(
     if (Number(stat.mtimeMs) > settledBefore) return { kind: 'unsettled' };
     const content = fs.readFileSync(fd);
     const after = fs.fstatSync(fd, { bigint: true });
+    // Unlinked meanwhile (taken in by another dispatcher): the unlink changed its ctime, so the
+    // identity read now would not be the one that dispatcher recorded.
+    if (after.nlink === 0n) return { kind: 'gone' };
     if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || BigInt(content.length) !== stat.size) return { kind: 'unsettled' };
     return { kind: 'file', content, identity: fileIdentity(after) };
   } finally {
