@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AgentQueueError, InvalidTaskError, NotFoundError } from '../core/errors.ts';
+import { isTransientStoreError } from '../store/store.ts';
 import { pathOf } from './request-url.ts';
 
 /** The error codes of the API and their HTTP status. */
@@ -18,6 +19,7 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   too_many_requests: 429,
   internal: 500,
+  unavailable: 503,
 } as const;
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
@@ -86,6 +88,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
     if (err.code === 'queue_full') return make('too_many_requests', err.message);
     if (err.code === 'usage') return make('bad_request', err.message);
   }
+  if (isTransientStoreError(err)) return make('unavailable', `store unavailable (${(err as Error).message}); try again shortly`);
   const fe = err as FastifyError & { validation?: AjvIssue[]; field?: unknown };
   if (fe.code === 'FST_ERR_VALIDATION') {
     const ctx = fe.validationContext;
@@ -118,5 +121,6 @@ export function errorHandler(err: Error, request: FastifyRequest, reply: Fastify
   const { status, body } = toHttpError(err);
   if (status >= 500) request.log.error({ err }, 'request failed');
   if (status === 401) void reply.header('www-authenticate', 'Bearer');
+  if (status === 503) void reply.header('retry-after', '1');
   void reply.code(status).type('application/json; charset=utf-8').send(body);
 }

@@ -13,6 +13,8 @@ import { parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
 import { attemptLogFile } from '../../src/results/logs.ts';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { rawRequest } from '../fixtures/raw-http.ts';
 import { closeHarnesses, harness, post } from '../fixtures/server-app.ts';
 
@@ -161,6 +163,25 @@ describe('POST /v1/tasks', () => {
       assert.equal(h.count(), before, `${c.what}: nothing is stored`);
     }
     assert.equal(fs.readdirSync(h.paths.inbox).length, 0, 'nothing reached the inbox');
+  });
+
+  it('a store locked by another process answers 503 with Retry-After, and the request can be repeated', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-locked-')), 'agentq.db');
+    const store = new SqliteStore(file, { busyTimeoutMs: 50 });
+    const h = await harness({ store });
+    const holder = new Database(file);
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      const r = await post(h.app, '/v1/tasks', { prompt: 'Do it.' });
+      assert.equal(r.statusCode, 503, r.body);
+      assert.equal(r.headers['retry-after'], '1');
+      assert.match(r.json().error.message, /^store unavailable \(database is locked\)/);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.equal((await post(h.app, '/v1/tasks', { prompt: 'Do it.' })).statusCode, 201);
+    await store.close();
   });
 
   it('a dedup_key held by a queued task records a duplicate, as the inbox does', async () => {
