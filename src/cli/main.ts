@@ -4,7 +4,7 @@
  * the usage too and exit 2.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { AgentQueueError, UsageError } from '../core/errors.ts';
+import { AgentQueueError, ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import {
   answerCommand,
@@ -129,6 +129,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       process.stderr.write(`agentq: ${err.message}\n`);
       process.stderr.write(program.helpInformation());
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      // A config.yaml (or --store) that cannot be used: exit 2 like a bad flag, no usage text.
+      process.stderr.write(`agentq: ${err.message}\n`);
       return 2;
     }
     const message = err instanceof AgentQueueError ? err.message : err instanceof Error ? err.message : String(err);
