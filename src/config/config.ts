@@ -72,6 +72,8 @@ function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
 /** Per priority (`critical`, `high`, `default`, `low`), each optional; another key is refused. */
 const perPriority = <T extends z.ZodType>(value: T) => z.partialRecord(z.enum(PRIORITIES), value, refuseUnknownKeys(PRIORITIES));
 
+/** An environment variable name or a pattern of them (`*` matches any run of characters). */
+const envPattern = z.string().regex(/^[^=\s]+$/, 'not an environment variable name or pattern (e.g. AWS_*)');
 
 /** `N/UNIT` or `N/DURATION` (`60/h`, `5/30s`) → a `Rate` (see `parseRate`). */
 const rate = z.unknown().transform((v, ctx) => {
@@ -88,7 +90,7 @@ const agentSchema = strictObject({
   command: command.optional(),
   /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
   args: z.array(z.string()).default([]),
-  /** Extra environment for the agent's processes (added to agentq's own). */
+  /** Extra environment for the agent's processes, added as given over what `agent_env` lets through. */
   env: z.record(z.string(), z.string()).default({}),
   /** claude: `--permission-mode` value. */
   permission_mode: z.string().default('bypassPermissions'),
@@ -171,6 +173,18 @@ const configSchema = strictObject({
   /** A file must be unchanged this long before intake reads it. */
   inbox_settle: duration('300ms'),
   agents: z.record(z.string(), agentSchema).default({}),
+  /**
+   * Which of agentq's environment variables agents' processes inherit (see `agentEnv` in
+   * src/agents/agent-env.ts): names matching `deny` are dropped (agentq's own, such as
+   * `AGENTQ_TOKEN`, always are); a non-empty `allow` passes only matching names, plus what
+   * agents need to run. `agents.<name>.env` and agentq's `AGENTQ_TASK_*` tags are added after.
+   */
+  agent_env: strictObject({
+    /** Patterns of names never passed on (`*` matches any run of characters), e.g. `AWS_*`. */
+    deny: z.array(envPattern).default([]),
+    /** When not empty: only names matching one of these (and the basics) are passed on. */
+    allow: z.array(envPattern).default([]),
+  }).prefault({}),
   /**
    * Project spend limits: past `daily_usd` (USD, every agent together) all agents pause
    * until the next day starts, at `day_start` local time (`HH:MM`, default `00:00`).
@@ -360,6 +374,11 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   day_start: "00:00"    # local time the budget day starts
 # prices:                 # USD per million tokens, over the built-in table (src/pricing/prices.ts)
 #   "llama*": { input: 0, output: 0 }
+# agent_env:              # what agents inherit from agentq's environment (never AGENTQ_TOKEN,
+#                         # AGENTQ_STORE, AGENTQ_*_COMMAND); agents.<name>.env is added after
+#   deny: ["AWS_*"]       # names never passed on (* is a wildcard)
+#   allow: []             # when not empty: only these, the basics (PATH, HOME, …) and the agent's
+#                         # own ANTHROPIC_* / OPENAI_* / GEMINI_* … pass
 # agents:
 #   claude:
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin

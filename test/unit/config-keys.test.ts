@@ -13,7 +13,7 @@ describe('config.yaml keys', () => {
     });
   });
 
-  it('refuses unknown keys inside agents.<name>, budgets, serve, prices entries, models, fallback', () => {
+  it('refuses unknown keys inside agents.<name>, budgets, serve, prices entries, models, fallback, agent_env', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ agents: { claude: { permision_mode: 'plan' } } }, /agents\.claude: unknown key "permision_mode" \(did you mean "permission_mode"\?\)/],
       [{ agents: { codex: { budgets: { daly_usd: 1 } } } }, /agents\.codex\.budgets: unknown key "daly_usd" \(did you mean "daily_usd"\?\)/],
@@ -22,6 +22,7 @@ describe('config.yaml keys', () => {
       [{ prices: { 'llama*': { input: 0, output: 0, cached: 0 } } }, /prices\.llama\*: unknown key "cached" \(known keys: input, output, cached_input, cache_write\)/],
       [{ agents: { claude: { models: { critcal: 'opus' } } } }, /agents\.claude\.models: unknown key "critcal" \(did you mean "critical"\?\)/],
       [{ fallback: { hgh: ['claude'] } }, /fallback: unknown key "hgh" \(did you mean "high"\?\)/],
+      [{ agent_env: { alow: ['PATH'] } }, /agent_env: unknown key "alow" \(did you mean "allow"\?\)/],
     ];
     for (const [raw, message] of cases) assert.throws(() => parseConfig(raw), message, JSON.stringify(raw));
   });
@@ -29,7 +30,7 @@ describe('config.yaml keys', () => {
   it('names every unknown key; without a close one it lists the known keys', () => {
     assert.throws(() => parseConfig({ zzz: 1, agents: { claude: { modle: 'x', permision_mode: 'y' } } }), (err: Error) => {
       assert.match(err.message, /agents\.claude: unknown keys "modle" \(did you mean "models"\?\), "permision_mode" \(did you mean "permission_mode"\?\)/);
-      assert.match(err.message, /\(top level\): unknown key "zzz" \(known keys: store, concurrency, .*fallback\)/);
+      assert.match(err.message, /\(top level\): unknown key "zzz" \(known keys: store, concurrency, .*agent_env.*\)/);
       return true;
     });
   });
