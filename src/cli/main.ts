@@ -4,7 +4,7 @@
  * the usage too and exit 2.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { AgentQueueError, UsageError } from '../core/errors.ts';
+import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import { isTransientStoreError } from '../store/store.ts';
 import {
@@ -133,13 +133,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(program.helpInformation());
       return 2;
     }
+    if (err instanceof ConfigError) {
+      // A config.yaml (or --store) that cannot be used: exit 2 like a bad flag, no usage text.
+      process.stderr.write(`agentq: ${err.message}\n`);
+      return 2;
+    }
     const message = isTransientStoreError(err)
       ? `store unavailable (${(err as Error).message}): another process holds its write lock, or the disk is full; try again`
-      : err instanceof AgentQueueError
+      : err instanceof Error
         ? err.message
-        : err instanceof Error
-          ? err.message
-          : String(err);
+        : String(err);
     process.stderr.write(`agentq: ${message}\n`);
     if (verbose && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return 1;

@@ -27,6 +27,54 @@ const duration = (fallback: string) =>
 
 const command = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 
+/** Edit distance (insertions, deletions, substitutions; Levenshtein) between `a` and `b`. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * zod params for an object or record with a fixed set of keys: an unknown key is refused by
+ * name, with the closest known key (edit distance ≤ 2, case ignored) suggested, else the
+ * known keys listed, e.g. `unknown key "concurency" (did you mean "concurrency"?)`.
+ */
+function refuseUnknownKeys(known: readonly string[]) {
+  return {
+    error: (issue: z.core.$ZodRawIssue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
+      const keys = issue.keys;
+      const parts = keys.map((key) => {
+        let best: { name: string; distance: number } | null = null;
+        for (const name of known) {
+          const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+          if (distance <= 2 && (!best || distance < best.distance)) best = { name, distance };
+        }
+        return best ? `"${key}" (did you mean "${best.name}"?)` : `"${key}"`;
+      });
+      const hint = parts.some((p) => p.includes('did you mean')) ? '' : ` (known keys: ${known.join(', ')})`;
+      return `unknown key${keys.length > 1 ? 's' : ''} ${parts.join(', ')}${hint}`;
+    },
+  };
+}
+
+/** A `z.strictObject`: keys outside `shape` are an error naming them (see {@link refuseUnknownKeys}). */
+function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
+  return z.strictObject(shape, refuseUnknownKeys(Object.keys(shape)));
+}
+
+/** Per priority (`critical`, `high`, `default`, `low`), each optional; another key is refused. */
+const perPriority = <T extends z.ZodType>(value: T) => z.partialRecord(z.enum(PRIORITIES), value, refuseUnknownKeys(PRIORITIES));
+
+/** An environment variable name or a pattern of them (`*` matches any run of characters). */
+const envPattern = z.string().regex(/^[^=\s]+$/, 'not an environment variable name or pattern (e.g. AWS_*)');
+
 /** `N/UNIT` or `N/DURATION` (`60/h`, `5/30s`) → a `Rate` (see `parseRate`). */
 const rate = z.unknown().transform((v, ctx) => {
   const parsed = parseRate(v);
@@ -37,156 +85,156 @@ const rate = z.unknown().transform((v, ctx) => {
   return parsed;
 });
 
-const agentSchema = z
-  .object({
-    /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
-    command: command.optional(),
-    /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
-    args: z.array(z.string()).default([]),
-    /** Extra environment for the agent's processes (added to agentq's own). */
-    env: z.record(z.string(), z.string()).default({}),
-    /** claude: `--permission-mode` value. */
-    permission_mode: z.string().default('bypassPermissions'),
-    /** Model per priority; a task's `model` wins. An alias (below) is resolved afterwards. */
-    models: z.partialRecord(z.enum(PRIORITIES), z.string()).default({}),
-    /**
-     * Model for tasks that set none and whose priority has no `models` entry (any agent;
-     * the `openai` agent needs one from somewhere). An alias is resolved afterwards.
-     */
-    model: z.string().min(1).optional(),
-    /**
-     * openai: base URL of the OpenAI-compatible API, up to the version, e.g.
-     * `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama); `/chat/completions`
-     * is appended. Required for the openai agent (an attempt without it fails, naming this key).
-     */
-    base_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
-    /**
-     * openai: environment variable holding the API key (sent as `Authorization: Bearer`).
-     * Unset is allowed (local servers need no key; `none` is sent). Default `OPENAI_API_KEY`.
-     */
-    api_key_env: z.string().min(1).default('OPENAI_API_KEY'),
-    /**
-     * Model aliases: a task's or `models`' name → the id passed to the agent, e.g.
-     * `{ fast: gemini-2.5-flash }`. Added to the agent's built-in aliases ({@link MODEL_ALIASES}).
-     */
-    aliases: z.record(z.string(), z.string()).default({}),
-    /** claude: `--max-turns` for tasks that set no `max_turns`. */
-    max_turns: z.number().int().min(1).optional(),
-    /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
-    allowed_tools: z.array(z.string().min(1)).optional(),
-    /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
-    budgets: z.object({ daily_usd: z.number().positive().optional() }).strict().default({}),
-    /** How long to pause the agent after a rate limit with no known reset time. */
-    rate_limit_backoff: duration('60s'),
-    /** Cap of the doubling rate-limit pause. */
-    rate_limit_backoff_max: duration('1h'),
-    /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
-    concurrency: z.number().int().min(1).optional(),
-    /**
-     * Starts of this agent's attempts per window (`60/h`, `500/d`, `5/30s`), a token bucket
-     * shared by every dispatcher on the store: when it is empty the agent is paused until the
-     * next token (`agent: auto` fails over). None by default.
-     */
-    rate_limit: rate.optional(),
-    /** The bucket's capacity (starts at once after a quiet spell); default the rate's N. */
-    rate_limit_burst: z.number().int().min(1).optional(),
-  })
-  .loose();
+const agentSchema = strictObject({
+  /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
+  command: command.optional(),
+  /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
+  args: z.array(z.string()).default([]),
+  /** Extra environment for the agent's processes, added as given over what `agent_env` lets through. */
+  env: z.record(z.string(), z.string()).default({}),
+  /** claude: `--permission-mode` value. */
+  permission_mode: z.string().default('bypassPermissions'),
+  /** Model per priority; a task's `model` wins. An alias (below) is resolved afterwards. */
+  models: perPriority(z.string()).default({}),
+  /**
+   * Model for tasks that set none and whose priority has no `models` entry (any agent;
+   * the `openai` agent needs one from somewhere). An alias is resolved afterwards.
+   */
+  model: z.string().min(1).optional(),
+  /**
+   * openai: base URL of the OpenAI-compatible API, up to the version, e.g.
+   * `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama); `/chat/completions`
+   * is appended. Required for the openai agent (an attempt without it fails, naming this key).
+   */
+  base_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+  /**
+   * openai: environment variable holding the API key (sent as `Authorization: Bearer`).
+   * Unset is allowed (local servers need no key; `none` is sent). Default `OPENAI_API_KEY`.
+   */
+  api_key_env: z.string().min(1).default('OPENAI_API_KEY'),
+  /**
+   * Model aliases: a task's or `models`' name → the id passed to the agent, e.g.
+   * `{ fast: gemini-2.5-flash }`. Added to the agent's built-in aliases ({@link MODEL_ALIASES}).
+   */
+  aliases: z.record(z.string(), z.string()).default({}),
+  /** claude: `--max-turns` for tasks that set no `max_turns`. */
+  max_turns: z.number().int().min(1).optional(),
+  /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
+  allowed_tools: z.array(z.string().min(1)).optional(),
+  /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
+  budgets: strictObject({ daily_usd: z.number().positive().optional() }).default({}),
+  /** How long to pause the agent after a rate limit with no known reset time. */
+  rate_limit_backoff: duration('60s'),
+  /** Cap of the doubling rate-limit pause. */
+  rate_limit_backoff_max: duration('1h'),
+  /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
+  concurrency: z.number().int().min(1).optional(),
+  /**
+   * Starts of this agent's attempts per window (`60/h`, `500/d`, `5/30s`), a token bucket
+   * shared by every dispatcher on the store: when it is empty the agent is paused until the
+   * next token (`agent: auto` fails over). None by default.
+   */
+  rate_limit: rate.optional(),
+  /** The bucket's capacity (starts at once after a quiet spell); default the rate's N. */
+  rate_limit_burst: z.number().int().min(1).optional(),
+});
 
-const configSchema = z
-  .object({
-    /** Store URL: `sqlite:PATH` (relative to the project directory). */
-    store: z.string().default('sqlite:.agent-queue/agentq.db'),
-    /** Global limit of running tasks (across every dispatcher on the store). */
-    concurrency: z.number().int().min(1).default(2),
-    /** Per-attempt timeout when a task sets none. */
-    default_timeout: duration('30m'),
-    /** Retries when a task sets none. */
-    default_retries: z.number().int().min(0).default(2),
-    /** Running tasks per `concurrency_group` at once. */
-    group_concurrency: z.number().int().min(1).default(1),
-    /** Queued + running tasks past which intake leaves new files in the inbox; none by default. */
-    max_queue_depth: z.number().int().min(1).optional(),
-    /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
-    workspace: z.enum(['inplace', 'worktree']).optional(),
-    /**
-     * Tell agents (Claude Code: `--append-system-prompt`) that they may end an attempt with a
-     * `<<question>> … <</question>>` block; the task then waits `blocked` for `agentq answer`.
-     */
-    questions: z.boolean().default(true),
-    /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
-    merge: z.enum(['manual', 'auto']).default('manual'),
-    /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
-    retry_backoff: duration('30s'),
-    retry_backoff_max: duration('10m'),
-    /** Lease length; a heartbeat renews it while the agent runs. */
-    lease: duration('30s'),
-    /** SIGTERM → SIGKILL grace when stopping an agent. */
-    kill_grace: duration('5s'),
-    /** How often the dispatcher polls the store and the inbox besides file events. */
-    poll_interval: duration('1s'),
-    /** A file must be unchanged this long before intake reads it. */
-    inbox_settle: duration('300ms'),
-    agents: z.record(z.string(), agentSchema).default({}),
-    /**
-     * Project spend limits: past `daily_usd` (USD, every agent together) all agents pause
-     * until the next day starts, at `day_start` local time (`HH:MM`, default `00:00`).
-     */
-    budgets: z
-      .object({
-        daily_usd: z.number().positive().optional(),
-        day_start: z
-          .string()
-          .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'not a time of day (use HH:MM, e.g. 00:00 or 06:30)')
-          .default('00:00'),
-      })
-      .strict()
-      .default({ day_start: '00:00' }),
-    /**
-     * Prices, USD per million tokens, by model id or pattern (`*` matches anything), added to
-     * and overriding {@link DEFAULT_PRICES}; used for agents that report tokens only and to
-     * watch `max_cost_usd` while an agent streams.
-     */
-    prices: z
-      .record(
-        z.string(),
-        z
-          .object({
-            input: z.number().min(0),
-            output: z.number().min(0),
-            cached_input: z.number().min(0).optional(),
-            cache_write: z.number().min(0).optional(),
-          })
-          .strict(),
-      )
-      .default({}),
-    /** `agentq serve`: the HTTP API and dashboard (see README, "agentq serve"). */
-    serve: z
-      .object({
-        /** Address to listen on; other than loopback needs a `token`. `--host` wins. */
-        host: z.string().min(1).default('127.0.0.1'),
-        /** TCP port; 0 picks a free one. `--port` wins. */
-        port: z.number().int().min(0).max(65535).default(8765),
-        /** Bearer token every API request must carry; `AGENTQ_TOKEN` wins. Default: none. */
-        token: z.string().min(1).optional(),
-        /** Largest request body, bytes (larger is 413). */
-        body_limit: z.number().int().min(1).default(1024 * 1024),
-        /** First wait before a failed `callback_url` delivery is tried again, doubling per try. */
-        callback_backoff: duration('1s'),
-        /** Tries of a `callback_url` delivery in all (the first and its retries). */
-        callback_tries: z.number().int().min(1).default(6),
-        /** Time limit of one callback request. */
-        callback_timeout: duration('10s'),
-      })
-      .strict()
-      .prefault({}),
-    /**
-     * `agent: auto`: the agents to try per priority, in order. The first that is not paused
-     * and has room runs the task; a rate limit moves it on to the next (failover).
-     */
-    fallback: z.partialRecord(z.enum(PRIORITIES), z.array(z.string()).min(1)).default({}),
-  })
-  .loose();
+const configSchema = strictObject({
+  /** Store URL: `sqlite:PATH` (relative to the project directory). */
+  store: z.string().default('sqlite:.agent-queue/agentq.db'),
+  /** Global limit of running tasks (across every dispatcher on the store). */
+  concurrency: z.number().int().min(1).default(2),
+  /** Per-attempt timeout when a task sets none. */
+  default_timeout: duration('30m'),
+  /** Retries when a task sets none. */
+  default_retries: z.number().int().min(0).default(2),
+  /** Running tasks per `concurrency_group` at once. */
+  group_concurrency: z.number().int().min(1).default(1),
+  /** Queued + running tasks past which intake leaves new files in the inbox; none by default. */
+  max_queue_depth: z.number().int().min(1).optional(),
+  /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
+  workspace: z.enum(['inplace', 'worktree']).optional(),
+  /**
+   * Tell agents (Claude Code: `--append-system-prompt`) that they may end an attempt with a
+   * `<<question>> … <</question>>` block; the task then waits `blocked` for `agentq answer`.
+   */
+  questions: z.boolean().default(true),
+  /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
+  merge: z.enum(['manual', 'auto']).default('manual'),
+  /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
+  retry_backoff: duration('30s'),
+  retry_backoff_max: duration('10m'),
+  /** Lease length; a heartbeat renews it while the agent runs. */
+  lease: duration('30s'),
+  /** SIGTERM → SIGKILL grace when stopping an agent. */
+  kill_grace: duration('5s'),
+  /** How often the dispatcher polls the store and the inbox besides file events. */
+  poll_interval: duration('1s'),
+  /** A file must be unchanged this long before intake reads it. */
+  inbox_settle: duration('300ms'),
+  agents: z.record(z.string(), agentSchema).default({}),
+  /**
+   * Which of agentq's environment variables agents' processes inherit (see `agentEnv` in
+   * src/agents/agent-env.ts): names matching `deny` are dropped (agentq's own, such as
+   * `AGENTQ_TOKEN`, always are); a non-empty `allow` passes only matching names, plus what
+   * agents need to run. `agents.<name>.env` and agentq's `AGENTQ_TASK_*` tags are added after.
+   */
+  agent_env: strictObject({
+    /** Patterns of names never passed on (`*` matches any run of characters), e.g. `AWS_*`. */
+    deny: z.array(envPattern).default([]),
+    /** When not empty: only names matching one of these (and the basics) are passed on. */
+    allow: z.array(envPattern).default([]),
+  }).prefault({}),
+  /**
+   * Project spend limits: past `daily_usd` (USD, every agent together) all agents pause
+   * until the next day starts, at `day_start` local time (`HH:MM`, default `00:00`).
+   */
+  budgets: strictObject({
+    daily_usd: z.number().positive().optional(),
+    day_start: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'not a time of day (use HH:MM, e.g. 00:00 or 06:30)')
+      .default('00:00'),
+  }).default({ day_start: '00:00' }),
+  /**
+   * Prices, USD per million tokens, by model id or pattern (`*` matches anything), added to
+   * and overriding {@link DEFAULT_PRICES}; used for agents that report tokens only and to
+   * watch `max_cost_usd` while an agent streams.
+   */
+  prices: z
+    .record(
+      z.string(),
+      strictObject({
+        input: z.number().min(0),
+        output: z.number().min(0),
+        cached_input: z.number().min(0).optional(),
+        cache_write: z.number().min(0).optional(),
+      }),
+    )
+    .default({}),
+  /** `agentq serve`: the HTTP API and dashboard (see README, "agentq serve"). */
+  serve: strictObject({
+    /** Address to listen on; other than loopback needs a `token`. `--host` wins. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** TCP port; 0 picks a free one. `--port` wins. */
+    port: z.number().int().min(0).max(65535).default(8765),
+    /** Bearer token every API request must carry; `AGENTQ_TOKEN` wins. Default: none. */
+    token: z.string().min(1).optional(),
+    /** Largest request body, bytes (larger is 413). */
+    body_limit: z.number().int().min(1).default(1024 * 1024),
+    /** First wait before a failed `callback_url` delivery is tried again, doubling per try. */
+    callback_backoff: duration('1s'),
+    /** Tries of a `callback_url` delivery in all (the first and its retries). */
+    callback_tries: z.number().int().min(1).default(6),
+    /** Time limit of one callback request. */
+    callback_timeout: duration('10s'),
+  }).prefault({}),
+  /**
+   * `agent: auto`: the agents to try per priority, in order. The first that is not paused
+   * and has room runs the task; a rate limit moves it on to the next (failover).
+   */
+  fallback: perPriority(z.array(z.string()).min(1)).default({}),
+});
 
 /** Config with defaults applied. Durations are ms. */
 export type Config = z.output<typeof configSchema>;
@@ -253,14 +301,17 @@ export function projectPaths(projectDir: string): ProjectPaths {
 }
 
 /**
- * Validates a parsed config object. Throws ConfigError naming the field and the value.
+ * Validates a parsed config object (defaults applied; durations in ms).
+ * @param source what to name in messages, e.g. the file's path. Default `config`.
+ * @throws ConfigError `SOURCE: PATH: PROBLEM` for every problem (joined by `; `), e.g.
+ *   `config: agents.codex.rate_limit: not a rate: "x" …`, or for an unknown key
+ *   `config: (top level): unknown key "concurency" (did you mean "concurrency"?)`.
  */
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.join('.') || '(top level)';
-    throw new ConfigError(`${source}: ${where}: ${issue?.message ?? 'invalid'}`);
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    throw new ConfigError(`${source}: ${problems.join('; ')}`);
   }
   return result.data;
 }
@@ -289,6 +340,7 @@ export function agentConfig(config: Config, agent: string): AgentConfig {
 
 /** The commented config file `agentq init` writes. */
 export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; the values shown are the defaults.
+# A key not listed here is refused (exit 2), with the closest known key suggested.
 
 # Where the queue lives. sqlite:PATH is relative to the project directory.
 # store: sqlite:.agent-queue/agentq.db
@@ -322,6 +374,11 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   day_start: "00:00"    # local time the budget day starts
 # prices:                 # USD per million tokens, over the built-in table (src/pricing/prices.ts)
 #   "llama*": { input: 0, output: 0 }
+# agent_env:              # what agents inherit from agentq's environment (never AGENTQ_TOKEN,
+#                         # AGENTQ_STORE, AGENTQ_*_COMMAND); agents.<name>.env is added after
+#   deny: ["AWS_*"]       # names never passed on (* is a wildcard)
+#   allow: []             # when not empty: only these, the basics (PATH, HOME, …) and the agent's
+#                         # own ANTHROPIC_* / OPENAI_* / GEMINI_* … pass
 # agents:
 #   claude:
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin

@@ -3,6 +3,7 @@
  * only (Codex, Gemini, OpenAI-compatible servers), and for watching a task's budget while
  * Claude Code streams (it reports its own cost only in the final `result` line).
  */
+import { globRegExp } from '../core/glob.ts';
 
 /** USD per million tokens. */
 export interface ModelPrice {
@@ -84,15 +85,6 @@ function normalizeModel(model: string): string {
     .replace(/^.*\//, '');
 }
 
-function patternRegExp(pattern: string): RegExp {
-  const body = pattern
-    .toLowerCase()
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
-}
-
 /**
  * The price of `model` in `table` (default {@link DEFAULT_PRICES}): an exact key wins, then
  * the matching pattern with the most literal characters (`gpt-5-mini*` beats `gpt-5*`).
@@ -104,7 +96,7 @@ export function priceOf(model: string | null, table: PriceTable = DEFAULT_PRICES
   let best: { price: ModelPrice; specificity: number } | null = null;
   for (const [pattern, price] of Object.entries(table)) {
     if (pattern.toLowerCase() === id) return price;
-    if (!pattern.includes('*') || !patternRegExp(pattern).test(id)) continue;
+    if (!pattern.includes('*') || !globRegExp(pattern.toLowerCase()).test(id)) continue;
     const specificity = pattern.replaceAll('*', '').length;
     if (!best || specificity > best.specificity) best = { price, specificity };
   }

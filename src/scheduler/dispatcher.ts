@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.ts';
+import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
 import { agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
@@ -476,7 +477,7 @@ export class Dispatcher {
       systemPromptAppend: this.o.config.questions ? QUESTION_INSTRUCTIONS : null,
       model,
       cwd: workspace.cwd,
-      env: { ...this.o.env, ...agentConfig(this.o.config, task.agent).env, AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
+      env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
       deadline: attempt.startedAt + task.timeoutMs,
       stdoutLog,
       stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),

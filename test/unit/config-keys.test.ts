@@ -1,0 +1,46 @@
+/**
+ * config.yaml refuses unknown keys by name, suggesting the closest known one; free-form maps stay free.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/config.ts';
+
+describe('config.yaml keys', () => {
+  it('refuses an unknown top-level key, suggesting the closest known one', () => {
+    assert.throws(() => parseConfig({ concurency: 2 }, 'config.yaml'), {
+      name: 'ConfigError',
+      message: 'config.yaml: (top level): unknown key "concurency" (did you mean "concurrency"?)',
+    });
+  });
+
+  it('refuses unknown keys inside agents.<name>, budgets, serve, prices entries, models, fallback, agent_env', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ agents: { claude: { permision_mode: 'plan' } } }, /agents\.claude: unknown key "permision_mode" \(did you mean "permission_mode"\?\)/],
+      [{ agents: { codex: { budgets: { daly_usd: 1 } } } }, /agents\.codex\.budgets: unknown key "daly_usd" \(did you mean "daily_usd"\?\)/],
+      [{ budgets: { daystart: '06:00' } }, /budgets: unknown key "daystart" \(did you mean "day_start"\?\)/],
+      [{ serve: { tokn: 'x' } }, /serve: unknown key "tokn" \(did you mean "token"\?\)/],
+      [{ prices: { 'llama*': { input: 0, output: 0, cached: 0 } } }, /prices\.llama\*: unknown key "cached" \(known keys: input, output, cached_input, cache_write\)/],
+      [{ agents: { claude: { models: { critcal: 'opus' } } } }, /agents\.claude\.models: unknown key "critcal" \(did you mean "critical"\?\)/],
+      [{ fallback: { hgh: ['claude'] } }, /fallback: unknown key "hgh" \(did you mean "high"\?\)/],
+      [{ agent_env: { alow: ['PATH'] } }, /agent_env: unknown key "alow" \(did you mean "allow"\?\)/],
+    ];
+    for (const [raw, message] of cases) assert.throws(() => parseConfig(raw), message, JSON.stringify(raw));
+  });
+
+  it('names every unknown key; without a close one it lists the known keys', () => {
+    assert.throws(() => parseConfig({ zzz: 1, agents: { claude: { modle: 'x', permision_mode: 'y' } } }), (err: Error) => {
+      assert.match(err.message, /agents\.claude: unknown keys "modle" \(did you mean "models"\?\), "permision_mode" \(did you mean "permission_mode"\?\)/);
+      assert.match(err.message, /\(top level\): unknown key "zzz" \(known keys: store, concurrency, .*agent_env.*\)/);
+      return true;
+    });
+  });
+
+  it('keeps free-form maps free: agent names, env, aliases, price patterns', () => {
+    const config = parseConfig({
+      agents: { 'my-agent': { env: { ANY_NAME: '1' }, aliases: { whatever: 'm' } } },
+      prices: { 'anything-*': { input: 1, output: 2 } },
+    });
+    assert.equal(config.agents['my-agent']?.env.ANY_NAME, '1');
+    assert.equal(config.agents['my-agent']?.aliases.whatever, 'm');
+  });
+});
