@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { AGENTQ_OWN_ENV } from '../agents/agent-env.ts';
 import { AgentQueueError } from '../core/errors.ts';
 
 /** What a finished git command left. */
@@ -45,9 +46,10 @@ const LOCK_BUSY = /\.lock'?: File exists|Unable to create '[^']*\.lock'/;
 const LOCK_RETRIES = 40;
 const LOCK_RETRY_MS = 50;
 
+/** git's environment: agentq's, without agentq's own secrets (the repository's hooks run in it) nor {@link REPO_ENV}. */
 function gitEnv(identity: boolean): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of REPO_ENV) delete env[k];
+  for (const k of [...REPO_ENV, ...AGENTQ_OWN_ENV]) delete env[k];
   env.LC_ALL = 'C';
   env.LANGUAGE = 'C';
   env.GIT_TERMINAL_PROMPT = '0';

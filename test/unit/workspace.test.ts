@@ -19,6 +19,7 @@ import {
   pruneWorktrees,
   type Workspace,
 } from '../../src/workspace/workspace.ts';
+import { git as runGit } from '../../src/workspace/git.ts';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'agentq-workspace-'));
 
@@ -351,5 +352,23 @@ describe('crash recovery', () => {
       (e: unknown) => e instanceof AgentQueueError && e.code === 'workspace' && /a merge in progress/.test(e.message),
     );
     assert.ok(existsSync(ws.cwd));
+  });
+});
+
+describe('git environment', () => {
+  it("the repository's hooks never see agentq's own secrets", async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'agentq-hook-'));
+    execFileSync('git', ['init', '-q', repo]);
+    const seen = join(repo, 'hook-env.txt');
+    writeFileSync(join(repo, '.git', 'hooks', 'pre-commit'), `#!/bin/sh\nenv > ${seen}\n`, { mode: 0o755 });
+    process.env.AGENTQ_TOKEN = 'sekrit-hook-token';
+    try {
+      await runGit(repo, ['commit', '-q', '--allow-empty', '-m', 'x'], { identity: true });
+    } finally {
+      delete process.env.AGENTQ_TOKEN;
+    }
+    const env = readFileSync(seen, 'utf8');
+    assert.match(env, /^GIT_AUTHOR_NAME=agentq$/m, 'the hook ran with git’s environment');
+    assert.doesNotMatch(env, /sekrit-hook-token/);
   });
 });
