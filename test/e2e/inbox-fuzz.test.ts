@@ -13,18 +13,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { agentq, makeProject } from '../fixtures/project.ts';
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../fixtures/prng.ts';
 
 const SEED = Number(process.env.AGENTQ_FUZZ_SEED ?? 14);
 const MARKER = 'OUTSIDE-MARKER-7f3a';

@@ -12,20 +12,9 @@ import { TASK_NAME } from '../../src/config/task-file.ts';
 import { ERROR_STATUS, type ErrorCode } from '../../src/server/errors.ts';
 import { bodyFields } from '../../src/server/task-body.ts';
 import { closeHarnesses, harness, post } from '../fixtures/server-app.ts';
+import { prng } from '../fixtures/prng.ts';
 
 after(closeHarnesses);
-
-/** mulberry32: a small seeded PRNG, floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A JSON text fragment written as is (`-0`, `1e309`, keys a JS object could not hold such as `__proto__`). */
 class Raw {

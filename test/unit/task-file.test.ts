@@ -5,6 +5,7 @@ import { parseDuration } from '../../src/config/duration.ts';
 import * as taskFile from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { TaskSpec } from '../../src/core/types.ts';
+import { prng } from '../fixtures/prng.ts';
 
 const { parseTaskFile } = taskFile;
 const defaults = { default_timeout: 1_800_000, default_retries: 0 };
@@ -291,18 +292,6 @@ describe('parseDuration', () => {
     assert.equal(parseDuration('100y'), 100 * 365.25 * 86_400_000, 'the default maximum: 100 years');
   });
 });
-
-/** mulberry32: a small seeded PRNG, so every run makes the same files. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('task files: deterministic fuzz', () => {
   it('turns hundreds of hostile files into a sane spec or an InvalidTaskError naming the field, quickly', (t) => {
