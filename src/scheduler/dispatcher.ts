@@ -25,6 +25,7 @@ import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneW
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
+import { decide, type StopReason } from './transition.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
@@ -41,8 +42,6 @@ export interface DispatcherOptions {
   now?: () => number;
 }
 
-/** Why a running attempt is being stopped by the dispatcher. */
-type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
 
 interface Running {
   claim: Claim;
@@ -67,13 +66,6 @@ export const QUESTION_INSTRUCTIONS =
   'that only a person can give, stop and end your final message with the question in a block ' +
   'of its own: <<question>>your question<</question>>. You will be resumed with the answer. ' +
   'Do not ask anything you can find out or decide yourself.';
-
-/** The question in an agent's final message (`<<question>> … <</question>>`), else null. */
-export function parseQuestion(result: string): string | null {
-  const m = /<<question>>([\s\S]*?)<<\/question>>/.exec(result);
-  const q = m?.[1]?.trim();
-  return q ? q : null;
-}
 
 /** Whether the inbox holds any task file (`*.md`, not hidden) but those in `except` (e.g. refused entries). */
 function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown>): boolean {
@@ -504,13 +496,7 @@ export class Dispatcher {
     }
     this.events.emit('attempt.outcome', claim, outcome);
     const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
-    if (stopReason === 'budget' && outcome.kind === 'cancelled') {
-      const spent = outcome.stats.costUsd ?? meter.usd;
-      const reason = `budget exceeded: $${spent.toFixed(4)} spent of max_cost_usd $${task.maxCostUsd ?? '?'}; the agent was stopped`;
-      await this.settle(claim, { ...outcome, kind: 'budget_exceeded', reason }, stopReason, stdoutLog, workspace);
-    } else {
-      await this.settle(claim, outcome, stopReason, stdoutLog, workspace);
-    }
+    await this.settle(claim, outcome, stopReason, stdoutLog, workspace, outcome.stats.costUsd ?? meter.usd);
     if ((outcome.stats.costUsd ?? 0) > 0) await this.holdOverBudget();
   }
 
@@ -542,97 +528,97 @@ export class Dispatcher {
   }
 
   /**
-   * Turns a runner outcome into the task's next state. A task that ends closes its
+   * Applies what {@link decide} makes of a runner outcome. A task that ends closes its
    * worktree first (commit leftovers, merge with `merge: auto`), so the result file names
-   * the branch and commits; a merge conflict fails a completed task. A requeued task keeps
-   * its worktree for the next attempt; a lost lease touches nothing.
+   * the branch and commits; a merge conflict fails a completed task. A requeued or blocked
+   * task keeps its worktree for the next attempt; a lost lease touches nothing.
    */
-  private async settle(claim: Claim, outcome: RunOutcome, stopReason: StopReason | null, logPath: string | null, workspace: Workspace | null): Promise<void> {
+  private async settle(
+    claim: Claim,
+    outcome: RunOutcome,
+    stopReason: StopReason | null,
+    logPath: string | null,
+    workspace: Workspace | null,
+    spentUsd = outcome.stats.costUsd ?? 0,
+  ): Promise<void> {
     const { task, attempt } = claim;
     const store = this.o.store;
     const now = this.o.now();
+    const agent = agentConfig(this.o.config, task.agent);
+    const step = decide(outcome, task, {
+      now,
+      stopReason,
+      questions: this.o.config.questions,
+      retryDelayMs: this.retryDelay(task),
+      strikes: outcome.kind === 'rate_limited' ? await store.agentStrikes(task.agent) : 0,
+      rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
+      spentUsd,
+    });
     const stats = { ...outcome.stats, model: outcome.stats.model ?? routeModel(task, this.o.config) };
     const base = { stats, exitCode: outcome.exitCode, logPath, now };
-    let requeued: Task | null = null;
     let finished: Task | null = null;
-    const end = async (state: FinishOutcome['state'], reason: string | null, result: string | null = null) => {
-      let failure = reason;
-      if (workspace?.mode === 'worktree') {
-        try {
-          const closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge: task.merge ?? this.o.config.merge });
-          await store.setWorkspaceResult(task.id, closed.branch, closed.commits);
-        } catch (err) {
-          if (err instanceof MergeError) await store.setWorkspaceResult(task.id, err.result.branch, err.result.commits);
-          if (state === 'completed') failure = `${(err as Error).message}`;
-          else this.events.emit('error', err as Error);
-        }
-      }
-      const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-      const attemptOutcome = finalState === 'completed' || finalState === 'timed_out' || finalState === 'cancelled' || finalState === 'budget_exceeded' ? finalState : 'failed';
-      finished = await store.finish(attempt.id, { ...base, state: finalState, attemptOutcome, reason: failure, result: finalState === 'completed' ? result : null });
-    };
-    switch (outcome.kind) {
-      case 'completed': {
-        const question = this.o.config.questions ? parseQuestion(outcome.result) : null;
+    switch (step.kind) {
+      case 'none':
+        return;
+      case 'block': {
         await store.clearAgentStrikes(task.agent);
-        if (question === null) {
-          await this.takeInAfterAgent(task); // subtasks it filed count before it is judged done
-          await end('completed', null, outcome.result);
-          break;
-        }
-        // Waits for a person; the worktree stays for the resumed session.
-        const blocked = await store.block(attempt.id, { question, stats, exitCode: outcome.exitCode, logPath, now });
+        const blocked = await store.block(attempt.id, { question: step.question, ...base });
         if (blocked) this.events.emit('task.blocked', blocked);
-        break;
+        return;
       }
-      case 'failed':
-        if (outcome.retryable && task.attempts <= task.retries) {
-          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
-        } else {
-          await end('failed', outcome.reason);
+      case 'requeue': {
+        if (step.pause) {
+          const { strikes, ...pause } = step.pause;
+          await store.pauseAgent(pause, strikes);
+          this.events.emit('agent.paused', pause);
         }
-        break;
-      case 'auth_failed':
-        await end('failed', outcome.reason);
-        break;
-      case 'rate_limited': {
-        // A stated reset wins; otherwise back off, doubling with each limit in a row (1 min … 1 h).
-        const agent = agentConfig(this.o.config, task.agent);
-        const strikes = await store.agentStrikes(task.agent);
-        const backoff = Math.min(agent.rate_limit_backoff * 2 ** strikes, agent.rate_limit_backoff_max);
-        const until = outcome.resetAt ?? now + backoff;
-        const pause = { agent: task.agent, until, reason: outcome.reason };
-        await store.pauseAgent(pause, strikes + 1);
-        this.events.emit('agent.paused', pause);
-        requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'rate_limited', reason: outcome.reason, runAfter: now });
-        break;
+        const requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: step.attemptOutcome, reason: step.reason, runAfter: step.runAfter });
+        if (requeued) this.events.emit('task.requeued', requeued, step.reason);
+        return;
       }
-      case 'timed_out':
-        if (task.retryOnTimeout && task.attempts <= task.retries) {
-          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'timed_out', reason: outcome.reason, runAfter: now + this.retryDelay(task) });
-          break;
-        }
-        await end('timed_out', outcome.reason);
+      case 'complete':
+        await store.clearAgentStrikes(task.agent);
+        await this.takeInAfterAgent(task); // subtasks it filed count before it is judged done
+        finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
-      case 'budget_exceeded':
-        await end('budget_exceeded', outcome.reason);
-        break;
-      case 'cancelled':
-        if (stopReason === 'shutdown') {
-          requeued = await store.requeue(attempt.id, { ...base, attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now });
-        } else if (stopReason !== 'lease_lost') {
-          await end('cancelled', 'cancelled by user');
-        }
+      case 'end':
+        finished = await this.end(claim, workspace, base, step.state, step.reason);
         break;
     }
-    if (requeued) this.events.emit('task.requeued', requeued, outcome.kind === 'completed' ? '' : outcome.reason);
-    const ended = finished as Task | null;
-    if (ended?.state === 'waiting') this.events.emit('task.waiting', ended);
-    else if (ended) {
-      await this.report(ended);
-      if (ended.state !== 'completed') await this.settleDependents();
-      if (ended.parentId !== null) await this.settleParents();
+    if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
+    else if (finished) {
+      await this.report(finished);
+      if (finished.state !== 'completed') await this.settleDependents();
+      if (finished.parentId !== null) await this.settleParents();
     }
+  }
+
+  /**
+   * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
+   * `completed` into `failed`, naming the conflict), then records the end. Null when the
+   * lease is lost.
+   */
+  private async end(
+    { task, attempt }: Claim,
+    workspace: Workspace | null,
+    base: Pick<FinishOutcome, 'stats' | 'exitCode' | 'logPath' | 'now'>,
+    state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
+    reason: string | null,
+    result: string | null = null,
+  ): Promise<Task | null> {
+    let failure = reason;
+    if (workspace?.mode === 'worktree') {
+      try {
+        const closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge: task.merge ?? this.o.config.merge });
+        await this.o.store.setWorkspaceResult(task.id, closed.branch, closed.commits);
+      } catch (err) {
+        if (err instanceof MergeError) await this.o.store.setWorkspaceResult(task.id, err.result.branch, err.result.commits);
+        if (state === 'completed') failure = (err as Error).message;
+        else this.events.emit('error', err as Error);
+      }
+    }
+    const finalState = state === 'completed' && failure !== null ? 'failed' : state;
+    return this.o.store.finish(attempt.id, { ...base, state: finalState, attemptOutcome: finalState, reason: failure, result: finalState === 'completed' ? result : null });
   }
 
   /**
