@@ -98,6 +98,31 @@ export function withFailureSummary(prompt: string, attempts: Attempt[]): string 
   return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n`;
 }
 
+/**
+ * Everything one attempt runs with, resolved once after its claim: the agent (its runner;
+ * `agent: auto` resolved in `claim.task.agent`) and its routed model, the prompt, where it
+ * runs, its logs and its limits.
+ */
+export interface AttemptPlan {
+  claim: Claim;
+  runner: AgentRunner;
+  /** The routed model ({@link routeModel}); null: the agent's own default. Recorded on the attempt row from the start. */
+  model: string | null;
+  /** The task's prompt with the failure history of earlier attempts, or the answer to its question. */
+  prompt: string;
+  /** Session to resume (the answer to a question, for runners that can). */
+  resumeSessionId: string | null;
+  workspace: Workspace;
+  stdoutLog: string;
+  stderrLog: string;
+  /** When the attempt times out, epoch ms (`timeout` after the claim). */
+  deadline: number;
+  /** Budget of the attempt, USD (`max_cost_usd`); null: none. */
+  maxCostUsd: number | null;
+  /** The agent's environment ({@link agentEnv}). */
+  env: Record<string, string>;
+}
+
 export class Dispatcher {
   readonly events: DispatcherEvents;
   readonly workerId: string;
@@ -353,7 +378,10 @@ export class Dispatcher {
     const started = new Promise<void>((resolve) => (starting = resolve));
     entry.done = this.runAttempt(claim, controller.signal, starting)
       // Whatever failed on the way, the attempt ends here instead of holding its slot as `running`.
-      .catch((err: unknown) => this.settle(entry.claim, this.preparationFailed(entry.claim, 'agentq', err), null, null, null))
+      .catch((err: unknown) => {
+        const failed = { claim: entry.claim, model: routeModel(entry.claim.task, this.o.config), stdoutLog: null, workspace: null };
+        return this.settle(failed, this.preparationFailed(entry.claim, 'agentq', err), null);
+      })
       .catch((err: unknown) => {
         this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
       })
@@ -391,94 +419,35 @@ export class Dispatcher {
 
   /** Runs one attempt; calls `starting` once the agent and its start token are settled. */
   private async runAttempt(claimed: Claim, signal: AbortSignal, starting: () => void): Promise<void> {
-    let claim = claimed;
-    if (claimed.task.agent === AUTO_AGENT) {
-      // The first free agent with a start token (`rate_limit`); one without is paused and skipped.
-      const outOfTokens = new Set<string>();
-      let chosen = await this.pickAgent(claimed.task, outOfTokens);
-      while (chosen !== null && !(await this.takeStartToken(chosen)).taken) {
-        outOfTokens.add(chosen);
-        chosen = await this.pickAgent(claimed.task, outOfTokens);
-      }
-      if (chosen === null) {
-        // Every agent of the list is paused or full: back in the queue, no attempt used.
-        const pauses = await this.o.store.listPauses(this.o.now());
-        const runAfter = Math.min(this.o.now() + this.o.config.poll_interval, ...pauses.map((p) => p.until));
-        const requeued = await this.o.store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), now: this.o.now() });
-        if (requeued) this.events.emit('task.requeued', requeued, 'agent: auto: every agent of the fallback list is paused or busy');
-        return;
-      }
-      // The attempt runs as if the task named the agent; routing picks that agent's model.
-      claim = { ...claimed, task: { ...claimed.task, agent: chosen, model: null } };
-      this.running.get(claimed.attempt.id)!.claim = claim;
-      await this.o.store.setAttemptAgent(claimed.attempt.id, { agent: chosen, model: routeModel(claim.task, this.o.config) });
-    } else {
-      const start = await this.takeStartToken(claimed.task.agent);
-      if (!start.taken) {
-        // Out of start tokens (another dispatcher took the last): back in the queue, no attempt used.
-        const now = this.o.now();
-        const reason = `${claimed.task.agent}: ${rateLimitReason(agentConfig(this.o.config, claimed.task.agent), start.nextTokenAt)}`;
-        const requeued = await this.o.store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), now });
-        if (requeued) this.events.emit('task.requeued', requeued, reason);
-        return;
-      }
-    }
+    const chosen = await this.chooseAgent(claimed);
+    if (!chosen) return;
     starting();
+    this.events.emit('task.started', chosen.claim, chosen.model);
+    const plan = await this.planAttempt(chosen.claim, chosen.model);
+    if (!plan) return;
+    const { claim, runner, model } = plan;
     const { task, attempt } = claim;
-    const runner = this.o.runners.get(task.agent)!;
-    const model = routeModel(task, this.o.config);
-    const stdoutLog = attemptLogFile(this.o.paths, task, attempt.number, 'stdout');
-    this.events.emit('task.started', claim, model);
-    let workspace: Workspace;
-    try {
-      fs.mkdirSync(path.dirname(stdoutLog), { recursive: true });
-    } catch (err) {
-      await this.settle(claim, this.preparationFailed(claim, 'logs', err), null, null, null);
-      return;
-    }
-    try {
-      const mode = await this.workspaceMode(task.workspace);
-      // In place needs no git work per attempt (start() keeps .agent-queue/ out of git once).
-      workspace =
-        mode === 'inplace'
-          ? { mode, cwd: this.o.paths.root, branch: null, worktree: null, base: null, reused: false }
-          : await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode });
-    } catch (err) {
-      await this.settle(claim, this.preparationFailed(claim, 'workspace', err), null, stdoutLog, null);
-      return;
-    }
-    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
-    let resumeSessionId: string | null = null;
-    if (task.answer !== null) {
-      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
-      if (runner.canResume && task.stats.sessionId) {
-        resumeSessionId = task.stats.sessionId;
-        prompt = `The answer to your question:\n\n${task.answer}`;
-      } else {
-        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
-      }
-    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
     const outcome = await runner.run({
       task,
       attemptId: attempt.id,
-      prompt,
-      resumeSessionId,
+      prompt: plan.prompt,
+      resumeSessionId: plan.resumeSessionId,
       systemPromptAppend: this.o.config.questions ? QUESTION_INSTRUCTIONS : null,
       model,
-      cwd: workspace.cwd,
-      env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
-      deadline: attempt.startedAt + task.timeoutMs,
-      stdoutLog,
-      stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
+      cwd: plan.workspace.cwd,
+      env: plan.env,
+      deadline: plan.deadline,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
       signal,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
-          if (task.maxCostUsd !== null && usd > task.maxCostUsd && !signal.aborted) {
+          if (plan.maxCostUsd !== null && usd > plan.maxCostUsd && !signal.aborted) {
             this.running.get(attempt.id)?.controller.abort('budget' satisfies StopReason);
           }
         }
@@ -496,8 +465,106 @@ export class Dispatcher {
     }
     this.events.emit('attempt.outcome', claim, outcome);
     const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
-    await this.settle(claim, outcome, stopReason, stdoutLog, workspace, outcome.stats.costUsd ?? meter.usd);
+    await this.settle(plan, outcome, stopReason, outcome.stats.costUsd ?? meter.usd);
     if ((outcome.stats.costUsd ?? 0) > 0) await this.holdOverBudget();
+  }
+
+  /**
+   * The agent of a claimed attempt, with its start token (`rate_limit`) taken: the task's
+   * own, or for `agent: auto` the first free agent of its `fallback` list that has a token
+   * (one without is paused and skipped). The routed model is recorded on the attempt row.
+   * Null when the task went back to the queue instead (no agent free, out of start tokens),
+   * its attempt not counted.
+   */
+  private async chooseAgent(claimed: Claim): Promise<{ claim: Claim; model: string | null } | null> {
+    const store = this.o.store;
+    let claim = claimed;
+    if (claimed.task.agent === AUTO_AGENT) {
+      const outOfTokens = new Set<string>();
+      let chosen = await this.pickAgent(claimed.task, outOfTokens);
+      while (chosen !== null && !(await this.takeStartToken(chosen)).taken) {
+        outOfTokens.add(chosen);
+        chosen = await this.pickAgent(claimed.task, outOfTokens);
+      }
+      if (chosen === null) {
+        // Every agent of the list is paused or full: back in the queue, no attempt used.
+        const pauses = await store.listPauses(this.o.now());
+        const runAfter = Math.min(this.o.now() + this.o.config.poll_interval, ...pauses.map((p) => p.until));
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), now: this.o.now() });
+        if (requeued) this.events.emit('task.requeued', requeued, 'agent: auto: every agent of the fallback list is paused or busy');
+        return null;
+      }
+      // The attempt runs as if the task named the agent; routing picks that agent's model.
+      claim = { ...claimed, task: { ...claimed.task, agent: chosen, model: null } };
+      this.running.get(claimed.attempt.id)!.claim = claim;
+    } else {
+      const start = await this.takeStartToken(claimed.task.agent);
+      if (!start.taken) {
+        // Out of start tokens (another dispatcher took the last): back in the queue, no attempt used.
+        const now = this.o.now();
+        const reason = `${claimed.task.agent}: ${rateLimitReason(agentConfig(this.o.config, claimed.task.agent), start.nextTokenAt)}`;
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), now });
+        if (requeued) this.events.emit('task.requeued', requeued, reason);
+        return null;
+      }
+    }
+    const model = routeModel(claim.task, this.o.config);
+    await store.setAttemptAgent(claim.attempt.id, { agent: claim.task.agent, model });
+    return { claim, model };
+  }
+
+  /**
+   * Resolves everything the attempt runs with ({@link AttemptPlan}): its log folder, its
+   * workspace, its prompt (the failure history of earlier attempts, or the answer to its
+   * question), environment, deadline and budget. A step that fails settles the attempt
+   * (see {@link preparationFailed}) and gives null.
+   */
+  private async planAttempt(claim: Claim, model: string | null): Promise<AttemptPlan | null> {
+    const { task, attempt } = claim;
+    const runner = this.o.runners.get(task.agent)!;
+    const stdoutLog = attemptLogFile(this.o.paths, task, attempt.number, 'stdout');
+    try {
+      fs.mkdirSync(path.dirname(stdoutLog), { recursive: true });
+    } catch (err) {
+      await this.settle({ claim, model, stdoutLog: null, workspace: null }, this.preparationFailed(claim, 'logs', err), null);
+      return null;
+    }
+    let workspace: Workspace;
+    try {
+      const mode = await this.workspaceMode(task.workspace);
+      // In place needs no git work per attempt (start() keeps .agent-queue/ out of git once).
+      workspace =
+        mode === 'inplace'
+          ? { mode, cwd: this.o.paths.root, branch: null, worktree: null, base: null, reused: false }
+          : await openWorkspace({ projectRoot: this.o.paths.root, taskId: task.id, taskName: task.name, mode });
+    } catch (err) {
+      await this.settle({ claim, model, stdoutLog, workspace: null }, this.preparationFailed(claim, 'workspace', err), null);
+      return null;
+    }
+    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
+    let resumeSessionId: string | null = null;
+    if (task.answer !== null) {
+      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
+      if (runner.canResume && task.stats.sessionId) {
+        resumeSessionId = task.stats.sessionId;
+        prompt = `The answer to your question:\n\n${task.answer}`;
+      } else {
+        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
+      }
+    }
+    return {
+      claim,
+      runner,
+      model,
+      prompt,
+      resumeSessionId,
+      workspace,
+      stdoutLog,
+      stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
+      deadline: attempt.startedAt + task.timeoutMs,
+      maxCostUsd: task.maxCostUsd,
+      env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
+    };
   }
 
   /**
@@ -534,13 +601,12 @@ export class Dispatcher {
    * task keeps its worktree for the next attempt; a lost lease touches nothing.
    */
   private async settle(
-    claim: Claim,
+    plan: Pick<AttemptPlan, 'claim' | 'model'> & { stdoutLog: string | null; workspace: Workspace | null },
     outcome: RunOutcome,
     stopReason: StopReason | null,
-    logPath: string | null,
-    workspace: Workspace | null,
     spentUsd = outcome.stats.costUsd ?? 0,
   ): Promise<void> {
+    const { claim, workspace } = plan;
     const { task, attempt } = claim;
     const store = this.o.store;
     const now = this.o.now();
@@ -554,8 +620,8 @@ export class Dispatcher {
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
     });
-    const stats = { ...outcome.stats, model: outcome.stats.model ?? routeModel(task, this.o.config) };
-    const base = { stats, exitCode: outcome.exitCode, logPath, now };
+    const stats = { ...outcome.stats, model: outcome.stats.model ?? plan.model };
+    const base = { stats, exitCode: outcome.exitCode, logPath: plan.stdoutLog, now };
     let finished: Task | null = null;
     switch (step.kind) {
       case 'none':

@@ -67,7 +67,7 @@ describe('hostile inbox', () => {
     assert.equal(short.code, 1, short.stderr);
     assert.match(short.stderr, /#1 later left queued: cannot run within --max-wait 1\.0s: run_at/);
     const paths = makeProject();
-    dropTask(paths, 'soon', { agent: 'command', command: 'echo soon', run_at: new Date(Date.now() + 4_000).toISOString() }, 'x');
+    dropTask(paths, 'soon', { agent: 'command', command: 'echo soon', run_at: new Date(Date.now() + 8_000).toISOString() }, 'x'); // past the CLI's start-up on a loaded machine
     const r = await agentq(['run', '--once', '--project', paths.root], {}, 30_000);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /waiting +#1 soon until .*: run_at/);
