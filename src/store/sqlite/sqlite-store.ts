@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { AgentQueueError, NotFoundError } from '../../core/errors.ts';
+import { AgentQueueError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
 import {
   isTerminal,
   priorityRank,
@@ -145,6 +145,30 @@ function toCallback(row: Row): CallbackDelivery {
   };
 }
 
+/** The `migrations/NNN_*.sql` file names, in order. */
+function migrationFiles(): string[] {
+  return fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort();
+}
+
+/** The schema version (`user_version`) of an open database: 0 for a new file. */
+function schemaVersion(db: Database.Database): number {
+  return Number(db.pragma('user_version', { simple: true }));
+}
+
+/**
+ * Refuses a database whose schema version is past the newest migration (a newer agentq wrote
+ * it). Only reads, so it runs before anything (journal mode, migrations) may write.
+ * @throws StoreTooNewError naming `file`, the store's version and the newest known one
+ */
+function refuseNewerSchema(db: Database.Database, file: string): void {
+  const newest = Math.max(0, ...migrationFiles().map((f) => Number.parseInt(f, 10)));
+  const current = schemaVersion(db);
+  if (current > newest) throw new StoreTooNewError(file, current, newest);
+}
+
 /**
  * Applies pending `migrations/*.sql` files; the schema version lives in `user_version`.
  * Each file runs in its own write transaction that reads the version again first, so
@@ -152,18 +176,14 @@ function toCallback(row: Row): CallbackDelivery {
  * apply every migration once.
  */
 function migrate(db: Database.Database): void {
-  const files = fs
-    .readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /^\d+_.*\.sql$/.test(f))
-    .sort();
-  const version = () => Number(db.pragma('user_version', { simple: true }));
-  const current = version();
+  const files = migrationFiles();
+  const current = schemaVersion(db);
   if (files.every((f) => Number.parseInt(f, 10) <= current)) return;
-  for (const file of files) {
-    const target = Number.parseInt(file, 10);
+  for (const name of files) {
+    const target = Number.parseInt(name, 10);
     db.transaction(() => {
-      if (target <= version()) return;
-      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8'));
+      if (target <= schemaVersion(db)) return;
+      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, name), 'utf8'));
       db.pragma(`user_version = ${target}`);
     }).immediate();
   }
@@ -186,6 +206,7 @@ export interface SqliteStoreOptions {
  * schema). Every method is all-or-nothing: a method that throws has changed nothing, so a
  * call that failed for a transient reason (see `isTransientStoreError`) may be repeated.
  * @throws SqliteError when the file cannot be opened or migrated (SQLITE_BUSY past the busy timeout, SQLITE_CANTOPEN…)
+ * @throws StoreTooNewError (code `store_too_new`) when a newer agentq's schema is in the file; the file is left as it was
  */
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -193,10 +214,16 @@ export class SqliteStore implements Store {
   constructor(file: string, options: SqliteStoreOptions = {}) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    migrate(this.db);
+    try {
+      refuseNewerSchema(this.db, file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      migrate(this.db);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
   }
 
   private readonly statements = new Map<string, Database.Statement>();
