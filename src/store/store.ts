@@ -4,8 +4,15 @@
  * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
  * (test/contract/store.contract.ts). All times are epoch ms.
  */
-import type { AgentPause, Attempt, AttemptOutcome, Claim, RunStats, Task, TaskSpec, TaskState } from '../core/types.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
+
+/**
+ * The terminal states but `completed`: a dependency that ends in one fails its queued
+ * dependents (`failBlockedDependents`). Derived from `TERMINAL_STATES`, so a new terminal
+ * state is covered by every backend.
+ */
+export const UNSUCCESSFUL_STATES: readonly TaskState[] = TERMINAL_STATES.filter((s) => s !== 'completed');
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
 export interface NewTask {
@@ -245,7 +252,7 @@ export interface Store {
   settleParents(now: number): Promise<Task[]>;
   /** The subtasks of a task, in arrival order. */
   listSubtasks(taskId: number): Promise<Task[]>;
-  /** Fails queued tasks whose dependency ended in any state but `completed`. */
+  /** Fails queued tasks whose dependency ended in any state but `completed` ({@link UNSUCCESSFUL_STATES}). */
   failBlockedDependents(now: number): Promise<Task[]>;
 
   registerWorker(worker: WorkerInfo): Promise<void>;
@@ -293,7 +300,7 @@ export interface Store {
    * @throws AgentQueueError `invalid_time_zone` for an unknown `timeZone`.
    */
   usage(query: UsageQuery): Promise<UsageRow[]>;
-  /** Terminal tasks whose done/failed file is not written yet. */
+  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
   listUnreported(): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
   /**

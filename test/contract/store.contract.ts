@@ -195,6 +195,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.close();
     });
 
+    it('lists a duplicate task unreported like any terminal one, and fails the tasks that depend on it', async () => {
+      const { store } = await factory.open();
+      const [first] = await store.enqueue([newTask('first', { dedupKey: 'k' })], T0);
+      const [dup] = await store.enqueue([{ ...newTask('dup', { dedupKey: 'k' }), invalidReason: 'dup of first', terminalState: 'duplicate' }], T0);
+      const [after] = await store.enqueue([newTask('after', { dependsOn: ['dup'] }, [dup!.id])], T0);
+      assert.deepEqual((await store.listUnreported()).map((t) => [t.name, t.state]), [['dup', 'duplicate']]);
+      assert.deepEqual((await store.failBlockedDependents(T0 + 1)).map((t) => t.id), [after!.id]);
+      assert.equal((await store.getTask(after!.id))?.failedReason, `dependency "dup" (task ${dup!.id}) ended duplicate`);
+      assert.deepEqual((await store.listUnreported()).map((t) => t.name), ['dup', 'after']);
+      await store.setResultPath(dup!.id, '/x/failed/dup.md');
+      await store.setResultPath(after!.id, '/x/failed/after.md');
+      assert.deepEqual(await store.listUnreported(), []);
+      assert.equal((await store.getTask(first!.id))?.state, 'queued', 'the holder of the key is untouched');
+      await store.close();
+    });
+
     it('holds per-group and per-agent concurrency limits', async () => {
       const { store } = await factory.open();
       await store.enqueue(

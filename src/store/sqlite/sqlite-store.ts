@@ -39,7 +39,7 @@ import type {
   TaskFilter,
   WorkerInfo,
 } from '../store.ts';
-import { isTransientStoreError } from '../store.ts';
+import { isTransientStoreError, UNSUCCESSFUL_STATES } from '../store.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -48,6 +48,9 @@ type Row = Record<string, unknown>;
 
 /** Rate buckets: how far below a whole token still counts as one (float rounding of the refill). */
 const TOKEN_EPSILON = 1e-9;
+
+/** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
+const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
@@ -623,7 +626,7 @@ export class SqliteStore implements Store {
     const find = this.prepare(`
       SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
       FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
-      WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid')
+      WHERE t.state = 'queued' AND dt.state IN (${placeholders(UNSUCCESSFUL_STATES)})
       ORDER BY t.id, d.position`);
     const fail = this.prepare(`
       UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
@@ -631,7 +634,7 @@ export class SqliteStore implements Store {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
       for (;;) {
-        const rows = find.all() as Row[];
+        const rows = find.all(...UNSUCCESSFUL_STATES) as Row[];
         if (rows.length === 0) return failed.map((id) => this.taskById(id)!);
         for (const r of rows) {
           const reason = `dependency "${String(r.dep_name)}" (task ${String(r.dep_id)}) ended ${String(r.dep_state)}`;
@@ -820,10 +823,9 @@ export class SqliteStore implements Store {
   }
 
   async listUnreported(): Promise<Task[]> {
-    const rows = this.prepare(
-      `SELECT * FROM tasks WHERE result_path IS NULL
-           AND state IN ('completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid') ORDER BY id`,
-    ).all() as Row[];
+    const rows = this.prepare(`SELECT * FROM tasks WHERE result_path IS NULL AND state IN (${placeholders(TERMINAL_STATES)}) ORDER BY id`).all(
+      ...TERMINAL_STATES,
+    ) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
@@ -899,11 +901,10 @@ export class SqliteStore implements Store {
   }
 
   async claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]> {
-    const terminal = TERMINAL_STATES.map(() => '?').join(', ');
     return this.tx(() => {
       const due = this.prepare(
         `SELECT c.* FROM callbacks c JOIN tasks t ON t.id = c.task_id
-           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${terminal})
+           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${placeholders(TERMINAL_STATES)})
            ORDER BY c.task_id LIMIT ?`,
       ).all(now, ...TERMINAL_STATES, limit) as Row[];
       const lease = this.prepare('UPDATE callbacks SET next_try_at = ? WHERE task_id = ?');
