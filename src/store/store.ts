@@ -255,11 +255,15 @@ export interface Store {
   /** Fails queued tasks whose dependency ended in any state but `completed` ({@link UNSUCCESSFUL_STATES}). */
   failBlockedDependents(now: number): Promise<Task[]>;
 
+  /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */
   registerWorker(worker: WorkerInfo): Promise<void>;
+  /** Sets a worker's `heartbeatAt` to `now` (epoch ms); an unknown id changes nothing. */
   workerHeartbeat(workerId: string, now: number): Promise<void>;
+  /** Forgets a worker (its clean exit); an unknown id changes nothing. */
   removeWorker(workerId: string): Promise<void>;
+  /** Every registered worker, oldest `startedAt` first. */
   listWorkers(): Promise<WorkerInfo[]>;
-  /** Running tasks with their attempt and owning worker, for recovery. */
+  /** Running tasks with their attempt and owning worker, for recovery, by task id. */
   listRunning(): Promise<StaleClaim[]>;
 
   /** Pauses an agent (replacing an earlier pause); `strikes` counts consecutive limits. */

@@ -9,11 +9,19 @@ import { callbacksContract } from './callbacks.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { tasksContract } from './tasks.contract.ts';
+import { workersContract } from './workers.contract.ts';
 
 export type { StoreFactory } from './shared.ts';
 
 /** Every part of the contract, by area. */
-export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [tasksContract, attemptsContract, agentsContract, intakeContract, callbacksContract];
+export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
+  tasksContract,
+  attemptsContract,
+  workersContract,
+  agentsContract,
+  intakeContract,
+  callbacksContract,
+];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
 export function storeContract(name: string, factory: StoreFactory): void {
