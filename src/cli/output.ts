@@ -5,7 +5,7 @@
 import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
 import { formatDuration } from '../config/duration.ts';
-import type { AgentPause, Attempt, Claim, Task } from '../core/types.ts';
+import { isTerminal, type AgentPause, type Attempt, type Claim, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
 
@@ -115,7 +115,7 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   timer?.unref();
   const label = (t: Task) => `#${t.id} ${t.name}`;
   events.on('task.created', (t) => {
-    if (t.state === 'invalid') return; // reported by task.finished
+    if (isTerminal(t.state)) return; // invalid or duplicate: reported by task.finished
     print(`queued    ${label(t)} [${t.priority}]`);
   });
   events.on('task.started', (claim, model) => {

@@ -32,10 +32,30 @@ export class InvalidTaskError extends AgentQueueError {
   }
 }
 
-/** A configuration file or flag that cannot be used (config.yaml, --store). */
+/**
+ * A configuration file or flag that cannot be used (config.yaml, --store). The CLI prints
+ * its message on one line and exits 2. `code` is `config` unless a subclass names its case.
+ */
 export class ConfigError extends AgentQueueError {
-  constructor(message: string) {
-    super('config', message);
+  constructor(message: string, code = 'config') {
+    super(code, message);
+  }
+}
+
+/**
+ * A store whose schema was written by a newer agentq (code `store_too_new`): this agentq
+ * refuses it rather than run on a schema it does not know. Nothing in the store is changed.
+ */
+export class StoreTooNewError extends ConfigError {
+  /** The store's schema version. */
+  readonly storeVersion: number;
+  /** The newest schema version this agentq knows. */
+  readonly knownVersion: number;
+  /** @param where the store's file, or its URL without credentials, named in the message */
+  constructor(where: string, storeVersion: number, knownVersion: number) {
+    super(`store ${where}: schema ${storeVersion} is newer than this agentq (${knownVersion}); upgrade agentq`, 'store_too_new');
+    this.storeVersion = storeVersion;
+    this.knownVersion = knownVersion;
   }
 }
 

@@ -2,10 +2,17 @@
  * The storage interface. The scheduler, intake and CLI read and write only through it, so
  * two processes (a dispatcher and `agentq cancel`) agree without talking to each other.
  * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
- * (test/contract/store.contract.ts). All times are epoch ms.
+ * (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import type { AgentPause, Attempt, AttemptOutcome, Claim, RunStats, Task, TaskSpec, TaskState } from '../core/types.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
+
+/**
+ * The terminal states but `completed`: a dependency that ends in one fails its queued
+ * dependents (`failBlockedDependents`). Derived from `TERMINAL_STATES`, so a new terminal
+ * state is covered by every backend.
+ */
+export const UNSUCCESSFUL_STATES: readonly TaskState[] = TERMINAL_STATES.filter((s) => s !== 'completed');
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
 export interface NewTask {
@@ -245,14 +252,18 @@ export interface Store {
   settleParents(now: number): Promise<Task[]>;
   /** The subtasks of a task, in arrival order. */
   listSubtasks(taskId: number): Promise<Task[]>;
-  /** Fails queued tasks whose dependency ended in any state but `completed`. */
+  /** Fails queued tasks whose dependency ended in any state but `completed` ({@link UNSUCCESSFUL_STATES}). */
   failBlockedDependents(now: number): Promise<Task[]>;
 
+  /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */
   registerWorker(worker: WorkerInfo): Promise<void>;
+  /** Sets a worker's `heartbeatAt` to `now` (epoch ms); an unknown id changes nothing. */
   workerHeartbeat(workerId: string, now: number): Promise<void>;
+  /** Forgets a worker (its clean exit); an unknown id changes nothing. */
   removeWorker(workerId: string): Promise<void>;
+  /** Every registered worker, oldest `startedAt` first. */
   listWorkers(): Promise<WorkerInfo[]>;
-  /** Running tasks with their attempt and owning worker, for recovery. */
+  /** Running tasks with their attempt and owning worker, for recovery, by task id. */
   listRunning(): Promise<StaleClaim[]>;
 
   /** Pauses an agent (replacing an earlier pause); `strikes` counts consecutive limits. */
@@ -293,7 +304,7 @@ export interface Store {
    * @throws AgentQueueError `invalid_time_zone` for an unknown `timeZone`.
    */
   usage(query: UsageQuery): Promise<UsageRow[]>;
-  /** Terminal tasks whose done/failed file is not written yet. */
+  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
   listUnreported(): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
   /**

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { storeContract } from './store.contract.ts';
+import { storeContract } from './store/index.ts';
 
 storeContract('sqlite', {
   async open() {

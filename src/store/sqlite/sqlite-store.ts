@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { AgentQueueError, NotFoundError } from '../../core/errors.ts';
+import { AgentQueueError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
 import {
   isTerminal,
   priorityRank,
@@ -39,7 +39,7 @@ import type {
   TaskFilter,
   WorkerInfo,
 } from '../store.ts';
-import { isTransientStoreError } from '../store.ts';
+import { isTransientStoreError, UNSUCCESSFUL_STATES } from '../store.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -48,6 +48,9 @@ type Row = Record<string, unknown>;
 
 /** Rate buckets: how far below a whole token still counts as one (float rounding of the refill). */
 const TOKEN_EPSILON = 1e-9;
+
+/** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
+const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
@@ -145,6 +148,30 @@ function toCallback(row: Row): CallbackDelivery {
   };
 }
 
+/** The `migrations/NNN_*.sql` file names, in order. */
+function migrationFiles(): string[] {
+  return fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort();
+}
+
+/** The schema version (`user_version`) of an open database: 0 for a new file. */
+function schemaVersion(db: Database.Database): number {
+  return Number(db.pragma('user_version', { simple: true }));
+}
+
+/**
+ * Refuses a database whose schema version is past the newest migration (a newer agentq wrote
+ * it). Only reads, so it runs before anything (journal mode, migrations) may write.
+ * @throws StoreTooNewError naming `file`, the store's version and the newest known one
+ */
+function refuseNewerSchema(db: Database.Database, file: string): void {
+  const newest = Math.max(0, ...migrationFiles().map((f) => Number.parseInt(f, 10)));
+  const current = schemaVersion(db);
+  if (current > newest) throw new StoreTooNewError(file, current, newest);
+}
+
 /**
  * Applies pending `migrations/*.sql` files; the schema version lives in `user_version`.
  * Each file runs in its own write transaction that reads the version again first, so
@@ -152,18 +179,14 @@ function toCallback(row: Row): CallbackDelivery {
  * apply every migration once.
  */
 function migrate(db: Database.Database): void {
-  const files = fs
-    .readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /^\d+_.*\.sql$/.test(f))
-    .sort();
-  const version = () => Number(db.pragma('user_version', { simple: true }));
-  const current = version();
+  const files = migrationFiles();
+  const current = schemaVersion(db);
   if (files.every((f) => Number.parseInt(f, 10) <= current)) return;
-  for (const file of files) {
-    const target = Number.parseInt(file, 10);
+  for (const name of files) {
+    const target = Number.parseInt(name, 10);
     db.transaction(() => {
-      if (target <= version()) return;
-      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8'));
+      if (target <= schemaVersion(db)) return;
+      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, name), 'utf8'));
       db.pragma(`user_version = ${target}`);
     }).immediate();
   }
@@ -186,6 +209,7 @@ export interface SqliteStoreOptions {
  * schema). Every method is all-or-nothing: a method that throws has changed nothing, so a
  * call that failed for a transient reason (see `isTransientStoreError`) may be repeated.
  * @throws SqliteError when the file cannot be opened or migrated (SQLITE_BUSY past the busy timeout, SQLITE_CANTOPEN…)
+ * @throws StoreTooNewError (code `store_too_new`) when a newer agentq's schema is in the file; the file is left as it was
  */
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -193,10 +217,16 @@ export class SqliteStore implements Store {
   constructor(file: string, options: SqliteStoreOptions = {}) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    migrate(this.db);
+    try {
+      refuseNewerSchema(this.db, file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      migrate(this.db);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -596,7 +626,7 @@ export class SqliteStore implements Store {
     const find = this.prepare(`
       SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
       FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
-      WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid')
+      WHERE t.state = 'queued' AND dt.state IN (${placeholders(UNSUCCESSFUL_STATES)})
       ORDER BY t.id, d.position`);
     const fail = this.prepare(`
       UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
@@ -604,7 +634,7 @@ export class SqliteStore implements Store {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
       for (;;) {
-        const rows = find.all() as Row[];
+        const rows = find.all(...UNSUCCESSFUL_STATES) as Row[];
         if (rows.length === 0) return failed.map((id) => this.taskById(id)!);
         for (const r of rows) {
           const reason = `dependency "${String(r.dep_name)}" (task ${String(r.dep_id)}) ended ${String(r.dep_state)}`;
@@ -793,10 +823,9 @@ export class SqliteStore implements Store {
   }
 
   async listUnreported(): Promise<Task[]> {
-    const rows = this.prepare(
-      `SELECT * FROM tasks WHERE result_path IS NULL
-           AND state IN ('completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid') ORDER BY id`,
-    ).all() as Row[];
+    const rows = this.prepare(`SELECT * FROM tasks WHERE result_path IS NULL AND state IN (${placeholders(TERMINAL_STATES)}) ORDER BY id`).all(
+      ...TERMINAL_STATES,
+    ) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
@@ -872,11 +901,10 @@ export class SqliteStore implements Store {
   }
 
   async claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]> {
-    const terminal = TERMINAL_STATES.map(() => '?').join(', ');
     return this.tx(() => {
       const due = this.prepare(
         `SELECT c.* FROM callbacks c JOIN tasks t ON t.id = c.task_id
-           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${terminal})
+           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= ?) AND t.state IN (${placeholders(TERMINAL_STATES)})
            ORDER BY c.task_id LIMIT ?`,
       ).all(now, ...TERMINAL_STATES, limit) as Row[];
       const lease = this.prepare('UPDATE callbacks SET next_try_at = ? WHERE task_id = ?');

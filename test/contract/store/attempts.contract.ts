@@ -1,0 +1,60 @@
+/**
+ * Store contract, attempts: the lease fences finish, requeue and heartbeat; attempt rows and
+ * their stats; how a requeue counts the attempt.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { emptyStats } from '../../../src/agents/runner.ts';
+import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
+
+/** Registers the `attempts and leases` cases for a backend's stores. */
+export function attemptsContract(factory: StoreFactory): void {
+  describe('attempts and leases', () => {
+    it('fences: a lost lease cannot finish, requeue or heartbeat', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a')], T0);
+      const c1 = await store.claim(claimOpts());
+      const requeued = await store.requeue(c1!.attempt.id, { attemptOutcome: 'interrupted', reason: 'crash', runAfter: T0, now: T0 + 1 });
+      assert.equal(requeued?.state, 'queued');
+      assert.equal(requeued?.attempts, 0, 'an interrupted attempt does not count');
+      assert.equal(requeued?.claims, 1);
+      const c2 = await store.claim(claimOpts(T0 + 2, { workerId: 'w2' }));
+      assert.equal(c2?.attempt.number, 2);
+      assert.deepEqual((await store.agentUsage(T0 + 3)).map((u) => [u.agent, u.running, u.attempts]), [['command', 1, 0]]);
+      assert.equal(await store.finish(c1!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 3 }), null);
+      assert.equal((await store.heartbeat(c1!.attempt.id, T0 + 3, 1000)).ok, false);
+      assert.equal((await store.heartbeat(c2!.attempt.id, T0 + 3, 1000)).ok, true);
+      const done = await store.finish(c2!.attempt.id, {
+        state: 'completed',
+        attemptOutcome: 'completed',
+        result: 'fine',
+        stats: { ...emptyStats(), sessionId: 's1', costUsd: 0.5, inputTokens: 10, outputTokens: 5, numTurns: 2, model: 'm' },
+        now: T0 + 4,
+      });
+      assert.equal(done?.state, 'completed');
+      assert.equal(done?.result, 'fine');
+      assert.equal(done?.stats.costUsd, 0.5);
+      assert.equal(done?.stats.model, 'm');
+      assert.deepEqual(await store.agentUsage(T0), [
+        { agent: 'command', running: 0, attempts: 2, costUsd: 0.5, inputTokens: 10, outputTokens: 5 },
+      ]);
+      assert.deepEqual(await store.agentUsage(T0 + 3), [], 'nothing running, nothing started since');
+      const attempts = await store.listAttempts(done!.id);
+      assert.deepEqual(attempts.map((a) => a.outcome), ['interrupted', 'completed']);
+      assert.equal(attempts[1]?.stats.sessionId, 's1');
+      await store.close();
+    });
+
+    it('burns an attempt on a failed requeue and respects runAfter', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a', { retries: 1 })], T0);
+      const c1 = await store.claim(claimOpts());
+      const t = await store.requeue(c1!.attempt.id, { attemptOutcome: 'failed', reason: 'exit 1', runAfter: T0 + 1000, now: T0 });
+      assert.equal(t?.attempts, 1);
+      assert.equal(await store.claim(claimOpts(T0 + 999)), null);
+      const c2 = await store.claim(claimOpts(T0 + 1000));
+      assert.equal(c2?.task.attempts, 2);
+      await store.close();
+    });
+  });
+}

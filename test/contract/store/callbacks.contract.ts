@@ -1,0 +1,55 @@
+/**
+ * Store contract, HTTP requests and callbacks: one transaction for a task, its idempotency
+ * key and callback; callback deliveries found when due, leased, recorded, and re-armed by a
+ * retry.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { newTask, T0, type StoreFactory } from './shared.ts';
+
+/** Registers the `requests and callbacks` cases for a backend's stores. */
+export function callbacksContract(factory: StoreFactory): void {
+  describe('requests and callbacks', () => {
+    it('enqueueRequest creates once per Idempotency-Key: replayed for the same body, conflict for another', async () => {
+      const { store } = await factory.open();
+      const key = { key: 'k', bodySha256: 'aaa' };
+      const a = await store.enqueueRequest(newTask('a'), { idempotency: key, callbackUrl: 'http://127.0.0.1:1/x' }, T0);
+      assert.equal(a.kind, 'created');
+      const b = await store.enqueueRequest(newTask('b'), { idempotency: key }, T0);
+      assert.deepEqual([b.kind, b.task.id], ['replayed', a.task.id]);
+      const c = await store.enqueueRequest(newTask('c'), { idempotency: { key: 'k', bodySha256: 'bbb' } }, T0);
+      assert.deepEqual([c.kind, c.task.id], ['conflict', a.task.id]);
+      assert.deepEqual(await store.findIdempotencyKey('k'), { bodySha256: 'aaa', taskId: a.task.id });
+      assert.equal(await store.findIdempotencyKey('other'), null);
+      assert.equal((await store.listTasks()).length, 1);
+      assert.equal((await store.getCallback(a.task.id))?.url, 'http://127.0.0.1:1/x');
+      await store.close();
+    });
+
+    it('a callback is due once its task is terminal, leased while tried, recorded, and re-armed by retry', async () => {
+      const { store } = await factory.open();
+      const { task } = await store.enqueueRequest(newTask('t'), { callbackUrl: 'http://127.0.0.1:1/hook' }, T0);
+      assert.deepEqual(await store.claimDueCallbacks(T0, 1000, 10), [], 'queued: not due');
+      await store.cancel(task.id, T0 + 1);
+      const [due] = await store.claimDueCallbacks(T0 + 2, 1000, 10);
+      assert.equal(due?.task.state, 'cancelled');
+      assert.equal(due?.delivery.state, 'pending');
+      assert.deepEqual(await store.claimDueCallbacks(T0 + 3, 1000, 10), [], 'leased: another process does not take it');
+      let d = await store.recordCallbackTry(task.id, { outcome: 'retry', error: 'HTTP 503', nextTryAt: T0 + 500, now: T0 + 10 });
+      assert.deepEqual([d?.state, d?.attempts, d?.lastError, d?.nextTryAt], ['pending', 1, 'HTTP 503', T0 + 500]);
+      assert.deepEqual(await store.claimDueCallbacks(T0 + 499, 1000, 10), []);
+      assert.equal((await store.claimDueCallbacks(T0 + 500, 1000, 10)).length, 1);
+      d = await store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: T0 + 600, now: T0 + 510 });
+      assert.deepEqual([d?.state, d?.attempts, d?.lastError], ['pending', 1, 'HTTP 503'], 'a released try is not counted');
+      assert.equal((await store.claimDueCallbacks(T0 + 600, 1000, 10)).length, 1);
+      d = await store.recordCallbackTry(task.id, { outcome: 'delivered', now: T0 + 700 });
+      assert.deepEqual([d?.state, d?.attempts, d?.lastError, d?.deliveredAt], ['delivered', 2, null, T0 + 700]);
+      assert.deepEqual(await store.claimDueCallbacks(T0 + 10_000, 1000, 10), []);
+      await store.retry(task.id, T0 + 800);
+      const rearmed = await store.getCallback(task.id);
+      assert.deepEqual([rearmed?.state, rearmed?.attempts, rearmed?.deliveredAt], ['pending', 0, null], 'its next end is reported again');
+      assert.deepEqual(await store.claimDueCallbacks(T0 + 900, 1000, 10), [], 'queued again: not due');
+      await store.close();
+    });
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * The Store contract: every part, run against one backend (sqlite now, postgres next). A
+ * backend's test file is one call: `storeContract('name', factory)`.
+ */
+import { describe } from 'node:test';
+import { agentsContract } from './agents.contract.ts';
+import { attemptsContract } from './attempts.contract.ts';
+import { callbacksContract } from './callbacks.contract.ts';
+import { intakeContract } from './intake.contract.ts';
+import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { tasksContract } from './tasks.contract.ts';
+import { workersContract } from './workers.contract.ts';
+
+export type { StoreFactory } from './shared.ts';
+
+/** Every part of the contract, by area. */
+export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
+  tasksContract,
+  attemptsContract,
+  workersContract,
+  agentsContract,
+  intakeContract,
+  callbacksContract,
+];
+
+/** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    for (const part of STORE_CONTRACT_PARTS) part(factory);
+  });
+}

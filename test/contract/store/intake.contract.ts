@@ -1,0 +1,26 @@
+/**
+ * Store contract, intake: intake keys recorded with their tasks, so a file is taken in once.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { newTask, T0, type StoreFactory } from './shared.ts';
+
+/** Registers the `intake` cases for a backend's stores. */
+export function intakeContract(factory: StoreFactory): void {
+  describe('intake', () => {
+    it('records intake keys with the tasks and tracks file removal', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: false });
+      await store.markIntakeRemoved('a.md:abc');
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
+      // Another dispatcher that read the same file before its removal creates nothing, removed or not.
+      assert.deepEqual(await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0), []);
+      assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
+      const [b] = await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0);
+      assert.deepEqual(await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0), []);
+      assert.deepEqual(await store.getIntake('b.md:def'), { taskId: b!.id, fileRemoved: false });
+      await store.close();
+    });
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * Store contract, tasks: enqueue and read back, claim order and limits, `runAt`, dedup keys,
+ * cancel and retry, dependencies, parents and subtasks, terminal tasks awaiting their result
+ * file.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { emptyStats } from '../../../src/agents/runner.ts';
+import type { Store } from '../../../src/store/store.ts';
+import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
+
+/** Registers the `tasks` cases for a backend's stores. */
+export function tasksContract(factory: StoreFactory): void {
+  describe('tasks', () => {
+    it('enqueues and reads tasks back, by id and by name', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a', { tags: ['x'], extra: { owner: 'me' }, command: ['echo', 'hi'] })], T0);
+      assert.ok(a);
+      assert.equal(a.state, 'queued');
+      assert.deepEqual(a.tags, ['x']);
+      assert.deepEqual(a.extra, { owner: 'me' });
+      assert.deepEqual(a.command, ['echo', 'hi']);
+      assert.equal((await store.getTask(a.id))?.name, 'a');
+      assert.equal((await store.getTask('a'))?.id, a.id);
+      assert.equal(await store.getTask('nope'), null);
+      await store.close();
+    });
+
+    it('claims by priority, then arrival, and counts the attempt at claim', async () => {
+      const { store } = await factory.open();
+      await store.enqueue(
+        [newTask('low', { priority: 'low' }), newTask('d1'), newTask('crit', { priority: 'critical' }), newTask('d2'), newTask('high', { priority: 'high' })],
+        T0,
+      );
+      const order: string[] = [];
+      for (;;) {
+        const c = await store.claim(claimOpts());
+        if (!c) break;
+        assert.equal(c.task.attempts, 1);
+        assert.equal(c.attempt.number, 1);
+        assert.equal(c.task.state, 'running');
+        order.push(c.task.name);
+      }
+      assert.deepEqual(order, ['crit', 'high', 'd1', 'd2', 'low']);
+      await store.close();
+    });
+
+    it('holds the global concurrency limit', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a'), newTask('b'), newTask('c')], T0);
+      assert.ok(await store.claim(claimOpts(T0, { concurrency: 2 })));
+      assert.ok(await store.claim(claimOpts(T0, { concurrency: 2 })));
+      assert.equal(await store.claim(claimOpts(T0, { concurrency: 2 })), null);
+      await store.close();
+    });
+
+    it('holds per-group and per-agent concurrency limits', async () => {
+      const { store } = await factory.open();
+      await store.enqueue(
+        [
+          newTask('g1', { concurrencyGroup: 'api' }),
+          newTask('g2', { concurrencyGroup: 'api' }),
+          newTask('c1', { agent: 'claude' }),
+          newTask('c2', { agent: 'claude' }),
+          newTask('free'),
+        ],
+        T0,
+      );
+      const opts = claimOpts(T0, { groupConcurrency: 1, agentConcurrency: { claude: 1 } });
+      const names: string[] = [];
+      for (let c = await store.claim(opts); c; c = await store.claim(opts)) names.push(c.task.name);
+      assert.deepEqual(names, ['g1', 'c1', 'free']);
+      const more = await store.claim(claimOpts(T0, { groupConcurrency: 2, agentConcurrency: { claude: 2 } }));
+      assert.equal(more?.task.name, 'g2');
+      await store.close();
+    });
+
+    it('delays a task with runAt, finds active tasks by dedup key, and keeps duplicate tasks terminal', async () => {
+      const { store } = await factory.open();
+      const [later, keyed] = await store.enqueue([newTask('later', { runAt: T0 + 60_000 }), newTask('keyed', { dedupKey: 'k' })], T0);
+      assert.equal(later?.runAfter, T0 + 60_000);
+      assert.equal((await store.findActiveByDedupKey('k'))?.id, keyed!.id);
+      assert.equal(await store.findActiveByDedupKey('other'), null);
+      const [dup] = await store.enqueue([{ ...newTask('dup', { dedupKey: 'k' }), invalidReason: 'dup of keyed', terminalState: 'duplicate' }], T0);
+      assert.equal(dup?.state, 'duplicate');
+      assert.equal((await store.claim(claimOpts()))?.task.name, 'keyed');
+      assert.equal(await store.claim(claimOpts()), null, 'later waits for its run_at');
+      assert.equal((await store.claim(claimOpts(T0 + 60_000)))?.task.name, 'later');
+      await store.setWorkspaceResult(keyed!.id, 'agentq/keyed', [{ hash: 'abc', subject: 's' }]);
+      const t = await store.getTask(keyed!.id);
+      assert.equal(t?.branch, 'agentq/keyed');
+      assert.deepEqual(t?.commits, [{ hash: 'abc', subject: 's' }]);
+      await store.close();
+    });
+
+    it('never hands one task to two handles claiming at once', async () => {
+      const { store, openSecond } = await factory.open();
+      const other = await openSecond();
+      await store.enqueue(Array.from({ length: 40 }, (_, i) => newTask(`t${i}`)), T0);
+      const seen: number[] = [];
+      const worker = async (s: Store, id: string) => {
+        for (;;) {
+          const c = await s.claim(claimOpts(T0, { workerId: id, concurrency: 100 }));
+          if (!c) return;
+          seen.push(c.task.id);
+        }
+      };
+      await Promise.all([worker(store, 'w1'), worker(other, 'w2')]);
+      assert.equal(seen.length, 40);
+      assert.equal(new Set(seen).size, 40);
+      await other.close();
+      await store.close();
+    });
+
+    it('cancels queued tasks at once and flags running ones; retry requeues a failed task', async () => {
+      const { store } = await factory.open();
+      const [a, b] = await store.enqueue([newTask('a'), newTask('b')], T0);
+      const c = await store.claim(claimOpts());
+      assert.equal(c?.task.id, a!.id);
+      assert.equal((await store.cancel(b!.id, T0)).state, 'cancelled');
+      const running = await store.cancel(a!.id, T0);
+      assert.equal(running.state, 'running');
+      assert.equal(running.cancelRequested, true);
+      assert.equal((await store.heartbeat(c!.attempt.id, T0, 1000)).cancelRequested, true);
+      const again = await store.retry(b!.id, T0 + 5);
+      assert.equal(again.state, 'queued');
+      await store.close();
+    });
+
+    it('runs a dependent only after its dependency completed', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a', { priority: 'low' })], T0);
+      await store.enqueue([newTask('b', { priority: 'critical', dependsOn: ['a'] }, [a!.id])], T0);
+      const first = await store.claim(claimOpts());
+      assert.equal(first?.task.name, 'a');
+      assert.equal(await store.claim(claimOpts()), null, 'b must wait for a');
+      await store.finish(first!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now: T0 + 10 });
+      const second = await store.claim(claimOpts(T0 + 20));
+      assert.equal(second?.task.name, 'b');
+      assert.deepEqual(second?.task.dependsOnIds, [a!.id]);
+      await store.close();
+    });
+
+    it('fails dependents (transitively) when a dependency does not complete', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([newTask('a')], T0);
+      const [b] = await store.enqueue([newTask('b', { dependsOn: ['a'] }, [a!.id])], T0);
+      await store.enqueue([newTask('c', { dependsOn: ['b'] }, [b!.id])], T0);
+      const c = await store.claim(claimOpts());
+      await store.finish(c!.attempt.id, { state: 'failed', attemptOutcome: 'failed', reason: 'boom', stats: emptyStats(), now: T0 + 1 });
+      const failed = await store.failBlockedDependents(T0 + 2);
+      assert.deepEqual(failed.map((t) => t.name).sort(), ['b', 'c']);
+      assert.match((await store.getTask('b'))!.failedReason!, /dependency "a" \(task \d+\) ended failed/);
+      assert.match((await store.getTask('c'))!.failedReason!, /dependency "b"/);
+      await store.close();
+    });
+
+    it('a parent with open subtasks waits, then completes (or fails) with them', async () => {
+      const { store } = await factory.open();
+      const [parent] = await store.enqueue([newTask('parent')], T0);
+      const [s1, s2] = await store.enqueue(
+        [{ ...newTask('s1', { parent: 'parent' }), parentId: parent!.id }, { ...newTask('s2', { parent: 'parent' }), parentId: parent!.id }],
+        T0,
+      );
+      assert.equal(s1?.parentId, parent!.id);
+      const done = (c: { attempt: { id: string } } | null, state: 'completed' | 'failed' = 'completed') =>
+        store.finish(c!.attempt.id, { state, attemptOutcome: state, stats: emptyStats(), now: T0 + 5 });
+      const p = await store.claim(claimOpts());
+      assert.equal((await done(p))?.state, 'waiting');
+      assert.deepEqual(await store.settleParents(T0 + 6), []);
+      await done(await store.claim(claimOpts()));
+      assert.deepEqual((await store.listSubtasks(parent!.id)).map((t) => t.name), ['s1', 's2']);
+      await done(await store.claim(claimOpts()), 'failed');
+      const settled = await store.settleParents(T0 + 7);
+      assert.equal(settled.length, 1);
+      assert.equal(settled[0]?.state, 'failed');
+      assert.equal(settled[0]?.failedReason, `subtask "s2" (task ${s2!.id}) ended failed`);
+      await store.close();
+    });
+
+    it('creates invalid tasks terminal and lists unreported results until a path is set', async () => {
+      const { store } = await factory.open();
+      const [bad] = await store.enqueue([{ ...newTask('bad'), invalidReason: 'priority: "urgent" is not …' }], T0);
+      assert.equal(bad?.state, 'invalid');
+      assert.deepEqual((await store.listUnreported()).map((t) => t.id), [bad!.id]);
+      await store.setResultPath(bad!.id, '/x/failed/bad.md');
+      assert.deepEqual(await store.listUnreported(), []);
+      assert.equal((await store.countByState()).invalid, 1);
+      await store.close();
+    });
+
+    it('lists a duplicate task unreported like any terminal one, and fails the tasks that depend on it', async () => {
+      const { store } = await factory.open();
+      const [first] = await store.enqueue([newTask('first', { dedupKey: 'k' })], T0);
+      const [dup] = await store.enqueue([{ ...newTask('dup', { dedupKey: 'k' }), invalidReason: 'dup of first', terminalState: 'duplicate' }], T0);
+      const [after] = await store.enqueue([newTask('after', { dependsOn: ['dup'] }, [dup!.id])], T0);
+      assert.deepEqual((await store.listUnreported()).map((t) => [t.name, t.state]), [['dup', 'duplicate']]);
+      assert.deepEqual((await store.failBlockedDependents(T0 + 1)).map((t) => t.id), [after!.id]);
+      assert.equal((await store.getTask(after!.id))?.failedReason, `dependency "dup" (task ${dup!.id}) ended duplicate`);
+      assert.deepEqual((await store.listUnreported()).map((t) => t.name), ['dup', 'after']);
+      await store.setResultPath(dup!.id, '/x/failed/dup.md');
+      await store.setResultPath(after!.id, '/x/failed/after.md');
+      assert.deepEqual(await store.listUnreported(), []);
+      assert.equal((await store.getTask(first!.id))?.state, 'queued', 'the holder of the key is untouched');
+      await store.close();
+    });
+  });
+}
