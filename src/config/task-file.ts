@@ -6,33 +6,9 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import { InvalidTaskError } from '../core/errors.ts';
-import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type CommandSpec, type Priority, type TaskSpec } from '../core/types.ts';
+import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type TaskSpec } from '../core/types.ts';
 import type { Config } from './config.ts';
 import { parseDuration } from './duration.ts';
-
-/** The frontmatter fields agent-queue reads; any other field is kept in `extra`. */
-export const KNOWN_FIELDS = [
-  'title',
-  'priority',
-  'agent',
-  'model',
-  'depends_on',
-  'timeout',
-  'max_cost_usd',
-  'retries',
-  'tags',
-  'dedup_key',
-  'command',
-  'retry_backoff',
-  'retry_on_timeout',
-  'concurrency_group',
-  'run_at',
-  'workspace',
-  'merge',
-  'parent',
-  'max_turns',
-  'allowed_tools',
-] as const;
 
 /**
  * Limits on task fields: a value past one is refused (the task ends `invalid`), never cut.
@@ -75,7 +51,8 @@ export const TASK_LIMITS = {
 export const TASK_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${TASK_LIMITS.nameChars - 1}}$`);
 
 /**
- * Checks a task name (a task's own, a `depends_on` entry, a `parent`) against {@link TASK_NAME}.
+ * Checks a task name (a task's own, a `depends_on` entry, a `parent`) against
+ * {@link TASK_NAME_SCHEMA}.
  * @param name the value as given
  * @param field the field to name in the refusal (`name`, `depends_on`, `parent`)
  * @returns the name, unchanged
@@ -83,15 +60,8 @@ export const TASK_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${TASK_LIMITS.
  *   digits, `.`, `_`, `-`, not starting with a letter or digit, or longer than 100 characters
  */
 export function checkTaskName(name: unknown, field: string): string {
-  if (typeof name === 'string' && name.length > TASK_LIMITS.nameChars) {
-    fail(field, name, `a task name of at most ${TASK_LIMITS.nameChars} characters`);
-  }
-  if (typeof name !== 'string' || !TASK_NAME.test(name)) {
-    fail(field, name, 'a task name (letters, digits, ".", "_", "-", starting with a letter or digit)');
-  }
-  return name;
+  return validateFields(z.object({ [field]: TASK_NAME_SCHEMA }), { [field]: name })[field] as string;
 }
-
 /**
  * A task name made from free text (a title or prompt): lower case, runs of other characters
  * as `-`, at most 40 characters; `task` when nothing is left. Used by `agentq submit --prompt`
@@ -252,65 +222,222 @@ function checkPlainData(value: unknown, field: string, depth = 0, seen = new Set
   done.add(value);
 }
 
+/** `<value> is not <expected>`: the wording of every refusal of a field's value (after `field: `). */
+function notA(value: unknown, expected: string): string {
+  return `${show(value)} is not ${expected}`;
+}
+
+/**
+ * Zod error params for a check or type: the message is `<value> is not <expected>`.
+ * @param expected what the value should be, or a function of the refused value giving it
+ * @param shown the value to show, from the refused one (default: as given)
+ */
+function refused<T = unknown>(expected: string | ((input: T) => string), shown: (input: T) => unknown = (v) => v): { error: (iss: { input?: unknown }) => string } {
+  return {
+    error: (iss) => {
+      const input = iss.input as T;
+      return notA(shown(input), typeof expected === 'string' ? expected : expected(input));
+    },
+  };
+}
+
+/** The same, for a check after which no other check of the value runs. */
+const refusedFinal = (expected: string) => ({ ...refused(expected), abort: true });
+
+const nonBlank = (s: string) => s.trim() !== '';
+
+/** What a task name is; the message of every name refused for its characters. */
+const NAME_TEXT = 'a task name (letters, digits, ".", "_", "-", starting with a letter or digit)';
+
+/** The checks of a task name after the type, in order: length, then characters. */
+const nameChecks = (s: z.ZodString) =>
+  s.max(TASK_LIMITS.nameChars, refused(`a task name of at most ${TASK_LIMITS.nameChars} characters`)).regex(TASK_NAME, refused(NAME_TEXT));
+
+/**
+ * A task name ({@link TASK_NAME}), as given: the file name, `--name`, POST /v1/tasks `name`.
+ * Refusals: `a task name of at most 100 characters`, else `a task name (letters, …)`.
+ */
+export const TASK_NAME_SCHEMA = nameChecks(z.string(refused(NAME_TEXT)));
+
+/** A task name written in a field (`depends_on`, `parent`): trimmed first. */
+const fieldTaskName = nameChecks(z.string(refused(NAME_TEXT)).trim());
+
 /**
  * One line of text: a non-empty string (trimmed), at most `max` characters, no control
  * characters (they would break lists and can drive a terminal).
  */
-function singleLine(v: unknown, field: string, max: number): string {
-  if (typeof v !== 'string' || v.trim() === '') fail(field, v, 'a non-empty string');
-  const text = v.trim();
-  if (text.length > max) fail(field, text, `a string of at most ${max} characters`);
-  const bad = controlChar(text, '');
-  if (bad) fail(field, text, `a single line of text (control character U+${hex(bad.code, 4)} at index ${bad.index})`);
-  return text;
+function singleLine(max: number) {
+  return z
+    .string(refused('a non-empty string'))
+    .refine(nonBlank, refusedFinal('a non-empty string'))
+    .trim()
+    .max(max, refused(`a string of at most ${max} characters`))
+    .refine(
+      (s) => controlChar(s, '') === null,
+      refused((s: string) => {
+        const bad = controlChar(s, '');
+        return `a single line of text (control character U+${hex(bad?.code ?? 0, 4)} at index ${bad?.index ?? 0})`;
+      }),
+    );
 }
 
-function optText(fm: Record<string, unknown>, field: string, max: number): string | null {
-  const v = fm[field];
-  return v === undefined || v === null ? null : singleLine(v, field, max);
+/**
+ * One entry, or a list of at most `maxItems` entries (one string counts as a list of one),
+ * each checked by `entry`; gives the list.
+ */
+function list(entry: z.ZodString, maxItems: number) {
+  return z
+    .union([entry, z.array(entry).max(maxItems, refused(`a list of at most ${maxItems} entries`, (v: unknown[]) => `${v.length} entries`))], refused('a list of strings'))
+    .transform((v) => (typeof v === 'string' ? [v] : v));
 }
 
-/** A list of entries (one string counts as a list of one), at most `maxItems`, each checked by `entry`. */
-function list(fm: Record<string, unknown>, field: string, maxItems: number, entry: (v: unknown) => string): string[] {
-  const v = fm[field];
-  if (v === undefined || v === null) return [];
-  const items = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(items) || items.some((x) => typeof x !== 'string' || x.trim() === '')) fail(field, v, 'a list of strings');
-  if (items.length > maxItems) fail(field, `${items.length} entries`, `a list of at most ${maxItems} entries`);
-  return items.map(entry);
+/** A number, finite, within [min, max] (`positive`: above 0), whole when `whole`; `expected` says so in every refusal. */
+function bounded(o: { min: number; max: number; positive?: boolean; whole: boolean; expected: string }) {
+  const e = refused(o.expected);
+  const n = o.whole ? z.number(e).int(e) : z.number(e);
+  return (o.positive ? n.positive(e) : n.min(o.min, e)).max(o.max, e);
 }
 
-/** A number field: finite, within [min, max], whole when `whole`; `expected` says so in the refusal. */
-function optNumber(fm: Record<string, unknown>, field: string, range: { min: number; max: number; whole: boolean; expected: string }): number | null {
-  const v = fm[field];
-  if (v === undefined || v === null) return null;
-  const ok = typeof v === 'number' && Number.isFinite(v) && (!range.whole || Number.isInteger(v)) && v >= range.min && v <= range.max;
-  if (!ok) fail(field, v, range.expected);
-  return v as number;
-}
-
-/** A duration field (`timeout`, `retry_backoff`): 1 ms to {@link TASK_LIMITS}.durationMs, see {@link parseDuration}. */
-function optDuration(fm: Record<string, unknown>, field: string): number | null {
-  const v = fm[field];
-  if (v === undefined || v === null) return null;
+const DURATION_TEXT = 'a duration from 1ms to 7d, such as 90s or 30m (a number is seconds)';
+/** A duration (`timeout`, `retry_backoff`) → ms: 1 ms to {@link TASK_LIMITS}.durationMs, see {@link parseDuration}. */
+const duration = z.union([z.string(), z.number()], refused(DURATION_TEXT)).transform((v, ctx) => {
   const parsed = parseDuration(v, TASK_LIMITS.durationMs);
-  if (parsed === null) fail(field, v, 'a duration from 1ms to 7d, such as 90s or 30m (a number is seconds)');
-  return parsed;
-}
+  if (parsed !== null) return parsed;
+  ctx.issues.push({ code: 'custom', input: v, message: notA(v, DURATION_TEXT) });
+  return z.NEVER;
+});
 
 /** `run_at`: an ISO 8601 date (`2026-12-01`, UTC midnight) or time, on a real calendar day. */
 const ISO_TIME = z.union([z.iso.date(), z.iso.datetime({ offset: true, local: true })]);
-
-function optTime(fm: Record<string, unknown>, field: string): number | null {
-  const v = fm[field];
-  if (v === undefined || v === null) return null;
+const TIME_TEXT = 'an ISO 8601 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01 (a real calendar day)';
+/** `run_at` → epoch ms. */
+const time = z.string(refused(TIME_TEXT)).transform((v, ctx) => {
   // YAML timestamps may separate date and time with a space.
-  const text = typeof v === 'string' ? v.trim().replace(/^(\d{4}-\d{2}-\d{2}) +(?=\d)/, '$1T') : null;
-  const t = text !== null && ISO_TIME.safeParse(text).success ? Date.parse(text) : Number.NaN;
-  if (!Number.isFinite(t)) fail(field, v, 'an ISO 8601 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01 (a real calendar day)');
-  return t;
+  const text = v.trim().replace(/^(\d{4}-\d{2}-\d{2}) +(?=\d)/, '$1T');
+  const t = ISO_TIME.safeParse(text).success ? Date.parse(text) : Number.NaN;
+  if (Number.isFinite(t)) return t;
+  ctx.issues.push({ code: 'custom', input: v, message: notA(v, TIME_TEXT) });
+  return z.NEVER;
+});
+
+const COMMAND_TEXT = 'a command string or a list of argv strings (the first one naming the program)';
+/** The checks of one argv entry (or the command string) after its type. */
+const argChecks = (s: z.ZodString) =>
+  s
+    .max(TASK_LIMITS.commandChars, refused(`a string of at most ${TASK_LIMITS.commandChars} characters`))
+    .refine((a) => !a.includes('\0'), refused('text without NUL characters (a process argument cannot hold one)'));
+/** `command`: one string run by `sh -c`, or an argv list whose first entry names the program. */
+const command = z.union(
+  [
+    argChecks(z.string(refused(COMMAND_TEXT)).refine(nonBlank, refusedFinal(COMMAND_TEXT))),
+    z
+      .array(argChecks(z.string(refused(COMMAND_TEXT))))
+      .max(TASK_LIMITS.commandArgs, refused(`a list of at most ${TASK_LIMITS.commandArgs} argv strings`, (v: unknown[]) => `${v.length} entries`))
+      .refine((c) => typeof c[0] === 'string' && nonBlank(c[0]), refusedFinal(COMMAND_TEXT)),
+  ],
+  refused(COMMAND_TEXT),
+);
+
+const textField = singleLine(TASK_LIMITS.textChars);
+
+/** A field that may be left out or null (both: not set), described for the OpenAPI document. */
+const field = <T extends z.ZodType>(schema: T, description: string) => schema.nullish().meta({ description });
+
+/**
+ * The task fields, by their frontmatter names: the one description of them. Task files
+ * (frontmatter) and POST /v1/tasks are validated by it, and the body's JSON Schema in
+ * /openapi.json is generated from it (`z.toJSONSchema`, `io: 'input'`). Every field may be
+ * left out or null (not set); the parsed values are TaskSpec's (durations and `run_at` in
+ * ms, lists as arrays, text trimmed); defaults are applied by {@link taskSpecFromFields}.
+ * Limits are {@link TASK_LIMITS}. A refusal's message is `<value> is not <expected>`.
+ */
+export const TASK_FIELDS = z.object({
+  title: field(singleLine(TASK_LIMITS.titleChars), 'shown in lists and results; default: the name'),
+  priority: field(z.enum(PRIORITIES, refused(`one of ${PRIORITIES.join(', ')}`)), 'ready tasks run by priority, then arrival; default: default'),
+  agent: field(
+    textField.refine((a) => a === AUTO_AGENT || (KNOWN_AGENTS as readonly string[]).includes(a), refused(`a known agent (${KNOWN_AGENTS.join(', ')}) or auto`)),
+    `${KNOWN_AGENTS.join(', ')} or ${AUTO_AGENT}; default: claude`,
+  ),
+  model: field(textField, 'overrides routing'),
+  depends_on: field(list(fieldTaskName, TASK_LIMITS.dependsOn), 'names of stored tasks that must complete first'),
+  timeout: field(duration, 'per attempt: a duration such as 90s, 30m, 2h (a number is seconds), 1ms to 7d; default: config default_timeout'),
+  max_cost_usd: field(
+    bounded({ min: 0, positive: true, max: TASK_LIMITS.maxCostUsd, whole: false, expected: `a positive number (USD) of at most ${TASK_LIMITS.maxCostUsd}` }),
+    'budget of each attempt, USD',
+  ),
+  retries: field(
+    bounded({ min: 0, max: TASK_LIMITS.retries, whole: true, expected: `a whole number from 0 to ${TASK_LIMITS.retries}` }),
+    'extra attempts after a retryable failure; default: config default_retries',
+  ),
+  tags: field(list(textField, TASK_LIMITS.tags), 'kept and shown'),
+  dedup_key: field(
+    z.union([z.string(), z.number()], refused('a string')).transform(String).pipe(textField),
+    'while a task with this key is queued or running, another one ends duplicate',
+  ),
+  command: field(command, 'for agent: command — argv list, or one string run by sh -c'),
+  retry_backoff: field(duration, 'base of the exponential retry backoff, as timeout'),
+  retry_on_timeout: field(z.boolean(refused('true or false')), 'retry after a timeout too; default: false'),
+  concurrency_group: field(textField, 'at most group_concurrency tasks of a group run at once'),
+  run_at: field(time, 'do not start before: ISO 8601 time, e.g. 2026-12-01T09:00:00Z, or date (UTC midnight)'),
+  workspace: field(z.enum(['inplace', 'worktree'], refused('inplace or worktree')), 'default: config'),
+  merge: field(z.enum(['manual', 'auto'], refused('manual or auto')), 'auto merges a worktree branch back after success; default: config'),
+  parent: field(fieldTaskName, 'name of the stored task this is a subtask of'),
+  max_turns: field(
+    bounded({ min: 1, max: TASK_LIMITS.maxTurns, whole: true, expected: `a whole number of turns from 1 to ${TASK_LIMITS.maxTurns}` }),
+    'Claude Code --max-turns',
+  ),
+  allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
+});
+
+/** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
+export type TaskFields = z.output<typeof TASK_FIELDS>;
+
+/** The frontmatter fields agent-queue reads (the keys of {@link TASK_FIELDS}); any other field is kept in `extra`. */
+export const KNOWN_FIELDS = Object.keys(TASK_FIELDS.shape) as ReadonlyArray<keyof TaskFields>;
+
+/**
+ * The issue a refusal names: unknown keys first; else the first field with an issue, its own
+ * issue before its entries'. A union (one string or a list, say) whose value had the type of
+ * exactly one of its options reports that option's issue rather than "not one of them".
+ */
+function chosenIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue | undefined {
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown) return unknown;
+  const first = issues[0];
+  if (!first) return undefined;
+  const shortest = (list: readonly z.core.$ZodIssue[]) => list.reduce((a, b) => (b.path.length < a.path.length ? b : a));
+  let issue = shortest(issues.filter((i) => i.path[0] === first.path[0]));
+  while (issue.code === 'invalid_union') {
+    const typed = issue.errors.filter((errs) => !errs.some((e) => e.code === 'invalid_type' && e.path.length === 0));
+    const [only] = typed;
+    if (typed.length !== 1 || !only || only.length === 0) break;
+    const inner = shortest(only);
+    issue = { ...inner, path: [...issue.path, ...inner.path] };
+  }
+  return issue;
 }
 
+/**
+ * Validates fields by an object schema of them ({@link TASK_FIELDS}, the body of
+ * POST /v1/tasks) into its output.
+ * @param schema a zod object schema whose checks word their refusals (see `refused`)
+ * @param fields the fields by name
+ * @returns the parsed fields
+ * @throws InvalidTaskError naming the field: `field: <message>`; an unknown field (a strict
+ *   schema) as `field: unknown field (known: a, b, …)`
+ */
+export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<string, unknown>): z.output<S> {
+  // The fallback wording, for a check without its own.
+  const parsed = schema.safeParse(fields, { error: (iss) => notA(iss.input, `valid (${iss.message ?? iss.code})`) });
+  if (parsed.success) return parsed.data;
+  const issue = chosenIssue(parsed.error.issues);
+  if (issue?.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    throw new InvalidTaskError(key, `${key}: unknown field (known: ${Object.keys(schema.shape).join(', ')})`);
+  }
+  const name = issue?.path[0] === undefined ? 'fields' : String(issue.path[0]);
+  throw new InvalidTaskError(name, `${name}: ${issue?.message ?? 'invalid'}`);
+}
 /**
  * Parses a frontmatter block's YAML into its fields: the core schema of YAML 1.2 only (no
  * timestamps, no `!!binary`/`!!set`/custom tags), so the fields are plain data as in JSON.
@@ -358,8 +485,9 @@ export function parseTaskFile(
 /**
  * Validates task fields (the frontmatter's, already parsed: YAML, or the JSON body of
  * POST /v1/tasks) and the prompt into a TaskSpec: the rules and messages of task files.
- * Fields it does not know go to `extra`. Every value must be plain data with finite numbers;
- * strings, lists and numbers have the limits of {@link TASK_LIMITS}.
+ * Every value must be plain data with finite numbers; the known fields are then validated by
+ * {@link TASK_FIELDS} (with the limits of {@link TASK_LIMITS}), the first field refused in its
+ * order is named; fields it does not know go to `extra`. Unset fields get their defaults.
  * @param name task name (see {@link checkTaskName})
  * @param fm the fields by their frontmatter names (`depends_on`, `max_cost_usd`, …)
  * @param body the prompt; trimmed, must not be empty, at most 1 MiB of UTF-8, no control
@@ -384,88 +512,38 @@ export function taskSpecFromFields(
   const badChar = controlChar(prompt, TEXT_CONTROLS);
   if (badChar) throw new InvalidTaskError('prompt', `prompt: control character U+${hex(badChar.code, 4)} at index ${badChar.index} is not text`);
   for (const [field, value] of Object.entries(fm)) checkPlainData(value, field);
+  const f = validateFields(TASK_FIELDS, fm);
 
-  const priority = fm.priority ?? 'default';
-  if (typeof priority !== 'string' || !(PRIORITIES as readonly string[]).includes(priority)) {
-    fail('priority', priority, `one of ${PRIORITIES.join(', ')}`);
-  }
-
-  const timeoutMs = optDuration(fm, 'timeout') ?? defaults.default_timeout;
-  const maxCostUsd = optNumber(fm, 'max_cost_usd', {
-    min: Number.MIN_VALUE,
-    max: TASK_LIMITS.maxCostUsd,
-    whole: false,
-    expected: `a positive number (USD) of at most ${TASK_LIMITS.maxCostUsd}`,
-  });
-  const retries =
-    optNumber(fm, 'retries', { min: 0, max: TASK_LIMITS.retries, whole: true, expected: `a whole number from 0 to ${TASK_LIMITS.retries}` }) ??
-    defaults.default_retries;
-
-  let command: CommandSpec | null = null;
-  if (fm.command !== undefined && fm.command !== null) {
-    const c = fm.command;
-    const ok = (typeof c === 'string' && c.trim() !== '') || (Array.isArray(c) && typeof c[0] === 'string' && c[0].trim() !== '' && c.every((x) => typeof x === 'string'));
-    if (!ok) fail('command', c, 'a command string or a list of argv strings (the first one naming the program)');
-    const args = typeof c === 'string' ? [c] : (c as string[]);
-    if (args.length > TASK_LIMITS.commandArgs) fail('command', `${args.length} entries`, `a list of at most ${TASK_LIMITS.commandArgs} argv strings`);
-    for (const arg of args) {
-      if (arg.length > TASK_LIMITS.commandChars) fail('command', arg, `a string of at most ${TASK_LIMITS.commandChars} characters`);
-      if (arg.includes('\0')) fail('command', arg, 'text without NUL characters (a process argument cannot hold one)');
-    }
-    command = c as CommandSpec;
-  }
-
-  const dedup = fm.dedup_key;
-  if (dedup !== undefined && dedup !== null && typeof dedup !== 'string' && typeof dedup !== 'number') fail('dedup_key', dedup, 'a string');
-  const dedupKey = dedup === undefined || dedup === null ? null : singleLine(String(dedup), 'dedup_key', TASK_LIMITS.textChars);
-
-  const retryBackoffMs = optDuration(fm, 'retry_backoff');
-  const retryOnTimeout = fm.retry_on_timeout ?? false;
-  if (typeof retryOnTimeout !== 'boolean') fail('retry_on_timeout', retryOnTimeout, 'true or false');
-
-  const runAt = optTime(fm, 'run_at');
-  const workspace = fm.workspace ?? null;
-  if (workspace !== null && workspace !== 'inplace' && workspace !== 'worktree') fail('workspace', workspace, 'inplace or worktree');
-  const merge = fm.merge ?? null;
-  if (merge !== null && merge !== 'manual' && merge !== 'auto') fail('merge', merge, 'manual or auto');
-
-  const title = optText(fm, 'title', TASK_LIMITS.titleChars) ?? name;
-  const agent = optText(fm, 'agent', TASK_LIMITS.textChars) ?? 'claude';
-  if (agent !== AUTO_AGENT && !(KNOWN_AGENTS as readonly string[]).includes(agent)) fail('agent', agent, `a known agent (${KNOWN_AGENTS.join(', ')}) or auto`);
-  const dependsOn = list(fm, 'depends_on', TASK_LIMITS.dependsOn, (dep) => checkTaskName((dep as string).trim(), 'depends_on'));
+  const dependsOn = f.depends_on ?? [];
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
-  const parent = fm.parent === undefined || fm.parent === null ? null : checkTaskName(typeof fm.parent === 'string' ? fm.parent.trim() : fm.parent, 'parent');
+  const parent = f.parent ?? null;
   if (parent === name) fail('parent', parent, 'the name of another task');
-
-  const maxTurns = optNumber(fm, 'max_turns', { min: 1, max: TASK_LIMITS.maxTurns, whole: true, expected: `a whole number of turns from 1 to ${TASK_LIMITS.maxTurns}` });
-  const textEntry = (field: string) => (v: unknown) => singleLine(v, field, TASK_LIMITS.textChars);
-  const allowedTools = fm.allowed_tools === undefined || fm.allowed_tools === null ? null : list(fm, 'allowed_tools', TASK_LIMITS.allowedTools, textEntry('allowed_tools'));
 
   // fromEntries: a `__proto__` field stays a field of its own.
   const extra: Record<string, unknown> = Object.fromEntries(Object.entries(fm).filter(([k]) => !(KNOWN_FIELDS as readonly string[]).includes(k)));
 
   return {
     name,
-    title,
-    priority: priority as Priority,
-    agent,
-    model: optText(fm, 'model', TASK_LIMITS.textChars),
+    title: f.title ?? name,
+    priority: f.priority ?? 'default',
+    agent: f.agent ?? 'claude',
+    model: f.model ?? null,
     dependsOn: [...new Set(dependsOn)],
     parent,
-    timeoutMs,
-    maxCostUsd,
-    retries,
-    retryBackoffMs,
-    retryOnTimeout,
-    concurrencyGroup: optText(fm, 'concurrency_group', TASK_LIMITS.textChars),
-    runAt,
-    workspace,
-    merge,
-    tags: list(fm, 'tags', TASK_LIMITS.tags, textEntry('tags')),
-    dedupKey,
-    command,
-    maxTurns,
-    allowedTools,
+    timeoutMs: f.timeout ?? defaults.default_timeout,
+    maxCostUsd: f.max_cost_usd ?? null,
+    retries: f.retries ?? defaults.default_retries,
+    retryBackoffMs: f.retry_backoff ?? null,
+    retryOnTimeout: f.retry_on_timeout ?? false,
+    concurrencyGroup: f.concurrency_group ?? null,
+    runAt: f.run_at ?? null,
+    workspace: f.workspace ?? null,
+    merge: f.merge ?? null,
+    tags: f.tags ?? [],
+    dedupKey: f.dedup_key ?? null,
+    command: f.command ?? null,
+    maxTurns: f.max_turns ?? null,
+    allowedTools: f.allowed_tools ?? null,
     extra,
     prompt,
     source,

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { parseTaskFile } from '../../src/config/task-file.ts';
+import { KNOWN_FIELDS, parseTaskFile } from '../../src/config/task-file.ts';
 import { InvalidTaskError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
 import { attemptLogFile } from '../../src/results/logs.ts';
@@ -22,16 +22,19 @@ after(closeHarnesses);
 
 type Reply = Awaited<ReturnType<typeof post>>;
 
-/** The message a task file with this frontmatter gets (the API must give the same). */
-function fileMessage(fm: string): string {
+/** The refusal a task file named `t` with this frontmatter gets (the API must give the same). */
+function fileRefusal(fm: string): InvalidTaskError {
   try {
     parseTaskFile('t', `---\n${fm}\n---\nDo it.`, { default_timeout: 1000, default_retries: 0 });
   } catch (err) {
-    if (err instanceof InvalidTaskError) return err.message;
+    if (err instanceof InvalidTaskError) return err;
     throw err;
   }
-  throw new Error('the file was valid');
+  throw new Error(`the file was valid: ${fm}`);
 }
+
+/** The message a task file with this frontmatter gets. */
+const fileMessage = (fm: string): string => fileRefusal(fm).message;
 
 describe('POST /v1/tasks', () => {
   it('creates a queued task from the task-file fields (201), reports task.created, and shows it with attempts and callback', async () => {
@@ -163,6 +166,72 @@ describe('POST /v1/tasks', () => {
       assert.equal(h.count(), before, `${c.what}: nothing is stored`);
     }
     assert.equal(fs.readdirSync(h.paths.inbox).length, 0, 'nothing reached the inbox');
+  });
+
+  it('a bad value of any task field gets the same 400 message from POST /v1/tasks as from a task file', async () => {
+    const h = await harness();
+    // Each value is written into the file as JSON (a YAML flow value) and sent as is.
+    const bad: Array<[string, unknown]> = [
+      ['title', ''],
+      ['title', 't'.repeat(501)],
+      ['title', 'one\ntwo'],
+      ['priority', 'urgent'],
+      ['priority', 3],
+      ['agent', 'skynet'],
+      ['agent', '  '],
+      ['model', 'm'.repeat(201)],
+      ['depends_on', { a: 1 }],
+      ['depends_on', ['t']],
+      ['depends_on', ['../x']],
+      ['depends_on', ['d'.repeat(101)]],
+      ['depends_on', [5]],
+      ['timeout', 'soon'],
+      ['timeout', 0],
+      ['timeout', '8d'],
+      ['timeout', true],
+      ['max_cost_usd', 0],
+      ['max_cost_usd', 1e308],
+      ['max_cost_usd', '5'],
+      ['retries', 'many'],
+      ['retries', 1.5],
+      ['retries', 101],
+      ['tags', { a: 1 }],
+      ['tags', [1, 2]],
+      ['tags', Array.from({ length: 51 }, (_, i) => `t${i}`)],
+      ['tags', ['t'.repeat(201)]],
+      ['dedup_key', true],
+      ['dedup_key', 'k'.repeat(201)],
+      ['command', []],
+      ['command', ['', 'x']],
+      ['command', ['echo', 'a\u0000b']],
+      ['command', Array.from({ length: 1001 }, () => 'x')],
+      ['command', { sh: 'x' }],
+      ['retry_backoff', '30d'],
+      ['retry_on_timeout', 'sometimes'],
+      ['concurrency_group', ''],
+      ['run_at', 'tomorrow'],
+      ['run_at', '2026-02-30'],
+      ['run_at', 20261201],
+      ['workspace', 'docker'],
+      ['merge', 'always'],
+      ['parent', 't'],
+      ['parent', 'p'.repeat(101)],
+      ['parent', ['a']],
+      ['max_turns', 0],
+      ['max_turns', 'ten'],
+      ['allowed_tools', ['Read\nEdit']],
+      ['allowed_tools', 7],
+    ];
+    assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
+    for (const [field, value] of bad) {
+      const file = fileRefusal(`${field}: ${JSON.stringify(value)}`);
+      const r = await post(h.app, '/v1/tasks', { prompt: 'Do it.', name: 't', [field]: value });
+      assert.equal(r.statusCode, 400, `${field}: ${JSON.stringify(value).slice(0, 80)}: ${r.body.slice(0, 200)}`);
+      const err = (r.json() as { error: { message: string; field: string | null } }).error;
+      assert.equal(file.field, field, file.message);
+      assert.deepEqual({ field: err.field, message: err.message }, { field: file.field, message: file.message }, `${field}: ${JSON.stringify(value).slice(0, 80)}`);
+    }
+    assert.equal(h.count(), 0);
   });
 
   it('a store locked by another process answers 503 with Retry-After, and the request can be repeated', async () => {
@@ -618,6 +687,24 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.deepEqual(body.required, ['prompt']);
     for (const f of ['prompt', 'priority', 'depends_on', 'callback_url', 'max_cost_usd']) assert.ok(f in body.properties, f);
     for (const s of ['Task', 'Attempt', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
+  });
+
+  it("/openapi.json's task body lists exactly the fields the task-file parser knows, and the body-only ones", async () => {
+    const h = await harness();
+    const doc = (await h.app.inject({ url: '/openapi.json' })).json() as {
+      paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> } }>>;
+    };
+    const properties = doc.paths['/v1/tasks']!.post!.requestBody.content['application/json']!.schema.properties;
+    const bodyOnly = ['prompt', 'name', 'callback_url'];
+    const documented = Object.keys(properties).filter((f) => !bodyOnly.includes(f));
+    assert.deepEqual(Object.keys(properties).filter((f) => bodyOnly.includes(f)), bodyOnly);
+    assert.deepEqual(documented, [...KNOWN_FIELDS]);
+    for (const f of Object.keys(properties)) assert.ok(properties[f]?.description, `${f} is described`);
+    // The parser reads each documented field (a mapping is no valid value of any of them)...
+    for (const f of documented) assert.equal(fileRefusal(`${f}: {x: 1}`).field, f, f);
+    // ...and keeps any other field in extra.
+    const spec = parseTaskFile('t', '---\nowner: {x: 1}\n---\nDo it.', { default_timeout: 1000, default_retries: 0 });
+    assert.deepEqual(spec.extra, { owner: { x: 1 } });
   });
 
   it('serves the built dashboard with a single-page fallback, or says how to build it', async () => {

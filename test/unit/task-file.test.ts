@@ -151,6 +151,9 @@ const meaningless: Array<[string, string, string, RegExp]> = [
   ['a concurrency_group of 201 characters', fm(`concurrency_group: ${'g'.repeat(201)}`), 'concurrency_group', /^concurrency_group: .* at most 200 characters$/],
   ['a dedup_key of 201 characters', fm(`dedup_key: ${'k'.repeat(201)}`), 'dedup_key', /^dedup_key: .* at most 200 characters$/],
   ['51 tags', fm(`tags: [${Array.from({ length: 51 }, (_, i) => `t${i}`).join(', ')}]`), 'tags', /^tags: "51 entries" is not a list of at most 50 entries$/],
+  // An entry of a list is refused by itself (before: the whole list "is not a list of strings").
+  ['a tag that is no text', fm('tags: [a, 5]'), 'tags', /^tags: 5 is not a non-empty string$/],
+  ['a blank depends_on entry', fm('depends_on: [a, " "]'), 'depends_on', /^depends_on: "" is not a task name \(letters/],
   ['a tag of 201 characters', fm(`tags: [${'t'.repeat(201)}]`), 'tags', /^tags: .* at most 200 characters$/],
   ['an allowed_tools rule with a newline', fm('allowed_tools: ["Read\\nEdit"]'), 'allowed_tools', /^allowed_tools: .* \(control character U\+000A at index 4\)$/],
   ['a command with a NUL', fm('command: ["echo", "a\\0b"]'), 'command', /^command: "a\\u0000b" is not text without NUL characters/],
