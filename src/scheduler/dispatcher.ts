@@ -25,6 +25,7 @@ import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneW
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
+import { Periodic } from './periodic.ts';
 import { decide, type StopReason } from './transition.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
@@ -149,6 +150,10 @@ export class Dispatcher {
   private defaultMode: Promise<WorkspaceMode> | null = null;
   /** Model prices (defaults + config `prices`), USD per million tokens. */
   private readonly prices: PriceTable;
+  /** The lease keeper and the rescuer, running from {@link start} to {@link stop} / {@link drain}. */
+  private services: Periodic[] = [];
+  /** The first error a service failed with; the next {@link tick} throws it. */
+  private failure: Error | null = null;
   /** Retries store calls through outages; `this.o.store` is the store wrapped by it. */
   readonly storeRetry: StoreRetry;
   /** When this dispatcher was created, epoch ms. */
@@ -197,8 +202,38 @@ export class Dispatcher {
         },
       }).catch((err: unknown) => this.events.emit('error', err as Error));
     }
+    // Services on cadences of their own: leases renewed (and cancel requests seen) however
+    // long `poll_interval` is; dead dispatchers' tasks rescued.
+    const every = Math.min(this.o.config.lease / 3, this.o.config.poll_interval);
+    // A service that fails for good (transient store errors are retried below it) fails the loop at its next tick, as a tick's own error does.
+    const report = (err: unknown) => {
+      if (this.failure === null) this.failure = err instanceof Error ? err : new Error(String(err));
+      else this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+    };
+    this.services = [new Periodic('lease keeper', every, () => this.keepLeases(), report), new Periodic('rescuer', every, () => this.recover(), report)];
+    for (const service of this.services) service.start();
   }
 
+  /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
+  private async leave(): Promise<void> {
+    await Promise.all(this.services.map((service) => service.stop()));
+    await this.o.store.removeWorker(this.workerId);
+  }
+
+
+  /**
+   * The lease keeper's step: renews this dispatcher's worker row and the lease of each
+   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled.
+   */
+  async keepLeases(): Promise<void> {
+    const now = this.o.now();
+    await this.o.store.workerHeartbeat(this.workerId, now);
+    for (const r of this.running.values()) {
+      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
+      if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
+      else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+    }
+  }
 
   /**
    * Whether a lease that expired at `expiresAt` counts as lost. A store outage stops every
@@ -249,20 +284,16 @@ export class Dispatcher {
   }
 
   /**
-   * One round of upkeep: take in the inbox, renew leases (and act on cancel requests or
-   * lost leases), recover dead dispatchers' tasks, fail tasks whose dependency failed,
-   * write missing result files, then claim what can run.
+   * One round of the loop's cadence (`poll_interval`, or a wake-up): take in the inbox, fail
+   * tasks whose dependency failed, end parents whose subtasks ended, write missing result
+   * files, then claim what can run. Leases and rescue run on cadences of their own
+   * ({@link keepLeases}, {@link recover}), started by {@link start}.
+   * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
   async tick(): Promise<void> {
+    if (this.failure) throw this.failure;
     const now = this.o.now();
-    await this.o.store.workerHeartbeat(this.workerId, now);
     if (!this.stopping) await this.takeIn(now);
-    for (const r of this.running.values()) {
-      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
-      if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
-      else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
-    }
-    await this.recover();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
@@ -782,7 +813,7 @@ export class Dispatcher {
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await Promise.all([...this.running.values()].map((r) => r.done));
-    await this.o.store.removeWorker(this.workerId);
+    await this.leave();
   }
 
   /** Waits for the attempts running now to end by themselves (no new claims). */
@@ -790,6 +821,6 @@ export class Dispatcher {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
-    await this.o.store.removeWorker(this.workerId);
+    await this.leave();
   }
 }
