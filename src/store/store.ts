@@ -4,15 +4,8 @@
  * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
  * (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
-
-/**
- * The terminal states but `completed`: a dependency that ends in one fails its queued
- * dependents (`failBlockedDependents`). Derived from `TERMINAL_STATES`, so a new terminal
- * state is covered by every backend.
- */
-export const UNSUCCESSFUL_STATES: readonly TaskState[] = TERMINAL_STATES.filter((s) => s !== 'completed');
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
 export interface NewTask {
@@ -224,8 +217,8 @@ export interface Store {
   recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void>;
   /**
    * Ends a task. Refused (returns null) if `attemptId` no longer holds the lease. A
-   * `completed` task with open subtasks goes `waiting` instead (see `settleParents`); one
-   * whose subtasks already ended, not all completed, goes `failed` naming the subtask.
+   * `completed` task becomes what `parentVerdict` (src/core/lifecycle.ts) makes of its
+   * subtasks, in the same transaction: `waiting` while one is open, `failed` naming one that ended badly.
    */
   finish(attemptId: string, outcome: FinishOutcome): Promise<Task | null>;
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
@@ -246,13 +239,13 @@ export interface Store {
    */
   recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /**
-   * Ends `waiting` parents whose subtasks have all ended: `completed` if they all completed,
-   * else `failed` naming the first subtask that did not. Returns the parents it ended.
+   * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
+   * up through parents that are subtasks themselves). Returns the parents it ended.
    */
   settleParents(now: number): Promise<Task[]>;
   /** The subtasks of a task, in arrival order. */
   listSubtasks(taskId: number): Promise<Task[]>;
-  /** Fails queued tasks whose dependency ended in any state but `completed` ({@link UNSUCCESSFUL_STATES}). */
+  /** Fails queued tasks whose dependency ended in any state but `completed`, with the reason `dependencyFailure` (src/core/lifecycle.ts) gives. */
   failBlockedDependents(now: number): Promise<Task[]>;
 
   /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */

@@ -39,7 +39,8 @@ import type {
   TaskFilter,
   WorkerInfo,
 } from '../store.ts';
-import { isTransientStoreError, UNSUCCESSFUL_STATES } from '../store.ts';
+import { isTransientStoreError } from '../store.ts';
+import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -495,9 +496,9 @@ export class SqliteStore implements Store {
       let state: string = o.state;
       let reason = o.reason ?? null;
       if (state === 'completed') {
-        const sub = this.subtaskVerdict(Number(held.task.id));
-        if (sub.open) state = 'waiting';
-        else if (sub.failed) [state, reason] = ['failed', sub.failed];
+        const verdict = parentVerdict(this.subtaskRefs(Number(held.task.id)));
+        state = verdict.state;
+        if (verdict.state === 'failed') reason = verdict.reason;
       }
       this.prepare(
         `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
@@ -584,12 +585,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Whether a task has open subtasks, or else the reason the first one that ended badly gives. */
-  private subtaskVerdict(taskId: number): { open: boolean; failed: string | null } {
-    const rows = this.prepare('SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[];
-    if (rows.some((r) => !isTerminal(r.state as TaskState))) return { open: true, failed: null };
-    const bad = rows.find((r) => r.state !== 'completed');
-    return { open: false, failed: bad ? `subtask "${String(bad.name)}" (task ${String(bad.id)}) ended ${String(bad.state)}` : null };
+  /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */
+  private subtaskRefs(taskId: number): TaskRef[] {
+    return (this.prepare('SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[]).map((r) => ({
+      id: Number(r.id),
+      name: String(r.name),
+      state: r.state as TaskState,
+    }));
   }
 
   async settleParents(now: number): Promise<Task[]> {
@@ -600,11 +602,11 @@ export class SqliteStore implements Store {
         changed = false;
         for (const r of this.prepare("SELECT id FROM tasks WHERE state = 'waiting'").all() as Row[]) {
           const id = Number(r.id);
-          const sub = this.subtaskVerdict(id);
-          if (sub.open) continue;
+          const verdict = parentVerdict(this.subtaskRefs(id));
+          if (verdict.state === 'waiting') continue;
           this.prepare('UPDATE tasks SET state = ?, failed_reason = ?, finished_at = ? WHERE id = ?').run(
-            sub.failed ? 'failed' : 'completed',
-            sub.failed,
+            verdict.state,
+            verdict.state === 'failed' ? verdict.reason : null,
             now,
             id,
           );
@@ -637,7 +639,7 @@ export class SqliteStore implements Store {
         const rows = find.all(...UNSUCCESSFUL_STATES) as Row[];
         if (rows.length === 0) return failed.map((id) => this.taskById(id)!);
         for (const r of rows) {
-          const reason = `dependency "${String(r.dep_name)}" (task ${String(r.dep_id)}) ended ${String(r.dep_state)}`;
+          const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
           if (fail.run(reason, now, r.id).changes > 0) failed.push(Number(r.id));
         }
       }
