@@ -180,25 +180,52 @@ export interface StaleClaim {
   leaseExpiresAt: number;
 }
 
-export interface Store {
+/** Tasks: creation, lookup, the user's actions, and the rules that follow other tasks (subtasks, dependencies). */
+export interface TaskStore {
   /**
    * Creates tasks (and their intake keys) in one transaction; returns the created ones in
    * order. An entry whose intake key is already recorded (another dispatcher took the same
    * file in first; see `intakeKey`) is skipped, so a file never becomes two tasks.
    */
   enqueue(tasks: NewTask[], now: number): Promise<Task[]>;
-  /** The intake record of a key: whether the inbox file was removed after recording. */
-  getIntake(key: string): Promise<{ taskId: number; fileRemoved: boolean } | null>;
-  markIntakeRemoved(key: string): Promise<void>;
-  /** Intake keys whose inbox file was recorded but not yet marked removed. */
-  listPendingIntake(): Promise<string[]>;
   /** The oldest queued or running task with this `dedup_key`, if any. */
   findActiveByDedupKey(key: string): Promise<Task | null>;
-  /** Records the worktree branch and the commits a task made on it. */
-  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
   /** The newest task with that name, if any. */
   findByName(name: string): Promise<Task | null>;
+  /** By id, or the newest task with that name. */
+  getTask(idOrName: string | number): Promise<Task | null>;
+  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  countByState(): Promise<Record<TaskState, number>>;
+  /** The subtasks of a task, in arrival order. */
+  listSubtasks(taskId: number): Promise<Task[]>;
+  /**
+   * Cancels a task: a queued or blocked one at once (returns it `cancelled`), a running one by setting
+   * `cancelRequested` for its dispatcher. Terminal tasks are returned unchanged.
+   */
+  cancel(taskId: number, now: number): Promise<Task>;
+  /** Requeues a terminal, not completed task with a fresh retry budget; keeps its history. */
+  retry(taskId: number, now: number): Promise<Task>;
+  /**
+   * Queues a `blocked` task again with the answer to its question.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
+   */
+  answer(taskId: number, answer: string, now: number): Promise<Task>;
+  /** Records the worktree branch and the commits a task made on it. */
+  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
+  /**
+   * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
+   * up through parents that are subtasks themselves). Returns the parents it ended.
+   */
+  settleParents(now: number): Promise<Task[]>;
+  /** Fails queued tasks whose dependency ended in any state but `completed`, with the reason `dependencyFailure` (src/core/lifecycle.ts) gives. */
+  failBlockedDependents(now: number): Promise<Task[]>;
+  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
+  listUnreported(): Promise<Task[]>;
+  setResultPath(taskId: number, path: string): Promise<void>;
+}
 
+/** Attempts: the claim, the lease and its heartbeat, and how an attempt ends. */
+export interface AttemptStore {
   /**
    * Claims the next ready task in one transaction: queued, `runAfter` passed, agent not
    * paused, every dependency completed, fewer than `concurrency` running (and fewer than
@@ -225,40 +252,13 @@ export interface Store {
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
   block(attemptId: string, options: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null>;
-  /**
-   * Queues a `blocked` task again with the answer to its question.
-   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
-   */
-  answer(taskId: number, answer: string, now: number): Promise<Task>;
-  /** The newest tick of a recurring file already handled, or null if it was never seen. */
-  getRecurringTick(name: string): Promise<number | null>;
-  /**
-   * Records a recurring file's tick, creating its task in the same transaction. Returns the
-   * task, or null (nothing created) when this tick or a later one was already recorded, so
-   * several dispatchers create one task per tick. `task` null only records the tick.
-   */
-  recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
-  /**
-   * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
-   * up through parents that are subtasks themselves). Returns the parents it ended.
-   */
-  settleParents(now: number): Promise<Task[]>;
-  /** The subtasks of a task, in arrival order. */
-  listSubtasks(taskId: number): Promise<Task[]>;
-  /** Fails queued tasks whose dependency ended in any state but `completed`, with the reason `dependencyFailure` (src/core/lifecycle.ts) gives. */
-  failBlockedDependents(now: number): Promise<Task[]>;
-
-  /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */
-  registerWorker(worker: WorkerInfo): Promise<void>;
-  /** Sets a worker's `heartbeatAt` to `now` (epoch ms); an unknown id changes nothing. */
-  workerHeartbeat(workerId: string, now: number): Promise<void>;
-  /** Forgets a worker (its clean exit); an unknown id changes nothing. */
-  removeWorker(workerId: string): Promise<void>;
-  /** Every registered worker, oldest `startedAt` first. */
-  listWorkers(): Promise<WorkerInfo[]>;
+  listAttempts(taskId: number): Promise<Attempt[]>;
   /** Running tasks with their attempt and owning worker, for recovery, by task id. */
   listRunning(): Promise<StaleClaim[]>;
+}
 
+/** Agents: pauses and rate-limit strikes, start buckets, spend. */
+export interface AgentStore {
   /** Pauses an agent (replacing an earlier pause); `strikes` counts consecutive limits. */
   pauseAgent(pause: AgentPause, strikes?: number): Promise<void>;
   /** Consecutive rate limits of an agent since its last completed task. */
@@ -282,12 +282,6 @@ export interface Store {
    * @throws AgentQueueError `invalid_bucket` unless capacity ≥ 1 and refillPerMs > 0.
    */
   takeRateToken(agent: string, bucket: RateBucket, now: number): Promise<RateToken>;
-
-  /** By id, or the newest task with that name. */
-  getTask(idOrName: string | number): Promise<Task | null>;
-  listTasks(filter?: TaskFilter): Promise<Task[]>;
-  listAttempts(taskId: number): Promise<Attempt[]>;
-  countByState(): Promise<Record<TaskState, number>>;
   /** Running attempts, and attempts, cost and tokens since `since` (epoch ms), per agent. */
   agentUsage(since: number): Promise<AgentUsage[]>;
   /**
@@ -297,17 +291,35 @@ export interface Store {
    * @throws AgentQueueError `invalid_time_zone` for an unknown `timeZone`.
    */
   usage(query: UsageQuery): Promise<UsageRow[]>;
-  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
-  listUnreported(): Promise<Task[]>;
-  setResultPath(taskId: number, path: string): Promise<void>;
-  /**
-   * Cancels a task: a queued or blocked one at once (returns it `cancelled`), a running one by setting
-   * `cancelRequested` for its dispatcher. Terminal tasks are returned unchanged.
-   */
-  cancel(taskId: number, now: number): Promise<Task>;
-  /** Requeues a terminal, not completed task with a fresh retry budget; keeps its history. */
-  retry(taskId: number, now: number): Promise<Task>;
+}
 
+/** Workers: the dispatchers on the store and their liveness. */
+export interface WorkerStore {
+  /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */
+  registerWorker(worker: WorkerInfo): Promise<void>;
+  /** Sets a worker's `heartbeatAt` to `now` (epoch ms); an unknown id changes nothing. */
+  workerHeartbeat(workerId: string, now: number): Promise<void>;
+  /** Forgets a worker (its clean exit); an unknown id changes nothing. */
+  removeWorker(workerId: string): Promise<void>;
+  /** Every registered worker, oldest `startedAt` first. */
+  listWorkers(): Promise<WorkerInfo[]>;
+}
+
+/** Intake: inbox files, recurring ticks and HTTP requests, each taken in once. */
+export interface IntakeStore {
+  /** The intake record of a key: whether the inbox file was removed after recording. */
+  getIntake(key: string): Promise<{ taskId: number; fileRemoved: boolean } | null>;
+  markIntakeRemoved(key: string): Promise<void>;
+  /** Intake keys whose inbox file was recorded but not yet marked removed. */
+  listPendingIntake(): Promise<string[]>;
+  /** The newest tick of a recurring file already handled, or null if it was never seen. */
+  getRecurringTick(name: string): Promise<number | null>;
+  /**
+   * Records a recurring file's tick, creating its task in the same transaction. Returns the
+   * task, or null (nothing created) when this tick or a later one was already recorded, so
+   * several dispatchers create one task per tick. `task` null only records the tick.
+   */
+  recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /**
    * Creates one task from an HTTP request in one transaction, with its idempotency key and
    * callback. A key already recorded creates nothing: `replayed` when its body hash matches,
@@ -316,6 +328,10 @@ export interface Store {
   enqueueRequest(task: NewTask, options: RequestOptions, now: number): Promise<RequestResult>;
   /** What an `Idempotency-Key` was first used for, if it was. */
   findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null>;
+}
+
+/** Callbacks: `callback_url` deliveries, leased and retried. */
+export interface CallbackStore {
   /** The callback delivery of a task, if it has a `callback_url`. */
   getCallback(taskId: number): Promise<CallbackDelivery | null>;
   /**
@@ -326,6 +342,13 @@ export interface Store {
   claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]>;
   /** Records the result of a callback try (see {@link CallbackTry}). */
   recordCallbackTry(taskId: number, outcome: CallbackTry): Promise<CallbackDelivery | null>;
+}
+
+/**
+ * The whole storage interface a backend implements: the entity interfaces above, one
+ * contract suite part each (test/contract/store/), plus health and closing.
+ */
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.
