@@ -71,15 +71,16 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
+  /** Back in the queue after the backoff while `allowed` and attempts remain, else the end in `state`. */
+  const retryOrEnd = (state: 'failed' | 'timed_out', reason: string, allowed: boolean): Transition =>
+    allowed && canRetry(task) ? { kind: 'requeue', attemptOutcome: state, reason, runAfter: now + ctx.retryDelayMs } : { kind: 'end', state, reason };
   switch (outcome.kind) {
     case 'completed': {
       const question = ctx.questions ? parseQuestion(outcome.result) : null;
       return question === null ? { kind: 'complete', result: outcome.result, clearStrikes: true } : { kind: 'block', question, clearStrikes: true };
     }
     case 'failed':
-      return outcome.retryable && canRetry(task)
-        ? { kind: 'requeue', attemptOutcome: 'failed', reason: outcome.reason, runAfter: now + ctx.retryDelayMs }
-        : { kind: 'end', state: 'failed', reason: outcome.reason };
+      return retryOrEnd('failed', outcome.reason, outcome.retryable);
     case 'auth_failed':
       return { kind: 'end', state: 'failed', reason: outcome.reason };
     case 'rate_limited': {
@@ -88,9 +89,7 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
       return { kind: 'requeue', attemptOutcome: 'rate_limited', reason: outcome.reason, runAfter: now, pause };
     }
     case 'timed_out':
-      return task.retryOnTimeout && canRetry(task)
-        ? { kind: 'requeue', attemptOutcome: 'timed_out', reason: outcome.reason, runAfter: now + ctx.retryDelayMs }
-        : { kind: 'end', state: 'timed_out', reason: outcome.reason };
+      return retryOrEnd('timed_out', outcome.reason, task.retryOnTimeout);
     case 'budget_exceeded':
       return { kind: 'end', state: 'budget_exceeded', reason: outcome.reason };
     case 'cancelled':
