@@ -97,6 +97,7 @@ export function fileIdentity(stat: fs.BigIntStats): string {
 }
 
 const refuse = (reason: string) => ({ kind: 'refused' as const, reason });
+const notRegular = (kind: string) => refuse(`is ${kind}; only regular files inside the project are taken in (copy the file in instead)`);
 
 /** What kind of thing a non-regular inbox entry is, for a refusal's reason. */
 function entryKind(st: fs.BigIntStats): string {
@@ -135,9 +136,10 @@ function listInbox(inbox: string): { names: string[]; refused: RefusedEntry[] } 
 }
 
 /**
- * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file (no symlink, no other hard
- * link, so nothing outside the project), at most {@link MAX_TASK_FILE_BYTES}, last changed
- * no later than `settledBefore` (epoch ms; default: any time). Opened without following links and without blocking (a FIFO swapped in after
+ * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file
+ * (no symlink, no other hard link, so nothing outside the project), at most
+ * {@link MAX_TASK_FILE_BYTES}, last changed no later than `settledBefore` (epoch ms; default:
+ * any time). Opened without following links and without blocking (a FIFO swapped in after
  * the check cannot hang intake), then checked again on the open file.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
@@ -146,7 +148,7 @@ export function readTaskFileEntry(
   settledBefore = Infinity,
 ): { kind: 'file'; content: Buffer; identity: string } | { kind: 'refused'; reason: string } | { kind: 'unsettled' } | { kind: 'gone' } {
   const check = (st: fs.BigIntStats) => {
-    if (!st.isFile()) return refuse(`is ${entryKind(st)}; only regular files inside the project are taken in (copy the file into the inbox)`);
+    if (!st.isFile()) return notRegular(entryKind(st));
     if (st.nlink > 1n) return refuse('has other hard links; only files of the inbox\'s own are taken in (copy it instead of linking it)');
     if (st.size > MAX_TASK_FILE_BYTES) return refuse(`is ${st.size} bytes; a task file is at most ${MAX_TASK_FILE_BYTES} bytes (1 MiB)`);
     return null;
@@ -159,7 +161,7 @@ export function readTaskFileEntry(
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { kind: 'gone' };
-    if (code === 'ELOOP') return refuse('is a symbolic link; only regular files inside the project are taken in (copy the file into the inbox)');
+    if (code === 'ELOOP') return notRegular('a symbolic link'); // swapped in after the lstat
     if (code === 'EACCES' || code === 'EPERM') return refuse('cannot be read: permission denied');
     throw err;
   }
