@@ -397,8 +397,8 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     out(
       workers.length
         ? `\ndispatchers:\n${table(
-            ['ID', 'PID', 'LAST HEARTBEAT'],
-            workers.map((w) => [w.id, String(w.pid), `${new Date(w.heartbeatAt).toISOString()} (${formatDuration(Math.max(0, now - w.heartbeatAt))} ago)`]),
+            ['ID', 'HOST', 'PID', 'RUNNING', 'LAST HEARTBEAT'],
+            workers.map((w) => [w.id, w.host, String(w.pid), String(w.running), `${new Date(w.heartbeatAt).toISOString()} (${formatDuration(Math.max(0, now - w.heartbeatAt))} ago)`]),
           )}`
         : '\ndispatchers: none',
     );

@@ -59,8 +59,8 @@ export interface StatusSnapshot {
   pausedAgents: AgentPause[];
   /** Per agent (with a running task, an attempt since local midnight, or a pause): running, attempts, USD and tokens since local midnight, pause. */
   agents: AgentStatus[];
-  /** Live dispatchers on the store. */
-  workers: WorkerInfo[];
+  /** Live dispatchers on the store, each with how many tasks it runs now. */
+  workers: Array<WorkerInfo & { running: number }>;
 }
 
 /** Reads the status snapshot; "today" is since local midnight of `now` (epoch ms). */
@@ -68,7 +68,9 @@ export async function statusSnapshot(store: Store, now: number): Promise<StatusS
   const counts = await store.countByState();
   const running = await store.listTasks({ state: 'running' });
   const pausedAgents = await store.listPauses(now);
-  const workers = await store.listWorkers();
+  const runningOn = new Map<string, number>();
+  for (const r of await store.listRunning()) runningOn.set(r.workerId, (runningOn.get(r.workerId) ?? 0) + 1);
+  const workers = (await store.listWorkers()).map((w) => ({ ...w, running: runningOn.get(w.id) ?? 0 }));
   const midnight = new Date(now);
   midnight.setHours(0, 0, 0, 0);
   const usage = await store.agentUsage(midnight.getTime());

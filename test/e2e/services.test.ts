@@ -3,10 +3,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { AGENTQ, dropTask, listDir, makeProject } from '../fixtures/project.ts';
+import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject } from '../fixtures/project.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
 describe('dispatcher services', () => {
@@ -29,7 +30,7 @@ describe('dispatcher services', () => {
       };
       await waitFor(registered, 15_000, 'the dispatcher to register');
       await new Promise((r) => setTimeout(r, 500)); // its inbox watcher is set up next
-      dropTask(paths, 'slow', { agent: 'command', command: 'sleep 4; echo ok' }, 'x');
+      dropTask(paths, 'slow', { agent: 'command', command: 'sleep 7; echo ok' }, 'x');
       await waitFor(() => /started +#1 slow/.test(stderr), 15_000, 'the attempt to start');
       await new Promise((r) => setTimeout(r, 3_000)); // two lease lengths into the attempt
       const db = new Database(path.join(paths.dir, 'agentq.db'), { readonly: true });
@@ -37,6 +38,13 @@ describe('dispatcher services', () => {
       db.close();
       assert.equal(row.state, 'running');
       assert.ok(row.lease > Date.now(), `the lease ran out ${Date.now() - row.lease} ms ago: no heartbeat between polls`);
+      // `agentq status` lists the dispatcher with its host and the task it runs.
+      const status = await agentqJson(['status', '--json', '--project', paths.root]);
+      assert.deepEqual(
+        status.workers.map((w: { host: string; pid: number; running: number }) => [w.host, w.pid, w.running]),
+        [[os.hostname(), child.pid, 1]],
+      );
+      assert.match((await agentq(['status', '--project', paths.root])).stdout, /dispatchers:\n.*HOST +PID +RUNNING +LAST HEARTBEAT\n.* 1 +\d{4}-/);
       await waitFor(() => listDir(paths.done).includes('slow.md'), 15_000, 'the task to complete');
     } finally {
       child.kill('SIGTERM');
