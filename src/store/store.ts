@@ -1,8 +1,8 @@
 /**
  * The storage interface. The scheduler, intake and CLI read and write only through it, so
  * two processes (a dispatcher and `agentq cancel`) agree without talking to each other.
- * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
- * (test/contract/store/, run by `storeContract`). All times are epoch ms.
+ * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
+ * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
 import { type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';

@@ -14,6 +14,7 @@
  *   queued would go past `concurrency` (READ COMMITTED does not serialize them);
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
+ * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -416,7 +417,7 @@ export class PostgresStore implements Store {
   }
 
   async listPendingIntake(): Promise<string[]> {
-    return (await this.rows('SELECT key FROM intake WHERE NOT file_removed ORDER BY key')).map((r) => String(r.key));
+    return (await this.rows('SELECT key FROM intake WHERE NOT file_removed ORDER BY task_id')).map((r) => String(r.key));
   }
 
   async findActiveByDedupKey(key: string): Promise<Task | null> {
@@ -736,7 +737,7 @@ export class PostgresStore implements Store {
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    return (await this.rows('SELECT * FROM workers ORDER BY started_at, id')).map((r) => ({
+    return (await this.rows('SELECT * FROM workers ORDER BY started_at, id COLLATE "C"')).map((r) => ({
       id: String(r.id),
       host: String(r.host),
       pid: Number(r.pid),
@@ -772,7 +773,7 @@ export class PostgresStore implements Store {
   }
 
   async listPauses(now: number): Promise<AgentPause[]> {
-    return (await this.rows('SELECT * FROM agent_pauses WHERE until > $1 ORDER BY agent', [now])).map((r) => ({
+    return (await this.rows('SELECT * FROM agent_pauses WHERE until > $1 ORDER BY agent COLLATE "C"', [now])).map((r) => ({
       agent: String(r.agent),
       until: Number(r.until),
       reason: String(r.reason),
@@ -844,7 +845,7 @@ export class PostgresStore implements Store {
          coalesce(sum(cost_usd) FILTER (WHERE started_at >= $1), 0) AS cost,
          coalesce(sum(input_tokens) FILTER (WHERE started_at >= $1), 0) AS input,
          coalesce(sum(output_tokens) FILTER (WHERE started_at >= $1), 0) AS output
-       FROM attempts WHERE outcome = 'running' OR started_at >= $1 GROUP BY agent ORDER BY agent`,
+       FROM attempts WHERE outcome = 'running' OR started_at >= $1 GROUP BY agent ORDER BY agent COLLATE "C"`,
       [since],
     );
     return rows.map((r) => ({
