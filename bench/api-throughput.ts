@@ -167,7 +167,7 @@ async function runCase(mode: Mode, connections: number, duration: number, keep: 
     if (code !== 0) problems.push(`agentq serve exited ${code}: ${server.output().slice(-2000)}`);
   }
   const config = loadConfig(paths.root);
-  const store = openStore(config.store, paths.root);
+  const store = await openStore(config.store, paths.root);
   let counts: Record<TaskState, number>;
   try {
     counts = await store.countByState();

@@ -303,7 +303,7 @@ async function runProcs(o: Options, procs: number): Promise<CaseResult> {
   const logFile = path.join(paths.root, 'agentq-run.log');
   // The store exists before the dispatchers start, so they do not race to create it.
   const config = loadConfig(paths.root);
-  const store = openStore(config.store, paths.root);
+  const store = await openStore(config.store, paths.root);
   const children: ChildProcess[] = [];
   let problem: string | null = null;
   let samples: Sample[] = [];

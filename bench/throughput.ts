@@ -137,7 +137,7 @@ async function intakeChild(tasks: number): Promise<number> {
   const paths = makeBenchProject(tasks, 2);
   try {
     const config = loadConfig(paths.root);
-    const store = openStore(config.store, paths.root);
+    const store = await openStore(config.store, paths.root);
     try {
       const t0 = performance.now();
       const { created } = await takeInInbox(paths, store, config, Date.now());

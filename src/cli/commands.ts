@@ -44,7 +44,7 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): P
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
   const config = loadConfig(paths.root);
-  const store = openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
+  const store = await openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 

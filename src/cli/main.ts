@@ -139,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const message = isTransientStoreError(err)
-      ? `store unavailable (${(err as Error).message}): another process holds its write lock, or the disk is full; try again`
+      ? `store unavailable (${(err as Error).message}): another process holds its write lock, the disk is full, or the database server cannot be reached; try again`
       : err instanceof Error
         ? err.message
         : String(err);

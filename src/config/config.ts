@@ -342,7 +342,9 @@ export function agentConfig(config: Config, agent: string): AgentConfig {
 export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; the values shown are the defaults.
 # A key not listed here is refused (exit 2), with the closest known key suggested.
 
-# Where the queue lives. sqlite:PATH is relative to the project directory.
+# Where the queue lives. sqlite:PATH is relative to the project directory; or PostgreSQL
+# (≥ 14): postgres://USER:PASS@HOST:5432/DB?schema=agentq (one schema per project; prefer
+# AGENTQ_STORE or PGPASSWORD to a password in this file).
 # store: sqlite:.agent-queue/agentq.db
 
 # How many tasks run at once (across every dispatcher sharing the store).

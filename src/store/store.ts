@@ -1,8 +1,8 @@
 /**
  * The storage interface. The scheduler, intake and CLI read and write only through it, so
  * two processes (a dispatcher and `agentq cancel`) agree without talking to each other.
- * Backends: SQLite now (`sqlite:PATH`); PostgreSQL to follow behind the same contract
- * (test/contract/store/, run by `storeContract`). All times are epoch ms.
+ * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
+ * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
 import { type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
@@ -360,18 +360,29 @@ export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore,
 
 /** SQLite result codes (and their extended forms, `SQLITE_IOERR_WRITE`…) of a store that is busy or out of space, not broken. */
 const TRANSIENT_SQLITE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL)(_|$)/;
-/** Node system error codes of a full disk or quota. */
-const TRANSIENT_ERRNO = new Set(['ENOSPC', 'EDQUOT']);
+/**
+ * PostgreSQL SQLSTATEs of a server that is unreachable, busy or restarting, not of a broken
+ * statement: class 08 (connection exception), 40001 (serialization failure), 40P01 (deadlock
+ * detected), 55P03 (lock not available: `lock_timeout`), 57P01–57P03 (admin or crash
+ * shutdown, cannot connect now), class 53 (insufficient resources: disk full, out of memory,
+ * too many connections).
+ */
+const TRANSIENT_POSTGRES = /^(08[0-9A-Z]{3}|40001|40P01|55P03|57P0[123]|53[0-9A-Z]{3})$/;
+/** Node system error codes of a full disk or quota, or of a database server that cannot be reached. */
+const TRANSIENT_ERRNO = new Set(['ENOSPC', 'EDQUOT', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /**
  * Whether a store call failed for a reason that passes: the database is locked by another
- * process (SQLITE_BUSY, SQLITE_LOCKED), the disk is full (SQLITE_FULL, ENOSPC, EDQUOT), or
- * the file could not be read, written or opened (SQLITE_IOERR*, SQLITE_CANTOPEN, SQLITE_PROTOCOL).
- * The same call may be tried again later: every Store method is all-or-nothing. Anything
- * else (a constraint, a bug, a closed connection) is not transient. Reads `err.code`
- * (better-sqlite3's `SqliteError`, Node's system errors); never throws.
+ * process (SQLITE_BUSY, SQLITE_LOCKED; PostgreSQL's lock timeout, serialization failure or
+ * deadlock), the disk is full (SQLITE_FULL, ENOSPC, EDQUOT, PostgreSQL class 53), the file could
+ * not be read, written or opened (SQLITE_IOERR*, SQLITE_CANTOPEN, SQLITE_PROTOCOL), or the
+ * database server cannot be reached or is restarting (PostgreSQL class 08, 57P01–57P03;
+ * ECONNREFUSED, ECONNRESET…). The same call may be tried again later: every Store method is
+ * all-or-nothing. Anything else (a constraint, a bug, a closed store) is not transient. Reads
+ * `err.code` (better-sqlite3's `SqliteError`, pg's `DatabaseError` SQLSTATE, Node's system
+ * errors); never throws.
  */
 export function isTransientStoreError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (TRANSIENT_SQLITE.test(code) || TRANSIENT_ERRNO.has(code));
+  return typeof code === 'string' && (TRANSIENT_SQLITE.test(code) || TRANSIENT_POSTGRES.test(code) || TRANSIENT_ERRNO.has(code));
 }

