@@ -180,6 +180,15 @@ export class Dispatcher {
     );
   }
 
+  /**
+   * Calls `onWork` when any process on the store may have made work claimable (see
+   * `Store.watchWork`); resolves with the function that ends the watch, or null when the
+   * store cannot tell (SQLite: the poll and inbox events do).
+   */
+  async watchWork(onWork: () => void): Promise<(() => Promise<void>) | null> {
+    return this.o.store.watchWork ? this.o.store.watchWork(onWork) : null;
+  }
+
   get runningCount(): number {
     return this.running.size;
   }

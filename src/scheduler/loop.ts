@@ -1,7 +1,8 @@
 /**
  * The dispatch loop of `agentq run` and `agentq serve`: a dispatcher tick, then a wait of
  * `poll_interval` (shorter while an inbox file may still settle) that a new inbox file
- * (chokidar) or `wake()` cuts short, until `stop()`, or with `once` until nothing is left
+ * (chokidar), work committed by another process (the store's `watchWork`: PostgreSQL's
+ * `LISTEN`/`NOTIFY`) or `wake()` cuts short, until `stop()`, or with `once` until nothing is left
  * (or nothing left can run within `maxWaitMs`).
  */
 import chokidar, { type FSWatcher } from 'chokidar';
@@ -61,7 +62,16 @@ export class DispatchLoop {
   async run(): Promise<void> {
     const watcher: FSWatcher | null = this.o.once ? null : chokidar.watch(this.paths.inbox, { ignoreInitial: true, depth: 0 });
     watcher?.on('all', () => this.wake());
+    let unwatch: (() => Promise<void>) | null = null;
     try {
+      // Work another process commits (another host's dispatcher, submit, POST) wakes the loop;
+      // the poll stays the backup. A watch that fails is reported, never fatal.
+      if (!this.o.once) {
+        unwatch = await this.dispatcher.watchWork(() => this.wake()).catch((err: unknown) => {
+          this.dispatcher.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+          return null;
+        });
+      }
       for (;;) {
         if (this.stopped) return;
         this.woken = false;
@@ -84,6 +94,7 @@ export class DispatchLoop {
         this.wakeWait = () => {};
       }
     } finally {
+      await unwatch?.().catch(() => {});
       await watcher?.close();
     }
   }

@@ -355,6 +355,17 @@ export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore,
    * @throws errors that are not {@link isTransientStoreError}
    */
   probeWrite(waitMs: number): Promise<string | null>;
+  /**
+   * Optional: calls `onWork` soon after any handle on the store (this process or another)
+   * commits work that may be claimable now: a queued task created or queued again, or an
+   * ended attempt (a slot freed, dependents or parents maybe ready). A hint, not a count:
+   * `onWork` may be called for nothing or once for many, and a change made while the watch
+   * was cut is missed (then `onWork` is called once it is back), so dispatchers keep polling.
+   * Resolves once watching (or after a first failed try, retrying in the background) with the
+   * function that ends the watch. PostgreSQL: `LISTEN`/`NOTIFY`. SQLite has none (same-host
+   * inbox events wake its dispatchers).
+   */
+  watchWork?(onWork: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

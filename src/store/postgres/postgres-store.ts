@@ -16,6 +16,7 @@
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +58,7 @@ import type {
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { redactStoreUrl } from '../store-url.ts';
+import { WorkWatcher } from './work-watcher.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -79,6 +81,23 @@ export interface PostgresStoreOptions {
   busyTimeoutMs?: number;
   /** Most connections the pool opens. Default 10. */
   maxConnections?: number;
+}
+
+/** First wait before a lost `LISTEN` connection is opened again, in ms; it doubles per failed try. */
+export const LISTEN_RETRY_FIRST_MS = 100;
+/** Longest wait between two tries to open a lost `LISTEN` connection again, in ms. */
+export const LISTEN_RETRY_MAX_MS = 5_000;
+/** `application_name` of the connections {@link PostgresStore.watchWork} listens on. */
+export const LISTEN_APPLICATION_NAME = 'agentq-listen';
+
+/**
+ * The `NOTIFY` channel of a schema's work: `agentq_work_<schema>`, so projects sharing a
+ * database do not wake each other. Channel names are identifiers (at most 63 bytes): past
+ * that the schema's part is a hash of it.
+ */
+export function workChannel(schema: string): string {
+  const plain = `agentq_work_${schema}`;
+  return plain.length <= 63 ? plain : `agentq_work_${createHash('sha256').update(schema).digest('hex').slice(0, 40)}`;
 }
 
 /** `pg` errors without a SQLSTATE that mean the connection, not the statement, failed. */
@@ -170,21 +189,36 @@ export class PostgresStore implements Store {
   readonly schema: string;
   /** The URL without its password. */
   readonly display: string;
+  /** The `NOTIFY` channel of this schema's work ({@link workChannel}). */
+  readonly channel: string;
   private closed: Promise<void> | null = null;
+  /** What a `LISTEN` connection of {@link watchWork} connects with. */
+  private readonly listenConfig: pg.ClientConfig;
+  /** Open {@link watchWork} watches, ended by {@link close}. */
+  private readonly watchers = new Set<WorkWatcher>();
 
   private constructor(parsed: PostgresUrl, options: PostgresStoreOptions) {
     this.schema = parsed.schema;
     this.display = parsed.display;
+    this.channel = workChannel(parsed.schema);
+    const connectionTimeoutMillis = options.busyTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.pool = new pg.Pool({
       connectionString: parsed.connectionString,
       options: parsed.options,
       types: TYPES,
       max: options.maxConnections ?? 10,
-      connectionTimeoutMillis: options.busyTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis,
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: 'agentq',
     });
+    this.listenConfig = {
+      connectionString: parsed.connectionString,
+      options: parsed.options,
+      connectionTimeoutMillis,
+      keepAlive: true,
+      application_name: LISTEN_APPLICATION_NAME,
+    };
     // An idle connection that dies (server restart, network) is dropped by the pool; without
     // a listener its error would crash the process. The next call gets a new connection.
     this.pool.on('error', () => {});
@@ -307,6 +341,33 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Tells {@link watchWork}ers that work may be claimable: `pg_notify` on this schema's
+   * channel, inside the caller's transaction, so it is delivered at COMMIT (never for work
+   * rolled back, never before the work is visible). Notifications of one transaction collapse into one.
+   */
+  private async notifyWork(c: pg.PoolClient): Promise<void> {
+    await this.q("SELECT pg_notify($1, '')", [this.channel], c);
+  }
+
+  /**
+   * Calls `onWork` whenever a handle on this schema (any process) commits claimable work, over a
+   * dedicated `LISTEN` connection that is opened again after a cut (backoff
+   * {@link LISTEN_RETRY_FIRST_MS} doubling to {@link LISTEN_RETRY_MAX_MS}), `onWork` called
+   * once it is back (notifications in the gap are lost). Resolves once listening, or after
+   * a first failed try (retrying in the background), with the function that ends the watch.
+   */
+  async watchWork(onWork: () => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new AgentQueueError('store_closed', `store ${this.display} is closed`);
+    const watcher = new WorkWatcher({ client: this.listenConfig, channel: this.channel, onWork, retryFirstMs: LISTEN_RETRY_FIRST_MS, retryMaxMs: LISTEN_RETRY_MAX_MS });
+    this.watchers.add(watcher);
+    await watcher.start();
+    return async () => {
+      this.watchers.delete(watcher);
+      await watcher.stop();
+    };
+  }
+
   private async taskById(id: number, db: Db = this.pool): Promise<Task | null> {
     const row = await this.one(`${TASK_SELECT} WHERE t.id = $1`, [id], db);
     return row ? rowTask(row) : null;
@@ -335,7 +396,9 @@ export class PostgresStore implements Store {
     const keyed = tasks.some((t) => t.intakeKey !== undefined);
     return this.tx(async (c) => {
       const created = (await this.insertTasks(c, tasks, now)).filter((t) => t.created);
-      return this.tasksByIds(created.map((t) => t.id), c);
+      const result = await this.tasksByIds(created.map((t) => t.id), c);
+      if (result.some((t) => t.state === 'queued')) await this.notifyWork(c);
+      return result;
     }, keyed ? 'intake' : undefined);
   }
 
@@ -586,6 +649,8 @@ export class PostgresStore implements Store {
         ],
         c,
       );
+      // A running slot is free (the shared limits), and dependents or the parent may be ready.
+      await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
     });
   }
@@ -603,6 +668,7 @@ export class PostgresStore implements Store {
         [o.runAfter, burned ? 0 : 1, held.task.id],
         c,
       );
+      await this.notifyWork(c); // a running slot is free; the task itself may be due again
       return this.taskById(Number(held.task.id), c);
     });
   }
@@ -623,6 +689,7 @@ export class PostgresStore implements Store {
         [o.question, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
         c,
       );
+      await this.notifyWork(c); // a running slot is free
       return this.taskById(Number(held.task.id), c);
     });
   }
@@ -633,6 +700,7 @@ export class PostgresStore implements Store {
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
       await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+      await this.notifyWork(c);
       return (await this.taskById(taskId, c))!;
     });
   }
@@ -654,7 +722,9 @@ export class PostgresStore implements Store {
       );
       if (!advanced || !task) return null;
       const [created] = await this.insertTasks(c, [task], now);
-      return this.taskById(created!.id, c);
+      const t = await this.taskById(created!.id, c);
+      if (t?.state === 'queued') await this.notifyWork(c);
+      return t;
     });
   }
 
@@ -689,7 +759,10 @@ export class PostgresStore implements Store {
           }
         }
       }
-      return this.tasksByIds(ended, c);
+      const parents = await this.tasksByIds(ended, c);
+      // A parent that completed may make its dependents ready.
+      if (parents.some((t) => t.state === 'completed')) await this.notifyWork(c);
+      return parents;
     }, 'settle');
   }
 
@@ -916,6 +989,7 @@ export class PostgresStore implements Store {
         [now, taskId],
         c,
       );
+      await this.notifyWork(c);
       // Its next end is reported to its callback again.
       await this.q(
         `UPDATE callbacks SET state = 'pending', attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL
@@ -942,7 +1016,9 @@ export class PostgresStore implements Store {
         await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [o.idempotency.key, o.idempotency.bodySha256, id, now], c);
       }
       if (o.callbackUrl) await this.q('INSERT INTO callbacks (task_id, url) VALUES ($1, $2)', [id, o.callbackUrl], c);
-      return found('created', id);
+      const result = await found('created', id);
+      if (result.task.state === 'queued') await this.notifyWork(c);
+      return result;
     }, lock);
   }
 
@@ -1016,7 +1092,12 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.closed ??= this.pool.end();
+    this.closed ??= (async () => {
+      const watchers = [...this.watchers];
+      this.watchers.clear();
+      await Promise.all(watchers.map((w) => w.stop()));
+      await this.pool.end();
+    })();
     await this.closed;
   }
 }
