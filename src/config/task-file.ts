@@ -512,6 +512,8 @@ export function taskSpecFromFields(
   const badChar = controlChar(prompt, TEXT_CONTROLS);
   if (badChar) throw new InvalidTaskError('prompt', `prompt: control character U+${hex(badChar.code, 4)} at index ${badChar.index} is not text`);
   for (const [field, value] of Object.entries(fm)) checkPlainData(value, field);
+  // Plain data as JSON has it: -0 becomes 0, so the spec is the same after the store's JSON.
+  fm = JSON.parse(JSON.stringify(fm)) as Record<string, unknown>;
   const f = validateFields(TASK_FIELDS, fm);
 
   const dependsOn = f.depends_on ?? [];

@@ -71,6 +71,13 @@ describe('task files', () => {
     );
   });
 
+  it('reads -0 as 0, so the spec is the same after the store writes it as JSON', () => {
+    const s = parseTaskFile('z', '---\nretries: -0\nowner: -0\nnested: {n: [-0]}\n---\nDo it.\n', defaults);
+    assert.ok(Object.is(s.retries, 0));
+    assert.deepEqual(s.extra, { owner: 0, nested: { n: [0] } });
+    assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
+  });
+
   const cases: Array<[string, string, RegExp]> = [
     ['unknown priority', '---\npriority: urgent\n---\nx', /^priority: "urgent" is not one of critical, high, default, low$/],
     ['malformed YAML', '---\ntitle: [unclosed\n---\nx', /^frontmatter: malformed YAML/],
