@@ -42,7 +42,7 @@ async function storeRun(open: () => Promise<Store>, handles: number): Promise<nu
     stores.map(async (store, w) => {
       for (;;) {
         const now = Date.now();
-        const claim = await store.claim({ workerId: `w${w}`, now, leaseMs: 60_000, concurrency: 1e9, agents: ['command'] });
+        const claim = await store.claim({ workerId: `w${w}`, now, leaseMs: 60_000, concurrency: 1e9, agents: ['command'], labels: [] });
         if (!claim) return;
         await store.finish(claim.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now });
       }

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
 import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
-import { TASK_NAME, taskNameFrom } from '../config/task-file.ts';
+import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
@@ -65,7 +65,26 @@ export async function initCommand(dir: string): Promise<number> {
   return 0;
 }
 
-export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string }): Promise<number> {
+/**
+ * The labels of `--label` (repeatable), checked as `runs_on` labels are and without repeats;
+ * null when none is given (config `labels` stand).
+ * @throws UsageError naming the flag for a blank, multi-line or too long label
+ */
+function labelFlags(values: readonly string[] | undefined): string[] | null {
+  if (!values || values.length === 0) return null;
+  return [
+    ...new Set(
+      values.map((v) => {
+        const parsed = LABEL_SCHEMA.safeParse(v);
+        if (!parsed.success) throw new UsageError(`--label: ${parsed.error.issues[0]?.message ?? `${JSON.stringify(v)} is not a label`}`);
+        return parsed.data;
+      }),
+    ),
+  ];
+}
+
+export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }): Promise<number> {
+  const labels = labelFlags(o.label);
   let maxWaitMs: number | undefined;
   if (o.maxWait !== undefined) {
     if (!o.once) throw new UsageError('--max-wait: only with --once');
@@ -78,6 +97,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(o.concurrency)} is not a whole number ≥ 1`);
     p.config.concurrency = n;
   }
+  if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
   const detach = attachProgress(dispatcher.events);
@@ -132,7 +152,8 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
  * SIGTERM; then no new requests or claims, running tasks are stopped and requeued.
  * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765).
  */
-export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string }): Promise<number> {
+export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[] }): Promise<number> {
+  const labels = labelFlags(o.label);
   let port: number | undefined;
   if (o.port !== undefined) {
     port = Number(o.port);
@@ -142,6 +163,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
   const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  if (labels) p.config.labels = labels;
   const host = o.host ?? p.config.serve.host;
   const token = resolveToken(process.env, p.config.serve.token);
   let server: AgentqServer | null = null;
@@ -360,7 +382,7 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
  * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with the age of their last heartbeat). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -397,8 +419,15 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     out(
       workers.length
         ? `\ndispatchers:\n${table(
-            ['ID', 'HOST', 'PID', 'RUNNING', 'LAST HEARTBEAT'],
-            workers.map((w) => [w.id, w.host, String(w.pid), String(w.running), `${new Date(w.heartbeatAt).toISOString()} (${formatDuration(Math.max(0, now - w.heartbeatAt))} ago)`]),
+            ['ID', 'HOST', 'PID', 'RUNNING', 'LABELS', 'LAST HEARTBEAT'],
+            workers.map((w) => [
+              w.id,
+              w.host,
+              String(w.pid),
+              String(w.running),
+              w.labels.join(', ') || '-',
+              `${new Date(w.heartbeatAt).toISOString()} (${formatDuration(Math.max(0, now - w.heartbeatAt))} ago)`,
+            ]),
           )}`
         : '\ndispatchers: none',
     );

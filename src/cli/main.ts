@@ -34,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const g = () => program.opts<GlobalOptions>();
+  /** A repeatable flag's values, in order. */
+  const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
   const act =
     <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
     async (...args: A) => {
@@ -51,13 +53,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise (or when inbox entries were refused or tasks are left queued)')
     .option('-c, --concurrency <n>', 'global limit of running tasks (default: config, 2)')
     .option('--max-wait <duration>', 'with --once: longest wait for queued tasks that cannot run yet (run_at, backoff, paused agent); past it, exit 1 listing them (default: 1h)')
-    .action(act(async (o: { once?: boolean; concurrency?: string; maxWait?: string }) => runCommand(g(), o)));
+    .option('--label <label>', "this dispatcher's label, repeatable: tasks with runs_on run only where every label they list is held (replaces config labels)", collect)
+    .action(act(async (o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }) => runCommand(g(), o)));
   program
     .command('serve')
     .description('run the dispatcher and the HTTP API (and the dashboard) until SIGINT/SIGTERM')
     .option('--host <host>', 'address to listen on; other than loopback needs AGENTQ_TOKEN (default: config serve.host, 127.0.0.1)')
     .option('--port <port>', 'TCP port, 0 for any free one (default: config serve.port, 8765)')
-    .action(act(async (o: { host?: string; port?: string }) => serveCommand(g(), o)));
+    .option('--label <label>', "this dispatcher's label, repeatable, as for run (replaces config labels)", collect)
+    .action(act(async (o: { host?: string; port?: string; label?: string[] }) => serveCommand(g(), o)));
   program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')

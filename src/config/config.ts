@@ -11,6 +11,7 @@ import { PRIORITIES, type Priority } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
+import { LABEL_SCHEMA } from './task-file.ts';
 
 const duration = (fallback: string) =>
   z
@@ -144,6 +145,14 @@ const configSchema = strictObject({
   store: z.string().default('sqlite:.agent-queue/agentq.db'),
   /** Global limit of running tasks (across every dispatcher on the store). */
   concurrency: z.number().int().min(1).default(2),
+  /**
+   * This dispatcher's labels: it claims a task with `runs_on` only when it holds every label
+   * listed there (tasks without `runs_on` run anywhere). `agentq run --label` / `serve --label` replace them.
+   */
+  labels: z
+    .array(LABEL_SCHEMA)
+    .default([])
+    .transform((l) => [...new Set(l)]),
   /** Per-attempt timeout when a task sets none. */
   default_timeout: duration('30m'),
   /** Retries when a task sets none. */
@@ -349,6 +358,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 
 # How many tasks run at once (across every dispatcher sharing the store).
 # concurrency: 2
+# labels: [gpu]          # (default: none) this dispatcher's labels: a task with runs_on runs
+#                         # only on a dispatcher holding every label it lists (--label replaces these)
 
 # Per-attempt timeout and retries for tasks that set none.
 # default_timeout: 30m

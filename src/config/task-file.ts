@@ -19,10 +19,12 @@ export const TASK_LIMITS = {
   nameChars: 100,
   /** `title`. */
   titleChars: 500,
-  /** `agent`, `model`, `concurrency_group`, `dedup_key`, each tag, each `allowed_tools` rule. */
+  /** `agent`, `model`, `concurrency_group`, `dedup_key`, each tag, each `runs_on` label, each `allowed_tools` rule. */
   textChars: 200,
   /** Entries of `tags`. */
   tags: 50,
+  /** Entries of `runs_on`. */
+  runsOn: 50,
   /** Entries of `allowed_tools`. */
   allowedTools: 100,
   /** Entries of `depends_on`. */
@@ -164,6 +166,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     workspace: null,
     merge: null,
     tags: [],
+    runsOn: [],
     dedupKey: null,
     command: null,
     maxTurns: null,
@@ -340,6 +343,12 @@ const command = z.union(
 
 const textField = singleLine(TASK_LIMITS.textChars);
 
+/**
+ * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
+ * rules of a tag, a non-empty single line of at most {@link TASK_LIMITS}.textChars characters (trimmed).
+ */
+export const LABEL_SCHEMA = textField;
+
 /** A field that may be left out or null (both: not set), described for the OpenAPI document. */
 const field = <T extends z.ZodType>(schema: T, description: string) => schema.nullish().meta({ description });
 
@@ -370,6 +379,7 @@ export const TASK_FIELDS = z.object({
     'extra attempts after a retryable failure; default: config default_retries',
   ),
   tags: field(list(textField, TASK_LIMITS.tags), 'kept and shown'),
+  runs_on: field(list(LABEL_SCHEMA, TASK_LIMITS.runsOn), 'labels a dispatcher must all hold to run it (agentq run --label); default: any dispatcher'),
   dedup_key: field(
     z.union([z.string(), z.number()], refused('a string')).transform(String).pipe(textField),
     'while a task with this key is queued or running, another one ends duplicate',
@@ -512,6 +522,8 @@ export function taskSpecFromFields(
   const badChar = controlChar(prompt, TEXT_CONTROLS);
   if (badChar) throw new InvalidTaskError('prompt', `prompt: control character U+${hex(badChar.code, 4)} at index ${badChar.index} is not text`);
   for (const [field, value] of Object.entries(fm)) checkPlainData(value, field);
+  // Plain data as JSON has it: -0 becomes 0, so the spec is the same after the store's JSON.
+  fm = JSON.parse(JSON.stringify(fm)) as Record<string, unknown>;
   const f = validateFields(TASK_FIELDS, fm);
 
   const dependsOn = f.depends_on ?? [];
@@ -540,6 +552,7 @@ export function taskSpecFromFields(
     workspace: f.workspace ?? null,
     merge: f.merge ?? null,
     tags: f.tags ?? [],
+    runsOn: [...new Set(f.runs_on ?? [])],
     dedupKey: f.dedup_key ?? null,
     command: f.command ?? null,
     maxTurns: f.max_turns ?? null,

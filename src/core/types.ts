@@ -66,6 +66,8 @@ export interface TaskSpec {
   /** What happens to a worktree branch after success; null: config `merge`. */
   merge: 'manual' | 'auto' | null;
   tags: string[];
+  /** Labels a dispatcher must all hold to claim the task (`runs_on`, `agentq run --label`); empty: any dispatcher. */
+  runsOn: string[];
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;

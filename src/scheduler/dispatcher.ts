@@ -196,7 +196,14 @@ export class Dispatcher {
   /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
   async start(): Promise<void> {
     const now = this.o.now();
-    await this.o.store.registerWorker({ id: this.workerId, host: os.hostname(), pid: process.pid, startedAt: now, heartbeatAt: now });
+    await this.o.store.registerWorker({
+      id: this.workerId,
+      host: os.hostname(),
+      pid: process.pid,
+      startedAt: now,
+      heartbeatAt: now,
+      labels: this.o.config.labels,
+    });
     await this.recover();
     await this.holdOverBudget();
     removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
@@ -391,6 +398,7 @@ export class Dispatcher {
               leaseMs: this.o.config.lease,
               concurrency: this.o.config.concurrency,
               agents: [...this.o.runners.keys(), AUTO_AGENT],
+              labels: this.o.config.labels,
               groupConcurrency: this.o.config.group_concurrency,
               agentConcurrency: this.agentLimits,
             });
@@ -801,7 +809,7 @@ export class Dispatcher {
       const dep = queuedIds.has(id) ? null : await store.getTask(id);
       if (dep) byId.set(id, dep);
     }
-    return queuedWaits(queued, byId, await store.listPauses(now), now);
+    return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels);
   }
 
   /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */

@@ -1,7 +1,8 @@
 /**
  * Why queued tasks are not running: when each can run next as far as time decides it
  * (`run_at`, retry backoff, an agent's pause, its dependencies' own waits), or that it cannot
- * without someone acting (a dependency waits for an answer). `agentq run --once` uses it to
+ * without someone acting (a dependency waits for an answer, or this dispatcher lacks a label
+ * of its `runs_on`). `agentq run --once` uses it to
  * state a long wait ("waiting until …") and to stop instead of waiting past `--max-wait`.
  */
 import { AUTO_AGENT, type AgentPause, type Task } from '../core/types.ts';
@@ -11,7 +12,10 @@ export interface QueuedWait {
   task: Task;
   /** Earliest time it can run, epoch ms (≤ now: ready); null: not until someone acts. */
   until: number | null;
-  /** What it waits for, e.g. `run_at 2031-01-01T00:00:00.000Z`, `dependency "b" is blocked on a question`. */
+  /**
+   * What it waits for, e.g. `run_at 2031-01-01T00:00:00.000Z`, `dependency "b" is blocked on a
+   * question`, `runs_on [gpu]: no dispatcher here has every label`.
+   */
   reason: string;
 }
 
@@ -24,8 +28,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
  *   dependency found in neither is taken as ended (the dependent is failed by the settler)
  * @param pauses agents' pauses in force
  * @param now epoch ms
+ * @param labels the labels of the dispatcher asking: a task whose `runs_on` names one it lacks
+ *   cannot run here (`until` null), whatever else it waits for
  */
-export function queuedWaits(queued: Task[], byId: ReadonlyMap<number, Task>, pauses: AgentPause[], now: number): QueuedWait[] {
+export function queuedWaits(queued: Task[], byId: ReadonlyMap<number, Task>, pauses: AgentPause[], now: number, labels: readonly string[] = []): QueuedWait[] {
+  const held = new Set(labels);
   const queuedById = new Map(queued.map((t) => [t.id, t]));
   const pauseOf = new Map(pauses.filter((p) => p.until > now).map((p) => [p.agent, p]));
   const memo = new Map<number, Omit<QueuedWait, 'task'>>();
@@ -38,6 +45,7 @@ export function queuedWaits(queued: Task[], byId: ReadonlyMap<number, Task>, pau
       if (wait.until === null) return;
       if (until === null || until > wait.until) wait = { until, reason };
     };
+    if (task.runsOn.some((l) => !held.has(l))) later(null, `runs_on [${task.runsOn.join(', ')}]: no dispatcher here has every label`);
     if (task.runAfter > now) later(task.runAfter, `${task.claims === 0 ? 'run_at' : 'retry backoff until'} ${iso(task.runAfter)}`);
     const pause = task.agent === AUTO_AGENT ? undefined : pauseOf.get(task.agent);
     if (pause) later(pause.until, `${pause.agent} is paused until ${iso(pause.until)}: ${pause.reason}`);

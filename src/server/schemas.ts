@@ -39,6 +39,7 @@ export const taskSchema: JsonSchema = {
     runAgent: nul('string'),
     model: nul('string'),
     tags: { type: 'array', items: { type: 'string' } },
+    runsOn: { type: 'array', items: { type: 'string' }, description: 'labels a dispatcher must all hold to claim it (runs_on)' },
     dependsOn: { type: 'array', items: { type: 'string' } },
     dependsOnIds: { type: 'array', items: { type: 'integer' } },
     parent: nul('string'),

@@ -49,6 +49,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     workspace: str(row.workspace) as Task['workspace'],
     merge: str(row.merge) as Task['merge'],
     tags: JSON.parse(String(row.tags)) as string[],
+    runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
     maxTurns: num(row.max_turns),

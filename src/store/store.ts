@@ -33,6 +33,8 @@ export interface ClaimOptions {
   concurrency: number;
   /** Only claim tasks for these agents (the runners this dispatcher has). */
   agents: string[];
+  /** This dispatcher's labels: only tasks whose every `runs_on` label is among them are claimed (a task without `runs_on`: by anyone). */
+  labels: string[];
   /** Running tasks allowed per `concurrency_group`. Default 1. */
   groupConcurrency?: number;
   /** Running tasks allowed per agent; agents not listed have no limit of their own. */
@@ -170,6 +172,8 @@ export interface WorkerInfo {
   pid: number;
   startedAt: number;
   heartbeatAt: number;
+  /** The dispatcher's labels (`agentq run --label`), matched against tasks' `runs_on`. */
+  labels: string[];
 }
 
 /** A running task whose dispatcher is gone or whose lease expired. */
@@ -228,8 +232,9 @@ export interface TaskStore {
 export interface AttemptStore {
   /**
    * Claims the next ready task in one transaction: queued, `runAfter` passed, agent not
-   * paused, every dependency completed, fewer than `concurrency` running (and fewer than
-   * `groupConcurrency` of its group, fewer than its agent's limit); highest priority first,
+   * paused, every `runs_on` label among `labels`, every dependency completed, fewer than
+   * `concurrency` running (and fewer than `groupConcurrency` of its group, fewer than its
+   * agent's limit); highest priority first,
    * then arrival. Opens an attempt, counts it, sets the lease. Null if none.
    */
   claim(options: ClaimOptions): Promise<Claim | null>;
@@ -295,7 +300,7 @@ export interface AgentStore {
 
 /** Workers: the dispatchers on the store and their liveness. */
 export interface WorkerStore {
-  /** Records a dispatcher; registering an id again only renews its `heartbeatAt`. */
+  /** Records a dispatcher with its labels; registering an id again only renews its `heartbeatAt`. */
   registerWorker(worker: WorkerInfo): Promise<void>;
   /** Sets a worker's `heartbeatAt` to `now` (epoch ms); an unknown id changes nothing. */
   workerHeartbeat(workerId: string, now: number): Promise<void>;

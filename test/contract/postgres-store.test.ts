@@ -4,6 +4,7 @@
  * concurrent handles, connection errors).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { StoreTooNewError } from '../../src/core/errors.ts';
@@ -16,6 +17,14 @@ import { storeContract } from './store/index.ts';
 import { claimOpts, newTask, T0 } from './store/shared.ts';
 
 let cluster: PostgresCluster | undefined;
+
+/** The migration versions this checkout knows, in order (`migrations/NNN_*.sql`). */
+const VERSIONS = fs
+  .readdirSync(new URL('../../src/store/postgres/migrations/', import.meta.url))
+  .filter((f) => /^\d+_.*\.sql$/.test(f))
+  .map((f) => Number.parseInt(f, 10))
+  .sort((a, b) => a - b);
+const NEWEST = VERSIONS.at(-1)!;
 
 before(async () => {
   cluster = await startPostgres();
@@ -62,7 +71,10 @@ describe('PostgreSQL store specifics', () => {
     const url = await freshDatabase(cluster!.url);
     const stores = await Promise.all(Array.from({ length: 5 }, () => PostgresStore.open(url)));
     const c = await client(url);
-    assert.deepEqual((await c.query('SELECT version FROM agentq.schema_version')).rows, [{ version: 1 }]);
+    assert.deepEqual(
+      (await c.query('SELECT version FROM agentq.schema_version ORDER BY 1')).rows,
+      VERSIONS.map((version) => ({ version })),
+    );
     await c.end();
     await Promise.all(stores.map((s) => s.close()));
   });
@@ -80,9 +92,10 @@ describe('PostgreSQL store specifics', () => {
     assert.ok(err instanceof StoreTooNewError);
     assert.equal(err.code, 'store_too_new');
     assert.equal(err.storeVersion, 999);
-    assert.match(err.message, /^store postgres:\/\/agentq:\*\*\*@127\.0\.0\.1:\d+\/t\d+_\d+: schema 999 is newer than this agentq \(1\); upgrade agentq$/);
+    assert.match(err.message, /^store postgres:\/\/agentq:\*\*\*@127\.0\.0\.1:\d+\/t\d+_\d+: schema 999 is newer than this agentq \(\d+\); upgrade agentq$/);
+    assert.ok(err.message.includes(`(${NEWEST})`));
     assert.ok(!err.message.includes(password));
-    assert.deepEqual((await c.query('SELECT version FROM agentq.schema_version ORDER BY 1')).rows, [{ version: 1 }, { version: 999 }]);
+    assert.deepEqual((await c.query('SELECT version FROM agentq.schema_version ORDER BY 1')).rows, [...VERSIONS, 999].map((version) => ({ version })));
     await c.end();
   });
 

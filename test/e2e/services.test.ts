@@ -44,7 +44,7 @@ describe('dispatcher services', () => {
         status.workers.map((w: { host: string; pid: number; running: number }) => [w.host, w.pid, w.running]),
         [[os.hostname(), child.pid, 1]],
       );
-      assert.match((await agentq(['status', '--project', paths.root])).stdout, /dispatchers:\n.*HOST +PID +RUNNING +LAST HEARTBEAT\n.* 1 +\d{4}-/);
+      assert.match((await agentq(['status', '--project', paths.root])).stdout, /dispatchers:\n.*HOST +PID +RUNNING +LABELS +LAST HEARTBEAT\n.* 1 +- +\d{4}-/);
       await waitFor(() => listDir(paths.done).includes('slow.md'), 15_000, 'the task to complete');
     } finally {
       child.kill('SIGTERM');

@@ -221,6 +221,9 @@ describe('POST /v1/tasks', () => {
       ['max_turns', 'ten'],
       ['allowed_tools', ['Read\nEdit']],
       ['allowed_tools', 7],
+      ['runs_on', ['gpu', '']],
+      ['runs_on', { gpu: true }],
+      ['runs_on', ['l'.repeat(201)]],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -548,14 +551,14 @@ describe('task actions', () => {
     assert.equal((await post(h.app, `/v1/tasks/${task.id}/answer`, { answer: 5 })).json().error.field, 'answer');
     assert.equal((await h.app.inject({ method: 'POST', url: '/v1/tasks/404/cancel' })).statusCode, 404);
     // A blocked task takes the answer.
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['claude'] });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['claude'], labels: [] });
     assert.ok(claim);
     await h.store.block(claim.attempt.id, { question: 'Which DB?', stats: { sessionId: null, model: null, costUsd: null, inputTokens: null, outputTokens: null, numTurns: null }, now: Date.now() });
     const answered = await post(h.app, `/v1/tasks/${task.id}/answer`, { answer: 'Postgres' });
     assert.equal(answered.statusCode, 200, answered.body);
     assert.equal((answered.json() as { task: Task }).task.answer, 'Postgres');
     // A completed task can be neither cancelled nor retried.
-    const claim2 = await h.store.claim({ workerId: 'w', now: Date.now() + 1, leaseMs: 30_000, concurrency: 5, agents: ['claude'] });
+    const claim2 = await h.store.claim({ workerId: 'w', now: Date.now() + 1, leaseMs: 30_000, concurrency: 5, agents: ['claude'], labels: [] });
     assert.ok(claim2);
     await h.store.finish(claim2.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'done', stats: { sessionId: null, model: null, costUsd: 0.5, inputTokens: 10, outputTokens: 5, numTurns: 1 }, now: Date.now() });
     assert.equal((await h.app.inject({ method: 'POST', url: `/v1/tasks/${task.id}/cancel` })).statusCode, 409);
@@ -574,7 +577,7 @@ describe('logs', () => {
     const empty = await h.app.inject({ url: `/v1/tasks/${task.id}/logs` });
     assert.equal(empty.statusCode, 200);
     assert.equal(empty.body, '');
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'] });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
     assert.ok(claim);
     const file = attemptLogFile(h.paths, task, 1, 'stdout');
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -616,7 +619,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'] });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });
     const status = (await h.app.inject({ url: '/v1/status' })).json() as {
@@ -651,7 +654,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'a', agent: 'command' });
     await post(h.app, '/v1/tasks', { prompt: 'b', agent: 'command' });
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'] });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
     assert.ok(claim);
     h.events.emit('task.started', claim, null);
     h.events.emit('agent.paused', { agent: 'claude', until: Date.now() + 1000, reason: '429' });

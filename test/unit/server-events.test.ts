@@ -53,7 +53,7 @@ describe('EventHub', () => {
     cleanup.push(detach);
     const [task] = await store.enqueue([newTask('a')], Date.now());
     assert.ok(task);
-    const claim = await store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 1, agents: ['command', 'claude'] });
+    const claim = await store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 1, agents: ['command', 'claude'], labels: [] });
     assert.ok(claim);
     events.emit('task.created', task);
     events.emit('task.started', claim, 'sonnet');

@@ -37,7 +37,7 @@ describe('task files', () => {
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
         'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
-        'max_turns: 12\nallowed_tools: [Read, Edit]\n---\nDo it.\n',
+        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -60,6 +60,7 @@ describe('task files', () => {
         workspace: 'worktree',
         merge: 'auto',
         tags: ['x', 'y'],
+        runsOn: ['gpu', 'codex-account'],
         dedupKey: 'k1',
         command: ['echo', 'hi'],
         maxTurns: 12,
@@ -69,6 +70,13 @@ describe('task files', () => {
         source: 'inbox',
       },
     );
+  });
+
+  it('reads -0 as 0, so the spec is the same after the store writes it as JSON', () => {
+    const s = parseTaskFile('z', '---\nretries: -0\nowner: -0\nnested: {n: [-0]}\n---\nDo it.\n', defaults);
+    assert.ok(Object.is(s.retries, 0));
+    assert.deepEqual(s.extra, { owner: 0, nested: { n: [0] } });
+    assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
   });
 
   const cases: Array<[string, string, RegExp]> = [
@@ -155,6 +163,8 @@ const meaningless: Array<[string, string, string, RegExp]> = [
   ['a tag that is no text', fm('tags: [a, 5]'), 'tags', /^tags: 5 is not a non-empty string$/],
   ['a blank depends_on entry', fm('depends_on: [a, " "]'), 'depends_on', /^depends_on: "" is not a task name \(letters/],
   ['a tag of 201 characters', fm(`tags: [${'t'.repeat(201)}]`), 'tags', /^tags: .* at most 200 characters$/],
+  ['a blank runs_on label', fm('runs_on: [gpu, ""]'), 'runs_on', /^runs_on: "" is not a non-empty string$/],
+  ['51 runs_on labels', fm(`runs_on: [${Array.from({ length: 51 }, (_, i) => `l${i}`).join(', ')}]`), 'runs_on', /^runs_on: "51 entries" is not a list of at most 50 entries$/],
   ['an allowed_tools rule with a newline', fm('allowed_tools: ["Read\\nEdit"]'), 'allowed_tools', /^allowed_tools: .* \(control character U\+000A at index 4\)$/],
   ['a command with a NUL', fm('command: ["echo", "a\\0b"]'), 'command', /^command: "a\\u0000b" is not text without NUL characters/],
   ['a command argv of 1001 entries', fm(`command: [${Array.from({ length: 1001 }, () => 'x').join(', ')}]`), 'command', /^command: "1001 entries" is not a list of at most 1000 argv strings$/],

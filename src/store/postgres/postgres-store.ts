@@ -422,9 +422,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
          RETURNING id`,
         [
           spec.name,
@@ -457,6 +457,7 @@ export class PostgresStore implements Store {
           parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+          JSON.stringify(spec.runsOn),
         ],
         c,
       );
@@ -508,6 +509,7 @@ export class PostgresStore implements Store {
            WHERE id = (
              SELECT t.id FROM tasks t
              WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
+               AND t.runs_on::jsonb <@ $9::jsonb
                AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > $4)
                AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                                WHERE d.task_id = t.id AND dt.state <> 'completed')
@@ -536,6 +538,7 @@ export class PostgresStore implements Store {
           o.concurrency,
           o.groupConcurrency ?? 1,
           JSON.stringify(o.agentConcurrency ?? {}),
+          JSON.stringify(o.labels),
         ],
         c,
       );
@@ -795,9 +798,9 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     await this.q(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt],
+      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels)],
     );
   }
 
@@ -816,6 +819,7 @@ export class PostgresStore implements Store {
       pid: Number(r.pid),
       startedAt: Number(r.started_at),
       heartbeatAt: Number(r.heartbeat_at),
+      labels: JSON.parse(String(r.labels)) as string[],
     }));
   }
 

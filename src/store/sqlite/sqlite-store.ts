@@ -181,11 +181,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -221,6 +221,7 @@ export class SqliteStore implements Store {
           maxCostUsd: spec.maxCostUsd,
           retries: spec.retries,
           tags: JSON.stringify(spec.tags),
+          runsOn: JSON.stringify(spec.runsOn),
           dedupKey: spec.dedupKey,
           command: spec.command === null ? null : JSON.stringify(spec.command),
           maxTurns: spec.maxTurns,
@@ -288,6 +289,7 @@ export class SqliteStore implements Store {
       WHERE id = (
         SELECT t.id FROM tasks t
         WHERE t.state = 'queued' AND t.run_after <= ? AND t.agent IN (${agentList})
+          AND NOT EXISTS (SELECT 1 FROM json_each(t.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(?)))
           AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > ?)
           AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                           WHERE d.task_id = t.id AND dt.state <> 'completed')
@@ -311,6 +313,7 @@ export class SqliteStore implements Store {
         o.now,
         o.now,
         ...o.agents,
+        JSON.stringify(o.labels),
         o.now,
         o.concurrency,
         o.groupConcurrency ?? 1,
@@ -549,9 +552,9 @@ export class SqliteStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     this.prepare(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt);
+    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels));
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
@@ -569,6 +572,7 @@ export class SqliteStore implements Store {
       pid: Number(r.pid),
       startedAt: Number(r.started_at),
       heartbeatAt: Number(r.heartbeat_at),
+      labels: JSON.parse(String(r.labels)) as string[],
     }));
   }
 

@@ -21,12 +21,13 @@ export type StoreContractPart = (factory: StoreFactory) => void;
 /** The cases' clock origin, epoch ms. */
 export const T0 = 1_700_000_000_000;
 
-/** Claim options of worker `w1` at `now` (default {@link T0}): 30 s lease, concurrency 10, agents `command` and `claude`; `over` replaces any. */
+/** Claim options of worker `w1` at `now` (default {@link T0}): 30 s lease, concurrency 10, agents `command` and `claude`, no labels; `over` replaces any. */
 export const claimOpts = (now = T0, over: Partial<ClaimOptions> = {}): ClaimOptions => ({
   workerId: 'w1',
   now,
   leaseMs: 30_000,
   concurrency: 10,
   agents: ['command', 'claude'],
+  labels: [],
   ...over,
 });

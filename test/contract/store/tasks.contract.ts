@@ -75,6 +75,25 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('claims a task with runs_on only for a dispatcher holding every label; one without runs_on for anyone', async () => {
+      const { store } = await factory.open();
+      const [gpu] = await store.enqueue([newTask('gpu', { runsOn: ['gpu'], priority: 'critical' })], T0);
+      assert.deepEqual(gpu?.runsOn, ['gpu']);
+      assert.equal(await store.claim(claimOpts(T0, { labels: [] })), null, 'no labels');
+      assert.equal(await store.claim(claimOpts(T0, { labels: ['cpu'] })), null, 'other labels');
+      const [plain] = await store.enqueue([newTask('plain')], T0);
+      assert.deepEqual(plain?.runsOn, []);
+      assert.equal((await store.claim(claimOpts(T0, { labels: [] })))?.task.name, 'plain', 'without runs_on: claimed by anyone, past the higher-priority gpu task');
+      const claimed = await store.claim(claimOpts(T0, { labels: ['gpu', 'x'] }));
+      assert.equal(claimed?.task.name, 'gpu');
+      assert.deepEqual(claimed?.task.runsOn, ['gpu']);
+      await store.enqueue([newTask('both', { runsOn: ['gpu', 'x'] }), newTask('any')], T0);
+      assert.equal((await store.claim(claimOpts(T0, { labels: ['x'] })))?.task.name, 'any', 'every label is needed');
+      assert.equal(await store.claim(claimOpts(T0, { labels: ['gpu'] })), null);
+      assert.equal((await store.claim(claimOpts(T0, { labels: ['x', 'y', 'gpu'] })))?.task.name, 'both');
+      await store.close();
+    });
+
     it('delays a task with runAt, finds active tasks by dedup key, and keeps duplicate tasks terminal', async () => {
       const { store } = await factory.open();
       const [later, keyed] = await store.enqueue([newTask('later', { runAt: T0 + 60_000 }), newTask('keyed', { dedupKey: 'k' })], T0);
