@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
-import { CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, UsageError } from '../core/errors.ts';
@@ -387,9 +387,10 @@ const STATUS_WRITE_PROBE_MS = 1_000;
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
 export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, config }) => {
     const now = Date.now();
-    const snapshot = await statusSnapshot(store, now);
+    const accounts = accountMap(config, Object.keys(config.agents));
+    const snapshot = await statusSnapshot(store, now, accounts);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
     const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
     if (o.json) {
@@ -399,13 +400,13 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
     out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
-    out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now).join('\n')}` : '\npaused agents: none');
+    out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now, accounts).join('\n')}` : '\npaused agents: none');
     if (agents.length) {
       out(
         `\nagents today (since local midnight):\n${table(
           ['AGENT', 'RUNNING', 'ATTEMPTS', 'SPEND', 'TOKENS IN', 'TOKENS OUT', 'PAUSED UNTIL'],
           agents.map((a) => [
-            a.agent,
+            a.account === undefined ? a.agent : `${a.agent} (account ${a.account})`,
             String(a.running),
             String(a.attempts),
             `$${a.costUsd.toFixed(4)}`,

@@ -85,8 +85,16 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
   return `${head}\n\n${tries}\n${subtasks}${body}\n`;
 }
 
-export function pauseLines(pauses: AgentPause[], now: number): string[] {
-  return pauses.map((p) => `${p.agent} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
+/**
+ * One line per pause. `accounts`: the account of each agent whose account is not its name; a
+ * pause of such an account is shown as `team-a (account of claude)`.
+ */
+export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly<Record<string, string>> = {}): string[] {
+  const named = (key: string) => {
+    const agents = Object.keys(accounts).filter((a) => accounts[a] === key);
+    return agents.length ? `${key} (account of ${agents.join(', ')})` : key;
+  };
+  return pauses.map((p) => `${named(p.agent)} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
 }
 
 /** Follows dispatcher events and prints progress; returns a function that stops it. */

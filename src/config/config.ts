@@ -87,6 +87,13 @@ const rate = z.unknown().transform((v, ctx) => {
 });
 
 const agentSchema = strictObject({
+  /**
+   * Whose usage limits this agent runs on (its API key or subscription), default the agent
+   * name: pauses, rate-limit strikes and `rate_limit` buckets are kept per account on the
+   * store, so dispatchers (machines) whose agents use different accounts do not pause each
+   * other, and agents on one account share them. See {@link accountOf}.
+   */
+  account: z.string().min(1).optional(),
   /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
   command: command.optional(),
   /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
@@ -342,6 +349,25 @@ export function loadConfig(projectDir: string): Config {
   return parseConfig(raw, file);
 }
 
+/**
+ * The account key of `agent` here (`agents.<name>.account`, default the agent name): what
+ * pauses, strikes and start buckets are stored under. Every reader and writer of them goes
+ * through it.
+ */
+export function accountOf(config: Config, agent: string): string {
+  return config.agents[agent]?.account ?? agent;
+}
+
+/** {@link accountOf} for each of `agents` whose account is not its own name (the claim's `accounts`). */
+export function accountMap(config: Config, agents: Iterable<string>): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const agent of agents) {
+    const account = accountOf(config, agent);
+    if (account !== agent) map[agent] = account;
+  }
+  return map;
+}
+
 /** Settings of one agent, with defaults when config names none. */
 export function agentConfig(config: Config, agent: string): AgentConfig {
   return config.agents[agent] ?? agentSchema.parse({});
@@ -394,6 +420,9 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #                         # own ANTHROPIC_* / OPENAI_* / GEMINI_* … pass
 # agents:
 #   claude:
+#     account: claude                    # whose usage limits (API key, subscription): pauses, strikes and
+#                                        # rate_limit buckets are shared per account by every dispatcher on
+#                                        # the store; give machines with their own key their own account
 #     command: claude                    # or AGENTQ_CLAUDE_COMMAND; default: PATH, then node_modules/.bin
 #     permission_mode: bypassPermissions
 #     models: { critical: opus, high: sonnet, default: sonnet, low: sonnet }

@@ -175,6 +175,7 @@ export interface Claim {
 
 /** An agent paused after a rate limit, until `until` (epoch ms). */
 export interface AgentPause {
+  /** The account paused (`agents.<name>.account`, default the agent's name): every agent on it waits. */
   agent: string;
   until: number;
   reason: string;

@@ -46,7 +46,9 @@ export async function retryTask(store: Store, id: number, now: number): Promise<
 
 /** An agent's figures today and its pause (if paused now). */
 export interface AgentStatus extends AgentUsage {
-  /** Epoch ms the agent's pause ends; null when it is not paused. */
+  /** The agent's account (`agents.<name>.account`), present only when it is not the agent's name. */
+  account?: string;
+  /** Epoch ms the pause of the agent's account ends; null when it is not paused. */
   pausedUntil: number | null;
   pauseReason: string | null;
 }
@@ -56,15 +58,20 @@ export interface StatusSnapshot {
   /** Tasks per state. */
   counts: Record<TaskState, number>;
   running: Task[];
+  /** Pauses in force, by account (`agent` is the account: the agent's name unless `agents.<name>.account` names another). */
   pausedAgents: AgentPause[];
-  /** Per agent (with a running task, an attempt since local midnight, or a pause): running, attempts, USD and tokens since local midnight, pause. */
+  /** Per agent (with a running task, an attempt since local midnight, or a paused account): running, attempts, USD and tokens since local midnight, its account's pause. */
   agents: AgentStatus[];
   /** Live dispatchers on the store, each with how many tasks it runs now. */
   workers: Array<WorkerInfo & { running: number }>;
 }
 
-/** Reads the status snapshot; "today" is since local midnight of `now` (epoch ms). */
-export async function statusSnapshot(store: Store, now: number): Promise<StatusSnapshot> {
+/**
+ * Reads the status snapshot; "today" is since local midnight of `now` (epoch ms).
+ * @param accounts the account of each agent whose account is not its name (`accountMap` of
+ *   the config); a pause of an account shows on its agents' rows
+ */
+export async function statusSnapshot(store: Store, now: number, accounts: Readonly<Record<string, string>> = {}): Promise<StatusSnapshot> {
   const counts = await store.countByState();
   const running = await store.listTasks({ state: 'running' });
   const pausedAgents = await store.listPauses(now);
@@ -75,10 +82,18 @@ export async function statusSnapshot(store: Store, now: number): Promise<StatusS
   midnight.setHours(0, 0, 0, 0);
   const usage = await store.agentUsage(midnight.getTime());
   const paused = new Map(pausedAgents.map((p) => [p.agent, p]));
-  const agents: AgentStatus[] = usage.map((a) => ({ ...a, pausedUntil: paused.get(a.agent)?.until ?? null, pauseReason: paused.get(a.agent)?.reason ?? null }));
+  const accountOf = (agent: string) => accounts[agent] ?? agent;
+  const row = (a: AgentUsage): AgentStatus => {
+    const account = accountOf(a.agent);
+    const p = paused.get(account);
+    return { ...a, ...(account === a.agent ? {} : { account }), pausedUntil: p?.until ?? null, pauseReason: p?.reason ?? null };
+  };
+  const agents: AgentStatus[] = usage.map(row);
   for (const p of pausedAgents) {
-    if (!usage.some((a) => a.agent === p.agent)) {
-      agents.push({ agent: p.agent, running: 0, attempts: 0, costUsd: 0, inputTokens: 0, outputTokens: 0, pausedUntil: p.until, pauseReason: p.reason });
+    // A paused account without a row: a row for each agent on it here (else for the account itself).
+    const on = Object.keys(accounts).filter((a) => accounts[a] === p.agent);
+    for (const agent of on.length ? on : [p.agent]) {
+      if (!agents.some((a) => a.agent === agent)) agents.push(row({ agent, running: 0, attempts: 0, costUsd: 0, inputTokens: 0, outputTokens: 0 }));
     }
   }
   agents.sort((a, b) => a.agent.localeCompare(b.agent));

@@ -2,7 +2,7 @@
  * Daily spend limits (`budgets.daily_usd` for the project, `agents.<name>.budgets.daily_usd`
  * per agent): which agents must pause, and until when.
  */
-import { agentConfig, type Config } from '../config/config.ts';
+import { accountOf, agentConfig, type Config } from '../config/config.ts';
 import type { AgentUsage } from '../store/store.ts';
 
 /**
@@ -23,6 +23,8 @@ export function budgetDay(now: number, dayStart: string): { start: number; end: 
 /** An agent that spent its (or the project's) daily budget. */
 export interface BudgetHold {
   agent: string;
+  /** The account to pause (`accountOf` the agent). */
+  account: string;
   /** Epoch ms: the next budget day's start. */
   until: number;
   /** E.g. `daily budget reached: $5.0123 of agents.claude.budgets.daily_usd $5`. */
@@ -43,13 +45,13 @@ export function budgetHolds(config: Config, agents: readonly string[], usage: re
   const total = usage.reduce((sum, u) => sum + u.costUsd, 0);
   for (const agent of agents) {
     if (project !== undefined && total >= project) {
-      holds.push({ agent, until: end, reason: `daily budget reached: ${usd(total)} of budgets.daily_usd $${project}` });
+      holds.push({ agent, account: accountOf(config, agent), until: end, reason: `daily budget reached: ${usd(total)} of budgets.daily_usd $${project}` });
       continue;
     }
     const limit = agentConfig(config, agent).budgets.daily_usd;
     const own = spent.get(agent) ?? 0;
     if (limit !== undefined && own >= limit) {
-      holds.push({ agent, until: end, reason: `daily budget reached: ${usd(own)} of agents.${agent}.budgets.daily_usd $${limit}` });
+      holds.push({ agent, account: accountOf(config, agent), until: end, reason: `daily budget reached: ${usd(own)} of agents.${agent}.budgets.daily_usd $${limit}` });
     }
   }
   return holds;

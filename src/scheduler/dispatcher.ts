@@ -12,7 +12,7 @@ import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.
 import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
-import { agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
 import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
@@ -136,6 +136,8 @@ export class Dispatcher {
   private pumpAgain = false;
   /** Per-agent running limits from config (`agents.<name>.concurrency`). */
   private readonly agentLimits: Record<string, number>;
+  /** The account of each agent with a runner here whose account is not its name (`agents.<name>.account`). */
+  private readonly accounts: Record<string, string>;
   /** Inbox files last reported as waiting for room in the queue. */
   private deferredReported = '';
   /** Recurring-file problems last reported. */
@@ -178,6 +180,7 @@ export class Dispatcher {
     this.agentLimits = Object.fromEntries(
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
+    this.accounts = accountMap(this.o.config, this.o.runners.keys());
   }
 
   /**
@@ -401,6 +404,7 @@ export class Dispatcher {
               labels: this.o.config.labels,
               groupConcurrency: this.o.config.group_concurrency,
               agentConcurrency: this.agentLimits,
+              accounts: this.accounts,
             });
             if (!claim) break;
             // Before the next claim: this attempt's agent and start token are settled, so an
@@ -451,7 +455,7 @@ export class Dispatcher {
 
   /**
    * The agent for an `agent: auto` attempt: from the priority's `fallback` list (default
-   * `[claude]`), the agents with a runner that are not paused and below their own
+   * `[claude]`), the agents with a runner whose account is not paused and below their own
    * concurrency; of those the one running fewest tasks here, then list order (as
    * claudomator's pickAgent). Null when none can take it now. `exclude`: agents already
    * found out of start tokens for this attempt.
@@ -460,7 +464,7 @@ export class Dispatcher {
     const list = (this.o.config.fallback[task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a) && !exclude.has(a));
     const paused = new Set((await this.o.store.listPauses(this.o.now())).map((p) => p.agent));
     const runningOn = (a: string) => [...this.running.values()].filter((r) => r.claim.task.agent === a).length;
-    const free = list.filter((a) => !paused.has(a) && runningOn(a) < (this.agentLimits[a] ?? Infinity));
+    const free = list.filter((a) => !paused.has(accountOf(this.o.config, a)) && runningOn(a) < (this.agentLimits[a] ?? Infinity));
     if (free.length === 0) return null;
     return free.reduce((best, a) => (runningOn(a) < runningOn(best) ? a : best));
   }
@@ -616,11 +620,12 @@ export class Dispatcher {
   }
 
   /**
-   * Takes a start token of `agent` (`agents.<name>.rate_limit`; always granted without one).
-   * A bucket left empty pauses the agent until its next token (see {@link takeStart}).
+   * Takes a start token of `agent` (`agents.<name>.rate_limit`; always granted without one)
+   * from its account's bucket. A bucket left empty pauses the account until its next token
+   * (see {@link takeStart}).
    */
   private async takeStartToken(agent: string): Promise<StartToken> {
-    const start = await takeStart(this.o.store, agent, agentConfig(this.o.config, agent), this.o.now());
+    const start = await takeStart(this.o.store, accountOf(this.o.config, agent), agentConfig(this.o.config, agent), this.o.now());
     if (start.pause) this.events.emit('agent.paused', start.pause);
     return start;
   }
@@ -637,7 +642,7 @@ export class Dispatcher {
     const now = this.o.now();
     const usage = await this.o.store.agentUsage(budgetDay(now, c.budgets.day_start).start);
     for (const hold of budgetHolds(c, [...this.o.runners.keys()], usage, now)) {
-      const pause = { agent: hold.agent, until: hold.until, reason: hold.reason };
+      const pause = { agent: hold.account, until: hold.until, reason: hold.reason };
       if (await this.o.store.extendPause(pause)) this.events.emit('agent.paused', pause);
     }
   }
@@ -659,12 +664,14 @@ export class Dispatcher {
     const store = this.o.store;
     const now = this.o.now();
     const agent = agentConfig(this.o.config, task.agent);
+    const account = accountOf(this.o.config, task.agent);
     const step = decide(outcome, task, {
       now,
       stopReason,
       questions: this.o.config.questions,
       retryDelayMs: this.retryDelay(task),
-      strikes: outcome.kind === 'rate_limited' ? await store.agentStrikes(task.agent) : 0,
+      account,
+      strikes: outcome.kind === 'rate_limited' ? await store.agentStrikes(account) : 0,
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
     });
@@ -675,14 +682,15 @@ export class Dispatcher {
       case 'none':
         return;
       case 'block': {
-        await store.clearAgentStrikes(task.agent);
+        await store.clearAgentStrikes(account);
         const blocked = await store.block(attempt.id, { question: step.question, ...base });
         if (blocked) this.events.emit('task.blocked', blocked);
         return;
       }
       case 'requeue': {
         if (step.pause) {
-          const { strikes, ...pause } = step.pause;
+          const { strikes, account: paused, ...rest } = step.pause;
+          const pause = { agent: paused, ...rest };
           await store.pauseAgent(pause, strikes);
           this.events.emit('agent.paused', pause);
         }
@@ -691,7 +699,7 @@ export class Dispatcher {
         return;
       }
       case 'complete':
-        await store.clearAgentStrikes(task.agent);
+        await store.clearAgentStrikes(account);
         await this.takeInAfterAgent(task); // subtasks it filed count before it is judged done
         finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
@@ -809,7 +817,7 @@ export class Dispatcher {
       const dep = queuedIds.has(id) ? null : await store.getTask(id);
       if (dep) byId.set(id, dep);
     }
-    return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels);
+    return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
   /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */

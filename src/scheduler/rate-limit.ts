@@ -35,16 +35,17 @@ export interface StartToken extends RateToken {
 }
 
 /**
- * Takes a start token for `agent` if it has a `rate_limit` (else returns taken, no pause).
+ * Takes a start token from the bucket of `account` (`accountOf` the agent whose settings
+ * `config` are) if the agent has a `rate_limit` (else returns taken, no pause).
  * When the bucket is left without a whole token, whether one was taken or not, pauses the
- * agent until the next token, with {@link rateLimitReason}, through `Store.extendPause`
+ * account until the next token, with {@link rateLimitReason}, through `Store.extendPause`
  * (strikes untouched, a longer pause kept).
  */
-export async function takeStart(store: Store, agent: string, config: Pick<AgentConfig, 'rate_limit' | 'rate_limit_burst'>, now: number): Promise<StartToken> {
+export async function takeStart(store: Store, account: string, config: Pick<AgentConfig, 'rate_limit' | 'rate_limit_burst'>, now: number): Promise<StartToken> {
   const bucket = agentBucket(config);
   if (!bucket) return { taken: true, tokens: Infinity, nextTokenAt: now, pause: null };
-  const token = await store.takeRateToken(agent, bucket, now);
+  const token = await store.takeRateToken(account, bucket, now);
   if (token.nextTokenAt <= now) return { ...token, pause: null };
-  const pause = { agent, until: token.nextTokenAt, reason: rateLimitReason(config, token.nextTokenAt) };
+  const pause = { agent: account, until: token.nextTokenAt, reason: rateLimitReason(config, token.nextTokenAt) };
   return { ...token, pause: (await store.extendPause(pause)) ? pause : null };
 }

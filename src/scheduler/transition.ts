@@ -22,8 +22,8 @@ export type Transition =
       attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
       reason: string;
       runAfter: number;
-      /** Pause the agent first (a rate limit): until when, why, and its strikes in a row after this one. */
-      pause?: { agent: string; until: number; reason: string; strikes: number };
+      /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
+      pause?: { account: string; until: number; reason: string; strikes: number };
     }
   /** The task ends in `state` with `reason`. */
   | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string }
@@ -40,7 +40,9 @@ export interface DecideContext {
   questions: boolean;
   /** Backoff before a retry, ms (the caller draws it: `retry_backoff` doubled per attempt, with jitter). */
   retryDelayMs: number;
-  /** The agent's rate limits in a row before this one. */
+  /** Whose usage limit the agent runs on (`accountOf`): the key a rate limit pauses. */
+  account: string;
+  /** The account's rate limits in a row before this one. */
   strikes: number;
   /** Pause after a rate limit with no stated reset: `base` doubled per strike, at most `max`, ms. */
   rateLimitBackoff: { base: number; max: number };
@@ -63,8 +65,8 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
  * - completed: `complete`, or `block` when the result asks a question;
  * - failed: retried after `retryDelayMs` while retryable and attempts remain, else ends failed;
  *   auth_failed always ends failed;
- * - rate_limited: the agent is paused until the stated reset, else for the doubling
- *   backoff, and the task goes back to the queue at once without using an attempt;
+ * - rate_limited: the agent's account (`ctx.account`) is paused until the stated reset, else
+ *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
  *   the budget watch → ends budget_exceeded; else ends cancelled by the user.
@@ -85,7 +87,7 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
       return { kind: 'end', state: 'failed', reason: outcome.reason };
     case 'rate_limited': {
       const backoff = Math.min(ctx.rateLimitBackoff.base * 2 ** ctx.strikes, ctx.rateLimitBackoff.max);
-      const pause = { agent: task.agent, until: outcome.resetAt ?? now + backoff, reason: outcome.reason, strikes: ctx.strikes + 1 };
+      const pause = { account: ctx.account, until: outcome.resetAt ?? now + backoff, reason: outcome.reason, strikes: ctx.strikes + 1 };
       return { kind: 'requeue', attemptOutcome: 'rate_limited', reason: outcome.reason, runAfter: now, pause };
     }
     case 'timed_out':

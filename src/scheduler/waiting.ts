@@ -26,12 +26,20 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * @param queued the queued tasks
  * @param byId tasks their dependencies name that are not queued (any state), by id; a
  *   dependency found in neither is taken as ended (the dependent is failed by the settler)
- * @param pauses agents' pauses in force
+ * @param pauses the pauses in force, by account
  * @param now epoch ms
  * @param labels the labels of the dispatcher asking: a task whose `runs_on` names one it lacks
  *   cannot run here (`until` null), whatever else it waits for
+ * @param accounts the account of each agent here (`accountMap`); agents not listed are their own
  */
-export function queuedWaits(queued: Task[], byId: ReadonlyMap<number, Task>, pauses: AgentPause[], now: number, labels: readonly string[] = []): QueuedWait[] {
+export function queuedWaits(
+  queued: Task[],
+  byId: ReadonlyMap<number, Task>,
+  pauses: AgentPause[],
+  now: number,
+  labels: readonly string[] = [],
+  accounts: Readonly<Record<string, string>> = {},
+): QueuedWait[] {
   const held = new Set(labels);
   const queuedById = new Map(queued.map((t) => [t.id, t]));
   const pauseOf = new Map(pauses.filter((p) => p.until > now).map((p) => [p.agent, p]));
@@ -47,8 +55,10 @@ export function queuedWaits(queued: Task[], byId: ReadonlyMap<number, Task>, pau
     };
     if (task.runsOn.some((l) => !held.has(l))) later(null, `runs_on [${task.runsOn.join(', ')}]: no dispatcher here has every label`);
     if (task.runAfter > now) later(task.runAfter, `${task.claims === 0 ? 'run_at' : 'retry backoff until'} ${iso(task.runAfter)}`);
-    const pause = task.agent === AUTO_AGENT ? undefined : pauseOf.get(task.agent);
-    if (pause) later(pause.until, `${pause.agent} is paused until ${iso(pause.until)}: ${pause.reason}`);
+    const account = accounts[task.agent] ?? task.agent;
+    const pause = task.agent === AUTO_AGENT ? undefined : pauseOf.get(account);
+    const who = account === task.agent ? task.agent : `${task.agent} (account ${account})`;
+    if (pause) later(pause.until, `${who} is paused until ${iso(pause.until)}: ${pause.reason}`);
     for (const id of task.dependsOnIds) {
       const dep = queuedById.get(id) ?? byId.get(id);
       if (!dep || dep.state === 'completed') continue;

@@ -12,7 +12,7 @@ import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config, ProjectPaths } from '../config/config.ts';
+import { accountMap, type Config, type ProjectPaths } from '../config/config.ts';
 import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
@@ -453,7 +453,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         },
       },
     },
-    async () => statusSnapshot(store, now()),
+    async () => statusSnapshot(store, now(), accountMap(o.config, Object.keys(o.config.agents))),
   );
 
   const usageFigures = {

@@ -39,6 +39,11 @@ export interface ClaimOptions {
   groupConcurrency?: number;
   /** Running tasks allowed per agent; agents not listed have no limit of their own. */
   agentConcurrency?: Record<string, number>;
+  /**
+   * The account of each agent here (`accountOf`): a task is skipped while its agent's
+   * account is paused. Agents not listed are their own account.
+   */
+  accounts?: Record<string, string>;
 }
 
 /** A terminal outcome written by `finish`. */
@@ -231,8 +236,8 @@ export interface TaskStore {
 /** Attempts: the claim, the lease and its heartbeat, and how an attempt ends. */
 export interface AttemptStore {
   /**
-   * Claims the next ready task in one transaction: queued, `runAfter` passed, agent not
-   * paused, every `runs_on` label among `labels`, every dependency completed, fewer than
+   * Claims the next ready task in one transaction: queued, `runAfter` passed, its agent's
+   * account (`accounts`, else the agent's name) not paused, every `runs_on` label among `labels`, every dependency completed, fewer than
    * `concurrency` running (and fewer than `groupConcurrency` of its group, fewer than its
    * agent's limit); highest priority first,
    * then arrival. Opens an attempt, counts it, sets the lease. Null if none.
@@ -262,7 +267,12 @@ export interface AttemptStore {
   listRunning(): Promise<StaleClaim[]>;
 }
 
-/** Agents: pauses and rate-limit strikes, start buckets, spend. */
+/**
+ * Agents: pauses and rate-limit strikes, start buckets, spend. Pauses, strikes and buckets
+ * are keyed by account (`agents.<name>.account`, default the agent's name: `accountOf` in
+ * src/config/config.ts); the `agent` of an {@link AgentPause} and the `agent` arguments
+ * here are that key. Spend is per agent.
+ */
 export interface AgentStore {
   /** Pauses an agent (replacing an earlier pause); `strikes` counts consecutive limits. */
   pauseAgent(pause: AgentPause, strikes?: number): Promise<void>;

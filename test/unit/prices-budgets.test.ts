@@ -61,6 +61,13 @@ describe('daily budgets', () => {
     assert.deepEqual(held.map((h) => [h.agent, h.until]), [['claude', tomorrow]]);
     assert.match(held[0]!.reason, /daily budget reached: \$5\.0000 of agents\.claude\.budgets\.daily_usd \$5/);
 
+    const onAccount = parseConfig({ agents: { claude: { account: 'team-a', budgets: { daily_usd: 5 } } } });
+    assert.deepEqual(
+      budgetHolds(onAccount, ['claude'], [usage('claude', 5)], now).map((h) => [h.agent, h.account]),
+      [['claude', 'team-a']],
+      'the hold pauses the account',
+    );
+
     const project = parseConfig({ budgets: { daily_usd: 10, day_start: '00:00' } });
     assert.deepEqual(budgetHolds(project, ['claude', 'codex'], [usage('claude', 6)], now), []);
     const all = budgetHolds(project, ['claude', 'codex'], [usage('claude', 6), usage('codex', 4)], now);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { emptyStats, type AgentRunner, type RunOutcome } from '../../src/agents/runner.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import { loadConfig, parseConfig } from '../../src/config/config.ts';
 import { Dispatcher } from '../../src/scheduler/dispatcher.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { dropTask, makeProject } from '../fixtures/project.ts';
@@ -51,6 +51,42 @@ describe('rate-limit pauses', () => {
     assert.equal((await store.getTask('job'))?.state, 'completed');
     assert.equal(await store.agentStrikes('claude'), 0);
     await d.stop();
+    await store.close();
+  });
+});
+
+describe('rate-limit pauses by account (agents.<name>.account)', () => {
+  it("pause the account: a dispatcher on the same account skips claude's tasks, one on another account runs them", async () => {
+    const paths = makeProject({});
+    const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
+    const now = Date.now();
+    const resetAt = now + 3_600_000;
+    const dispatcher = (account: string, outcomes: RunOutcome[]) => {
+      const config = loadConfig(paths.root);
+      config.agents.claude = parseConfig({ agents: { claude: { account } } }).agents.claude!;
+      return new Dispatcher({ paths, store, config, runners: new Map([['claude', new ScriptedRunner(outcomes)]]), now: () => now });
+    };
+    const settle = async (d: Dispatcher) => {
+      await d.tick();
+      while (d.runningCount > 0) await new Promise((r) => setTimeout(r, 5));
+    };
+    const a = dispatcher('team-a', [limited(resetAt)]);
+    const sameAccount = dispatcher('team-a', [completed]);
+    const otherAccount = dispatcher('other', [completed]);
+    for (const d of [a, sameAccount, otherAccount]) await d.start();
+    dropTask(paths, 'first', null, 'x');
+    await settle(a);
+    assert.deepEqual(await store.listPauses(now), [{ agent: 'team-a', until: resetAt, reason: 'API 429' }], 'the account is paused, not "claude"');
+    assert.equal(await store.agentStrikes('team-a'), 1);
+    assert.equal(await store.agentStrikes('claude'), 0);
+    await settle(sameAccount);
+    assert.equal((await store.getTask('first'))?.state, 'queued', 'team-a is paused on this dispatcher too');
+    assert.equal((await store.getTask('first'))?.claims, 1);
+    const waits = await sameAccount.queueWaits();
+    assert.match(waits?.[0]?.reason ?? '', /^claude \(account team-a\) is paused until .*: API 429$/);
+    await settle(otherAccount);
+    assert.equal((await store.getTask('first'))?.state, 'completed', 'account other is not paused');
+    for (const d of [a, sameAccount, otherAccount]) await d.stop();
     await store.close();
   });
 });

@@ -7,7 +7,7 @@ import { emptyStats, type RunOutcome } from '../../src/agents/runner.ts';
 import { decide, parseQuestion, type DecideContext, type Transition } from '../../src/scheduler/transition.ts';
 
 const NOW = 1_000_000;
-const ctx: DecideContext = { now: NOW, stopReason: null, questions: true, retryDelayMs: 30_000, strikes: 0, rateLimitBackoff: { base: 60_000, max: 3_600_000 }, spentUsd: 0 };
+const ctx: DecideContext = { now: NOW, stopReason: null, questions: true, retryDelayMs: 30_000, account: 'claude', strikes: 0, rateLimitBackoff: { base: 60_000, max: 3_600_000 }, spentUsd: 0 };
 const task = { agent: 'claude', attempts: 1, retries: 2, retryOnTimeout: false, maxCostUsd: 0.5 };
 const out = (o: Record<string, unknown>): RunOutcome => ({ stats: emptyStats(), exitCode: null, ...o }) as RunOutcome;
 
@@ -24,21 +24,28 @@ const rows: Array<[string, RunOutcome, Partial<typeof task>, Partial<DecideConte
     out({ kind: 'rate_limited', reason: '429', resetAt: NOW + 5_000 }),
     {},
     { strikes: 3 },
-    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { agent: 'claude', until: NOW + 5_000, reason: '429', strikes: 4 } },
+    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { account: 'claude', until: NOW + 5_000, reason: '429', strikes: 4 } },
+  ],
+  [
+    "rate limit on an agent with an account: the account is paused, not the agent's name",
+    out({ kind: 'rate_limited', reason: '429', resetAt: NOW + 5_000 }),
+    {},
+    { account: 'team-a' },
+    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { account: 'team-a', until: NOW + 5_000, reason: '429', strikes: 1 } },
   ],
   [
     'rate limit without a reset: backoff doubles per strike',
     out({ kind: 'rate_limited', reason: '429', resetAt: null }),
     {},
     { strikes: 2 },
-    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { agent: 'claude', until: NOW + 240_000, reason: '429', strikes: 3 } },
+    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { account: 'claude', until: NOW + 240_000, reason: '429', strikes: 3 } },
   ],
   [
     'rate limit backoff is capped',
     out({ kind: 'rate_limited', reason: '429', resetAt: null }),
     {},
     { strikes: 20 },
-    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { agent: 'claude', until: NOW + 3_600_000, reason: '429', strikes: 21 } },
+    { kind: 'requeue', attemptOutcome: 'rate_limited', reason: '429', runAfter: NOW, pause: { account: 'claude', until: NOW + 3_600_000, reason: '429', strikes: 21 } },
   ],
   ['timeout is final by default', out({ kind: 'timed_out', reason: 'after 1s' }), {}, {}, { kind: 'end', state: 'timed_out', reason: 'after 1s' }],
   ['timeout retried with retry_on_timeout', out({ kind: 'timed_out', reason: 'after 1s' }), { retryOnTimeout: true }, {}, { kind: 'requeue', attemptOutcome: 'timed_out', reason: 'after 1s', runAfter: NOW + 30_000 }],

@@ -40,3 +40,19 @@ describe('queuedWaits: runs_on', () => {
     ]);
   });
 });
+
+describe('queuedWaits: pauses by account', () => {
+  it("a task waits for its agent's account's pause, named with the account when it is not the agent's name", () => {
+    const until = NOW + 60_000;
+    const pauses = [{ agent: 'team-a', until, reason: '429' }];
+    const tasks = [queued(1, 'c', { agent: 'claude' })];
+    const w = (accounts?: Record<string, string>) => queuedWaits(tasks, new Map(), pauses, NOW, [], accounts).map((x) => [x.until, x.reason]);
+    assert.deepEqual(w({ claude: 'team-a' }), [[until, `claude (account team-a) is paused until ${new Date(until).toISOString()}: 429`]]);
+    assert.deepEqual(w({ claude: 'team-b' }), [[NOW, 'ready']]);
+    assert.deepEqual(w(), [[NOW, 'ready']], 'claude is its own account by default');
+    assert.deepEqual(
+      queuedWaits(tasks, new Map(), [{ agent: 'claude', until, reason: '429' }], NOW).map((x) => x.reason),
+      [`claude is paused until ${new Date(until).toISOString()}: 429`],
+    );
+  });
+});

@@ -132,6 +132,8 @@ export interface TaskDetail {
 /** One agent's row of GET /v1/status (money USD, tokens since local midnight, times epoch ms). */
 export interface AgentStatus {
   agent: string;
+  /** The agent's account (`agents.<name>.account`), when it is not the agent's name. */
+  account?: string;
   running: number;
   attempts: number;
   costUsd: number;

@@ -510,7 +510,8 @@ export class PostgresStore implements Store {
              SELECT t.id FROM tasks t
              WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
                AND t.runs_on::jsonb <@ $9::jsonb
-               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > $4)
+               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > $4
+                               AND p.agent = COALESCE($10::jsonb ->> t.agent, t.agent))
                AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                                WHERE d.task_id = t.id AND dt.state <> 'completed')
                AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < $6
@@ -539,6 +540,7 @@ export class PostgresStore implements Store {
           o.groupConcurrency ?? 1,
           JSON.stringify(o.agentConcurrency ?? {}),
           JSON.stringify(o.labels),
+          JSON.stringify(o.accounts ?? {}),
         ],
         c,
       );

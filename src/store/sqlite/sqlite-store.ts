@@ -290,7 +290,8 @@ export class SqliteStore implements Store {
         SELECT t.id FROM tasks t
         WHERE t.state = 'queued' AND t.run_after <= ? AND t.agent IN (${agentList})
           AND NOT EXISTS (SELECT 1 FROM json_each(t.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(?)))
-          AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.agent = t.agent AND p.until > ?)
+          AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > ?
+                          AND p.agent = COALESCE((SELECT value FROM json_each(?) WHERE key = t.agent), t.agent))
           AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                           WHERE d.task_id = t.id AND dt.state <> 'completed')
           AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < ?
@@ -315,6 +316,7 @@ export class SqliteStore implements Store {
         ...o.agents,
         JSON.stringify(o.labels),
         o.now,
+        JSON.stringify(o.accounts ?? {}),
         o.concurrency,
         o.groupConcurrency ?? 1,
         JSON.stringify(o.agentConcurrency ?? {}),

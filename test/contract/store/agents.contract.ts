@@ -30,6 +30,19 @@ export function agentsContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it("skips a task while its agent's account (accounts) is paused, not another account's", async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('c1', { agent: 'claude' })], T0);
+      await store.pauseAgent({ agent: 'a', until: T0 + 5000, reason: '429 on account a' }, 1);
+      assert.equal(await store.claim(claimOpts(T0, { accounts: { claude: 'a' } })), null, 'claude runs on account a here: paused');
+      assert.equal(await store.claim(claimOpts(T0, { accounts: { command: 'x', claude: 'a' } })), null, 'only the task agent\'s account counts');
+      // A pause under the agent's own name is another account's once claude runs on b.
+      await store.pauseAgent({ agent: 'claude', until: T0 + 5000, reason: 'account claude' });
+      assert.equal(await store.claim(claimOpts(T0)), null, 'without accounts, claude is its own account');
+      assert.equal((await store.claim(claimOpts(T0, { accounts: { claude: 'b' } })))?.task.name, 'c1', 'account b is not paused');
+      await store.close();
+    });
+
     it('extendPause only lengthens a pause and keeps the strikes', async () => {
       const { store } = await factory.open();
       assert.equal(await store.extendPause({ agent: 'codex', until: T0 + 1000, reason: 'bucket' }), true);

@@ -13,10 +13,11 @@ const SPEND_DAYS = 14;
 /** Refresh even without events (pause countdowns, other dispatchers' spend). */
 const POLL_MS = 15_000;
 
-/** The agent rows with their pauses merged in (from `agents[].pausedUntil` or `pausedAgents`). */
+/** The agent rows with their pauses merged in (from `agents[].pausedUntil` or `pausedAgents`, keyed by account). */
 function withPauses(s: StatusBody, now: number): AgentStatus[] {
   const rows = new Map<string, AgentStatus>(s.agents.map((a) => [a.agent, { ...a }]));
   for (const p of s.pausedAgents ?? []) {
+    if (s.agents.some((a) => a.account === p.agent)) continue; // the pause of those agents' account, already on their rows
     const row = rows.get(p.agent) ?? { agent: p.agent, running: 0, attempts: 0, costUsd: 0, inputTokens: 0, outputTokens: 0 };
     if (row.pausedUntil == null) {
       row.pausedUntil = p.until;
@@ -110,7 +111,7 @@ export function AgentsView() {
                 )}
                 {agents.map((a) => (
                   <tr>
-                    <th scope="row">{a.agent}</th>
+                    <th scope="row">{a.account === undefined ? a.agent : `${a.agent} (account ${a.account})`}</th>
                     <td>
                       {a.pausedUntil != null ? (
                         <span class="pill st-paused">paused</span>
