@@ -792,9 +792,36 @@ export class Dispatcher {
     }
   }
 
-  /** Writes every missing result file (after a crash, or an earlier I/O error). */
+  /**
+   * Writes every missing result file (after a crash, or an earlier I/O error). A task that
+   * another live dispatcher ended moments ago is left to it: it writes the file (in its own
+   * checkout) right after its finish commits, and writing it here too would make two files.
+   */
   async writeResults(): Promise<void> {
-    for (const t of await this.o.store.listUnreported()) await this.report(t);
+    const unreported = await this.o.store.listUnreported();
+    if (unreported.length === 0) return;
+    const now = this.o.now();
+    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
+    for (const t of unreported) {
+      if (await this.endedByAnotherLiveDispatcher(t, workers, now)) continue;
+      await this.report(t);
+    }
+  }
+
+  /**
+   * Whether `task` was ended by another dispatcher's attempt less than `lease` (+ the longest
+   * retry backoff) ago and that dispatcher looks alive (registered, its pid alive on this host,
+   * its heartbeat within the same bound, as {@link leaseLapsed} judges leases).
+   */
+  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, { id: string; host: string; pid: number; heartbeatAt: number }>, now: number): Promise<boolean> {
+    const grace = this.o.config.lease + STORE_RETRY_MAX_MS;
+    if (task.finishedAt === null || now - task.finishedAt >= grace) return false;
+    const last = (await this.o.store.listAttempts(task.id)).at(-1);
+    if (!last || last.workerId === this.workerId) return false;
+    const w = workers.get(last.workerId);
+    if (!w) return false;
+    if (w.host === os.hostname() && !isAlive(w.pid)) return false;
+    return !this.leaseLapsed(w.heartbeatAt + this.o.config.lease, now);
   }
 
   /** Whether the inbox holds task files to take in (refused entries left aside). */
