@@ -20,7 +20,7 @@ import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
-import type { FinishOutcome, Store } from '../store/store.ts';
+import type { FinishOutcome, Store, WorkerInfo } from '../store/store.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
@@ -813,7 +813,7 @@ export class Dispatcher {
    * retry backoff) ago and that dispatcher looks alive (registered, its pid alive on this host,
    * its heartbeat within the same bound, as {@link leaseLapsed} judges leases).
    */
-  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, { id: string; host: string; pid: number; heartbeatAt: number }>, now: number): Promise<boolean> {
+  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, WorkerInfo>, now: number): Promise<boolean> {
     const grace = this.o.config.lease + STORE_RETRY_MAX_MS;
     if (task.finishedAt === null || now - task.finishedAt >= grace) return false;
     const last = (await this.o.store.listAttempts(task.id)).at(-1);
