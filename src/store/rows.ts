@@ -3,8 +3,9 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { CallbackDelivery } from './store.ts';
+import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
+import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo } from './store.ts';
+import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
 export type Row = Record<string, unknown>;
@@ -106,5 +107,51 @@ export function toCallback(row: Row): CallbackDelivery {
     lastError: str(row.last_error),
     deliveredAt: num(row.delivered_at),
     nextTryAt: num(row.next_try_at),
+  };
+}
+
+export function toWorker(row: Row): WorkerInfo {
+  return {
+    id: String(row.id),
+    host: String(row.host),
+    pid: Number(row.pid),
+    startedAt: Number(row.started_at),
+    heartbeatAt: Number(row.heartbeat_at),
+    labels: JSON.parse(String(row.labels)) as string[],
+  };
+}
+
+/** A running task's row as the rescuer reads it: who holds the lease, and until when. */
+export function toStaleClaim(row: Row, task: Task): StaleClaim {
+  return { task, attemptId: String(row.lease_token), workerId: String(row.lease_owner), leaseExpiresAt: Number(row.lease_expires_at) };
+}
+
+export function toPause(row: Row): AgentPause {
+  return { agent: String(row.agent), until: Number(row.until), reason: String(row.reason) };
+}
+
+/** A row of the per-agent sums (`running`, `attempts`, `cost`, `input`, `output`). */
+export function toAgentUsage(row: Row): AgentUsage {
+  return {
+    agent: String(row.agent),
+    running: Number(row.running),
+    attempts: Number(row.attempts),
+    costUsd: Number(row.cost),
+    inputTokens: Number(row.input),
+    outputTokens: Number(row.output),
+  };
+}
+
+/** An attempt row (with its task's `tags` when `withTags`) as `summarizeUsage` reads it. */
+export function toUsageRecord(row: Row, withTags: boolean): UsageRecord {
+  return {
+    startedAt: Number(row.started_at),
+    agent: String(row.agent),
+    model: str(row.model),
+    outcome: String(row.outcome),
+    costUsd: num(row.cost_usd),
+    inputTokens: num(row.input_tokens),
+    outputTokens: num(row.output_tokens),
+    tags: withTags ? (JSON.parse(String(row.tags)) as string[]) : [],
   };
 }

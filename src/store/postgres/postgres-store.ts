@@ -37,7 +37,7 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, num, str, toAttempt, toCallback, toTask, type Row } from '../rows.ts';
+import { flag, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
 import type {
   AgentUsage,
   CallbackDelivery,
@@ -59,7 +59,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { redactStoreUrl } from '../store-url.ts';
 import { WorkWatcher } from './work-watcher.ts';
-import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
+import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -815,23 +815,11 @@ export class PostgresStore implements Store {
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    return (await this.rows('SELECT * FROM workers ORDER BY started_at, id COLLATE "C"')).map((r) => ({
-      id: String(r.id),
-      host: String(r.host),
-      pid: Number(r.pid),
-      startedAt: Number(r.started_at),
-      heartbeatAt: Number(r.heartbeat_at),
-      labels: JSON.parse(String(r.labels)) as string[],
-    }));
+    return (await this.rows('SELECT * FROM workers ORDER BY started_at, id COLLATE "C"')).map(toWorker);
   }
 
   async listRunning(): Promise<StaleClaim[]> {
-    return (await this.rows(`${TASK_SELECT} WHERE t.state = 'running' ORDER BY t.id`)).map((r) => ({
-      task: rowTask(r),
-      attemptId: String(r.lease_token),
-      workerId: String(r.lease_owner),
-      leaseExpiresAt: Number(r.lease_expires_at),
-    }));
+    return (await this.rows(`${TASK_SELECT} WHERE t.state = 'running' ORDER BY t.id`)).map((r) => toStaleClaim(r, rowTask(r)));
   }
 
   async pauseAgent(p: AgentPause, strikes = 0): Promise<void> {
@@ -852,11 +840,7 @@ export class PostgresStore implements Store {
   }
 
   async listPauses(now: number): Promise<AgentPause[]> {
-    return (await this.rows('SELECT * FROM agent_pauses WHERE until > $1 ORDER BY agent COLLATE "C"', [now])).map((r) => ({
-      agent: String(r.agent),
-      until: Number(r.until),
-      reason: String(r.reason),
-    }));
+    return (await this.rows('SELECT * FROM agent_pauses WHERE until > $1 ORDER BY agent COLLATE "C"', [now])).map(toPause);
   }
 
   async extendPause(p: AgentPause): Promise<boolean> {
@@ -927,14 +911,7 @@ export class PostgresStore implements Store {
        FROM attempts WHERE outcome = 'running' OR started_at >= $1 GROUP BY agent ORDER BY agent COLLATE "C"`,
       [since],
     );
-    return rows.map((r) => ({
-      agent: String(r.agent),
-      running: Number(r.running),
-      attempts: Number(r.attempts),
-      costUsd: Number(r.cost),
-      inputTokens: Number(r.input),
-      outputTokens: Number(r.output),
-    }));
+    return rows.map(toAgentUsage);
   }
 
   /** Reads the window's attempts (with their task's tags when grouping by tag) and groups them with the shared `summarizeUsage`. */
@@ -947,18 +924,7 @@ export class PostgresStore implements Store {
         WHERE a.started_at >= $1 AND ($2::bigint IS NULL OR a.started_at < $2::bigint)`,
       [query.since, query.until ?? null],
     );
-    const records = rows.map(
-      (r): UsageRecord => ({
-        startedAt: Number(r.started_at),
-        agent: String(r.agent),
-        model: str(r.model),
-        outcome: String(r.outcome),
-        costUsd: num(r.cost_usd),
-        inputTokens: num(r.input_tokens),
-        outputTokens: num(r.output_tokens),
-        tags: withTags ? (JSON.parse(String(r.tags)) as string[]) : [],
-      }),
-    );
+    const records = rows.map((r) => toUsageRecord(r, withTags));
     return summarizeUsage(records, query);
   }
 

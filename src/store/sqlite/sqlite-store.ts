@@ -41,8 +41,8 @@ import type {
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
-import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRecord, type UsageRow } from '../usage.ts';
-import { num, str, toAttempt, toCallback, toTask, type Row } from '../rows.ts';
+import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
+import { toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -568,24 +568,12 @@ export class SqliteStore implements Store {
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    return (this.prepare('SELECT * FROM workers ORDER BY started_at').all() as Row[]).map((r) => ({
-      id: String(r.id),
-      host: String(r.host),
-      pid: Number(r.pid),
-      startedAt: Number(r.started_at),
-      heartbeatAt: Number(r.heartbeat_at),
-      labels: JSON.parse(String(r.labels)) as string[],
-    }));
+    return (this.prepare('SELECT * FROM workers ORDER BY started_at').all() as Row[]).map(toWorker);
   }
 
   async listRunning(): Promise<StaleClaim[]> {
     const rows = this.prepare("SELECT * FROM tasks WHERE state = 'running' ORDER BY id").all() as Row[];
-    return rows.map((r) => ({
-      task: toTask(r, this.depIds(Number(r.id))),
-      attemptId: String(r.lease_token),
-      workerId: String(r.lease_owner),
-      leaseExpiresAt: Number(r.lease_expires_at),
-    }));
+    return rows.map((r) => toStaleClaim(r, toTask(r, this.depIds(Number(r.id)))));
   }
 
   async pauseAgent(p: AgentPause, strikes = 0): Promise<void> {
@@ -605,11 +593,7 @@ export class SqliteStore implements Store {
   }
 
   async listPauses(now: number): Promise<AgentPause[]> {
-    return (this.prepare('SELECT * FROM agent_pauses WHERE until > ? ORDER BY agent').all(now) as Row[]).map((r) => ({
-      agent: String(r.agent),
-      until: Number(r.until),
-      reason: String(r.reason),
-    }));
+    return (this.prepare('SELECT * FROM agent_pauses WHERE until > ? ORDER BY agent').all(now) as Row[]).map(toPause);
   }
 
   async extendPause(p: AgentPause): Promise<boolean> {
@@ -679,14 +663,7 @@ export class SqliteStore implements Store {
          sum(CASE WHEN started_at >= @since THEN coalesce(output_tokens, 0) ELSE 0 END) AS output
        FROM attempts WHERE outcome = 'running' OR started_at >= @since GROUP BY agent ORDER BY agent`,
     ).all({ since }) as Row[];
-    return rows.map((r) => ({
-      agent: String(r.agent),
-      running: Number(r.running),
-      attempts: Number(r.attempts),
-      costUsd: Number(r.cost),
-      inputTokens: Number(r.input),
-      outputTokens: Number(r.output),
-    }));
+    return rows.map(toAgentUsage);
   }
 
   /**
@@ -702,18 +679,7 @@ export class SqliteStore implements Store {
          FROM attempts a ${withTags ? 'JOIN tasks t ON t.id = a.task_id' : ''}
         WHERE a.started_at >= @since AND (@until IS NULL OR a.started_at < @until)`,
     ).all({ since: query.since, until: query.until ?? null }) as Row[];
-    const records = rows.map(
-      (r): UsageRecord => ({
-        startedAt: Number(r.started_at),
-        agent: String(r.agent),
-        model: str(r.model),
-        outcome: String(r.outcome),
-        costUsd: num(r.cost_usd),
-        inputTokens: num(r.input_tokens),
-        outputTokens: num(r.output_tokens),
-        tags: withTags ? (JSON.parse(String(r.tags)) as string[]) : [],
-      }),
-    );
+    const records = rows.map((r) => toUsageRecord(r, withTags));
     return summarizeUsage(records, query);
   }
 
