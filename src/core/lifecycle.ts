@@ -23,6 +23,17 @@ export function parentVerdict(subtasks: readonly TaskRef[]): { state: 'waiting' 
 }
 
 /**
+ * The end a task records when its attempt ends in `state`: a `completed` run becomes what its
+ * subtasks make of it ({@link parentVerdict}; pass them only then, `[]` otherwise); any other
+ * end stands with its reason.
+ */
+export function taskEnd(state: string, reason: string | null, subtasks: readonly TaskRef[]): { state: string; reason: string | null } {
+  if (state !== 'completed') return { state, reason };
+  const verdict = parentVerdict(subtasks);
+  return verdict.state === 'failed' ? verdict : { state: verdict.state, reason };
+}
+
+/**
  * Why a queued task fails because of its dependency `dep`, or null when `dep` does not fail
  * it (it completed, or has not ended): `dependency "build" (task 3) ended failed`.
  */

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
-import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import {
   isTerminal,
   priorityRank,
@@ -624,13 +624,8 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      let state: string = o.state;
-      let reason = o.reason ?? null;
-      if (state === 'completed') {
-        const verdict = parentVerdict(await this.subtaskRefs(c, Number(held.task.id)));
-        state = verdict.state;
-        if (verdict.state === 'failed') reason = verdict.reason;
-      }
+      const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
+      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
       await this.q(
         `UPDATE tasks SET state = $1, finished_at = $2, duration_ms = $3, result = $4, failed_reason = $5,
              session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),

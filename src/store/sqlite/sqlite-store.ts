@@ -40,7 +40,7 @@ import type {
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
-import { dependencyFailure, parentVerdict, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
 import { toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
@@ -399,13 +399,7 @@ export class SqliteStore implements Store {
       const held = this.leased(attemptId);
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      let state: string = o.state;
-      let reason = o.reason ?? null;
-      if (state === 'completed') {
-        const verdict = parentVerdict(this.subtaskRefs(Number(held.task.id)));
-        state = verdict.state;
-        if (verdict.state === 'failed') reason = verdict.reason;
-      }
+      const { state, reason } = taskEnd(o.state, o.reason ?? null, o.state === 'completed' ? this.subtaskRefs(Number(held.task.id)) : []);
       this.prepare(
         `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
              session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
