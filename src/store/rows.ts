@@ -155,3 +155,21 @@ export function toUsageRecord(row: Row, withTags: boolean): UsageRecord {
     tags: withTags ? (JSON.parse(String(row.tags)) as string[]) : [],
   };
 }
+
+/**
+ * The figures of `stats` that are known (not null or undefined), as column → value, for the
+ * attempt row and for the task row (whose model column is `run_model`); both empty when
+ * nothing is known. The same columns on every backend.
+ */
+export function knownStatsColumns(stats: Partial<RunStats>): { attempt: Array<[string, unknown]>; task: Array<[string, unknown]> } {
+  const cols: Array<[keyof RunStats, string]> = [
+    ['sessionId', 'session_id'],
+    ['costUsd', 'cost_usd'],
+    ['inputTokens', 'input_tokens'],
+    ['outputTokens', 'output_tokens'],
+    ['numTurns', 'num_turns'],
+  ];
+  const known = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null).map(([k, col]): [string, unknown] => [col, stats[k]]);
+  const model = stats.model === undefined || stats.model === null ? [] : [stats.model];
+  return { attempt: [...known, ...model.map((m): [string, unknown] => ['model', m])], task: [...known, ...model.map((m): [string, unknown] => ['run_model', m])] };
+}

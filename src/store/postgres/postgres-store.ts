@@ -37,7 +37,7 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
 import type {
   AgentUsage,
   CallbackDelivery,
@@ -565,24 +565,12 @@ export class PostgresStore implements Store {
   }
 
   async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
-    const cols: Array<[keyof RunStats, string]> = [
-      ['sessionId', 'session_id'],
-      ['costUsd', 'cost_usd'],
-      ['inputTokens', 'input_tokens'],
-      ['outputTokens', 'output_tokens'],
-      ['numTurns', 'num_turns'],
-    ];
-    const set = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null);
-    const hasModel = stats.model !== undefined && stats.model !== null;
-    if (set.length === 0 && !hasModel) return;
-    const params: unknown[] = [attemptId];
-    const assign = set.map(([k, col]) => `${col} = $${params.push(stats[k])}`);
-    const model = hasModel ? `$${params.push(stats.model)}` : null;
-    const a = [...assign, ...(model ? [`model = ${model}`] : [])].join(', ');
-    const t = [...assign, ...(model ? [`run_model = ${model}`] : [])].join(', ');
+    const { attempt, task } = knownStatsColumns(stats);
+    if (attempt.length === 0) return;
+    const assign = (cols: Array<[string, unknown]>) => cols.map(([col], n) => `${col} = $${n + 2}`).join(', ');
     await this.tx(async (c) => {
-      await this.q(`UPDATE attempts SET ${a} WHERE id = $1`, params, c);
-      await this.q(`UPDATE tasks SET ${t} WHERE lease_token = $1 AND state = 'running'`, params, c);
+      await this.q(`UPDATE attempts SET ${assign(attempt)} WHERE id = $1`, [attemptId, ...attempt.map(([, v]) => v)], c);
+      await this.q(`UPDATE tasks SET ${assign(task)} WHERE lease_token = $1 AND state = 'running'`, [attemptId, ...task.map(([, v]) => v)], c);
     });
   }
 

@@ -42,7 +42,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -344,23 +344,12 @@ export class SqliteStore implements Store {
   }
 
   async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
-    const cols: Array<[keyof RunStats, string]> = [
-      ['sessionId', 'session_id'],
-      ['costUsd', 'cost_usd'],
-      ['inputTokens', 'input_tokens'],
-      ['outputTokens', 'output_tokens'],
-      ['numTurns', 'num_turns'],
-    ];
-    const set = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null);
-    const hasModel = stats.model !== undefined && stats.model !== null;
-    if (set.length === 0 && !hasModel) return;
+    const { attempt, task } = knownStatsColumns(stats);
+    if (attempt.length === 0) return;
+    const assign = (cols: Array<[string, unknown]>) => cols.map(([col]) => `${col} = ?`).join(', ');
     this.tx(() => {
-      const a = [...set.map(([, c]) => `${c} = @${c}`), ...(hasModel ? ['model = @model'] : [])].join(', ');
-      const t = [...set.map(([, c]) => `${c} = @${c}`), ...(hasModel ? ['run_model = @model'] : [])].join(', ');
-      const params: Record<string, unknown> = { id: attemptId, model: stats.model ?? null };
-      for (const [k, c] of set) params[c] = stats[k];
-      this.prepare(`UPDATE attempts SET ${a} WHERE id = @id`).run(params);
-      this.prepare(`UPDATE tasks SET ${t} WHERE lease_token = @id AND state = 'running'`).run(params);
+      this.prepare(`UPDATE attempts SET ${assign(attempt)} WHERE id = ?`).run(...attempt.map(([, v]) => v), attemptId);
+      this.prepare(`UPDATE tasks SET ${assign(task)} WHERE lease_token = ? AND state = 'running'`).run(...task.map(([, v]) => v), attemptId);
     });
   }
 

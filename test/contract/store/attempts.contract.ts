@@ -10,6 +10,20 @@ import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
 /** Registers the `attempts and leases` cases for a backend's stores. */
 export function attemptsContract(factory: StoreFactory): void {
   describe('attempts and leases', () => {
+    it('records live figures as they come on the attempt and the task, keeping what is known', async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a')], T0);
+      const c = await store.claim(claimOpts());
+      await store.recordStats(c!.attempt.id, { sessionId: 's1', model: 'm1' });
+      await store.recordStats(c!.attempt.id, {});
+      await store.recordStats(c!.attempt.id, { costUsd: 0.25, sessionId: null });
+      const [attempt] = await store.listAttempts(c!.task.id);
+      assert.deepEqual([attempt?.stats.sessionId, attempt?.stats.model, attempt?.stats.costUsd], ['s1', 'm1', 0.25]);
+      const task = await store.getTask(c!.task.id);
+      assert.deepEqual([task?.stats.sessionId, task?.stats.model, task?.stats.costUsd], ['s1', 'm1', 0.25]);
+      await store.close();
+    });
+
     it('fences: a lost lease cannot finish, requeue or heartbeat', async () => {
       const { store } = await factory.open();
       await store.enqueue([newTask('a')], T0);
