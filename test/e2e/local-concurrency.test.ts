@@ -81,7 +81,7 @@ describe('per-process concurrency (run -c N)', () => {
     }
   });
 
-  it('says once when the store-wide concurrency caps -c N or local_concurrency; --once still runs everything', async () => {
+  it('says once when the store-wide concurrency caps -c N or local_concurrency (run and serve); --once still runs everything', async () => {
     const paths = makeProject({ concurrency: 1, local_concurrency: 5, poll_interval: '100ms' });
     const p = ['--project', paths.root];
     dropTask(paths, 'one', { agent: 'command', command: 'echo one' }, 'x');
@@ -101,6 +101,20 @@ describe('per-process concurrency (run -c N)', () => {
     const within = await agentq(['run', '--once', '-c', '1', ...p], {}, 60_000);
     assert.equal(within.code, 0, within.stderr);
     assert.doesNotMatch(within.stderr, /caps this dispatcher/);
+
+    const serve = spawn(AGENTQ, ['serve', '--port', '0', '-c', '2', ...p], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    serve.stdout!.on('data', (d) => (out += d));
+    serve.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise((r) => serve.once('exit', r));
+    try {
+      await waitFor(() => out.includes('listening on'), 30_000, `serve to listen (stderr: ${err})`);
+      assert.match(err, /^agentq: -c 2: the store-wide limit \(config concurrency: 1\) caps this dispatcher at 1 running tasks$/m);
+    } finally {
+      serve.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('refuses a bad -c for run and serve with the usage (exit 2), before opening the store', async () => {
