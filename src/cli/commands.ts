@@ -20,7 +20,7 @@ import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { attemptLogFile, readLogFrom } from '../results/logs.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -66,25 +66,57 @@ export async function initCommand(dir: string): Promise<number> {
 }
 
 /**
- * The labels of `--label` (repeatable), checked as `runs_on` labels are and without repeats;
- * null when none is given (config `labels` stand).
+ * The labels of a repeatable label flag (`--label`, `submit --runs-on`), checked as `runs_on`
+ * labels are and without repeats; null when none is given (config `labels` stand).
  * @throws UsageError naming the flag for a blank, multi-line or too long label
  */
-function labelFlags(values: readonly string[] | undefined): string[] | null {
+function labelFlags(values: readonly string[] | undefined, flag = '--label'): string[] | null {
   if (!values || values.length === 0) return null;
   return [
     ...new Set(
       values.map((v) => {
         const parsed = LABEL_SCHEMA.safeParse(v);
-        if (!parsed.success) throw new UsageError(`--label: ${parsed.error.issues[0]?.message ?? `${JSON.stringify(v)} is not a label`}`);
+        if (!parsed.success) throw new UsageError(`${flag}: ${parsed.error.issues[0]?.message ?? `${JSON.stringify(v)} is not a label`}`);
         return parsed.data;
       }),
     ),
   ];
 }
 
+/**
+ * The value of `-c/--concurrency N`: this dispatcher's own limit of running tasks (config
+ * `local_concurrency`); null when the flag is not given.
+ * @throws UsageError naming the flag for anything but a whole number ≥ 1
+ */
+function concurrencyFlag(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(value)} is not a whole number ≥ 1`);
+  return n;
+}
+
+/**
+ * Sets this dispatcher's own limit (`-c N`, else config `local_concurrency` stands) and
+ * prints one notice on stderr when it is above the store-wide `concurrency`, which then caps it.
+ */
+function applyLocalConcurrency(config: Config, flag: number | null): void {
+  if (flag !== null) config.local_concurrency = flag;
+  const local = config.local_concurrency;
+  if (local !== undefined && local > config.concurrency) {
+    const source = flag !== null ? `-c ${local}` : `local_concurrency ${local}`;
+    process.stderr.write(`agentq: ${source}: the store-wide limit (config concurrency: ${config.concurrency}) caps this dispatcher at ${config.concurrency} running tasks\n`);
+  }
+}
+
+/**
+ * `agentq run`: the dispatcher until SIGINT or SIGTERM (with `--once`, until nothing is left
+ * that can run within `--max-wait`). `-c N`: at most N running tasks in this process, within
+ * the store-wide config `concurrency`.
+ * @throws UsageError for a bad `--concurrency`, `--max-wait` (or it without `--once`), `--label`
+ */
 export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }): Promise<number> {
   const labels = labelFlags(o.label);
+  const localConcurrency = concurrencyFlag(o.concurrency);
   let maxWaitMs: number | undefined;
   if (o.maxWait !== undefined) {
     if (!o.once) throw new UsageError('--max-wait: only with --once');
@@ -92,11 +124,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
-  if (o.concurrency !== undefined) {
-    const n = Number(o.concurrency);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(o.concurrency)} is not a whole number ≥ 1`);
-    p.config.concurrency = n;
-  }
+  applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
@@ -150,10 +178,13 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
 /**
  * `agentq serve`: the dispatcher (as `run`) and the HTTP API in one process until SIGINT or
  * SIGTERM; then no new requests or claims, running tasks are stopped and requeued.
- * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765).
+ * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765); `-c N` and
+ * `--label` as for {@link runCommand}.
+ * @throws UsageError for a bad `--host`, `--port`, `--concurrency` or `--label`
  */
-export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[] }): Promise<number> {
+export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[]; concurrency?: string }): Promise<number> {
   const labels = labelFlags(o.label);
+  const localConcurrency = concurrencyFlag(o.concurrency);
   let port: number | undefined;
   if (o.port !== undefined) {
     port = Number(o.port);
@@ -163,6 +194,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
   const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   const host = o.host ?? p.config.serve.host;
   const token = resolveToken(process.env, p.config.serve.token);
@@ -234,14 +266,23 @@ export interface SubmitOptions {
   model?: string;
   dependsOn?: string[];
   timeout?: string;
+  /** `--runs-on`, repeatable: the task's `runs_on` labels. */
+  runsOn?: string[];
 }
 
+/**
+ * `agentq submit`: copies FILE into the inbox, or writes a task file from `--prompt` and the
+ * field flags (`--runs-on` → `runs_on`, …), under a free name.
+ * @throws UsageError for FILE with `--prompt`/`--title`/`--runs-on`, neither, a bad `--name` or `--runs-on` label
+ */
 export async function submitCommand(g: GlobalOptions, file: string | undefined, o: SubmitOptions): Promise<number> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) throw new AgentQueueError('no_project', `${paths.root} has no .agent-queue/inbox/: run "agentq init"`);
+  const runsOn = labelFlags(o.runsOn, '--runs-on');
   let target: string;
   if (file !== undefined) {
     if (o.prompt !== undefined || o.title !== undefined) throw new UsageError('give either FILE or --title/--prompt, not both');
+    if (runsOn) throw new UsageError('--runs-on: only with --prompt (a task FILE sets runs_on in its frontmatter)');
     if (!file.endsWith('.md')) throw new UsageError(`${file}: a task file must end in .md`);
     const name = o.name ?? path.basename(file, '.md');
     target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
@@ -256,6 +297,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
+    if (runsOn) fm.runs_on = runsOn;
     const content = `${Object.keys(fm).length ? `---\n${YAML.stringify(fm)}---\n\n` : ''}${o.prompt}\n`;
     let name = base;
     for (let n = 2; ; n++) {
@@ -283,6 +325,12 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
   });
 }
 
+/**
+ * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
+ * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
+ * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
+ * labels }`, null where unknown) and `subtasks`.
+ */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store }) => {
     const task = await findTask(store, ref);
@@ -295,10 +343,12 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
       }
     };
     await walk(task.id, 0);
+    const workers = new Map((await store.listWorkers()).map((w) => [w.id, w]));
     if (o.json) {
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
-      out(JSON.stringify({ ...task, attemptHistory: attempts, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree));
+      const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
+      out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, tree, workers));
     return 0;
   });
 }

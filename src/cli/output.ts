@@ -7,7 +7,9 @@ import type { AgentEvent } from '../agents/runner.ts';
 import { formatDuration } from '../config/duration.ts';
 import { isTerminal, type AgentPause, type Attempt, type Claim, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
+import { hostOfWorker } from '../scheduler/dispatcher.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
+import type { WorkerInfo } from '../store/store.ts';
 
 const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
@@ -35,8 +37,25 @@ export function taskRows(tasks: Task[]): string {
   );
 }
 
-/** One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree. */
-export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = []): string {
+/** The dispatcher an attempt ran on, as far as it is known. */
+export interface AttemptDispatcher {
+  /** Its host (from its worker row, else from its id); null when the id does not tell. */
+  host: string | null;
+  /** Its labels while it is registered (live); null once it has left the worker table. */
+  labels: string[] | null;
+}
+
+/** The dispatcher of an attempt: its worker row when still registered, else what its id tells (the host). */
+export function attemptDispatcher(attempt: Pick<Attempt, 'workerId'>, workers: ReadonlyMap<string, WorkerInfo>): AttemptDispatcher {
+  const w = workers.get(attempt.workerId);
+  return w ? { host: w.host, labels: w.labels } : { host: hostOfWorker(attempt.workerId), labels: null };
+}
+
+/**
+ * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
+ * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}).
+ */
+export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map()): string {
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
@@ -47,6 +66,7 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
     ['depends_on', task.dependsOn.join(', ') || '-'],
+    ['runs_on', task.runsOn.join(', ') || '-'],
     ...(task.parent ? ([['parent', `${task.parent}${task.parentId === null ? '' : ` (task ${task.parentId})`}`]] as Array<[string, unknown]>) : []),
     ['timeout', formatDuration(task.timeoutMs)],
     ['retries', task.retries],
@@ -67,12 +87,13 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
   const head = fields.map(([k, v]) => `${`${k}:`.padEnd(15)}${String(v)}`).join('\n');
   const tries = attempts.length
     ? table(
-        ['#', 'OUTCOME', 'AGENT', 'MODEL', 'EXIT', 'DURATION', 'COST', 'REASON'],
+        ['#', 'OUTCOME', 'AGENT', 'MODEL', 'HOST', 'LABELS', 'EXIT', 'DURATION', 'COST', 'REASON'],
         attempts.map((a) => [
           String(a.number),
           a.outcome,
           a.agent,
           a.stats.model ?? a.model ?? '',
+          ...dispatcherCells(attemptDispatcher(a, workers), a.workerId),
           a.exitCode === null ? '' : String(a.exitCode),
           a.durationMs === null ? '' : formatDuration(a.durationMs),
           cost(a.stats.costUsd),
@@ -83,6 +104,11 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
   const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
   const subtasks = subtaskTree.length ? `\nsubtasks:\n#${task.id} ${task.name} [${task.state}]\n${subtaskTree.join('\n')}\n` : '';
   return `${head}\n\n${tries}\n${subtasks}${body}\n`;
+}
+
+/** The HOST and LABELS cells of an attempt: `(gone)` for the labels of a dispatcher no longer registered. */
+function dispatcherCells(d: AttemptDispatcher, workerId: string): [string, string] {
+  return [d.host ?? workerId, d.labels === null ? '(gone)' : d.labels.join(', ') || '-'];
 }
 
 /**

@@ -153,6 +153,11 @@ const configSchema = strictObject({
   /** Global limit of running tasks (across every dispatcher on the store). */
   concurrency: z.number().int().min(1).default(2),
   /**
+   * This dispatcher's own limit of running tasks, within the store-wide `concurrency`
+   * (`agentq run -c N` / `serve -c N` replace it); none by default: `concurrency` alone.
+   */
+  local_concurrency: z.number().int().min(1).optional(),
+  /**
    * This dispatcher's labels: it claims a task with `runs_on` only when it holds every label
    * listed there (tasks without `runs_on` run anywhere). `agentq run --label` / `serve --label` replace them.
    */
@@ -384,6 +389,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 
 # How many tasks run at once (across every dispatcher sharing the store).
 # concurrency: 2
+# local_concurrency: 1   # (default: none) at most this many in this dispatcher, within
+#                         # concurrency (run -c N / serve -c N replace it)
 # labels: [gpu]          # (default: none) this dispatcher's labels: a task with runs_on runs
 #                         # only on a dispatcher holding every label it lists (--label replaces these)
 

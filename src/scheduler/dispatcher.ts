@@ -1,6 +1,6 @@
 /**
  * The dispatcher: takes in the inbox, claims ready tasks from the store within the
- * concurrency limit, runs each attempt through its agent runner, and turns the runner's
+ * store-wide limits and its own (`local_concurrency`, `run -c N`), runs each attempt through its agent runner, and turns the runner's
  * outcome into the task's next state (completed, retried, requeued after a rate limit,
  * failed, timed out, cancelled). It keeps leases alive with a heartbeat, and recovers the
  * running tasks of dispatchers that died (stopping their orphaned agent processes first).
@@ -59,6 +59,29 @@ export function routeModel(task: Task, config: Config): string | null {
   const agent = agentConfig(config, task.agent);
   const chosen = task.model ?? agent.models[task.priority] ?? agent.model ?? (task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null);
   return resolveModelAlias(config, task.agent, chosen);
+}
+
+/** A new dispatcher's id: `HOST:PID:RANDOM` (8 hex digits), unique across restarts and hosts. */
+export function workerIdOf(host: string, pid: number): string {
+  return `${host}:${pid}:${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The host in a dispatcher id made by {@link workerIdOf} (known after the dispatcher left the
+ * worker table, as attempts keep its id); null for an id of another form.
+ */
+export function hostOfWorker(workerId: string): string | null {
+  const m = /^(.+):\d+:[0-9a-f]{8}$/.exec(workerId);
+  return m ? m[1]! : null;
+}
+
+/**
+ * The most attempts one dispatcher runs at once: config `local_concurrency` (`agentq run -c N`),
+ * capped by the store-wide `concurrency` (the claim counts every dispatcher's running tasks
+ * against it); `concurrency` when `local_concurrency` is unset.
+ */
+export function localLimit(config: Pick<Config, 'concurrency' | 'local_concurrency'>): number {
+  return Math.min(config.local_concurrency ?? config.concurrency, config.concurrency);
 }
 
 /** What agents are told about asking a person (Claude Code: `--append-system-prompt`). */
@@ -175,7 +198,7 @@ export class Dispatcher {
     this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
     this.createdAt = now();
     this.events = options.events ?? new DispatcherEvents();
-    this.workerId = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.workerId = workerIdOf(os.hostname(), process.pid);
     this.prices = priceTable(this.o.config);
     this.agentLimits = Object.fromEntries(
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
@@ -194,6 +217,14 @@ export class Dispatcher {
 
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /**
+   * How many attempts this dispatcher runs at once at most: config `local_concurrency`
+   * (`run -c N`), capped by the store-wide `concurrency`; without it, `concurrency`.
+   */
+  get localLimit(): number {
+    return localLimit(this.o.config);
   }
 
   /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
@@ -382,7 +413,11 @@ export class Dispatcher {
     return unsettled.length;
   }
 
-  /** Claims and starts attempts until the concurrency limit or the queue is exhausted. */
+  /**
+   * Claims and starts attempts until a limit or the queue is exhausted: this dispatcher runs
+   * at most {@link localLimit} attempts; the claim itself keeps every limit shared through the
+   * store (`concurrency` across every dispatcher, groups, agents).
+   */
   pump(): Promise<void> {
     if (this.pumping) {
       this.pumpAgain = true;
@@ -394,7 +429,7 @@ export class Dispatcher {
       try {
         do {
           this.pumpAgain = false;
-          while (!this.stopping && this.running.size < this.o.config.concurrency) {
+          while (!this.stopping && this.running.size < this.localLimit) {
             const claim = await this.o.store.claim({
               workerId: this.workerId,
               now: this.o.now(),

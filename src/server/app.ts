@@ -446,7 +446,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
                   },
                 },
               },
-              workers: { type: 'array', items: { type: 'object', additionalProperties: true } },
+              workers: { type: 'array', items: ref('Worker'), description: 'live dispatchers on the store' },
             },
           },
           ...errorResponses(401, 403),

@@ -100,6 +100,22 @@ export const attemptSchema: JsonSchema = {
   },
 };
 
+/** A live dispatcher on the store, as `agentq status --json` lists it (`WorkerInfo` + its running count). */
+export const workerSchema: JsonSchema = {
+  $id: 'Worker',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', description: 'HOST:PID:RANDOM; attempts name it as workerId' },
+    host: { type: 'string' },
+    pid: { type: 'integer' },
+    labels: { type: 'array', items: { type: 'string' }, description: 'its labels (agentq run --label), matched against runs_on' },
+    running: { type: 'integer', description: 'its running attempts' },
+    startedAt: { type: 'integer', description: 'epoch ms' },
+    heartbeatAt: { type: 'integer', description: 'last heartbeat, epoch ms' },
+  },
+};
+
 /** A task's callback delivery. */
 export const callbackSchema: JsonSchema = {
   $id: 'Callback',
@@ -132,7 +148,7 @@ export const errorSchema: JsonSchema = {
   },
 };
 
-export const SHARED_SCHEMAS = [taskSchema, attemptSchema, callbackSchema, errorSchema];
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, callbackSchema, errorSchema];
 
 export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
 

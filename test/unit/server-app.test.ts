@@ -619,7 +619,8 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
+    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'] });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: ['gpu'] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });
     const status = (await h.app.inject({ url: '/v1/status' })).json() as {
@@ -629,6 +630,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
       workers: unknown[];
     };
     assert.equal(status.counts.running, 1);
+    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
     assert.equal(status.running[0]?.id, claim.task.id);
     assert.deepEqual(
       status.agents.map((a) => [a.agent, a.running, a.pauseReason]),
@@ -689,7 +691,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.equal(body.additionalProperties, false);
     assert.deepEqual(body.required, ['prompt']);
     for (const f of ['prompt', 'priority', 'depends_on', 'callback_url', 'max_cost_usd']) assert.ok(f in body.properties, f);
-    for (const s of ['Task', 'Attempt', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
+    for (const s of ['Task', 'Attempt', 'Worker', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
   });
 
   it("/openapi.json's task body lists exactly the fields the task-file parser knows, and the body-only ones", async () => {
