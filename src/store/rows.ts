@@ -76,6 +76,9 @@ export function toTask(row: Row, depIds: number[]): Task {
     answer: str(row.answer),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
+    ranOn: str(row.ran_on),
+    pushedTo: str(row.pushed_to),
+    pushError: str(row.push_error),
   };
 }
 

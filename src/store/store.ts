@@ -66,6 +66,9 @@ export interface AttemptAgent {
   model: string | null;
 }
 
+/** Where the attempt that ends a task ran and what it left in git ({@link TaskStore.setWorkspaceResult}); the fields as on `Task`. */
+export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushedTo' | 'pushError'>;
+
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
   /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
@@ -219,8 +222,11 @@ export interface TaskStore {
    * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
-  /** Records the worktree branch and the commits a task made on it. */
-  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
+  /**
+   * Records where the attempt that ends a task ran and what it left in git: every field of
+   * {@link WorkspaceRecord} is replaced (a later end of the task overwrites an earlier one's).
+   */
+  setWorkspaceResult(taskId: number, record: WorkspaceRecord): Promise<void>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.

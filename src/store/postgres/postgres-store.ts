@@ -55,6 +55,7 @@ import type {
   Store,
   TaskFilter,
   WorkerInfo,
+  WorkspaceRecord,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { redactStoreUrl } from '../store-url.ts';
@@ -489,8 +490,15 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
+  async setWorkspaceResult(taskId: number, r: WorkspaceRecord): Promise<void> {
+    await this.q('UPDATE tasks SET branch = $1, commits = $2, ran_on = $3, pushed_to = $4, push_error = $5 WHERE id = $6', [
+      r.branch,
+      JSON.stringify(r.commits),
+      r.ranOn,
+      r.pushedTo,
+      r.pushError,
+      taskId,
+    ]);
   }
 
   async findByName(name: string): Promise<Task | null> {

@@ -38,6 +38,7 @@ import type {
   Store,
   TaskFilter,
   WorkerInfo,
+  WorkspaceRecord,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
@@ -267,8 +268,15 @@ export class SqliteStore implements Store {
     return row ? this.taskById(Number(row.id)) : null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    this.prepare('UPDATE tasks SET branch = ?, commits = ? WHERE id = ?').run(branch, JSON.stringify(commits), taskId);
+  async setWorkspaceResult(taskId: number, r: WorkspaceRecord): Promise<void> {
+    this.prepare('UPDATE tasks SET branch = ?, commits = ?, ran_on = ?, pushed_to = ?, push_error = ? WHERE id = ?').run(
+      r.branch,
+      JSON.stringify(r.commits),
+      r.ranOn,
+      r.pushedTo,
+      r.pushError,
+      taskId,
+    );
   }
 
   async listPendingIntake(): Promise<string[]> {
