@@ -719,8 +719,9 @@ export class Dispatcher {
   /**
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
-   * branch (see {@link pushTaskBranch}); records where it ran and what it left in git
-   * (`setWorkspaceResult`), then the end. Null when the lease is lost.
+   * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
+   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
     { task, attempt }: Claim,
@@ -750,9 +751,15 @@ export class Dispatcher {
         Object.assign(record, await this.pushTaskBranch(task, closed.branch, closed.commits.length, remote));
       }
     }
-    await this.o.store.setWorkspaceResult(task.id, record);
     const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-    return this.o.store.finish(attempt.id, { ...base, state: finalState, attemptOutcome: finalState, reason: failure, result: finalState === 'completed' ? result : null });
+    return this.o.store.finish(attempt.id, {
+      ...base,
+      state: finalState,
+      attemptOutcome: finalState,
+      reason: failure,
+      result: finalState === 'completed' ? result : null,
+      workspace: record,
+    });
   }
 
   /**

@@ -57,6 +57,8 @@ export interface FinishOutcome {
   stats: RunStats;
   /** Raw stdout log of the attempt. */
   logPath?: string | null;
+  /** Where the attempt ran and what it left in git: replaces the task's record (every field); absent: the record is left as it is. */
+  workspace?: WorkspaceRecord;
   now: number;
 }
 
@@ -66,7 +68,7 @@ export interface AttemptAgent {
   model: string | null;
 }
 
-/** Where the attempt that ends a task ran and what it left in git ({@link TaskStore.setWorkspaceResult}); the fields as on `Task`. */
+/** Where the attempt that ends a task ran and what it left in git (`FinishOutcome.workspace`); the fields as on `Task`. */
 export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushedTo' | 'pushError'>;
 
 /** Putting a running task back in the queue. */
@@ -222,11 +224,6 @@ export interface TaskStore {
    * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
-  /**
-   * Records where the attempt that ends a task ran and what it left in git: every field of
-   * {@link WorkspaceRecord} is replaced (a later end of the task overwrites an earlier one's).
-   */
-  setWorkspaceResult(taskId: number, record: WorkspaceRecord): Promise<void>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.

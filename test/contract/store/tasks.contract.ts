@@ -108,33 +108,6 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
-    it('records where the ending attempt ran, its branch and commits, and where the branch was pushed or why not; each record replaces the last', async () => {
-      const { store, openSecond } = await factory.open();
-      const [t] = await store.enqueue([newTask('pushed')], T0);
-      const fresh = await store.getTask(t!.id);
-      assert.deepEqual([fresh?.branch, fresh?.commits, fresh?.ranOn, fresh?.pushedTo, fresh?.pushError], [null, [], null, null, null]);
-      await store.setWorkspaceResult(t!.id, {
-        branch: 'agentq/pushed',
-        commits: [{ hash: 'abc', subject: 's' }],
-        ranOn: 'build-box',
-        pushedTo: null,
-        pushError: 'git push origin agentq/pushed: [rejected] (non-fast-forward)',
-      });
-      const other = await openSecond();
-      const failed = await other.getTask(t!.id);
-      await other.close();
-      assert.deepEqual(
-        [failed?.branch, failed?.commits, failed?.ranOn, failed?.pushedTo, failed?.pushError],
-        ['agentq/pushed', [{ hash: 'abc', subject: 's' }], 'build-box', null, 'git push origin agentq/pushed: [rejected] (non-fast-forward)'],
-        'read back through another handle',
-      );
-      await store.setWorkspaceResult(t!.id, { branch: 'agentq/pushed', commits: [], ranOn: 'laptop', pushedTo: 'origin/agentq/pushed', pushError: null });
-      const pushed = await store.getTask(t!.id);
-      assert.deepEqual([pushed?.commits, pushed?.ranOn, pushed?.pushedTo, pushed?.pushError], [[], 'laptop', 'origin/agentq/pushed', null], 'the push error of the earlier end is gone');
-      assert.equal((await store.listTasks({})).find((x) => x.id === t!.id)?.pushedTo, 'origin/agentq/pushed', 'lists carry the fields too');
-      await store.close();
-    });
-
     it('never hands one task to two handles claiming at once', async () => {
       const { store, openSecond } = await factory.open();
       const other = await openSecond();
