@@ -651,8 +651,9 @@ export class Dispatcher {
   /**
    * Applies what {@link decide} makes of a runner outcome. A task that ends closes its
    * worktree first (commit leftovers, merge with `merge: auto`, or push with
-   * `workspace_push`), so the result file names the branch, commits and push; a merge conflict fails a completed task. A requeued or blocked
-   * task keeps its worktree for the next attempt; a lost lease touches nothing.
+   * `workspace_push`), so the result file names the branch, commits and push; a merge
+   * conflict fails a completed task, a failed push does not. A requeued or blocked task keeps
+   * its worktree for the next attempt; a lost lease touches nothing.
    */
   private async settle(
     plan: Pick<AttemptPlan, 'claim' | 'model'> & { stdoutLog: string | null; workspace: Workspace | null },
