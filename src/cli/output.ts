@@ -79,7 +79,10 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
+    ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
+    ...(task.pushedTo ? ([['pushed_to', task.pushedTo]] as Array<[string, unknown]>) : []),
+    ...(task.pushError ? ([['push_error', task.pushError]] as Array<[string, unknown]>) : []),
     ['result_file', task.resultPath ?? '-'],
     ['tags', task.tags.join(', ') || '-'],
     ...Object.entries(task.extra).map(([k, v]): [string, unknown] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
@@ -172,6 +175,14 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
+  events.on('task.pushed', (t, to, commits) => print(`pushed    ${label(t)} → ${to} (${commits} commit${commits === 1 ? '' : 's'})`));
+  events.on('task.push_failed', (t, error, retryInMs) =>
+    print(
+      retryInMs === null
+        ? `push      ${label(t)} failed: ${error}; the branch stays in this checkout (push_error in the result file)`
+        : `push      ${label(t)} failed, trying again in ${formatDuration(retryInMs)}: ${error}`,
+    ),
+  );
   events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
   events.on('task.recovered', (t, pids) =>
     print(`recovered ${label(t)} from a stopped dispatcher${pids.length ? ` (stopped ${pids.length} leftover process(es))` : ''}`),

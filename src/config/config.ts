@@ -182,6 +182,19 @@ const configSchema = strictObject({
   questions: z.boolean().default(true),
   /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
   merge: z.enum(['manual', 'auto']).default('manual'),
+  /**
+   * A remote of this checkout (e.g. `origin`): when a worktree task ends (in any state) with
+   * commits on its branch, the branch is pushed there under the same name (no force; see
+   * src/workspace/push.ts), so the checkout the task came from can `git fetch` it. The branch
+   * is then not merged into this checkout (`merge` does not apply: it is the origin's to
+   * merge). A failed push is recorded (`push_error`) and does not change the task's end.
+   * None by default: branches stay in this checkout.
+   */
+  workspace_push: z
+    .string()
+    .max(100, 'a remote name of at most 100 characters')
+    .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'not a git remote name (e.g. origin; a URL is not accepted: add it with git remote add NAME URL)')
+    .optional(),
   /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
   retry_backoff: duration('30s'),
   retry_backoff_max: duration('10m'),
@@ -401,6 +414,9 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
 # workspace: worktree     # default: worktree in a git repository, else inplace
 # merge: manual           # or auto: merge a worktree task's branch back after success
+# workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
+#                         # it ends with commits, for the checkout it came from to fetch (then
+#                         # it is not merged here); a failed push is recorded as push_error
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m

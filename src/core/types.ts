@@ -129,6 +129,12 @@ export interface Task extends TaskSpec {
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
+  /** Host name of the machine whose dispatcher ran the attempt that ended the task (where `branch` lives); null until one ends it. */
+  ranOn: string | null;
+  /** `workspace_push`: where the branch was pushed, as the remote-tracking name a fetch gives it (`origin/agentq/fix`); null when not pushed. */
+  pushedTo: string | null;
+  /** `workspace_push`: why the push failed (one line: remote, branch, git's complaint); null when it did not fail. */
+  pushError: string | null;
 }
 
 /** What one attempt ended as. */

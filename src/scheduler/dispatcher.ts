@@ -20,8 +20,9 @@ import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
-import type { FinishOutcome, Store, WorkerInfo } from '../store/store.ts';
-import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
+import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
+import { pushBranch } from '../workspace/push.ts';
+import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
@@ -684,9 +685,10 @@ export class Dispatcher {
 
   /**
    * Applies what {@link decide} makes of a runner outcome. A task that ends closes its
-   * worktree first (commit leftovers, merge with `merge: auto`), so the result file names
-   * the branch and commits; a merge conflict fails a completed task. A requeued or blocked
-   * task keeps its worktree for the next attempt; a lost lease touches nothing.
+   * worktree first (commit leftovers, merge with `merge: auto`, or push with
+   * `workspace_push`), so the result file names the branch, commits and push; a merge
+   * conflict fails a completed task, a failed push does not. A requeued or blocked task keeps
+   * its worktree for the next attempt; a lost lease touches nothing.
    */
   private async settle(
     plan: Pick<AttemptPlan, 'claim' | 'model'> & { stdoutLog: string | null; workspace: Workspace | null },
@@ -752,8 +754,10 @@ export class Dispatcher {
 
   /**
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
-   * `completed` into `failed`, naming the conflict), then records the end. Null when the
-   * lease is lost.
+   * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
+   * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
+   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
     { task, attempt }: Claim,
@@ -764,18 +768,54 @@ export class Dispatcher {
     result: string | null = null,
   ): Promise<Task | null> {
     let failure = reason;
+    const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
     if (workspace?.mode === 'worktree') {
+      const remote = this.o.config.workspace_push ?? null;
+      // A checkout that pushes is a worker's: the branch goes to the remote for the checkout the task came from; merging it here would only make this one's branch diverge.
+      const merge = remote !== null ? 'manual' : (task.merge ?? this.o.config.merge);
+      let closed: WorkspaceResult | null = null;
       try {
-        const closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge: task.merge ?? this.o.config.merge });
-        await this.o.store.setWorkspaceResult(task.id, closed.branch, closed.commits);
+        closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge });
       } catch (err) {
-        if (err instanceof MergeError) await this.o.store.setWorkspaceResult(task.id, err.result.branch, err.result.commits);
+        if (err instanceof MergeError) closed = err.result;
         if (state === 'completed') failure = (err as Error).message;
         else this.events.emit('error', err as Error);
       }
+      record.branch = closed?.branch ?? workspace.branch;
+      record.commits = closed?.commits ?? [];
+      if (remote !== null && closed?.branch && closed.commits.length > 0) {
+        Object.assign(record, await this.pushTaskBranch(task, closed.branch, closed.commits.length, remote));
+      }
     }
     const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-    return this.o.store.finish(attempt.id, { ...base, state: finalState, attemptOutcome: finalState, reason: failure, result: finalState === 'completed' ? result : null });
+    return this.o.store.finish(attempt.id, {
+      ...base,
+      state: finalState,
+      attemptOutcome: finalState,
+      reason: failure,
+      result: finalState === 'completed' ? result : null,
+      workspace: record,
+    });
+  }
+
+  /**
+   * `workspace_push`: pushes a closed worktree's branch to `remote` (transient failures tried
+   * again, see `pushBranch`), announcing each failed try and the outcome as events. A failed
+   * push leaves the task's end as it is; it is recorded as `pushError`.
+   */
+  private async pushTaskBranch(task: Task, branch: string, commits: number, remote: string): Promise<Pick<WorkspaceRecord, 'pushedTo' | 'pushError'>> {
+    const pushed = await pushBranch({
+      cwd: this.o.paths.root,
+      branch,
+      remote,
+      onRetry: (error, retryInMs) => this.events.emit('task.push_failed', task, error, retryInMs),
+    });
+    if (pushed.ok) {
+      this.events.emit('task.pushed', task, pushed.pushedTo, commits);
+      return { pushedTo: pushed.pushedTo, pushError: null };
+    }
+    this.events.emit('task.push_failed', task, pushed.error, null);
+    return { pushedTo: null, pushError: pushed.error };
   }
 
   /**

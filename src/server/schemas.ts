@@ -74,6 +74,9 @@ export const taskSchema: JsonSchema = {
     answer: nul('string'),
     branch: nul('string'),
     commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
+    ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },
+    pushedTo: { ...nul('string'), description: 'workspace_push: REMOTE/BRANCH the branch was pushed to' },
+    pushError: { ...nul('string'), description: 'workspace_push: why the push failed' },
   },
 };
 

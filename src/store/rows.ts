@@ -4,7 +4,7 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo } from './store.ts';
+import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -76,6 +76,9 @@ export function toTask(row: Row, depIds: number[]): Task {
     answer: str(row.answer),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
+    ranOn: str(row.ran_on),
+    pushedTo: str(row.pushed_to),
+    pushError: str(row.push_error),
   };
 }
 
@@ -154,6 +157,17 @@ export function toUsageRecord(row: Row, withTags: boolean): UsageRecord {
     outputTokens: num(row.output_tokens),
     tags: withTags ? (JSON.parse(String(row.tags)) as string[]) : [],
   };
+}
+
+/** A {@link WorkspaceRecord} as task column → value (`commits` as JSON text), the same on every backend. */
+export function workspaceColumns(r: WorkspaceRecord): Array<[string, unknown]> {
+  return [
+    ['branch', r.branch],
+    ['commits', JSON.stringify(r.commits)],
+    ['ran_on', r.ranOn],
+    ['pushed_to', r.pushedTo],
+    ['push_error', r.pushError],
+  ];
 }
 
 /**

@@ -57,6 +57,8 @@ export interface FinishOutcome {
   stats: RunStats;
   /** Raw stdout log of the attempt. */
   logPath?: string | null;
+  /** Where the attempt ran and what it left in git: replaces the task's record (every field); absent: the record is left as it is. */
+  workspace?: WorkspaceRecord;
   now: number;
 }
 
@@ -65,6 +67,9 @@ export interface AttemptAgent {
   agent: string;
   model: string | null;
 }
+
+/** Where the attempt that ends a task ran and what it left in git (`FinishOutcome.workspace`); the fields as on `Task`. */
+export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushedTo' | 'pushError'>;
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
@@ -219,8 +224,6 @@ export interface TaskStore {
    * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
-  /** Records the worktree branch and the commits a task made on it. */
-  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.

@@ -37,7 +37,7 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import type {
   AgentUsage,
   CallbackDelivery,
@@ -489,9 +489,6 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
-  }
 
   async findByName(name: string): Promise<Task | null> {
     const [t] = await this.tasksWhere('t.name = $1 ORDER BY t.id DESC LIMIT 1', [name]);
@@ -637,6 +634,10 @@ export class PostgresStore implements Store {
         ],
         c,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        await this.q(`UPDATE tasks SET ${cols.map(([col], i) => `${col} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [...cols.map(([, v]) => v), held.task.id], c);
+      }
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);

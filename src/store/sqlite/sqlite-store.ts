@@ -42,7 +42,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -267,9 +267,6 @@ export class SqliteStore implements Store {
     return row ? this.taskById(Number(row.id)) : null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    this.prepare('UPDATE tasks SET branch = ?, commits = ? WHERE id = ?').run(branch, JSON.stringify(commits), taskId);
-  }
 
   async listPendingIntake(): Promise<string[]> {
     return (this.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
@@ -410,6 +407,10 @@ export class SqliteStore implements Store {
         o.stats.numTurns,
         held.task.id,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        this.prepare(`UPDATE tasks SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map(([, v]) => v), held.task.id);
+      }
       return this.taskById(Number(held.task.id));
     });
   }
