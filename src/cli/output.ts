@@ -67,10 +67,11 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
   const head = fields.map(([k, v]) => `${`${k}:`.padEnd(15)}${String(v)}`).join('\n');
   const tries = attempts.length
     ? table(
-        ['#', 'OUTCOME', 'AGENT', 'MODEL', 'EXIT', 'DURATION', 'COST', 'REASON'],
+        ['#', 'OUTCOME', 'HOST', 'AGENT', 'MODEL', 'EXIT', 'DURATION', 'COST', 'REASON'],
         attempts.map((a) => [
           String(a.number),
           a.outcome,
+          a.host ?? '-',
           a.agent,
           a.stats.model ?? a.model ?? '',
           a.exitCode === null ? '' : String(a.exitCode),
