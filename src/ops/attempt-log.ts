@@ -107,7 +107,7 @@ export function formatBytes(bytes: number): string {
 
 /** Where a host is, seen from `here` (this machine's host name). */
 function hostLabel(host: string | null, here: string): string {
-  return host === null ? 'an unknown host' : host === here ? `this host (${here}) in another checkout` : `host ${host}`;
+  return host === null ? 'an unknown host' : host === here ? `this host (${here})` : `host ${host}`;
 }
 
 /**
