@@ -4,21 +4,22 @@
  * complete), 2 usage error.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
 import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
-import { AgentQueueError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
+import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
+import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
-import { attemptLogFile, readLogFrom } from '../results/logs.ts';
+import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
 import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
@@ -353,40 +354,81 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
   });
 }
 
-export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean }): Promise<number> {
+/**
+ * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
+ * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
+ * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
+ *   each under a `==> attempt N stdout (WHERE) <==` line naming the file or the store's copy.
+ * - `--attempt N`: that attempt's stdout (or stderr), raw; with `-f`, followed until the
+ *   attempt ends. `-f` alone: the newest attempt's, then each retry's, until the task ends.
+ *   A log not read from a file here is announced by one `agentq: …` line on stderr; one
+ *   that runs on another host is printed from the store once it ends.
+ * Returns 1 when `--attempt N`'s log is neither here nor in the store.
+ * @throws UsageError for an `--attempt` that is not a whole number ≥ 1; NotFoundError for an unknown task or attempt
+ */
+export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }): Promise<number> {
+  const wanted = o.attempt === undefined ? undefined : Number(o.attempt);
+  if (wanted !== undefined && !(/^\d+$/.test(o.attempt!) && wanted >= 1 && Number.isSafeInteger(wanted))) {
+    throw new UsageError(`--attempt: ${JSON.stringify(o.attempt)} is not an attempt number (1, 2, …)`);
+  }
+  const stream: LogStream = o.stderr ? 'stderr' : 'stdout';
+  const here = os.hostname();
+  const note = (line: string) => process.stderr.write(`agentq: ${line}\n`);
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    /** Prints one log raw; false when it is neither here nor stored. */
+    const printOne = async (number: number): Promise<boolean> => {
+      let found = true;
+      const onSource = (source: LogSource) => {
+        if (source.kind !== 'file') note(describeSource(source, `attempt ${number}'s ${stream}`, here));
+        if (source.kind === 'none') found = false;
+      };
+      for await (const chunk of streamAttemptLog(store, paths, task, number, stream, { follow: o.follow === true, onSource })) process.stdout.write(chunk);
+      return found;
+    };
+    if (wanted !== undefined) {
+      if (!attempts.some((a) => a.number === wanted)) {
+        throw new NotFoundError(`task ${task.id} has no attempt ${wanted} (${attempts.length ? `it has 1 to ${attempts.length}` : 'none yet'})`);
+      }
+      return (await printOne(wanted)) ? 0 : 1;
+    }
     if (!o.follow) {
       if (attempts.length === 0) out('(no attempts yet)');
       for (const a of attempts) {
-        for (const stream of ['stdout', 'stderr'] as const) {
-          const file = attemptLogFile(paths, task, a.number, stream);
-          if (!fs.existsSync(file) || fs.statSync(file).size === 0) continue;
-          out(`==> attempt ${a.number} ${stream} (${file}) <==`);
-          process.stdout.write(fs.readFileSync(file));
+        let output: Promise<AttemptOutput | null> | undefined;
+        const stored = () => (output ??= store.attemptOutput(a.id));
+        let noted = false;
+        for (const s of o.stderr ? (['stderr'] as const) : (['stdout', 'stderr'] as const)) {
+          const source = await locateLog(store, paths, task, a, s, stored);
+          if (source.kind === 'file') {
+            if (fs.statSync(source.file).size === 0) continue;
+            out(`==> attempt ${a.number} ${s} (${source.file}) <==`);
+            process.stdout.write(fs.readFileSync(source.file));
+          } else if (source.kind === 'stored') {
+            if (source.tail.text === '') continue;
+            out(`==> attempt ${a.number} ${s} (${storedLabel(source, here)}) <==`);
+            process.stdout.write(source.tail.text);
+          } else if (!noted) {
+            noted = true;
+            note(describeSource(source, `attempt ${a.number}'s log`, here));
+          }
         }
       }
       return 0;
     }
-    // Follow: stream the newest attempt's stdout until the task ends.
-    let offset = 0;
+    // Follow: the newest attempt until it ends, then each next one, until the task ends.
     let number = 0;
     for (;;) {
-      const current = await store.getTask(task.id);
       const latest = (await store.listAttempts(task.id)).at(-1);
       if (latest && latest.number !== number) {
         number = latest.number;
-        offset = 0;
-        out(`==> attempt ${number} stdout <==`);
+        out(`==> attempt ${number} ${stream} <==`);
+        await printOne(number);
+        continue;
       }
-      if (number) {
-        const chunk = readLogFrom(attemptLogFile(paths, task, number, 'stdout'), offset);
-        if (chunk.length) {
-          process.stdout.write(chunk);
-          offset += chunk.length;
-        }
-      }
+      const current = await store.getTask(task.id);
       if (!current || isTerminal(current.state)) return 0;
       await new Promise((r) => setTimeout(r, 250));
     }

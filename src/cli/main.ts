@@ -96,9 +96,11 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('logs')
     .argument('<id>', 'task id or name')
-    .description("print the raw agent output of a task's attempts")
-    .option('-f, --follow', 'follow the newest attempt until the task ends')
-    .action(act(async (id: string, o: { follow?: boolean }) => logsCommand(g(), id, o)));
+    .description("print the raw agent output of a task's attempts (from the store's copy of the last 64 KiB when the log is not on this machine)")
+    .option('--attempt <n>', "only attempt N's log, raw (1 is the first)")
+    .option('--stderr', 'the stderr log instead of stdout (without --attempt or -f: only stderr)')
+    .option('-f, --follow', 'follow the log until the attempt ends (without --attempt: the newest attempt, then each retry, until the task ends)')
+    .action(act(async (id: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }) => logsCommand(g(), id, o)));
   program
     .command('cancel')
     .argument('<id>', 'task id or name')

@@ -45,10 +45,10 @@ export interface AttemptDispatcher {
   labels: string[] | null;
 }
 
-/** The dispatcher of an attempt: its worker row when still registered, else what its id tells (the host). */
-export function attemptDispatcher(attempt: Pick<Attempt, 'workerId'>, workers: ReadonlyMap<string, WorkerInfo>): AttemptDispatcher {
+/** The dispatcher of an attempt: its host (recorded on the attempt; for older rows, its worker row or id) and, while its worker row is registered, its labels. */
+export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, workers: ReadonlyMap<string, WorkerInfo>): AttemptDispatcher {
   const w = workers.get(attempt.workerId);
-  return w ? { host: w.host, labels: w.labels } : { host: hostOfWorker(attempt.workerId), labels: null };
+  return { host: attempt.host ?? w?.host ?? hostOfWorker(attempt.workerId), labels: w ? w.labels : null };
 }
 
 /**

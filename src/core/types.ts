@@ -160,6 +160,8 @@ export interface Attempt {
   /** 1-based claim number, counting every claim. */
   number: number;
   workerId: string;
+  /** The host name of the machine whose dispatcher claimed it (null for attempts older than the column whose worker id did not name one). */
+  host: string | null;
   agent: string;
   model: string | null;
   outcome: AttemptOutcome;
@@ -171,6 +173,27 @@ export interface Attempt {
   logPath: string | null;
   durationMs: number | null;
   stats: RunStats;
+}
+
+/** Most bytes of each output stream (stdout, stderr) of an attempt that the store keeps: the last 64 KiB. */
+export const OUTPUT_TAIL_BYTES = 64 * 1024;
+
+/** The end of one output stream of an attempt, as the store keeps it (see `readOutputTail`, src/results/logs.ts). */
+export interface OutputTail {
+  /**
+   * The last {@link OUTPUT_TAIL_BYTES} bytes of the log (fewer when a code point would be
+   * split: the cut starts at a whole one) as text; bytes that are not UTF-8, and NUL, read as
+   * U+FFFD (PostgreSQL text holds no NUL).
+   */
+  text: string;
+  /** Size of the whole log, in bytes: past {@link OUTPUT_TAIL_BYTES}, `text` is only its end. */
+  bytes: number;
+}
+
+/** The stdout and stderr tails of an ended attempt (`Store.attemptOutput`). */
+export interface AttemptOutput {
+  stdout: OutputTail;
+  stderr: OutputTail;
 }
 
 /** A claim: the task and the attempt just opened for it. */

@@ -13,12 +13,12 @@ import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
 import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
-import { attemptLogFile } from '../results/logs.ts';
+import { attemptLogFile, readOutputTail } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
@@ -103,6 +103,9 @@ function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown>
 
 /** File-system errors that may pass by themselves (an attempt that met one is retried). */
 const TRANSIENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'ENOMEM']);
+
+/** The output of an attempt that went back to the queue before its agent started. */
+const NO_OUTPUT: AttemptOutput = { stdout: { text: '', bytes: 0 }, stderr: { text: '', bytes: 0 } };
 
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
@@ -320,10 +323,13 @@ export class Dispatcher {
       if (!deadHere && !orphanedRow && !this.leaseLapsed(stale.leaseExpiresAt, now)) continue;
       const leftovers = await findTaggedProcesses((tag) => tag === stale.attemptId);
       if (leftovers.length) await stopProcesses((tag) => tag === stale.attemptId, this.o.config.kill_grace);
+      // The attempt's logs are here when it ran in this checkout (its number is the task's claim count).
+      const here = fs.existsSync(attemptLogFile(this.o.paths, stale.task, stale.task.claims, 'stdout'));
       const task = await this.o.store.requeue(stale.attemptId, {
         attemptOutcome: 'interrupted',
         reason: `dispatcher ${stale.workerId} stopped while the attempt ran`,
         runAfter: now,
+        output: here ? this.outputOf(stale.task, stale.task.claims) : null,
         now,
       });
       if (task) {
@@ -433,6 +439,7 @@ export class Dispatcher {
           while (!this.stopping && this.running.size < this.localLimit) {
             const claim = await this.o.store.claim({
               workerId: this.workerId,
+              host: os.hostname(),
               now: this.o.now(),
               leaseMs: this.o.config.lease,
               concurrency: this.o.config.concurrency,
@@ -578,7 +585,7 @@ export class Dispatcher {
         // Every agent of the list is paused or full: back in the queue, no attempt used.
         const pauses = await store.listPauses(this.o.now());
         const runAfter = Math.min(this.o.now() + this.o.config.poll_interval, ...pauses.map((p) => p.until));
-        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), now: this.o.now() });
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), output: NO_OUTPUT, now: this.o.now() });
         if (requeued) this.events.emit('task.requeued', requeued, 'agent: auto: every agent of the fallback list is paused or busy');
         return null;
       }
@@ -591,7 +598,7 @@ export class Dispatcher {
         // Out of start tokens (another dispatcher took the last): back in the queue, no attempt used.
         const now = this.o.now();
         const reason = `${claimed.task.agent}: ${rateLimitReason(agentConfig(this.o.config, claimed.task.agent), start.nextTokenAt)}`;
-        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), now });
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), output: NO_OUTPUT, now });
         if (requeued) this.events.emit('task.requeued', requeued, reason);
         return null;
       }
@@ -712,12 +719,11 @@ export class Dispatcher {
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
     });
+    if (step.kind === 'none') return;
     const stats = { ...outcome.stats, model: outcome.stats.model ?? plan.model };
-    const base = { stats, exitCode: outcome.exitCode, logPath: plan.stdoutLog, now };
+    const base = { stats, exitCode: outcome.exitCode, logPath: plan.stdoutLog, output: this.outputOf(task, attempt.number), now };
     let finished: Task | null = null;
     switch (step.kind) {
-      case 'none':
-        return;
       case 'block': {
         await store.clearAgentStrikes(account);
         const blocked = await store.block(attempt.id, { question: step.question, ...base });
@@ -762,7 +768,7 @@ export class Dispatcher {
   private async end(
     { task, attempt }: Claim,
     workspace: Workspace | null,
-    base: Pick<FinishOutcome, 'stats' | 'exitCode' | 'logPath' | 'now'>,
+    base: Pick<FinishOutcome, 'stats' | 'exitCode' | 'logPath' | 'output' | 'now'>,
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
@@ -816,6 +822,23 @@ export class Dispatcher {
     }
     this.events.emit('task.push_failed', task, pushed.error, null);
     return { pushedTo: null, pushError: pushed.error };
+  }
+
+  /**
+   * The tails of attempt `number`'s stdout and stderr logs in this checkout, to keep on its
+   * row (a log never written reads as empty); null when a log cannot be read (reported).
+   * Read once as the attempt ends: two short reads from the end of each file.
+   */
+  private outputOf(task: Pick<Task, 'id' | 'name'>, number: number): AttemptOutput | null {
+    try {
+      return {
+        stdout: readOutputTail(attemptLogFile(this.o.paths, task, number, 'stdout')),
+        stderr: readOutputTail(attemptLogFile(this.o.paths, task, number, 'stderr')),
+      };
+    } catch (err) {
+      this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      return null;
+    }
   }
 
   /**

@@ -90,6 +90,7 @@ export const attemptSchema: JsonSchema = {
     taskId: { type: 'integer' },
     number: { type: 'integer' },
     workerId: { type: 'string' },
+    host: { ...nul('string'), description: 'host name of the machine that ran it' },
     agent: { type: 'string' },
     model: nul('string'),
     outcome: { type: 'string' },

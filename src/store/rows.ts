@@ -3,7 +3,7 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
+import type { AgentPause, Attempt, AttemptOutcome, AttemptOutput, RunStats, Task, TaskState } from '../core/types.ts';
 import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
@@ -82,12 +82,20 @@ export function toTask(row: Row, depIds: number[]): Task {
   };
 }
 
+/**
+ * The attempt columns {@link toAttempt} reads, for `SELECT`s of many attempts: all but the
+ * output tails (up to 128 KiB a row), which {@link toAttemptOutput} reads one attempt at a time.
+ */
+export const ATTEMPT_COLUMNS =
+  'id, task_id, number, worker_id, host, agent, model, outcome, reason, exit_code, started_at, finished_at, duration_ms, log_path, session_id, cost_usd, input_tokens, output_tokens, num_turns';
+
 export function toAttempt(row: Row): Attempt {
   return {
     id: String(row.id),
     taskId: Number(row.task_id),
     number: Number(row.number),
     workerId: String(row.worker_id),
+    host: str(row.host),
     agent: String(row.agent),
     model: str(row.model),
     outcome: row.outcome as AttemptOutcome,
@@ -99,6 +107,20 @@ export function toAttempt(row: Row): Attempt {
     logPath: str(row.log_path),
     stats: statsFrom(row, 'model'),
   };
+}
+
+/** The stored output of an attempt row (`stdout_tail`, `stdout_bytes`, `stderr_tail`, `stderr_bytes`); null when none was recorded. */
+export function toAttemptOutput(row: Row): AttemptOutput | null {
+  if (row.stdout_tail === null || row.stdout_tail === undefined) return null;
+  return {
+    stdout: { text: String(row.stdout_tail), bytes: Number(row.stdout_bytes ?? 0) },
+    stderr: { text: String(row.stderr_tail ?? ''), bytes: Number(row.stderr_bytes ?? 0) },
+  };
+}
+
+/** The values of the output columns `stdout_tail, stdout_bytes, stderr_tail, stderr_bytes` that end an attempt, in that order; all null for no output. */
+export function outputValues(output: AttemptOutput | null | undefined): [string | null, number | null, string | null, number | null] {
+  return output ? [output.stdout.text, output.stdout.bytes, output.stderr.text, output.stderr.bytes] : [null, null, null, null];
 }
 
 export function toCallback(row: Row): CallbackDelivery {

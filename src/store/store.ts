@@ -4,7 +4,7 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -27,6 +27,8 @@ export interface NewTask {
 
 export interface ClaimOptions {
   workerId: string;
+  /** This dispatcher's host name, recorded on the attempt (`Attempt.host`). Default null. */
+  host?: string | null;
   now: number;
   leaseMs: number;
   /** Global limit of running tasks; the claim is refused when reached. */
@@ -59,6 +61,8 @@ export interface FinishOutcome {
   logPath?: string | null;
   /** Where the attempt ran and what it left in git: replaces the task's record (every field); absent: the record is left as it is. */
   workspace?: WorkspaceRecord;
+  /** The tails of the attempt's stdout and stderr logs, kept on its row; null or absent: none recorded. */
+  output?: AttemptOutput | null;
   now: number;
 }
 
@@ -80,6 +84,19 @@ export interface RequeueOptions {
   exitCode?: number | null;
   stats?: RunStats;
   logPath?: string | null;
+  /** As {@link FinishOutcome.output}. */
+  output?: AttemptOutput | null;
+  now: number;
+}
+
+/** Ending an attempt with a question (`block`). */
+export interface BlockOptions {
+  question: string;
+  stats: RunStats;
+  exitCode?: number | null;
+  logPath?: string | null;
+  /** As {@link FinishOutcome.output}. */
+  output?: AttemptOutput | null;
   now: number;
 }
 
@@ -264,8 +281,14 @@ export interface AttemptStore {
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
-  block(attemptId: string, options: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null>;
+  block(attemptId: string, options: BlockOptions): Promise<Task | null>;
+  /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
+  /**
+   * The stdout and stderr tails recorded when the attempt ended (`output` of `finish`,
+   * `requeue`, `block`); null for an unknown id, a running attempt, or one ended without them.
+   */
+  attemptOutput(attemptId: string): Promise<AttemptOutput | null>;
   /** Running tasks with their attempt and owning worker, for recovery, by task id. */
   listRunning(): Promise<StaleClaim[]>;
 }

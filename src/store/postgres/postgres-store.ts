@@ -31,15 +31,17 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import type {
   AgentUsage,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -521,8 +523,8 @@ export class PostgresStore implements Store {
              FOR UPDATE SKIP LOCKED)
            RETURNING *),
          attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, claimed.agent, claimed.model, $4 FROM claimed
+           INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+           SELECT $2, claimed.id, claimed.claims, $1, $11, claimed.agent, claimed.model, $4 FROM claimed
            RETURNING *)
          SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
            ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
@@ -538,6 +540,7 @@ export class PostgresStore implements Store {
           JSON.stringify(o.agentConcurrency ?? {}),
           JSON.stringify(o.labels),
           JSON.stringify(o.accounts ?? {}),
+          o.host ?? null,
         ],
         c,
       );
@@ -576,15 +579,16 @@ export class PostgresStore implements Store {
     c: pg.PoolClient,
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ): Promise<void> {
     const { stats, now } = o;
     await this.q(
       `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
            session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
            input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns)
-         WHERE id = $13`,
+           num_turns = COALESCE($12, num_turns),
+           stdout_tail = $13, stdout_bytes = $14, stderr_tail = $15, stderr_bytes = $16
+         WHERE id = $17`,
       [
         outcome,
         o.reason ?? null,
@@ -598,6 +602,7 @@ export class PostgresStore implements Store {
         stats?.inputTokens ?? null,
         stats?.outputTokens ?? null,
         stats?.numTurns ?? null,
+        ...outputValues(o.output),
         attempt.id,
       ],
       c,
@@ -664,7 +669,7 @@ export class PostgresStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
@@ -875,7 +880,12 @@ export class PostgresStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (await this.rows('SELECT * FROM attempts WHERE task_id = $1 ORDER BY number', [taskId])).map(toAttempt);
+    return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = await this.one('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = $1', [attemptId]);
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {

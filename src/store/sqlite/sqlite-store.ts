@@ -16,6 +16,7 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
@@ -23,6 +24,7 @@ import {
 } from '../../core/types.ts';
 import type {
   AgentUsage,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -42,7 +44,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -300,8 +302,8 @@ export class SqliteStore implements Store {
         LIMIT 1)
       RETURNING *`);
     const insertAttempt = this.prepare(`
-      INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`);
+      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`);
     return this.tx(() => {
       const attemptId = crypto.randomUUID();
       const row = claimStmt.get(
@@ -320,7 +322,7 @@ export class SqliteStore implements Store {
       ) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
-      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, task.agent, task.model, o.now) as Row;
+      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, o.host ?? null, task.agent, task.model, o.now) as Row;
       return { task, attempt: toAttempt(attempt) };
     });
   }
@@ -354,14 +356,15 @@ export class SqliteStore implements Store {
   private closeAttempt(
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ) {
     const { stats, now } = o;
     this.prepare(
       `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
-           num_turns = COALESCE(?, num_turns)
+           num_turns = COALESCE(?, num_turns),
+           stdout_tail = ?, stdout_bytes = ?, stderr_tail = ?, stderr_bytes = ?
          WHERE id = ?`,
     ).run(
       outcome,
@@ -376,6 +379,7 @@ export class SqliteStore implements Store {
       stats?.inputTokens ?? null,
       stats?.outputTokens ?? null,
       stats?.numTurns ?? null,
+      ...outputValues(o.output),
       attempt.id,
     );
   }
@@ -432,7 +436,7 @@ export class SqliteStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(() => {
       const held = this.leased(attemptId);
@@ -626,7 +630,12 @@ export class SqliteStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (this.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
+    return (this.prepare(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY number`).all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = this.prepare('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {

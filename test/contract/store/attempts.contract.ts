@@ -1,11 +1,13 @@
 /**
- * Store contract, attempts: the lease fences finish, requeue and heartbeat; attempt rows and
- * their stats; how a requeue counts the attempt; the workspace record (host, branch, push) an end writes.
+ * Store contract, attempts: the lease fences finish, requeue and heartbeat; attempt rows,
+ * their stats, host and output tails; how a requeue counts the attempt; the workspace record
+ * (host, branch, push) an end writes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { emptyStats } from '../../../src/agents/runner.ts';
 import type { Store } from '../../../src/store/store.ts';
+import { OUTPUT_TAIL_BYTES } from '../../../src/core/types.ts';
 import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
 
 /** Registers the `attempts and leases` cases for a backend's stores. */
@@ -103,6 +105,40 @@ export function attemptsContract(factory: StoreFactory): void {
       });
       assert.deepEqual(await record(), ['agentq/pushed', [], 'laptop', 'origin/agentq/pushed', null], 'every field replaced: the push error is gone');
       assert.equal((await store.listTasks({})).find((x) => x.id === t!.id)?.pushedTo, 'origin/agentq/pushed', 'lists carry the fields too');
+      await store.close();
+    });
+
+    it('keeps the host of each attempt and the output tails it ended with, on whichever way it ended', async () => {
+      const { store, openSecond } = await factory.open();
+      await store.enqueue([newTask('done'), newTask('again'), newTask('asks'), newTask('bare')], T0);
+      const done = await store.claim(claimOpts(T0, { host: 'box-a' }));
+      assert.equal(done?.attempt.host, 'box-a');
+      assert.equal(await store.attemptOutput(done!.attempt.id), null, 'nothing while it runs');
+      // A full 64 KiB tail of multi-byte text, and a size past it: kept exactly.
+      const long = 'ü✓🙂'.repeat(Math.floor(OUTPUT_TAIL_BYTES / 9));
+      const output = { stdout: { text: long, bytes: 1_500_000 }, stderr: { text: 'warn: ünïcode\n', bytes: 15 } };
+      await store.finish(done!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), output, now: T0 + 1 });
+      const again = await store.claim(claimOpts(T0 + 2, { host: 'box-b' }));
+      const requeued = { stdout: { text: '', bytes: 0 }, stderr: { text: 'exit 1\n', bytes: 7 } };
+      await store.requeue(again!.attempt.id, { attemptOutcome: 'failed', reason: 'exit 1', runAfter: T0 + 10_000, output: requeued, now: T0 + 3 });
+      const asks = await store.claim(claimOpts(T0 + 4, { host: 'box-a' }));
+      const asked = { stdout: { text: 'which one?', bytes: 10 }, stderr: { text: '', bytes: 0 } };
+      await store.block(asks!.attempt.id, { question: 'which one?', stats: emptyStats(), output: asked, now: T0 + 5 });
+      const bare = await store.claim(claimOpts(T0 + 6));
+      assert.equal(bare?.attempt.host, null, 'no host given');
+      await store.requeue(bare!.attempt.id, { attemptOutcome: 'interrupted', reason: 'gone', runAfter: T0 + 10_000, now: T0 + 7 });
+
+      const second = await openSecond(); // another machine's view
+      assert.deepEqual(await second.attemptOutput(done!.attempt.id), output);
+      assert.deepEqual(await second.attemptOutput(again!.attempt.id), requeued);
+      assert.deepEqual(await second.attemptOutput(asks!.attempt.id), asked);
+      assert.equal(await second.attemptOutput(bare!.attempt.id), null, 'ended without output: none recorded');
+      assert.equal(await second.attemptOutput('no-such-attempt'), null);
+      const listed = await second.listAttempts(done!.task.id);
+      assert.deepEqual(listed.map((a) => [a.number, a.host, a.outcome]), [[1, 'box-a', 'completed']]);
+      assert.ok(!JSON.stringify(listed).includes('ü✓🙂'), 'attempt lists leave the tails out');
+      assert.deepEqual((await second.listAttempts(again!.task.id)).map((a) => a.host), ['box-b']);
+      await second.close();
       await store.close();
     });
 
