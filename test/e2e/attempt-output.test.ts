@@ -61,7 +61,7 @@ describe('attempt output kept in the store', () => {
     // show: the result from the store, each attempt with its host.
     const show = await agentq(['show', 'big', ...pb]);
     assert.match(show.stdout, /--- result ---\n1\n2\n3\n/);
-    assert.match(show.stdout, new RegExp(`#  OUTCOME +HOST +AGENT.*\\n1  completed +${escape(HOST)} +command`));
+    assert.match(show.stdout, new RegExp(`#  OUTCOME +AGENT +MODEL +HOST.*\\n1  completed +command +${escape(HOST)} `));
     const json = JSON.parse((await agentq(['show', 'bad', '--json', ...pb])).stdout) as { attemptHistory: Array<{ host: string }> };
     assert.deepEqual(json.attemptHistory.map((x) => x.host), [HOST]);
 
