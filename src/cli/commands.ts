@@ -376,7 +376,7 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
   return withProject(g, async ({ store, paths }) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
     if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}${task.resultPath === null && task.origin ? ` (its result file goes to its origin checkout ${formatOrigin(task.origin)})` : ''}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;

@@ -337,6 +337,14 @@ export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
   return a.host === b.host && a.root === b.root;
 }
 
+/**
+ * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
+ * has none (stored before origins were recorded: any checkout writes it).
+ */
+export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
+  return task.origin === null || sameOrigin(task.origin, here);
+}
+
 /** How a checkout is shown: `HOST:ROOT`. */
 export function formatOrigin(origin: TaskOrigin): string {
   return `${origin.host}:${origin.root}`;

@@ -5,7 +5,7 @@
  * the missing ones on every tick; `agentq sync` runs it once without a dispatcher.
  */
 import os from 'node:os';
-import { sameOrigin, type ProjectPaths } from '../config/config.ts';
+import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';
@@ -52,9 +52,9 @@ export class Reporter {
     this.leaseLapsed = o.leaseLapsed ?? ((expiresAt, now) => expiresAt <= now);
   }
 
-  /** Whether this checkout writes `task`'s result file: it is the task's origin, or the task has none. */
+  /** Whether this checkout writes `task`'s result file ({@link writesResultHere}). */
   writesHere(task: Pick<Task, 'origin'>): boolean {
-    return task.origin === null || sameOrigin(task.origin, this.o.origin);
+    return writesResultHere(task, this.o.origin);
   }
 
   /**

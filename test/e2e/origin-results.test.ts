@@ -9,7 +9,7 @@
  *   2. A's dispatcher not running while B ends the tasks: no file anywhere until
  *      `agentq sync` in A writes them (exit 1 while it cannot, naming the error; nothing left
  *      to write the second time). `agentq show` in B names the origin and says the file is
- *      in another checkout.
+ *      in another checkout; `agentq cancel` in B of a queued task from A writes no file in B.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -84,15 +84,19 @@ describe('result files in the origin checkout', () => {
       const second = ['five', 'six', 'seven'];
       for (const name of second) dropTask(a, name, { agent: 'command', command: 'pwd', runs_on: ['b'] }, `task ${name}`);
       dropTask(a, 'broken', { agent: 'command', command: 'exit 3', runs_on: ['b'] }, 'fails');
+      dropTask(a, 'dropped', { agent: 'command', command: 'pwd', runs_on: ['b'] }, 'cancelled from B');
       const intake = await agentq(['run', '--once', '--project', a.root, '--store', url], {}, 60_000);
       assert.equal(intake.code, 1, intake.stderr);
-      assert.match(intake.stderr, /4 left queued/, 'A takes them in, cannot run them');
+      assert.match(intake.stderr, /5 left queued/, 'A takes them in, cannot run them');
+      const cancelled = await agentq(['cancel', 'dropped', '--project', b.root, '--store', url]);
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      assert.match(cancelled.stdout, new RegExp(`cancelled #\\d+ dropped \\(its result file goes to its origin checkout ${os.hostname()}:${aOrigin.root}\\)`));
       const runOnce = await agentq(['run', '--once', '--project', b.root, '--store', url, '--label', 'b'], {}, 60_000);
       assert.equal(runOnce.code, 1, runOnce.stderr); // `broken` failed
       assert.match(runOnce.stderr, /3 completed, 1 not completed/);
       assert.deepEqual(listDir(a.done), first.map((n) => `${n}.md`).sort(), 'nothing new in A without its agentq');
       assert.deepEqual([...listDir(b.done), ...listDir(b.failed)], [], 'nor in B');
-      assert.deepEqual((await store.listUnreported()).map((x) => x.name).sort(), [...second, 'broken'].sort());
+      assert.deepEqual((await store.listUnreported()).map((x) => x.name).sort(), [...second, 'broken', 'dropped'].sort());
 
       const shown = await agentq(['show', 'five', '--project', b.root, '--store', url]);
       assert.equal(shown.code, 0, shown.stderr);
@@ -108,14 +112,14 @@ describe('result files in the origin checkout', () => {
       const blocked = await agentq(['sync', '--project', a.root, '--store', url]);
       assert.equal(blocked.code, 1, blocked.stdout);
       assert.match(blocked.stderr, /agentq: #\d+ five: result file not written: .*(EEXIST|ENOTDIR)/);
-      assert.match(blocked.stdout, /agentq sync: 1 result file\(s\) written in .*; 3 could not be written/, 'the failed one has its own folder');
+      assert.match(blocked.stdout, /agentq sync: 2 result file\(s\) written in .*; 3 could not be written/, 'the failed ones have their own folder');
       fs.rmSync(a.done);
       const synced = await agentq(['sync', '--project', a.root, '--store', url]);
       assert.equal(synced.code, 0, synced.stderr);
       assert.match(synced.stdout, /agentq sync: 3 result file\(s\) written in /);
       assert.match(synced.stdout, /wrote +.*done\/five\.md \(#\d+ five, completed\)/);
       assert.deepEqual(listDir(a.done), second.map((n) => `${n}.md`).sort(), 'the new files (the old ones went with the folder)');
-      assert.deepEqual(listDir(a.failed), ['broken.md']);
+      assert.deepEqual(listDir(a.failed), ['broken.md', 'dropped.md']);
       assert.deepEqual([...listDir(b.done), ...listDir(b.failed)], []);
       assert.deepEqual(await store.listUnreported(), []);
       const again = await agentq(['sync', '--project', a.root, '--store', url]);
