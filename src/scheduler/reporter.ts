@@ -43,6 +43,13 @@ export interface MissingResults {
   failed: Array<{ task: Task; error: Error }>;
 }
 
+/**
+ * Writes result files for one checkout (see the module comment): {@link report} for a task
+ * just ended, {@link writeMissing} for every one still missing. An error writing a file or
+ * recording its path (a full disk) is emitted (`error`, once per task and error), the task left
+ * for the next call; errors listing the tasks are thrown (a dispatcher's store retries
+ * transient ones below it).
+ */
 export class Reporter {
   /** Per task whose result file could not be written: the error (code) last reported. */
   private readonly errors = new Map<number, string>();

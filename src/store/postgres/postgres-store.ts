@@ -176,6 +176,7 @@ const TYPES = {
 type Db = pg.Pool | pg.PoolClient;
 
 /** A task row with its dependency ids (`dep_ids`), in one query. */
+/** Task rows with their dependency ids (`dep_ids`, in order), as `rowTask` reads them; append `WHERE …` on alias `t`. */
 export const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
 
 /** The terminal tasks without a result file: the predicate of the partial index `tasks_unreported` (migration 003), states as literals so the planner can prove it. */
