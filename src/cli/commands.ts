@@ -8,12 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
+import { DispatcherEvents } from '../events/events.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { Reporter } from '../scheduler/reporter.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
@@ -129,7 +131,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
-  const detach = attachProgress(dispatcher.events);
+  const detach = attachProgress(dispatcher.events, process.stderr, dispatcher.origin);
   const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true, maxWaitMs });
   let stopping: Promise<void> | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -224,7 +226,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
       port: port ?? p.config.serve.port,
       token,
       ...(g.verbose ? { logger: { level: 'info', stream: process.stderr } } : {}),
-      onDispatcher: (d) => (detach = attachProgress(d.events)),
+      onDispatcher: (d) => (detach = attachProgress(d.events, process.stderr, d.origin)),
     });
     out(`agentq serve: listening on ${server.url}${token ? ' (token required)' : ''}`);
     // Runs until a signal, or until the dispatch loop fails.
@@ -330,10 +332,13 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
  * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
  * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`.
+ * labels }`, null where unknown) and `subtasks`; its origin checkout,
+ * and where its result file is when that is another checkout. `--json`: the task as stored
+ * (`origin` included), `attemptHistory` (each with `dispatcher: { host, labels }`, null where
+ * unknown) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
     const tree: string[] = [];
@@ -349,8 +354,31 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
       out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers));
+    } else out(taskDetail(task, attempts, tree, workers, projectOrigin(paths)));
     return 0;
+  });
+}
+
+/**
+ * `agentq sync`: writes every missing result file of this checkout's tasks (those whose origin
+ * it is, and those without one: `Store.listUnreported`) and exits; no dispatcher loop, no
+ * claims. A task another live dispatcher ended moments ago and writes itself is left to it
+ * (see `Reporter.writeMissing`). Prints each file written, then how many.
+ * @returns 0, or 1 when a file could not be written (each error printed)
+ */
+export async function syncCommand(g: GlobalOptions): Promise<number> {
+  return withProject(g, async ({ store, paths, config }) => {
+    const origin = projectOrigin(paths);
+    const events = new DispatcherEvents();
+    events.on('error', () => {}); // the failures come back from writeMissing, printed below
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null });
+    const { written, deferred, failed } = await reporter.writeMissing();
+    const shown = (file: string) => path.relative(process.cwd(), file) || file;
+    for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
+    for (const t of deferred) out(`left      #${t.id} ${t.name} to the dispatcher that has just ended it (it writes the file)`);
+    for (const { task, error } of failed) process.stderr.write(`agentq: #${task.id} ${task.name}: result file not written: ${error.message}\n`);
+    out(`agentq sync: ${written.length} result file(s) written in ${formatOrigin(origin)}${failed.length ? `; ${failed.length} could not be written` : ''}`);
+    return failed.length ? 1 : 0;
   });
 }
 
@@ -439,7 +467,7 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
   return withProject(g, async ({ store, paths }) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
     if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}${task.resultPath === null && task.origin ? ` (its result file goes to its origin checkout ${formatOrigin(task.origin)})` : ''}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;

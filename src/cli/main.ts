@@ -19,6 +19,7 @@ import {
   showCommand,
   statusCommand,
   submitCommand,
+  syncCommand,
   usageCommand,
   type GlobalOptions,
 } from './commands.ts';
@@ -117,6 +118,10 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<id>', 'task id or name')
     .description('requeue a failed, timed-out or cancelled task')
     .action(act(async (id: string) => retryCommand(g(), id)));
+  program
+    .command('sync')
+    .description("write every missing result file (done/, failed/) of this checkout's tasks, then exit")
+    .action(act(async () => syncCommand(g())));
   program
     .command('status')
     .description('counts per state, running tasks, paused agents')

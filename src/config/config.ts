@@ -3,11 +3,12 @@
  * environment (`AGENTQ_*`) → command-line flags (applied by the CLI).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority } from '../core/types.ts';
+import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
@@ -332,6 +333,39 @@ export function projectPaths(projectDir: string): ProjectPaths {
     logs: path.join(dir, 'logs'),
     recurring: path.join(dir, 'recurring'),
   };
+}
+
+/**
+ * This checkout as a task's origin: `os.hostname()` and the project root with symbolic links
+ * resolved (`fs.realpathSync`; the root as given while it does not exist yet), so two spellings
+ * of one directory name one checkout.
+ */
+export function projectOrigin(paths: Pick<ProjectPaths, 'root'>): TaskOrigin {
+  let root = paths.root;
+  try {
+    root = fs.realpathSync(paths.root);
+  } catch {
+    // Not created yet (or unreadable): the absolute path as given.
+  }
+  return { host: os.hostname(), root };
+}
+
+/** Whether two origins name the same checkout (same host, same root). */
+export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
+  return a.host === b.host && a.root === b.root;
+}
+
+/**
+ * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
+ * has none (stored before origins were recorded: any checkout writes it).
+ */
+export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
+  return task.origin === null || sameOrigin(task.origin, here);
+}
+
+/** How a checkout is shown: `HOST:ROOT`. */
+export function formatOrigin(origin: TaskOrigin): string {
+  return `${origin.host}:${origin.root}`;
 }
 
 /**

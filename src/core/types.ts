@@ -93,6 +93,16 @@ export interface RunStats {
   numTurns: number | null;
 }
 
+/**
+ * A checkout of a project on one machine: the host (`os.hostname()`) and the project root
+ * (absolute, symbolic links resolved). Tasks record the one they came from (their origin);
+ * their result files are written there.
+ */
+export interface TaskOrigin {
+  host: string;
+  root: string;
+}
+
 /** A task as the store holds it. Times are epoch ms. */
 export interface Task extends TaskSpec {
   /** Task id: a positive integer, increasing in arrival order. */
@@ -123,6 +133,12 @@ export interface Task extends TaskSpec {
   failedReason: string | null;
   /** Path of the done/failed file once written, else null. */
   resultPath: string | null;
+  /**
+   * The checkout the task came from (inbox, recurring file, `agentq serve`; a subtask: its
+   * parent's); its result file is written there. Null for tasks stored before agentq recorded it
+   * (any checkout writes theirs).
+   */
+  origin: TaskOrigin | null;
   /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
   question: string | null;
   answer: string | null;

@@ -12,21 +12,22 @@ import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.
 import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
-import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task } from '../core/types.ts';
+import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile, readOutputTail } from '../results/logs.ts';
-import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
-import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
+import { removeStaleTempFiles } from '../results/result-file.ts';
+import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
+import { Reporter } from './reporter.ts';
 import { decide, type StopReason } from './transition.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
@@ -187,8 +188,10 @@ export class Dispatcher {
   readonly storeRetry: StoreRetry;
   /** When this dispatcher was created, epoch ms. */
   private readonly createdAt: number;
-  /** Per task whose result file could not be written: the error (code) last reported. */
-  private readonly resultFileErrors = new Map<number, string>();
+  /** This checkout (`projectOrigin`): the origin of the tasks it takes in, and of the result files it writes. */
+  readonly origin: TaskOrigin;
+  /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
+  private readonly reporter: Reporter;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -208,6 +211,17 @@ export class Dispatcher {
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
+    this.origin = projectOrigin(this.o.paths);
+    this.reporter = new Reporter({
+      paths: this.o.paths,
+      store: this.o.store,
+      origin: this.origin,
+      events: this.events,
+      leaseMs: this.o.config.lease,
+      now: this.o.now,
+      workerId: this.workerId,
+      leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
+    });
   }
 
   /**
@@ -241,6 +255,7 @@ export class Dispatcher {
       startedAt: now,
       heartbeatAt: now,
       labels: this.o.config.labels,
+      root: this.origin.root,
     });
     await this.recover();
     await this.holdOverBudget();
@@ -875,51 +890,20 @@ export class Dispatcher {
     }
   }
 
-  /** Writes the result file of a terminal task and records its path. */
+  /**
+   * Reports a task that just ended: its result file is written here if this checkout is its
+   * origin (see {@link Reporter.report}); else its origin's agentq writes it.
+   */
   private async report(task: Task): Promise<void> {
-    try {
-      const file = writeResultFile(this.o.paths, task);
-      await this.o.store.setResultPath(task.id, file);
-      this.resultFileErrors.delete(task.id);
-      this.events.emit('task.finished', { ...task, resultPath: file });
-    } catch (err) {
-      // Left unreported: writeResults() tries again on the next tick; the same error (a full disk) is reported once.
-      const e = err as NodeJS.ErrnoException;
-      if (this.resultFileErrors.get(task.id) !== (e.code ?? e.message)) this.events.emit('error', e);
-      this.resultFileErrors.set(task.id, e.code ?? e.message);
-    }
+    await this.reporter.report(task);
   }
 
   /**
-   * Writes every missing result file (after a crash, or an earlier I/O error). A task that
-   * another live dispatcher ended moments ago is left to it: it writes the file (in its own
-   * checkout) right after its finish commits, and writing it here too would make two files.
+   * Writes every missing result file of this checkout's tasks (after a crash, an earlier I/O
+   * error, or a task another checkout's dispatcher ended; see {@link Reporter.writeMissing}).
    */
   async writeResults(): Promise<void> {
-    const unreported = await this.o.store.listUnreported();
-    if (unreported.length === 0) return;
-    const now = this.o.now();
-    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
-    for (const t of unreported) {
-      if (await this.endedByAnotherLiveDispatcher(t, workers, now)) continue;
-      await this.report(t);
-    }
-  }
-
-  /**
-   * Whether `task` was ended by another dispatcher's attempt less than `lease` (+ the longest
-   * retry backoff) ago and that dispatcher looks alive (registered, its pid alive on this host,
-   * its heartbeat within the same bound, as {@link leaseLapsed} judges leases).
-   */
-  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, WorkerInfo>, now: number): Promise<boolean> {
-    const grace = this.o.config.lease + STORE_RETRY_MAX_MS;
-    if (task.finishedAt === null || now - task.finishedAt >= grace) return false;
-    const last = (await this.o.store.listAttempts(task.id)).at(-1);
-    if (!last || last.workerId === this.workerId) return false;
-    const w = workers.get(last.workerId);
-    if (!w) return false;
-    if (w.host === os.hostname() && !isAlive(w.pid)) return false;
-    return !this.leaseLapsed(w.heartbeatAt + this.o.config.lease, now);
+    await this.reporter.writeMissing();
   }
 
   /** Whether the inbox holds task files to take in (refused entries left aside). */

@@ -12,7 +12,7 @@ import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { accountMap, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
@@ -108,6 +108,8 @@ function safeLogger(option: AppOptions['logger']): FastifyServerOptions['logger'
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const now = o.now ?? Date.now;
   const { store, paths } = o;
+  /** This checkout: the origin of the tasks POSTed here (their result files are written here). */
+  const here = projectOrigin(paths);
   const app = Fastify({
     logger: safeLogger(o.logger),
     bodyLimit: o.config.serve.body_limit,
@@ -235,7 +237,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         if (known.bodySha256 !== idempotency.bodySha256) throw conflict(known.taskId);
         return reply.code(200).send({ task: await findTask(store, known.taskId) });
       }
-      const newTask = await resolveDirect(store, o.config, spec);
+      const newTask = await resolveDirect(store, o.config, spec, here);
       // The key is checked again in the transaction: of two concurrent first uses, one creates.
       const result = await store.enqueueRequest(newTask, { idempotency, callbackUrl }, now());
       if (result.kind === 'conflict') throw conflict(result.task.id);

@@ -70,6 +70,12 @@ export const taskSchema: JsonSchema = {
     result: nul('string'),
     failedReason: nul('string'),
     resultPath: nul('string'),
+    origin: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: 'the checkout the task came from, where its result file is written (null: stored before agentq recorded it)',
+      properties: { host: { type: 'string' }, root: { type: 'string', description: 'project root, symbolic links resolved' } },
+    },
     question: nul('string'),
     answer: nul('string'),
     branch: nul('string'),

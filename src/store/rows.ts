@@ -3,7 +3,7 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { AgentPause, Attempt, AttemptOutcome, AttemptOutput, RunStats, Task, TaskState } from '../core/types.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
 import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
@@ -25,6 +25,21 @@ export function statsFrom(row: Row, modelColumn: string): RunStats {
     outputTokens: num(row.output_tokens),
     numTurns: num(row.num_turns),
   };
+}
+
+/**
+ * `TERMINAL_STATES` as an SQL list of literals (`'completed', 'failed', …`): the states the
+ * partial index `tasks_unreported` (migrations: SQLite 012, PostgreSQL 003) holds. A query
+ * can use a partial index only when its own WHERE names the same terms, so `listUnreported`
+ * writes these literals rather than bound parameters.
+ */
+export const TERMINAL_STATES_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
+
+/** The origin columns of a task row (`origin_host`, `origin_root`): null when either is. */
+export function originFrom(row: Row): TaskOrigin | null {
+  const host = str(row.origin_host);
+  const root = str(row.origin_root);
+  return host === null || root === null ? null : { host, root };
 }
 
 export function toTask(row: Row, depIds: number[]): Task {
@@ -72,6 +87,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
     branch: str(row.branch),
@@ -143,6 +159,7 @@ export function toWorker(row: Row): WorkerInfo {
     startedAt: Number(row.started_at),
     heartbeatAt: Number(row.heartbeat_at),
     labels: JSON.parse(String(row.labels)) as string[],
+    root: str(row.root),
   };
 }
 

@@ -4,7 +4,7 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -23,6 +23,8 @@ export interface NewTask {
   terminalState?: 'invalid' | 'duplicate';
   /** Intake key (file name + content hash) recorded in the same transaction. */
   intakeKey?: string;
+  /** The checkout the task comes from (`Task.origin`), where its result file is written. Default null: none recorded (any checkout writes it). */
+  origin?: TaskOrigin | null;
 }
 
 export interface ClaimOptions {
@@ -201,6 +203,8 @@ export interface WorkerInfo {
   heartbeatAt: number;
   /** The dispatcher's labels (`agentq run --label`), matched against tasks' `runs_on`. */
   labels: string[];
+  /** The project root it dispatches for (realpath; with `host`, its checkout: see `TaskOrigin`); null for a row an older agentq wrote. */
+  root: string | null;
 }
 
 /** A running task whose dispatcher is gone or whose lease expired. */
@@ -248,8 +252,14 @@ export interface TaskStore {
   settleParents(now: number): Promise<Task[]>;
   /** Fails queued tasks whose dependency ended in any state but `completed`, with the reason `dependencyFailure` (src/core/lifecycle.ts) gives. */
   failBlockedDependents(now: number): Promise<Task[]>;
-  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
-  listUnreported(): Promise<Task[]>;
+  /**
+   * Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose
+   * done/failed file is not written yet, by id. With `origin`: only those from that checkout
+   * and those with no origin recorded (the ones that checkout writes); without it, all of them.
+   * Served by a partial index of the unreported terminal tasks, so its cost does not grow with
+   * the history.
+   */
+  listUnreported(origin?: TaskOrigin): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
 }
 
@@ -399,7 +409,9 @@ export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore,
   /**
    * Optional: calls `onWork` soon after any handle on the store (this process or another)
    * commits work that may be claimable now: a queued task created or queued again, or an
-   * ended attempt (a slot freed, dependents or parents maybe ready). A hint, not a count:
+   * ended attempt (a slot freed, dependents or parents maybe ready); or a task that ended
+   * otherwise (a parent settled, a dependent failed, a queued task cancelled), whose result
+   * file its origin checkout's dispatcher then writes. A hint, not a count:
    * `onWork` may be called for nothing or once for many, and a change made while the watch
    * was cut is missed (then `onWork` is called once it is back), so dispatchers keep polling.
    * Resolves once watching (or after a first failed try, retrying in the background) with the

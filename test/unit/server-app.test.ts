@@ -646,7 +646,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'] });
+    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'], root: '/srv/proj' });
     const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: ['gpu'] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });

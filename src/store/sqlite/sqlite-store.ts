@@ -20,6 +20,7 @@ import {
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
 } from '../../core/types.ts';
 import type {
@@ -44,13 +45,27 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TERMINAL_STATES_SQL, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
+
+/** The terminal tasks without a result file, read through the partial index `tasks_unreported` (migration 012) alone. */
+const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_unreported WHERE result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
+
+/**
+ * `listUnreported`'s queries: every unreported task (`all`), or those of one origin (bound:
+ * host, root) and those without one (`ofOrigin`), by id. The states are literals and the index
+ * is named (`INDEXED BY`: the statement fails to prepare rather than scan the history if the
+ * index cannot serve it); `ofOrigin` is two searches of it, not one scan.
+ */
+export const UNREPORTED_SQL = {
+  all: `${UNREPORTED} ORDER BY id`,
+  ofOrigin: `SELECT * FROM (${UNREPORTED} AND origin_host = ? AND origin_root = ? UNION ALL ${UNREPORTED} AND origin_host IS NULL) ORDER BY id`,
+} as const;
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -183,11 +198,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -202,6 +217,7 @@ export class SqliteStore implements Store {
       invalidReason,
       terminalState,
       intakeKey,
+      origin = null,
     } of tasks) {
       const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
@@ -243,6 +259,8 @@ export class SqliteStore implements Store {
           parentId: parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
           finishedAt: invalid ? now : null,
           failedReason: invalid ? invalidReason : null,
+          originHost: origin?.host ?? null,
+          originRoot: origin?.root ?? null,
         }).lastInsertRowid,
       );
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
@@ -542,9 +560,9 @@ export class SqliteStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     this.prepare(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels));
+    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root);
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
@@ -676,10 +694,8 @@ export class SqliteStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    const rows = this.prepare(`SELECT * FROM tasks WHERE result_path IS NULL AND state IN (${placeholders(TERMINAL_STATES)}) ORDER BY id`).all(
-      ...TERMINAL_STATES,
-    ) as Row[];
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    const rows = (origin === undefined ? this.prepare(UNREPORTED_SQL.all).all() : this.prepare(UNREPORTED_SQL.ofOrigin).all(origin.host, origin.root)) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
