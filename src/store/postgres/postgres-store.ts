@@ -193,6 +193,16 @@ export const UNREPORTED_WHERE = {
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
 
 /**
+ * How long the server lets one of our sessions sit inside a transaction without a statement
+ * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
+ * here runs its statements back to back (milliseconds); a longer idle one is a process that
+ * was stopped in the middle (SIGSTOP, a suspended laptop) and would otherwise hold its row
+ * and advisory locks, and with them every other dispatcher's claims, until it resumed. Its
+ * client sees the connection ended: a transient error, the call is tried again.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000;
+
+/**
  * Store on a PostgreSQL database. Open with {@link PostgresStore.open} (connects, migrates).
  * Every method is all-or-nothing: a method that throws has changed nothing (its transaction
  * rolled back), so a call that failed transiently (see `isTransientStoreError`) may be repeated.
@@ -224,6 +234,7 @@ export class PostgresStore implements Store {
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: 'agentq',
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     });
     this.listenConfig = {
       connectionString: parsed.connectionString,
