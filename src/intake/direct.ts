@@ -1,5 +1,5 @@
 /**
- * Direct intake (POST /v1/tasks): one validated TaskSpec → a `NewTask` for the store,
+ * Direct intake (POST /v1/tasks, the MCP tool `submit_task`): one validated TaskSpec → a `NewTask` for the store,
  * without the inbox. Dependencies and the parent resolve to the newest stored task of that
  * name, `dedup_key` and `max_queue_depth` apply as in the inbox (src/intake/inbox.ts),
  * with the same messages; what the inbox would record as an `invalid` task is refused.
@@ -20,20 +20,22 @@ export class QueueFullError extends AgentQueueError {
 /**
  * Resolves a spec's `depends_on` and `parent` names to stored tasks and checks its
  * `dedup_key` and the queue depth.
+ * @param known.parentId the parent's id when the caller knows it (the task whose agent runs
+ *   `agentq mcp`): taken as is instead of resolving `spec.parent` by name, since names repeat
  * @returns the task to enqueue; with `invalidReason` and `terminalState: 'duplicate'` when a
  *   queued or running task holds its `dedup_key` (it is recorded, ended, as in the inbox)
  * @throws InvalidTaskError (`depends_on`, `parent`) for a name no stored task has;
  *   QueueFullError past `max_queue_depth`
  */
-export async function resolveDirect(store: Store, config: Pick<Config, 'max_queue_depth'>, spec: TaskSpec): Promise<NewTask> {
+export async function resolveDirect(store: Store, config: Pick<Config, 'max_queue_depth'>, spec: TaskSpec, known: { parentId?: number } = {}): Promise<NewTask> {
   const dependsOnIds: number[] = [];
   for (const dep of spec.dependsOn) {
     const found = await store.findByName(dep);
     if (!found) throw new InvalidTaskError('depends_on', unknownDependencyReason(dep));
     dependsOnIds.push(found.id);
   }
-  let parentId: number | null = null;
-  if (spec.parent !== null) {
+  let parentId: number | null = known.parentId ?? null;
+  if (spec.parent !== null && parentId === null) {
     const found = await store.findByName(spec.parent);
     if (!found) throw new InvalidTaskError('parent', unknownParentReason(spec.parent));
     parentId = found.id;
