@@ -129,9 +129,13 @@ function taskLine(t: Task) {
   };
 }
 
-/** A tool's answer: `text` for the model, `data` as JSON after it and as structured content. */
-function answer(text: string, data: Record<string, unknown>): CallToolResult {
-  return { content: [{ type: 'text', text: `${text}\n${JSON.stringify(data, null, 2)}` }], structuredContent: data };
+/**
+ * A tool's answer: the text content is `message` (what the CLI would print) and `data` as
+ * JSON; the structured content is `{ message, ...data }` (Claude Code hands a model the
+ * structured content instead of the text when there is one).
+ */
+function answer(message: string, data: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: 'text', text: `${message}\n${JSON.stringify(data, null, 2)}` }], structuredContent: { message, ...data } };
 }
 
 /** A tool error with the message the CLI prints for `err` (without its `agentq: ` prefix). */
