@@ -6,6 +6,8 @@
  * error for every call past it.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
@@ -62,8 +64,10 @@ describe('Claude Code files subtasks through agentq mcp', { concurrency: false }
     ]);
     const created = await agentq(['submit', '--prompt', 'Plan the release.', '--name', 'release', '--project', paths.root], env);
     assert.equal(created.code, 0, created.stderr);
-    const r = await agentq(['run', '--once', '--project', paths.root], env);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-tmp-'));
+    const r = await agentq(['run', '--once', '--project', paths.root], { ...env, TMPDIR: tmp });
     assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('agentq-mcp-')), [], "each attempt's --mcp-config file is removed after it");
 
     // The model was offered agentq's tools, and the call's result named the new subtask.
     const first = fake.turnRequests('Plan the release')[0]!;
