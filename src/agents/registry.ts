@@ -3,6 +3,7 @@
  */
 import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
 import { AgentQueueError } from '../core/errors.ts';
+import { AGENTQ_MCP_NAME, agentqMcpServer } from '../mcp/attach.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
@@ -33,7 +34,10 @@ class LazyRunner implements AgentRunner {
   }
 }
 
-/** The runners by agent name. */
+/**
+ * The runners by agent name. Claude Code gets agentq's MCP server (`agentq mcp` on this
+ * project and `config.store`, the store in force) unless `agents.claude.mcp` is false.
+ */
 export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
@@ -53,6 +57,7 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
             allowedTools: claude.allowed_tools,
             extraArgs: claude.args,
             graceMs: config.kill_grace,
+            mcpServers: claude.mcp ? { [AGENTQ_MCP_NAME]: agentqMcpServer(paths.root, config.store) } : {},
           }),
         true,
       ),

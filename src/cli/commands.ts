@@ -20,7 +20,8 @@ import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { redactStoreUrl } from '../store/store-url.ts';
+import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
 import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
@@ -47,7 +48,9 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): P
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
   const config = loadConfig(paths.root);
-  const store = await openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
+  // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
+  config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
+  const store = await openStore(config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 
@@ -176,6 +179,24 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     detach();
     await p.store.close();
   }
+}
+
+/**
+ * `agentq mcp`: the MCP server (stdio) of the project's store (src/mcp/server.ts), until
+ * stdin ends. Run by an agent of a task (its `AGENTQ_TASK_ID` and `AGENTQ_ATTEMPT_ID` name
+ * the task and one of its attempts here), what it submits are that task's subtasks. stdout
+ * carries the protocol only: everything else goes to stderr.
+ */
+export async function mcpCommand(g: GlobalOptions): Promise<number> {
+  // The MCP SDK is loaded only by `mcp`.
+  const { runningTaskOf, serveMcp } = await import('../mcp/server.ts');
+  return withProject(g, async ({ paths, config, store }) => {
+    const runningTask = await runningTaskOf(store, process.env);
+    const parent = runningTask ? `; tasks submitted are subtasks of #${runningTask.id} ${runningTask.name} (at most ${config.max_subtasks})` : '';
+    process.stderr.write(`agentq mcp: serving ${paths.root} (store ${redactStoreUrl(config.store)}) on stdio${parent}\n`);
+    await serveMcp({ store, paths, config, runningTask });
+    return 0;
+  });
 }
 
 /**
@@ -489,9 +510,8 @@ export async function retryCommand(g: GlobalOptions, ref: string): Promise<numbe
 }
 
 export async function answerCommand(g: GlobalOptions, ref: string, text: string): Promise<number> {
-  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
   return withProject(g, async ({ store }) => {
-    const task = await store.answer((await findTask(store, ref)).id, text, Date.now());
+    const task = await answerTask(store, ref, text, Date.now());
     out(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`);
     return 0;
   });

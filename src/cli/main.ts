@@ -13,6 +13,7 @@ import {
   initCommand,
   listCommand,
   logsCommand,
+  mcpCommand,
   retryCommand,
   runCommand,
   serveCommand,
@@ -68,6 +69,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --concurrency <n>', CONCURRENCY_HELP)
     .option('--label <label>', "this dispatcher's label, repeatable, as for run (replaces config labels)", collect)
     .action(act(async (o: { host?: string; port?: string; label?: string[]; concurrency?: string }) => serveCommand(g(), o)));
+  program
+    .command('mcp')
+    .description('serve the MCP tools submit_task, list_tasks, get_task, answer_task, cancel_task over stdio (for agents and MCP clients)')
+    .action(act(async () => mcpCommand(g())));
   program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')

@@ -130,6 +130,11 @@ const agentSchema = strictObject({
   max_turns: z.number().int().min(1).optional(),
   /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
   allowed_tools: z.array(z.string().min(1)).optional(),
+  /**
+   * claude: give each attempt agentq's MCP server (`agentq mcp`, server name `agentq`, through
+   * `--mcp-config`), so the agent can file subtasks and read the queue. Default true.
+   */
+  mcp: z.boolean().default(true),
   /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
   budgets: strictObject({ daily_usd: z.number().positive().optional() }).default({}),
   /** How long to pause the agent after a rate limit with no known reset time. */
@@ -174,6 +179,11 @@ const configSchema = strictObject({
   group_concurrency: z.number().int().min(1).default(1),
   /** Queued + running tasks past which intake leaves new files in the inbox; none by default. */
   max_queue_depth: z.number().int().min(1).optional(),
+  /**
+   * Subtasks one task may have when they are filed through `agentq mcp` (an agent's
+   * `submit_task`): the next one is refused, nothing created (`SubtaskLimitError`).
+   */
+  max_subtasks: z.number().int().min(1).default(20),
   /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
   workspace: z.enum(['inplace', 'worktree']).optional(),
   /**
@@ -446,6 +456,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # default_retries: 2
 # group_concurrency: 1    # running tasks per concurrency_group
 # max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
+# max_subtasks: 20        # subtasks one task's agent may file through agentq mcp (submit_task)
 # workspace: worktree     # default: worktree in a git repository, else inplace
 # merge: manual           # or auto: merge a worktree task's branch back after success
 # workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
@@ -492,6 +503,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     rate_limit_burst: 10               # bucket capacity: starts at once after a quiet spell (default: N)
 #     max_turns: 40                      # --max-turns for tasks that set no max_turns
 #     allowed_tools: [Read, "Bash(npm test:*)"]  # --allowedTools for tasks that set none
+#     mcp: true                          # give each run agentq's MCP server (agentq mcp): submit_task, …
 #     budgets: { daily_usd: 5 }          # past it, claude pauses until the next day
 #   gemini:
 #     aliases: { cheap: gemini-2.5-flash-lite }  # model names → ids (built in: pro, flash, flash-lite)

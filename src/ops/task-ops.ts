@@ -1,5 +1,5 @@
 /**
- * What the CLI commands and the HTTP API both do on the store: cancel, retry, the status
+ * What the CLI commands, the HTTP API and the MCP server do on the store: cancel, answer, retry, the status
  * snapshot (`agentq status --json`, GET /v1/status) and the usage report (`agentq usage
  * --json`, GET /v1/usage).
  */
@@ -43,6 +43,18 @@ export async function retryTask(store: Store, id: number, now: number): Promise<
   const before = (await findTask(store, id)).state;
   const task = await store.retry(id, now);
   return { task, before, retried: task.state === 'queued' && before !== 'queued' };
+}
+
+/**
+ * Answers a `blocked` task's question (`store.answer`): it is queued again, and its next
+ * attempt resumes the agent's session with `text`.
+ * @param ref task id or name
+ * @throws UsageError `answer: the answer text is empty` for blank text; NotFoundError for an
+ *   unknown task; AgentQueueError `not_blocked` when it asks nothing
+ */
+export async function answerTask(store: Store, ref: string | number, text: string, now: number): Promise<Task> {
+  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
+  return store.answer((await findTask(store, ref)).id, text, now);
 }
 
 /** An agent's figures today and its pause (if paused now). */

@@ -17,7 +17,7 @@ import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { resolveDirect } from '../intake/direct.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { locateLog, streamAttemptLog, type LogStream } from '../ops/attempt-log.ts';
 import { tailIsCut } from '../results/logs.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
@@ -355,7 +355,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
     },
     async (request) => {
-      const task = await store.answer((await findTask(store, request.params.id)).id, request.body.answer, now());
+      const task = await answerTask(store, request.params.id, request.body.answer, now());
       o.events.emit('task.requeued', task, 'answered');
       o.wake?.();
       return { task };

@@ -43,6 +43,13 @@ export const TASK_BODY = z.strictObject({
   ...TASK_FIELDS.shape,
 });
 
+/**
+ * A task given as data without a callback: `prompt`, `name`, then the task fields ({@link
+ * TASK_BODY} less `callback_url`). The input of the MCP tool `submit_task` (src/mcp/), whose
+ * JSON Schema is generated from it as the body's is.
+ */
+export const TASK_INPUT = TASK_BODY.omit({ callback_url: true });
+
 /** Every field a body may carry: `prompt`, `name`, `callback_url`, then the task fields. */
 export function bodyFields(): string[] {
   return Object.keys(TASK_BODY.shape);
@@ -69,12 +76,36 @@ export interface TaskRequest {
  *   field by the task-file rules
  */
 export function taskRequestFromBody(body: unknown, defaults: Pick<Config, 'default_timeout' | 'default_retries'>): TaskRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidTaskError('body', 'body: not a JSON object of task fields');
-  const valid = validateFields(TASK_BODY, body as Record<string, unknown>);
-  const { prompt: _prompt, name: _name, callback_url: _callback, ...fm } = body as Record<string, unknown>;
+  return requestFrom(TASK_BODY, 'body', body, defaults, 'api');
+}
+
+/**
+ * Validates the input of the MCP tool `submit_task` ({@link TASK_INPUT}) into a TaskSpec, as
+ * {@link taskRequestFromBody} does a body (same rules, same messages).
+ * @param input the tool's arguments
+ * @param defaults `default_timeout` (ms) and `default_retries`, for a task that sets none
+ * @param source the spec's `source` (default `mcp`)
+ * @throws InvalidTaskError naming the field: `arguments` (not an object), an unknown field
+ *   (`callback_url` included), `prompt`, `name`, and every task field by the task-file rules
+ */
+export function taskSpecFromInput(input: unknown, defaults: Pick<Config, 'default_timeout' | 'default_retries'>, source = 'mcp'): TaskSpec {
+  return requestFrom(TASK_INPUT, 'arguments', input, defaults, source).spec;
+}
+
+/** {@link taskRequestFromBody} and {@link taskSpecFromInput}: `what` names the whole value in a refusal. */
+function requestFrom(
+  schema: typeof TASK_BODY | typeof TASK_INPUT,
+  what: string,
+  input: unknown,
+  defaults: Pick<Config, 'default_timeout' | 'default_retries'>,
+  source: string,
+): TaskRequest {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidTaskError(what, `${what}: not a JSON object of task fields`);
+  const valid: z.output<typeof TASK_BODY> = validateFields<z.ZodObject>(schema, input as Record<string, unknown>) as z.output<typeof TASK_BODY>;
+  const { prompt: _prompt, name: _name, callback_url: _callback, ...fm } = input as Record<string, unknown>;
   const title = valid.title ?? null;
   const taskName = valid.name ?? taskNameFrom(title ?? valid.prompt);
-  return { spec: taskSpecFromFields(taskName, fm, valid.prompt, defaults, 'api'), callbackUrl: valid.callback_url ?? null };
+  return { spec: taskSpecFromFields(taskName, fm, valid.prompt, defaults, source), callbackUrl: valid.callback_url ?? null };
 }
 
 /** JSON with object keys sorted at every level: equal bodies give equal text. */

@@ -146,6 +146,12 @@ export interface RequestOptions {
   idempotency?: { key: string; bodySha256: string } | null;
   /** http(s) URL POSTed once the task is terminal. */
   callbackUrl?: string | null;
+  /**
+   * The most subtasks the task's parent (`NewTask.parentId`) may have (config
+   * `max_subtasks`): counted in the creating transaction, with the parent locked, so
+   * concurrent requests never pass it together. Null or left out: no limit.
+   */
+  maxSubtasks?: number | null;
 }
 
 /**
@@ -372,9 +378,11 @@ export interface IntakeStore {
    */
   recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /**
-   * Creates one task from an HTTP request in one transaction, with its idempotency key and
-   * callback. A key already recorded creates nothing: `replayed` when its body hash matches,
-   * else `conflict`; either returns the task the key first created.
+   * Creates one task from an HTTP request (or an MCP `submit_task`) in one transaction, with
+   * its idempotency key and callback. A key already recorded creates nothing: `replayed` when
+   * its body hash matches, else `conflict`; either returns the task the key first created.
+   * @throws SubtaskLimitError (nothing created) when `options.maxSubtasks` is set and the
+   *   task's parent already has that many subtasks (any state)
    */
   enqueueRequest(task: NewTask, options: RequestOptions, now: number): Promise<RequestResult>;
   /** What an `Idempotency-Key` was first used for, if it was. */

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import {
   isTerminal,
@@ -1004,6 +1004,16 @@ export class PostgresStore implements Store {
       if (o.idempotency) {
         const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [o.idempotency.key], c);
         if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      // The parent's row lock makes "count, then insert" one step for concurrent requests on one
+      // parent (under READ COMMITTED the count after the lock sees every committed subtask).
+      const parentId = task.parentId ?? null;
+      if (o.maxSubtasks != null && parentId !== null) {
+        const parent = await this.one('SELECT id, name FROM tasks WHERE id = $1 FOR NO KEY UPDATE', [parentId], c);
+        if (parent) {
+          const counted = await this.one('SELECT COUNT(*) AS subtasks FROM tasks WHERE parent_id = $1', [parentId], c);
+          if (Number(counted?.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
+        }
       }
       const [created] = await this.insertTasks(c, [task], now);
       const id = created!.id;

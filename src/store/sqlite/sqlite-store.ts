@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { AgentQueueError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { AgentQueueError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import {
   isTerminal,
   priorityRank,
@@ -744,6 +744,12 @@ export class SqliteStore implements Store {
       if (o.idempotency) {
         const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(o.idempotency.key) as Row | undefined;
         if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      // BEGIN IMMEDIATE holds the write lock: the count cannot change before the insert.
+      const parentId = task.parentId ?? null;
+      if (o.maxSubtasks != null && parentId !== null) {
+        const parent = this.prepare('SELECT id, name, (SELECT COUNT(*) FROM tasks WHERE parent_id = ?) AS subtasks FROM tasks WHERE id = ?').get(parentId, parentId) as Row | undefined;
+        if (parent && Number(parent.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
       }
       const [created] = this.insertTasks([task], now);
       const id = created!.id;

@@ -1,10 +1,11 @@
 /**
  * Store contract, HTTP requests and callbacks: one transaction for a task, its idempotency
- * key and callback; callback deliveries found when due, leased, recorded, and re-armed by a
+ * key and callback, and the parent's `max_subtasks` checked in it; callback deliveries found when due, leased, recorded, and re-armed by a
  * retry.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { SubtaskLimitError } from '../../../src/core/errors.ts';
 import { newTask, T0, type StoreFactory } from './shared.ts';
 
 /** Registers the `requests and callbacks` cases for a backend's stores. */
@@ -23,6 +24,36 @@ export function callbacksContract(factory: StoreFactory): void {
       assert.equal(await store.findIdempotencyKey('other'), null);
       assert.equal((await store.listTasks()).length, 1);
       assert.equal((await store.getCallback(a.task.id))?.url, 'http://127.0.0.1:1/x');
+      await store.close();
+    });
+
+    it('enqueueRequest with maxSubtasks refuses a subtask past the limit, creating nothing, also for concurrent requests on two handles', async () => {
+      const { store, openSecond } = await factory.open();
+      const [parent, other] = await store.enqueue([newTask('parent'), newTask('other')], T0);
+      const sub = (name: string, parentId = parent!.id) => ({ ...newTask(name, { parent: 'parent' }), parentId });
+      for (const name of ['s1', 's2']) assert.equal((await store.enqueueRequest(sub(name), { maxSubtasks: 3 }, T0)).kind, 'created');
+      await store.enqueue([sub('s3')], T0); // a subtask from the inbox counts too
+      await assert.rejects(store.enqueueRequest(sub('s4'), { maxSubtasks: 3 }, T0), (err: Error) => {
+        assert.ok(err instanceof SubtaskLimitError);
+        assert.equal(err.code, 'subtask_limit');
+        assert.equal(err.message, `max_subtasks: task ${parent!.id} "parent" already has 3 subtasks, the most one task may have (config max_subtasks 3); this one was not created`);
+        return true;
+      });
+      assert.deepEqual((await store.listSubtasks(parent!.id)).map((t) => t.name), ['s1', 's2', 's3']);
+      assert.equal((await store.listTasks()).length, 5, 'nothing created');
+      assert.equal((await store.enqueueRequest(sub('s4'), {}, T0)).kind, 'created', 'no maxSubtasks: no limit');
+      assert.equal((await store.enqueueRequest(sub('o1', other!.id), { maxSubtasks: 1 }, T0)).kind, 'created', 'per parent');
+
+      // Twelve requests at once over two handles for a parent allowed five: five are created.
+      const second = await openSecond();
+      const [racy] = await store.enqueue([newTask('racy')], T0);
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) => (i % 2 ? second : store).enqueueRequest({ ...newTask(`r${i}`, { parent: 'racy' }), parentId: racy!.id }, { maxSubtasks: 5 }, T0)),
+      );
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof SubtaskLimitError, String(r.reason));
+      assert.equal((await store.listSubtasks(racy!.id)).length, 5);
+      await second.close();
       await store.close();
     });
 
