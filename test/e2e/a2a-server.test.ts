@@ -5,7 +5,8 @@
  * card; blocking and non-blocking sends, idempotent by messageId; `tasks/get` after a restart;
  * a stream from the first state through progress to `completed` with the result artifact and
  * the cost in metadata; resubscribe; cancel stopping the agent's processes; push configs
- * set/get and pushes received (a 503 retried) by a local HTTP listener; `input-required` with
+ * set/get and pushes received (a 503 retried, one delivered after a restart) by a local HTTP
+ * listener; loopback-only without a token; `input-required` with
  * the question answered by a follow-up message that resumes the task; and bad input, each a
  * JSON-RPC error naming the field, creating nothing.
  */
@@ -18,6 +19,7 @@ import { A2AClient } from '@a2a-js/sdk/client';
 import { claudeEnv, makeClaudeSandbox } from '../fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../fixtures/fake-anthropic.ts';
 import { makeProject } from '../fixtures/project.ts';
+import { rawRequest } from '../fixtures/raw-http.ts';
 import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
 import { killServeProcesses, serveProcess, type Served } from '../fixtures/serve-process.ts';
 
@@ -87,6 +89,15 @@ async function rpc(url: string, body: unknown, headers: Record<string, string> =
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
+/** A loopback port nothing listens on (for now). */
+async function freePort(): Promise<number> {
+  const srv = http.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
 /** Sends a command task that prints `out` (after `sleepS` seconds). */
 const commandTask = (out: string, sleepS = 0) => ({ agent: 'command', command: ['sh', '-c', `cat >/dev/null; sleep ${sleepS}; echo ${out}`] });
 
@@ -138,10 +149,28 @@ describe('A2A server: card, send, idempotency, get after a restart', () => {
     const laterDone = await untilState(c, later.id, 'completed');
     assert.equal(textOf(laterDone), 'later');
 
+    // A push that cannot be delivered now (nothing listens at its URL yet) is delivered after the restart.
+    const port = await freePort();
+    const pushUrl = `http://127.0.0.1:${port}/hook`;
+    result(await c.setTaskPushNotificationConfig({ taskId: id, pushNotificationConfig: { url: pushUrl, token: 'after-restart' } }));
+
     // A restart: tasks/get reads the store.
     s.child.kill('SIGTERM');
     assert.equal(await s.exited, 0);
+    const pushed: Array<{ token: unknown; body: A2aTask }> = [];
+    const rx = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        pushed.push({ token: req.headers['x-a2a-notification-token'], body: JSON.parse(body) as A2aTask });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => rx.listen(port, '127.0.0.1', r));
     s = await serveProcess(paths.root, { AGENTQ_TOKEN: TOKEN });
+    await waitFor(() => pushed.length > 0, 30_000, 'the push after the restart');
+    assert.deepEqual([pushed[0]!.token, pushed[0]!.body.id, pushed[0]!.body.status.state, textOf(pushed[0]!.body)], ['after-restart', id, 'completed', 'hi from greet']);
+    await new Promise((r) => rx.close(r));
     c = await client(s.url);
     const got = asTask(await c.getTask({ id, historyLength: 5 }));
     assert.deepEqual([got.status.state, textOf(got), got.contextId], ['completed', 'hi from greet', done.contextId]);
@@ -157,6 +186,33 @@ describe('A2A server: card, send, idempotency, get after a restart', () => {
     assert.deepEqual(events.map((e) => [e.kind, (e as A2aTask).status?.state]), [['task', 'completed']]);
     s.child.kill('SIGTERM');
     assert.equal(await s.exited, 0);
+  });
+});
+
+describe('A2A server: security as the REST API', () => {
+  it('without a token: loopback only (a foreign Host or Origin is 403); the card stays open and declares no scheme', async () => {
+    const paths = makeProject();
+    const s = await serveProcess(paths.root);
+    try {
+      const card = (await (await fetch(`${s.url}/.well-known/agent-card.json`)).json()) as Record<string, unknown>;
+      assert.equal(card.securitySchemes, undefined);
+      assert.equal(card.security, undefined);
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { id: '1' } });
+      const post = (headers: Record<string, string>) => rawRequest(s.url, { method: 'POST', path: '/a2a', headers: { 'content-type': 'application/json', ...headers }, body });
+      const port = new URL(s.url).port;
+      const local = await post({ host: `127.0.0.1:${port}` });
+      assert.equal(local.status, 200);
+      assert.equal(JSON.parse(local.body).error.code, -32001, 'answered: no task 1');
+      const rebound = await post({ host: `evil.example:${port}` });
+      assert.equal(rebound.status, 403);
+      assert.equal(JSON.parse(rebound.body).error.field, 'host');
+      const forged = await post({ host: `127.0.0.1:${port}`, origin: 'https://evil.example' });
+      assert.equal(forged.status, 403);
+      assert.equal((await rawRequest(s.url, { path: '/.well-known/agent-card.json', headers: { host: `evil.example:${port}` } })).status, 200, 'the card is public');
+    } finally {
+      s.child.kill('SIGTERM');
+      await s.exited;
+    }
   });
 });
 
