@@ -44,7 +44,7 @@ import type { Store } from '../../store/store.ts';
 import { invalidParams, taskNotFound } from './errors.ts';
 import { followTask, waitForTask, type FollowDeps, type StreamEvent } from './follow.ts';
 import { takeMessage } from './message.ts';
-import { AgentqPushStore, kickingSender } from './push.ts';
+import { AgentqPushStore, NO_SENDER } from './push.ts';
 import { isFinal, taskIdOf, toA2aTask } from './task-view.ts';
 
 /** What the handler works with. */
@@ -148,7 +148,7 @@ export class AgentqRequestHandler extends DefaultRequestHandler {
       new AgentqExecutor(follow, (err) => d.events.emit('error', err)),
       undefined,
       new AgentqPushStore(d.store, d.kickPushes, now),
-      kickingSender(d.kickPushes),
+      NO_SENDER,
     );
     this.follow = follow;
     this.now = now;

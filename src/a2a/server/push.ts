@@ -114,12 +114,11 @@ export class AgentqPushStore implements PushNotificationStore {
 }
 
 /**
- * The SDK's `PushNotificationSender`: it sends nothing itself (the durable deliverer does);
- * an event of a request only makes the deliverer look now.
+ * The SDK's `PushNotificationSender`: sends nothing. The durable deliverer does, looking at
+ * the store when the dispatcher reports a change (src/server/serve.ts) and on its poll; the
+ * SDK's calls (one per streamed event, progress lines included) would only add looks.
  */
-export function kickingSender(kick: () => void): PushNotificationSender {
-  return { send: async () => kick() };
-}
+export const NO_SENDER: PushNotificationSender = { send: async () => {} };
 
 /** The headers of a push: `X-A2A-Notification-Token`, and `Authorization: Bearer` when the config has Bearer credentials. */
 function pushHeaders(c: A2aPushConfig): Record<string, string> {

@@ -809,12 +809,13 @@ export class SqliteStore implements Store {
   }
 
   async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
-    return this.tx(() => {
-      const due = this.prepare(
-        `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+    const dueSql = `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
            WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= ?)
-           ORDER BY p.task_id, p.config_id LIMIT ?`,
-      ).all(now, limit) as Row[];
+           ORDER BY p.task_id, p.config_id LIMIT ?`;
+    // Looked at often (every task change): the write lock only when something is due.
+    if (!this.prepare(dueSql).get(now, 1)) return [];
+    return this.tx(() => {
+      const due = this.prepare(dueSql).all(now, limit) as Row[];
       const lease = this.prepare(
         `UPDATE a2a_push_configs SET next_try_at = ?, attempts = CASE WHEN sending_version IS ? THEN attempts ELSE 0 END, sending_version = ?
            WHERE task_id = ? AND config_id = ? RETURNING *`,
