@@ -78,7 +78,11 @@ function sdkConfig(c: A2aPushConfig): PushNotificationConfig {
   };
 }
 
-/** Saves a validated config, at most {@link MAX_PUSH_CONFIGS} per task (replacing one by id always works). */
+/**
+ * Saves a validated config, at most {@link MAX_PUSH_CONFIGS} per task (replacing one by id
+ * always works).
+ * @throws A2AError -32602 naming `field` when the task has as many configs already
+ */
 export async function savePushConfig(store: Store, config: A2aPushConfig, now: number, field: string): Promise<void> {
   const existing = await store.listA2aPushConfigs(config.taskId);
   if (existing.length >= MAX_PUSH_CONFIGS && !existing.some((e) => e.id === config.id)) {
