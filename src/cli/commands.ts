@@ -4,23 +4,26 @@
  * complete), 2 usage error.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
-import { AgentQueueError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
+import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
+import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
+import { DispatcherEvents } from '../events/events.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { Reporter } from '../scheduler/reporter.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
-import { attemptLogFile, readLogFrom } from '../results/logs.ts';
+import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -66,25 +69,57 @@ export async function initCommand(dir: string): Promise<number> {
 }
 
 /**
- * The labels of `--label` (repeatable), checked as `runs_on` labels are and without repeats;
- * null when none is given (config `labels` stand).
+ * The labels of a repeatable label flag (`--label`, `submit --runs-on`), checked as `runs_on`
+ * labels are and without repeats; null when none is given (config `labels` stand).
  * @throws UsageError naming the flag for a blank, multi-line or too long label
  */
-function labelFlags(values: readonly string[] | undefined): string[] | null {
+function labelFlags(values: readonly string[] | undefined, flag = '--label'): string[] | null {
   if (!values || values.length === 0) return null;
   return [
     ...new Set(
       values.map((v) => {
         const parsed = LABEL_SCHEMA.safeParse(v);
-        if (!parsed.success) throw new UsageError(`--label: ${parsed.error.issues[0]?.message ?? `${JSON.stringify(v)} is not a label`}`);
+        if (!parsed.success) throw new UsageError(`${flag}: ${parsed.error.issues[0]?.message ?? `${JSON.stringify(v)} is not a label`}`);
         return parsed.data;
       }),
     ),
   ];
 }
 
+/**
+ * The value of `-c/--concurrency N`: this dispatcher's own limit of running tasks (config
+ * `local_concurrency`); null when the flag is not given.
+ * @throws UsageError naming the flag for anything but a whole number ≥ 1
+ */
+function concurrencyFlag(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(value)} is not a whole number ≥ 1`);
+  return n;
+}
+
+/**
+ * Sets this dispatcher's own limit (`-c N`, else config `local_concurrency` stands) and
+ * prints one notice on stderr when it is above the store-wide `concurrency`, which then caps it.
+ */
+function applyLocalConcurrency(config: Config, flag: number | null): void {
+  if (flag !== null) config.local_concurrency = flag;
+  const local = config.local_concurrency;
+  if (local !== undefined && local > config.concurrency) {
+    const source = flag !== null ? `-c ${local}` : `local_concurrency ${local}`;
+    process.stderr.write(`agentq: ${source}: the store-wide limit (config concurrency: ${config.concurrency}) caps this dispatcher at ${config.concurrency} running tasks\n`);
+  }
+}
+
+/**
+ * `agentq run`: the dispatcher until SIGINT or SIGTERM (with `--once`, until nothing is left
+ * that can run within `--max-wait`). `-c N`: at most N running tasks in this process, within
+ * the store-wide config `concurrency`.
+ * @throws UsageError for a bad `--concurrency`, `--max-wait` (or it without `--once`), `--label`
+ */
 export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }): Promise<number> {
   const labels = labelFlags(o.label);
+  const localConcurrency = concurrencyFlag(o.concurrency);
   let maxWaitMs: number | undefined;
   if (o.maxWait !== undefined) {
     if (!o.once) throw new UsageError('--max-wait: only with --once');
@@ -92,15 +127,11 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
-  if (o.concurrency !== undefined) {
-    const n = Number(o.concurrency);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(o.concurrency)} is not a whole number ≥ 1`);
-    p.config.concurrency = n;
-  }
+  applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
-  const detach = attachProgress(dispatcher.events);
+  const detach = attachProgress(dispatcher.events, process.stderr, dispatcher.origin);
   const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true, maxWaitMs });
   let stopping: Promise<void> | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -150,10 +181,13 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
 /**
  * `agentq serve`: the dispatcher (as `run`) and the HTTP API in one process until SIGINT or
  * SIGTERM; then no new requests or claims, running tasks are stopped and requeued.
- * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765).
+ * Host and port: flags, else config `serve.host` / `serve.port` (127.0.0.1:8765); `-c N` and
+ * `--label` as for {@link runCommand}.
+ * @throws UsageError for a bad `--host`, `--port`, `--concurrency` or `--label`
  */
-export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[] }): Promise<number> {
+export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[]; concurrency?: string }): Promise<number> {
   const labels = labelFlags(o.label);
+  const localConcurrency = concurrencyFlag(o.concurrency);
   let port: number | undefined;
   if (o.port !== undefined) {
     port = Number(o.port);
@@ -163,6 +197,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
   const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   const host = o.host ?? p.config.serve.host;
   const token = resolveToken(process.env, p.config.serve.token);
@@ -191,7 +226,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
       port: port ?? p.config.serve.port,
       token,
       ...(g.verbose ? { logger: { level: 'info', stream: process.stderr } } : {}),
-      onDispatcher: (d) => (detach = attachProgress(d.events)),
+      onDispatcher: (d) => (detach = attachProgress(d.events, process.stderr, d.origin)),
     });
     out(`agentq serve: listening on ${server.url}${token ? ' (token required)' : ''}`);
     // Runs until a signal, or until the dispatch loop fails.
@@ -234,14 +269,23 @@ export interface SubmitOptions {
   model?: string;
   dependsOn?: string[];
   timeout?: string;
+  /** `--runs-on`, repeatable: the task's `runs_on` labels. */
+  runsOn?: string[];
 }
 
+/**
+ * `agentq submit`: copies FILE into the inbox, or writes a task file from `--prompt` and the
+ * field flags (`--runs-on` → `runs_on`, …), under a free name.
+ * @throws UsageError for FILE with `--prompt`/`--title`/`--runs-on`, neither, a bad `--name` or `--runs-on` label
+ */
 export async function submitCommand(g: GlobalOptions, file: string | undefined, o: SubmitOptions): Promise<number> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) throw new AgentQueueError('no_project', `${paths.root} has no .agent-queue/inbox/: run "agentq init"`);
+  const runsOn = labelFlags(o.runsOn, '--runs-on');
   let target: string;
   if (file !== undefined) {
     if (o.prompt !== undefined || o.title !== undefined) throw new UsageError('give either FILE or --title/--prompt, not both');
+    if (runsOn) throw new UsageError('--runs-on: only with --prompt (a task FILE sets runs_on in its frontmatter)');
     if (!file.endsWith('.md')) throw new UsageError(`${file}: a task file must end in .md`);
     const name = o.name ?? path.basename(file, '.md');
     target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
@@ -256,6 +300,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
+    if (runsOn) fm.runs_on = runsOn;
     const content = `${Object.keys(fm).length ? `---\n${YAML.stringify(fm)}---\n\n` : ''}${o.prompt}\n`;
     let name = base;
     for (let n = 2; ; n++) {
@@ -283,8 +328,17 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
   });
 }
 
+/**
+ * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
+ * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
+ * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
+ * labels }`, null where unknown) and `subtasks`; its origin checkout,
+ * and where its result file is when that is another checkout. `--json`: the task as stored
+ * (`origin` included), `attemptHistory` (each with `dispatcher: { host, labels }`, null where
+ * unknown) and `subtasks`.
+ */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
     const tree: string[] = [];
@@ -295,48 +349,114 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
       }
     };
     await walk(task.id, 0);
+    const workers = new Map((await store.listWorkers()).map((w) => [w.id, w]));
     if (o.json) {
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
-      out(JSON.stringify({ ...task, attemptHistory: attempts, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree));
+      const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
+      out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, tree, workers, projectOrigin(paths)));
     return 0;
   });
 }
 
-export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean }): Promise<number> {
+/**
+ * `agentq sync`: writes every missing result file of this checkout's tasks (those whose origin
+ * it is, and those without one: `Store.listUnreported`) and exits; no dispatcher loop, no
+ * claims. A task another live dispatcher ended moments ago and writes itself is left to it
+ * (see `Reporter.writeMissing`). Prints each file written, then how many.
+ * @returns 0, or 1 when a file could not be written (each error printed)
+ */
+export async function syncCommand(g: GlobalOptions): Promise<number> {
+  return withProject(g, async ({ store, paths, config }) => {
+    const origin = projectOrigin(paths);
+    const events = new DispatcherEvents();
+    events.on('error', () => {}); // the failures come back from writeMissing, printed below
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null });
+    const { written, deferred, failed } = await reporter.writeMissing();
+    const shown = (file: string) => path.relative(process.cwd(), file) || file;
+    for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
+    for (const t of deferred) out(`left      #${t.id} ${t.name} to the dispatcher that has just ended it (it writes the file)`);
+    for (const { task, error } of failed) process.stderr.write(`agentq: #${task.id} ${task.name}: result file not written: ${error.message}\n`);
+    out(`agentq sync: ${written.length} result file(s) written in ${formatOrigin(origin)}${failed.length ? `; ${failed.length} could not be written` : ''}`);
+    return failed.length ? 1 : 0;
+  });
+}
+
+/**
+ * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
+ * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
+ * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
+ *   each under a `==> attempt N stdout (WHERE) <==` line naming the file or the store's copy.
+ * - `--attempt N`: that attempt's stdout (or stderr), raw; with `-f`, followed until the
+ *   attempt ends. `-f` alone: the newest attempt's, then each retry's, until the task ends.
+ *   A log not read from a file here is announced by one `agentq: …` line on stderr; one
+ *   that runs on another host is printed from the store once it ends.
+ * Returns 1 when `--attempt N`'s log is neither here nor in the store.
+ * @throws UsageError for an `--attempt` that is not a whole number ≥ 1; NotFoundError for an unknown task or attempt
+ */
+export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }): Promise<number> {
+  const wanted = o.attempt === undefined ? undefined : Number(o.attempt);
+  if (wanted !== undefined && !(/^\d+$/.test(o.attempt!) && wanted >= 1 && Number.isSafeInteger(wanted))) {
+    throw new UsageError(`--attempt: ${JSON.stringify(o.attempt)} is not an attempt number (1, 2, …)`);
+  }
+  const stream: LogStream = o.stderr ? 'stderr' : 'stdout';
+  const here = os.hostname();
+  const note = (line: string) => process.stderr.write(`agentq: ${line}\n`);
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    /** Prints one log raw; false when it is neither here nor stored. */
+    const printOne = async (number: number): Promise<boolean> => {
+      let found = true;
+      const onSource = (source: LogSource) => {
+        if (source.kind !== 'file') note(describeSource(source, `attempt ${number}'s ${stream}`, here));
+        if (source.kind === 'none') found = false;
+      };
+      for await (const chunk of streamAttemptLog(store, paths, task, number, stream, { follow: o.follow === true, onSource })) process.stdout.write(chunk);
+      return found;
+    };
+    if (wanted !== undefined) {
+      if (!attempts.some((a) => a.number === wanted)) {
+        throw new NotFoundError(`task ${task.id} has no attempt ${wanted} (${attempts.length ? `it has 1 to ${attempts.length}` : 'none yet'})`);
+      }
+      return (await printOne(wanted)) ? 0 : 1;
+    }
     if (!o.follow) {
       if (attempts.length === 0) out('(no attempts yet)');
       for (const a of attempts) {
-        for (const stream of ['stdout', 'stderr'] as const) {
-          const file = attemptLogFile(paths, task, a.number, stream);
-          if (!fs.existsSync(file) || fs.statSync(file).size === 0) continue;
-          out(`==> attempt ${a.number} ${stream} (${file}) <==`);
-          process.stdout.write(fs.readFileSync(file));
+        let output: Promise<AttemptOutput | null> | undefined;
+        const stored = () => (output ??= store.attemptOutput(a.id));
+        let noted = false;
+        for (const s of o.stderr ? (['stderr'] as const) : (['stdout', 'stderr'] as const)) {
+          const source = await locateLog(store, paths, task, a, s, stored);
+          if (source.kind === 'file') {
+            if (fs.statSync(source.file).size === 0) continue;
+            out(`==> attempt ${a.number} ${s} (${source.file}) <==`);
+            process.stdout.write(fs.readFileSync(source.file));
+          } else if (source.kind === 'stored') {
+            if (source.tail.text === '') continue;
+            out(`==> attempt ${a.number} ${s} (${storedLabel(source, here)}) <==`);
+            process.stdout.write(source.tail.text);
+          } else if (!noted) {
+            noted = true;
+            note(describeSource(source, `attempt ${a.number}'s log`, here));
+          }
         }
       }
       return 0;
     }
-    // Follow: stream the newest attempt's stdout until the task ends.
-    let offset = 0;
+    // Follow: the newest attempt until it ends, then each next one, until the task ends.
     let number = 0;
     for (;;) {
-      const current = await store.getTask(task.id);
       const latest = (await store.listAttempts(task.id)).at(-1);
       if (latest && latest.number !== number) {
         number = latest.number;
-        offset = 0;
-        out(`==> attempt ${number} stdout <==`);
+        out(`==> attempt ${number} ${stream} <==`);
+        await printOne(number);
+        continue;
       }
-      if (number) {
-        const chunk = readLogFrom(attemptLogFile(paths, task, number, 'stdout'), offset);
-        if (chunk.length) {
-          process.stdout.write(chunk);
-          offset += chunk.length;
-        }
-      }
+      const current = await store.getTask(task.id);
       if (!current || isTerminal(current.state)) return 0;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -347,7 +467,7 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
   return withProject(g, async ({ store, paths }) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
     if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}${task.resultPath === null && task.origin ? ` (its result file goes to its origin checkout ${formatOrigin(task.origin)})` : ''}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;

@@ -19,9 +19,14 @@ import {
   showCommand,
   statusCommand,
   submitCommand,
+  syncCommand,
   usageCommand,
   type GlobalOptions,
 } from './commands.ts';
+
+/** The help of `run -c` and `serve -c`: per process, unlike config `concurrency`. */
+const CONCURRENCY_HELP =
+  "this process's own limit of running tasks (default: config local_concurrency, else none); config concurrency is the store-wide limit across every dispatcher on the store, and caps it";
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -51,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('run')
     .description('take in the inbox and dispatch tasks until SIGINT/SIGTERM')
     .option('--once', 'run everything runnable, then exit: 0 if all completed, 1 otherwise (or when inbox entries were refused or tasks are left queued)')
-    .option('-c, --concurrency <n>', 'global limit of running tasks (default: config, 2)')
+    .option('-c, --concurrency <n>', CONCURRENCY_HELP)
     .option('--max-wait <duration>', 'with --once: longest wait for queued tasks that cannot run yet (run_at, backoff, paused agent); past it, exit 1 listing them (default: 1h)')
     .option('--label <label>', "this dispatcher's label, repeatable: tasks with runs_on run only where every label they list is held (replaces config labels)", collect)
     .action(act(async (o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }) => runCommand(g(), o)));
@@ -60,8 +65,9 @@ export async function main(argv: string[]): Promise<number> {
     .description('run the dispatcher and the HTTP API (and the dashboard) until SIGINT/SIGTERM')
     .option('--host <host>', 'address to listen on; other than loopback needs AGENTQ_TOKEN (default: config serve.host, 127.0.0.1)')
     .option('--port <port>', 'TCP port, 0 for any free one (default: config serve.port, 8765)')
+    .option('-c, --concurrency <n>', CONCURRENCY_HELP)
     .option('--label <label>', "this dispatcher's label, repeatable, as for run (replaces config labels)", collect)
-    .action(act(async (o: { host?: string; port?: string; label?: string[] }) => serveCommand(g(), o)));
+    .action(act(async (o: { host?: string; port?: string; label?: string[]; concurrency?: string }) => serveCommand(g(), o)));
   program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')
@@ -73,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--agent <agent>', 'agent (claude, command)')
     .option('--model <model>', 'model, overriding routing')
     .option('--depends-on <names...>', 'names of tasks that must complete first')
+    .option('--runs-on <label>', 'a label the dispatcher must hold to run it (runs_on), repeatable: it runs only where every one is held', collect)
     .option('--timeout <duration>', 'per-attempt timeout, e.g. 90s, 30m')
     .action(act(async (file: string | undefined, o) => submitCommand(g(), file, o)));
   program
@@ -90,9 +97,11 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('logs')
     .argument('<id>', 'task id or name')
-    .description("print the raw agent output of a task's attempts")
-    .option('-f, --follow', 'follow the newest attempt until the task ends')
-    .action(act(async (id: string, o: { follow?: boolean }) => logsCommand(g(), id, o)));
+    .description("print the raw agent output of a task's attempts (from the store's copy of the last 64 KiB when the log is not on this machine)")
+    .option('--attempt <n>', "only attempt N's log, raw (1 is the first)")
+    .option('--stderr', 'the stderr log instead of stdout (without --attempt or -f: only stderr)')
+    .option('-f, --follow', 'follow the log until the attempt ends (without --attempt: the newest attempt, then each retry, until the task ends)')
+    .action(act(async (id: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }) => logsCommand(g(), id, o)));
   program
     .command('cancel')
     .argument('<id>', 'task id or name')
@@ -109,6 +118,10 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<id>', 'task id or name')
     .description('requeue a failed, timed-out or cancelled task')
     .action(act(async (id: string) => retryCommand(g(), id)));
+  program
+    .command('sync')
+    .description("write every missing result file (done/, failed/) of this checkout's tasks, then exit")
+    .action(act(async () => syncCommand(g())));
   program
     .command('status')
     .description('counts per state, running tasks, paused agents')

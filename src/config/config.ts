@@ -3,11 +3,12 @@
  * environment (`AGENTQ_*`) → command-line flags (applied by the CLI).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority } from '../core/types.ts';
+import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
@@ -153,6 +154,11 @@ const configSchema = strictObject({
   /** Global limit of running tasks (across every dispatcher on the store). */
   concurrency: z.number().int().min(1).default(2),
   /**
+   * This dispatcher's own limit of running tasks, within the store-wide `concurrency`
+   * (`agentq run -c N` / `serve -c N` replace it); none by default: `concurrency` alone.
+   */
+  local_concurrency: z.number().int().min(1).optional(),
+  /**
    * This dispatcher's labels: it claims a task with `runs_on` only when it holds every label
    * listed there (tasks without `runs_on` run anywhere). `agentq run --label` / `serve --label` replace them.
    */
@@ -177,6 +183,19 @@ const configSchema = strictObject({
   questions: z.boolean().default(true),
   /** After a worktree task succeeds: keep its branch (`manual`) or merge it back (`auto`). */
   merge: z.enum(['manual', 'auto']).default('manual'),
+  /**
+   * A remote of this checkout (e.g. `origin`): when a worktree task ends (in any state) with
+   * commits on its branch, the branch is pushed there under the same name (no force; see
+   * src/workspace/push.ts), so the checkout the task came from can `git fetch` it. The branch
+   * is then not merged into this checkout (`merge` does not apply: it is the origin's to
+   * merge). A failed push is recorded (`push_error`) and does not change the task's end.
+   * None by default: branches stay in this checkout.
+   */
+  workspace_push: z
+    .string()
+    .max(100, 'a remote name of at most 100 characters')
+    .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'not a git remote name (e.g. origin; a URL is not accepted: add it with git remote add NAME URL)')
+    .optional(),
   /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
   retry_backoff: duration('30s'),
   retry_backoff_max: duration('10m'),
@@ -323,6 +342,39 @@ export function projectPaths(projectDir: string): ProjectPaths {
 }
 
 /**
+ * This checkout as a task's origin: `os.hostname()` and the project root with symbolic links
+ * resolved (`fs.realpathSync`; the root as given while it does not exist yet), so two spellings
+ * of one directory name one checkout.
+ */
+export function projectOrigin(paths: Pick<ProjectPaths, 'root'>): TaskOrigin {
+  let root = paths.root;
+  try {
+    root = fs.realpathSync(paths.root);
+  } catch {
+    // Not created yet (or unreadable): the absolute path as given.
+  }
+  return { host: os.hostname(), root };
+}
+
+/** Whether two origins name the same checkout (same host, same root). */
+export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
+  return a.host === b.host && a.root === b.root;
+}
+
+/**
+ * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
+ * has none (stored before origins were recorded: any checkout writes it).
+ */
+export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
+  return task.origin === null || sameOrigin(task.origin, here);
+}
+
+/** How a checkout is shown: `HOST:ROOT`. */
+export function formatOrigin(origin: TaskOrigin): string {
+  return `${origin.host}:${origin.root}`;
+}
+
+/**
  * Validates a parsed config object (defaults applied; durations in ms).
  * @param source what to name in messages, e.g. the file's path. Default `config`.
  * @throws ConfigError `SOURCE: PATH: PROBLEM` for every problem (joined by `; `), e.g.
@@ -390,6 +442,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 
 # How many tasks run at once (across every dispatcher sharing the store).
 # concurrency: 2
+# local_concurrency: 1   # (default: none) at most this many in this dispatcher, within
+#                         # concurrency (run -c N / serve -c N replace it)
 # labels: [gpu]          # (default: none) this dispatcher's labels: a task with runs_on runs
 #                         # only on a dispatcher holding every label it lists (--label replaces these)
 
@@ -400,6 +454,9 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
 # workspace: worktree     # default: worktree in a git repository, else inplace
 # merge: manual           # or auto: merge a worktree task's branch back after success
+# workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
+#                         # it ends with commits, for the checkout it came from to fetch (then
+#                         # it is not merged here); a failed push is recorded as push_error
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m

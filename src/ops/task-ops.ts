@@ -4,7 +4,7 @@
  * --json`, GET /v1/usage).
  */
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
-import type { ProjectPaths } from '../config/config.ts';
+import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
 import { writeResultFile } from '../results/result-file.ts';
@@ -20,13 +20,14 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 
 /**
  * Cancels a task (`store.cancel`): a queued or blocked one ends `cancelled` at once, and
- * its failed/ file is written here; a running one is marked for its dispatcher, which stops
+ * its failed/ file is written here when this checkout (`paths`) is its origin (else its
+ * origin's agentq writes it: `run`, `serve` or `sync` there); a running one is marked for its dispatcher, which stops
  * the agent. `outcome`: `cancelled`, `requested` (running), or `ended` (it had already
  * ended otherwise; nothing changed).
  */
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
-  if (task.state === 'cancelled' && task.resultPath === null) {
+  if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
     const file = writeResultFile(paths, task);
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };

@@ -70,10 +70,19 @@ export const taskSchema: JsonSchema = {
     result: nul('string'),
     failedReason: nul('string'),
     resultPath: nul('string'),
+    origin: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: 'the checkout the task came from, where its result file is written (null: stored before agentq recorded it)',
+      properties: { host: { type: 'string' }, root: { type: 'string', description: 'project root, symbolic links resolved' } },
+    },
     question: nul('string'),
     answer: nul('string'),
     branch: nul('string'),
     commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
+    ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },
+    pushedTo: { ...nul('string'), description: 'workspace_push: REMOTE/BRANCH the branch was pushed to' },
+    pushError: { ...nul('string'), description: 'workspace_push: why the push failed' },
   },
 };
 
@@ -87,6 +96,7 @@ export const attemptSchema: JsonSchema = {
     taskId: { type: 'integer' },
     number: { type: 'integer' },
     workerId: { type: 'string' },
+    host: { ...nul('string'), description: 'host name of the machine that ran it' },
     agent: { type: 'string' },
     model: nul('string'),
     outcome: { type: 'string' },
@@ -97,6 +107,22 @@ export const attemptSchema: JsonSchema = {
     durationMs: nul('number'),
     logPath: nul('string'),
     stats: statsSchema,
+  },
+};
+
+/** A live dispatcher on the store, as `agentq status --json` lists it (`WorkerInfo` + its running count). */
+export const workerSchema: JsonSchema = {
+  $id: 'Worker',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string', description: 'HOST:PID:RANDOM; attempts name it as workerId' },
+    host: { type: 'string' },
+    pid: { type: 'integer' },
+    labels: { type: 'array', items: { type: 'string' }, description: 'its labels (agentq run --label), matched against runs_on' },
+    running: { type: 'integer', description: 'its running attempts' },
+    startedAt: { type: 'integer', description: 'epoch ms' },
+    heartbeatAt: { type: 'integer', description: 'last heartbeat, epoch ms' },
   },
 };
 
@@ -132,7 +158,7 @@ export const errorSchema: JsonSchema = {
   },
 };
 
-export const SHARED_SCHEMAS = [taskSchema, attemptSchema, callbackSchema, errorSchema];
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, callbackSchema, errorSchema];
 
 export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
 

@@ -3,8 +3,8 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { A2aPush, AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo } from './store.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -25,6 +25,21 @@ export function statsFrom(row: Row, modelColumn: string): RunStats {
     outputTokens: num(row.output_tokens),
     numTurns: num(row.num_turns),
   };
+}
+
+/**
+ * `TERMINAL_STATES` as an SQL list of literals (`'completed', 'failed', …`): the states the
+ * partial index `tasks_unreported` (migrations: SQLite 012, PostgreSQL 003) holds. A query
+ * can use a partial index only when its own WHERE names the same terms, so `listUnreported`
+ * writes these literals rather than bound parameters.
+ */
+export const TERMINAL_STATES_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
+
+/** The origin columns of a task row (`origin_host`, `origin_root`): null when either is. */
+export function originFrom(row: Row): TaskOrigin | null {
+  const host = str(row.origin_host);
+  const root = str(row.origin_root);
+  return host === null || root === null ? null : { host, root };
 }
 
 export function toTask(row: Row, depIds: number[]): Task {
@@ -72,12 +87,23 @@ export function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
+    ranOn: str(row.ran_on),
+    pushedTo: str(row.pushed_to),
+    pushError: str(row.push_error),
   };
 }
+
+/**
+ * The attempt columns {@link toAttempt} reads, for `SELECT`s of many attempts: all but the
+ * output tails (up to 128 KiB a row), which {@link toAttemptOutput} reads one attempt at a time.
+ */
+export const ATTEMPT_COLUMNS =
+  'id, task_id, number, worker_id, host, agent, model, outcome, reason, exit_code, started_at, finished_at, duration_ms, log_path, session_id, cost_usd, input_tokens, output_tokens, num_turns';
 
 export function toAttempt(row: Row): Attempt {
   return {
@@ -85,6 +111,7 @@ export function toAttempt(row: Row): Attempt {
     taskId: Number(row.task_id),
     number: Number(row.number),
     workerId: String(row.worker_id),
+    host: str(row.host),
     agent: String(row.agent),
     model: str(row.model),
     outcome: row.outcome as AttemptOutcome,
@@ -96,6 +123,20 @@ export function toAttempt(row: Row): Attempt {
     logPath: str(row.log_path),
     stats: statsFrom(row, 'model'),
   };
+}
+
+/** The stored output of an attempt row (`stdout_tail`, `stdout_bytes`, `stderr_tail`, `stderr_bytes`); null when none was recorded. */
+export function toAttemptOutput(row: Row): AttemptOutput | null {
+  if (row.stdout_tail === null || row.stdout_tail === undefined) return null;
+  return {
+    stdout: { text: String(row.stdout_tail), bytes: Number(row.stdout_bytes ?? 0) },
+    stderr: { text: String(row.stderr_tail ?? ''), bytes: Number(row.stderr_bytes ?? 0) },
+  };
+}
+
+/** The values of the output columns `stdout_tail, stdout_bytes, stderr_tail, stderr_bytes` that end an attempt, in that order; all null for no output. */
+export function outputValues(output: AttemptOutput | null | undefined): [string | null, number | null, string | null, number | null] {
+  return output ? [output.stdout.text, output.stdout.bytes, output.stderr.text, output.stderr.bytes] : [null, null, null, null];
 }
 
 export function toCallback(row: Row): CallbackDelivery {
@@ -147,6 +188,7 @@ export function toWorker(row: Row): WorkerInfo {
     startedAt: Number(row.started_at),
     heartbeatAt: Number(row.heartbeat_at),
     labels: JSON.parse(String(row.labels)) as string[],
+    root: str(row.root),
   };
 }
 
@@ -183,6 +225,17 @@ export function toUsageRecord(row: Row, withTags: boolean): UsageRecord {
     outputTokens: num(row.output_tokens),
     tags: withTags ? (JSON.parse(String(row.tags)) as string[]) : [],
   };
+}
+
+/** A {@link WorkspaceRecord} as task column → value (`commits` as JSON text), the same on every backend. */
+export function workspaceColumns(r: WorkspaceRecord): Array<[string, unknown]> {
+  return [
+    ['branch', r.branch],
+    ['commits', JSON.stringify(r.commits)],
+    ['ran_on', r.ranOn],
+    ['pushed_to', r.pushedTo],
+    ['push_error', r.pushError],
+  ];
 }
 
 /**

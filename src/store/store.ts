@@ -4,7 +4,7 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { type AgentPause, type Attempt, type AttemptOutcome, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -23,10 +23,14 @@ export interface NewTask {
   terminalState?: 'invalid' | 'duplicate';
   /** Intake key (file name + content hash) recorded in the same transaction. */
   intakeKey?: string;
+  /** The checkout the task comes from (`Task.origin`), where its result file is written. Default null: none recorded (any checkout writes it). */
+  origin?: TaskOrigin | null;
 }
 
 export interface ClaimOptions {
   workerId: string;
+  /** This dispatcher's host name, recorded on the attempt (`Attempt.host`). Default null. */
+  host?: string | null;
   now: number;
   leaseMs: number;
   /** Global limit of running tasks; the claim is refused when reached. */
@@ -57,6 +61,10 @@ export interface FinishOutcome {
   stats: RunStats;
   /** Raw stdout log of the attempt. */
   logPath?: string | null;
+  /** Where the attempt ran and what it left in git: replaces the task's record (every field); absent: the record is left as it is. */
+  workspace?: WorkspaceRecord;
+  /** The tails of the attempt's stdout and stderr logs, kept on its row; null or absent: none recorded. */
+  output?: AttemptOutput | null;
   now: number;
 }
 
@@ -65,6 +73,9 @@ export interface AttemptAgent {
   agent: string;
   model: string | null;
 }
+
+/** Where the attempt that ends a task ran and what it left in git (`FinishOutcome.workspace`); the fields as on `Task`. */
+export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushedTo' | 'pushError'>;
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
@@ -75,6 +86,19 @@ export interface RequeueOptions {
   exitCode?: number | null;
   stats?: RunStats;
   logPath?: string | null;
+  /** As {@link FinishOutcome.output}. */
+  output?: AttemptOutput | null;
+  now: number;
+}
+
+/** Ending an attempt with a question (`block`). */
+export interface BlockOptions {
+  question: string;
+  stats: RunStats;
+  exitCode?: number | null;
+  logPath?: string | null;
+  /** As {@link FinishOutcome.output}. */
+  output?: AttemptOutput | null;
   now: number;
 }
 
@@ -186,6 +210,8 @@ export interface WorkerInfo {
   heartbeatAt: number;
   /** The dispatcher's labels (`agentq run --label`), matched against tasks' `runs_on`. */
   labels: string[];
+  /** The project root it dispatches for (realpath; with `host`, its checkout: see `TaskOrigin`); null for a row an older agentq wrote. */
+  root: string | null;
 }
 
 /** A running task whose dispatcher is gone or whose lease expired. */
@@ -226,8 +252,6 @@ export interface TaskStore {
    * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
-  /** Records the worktree branch and the commits a task made on it. */
-  setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.
@@ -235,8 +259,14 @@ export interface TaskStore {
   settleParents(now: number): Promise<Task[]>;
   /** Fails queued tasks whose dependency ended in any state but `completed`, with the reason `dependencyFailure` (src/core/lifecycle.ts) gives. */
   failBlockedDependents(now: number): Promise<Task[]>;
-  /** Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose done/failed file is not written yet, by id. */
-  listUnreported(): Promise<Task[]>;
+  /**
+   * Tasks in any terminal state (`TERMINAL_STATES`, `invalid` and `duplicate` included) whose
+   * done/failed file is not written yet, by id. With `origin`: only those from that checkout
+   * and those with no origin recorded (the ones that checkout writes); without it, all of them.
+   * Served by a partial index of the unreported terminal tasks, so its cost does not grow with
+   * the history.
+   */
+  listUnreported(origin?: TaskOrigin): Promise<Task[]>;
   setResultPath(taskId: number, path: string): Promise<void>;
 }
 
@@ -268,8 +298,14 @@ export interface AttemptStore {
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
-  block(attemptId: string, options: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number }): Promise<Task | null>;
+  block(attemptId: string, options: BlockOptions): Promise<Task | null>;
+  /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
+  /**
+   * The stdout and stderr tails recorded when the attempt ended (`output` of `finish`,
+   * `requeue`, `block`); null for an unknown id, a running attempt, or one ended without them.
+   */
+  attemptOutput(attemptId: string): Promise<AttemptOutput | null>;
   /** Running tasks with their attempt and owning worker, for recovery, by task id. */
   listRunning(): Promise<StaleClaim[]>;
 }
@@ -454,7 +490,9 @@ export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore,
   /**
    * Optional: calls `onWork` soon after any handle on the store (this process or another)
    * commits work that may be claimable now: a queued task created or queued again, or an
-   * ended attempt (a slot freed, dependents or parents maybe ready). A hint, not a count:
+   * ended attempt (a slot freed, dependents or parents maybe ready); or a task that ended
+   * otherwise (a parent settled, a dependent failed, a queued task cancelled), whose result
+   * file its origin checkout's dispatcher then writes. A hint, not a count:
    * `onWork` may be called for nothing or once for many, and a change made while the watch
    * was cut is missed (then `onWork` is called once it is back), so dispatchers keep polling.
    * Resolves once watching (or after a first failed try, retrying in the background) with the

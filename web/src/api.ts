@@ -149,7 +149,21 @@ export interface StatusBody {
   agents: AgentStatus[];
   /** Pauses as `agentq status --json` lists them (older servers); merged into `agents`. */
   pausedAgents?: Array<{ agent: string; until: number; reason: string }>;
-  workers?: Array<{ id: string; pid?: number; host?: string; heartbeatAt?: number }>;
+  /** Live dispatchers (older servers: without host, labels or running). */
+  workers?: WorkerStatus[];
+}
+
+/** A live dispatcher in GET /v1/status (times epoch ms). */
+export interface WorkerStatus {
+  id: string;
+  host?: string;
+  pid?: number;
+  /** Its labels (`agentq run --label`), matched against tasks' `runs_on`. */
+  labels?: string[];
+  /** Its running attempts. */
+  running?: number;
+  startedAt?: number;
+  heartbeatAt?: number;
 }
 
 /** One row of GET /v1/usage (`agentq usage --json`); absent dimensions are missing or null. */

@@ -159,7 +159,7 @@ export class AgentqRequestHandler extends DefaultRequestHandler {
   }
 
   private take(params: MessageSendParams): Promise<Task> {
-    return takeMessage(params, { store: this.d.store, config: this.d.config, events: this.d.events, wake: this.d.wake, onPushSaved: this.d.kickPushes, now: this.now });
+    return takeMessage(params, { store: this.d.store, config: this.d.config, paths: this.d.paths, events: this.d.events, wake: this.d.wake, onPushSaved: this.d.kickPushes, now: this.now });
   }
 
   override async sendMessage(params: MessageSendParams, context?: ServerCallContext): Promise<Message | A2aTask> {

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MessageSendParams } from '@a2a-js/sdk';
 import { z } from 'zod';
-import type { Config } from '../../config/config.ts';
+import { projectOrigin, type Config, type ProjectPaths } from '../../config/config.ts';
 import { AgentQueueError, NotFoundError } from '../../core/errors.ts';
 import type { Task } from '../../core/types.ts';
 import type { DispatcherEvents } from '../../events/events.ts';
@@ -30,6 +30,8 @@ import { A2A_STATES, CONTEXT_FIELD, taskIdOf } from './task-view.ts';
 export interface IntakeDeps {
   store: Store;
   config: Config;
+  /** This checkout: the origin of the tasks created here (their result files are written here). */
+  paths: Pick<ProjectPaths, 'root'>;
   /** The dispatcher's events: a created or answered task is reported there (`task.created`, `task.requeued`). */
   events: DispatcherEvents;
   /** Called after a task was created or queued again, so the dispatcher claims it now. */
@@ -156,7 +158,7 @@ export async function takeMessage(params: MessageSendParams, d: IntakeDeps): Pro
       task = (await d.store.getTask(known.taskId))!;
     } else {
       const contextId = message.contextId ?? randomUUID();
-      const newTask = await resolveDirect(d.store, d.config, { ...spec, source: 'a2a', extra: { ...spec.extra, [CONTEXT_FIELD]: contextId } });
+      const newTask = await resolveDirect(d.store, d.config, { ...spec, source: 'a2a', extra: { ...spec.extra, [CONTEXT_FIELD]: contextId } }, projectOrigin(d.paths));
       created = await d.store.enqueueRequest(newTask, { idempotency, callbackUrl }, d.now());
       if (created.kind === 'conflict') throw conflict(created.task.id);
       task = created.task;

@@ -31,18 +31,21 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, TASK_VERSION_SQL, toA2aPush, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import type {
   A2aPush,
   A2aPushConfig,
   AgentUsage,
   AnswerResult,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -179,7 +182,17 @@ const TYPES = {
 type Db = pg.Pool | pg.PoolClient;
 
 /** A task row with its dependency ids (`dep_ids`), in one query. */
-const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+/** Task rows with their dependency ids (`dep_ids`, in order), as `rowTask` reads them; append `WHERE …` on alias `t`. */
+export const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+
+/** The terminal tasks without a result file: the predicate of the partial index `tasks_unreported` (migration 003), states as literals so the planner can prove it. */
+const UNREPORTED = `t.result_path IS NULL AND t.state IN (${TERMINAL_STATES_SQL})`;
+
+/** `listUnreported`'s conditions on {@link TASK_SELECT}: every unreported task (`all`), or those of one origin (`$1` host, `$2` root) and those without one (`ofOrigin`), by id. */
+export const UNREPORTED_WHERE = {
+  all: `${UNREPORTED} ORDER BY t.id`,
+  ofOrigin: `${UNREPORTED} AND (t.origin_host IS NULL OR (t.origin_host = $1 AND t.origin_root = $2)) ORDER BY t.id`,
+} as const;
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
 
@@ -346,7 +359,8 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Tells {@link watchWork}ers that work may be claimable: `pg_notify` on this schema's
+   * Tells {@link watchWork}ers that work may be claimable (or a task ended, its result file due
+   * in its origin checkout): `pg_notify` on this schema's
    * channel, inside the caller's transaction, so it is delivered at COMMIT (never for work
    * rolled back, never before the work is visible). Notifications of one transaction collapse into one.
    */
@@ -414,7 +428,7 @@ export class PostgresStore implements Store {
   private async insertTasks(c: pg.PoolClient, tasks: NewTask[], now: number): Promise<Array<{ id: number; created: boolean }>> {
     const created: number[] = [];
     const fresh: boolean[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey, origin = null } of tasks) {
       const taken = intakeKey === undefined ? undefined : await this.one('SELECT task_id FROM intake WHERE key = $1', [intakeKey], c);
       if (taken) {
         created.push(Number(taken.task_id));
@@ -426,9 +440,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
          RETURNING id`,
         [
           spec.name,
@@ -462,6 +476,8 @@ export class PostgresStore implements Store {
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           JSON.stringify(spec.runsOn),
+          origin?.host ?? null,
+          origin?.root ?? null,
         ],
         c,
       );
@@ -493,9 +509,6 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
-  }
 
   async findByName(name: string): Promise<Task | null> {
     const [t] = await this.tasksWhere('t.name = $1 ORDER BY t.id DESC LIMIT 1', [name]);
@@ -528,8 +541,8 @@ export class PostgresStore implements Store {
              FOR UPDATE SKIP LOCKED)
            RETURNING *),
          attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, claimed.agent, claimed.model, $4 FROM claimed
+           INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+           SELECT $2, claimed.id, claimed.claims, $1, $11, claimed.agent, claimed.model, $4 FROM claimed
            RETURNING *)
          SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
            ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
@@ -545,6 +558,7 @@ export class PostgresStore implements Store {
           JSON.stringify(o.agentConcurrency ?? {}),
           JSON.stringify(o.labels),
           JSON.stringify(o.accounts ?? {}),
+          o.host ?? null,
         ],
         c,
       );
@@ -583,15 +597,16 @@ export class PostgresStore implements Store {
     c: pg.PoolClient,
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ): Promise<void> {
     const { stats, now } = o;
     await this.q(
       `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
            session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
            input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns)
-         WHERE id = $13`,
+           num_turns = COALESCE($12, num_turns),
+           stdout_tail = $13, stdout_bytes = $14, stderr_tail = $15, stderr_bytes = $16
+         WHERE id = $17`,
       [
         outcome,
         o.reason ?? null,
@@ -605,6 +620,7 @@ export class PostgresStore implements Store {
         stats?.inputTokens ?? null,
         stats?.outputTokens ?? null,
         stats?.numTurns ?? null,
+        ...outputValues(o.output),
         attempt.id,
       ],
       c,
@@ -641,6 +657,10 @@ export class PostgresStore implements Store {
         ],
         c,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        await this.q(`UPDATE tasks SET ${cols.map(([col], i) => `${col} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [...cols.map(([, v]) => v), held.task.id], c);
+      }
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
@@ -667,7 +687,7 @@ export class PostgresStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
@@ -766,8 +786,8 @@ export class PostgresStore implements Store {
         }
       }
       const parents = await this.tasksByIds(ended, c);
-      // A parent that completed may make its dependents ready.
-      if (parents.some((t) => t.state === 'completed')) await this.notifyWork(c);
+      // A parent that completed may make its dependents ready; any that ended has a result file due in its origin checkout.
+      if (parents.length) await this.notifyWork(c);
       return parents;
     }, 'settle');
   }
@@ -789,7 +809,10 @@ export class PostgresStore implements Store {
           [UNSUCCESSFUL_STATES],
           c,
         );
-        if (rows.length === 0) return this.tasksByIds(failed, c);
+        if (rows.length === 0) {
+          if (failed.length) await this.notifyWork(c); // their result files are due in their origin checkouts
+          return this.tasksByIds(failed, c);
+        }
         for (const r of rows) {
           const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
           const done = await this.q("UPDATE tasks SET state = 'failed', failed_reason = $1, finished_at = $2 WHERE id = $3 AND state = 'queued'", [reason, now, r.id], c);
@@ -801,9 +824,9 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     await this.q(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES ($1, $2, $3, $4, $5, $6)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels)],
+      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root],
     );
   }
 
@@ -892,7 +915,12 @@ export class PostgresStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (await this.rows('SELECT * FROM attempts WHERE task_id = $1 ORDER BY number', [taskId])).map(toAttempt);
+    return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = await this.one('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = $1', [attemptId]);
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
@@ -929,8 +957,8 @@ export class PostgresStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    return this.tasksWhere('t.result_path IS NULL AND t.state = ANY($1::text[]) ORDER BY t.id', [TERMINAL_STATES]);
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    return origin === undefined ? this.tasksWhere(UNREPORTED_WHERE.all, []) : this.tasksWhere(UNREPORTED_WHERE.ofOrigin, [origin.host, origin.root]);
   }
 
   async setResultPath(taskId: number, p: string): Promise<void> {
@@ -943,6 +971,7 @@ export class PostgresStore implements Store {
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
         await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
       }

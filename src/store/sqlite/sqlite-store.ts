@@ -16,9 +16,11 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
 } from '../../core/types.ts';
 import type {
@@ -26,6 +28,7 @@ import type {
   A2aPushConfig,
   AgentUsage,
   AnswerResult,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -46,13 +49,27 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { knownStatsColumns, TASK_VERSION_SQL, toA2aPush, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
+
+/** The terminal tasks without a result file, read through the partial index `tasks_unreported` (migration 012) alone. */
+const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_unreported WHERE result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
+
+/**
+ * `listUnreported`'s queries: every unreported task (`all`), or those of one origin (bound:
+ * host, root) and those without one (`ofOrigin`), by id. The states are literals and the index
+ * is named (`INDEXED BY`: the statement fails to prepare rather than scan the history if the
+ * index cannot serve it); `ofOrigin` is two searches of it, not one scan.
+ */
+export const UNREPORTED_SQL = {
+  all: `${UNREPORTED} ORDER BY id`,
+  ofOrigin: `SELECT * FROM (${UNREPORTED} AND origin_host = ? AND origin_root = ? UNION ALL ${UNREPORTED} AND origin_host IS NULL) ORDER BY id`,
+} as const;
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -185,11 +202,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -204,6 +221,7 @@ export class SqliteStore implements Store {
       invalidReason,
       terminalState,
       intakeKey,
+      origin = null,
     } of tasks) {
       const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
@@ -245,6 +263,8 @@ export class SqliteStore implements Store {
           parentId: parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
           finishedAt: invalid ? now : null,
           failedReason: invalid ? invalidReason : null,
+          originHost: origin?.host ?? null,
+          originRoot: origin?.root ?? null,
         }).lastInsertRowid,
       );
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
@@ -271,9 +291,6 @@ export class SqliteStore implements Store {
     return row ? this.taskById(Number(row.id)) : null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    this.prepare('UPDATE tasks SET branch = ?, commits = ? WHERE id = ?').run(branch, JSON.stringify(commits), taskId);
-  }
 
   async listPendingIntake(): Promise<string[]> {
     return (this.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
@@ -307,8 +324,8 @@ export class SqliteStore implements Store {
         LIMIT 1)
       RETURNING *`);
     const insertAttempt = this.prepare(`
-      INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`);
+      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`);
     return this.tx(() => {
       const attemptId = crypto.randomUUID();
       const row = claimStmt.get(
@@ -327,7 +344,7 @@ export class SqliteStore implements Store {
       ) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
-      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, task.agent, task.model, o.now) as Row;
+      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, o.host ?? null, task.agent, task.model, o.now) as Row;
       return { task, attempt: toAttempt(attempt) };
     });
   }
@@ -361,14 +378,15 @@ export class SqliteStore implements Store {
   private closeAttempt(
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ) {
     const { stats, now } = o;
     this.prepare(
       `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
-           num_turns = COALESCE(?, num_turns)
+           num_turns = COALESCE(?, num_turns),
+           stdout_tail = ?, stdout_bytes = ?, stderr_tail = ?, stderr_bytes = ?
          WHERE id = ?`,
     ).run(
       outcome,
@@ -383,6 +401,7 @@ export class SqliteStore implements Store {
       stats?.inputTokens ?? null,
       stats?.outputTokens ?? null,
       stats?.numTurns ?? null,
+      ...outputValues(o.output),
       attempt.id,
     );
   }
@@ -414,6 +433,10 @@ export class SqliteStore implements Store {
         o.stats.numTurns,
         held.task.id,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        this.prepare(`UPDATE tasks SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map(([, v]) => v), held.task.id);
+      }
       return this.taskById(Number(held.task.id));
     });
   }
@@ -435,7 +458,7 @@ export class SqliteStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(() => {
       const held = this.leased(attemptId);
@@ -553,9 +576,9 @@ export class SqliteStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     this.prepare(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels));
+    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root);
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
@@ -641,7 +664,12 @@ export class SqliteStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (this.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
+    return (this.prepare(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY number`).all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = this.prepare('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
@@ -682,10 +710,8 @@ export class SqliteStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    const rows = this.prepare(`SELECT * FROM tasks WHERE result_path IS NULL AND state IN (${placeholders(TERMINAL_STATES)}) ORDER BY id`).all(
-      ...TERMINAL_STATES,
-    ) as Row[];
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    const rows = (origin === undefined ? this.prepare(UNREPORTED_SQL.all).all() : this.prepare(UNREPORTED_SQL.ofOrigin).all(origin.host, origin.root)) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 

@@ -339,6 +339,7 @@ export function TaskDetailView({ id }: { id: string }) {
           {task.stats?.numTurns != null && <Field label="Turns">{task.stats.numTurns}</Field>}
           {task.stats?.sessionId && <Field label="Session">{task.stats.sessionId}</Field>}
           {task.tags.length > 0 && <Field label="Tags">{task.tags.join(', ')}</Field>}
+          {task.runsOn?.length > 0 && <Field label="Runs on">{task.runsOn.join(', ')}</Field>}
           {task.dependsOnIds.length > 0 && (
             <Field label="Depends on">
               {task.dependsOnIds.map((d) => (
