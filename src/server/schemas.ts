@@ -119,6 +119,7 @@ export const workerSchema: JsonSchema = {
     id: { type: 'string', description: 'HOST:PID:RANDOM; attempts name it as workerId' },
     host: { type: 'string' },
     pid: { type: 'integer' },
+    root: { type: 'string', description: 'its project root (realpath): the checkout it writes result files in' },
     labels: { type: 'array', items: { type: 'string' }, description: 'its labels (agentq run --label), matched against runs_on' },
     running: { type: 'integer', description: 'its running attempts' },
     startedAt: { type: 'integer', description: 'epoch ms' },

@@ -657,7 +657,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
       workers: unknown[];
     };
     assert.equal(status.counts.running, 1);
-    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
+    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, root: '/srv/proj', labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
     assert.equal(status.running[0]?.id, claim.task.id);
     assert.deepEqual(
       status.agents.map((a) => [a.agent, a.running, a.pauseReason]),
