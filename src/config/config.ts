@@ -273,6 +273,12 @@ const configSchema = strictObject({
     callback_tries: z.number().int().min(1).default(6),
     /** Time limit of one callback request. */
     callback_timeout: duration('10s'),
+    /**
+     * The base URL clients reach this server at (behind a proxy, TLS), e.g.
+     * `https://agentq.example.com`: the A2A agent card names `<public_url>/a2a` as its
+     * endpoint. Default: none, the card names the URL the request came to (its `Host`).
+     */
+    public_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
   }).prefault({}),
   /**
    * `agent: auto`: the agents to try per priority, in order. The first that is not paused
@@ -525,4 +531,5 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
+#   public_url: https://agentq.example.com  # behind a proxy: the A2A agent card names <public_url>/a2a
 `;

@@ -12,8 +12,8 @@ import { TASK_FIELDS, TASK_NAME_SCHEMA, taskNameFrom, taskSpecFromFields, valida
 import { InvalidTaskError } from '../core/errors.ts';
 import type { TaskSpec } from '../core/types.ts';
 
-/** `callback_url` → its normalized href; only http and https. */
-const callbackUrl = z
+/** An http or https URL (`callback_url`, A2A push notification URLs) → its normalized href. */
+export const HTTP_URL = z
   .string({ error: (iss) => `${JSON.stringify(iss.input)} is not an http or https URL` })
   .meta({ format: 'uri' })
   .transform((text, ctx) => {
@@ -39,7 +39,7 @@ export const TASK_BODY = z.strictObject({
     .refine((p) => p.trim() !== '', { error: 'empty', abort: true })
     .meta({ description: 'the task (the Markdown body of a task file); data only, never a path or shell' }),
   name: TASK_NAME_SCHEMA.nullish().meta({ description: 'task name (letters, digits, ".", "_", "-"); default: made from the title or prompt' }),
-  callback_url: callbackUrl.nullish().meta({ description: 'http(s) URL POSTed once the task ends' }),
+  callback_url: HTTP_URL.nullish().meta({ description: 'http(s) URL POSTed once the task ends' }),
   ...TASK_FIELDS.shape,
 });
 

@@ -4,7 +4,7 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -144,6 +144,35 @@ export function toCallback(row: Row): CallbackDelivery {
     taskId: Number(row.task_id),
     url: String(row.url),
     state: row.state as CallbackDelivery['state'],
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+  };
+}
+
+/**
+ * A task's version for A2A pushes: its state and its claim count, `state:claims`. It changes
+ * with every state change and with every new attempt (blocked → answered → blocked again is
+ * a new version), so a push config is due whenever it differs from the one last pushed.
+ */
+export function taskVersion(task: Pick<Task, 'state' | 'claims'>): string {
+  return `${task.state}:${task.claims}`;
+}
+
+/** {@link taskVersion} in SQL (both backends), over the `tasks` row aliased `t`. */
+export const TASK_VERSION_SQL = "(t.state || ':' || t.claims)";
+
+export function toA2aPush(row: Row): A2aPush {
+  const auth = str(row.authentication);
+  return {
+    taskId: Number(row.task_id),
+    id: String(row.config_id),
+    url: String(row.url),
+    token: str(row.token),
+    authentication: auth === null ? null : (JSON.parse(auth) as A2aPush['authentication']),
+    createdAt: Number(row.created_at),
+    pushedVersion: str(row.pushed_version),
     attempts: Number(row.attempts),
     lastError: str(row.last_error),
     deliveredAt: num(row.delivered_at),

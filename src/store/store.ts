@@ -161,6 +161,13 @@ export interface RequestOptions {
  */
 export type RequestResult = { kind: 'created' | 'replayed' | 'conflict'; task: Task };
 
+/**
+ * The outcome of `answerRequest`: `answered` (the task is queued again with the answer); or
+ * the idempotency key was already used, with the same body (`replayed`) or another
+ * (`conflict`), nothing changed; `task` is the task the key names.
+ */
+export type AnswerResult = { kind: 'answered' | 'replayed' | 'conflict'; task: Task };
+
 /** One result of {@link Store.claimDueCallbacks}: the delivery and its (terminal) task. */
 export interface DueCallback {
   delivery: CallbackDelivery;
@@ -387,6 +394,14 @@ export interface IntakeStore {
   enqueueRequest(task: NewTask, options: RequestOptions, now: number): Promise<RequestResult>;
   /** What an `Idempotency-Key` was first used for, if it was. */
   findIdempotencyKey(key: string): Promise<{ bodySha256: string; taskId: number } | null>;
+  /**
+   * Answers a blocked task from a request (an A2A follow-up message), recording its
+   * idempotency key in the same transaction, so a retried request never answers twice. A key
+   * already recorded changes nothing: `replayed` when its body hash matches, else `conflict`.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` (nothing recorded)
+   *   when the task asks nothing and the key is new
+   */
+  answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult>;
 }
 
 /** Callbacks: `callback_url` deliveries, leased and retried. */
@@ -404,10 +419,76 @@ export interface CallbackStore {
 }
 
 /**
+ * Who is told of an A2A task's changes (A2A protocol 0.3 `PushNotificationConfig`, set by
+ * `tasks/pushNotificationConfig/set` or a message's `configuration.pushNotificationConfig`).
+ */
+export interface A2aPushConfig {
+  /** The agentq task (its A2A task id is this id as text). */
+  taskId: number;
+  /** The config's id within its task: the client's, else the task id as text. */
+  id: string;
+  /** http(s) URL POSTed with the A2A task (JSON) when the task changes. */
+  url: string;
+  /** Sent as `X-A2A-Notification-Token`; null: none. */
+  token: string | null;
+  /** How to authenticate to `url` (`schemes`, e.g. `["Bearer"]`, and `credentials`); null: none. */
+  authentication: { schemes: string[]; credentials: string | null } | null;
+}
+
+/** A push config and where its delivery stands. Times epoch ms. */
+export interface A2aPush extends A2aPushConfig {
+  createdAt: number;
+  /**
+   * The task version (`taskVersion`: `state:claims`) last delivered or given up on; null:
+   * nothing yet (a config set or replaced is due at once with the task as it is).
+   */
+  pushedVersion: string | null;
+  /** Tries for the version being delivered (0 once a new version is claimed). */
+  attempts: number;
+  lastError: string | null;
+  deliveredAt: number | null;
+  /** Earliest next try; null: as soon as the task's version differs from `pushedVersion`. */
+  nextTryAt: number | null;
+}
+
+/** One result of {@link A2aPushStore.claimDueA2aPushes}: the config, its task now and that task's version. */
+export interface DueA2aPush {
+  push: A2aPush;
+  task: Task;
+  /** `taskVersion(task)`: what a successful try records as pushed. */
+  version: string;
+}
+
+/** A2A push notifications: configs per task, each pushed once per version of its task, leased and retried. */
+export interface A2aPushStore {
+  /**
+   * Sets a task's push config `config.id` (replacing one with that id: its delivery starts
+   * over, so the task as it is now is pushed to the new URL).
+   */
+  saveA2aPushConfig(config: A2aPushConfig, now: number): Promise<void>;
+  /** A task's push configs, oldest first. */
+  listA2aPushConfigs(taskId: number): Promise<A2aPush[]>;
+  /** Removes one; returns whether it existed. */
+  deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean>;
+  /**
+   * Configs whose task's version differs from the one they last pushed and whose
+   * `nextTryAt` passed (or is null), at most `limit`; each is leased by moving its
+   * `nextTryAt` to `now + leaseMs`, its `attempts` starting at 0 for a version not tried yet.
+   */
+  claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]>;
+  /**
+   * Records a try of `version` (see {@link CallbackTry}: `delivered` and `failed` record the
+   * version as pushed, `retry` waits for `nextTryAt`, `released` is not counted). Ignored
+   * (null) when a later claim took the config for another version, or it is gone.
+   */
+  recordA2aPushTry(taskId: number, configId: string, version: string, outcome: CallbackTry): Promise<A2aPush | null>;
+}
+
+/**
  * The whole storage interface a backend implements: the entity interfaces above, one
  * contract suite part each (test/contract/store/), plus health and closing.
  */
-export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore {
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, A2aPushStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.

@@ -39,13 +39,17 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TERMINAL_STATES_SQL, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import type {
+  A2aPush,
+  A2aPushConfig,
   AgentUsage,
+  AnswerResult,
   BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DueA2aPush,
   DueCallback,
   FinishOutcome,
   NewTask,
@@ -714,14 +718,28 @@ export class PostgresStore implements Store {
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
-    return this.tx(async (c) => {
-      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
-      if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
-      await this.notifyWork(c);
-      return (await this.taskById(taskId, c))!;
-    });
+    return this.tx((c) => this.answerIn(c, taskId, answer, now));
+  }
+
+  /** `answer` inside a transaction. */
+  private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    if (!t) throw new NotFoundError(`no task ${taskId}`);
+    if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+    await this.notifyWork(c);
+    return (await this.taskById(taskId, c))!;
+  }
+
+  async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
+    // The key's lock makes "not recorded yet, so answer" one step for concurrent requests with one key.
+    return this.tx(async (c): Promise<AnswerResult> => {
+      const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [idempotency.key], c);
+      if (known) return { kind: known.body_sha256 === idempotency.bodySha256 ? 'replayed' : 'conflict', task: (await this.taskById(Number(known.task_id), c))! };
+      const task = await this.answerIn(c, taskId, answer, now);
+      await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [idempotency.key, idempotency.bodySha256, taskId, now], c);
+      return { kind: 'answered', task };
+    }, `idempotency:${idempotency.key}`);
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -1073,6 +1091,63 @@ export class PostgresStore implements Store {
       ],
     );
     return row ? toCallback(row) : null;
+  }
+
+  async saveA2aPushConfig(p: A2aPushConfig, now: number): Promise<void> {
+    await this.q(
+      `INSERT INTO a2a_push_configs (task_id, config_id, url, token, authentication, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (task_id, config_id) DO UPDATE SET url = excluded.url, token = excluded.token, authentication = excluded.authentication,
+           pushed_version = NULL, sending_version = NULL, attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL`,
+      [p.taskId, p.id, p.url, p.token, p.authentication === null ? null : JSON.stringify(p.authentication), now],
+    );
+  }
+
+  async listA2aPushConfigs(taskId: number): Promise<A2aPush[]> {
+    return (await this.rows('SELECT * FROM a2a_push_configs WHERE task_id = $1 ORDER BY created_at, config_id', [taskId])).map(toA2aPush);
+  }
+
+  async deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean> {
+    return ((await this.q('DELETE FROM a2a_push_configs WHERE task_id = $1 AND config_id = $2', [taskId, configId])).rowCount ?? 0) > 0;
+  }
+
+  async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+           WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= $1)
+           ORDER BY p.task_id, p.config_id LIMIT $2
+           FOR UPDATE OF p SKIP LOCKED`,
+        [now, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const out: DueA2aPush[] = [];
+      const tasks = await this.tasksByIds(due.map((r) => Number(r.task_id)), c);
+      for (const [i, r] of due.entries()) {
+        const version = String(r.version);
+        const row = await this.one(
+          `UPDATE a2a_push_configs SET next_try_at = $1, attempts = CASE WHEN sending_version IS NOT DISTINCT FROM $2 THEN attempts ELSE 0 END, sending_version = $2
+             WHERE task_id = $3 AND config_id = $4 RETURNING *`,
+          [now + leaseMs, version, r.task_id, r.config_id],
+          c,
+        );
+        out.push({ push: toA2aPush(row!), task: tasks[i]!, version });
+      }
+      return out;
+    });
+  }
+
+  async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
+    const counted = t.outcome === 'released' ? 0 : 1;
+    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const row = await this.one(
+      `UPDATE a2a_push_configs SET attempts = attempts + $1, last_error = CASE WHEN $2 THEN last_error ELSE $3::text END,
+           delivered_at = CASE WHEN $4 THEN $5::bigint ELSE delivered_at END, pushed_version = CASE WHEN $6 THEN $7::text ELSE pushed_version END,
+           next_try_at = $8
+         WHERE task_id = $9 AND config_id = $10 AND sending_version = $7 RETURNING *`,
+      [counted, !counted, t.outcome === 'delivered' ? null : (t.error ?? null), t.outcome === 'delivered', t.now, settled, version, settled ? null : (t.nextTryAt ?? t.now), taskId, configId],
+    );
+    return row ? toA2aPush(row) : null;
   }
 
   /**

@@ -24,11 +24,15 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import type {
+  A2aPush,
+  A2aPushConfig,
   AgentUsage,
+  AnswerResult,
   BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DueA2aPush,
   DueCallback,
   FinishOutcome,
   NewTask,
@@ -45,7 +49,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TERMINAL_STATES_SQL, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -471,13 +475,25 @@ export class SqliteStore implements Store {
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
-    return this.tx(() => {
-      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
-      if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked')
-        throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
-      return this.taskById(taskId)!;
+    return this.tx(() => this.answerIn(taskId, answer, now));
+  }
+
+  /** `answer` inside a transaction. */
+  private answerIn(taskId: number, answer: string, now: number): Task {
+    const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+    if (!t) throw new NotFoundError(`no task ${taskId}`);
+    if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+    return this.taskById(taskId)!;
+  }
+
+  async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
+    return this.tx((): AnswerResult => {
+      const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(idempotency.key) as Row | undefined;
+      if (known) return { kind: known.body_sha256 === idempotency.bodySha256 ? 'replayed' : 'conflict', task: this.taskById(Number(known.task_id))! };
+      const task = this.answerIn(taskId, answer, now);
+      this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(idempotency.key, idempotency.bodySha256, taskId, now);
+      return { kind: 'answered', task };
     });
   }
 
@@ -806,6 +822,65 @@ export class SqliteStore implements Store {
       taskId,
     ) as Row | undefined;
     return row ? toCallback(row) : null;
+  }
+
+  async saveA2aPushConfig(c: A2aPushConfig, now: number): Promise<void> {
+    this.prepare(
+      `INSERT INTO a2a_push_configs (task_id, config_id, url, token, authentication, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (task_id, config_id) DO UPDATE SET url = excluded.url, token = excluded.token, authentication = excluded.authentication,
+           pushed_version = NULL, sending_version = NULL, attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL`,
+    ).run(c.taskId, c.id, c.url, c.token, c.authentication === null ? null : JSON.stringify(c.authentication), now);
+  }
+
+  async listA2aPushConfigs(taskId: number): Promise<A2aPush[]> {
+    return (this.prepare('SELECT * FROM a2a_push_configs WHERE task_id = ? ORDER BY created_at, config_id').all(taskId) as Row[]).map(toA2aPush);
+  }
+
+  async deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean> {
+    return this.prepare('DELETE FROM a2a_push_configs WHERE task_id = ? AND config_id = ?').run(taskId, configId).changes > 0;
+  }
+
+  async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
+    const dueSql = `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+           WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= ?)
+           ORDER BY p.task_id, p.config_id LIMIT ?`;
+    // Looked at often (every task change): the write lock only when something is due.
+    if (!this.prepare(dueSql).get(now, 1)) return [];
+    return this.tx(() => {
+      const due = this.prepare(dueSql).all(now, limit) as Row[];
+      const lease = this.prepare(
+        `UPDATE a2a_push_configs SET next_try_at = ?, attempts = CASE WHEN sending_version IS ? THEN attempts ELSE 0 END, sending_version = ?
+           WHERE task_id = ? AND config_id = ? RETURNING *`,
+      );
+      return due.map((r) => {
+        const version = String(r.version);
+        const push = toA2aPush(lease.get(now + leaseMs, version, version, r.task_id, r.config_id) as Row);
+        return { push, task: this.taskById(push.taskId)!, version };
+      });
+    });
+  }
+
+  async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
+    const counted = t.outcome === 'released' ? 0 : 1;
+    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const row = this.prepare(
+      `UPDATE a2a_push_configs SET attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END, pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
+         WHERE task_id = ? AND config_id = ? AND sending_version = ? RETURNING *`,
+    ).get(
+      counted,
+      counted ? 0 : 1,
+      t.outcome === 'delivered' ? null : (t.error ?? null),
+      t.outcome === 'delivered' ? 1 : 0,
+      t.now,
+      settled ? 1 : 0,
+      version,
+      settled ? null : (t.nextTryAt ?? t.now),
+      taskId,
+      configId,
+      version,
+    ) as Row | undefined;
+    return row ? toA2aPush(row) : null;
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {

@@ -1,12 +1,14 @@
 /**
  * Store contract, HTTP requests and callbacks: one transaction for a task, its idempotency
- * key and callback, and the parent's `max_subtasks` checked in it; callback deliveries found when due, leased, recorded, and re-armed by a
+ * key and callback, and the parent's `max_subtasks` checked in it; an answer and its idempotency
+ * key in one transaction; callback deliveries found when due, leased, recorded, and re-armed by a
  * retry.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { emptyStats } from '../../../src/agents/runner.ts';
 import { SubtaskLimitError } from '../../../src/core/errors.ts';
-import { newTask, T0, type StoreFactory } from './shared.ts';
+import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
 
 /** Registers the `requests and callbacks` cases for a backend's stores. */
 export function callbacksContract(factory: StoreFactory): void {
@@ -54,6 +56,25 @@ export function callbacksContract(factory: StoreFactory): void {
       for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof SubtaskLimitError, String(r.reason));
       assert.equal((await store.listSubtasks(racy!.id)).length, 5);
       await second.close();
+      await store.close();
+    });
+
+    it('answerRequest answers once per key: replayed for the same body, conflict for another; a task not blocked records nothing', async () => {
+      const { store } = await factory.open();
+      const [task] = await store.enqueue([newTask('ask')], T0);
+      const key = { key: 'a2a:m1', bodySha256: 'h1' };
+      await assert.rejects(store.answerRequest(task!.id, 'Blue', key, T0), { code: 'not_blocked' });
+      assert.equal(await store.findIdempotencyKey('a2a:m1'), null, 'a refused answer records no key');
+      await assert.rejects(store.answerRequest(9999, 'Blue', { key: 'a2a:m0', bodySha256: 'h' }, T0), { code: 'not_found' });
+      const claim = (await store.claim(claimOpts(T0 + 1)))!;
+      await store.block(claim.attempt.id, { question: 'Which colour?', stats: emptyStats(), now: T0 + 2 });
+      const a = await store.answerRequest(task!.id, 'Blue', key, T0 + 3);
+      assert.deepEqual([a.kind, a.task.state, a.task.answer], ['answered', 'queued', 'Blue']);
+      const again = await store.answerRequest(task!.id, 'Blue', key, T0 + 4);
+      assert.deepEqual([again.kind, again.task.id, again.task.state], ['replayed', task!.id, 'queued']);
+      const other = await store.answerRequest(task!.id, 'Red', { key: 'a2a:m1', bodySha256: 'h2' }, T0 + 5);
+      assert.deepEqual([other.kind, other.task.answer], ['conflict', 'Blue']);
+      assert.deepEqual(await store.findIdempotencyKey('a2a:m1'), { bodySha256: 'h1', taskId: task!.id });
       await store.close();
     });
 

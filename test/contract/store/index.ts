@@ -1,8 +1,9 @@
 /**
- * The Store contract: every part, run against one backend (sqlite now, postgres next). A
+ * The Store contract: every part, run against one backend (sqlite, postgres). A
  * backend's test file is one call: `storeContract('name', factory)`.
  */
 import { describe } from 'node:test';
+import { a2aPushContract } from './a2a-push.contract.ts';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
@@ -21,6 +22,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   agentsContract,
   intakeContract,
   callbacksContract,
+  a2aPushContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
