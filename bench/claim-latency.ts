@@ -48,7 +48,7 @@ import YAML from 'yaml';
 import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
 import { takeInInbox } from '../src/intake/inbox.ts';
 import { openStore } from '../src/store/open-store.ts';
-import { countResults, runMain, tailFile } from './common.ts';
+import { countResults, percentile, runMain, tailFile } from './common.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The no-op agent: prints when its first command ran (epoch seconds, µs). */
@@ -362,13 +362,6 @@ async function directSpawnMs(): Promise<number> {
   return percentile(times, 50);
 }
 
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  // Nearest rank.
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
 
 function fmt(ms: number): string {
   if (!Number.isFinite(ms)) return '–';

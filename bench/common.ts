@@ -31,3 +31,17 @@ export function runMain(main: () => Promise<number>): void {
     },
   );
 }
+
+/** The `p`th percentile (0–100) of `values`, nearest rank; NaN for none. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
+}
+
+/** Prints a table to stdout: a header row, then `rows`, each column right-aligned to its widest cell. */
+export function printTable(head: string[], rows: string[][]): void {
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padStart(width[i]!)).join('  '));
+}

@@ -22,7 +22,7 @@ import { emptyStats } from '../src/agents/runner.ts';
 import { openStore } from '../src/store/open-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { freshDatabase, startPostgres } from '../test/fixtures/postgres.ts';
-import { runMain } from './common.ts';
+import { printTable, runMain } from './common.ts';
 
 const { values } = parseArgs({ options: { tasks: { type: 'string', default: '2000' }, handles: { type: 'string', default: '1,2,4' } } });
 const TASKS = Number(values.tasks);
@@ -132,7 +132,6 @@ runMain(async () => {
   }
   console.log(`claim + finish throughput, ${TASKS} tasks per case, tasks/s (ratio = agentq store / raw, same engine, same run)`);
   const head = ['handles', 'sqlite', 'raw sqlite', 'ratio', 'postgres', 'raw postgres', 'ratio'];
-  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padStart(width[i]!)).join('  '));
+  printTable(head, rows);
   return 0;
 });

@@ -71,6 +71,70 @@ export const UNREPORTED_SQL = {
   ofOrigin: `SELECT * FROM (${UNREPORTED} AND origin_host = ? AND origin_root = ? UNION ALL ${UNREPORTED} AND origin_host IS NULL) ORDER BY id`,
 } as const;
 
+/** The partial index holding the tasks of a state, for the states that have one (terminal ones: a scan by id, newest or oldest first, that stops at the limit). */
+const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued', running: 'tasks_running', blocked: 'tasks_held', waiting: 'tasks_held' };
+
+/** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 21), over the row aliased `t`. */
+const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
+/** The order of `tasks_queued`, over the row aliased `t`: an ORDER BY it needs no sort. */
+const QUEUED_ORDER = (t: string) => ['deps_open', 'delayed', 'agent', 'runs_on', 'lane_group', 'priority_rank', 'id'].map((c) => `${t}.${c}`).join(', ');
+
+/**
+ * The first claimable task of the lane after the one of the task aliased `h` (same agent and
+ * runs_on, next group; else same agent, next runs_on; else next agent): three seeks with an
+ * equality prefix, as `COALESCE` arguments.
+ */
+const NEXT_LANE = ['n.agent = h.agent AND n.runs_on = h.runs_on AND n.lane_group > h.lane_group', 'n.agent = h.agent AND n.runs_on > h.runs_on', 'n.agent > h.agent']
+  .map((next) => `(SELECT n.id FROM tasks n INDEXED BY tasks_queued WHERE ${CLAIMABLE('n')} AND ${next} ORDER BY ${QUEUED_ORDER('n')} LIMIT 1)`)
+  .join(', ');
+
+/**
+ * The claim over `agents` agents (bound `@agent0` …): one UPDATE of the best claimable task,
+ * read back by it. The claimable tasks form lanes in `tasks_queued` — one per agent, `runs_on`
+ * and concurrency group, each ordered by priority, then arrival — and a dispatcher may take a
+ * lane's tasks or none of them (its agent's account paused, a label missing, the agent's or
+ * the group's limit reached). So the claim walks the lanes, one seek to the next (`lanes`: the
+ * first task of each), keeps the head of each lane it may take (the first whose `run_after` has
+ * passed on this clock: `heads`), and takes the best head, while fewer than `@concurrency` run.
+ * It visits as many tasks as there are lanes, whatever waits in them. (The next lane is sought
+ * as the next group of the same agent and runs_on, else the next runs_on of the agent, else
+ * the next agent: three seeks with an equality prefix. A row-value comparison
+ * `(agent, runs_on, lane_group) > (…)` would seek on the agent alone and read through its
+ * other lanes.)
+ */
+export function claimSql(agents: number): string {
+  const agentList = Array.from({ length: agents }, (_, i) => `@agent${i}`).join(', ');
+  return `
+    WITH RECURSIVE lanes(id) AS (
+      SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_queued WHERE ${CLAIMABLE('t')} ORDER BY ${QUEUED_ORDER('t')} LIMIT 1)
+      UNION ALL
+      SELECT COALESCE(${NEXT_LANE})
+        FROM lanes JOIN tasks h ON h.id = lanes.id
+    ),
+    heads(id) AS (
+      SELECT (SELECT c.id FROM tasks c INDEXED BY tasks_queued
+               WHERE ${CLAIMABLE('c')} AND c.agent = h.agent AND c.runs_on = h.runs_on AND c.lane_group = h.lane_group
+                 AND c.run_after <= @now
+               ORDER BY ${QUEUED_ORDER('c')} LIMIT 1)
+        FROM lanes JOIN tasks h ON h.id = lanes.id
+       WHERE h.agent IN (${agentList})
+         AND NOT EXISTS (SELECT 1 FROM json_each(h.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(@labels)))
+         AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > @now
+                          AND p.agent = COALESCE((SELECT value FROM json_each(@accounts) WHERE key = h.agent), h.agent))
+         AND (h.concurrency_group IS NULL
+              OR (SELECT count(*) FROM tasks g INDEXED BY tasks_running WHERE g.state = 'running' AND g.lane_group = h.lane_group) < @groupConcurrency)
+         AND ((SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent) IS NULL
+              OR (SELECT count(*) FROM tasks a INDEXED BY tasks_running WHERE a.state = 'running' AND a.agent = h.agent)
+                 < (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent))
+    )
+    UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
+      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, cancel_requested = 0
+    WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
+                 WHERE ifnull((SELECT n FROM task_counts WHERE state = 'running'), 0) < @concurrency
+                 ORDER BY t.priority_rank, t.id LIMIT 1)
+    RETURNING *`;
+}
+
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
   return fs
@@ -96,27 +160,115 @@ function refuseNewerSchema(db: Database.Database, file: string): void {
 }
 
 /**
+ * What a migration does besides its SQL file, by number: run after the file, in its
+ * transaction. 21: `tasks` rebuilt without AUTOINCREMENT ({@link rebuildTasksWithoutAutoincrement}).
+ */
+const MIGRATION_STEPS: Readonly<Record<number, (db: Database.Database, file: string) => void>> = {
+  21: (db, file) => rebuildTasksWithoutAutoincrement(db, file),
+};
+
+/**
  * Applies pending `migrations/*.sql` files; the schema version lives in `user_version`.
  * Each file runs in its own write transaction that reads the version again first, so
  * processes opening a new store at the same moment (`agentq run` and `agentq status`)
- * apply every migration once.
+ * apply every migration once. Foreign keys are off while they run (a rebuilt table is
+ * dropped while others refer to it, as SQLite's ALTER TABLE documentation does it); a
+ * migration that rebuilds a table checks every foreign key before it commits.
+ * @throws Error naming the migration when a rebuild left a row whose reference is broken (nothing of that migration is kept)
  */
-function migrate(db: Database.Database): void {
+function migrate(db: Database.Database, file: string): void {
   const files = migrationFiles();
   const current = schemaVersion(db);
   if (files.every((f) => Number.parseInt(f, 10) <= current)) return;
-  for (const name of files) {
-    const target = Number.parseInt(name, 10);
-    db.transaction(() => {
-      if (target <= schemaVersion(db)) return;
-      db.exec(fs.readFileSync(path.join(MIGRATIONS_DIR, name), 'utf8'));
-      db.pragma(`user_version = ${target}`);
-    }).immediate();
+  db.pragma('foreign_keys = OFF'); // not inside a transaction: SQLite ignores it there
+  try {
+    for (const name of files) {
+      const target = Number.parseInt(name, 10);
+      db.transaction(() => {
+        if (target <= schemaVersion(db)) return;
+        const sql = fs.readFileSync(path.join(MIGRATIONS_DIR, name), 'utf8');
+        db.exec(sql);
+        const step = MIGRATION_STEPS[target];
+        step?.(db, file);
+        if (step || /\bDROP\s+TABLE\b/i.test(sql)) {
+          const broken = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
+          if (broken.length > 0) {
+            const first = broken[0]!;
+            throw new Error(`migration ${name}: ${broken.length} row(s) refer to rows that do not exist (first: ${first.table} row ${first.rowid} → ${first.parent})`);
+          }
+        }
+        db.pragma(`user_version = ${target}`);
+      }).immediate();
+    }
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
 }
 
+/**
+ * Rebuilds `tasks` without AUTOINCREMENT (which wrote `sqlite_sequence` on every enqueue),
+ * inside the migration's transaction, foreign keys off: a new table from the table's own
+ * CREATE TABLE text less that word (every column any migration added is kept), every row
+ * copied with its id, the old table dropped and the new one renamed; the table's indexes and
+ * every trigger of the schema made again from their own text. Ids are kept, and as a table
+ * without AUTOINCREMENT gives the largest id + 1, the next task's id continues from them; if
+ * the sequence had gone past the largest id left (tasks deleted by hand), `task_id_floor`
+ * keeps it for the next enqueue, so no id is given twice. Nothing to do when the table has no
+ * AUTOINCREMENT. The copy writes the table again: it is refused, before anything is written,
+ * when the disk holding `file` has less free space than twice the store.
+ * @throws AgentQueueError `store_migration_space` when the disk is too full for the copy
+ */
+function rebuildTasksWithoutAutoincrement(db: Database.Database, file: string): void {
+  const table = db.prepare("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'tasks'").get() as { sql: string } | undefined;
+  if (!table || !/\bAUTOINCREMENT\b/i.test(table.sql)) return;
+  const storeBytes = Number(db.pragma('page_count', { simple: true })) * Number(db.pragma('page_size', { simple: true }));
+  const free = freeBytes(path.dirname(file));
+  if (free !== null && free < 2 * storeBytes) {
+    throw new AgentQueueError(
+      'store_migration_space',
+      `store ${file}: upgrading it rewrites its tasks once and needs ${mib(2 * storeBytes)} MiB free on its disk; ${mib(free)} MiB are: free some space, then start agentq again (nothing was changed)`,
+    );
+  }
+  const sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'").get() as { seq: number } | undefined;
+  const maxId = Number((db.prepare('SELECT max(id) AS id FROM tasks').get() as { id: number | null }).id ?? 0);
+  const indexes = (db.prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL").all() as Array<{ sql: string }>).map((r) => r.sql);
+  const triggers = db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger'").all() as Array<{ name: string; sql: string }>;
+  // Generated columns are computed, not copied.
+  const columns = (db.pragma('table_xinfo(tasks)') as Array<{ name: string; hidden: number }>).filter((c) => c.hidden === 0).map((c) => `"${c.name}"`).join(', ');
+  for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
+  db.exec(table.sql.replace(/^CREATE TABLE\s+("tasks"|tasks)/i, 'CREATE TABLE tasks_rebuilt').replace(/\s+AUTOINCREMENT\b/i, ''));
+  db.exec(`INSERT INTO tasks_rebuilt (${columns}) SELECT ${columns} FROM tasks ORDER BY id`);
+  db.exec('DROP TABLE tasks');
+  db.exec('ALTER TABLE tasks_rebuilt RENAME TO tasks');
+  for (const sql of indexes) db.exec(sql);
+  for (const t of triggers) db.exec(t.sql);
+  if (sequence && Number(sequence.seq) > maxId) db.prepare('INSERT INTO task_id_floor (next_id) VALUES (?)').run(Number(sequence.seq) + 1);
+}
+
+/** Bytes free to this user on the file system holding `dir`; null when it cannot be told. */
+function freeBytes(dir: string): number | null {
+  try {
+    const s = fs.statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return null;
+  }
+}
+
+const mib = (bytes: number) => Math.ceil(bytes / 1024 / 1024);
+
 /** Default of {@link SqliteStoreOptions.busyTimeoutMs}. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+/** Default of {@link SqliteStoreOptions.checkpointIntervalMs}. */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200;
+
+/**
+ * WAL pages (4 KiB) past which the statement that commits checkpoints after all (SQLite's
+ * `wal_autocheckpoint`), should the checkpoint timer not get a turn (a long synchronous
+ * burst of store calls): bounds the WAL at ~16 MiB.
+ */
+export const CHECKPOINT_BACKSTOP_PAGES = 4096;
 
 export interface SqliteStoreOptions {
   /**
@@ -125,6 +277,15 @@ export interface SqliteStoreOptions {
    * better-sqlite3 is synchronous: the waiting blocks the process's event loop.
    */
   busyTimeoutMs?: number;
+  /**
+   * How often the WAL is checkpointed (PASSIVE: copied into the database file as far as no
+   * reader holds it back, never waiting for a lock), in ms, from an unref'd timer, so no store
+   * call pays for a checkpoint (SQLite's own checkpoints run in the statement that commits
+   * past 1000 pages: copies and an fsync inside a claim). Past
+   * {@link CHECKPOINT_BACKSTOP_PAGES} the committing statement checkpoints anyway. Default
+   * {@link DEFAULT_CHECKPOINT_INTERVAL_MS}; 0: SQLite's own checkpoints only (1000 pages).
+   */
+  checkpointIntervalMs?: number;
 }
 
 /**
@@ -145,10 +306,30 @@ export class SqliteStore implements Store {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
-      migrate(this.db);
+      migrate(this.db, file);
     } catch (err) {
       this.db.close();
       throw err;
+    }
+    const every = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    if (every > 0) {
+      this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
+      this.checkpointTimer = setInterval(() => this.checkpoint(), every).unref();
+    }
+  }
+
+  private readonly checkpointTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * A PASSIVE checkpoint (see {@link SqliteStoreOptions.checkpointIntervalMs}): nothing to do
+   * costs a look at the WAL index. A failure is left for the next one (a store that is really
+   * broken fails the next store call).
+   */
+  private checkpoint(): void {
+    try {
+      if (this.db.open && !this.db.inTransaction) this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // the next tick tries again
     }
   }
 
@@ -176,42 +357,51 @@ export class SqliteStore implements Store {
     return row ? toTask(row, this.depIds(id)) : null;
   }
 
-  /** The attempt row, if its attempt still holds the task's lease. */
-  private leased(attemptId: string): { task: Row; attempt: Row } | null {
-    const attempt = this.prepare('SELECT * FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
-    if (!attempt) return null;
-    const task = this.prepare("SELECT * FROM tasks WHERE id = ? AND state = 'running' AND lease_token = ?").get(
-      attempt.task_id,
-      attemptId,
-    ) as Row | undefined;
-    return task ? { task, attempt } : null;
+  async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    return this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
   }
 
-  async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    return this.tx(() => this.insertTasks(tasks, now).filter((t) => t.created).map((t) => this.taskById(t.id)!));
+  /** Whether `task_id_floor` is known empty (it only empties): enqueue then reads it no more. */
+  private idFloorGone = false;
+
+  /**
+   * The id the next task must take when the rebuild of migration 21 left a floor
+   * (`task_id_floor`: the old AUTOINCREMENT sequence had gone past the largest id left), which
+   * it removes; null (the table's own next id) otherwise. Call inside a transaction.
+   */
+  private takeIdFloor(): number | null {
+    if (this.idFloorGone) return null;
+    const row = this.prepare('SELECT next_id FROM task_id_floor').get() as Row | undefined;
+    if (!row) {
+      this.idFloorGone = true;
+      return null;
+    }
+    this.prepare('DELETE FROM task_id_floor').run();
+    const max = Number((this.prepare('SELECT max(id) AS id FROM tasks').get() as Row).id ?? 0);
+    return Math.max(Number(row.next_id), max + 1);
   }
 
   /**
-   * Inserts tasks (with dependencies and intake keys); call inside a transaction. An entry
-   * whose intake key is already recorded (another dispatcher took the same file in first,
-   * removed or not) is not created again: its existing task stands in for it (also for
-   * in-batch dependencies).
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
+   * task is read back by its own INSERT (`RETURNING`). An entry whose intake key is already
+   * recorded (another dispatcher took the same file in first, removed or not) is not created
+   * again: its existing task stands in for it (also for in-batch dependencies), without `task`.
    */
-  private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; created: boolean }> {
+  private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; task: Task | null }> {
     const insert = this.prepare(`
-      INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
-        max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
+      INSERT INTO tasks (id, name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
+        max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after, delayed,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
         workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
-      VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
-        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
+      VALUES (@id, @name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
+        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @delayed, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)
+      RETURNING *`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
-    const created: number[] = [];
-    const fresh: boolean[] = [];
+    const out: Array<{ id: number; task: Task | null }> = [];
     for (const {
       spec,
       dependsOnIds,
@@ -225,55 +415,56 @@ export class SqliteStore implements Store {
     } of tasks) {
       const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
-        created.push(Number(taken.task_id));
-        fresh.push(false);
+        out.push({ id: Number(taken.task_id), task: null });
         continue;
       }
       const invalid = invalidReason !== undefined;
-      const id = Number(
-        insert.run({
-          name: spec.name,
-          title: spec.title,
-          priority: spec.priority,
-          rank: priorityRank(spec.priority),
-          agent: spec.agent,
-          model: spec.model,
-          dependsOn: JSON.stringify(spec.dependsOn),
-          timeoutMs: spec.timeoutMs,
-          maxCostUsd: spec.maxCostUsd,
-          retries: spec.retries,
-          tags: JSON.stringify(spec.tags),
-          runsOn: JSON.stringify(spec.runsOn),
-          dedupKey: spec.dedupKey,
-          command: spec.command === null ? null : JSON.stringify(spec.command),
-          maxTurns: spec.maxTurns,
-          allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-          extra: JSON.stringify(spec.extra),
-          prompt: spec.prompt,
-          source: spec.source,
-          state: invalid ? (terminalState ?? 'invalid') : 'queued',
-          now,
-          runAfter: Math.max(now, spec.runAt ?? now),
-          retryBackoffMs: spec.retryBackoffMs,
-          retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
-          concurrencyGroup: spec.concurrencyGroup,
-          workspace: spec.workspace,
-          merge: spec.merge,
-          parent: spec.parent,
-          parentId: parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
-          finishedAt: invalid ? now : null,
-          failedReason: invalid ? invalidReason : null,
-          originHost: origin?.host ?? null,
-          originRoot: origin?.root ?? null,
-        }).lastInsertRowid,
-      );
-      const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
+      const runAfter = Math.max(now, spec.runAt ?? now);
+      const row = insert.get({
+        id: this.takeIdFloor(),
+        name: spec.name,
+        title: spec.title,
+        priority: spec.priority,
+        rank: priorityRank(spec.priority),
+        agent: spec.agent,
+        model: spec.model,
+        dependsOn: JSON.stringify(spec.dependsOn),
+        timeoutMs: spec.timeoutMs,
+        maxCostUsd: spec.maxCostUsd,
+        retries: spec.retries,
+        tags: JSON.stringify(spec.tags),
+        runsOn: JSON.stringify(spec.runsOn),
+        dedupKey: spec.dedupKey,
+        command: spec.command === null ? null : JSON.stringify(spec.command),
+        maxTurns: spec.maxTurns,
+        allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+        extra: JSON.stringify(spec.extra),
+        prompt: spec.prompt,
+        source: spec.source,
+        state: invalid ? (terminalState ?? 'invalid') : 'queued',
+        now,
+        runAfter,
+        delayed: !invalid && runAfter > now ? 1 : 0,
+        retryBackoffMs: spec.retryBackoffMs,
+        retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
+        concurrencyGroup: spec.concurrencyGroup,
+        workspace: spec.workspace,
+        merge: spec.merge,
+        parent: spec.parent,
+        parentId: parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId,
+        finishedAt: invalid ? now : null,
+        failedReason: invalid ? invalidReason : null,
+        originHost: origin?.host ?? null,
+        originRoot: origin?.root ?? null,
+      }) as Row;
+      const id = Number(row.id);
+      const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => out[i]?.id ?? -1)];
       deps.forEach((d, i) => dep.run(id, d, i));
       if (intakeKey !== undefined) intake.run(intakeKey, id);
-      created.push(id);
-      fresh.push(true);
+      // Read back before its dependencies were recorded: their triggers count the open ones (deps_open), which no Task field shows.
+      out.push({ id, task: toTask(row, deps) });
     }
-    return created.map((id, i) => ({ id, created: fresh[i] ?? false }));
+    return out;
   }
 
   async getIntake(key: string) {
@@ -303,45 +494,26 @@ export class SqliteStore implements Store {
 
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
-    const agentList = o.agents.map(() => '?').join(', ');
-    const claimStmt = this.prepare(`
-      UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-        lease_owner = ?, lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0
-      WHERE id = (
-        SELECT t.id FROM tasks t
-        WHERE t.state = 'queued' AND t.run_after <= ? AND t.agent IN (${agentList})
-          AND NOT EXISTS (SELECT 1 FROM json_each(t.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(?)))
-          AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > ?
-                          AND p.agent = COALESCE((SELECT value FROM json_each(?) WHERE key = t.agent), t.agent))
-          AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
-                          WHERE d.task_id = t.id AND dt.state <> 'completed')
-          AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < ?
-          AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
-               WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < ?)
-          AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
-              < COALESCE((SELECT value FROM json_each(?) WHERE key = t.agent), 1e18)
-        ORDER BY t.priority_rank, t.id
-        LIMIT 1)
-      RETURNING *`);
+    const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
+    const claimStmt = this.prepare(claimSql(o.agents.length));
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`);
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ATTEMPT_COLUMNS}`);
     return this.tx(() => {
+      promote.run(o.now);
       const attemptId = crypto.randomUUID();
-      const row = claimStmt.get(
-        o.workerId,
-        attemptId,
-        o.now + o.leaseMs,
-        o.now,
-        o.now,
-        ...o.agents,
-        JSON.stringify(o.labels),
-        o.now,
-        JSON.stringify(o.accounts ?? {}),
-        o.concurrency,
-        o.groupConcurrency ?? 1,
-        JSON.stringify(o.agentConcurrency ?? {}),
-      ) as Row | undefined;
+      const row = claimStmt.get({
+        worker: o.workerId,
+        token: attemptId,
+        expires: o.now + o.leaseMs,
+        now: o.now,
+        labels: JSON.stringify(o.labels),
+        accounts: JSON.stringify(o.accounts ?? {}),
+        concurrency: o.concurrency,
+        groupConcurrency: o.groupConcurrency ?? 1,
+        agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
+        ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
+      }) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
       const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, o.host ?? null, task.agent, task.model, o.now) as Row;
@@ -349,18 +521,24 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * `UPDATE tasks … WHERE id = (the task to run) AND lease_token = ? AND state = 'running'`
+   * through the attempt (`attempts_id`, then the task's id): two seeks, however many run.
+   */
+  private static readonly LEASED = "id = (SELECT task_id FROM attempts WHERE id = @attempt) AND lease_token = @attempt AND state = 'running'";
+
   async heartbeat(attemptId: string, now: number, leaseMs: number) {
-    const row = this.prepare(
-      `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
-         RETURNING cancel_requested`,
-    ).get(now + leaseMs, attemptId) as Row | undefined;
+    const row = this.prepare(`UPDATE tasks SET lease_expires_at = @expires WHERE ${SqliteStore.LEASED} RETURNING cancel_requested`).get({
+      expires: now + leaseMs,
+      attempt: attemptId,
+    }) as Row | undefined;
     return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
     this.tx(() => {
       this.prepare('UPDATE attempts SET agent = ?, model = ? WHERE id = ?').run(a.agent, a.model, attemptId);
-      this.prepare("UPDATE tasks SET run_agent = ? WHERE lease_token = ? AND state = 'running'").run(a.agent, attemptId);
+      this.prepare(`UPDATE tasks SET run_agent = @agent WHERE ${SqliteStore.LEASED}`).run({ agent: a.agent, attempt: attemptId });
     });
   }
 
@@ -370,19 +548,23 @@ export class SqliteStore implements Store {
     const assign = (cols: Array<[string, unknown]>) => cols.map(([col]) => `${col} = ?`).join(', ');
     this.tx(() => {
       this.prepare(`UPDATE attempts SET ${assign(attempt)} WHERE id = ?`).run(...attempt.map(([, v]) => v), attemptId);
-      this.prepare(`UPDATE tasks SET ${assign(task)} WHERE lease_token = ? AND state = 'running'`).run(...task.map(([, v]) => v), attemptId);
+      this.prepare(`UPDATE tasks SET ${assign(task)} WHERE id = (SELECT task_id FROM attempts WHERE id = ?) AND lease_token = ? AND state = 'running'`).run(
+        ...task.map(([, v]) => v),
+        attemptId,
+        attemptId,
+      );
     });
   }
 
-  /** Closes the attempt row. */
+  /** Closes the attempt row: its outcome, figures and output tails; its duration from its own start. */
   private closeAttempt(
-    attempt: Row,
+    attemptId: string,
     outcome: AttemptOutcome,
     o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
-  ) {
+  ): void {
     const { stats, now } = o;
     this.prepare(
-      `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
+      `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ? - started_at, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
            num_turns = COALESCE(?, num_turns),
@@ -393,7 +575,7 @@ export class SqliteStore implements Store {
       o.reason ?? null,
       o.exitCode ?? null,
       now,
-      now - Number(attempt.started_at),
+      now,
       o.logPath ?? null,
       stats?.sessionId ?? null,
       stats?.model ?? null,
@@ -402,76 +584,84 @@ export class SqliteStore implements Store {
       stats?.outputTokens ?? null,
       stats?.numTurns ?? null,
       ...outputValues(o.output),
-      attempt.id,
+      attemptId,
     );
   }
 
+  /**
+   * Ends a leased attempt's task: `set` (SQL assignments with named parameters, `values`)
+   * on the task row if the attempt still holds its lease — one statement, the row read back
+   * by it — then the attempt row closed. Null (nothing written) when the lease is lost.
+   * Call inside a transaction.
+   */
+  private endAttempt(
+    attemptId: string,
+    set: string,
+    values: Record<string, unknown>,
+    outcome: AttemptOutcome,
+    close: Parameters<SqliteStore['closeAttempt']>[2],
+  ): Task | null {
+    const row = this.prepare(`UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *`).get({
+      ...values,
+      attempt: attemptId,
+    }) as Row | undefined;
+    if (!row) return null;
+    this.closeAttempt(attemptId, outcome, close);
+    return toTask(row, this.depIds(Number(row.id)));
+  }
+
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const workspace = o.workspace ? workspaceColumns(o.workspace) : [];
+    const set = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
+      session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model),
+      cost_usd = COALESCE(@costUsd, cost_usd), input_tokens = COALESCE(@inputTokens, input_tokens),
+      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
     return this.tx(() => {
-      const held = this.leased(attemptId);
-      if (!held) return null;
-      this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      const { state, reason } = taskEnd(o.state, o.reason ?? null, o.state === 'completed' ? this.subtaskRefs(Number(held.task.id)) : []);
-      this.prepare(
-        `UPDATE tasks SET state = ?, finished_at = ?, duration_ms = ?, result = ?, failed_reason = ?,
-             session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
-             cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
-             output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
-           WHERE id = ?`,
-      ).run(
+      // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
+      const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
+      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
+      const values = {
         state,
-        state === 'waiting' ? null : o.now,
-        o.now - Number(held.attempt.started_at),
-        o.result ?? null,
+        finishedAt: state === 'waiting' ? null : o.now,
+        now: o.now,
+        result: o.result ?? null,
         reason,
-        o.stats.sessionId,
-        o.stats.model,
-        o.stats.costUsd,
-        o.stats.inputTokens,
-        o.stats.outputTokens,
-        o.stats.numTurns,
-        held.task.id,
-      );
-      if (o.workspace) {
-        const cols = workspaceColumns(o.workspace);
-        this.prepare(`UPDATE tasks SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map(([, v]) => v), held.task.id);
-      }
-      return this.taskById(Number(held.task.id));
+        sessionId: o.stats.sessionId,
+        model: o.stats.model,
+        costUsd: o.stats.costUsd,
+        inputTokens: o.stats.inputTokens,
+        outputTokens: o.stats.outputTokens,
+        numTurns: o.stats.numTurns,
+        ...Object.fromEntries(workspace.map(([c, v]) => [`ws_${c}`, v])),
+      };
+      return this.endAttempt(attemptId, set, values, o.attemptOutcome, o);
     });
   }
 
   async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {
-    return this.tx(() => {
-      const held = this.leased(attemptId);
-      if (!held) return null;
-      this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
-      this.prepare(
-        `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-           WHERE id = ?`,
-      ).run(o.runAfter, burned ? 0 : 1, held.task.id);
-      return this.taskById(Number(held.task.id));
-    });
+    const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+    return this.tx(() =>
+      this.endAttempt(
+        attemptId,
+        "state = 'queued', run_after = @runAfter, delayed = @delayed, attempts = attempts - @unburned",
+        { runAfter: o.runAfter, delayed: o.runAfter > o.now ? 1 : 0, unburned: burned ? 0 : 1 },
+        o.attemptOutcome,
+        o,
+      ),
+    );
   }
 
-  async block(
-    attemptId: string,
-    o: BlockOptions,
-  ): Promise<Task | null> {
-    return this.tx(() => {
-      const held = this.leased(attemptId);
-      if (!held) return null;
-      this.closeAttempt(held.attempt, 'blocked', { ...o, reason: `asked: ${o.question}` });
-      this.prepare(
-        `UPDATE tasks SET state = 'blocked', question = ?, answer = NULL,
-           session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model), cost_usd = COALESCE(?, cost_usd),
-           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-         WHERE id = ?`,
-      ).run(o.question, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id);
-      return this.taskById(Number(held.task.id));
-    });
+  async block(attemptId: string, o: BlockOptions): Promise<Task | null> {
+    return this.tx(() =>
+      this.endAttempt(
+        attemptId,
+        `state = 'blocked', question = @question, answer = NULL,
+         session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model), cost_usd = COALESCE(@costUsd, cost_usd)`,
+        { question: o.question, sessionId: o.stats.sessionId, model: o.stats.model, costUsd: o.stats.costUsd },
+        'blocked',
+        { ...o, reason: `asked: ${o.question}` },
+      ),
+    );
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
@@ -483,7 +673,7 @@ export class SqliteStore implements Store {
     const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ?, delayed = 0 WHERE id = ?").run(answer, now, taskId);
     return this.taskById(taskId)!;
   }
 
@@ -509,20 +699,30 @@ export class SqliteStore implements Store {
       this.prepare(
         'INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick',
       ).run(name, tick);
-      return task ? this.taskById(this.insertTasks([task], now)[0]!.id) : null;
+      if (!task) return null;
+      const created = this.insertTasks([task], now)[0]!;
+      return created.task ?? this.taskById(created.id);
     });
   }
 
-  /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */
-  private subtaskRefs(taskId: number): TaskRef[] {
-    return (this.prepare('SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY id').all(taskId) as Row[]).map((r) => ({
-      id: Number(r.id),
-      name: String(r.name),
-      state: r.state as TaskState,
-    }));
+  /** The task of an attempt, as SQL (bound: the attempt id). */
+  private static readonly TASK_OF_ATTEMPT = '(SELECT task_id FROM attempts WHERE id = ?)';
+
+  /**
+   * A task's subtasks as {@link parentVerdict} reads them, in arrival order: `parent` is the
+   * task's id, or SQL giving it from `value` ({@link TASK_OF_ATTEMPT}).
+   */
+  private subtaskRefs(parent: number | string, value?: unknown): TaskRef[] {
+    const rows =
+      typeof parent === 'number'
+        ? this.prepare('SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY id').all(parent)
+        : this.prepare(`SELECT id, name, state FROM tasks WHERE parent_id = ${parent} ORDER BY id`).all(value);
+    return (rows as Row[]).map((r) => ({ id: Number(r.id), name: String(r.name), state: r.state as TaskState }));
   }
 
   async settleParents(now: number): Promise<Task[]> {
+    // Called on every tick: the write lock only when a parent waits (tasks_held).
+    if (!this.prepare("SELECT 1 FROM tasks WHERE state = 'waiting' LIMIT 1").get()) return [];
     return this.tx(() => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
@@ -552,25 +752,40 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * Only the dependents of the tasks in `dep_failures` (migration 21: tasks that ended without
+   * completing, or failed dependencies of a task queued again, recorded by triggers as it
+   * happens) are looked at, and those rows are removed: the cost follows what ended since the
+   * last call, not the queue or the history.
+   */
   async failBlockedDependents(now: number): Promise<Task[]> {
-    const find = this.prepare(`
-      SELECT t.id, dt.id AS dep_id, dt.name AS dep_name, dt.state AS dep_state
-      FROM tasks t JOIN task_deps d ON d.task_id = t.id JOIN tasks dt ON dt.id = d.depends_on_id
-      WHERE t.state = 'queued' AND dt.state IN (${placeholders(UNSUCCESSFUL_STATES)})
-      ORDER BY t.id, d.position`);
-    const fail = this.prepare(`
-      UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued'`);
+    // Called on every tick: the write lock only when an unsuccessful end waits to be looked at.
+    if (!this.prepare('SELECT 1 FROM dep_failures LIMIT 1').get()) return [];
+    const pending = this.prepare('SELECT task_id FROM dep_failures ORDER BY task_id');
+    const forget = this.prepare('DELETE FROM dep_failures WHERE task_id = ?');
+    const dependents = this.prepare("SELECT t.id FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on_id = ? AND t.state = 'queued'");
+    const firstFailed = this.prepare(`
+      SELECT dt.id, dt.name, dt.state FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
+       WHERE d.task_id = ? AND dt.state IN (${placeholders(UNSUCCESSFUL_STATES)}) ORDER BY d.position LIMIT 1`);
+    const fail = this.prepare("UPDATE tasks SET state = 'failed', failed_reason = ?, finished_at = ? WHERE id = ? AND state = 'queued' RETURNING *");
     return this.tx(() => {
-      const failed: number[] = [];
-      // A failure cascades: loop until no queued task waits on an ended one.
-      for (;;) {
-        const rows = find.all(...UNSUCCESSFUL_STATES) as Row[];
-        if (rows.length === 0) return failed.map((id) => this.taskById(id)!);
-        for (const r of rows) {
-          const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
-          if (fail.run(reason, now, r.id).changes > 0) failed.push(Number(r.id));
+      const failed: Task[] = [];
+      // A failure cascades: a dependent failed here has its own dependents recorded (trigger), looked at next round.
+      for (let ended = pending.all() as Row[]; ended.length > 0; ended = pending.all() as Row[]) {
+        const queued = new Set<number>();
+        for (const r of ended) {
+          for (const d of dependents.all(r.task_id) as Row[]) queued.add(Number(d.id));
+          forget.run(r.task_id);
+        }
+        for (const id of [...queued].sort((a, b) => a - b)) {
+          const dep = firstFailed.get(id, ...UNSUCCESSFUL_STATES) as Row | undefined;
+          if (!dep) continue; // its failed dependency was retried since
+          const reason = dependencyFailure({ id: Number(dep.id), name: String(dep.name), state: dep.state as TaskState })!;
+          const row = fail.get(reason, now, id) as Row | undefined;
+          if (row) failed.push(toTask(row, this.depIds(id)));
         }
       }
+      return failed;
     });
   }
 
@@ -594,7 +809,7 @@ export class SqliteStore implements Store {
   }
 
   async listRunning(): Promise<StaleClaim[]> {
-    const rows = this.prepare("SELECT * FROM tasks WHERE state = 'running' ORDER BY id").all() as Row[];
+    const rows = this.prepare("SELECT * FROM tasks INDEXED BY tasks_running WHERE state = 'running' ORDER BY id").all() as Row[];
     return rows.map((r) => toStaleClaim(r, toTask(r, this.depIds(Number(r.id)))));
   }
 
@@ -653,12 +868,17 @@ export class SqliteStore implements Store {
       where.push(condition);
       args.push(...values);
     };
-    if (filter.state) when('state = ?', filter.state);
+    if (filter.state) {
+      // A literal, as a partial index needs (tasks_queued, tasks_running, tasks_held).
+      if (!TASK_STATES.includes(filter.state)) throw new AgentQueueError('invalid_state', `state: ${JSON.stringify(filter.state)} is not one of ${TASK_STATES.join(', ')}`);
+      when(`state = '${filter.state}'`);
+    }
     if (filter.agent) when('(agent = ? OR run_agent = ?)', filter.agent, filter.agent);
     if (filter.tag) when('EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)', filter.tag);
     if (filter.priority) when('priority = ?', filter.priority);
     if (filter.beforeId !== undefined) when('id < ?', filter.beforeId);
-    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    const index = filter.state ? STATE_INDEX[filter.state] : undefined;
+    const sql = `SELECT * FROM tasks ${index ? `INDEXED BY ${index}` : ''} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
     const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
@@ -674,7 +894,8 @@ export class SqliteStore implements Store {
 
   async countByState(): Promise<Record<TaskState, number>> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    for (const r of this.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state').all() as Row[]) {
+    // Kept by the statements that change a task's state (migration 21: task_counts and its triggers).
+    for (const r of this.prepare('SELECT state, n FROM task_counts').all() as Row[]) {
       counts[r.state as TaskState] = Number(r.n);
     }
     return counts;
@@ -742,7 +963,7 @@ export class SqliteStore implements Store {
       const state = t.state as TaskState;
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return this.taskById(taskId)!;
       this.prepare(
-        `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
+        `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, delayed = 0, finished_at = NULL, failed_reason = NULL,
              result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
       ).run(now, taskId);
       // Its next end is reported to its callback again.
@@ -767,8 +988,8 @@ export class SqliteStore implements Store {
         const parent = this.prepare('SELECT id, name, (SELECT COUNT(*) FROM tasks WHERE parent_id = ?) AS subtasks FROM tasks WHERE id = ?').get(parentId, parentId) as Row | undefined;
         if (parent && Number(parent.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
       }
-      const [created] = this.insertTasks([task], now);
-      const id = created!.id;
+      const created = this.insertTasks([task], now)[0]!;
+      const id = created.id;
       if (o.idempotency) {
         this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(
           o.idempotency.key,
@@ -778,7 +999,7 @@ export class SqliteStore implements Store {
         );
       }
       if (o.callbackUrl) this.prepare('INSERT INTO callbacks (task_id, url) VALUES (?, ?)').run(id, o.callbackUrl);
-      return found('created', id);
+      return created.task ? { kind: 'created', task: created.task } : found('created', id);
     });
   }
 
@@ -899,6 +1120,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.db.open) this.db.close();
   }
 }
