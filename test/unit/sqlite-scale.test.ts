@@ -1,0 +1,135 @@
+/**
+ * Scale on SQLite (issue 13): with 50,000 tasks in a real store file (copies of one enqueued
+ * task made by raw INSERT … SELECT), a claim reaches the task it takes whatever waits ahead of
+ * it — a future `run_at`, a paused account, an unfinished dependency, a label the dispatcher
+ * lacks, a full concurrency group — and what a dispatcher does on every tick
+ * (`countByState`, `failBlockedDependents`, `settleParents`, `listUnreported`) costs the same
+ * whatever the queue and the history hold.
+ *
+ * Measured as the database pages the call reads, never as time: SQLite's page cache is cut
+ * to 16 pages, so each page visited is a read(2) of the file, counted in /proc/self/io
+ * (`syscr`). A walk through the queue reads hundreds to thousands of pages; a seek a few.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { emptyStats } from '../../src/agents/runner.ts';
+import type { TaskSpec } from '../../src/core/types.ts';
+import type { ClaimOptions } from '../../src/store/store.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { newTask } from '../fixtures/specs.ts';
+
+const N = 50_000;
+/** Most pages a call that seeks may read (a few B-tree descents, with room to spare); a walk reads hundreds or more. */
+const SEEK_PAGES = 40;
+const T0 = 1_700_000_000_000;
+const PROC_IO = '/proc/self/io';
+
+/** read(2) calls of this process so far. */
+const reads = () => Number(/^syscr: (\d+)$/m.exec(fs.readFileSync(PROC_IO, 'utf8'))![1]);
+
+/** Pages (read(2) calls) `fn` reads, less the ones reading /proc/self/io itself costs. */
+async function pagesRead(fn: () => Promise<unknown>): Promise<number> {
+  const idle = -(reads() - reads());
+  const before = reads();
+  await fn();
+  return reads() - before - idle;
+}
+
+/** A store holding `n` copies of task `over` (named `bulk-N`, made by raw inserts), its page cache cut to 16 pages. */
+async function bulkStore(n: number, over: Partial<TaskSpec> = {}): Promise<SqliteStore> {
+  const store = new SqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-scale-')), 'agentq.db'));
+  const [t] = await store.enqueue([newTask('bulk-0', over)], T0);
+  const cols = (store.db.pragma('table_xinfo(tasks)') as Array<{ name: string; hidden: number }>).filter((c) => c.hidden === 0 && c.name !== 'id').map((c) => c.name);
+  store.db.exec(`
+    WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n - 1})
+    INSERT INTO tasks (${cols.join(', ')}) SELECT ${cols.map((c) => (c === 'name' ? "'bulk-' || k.i" : c)).join(', ')} FROM k, tasks WHERE tasks.id = ${t!.id}`);
+  store.db.pragma('cache_size = 16');
+  store.db.prepare('SELECT count(*) FROM sqlite_schema').get(); // the schema read before anything is counted
+  return store;
+}
+
+const claimOpts = (over: Partial<ClaimOptions> = {}): ClaimOptions => ({ workerId: 'w1', now: T0, leaseMs: 60_000, concurrency: 100, agents: ['command', 'claude'], labels: [], ...over });
+
+describe('SQLite at scale: a claim is a seek whatever waits ahead of the task it takes', { skip: !fs.existsSync(PROC_IO) && 'needs /proc/self/io' }, () => {
+  /** 50,000 tasks that cannot run now (made by `setup` on a bulk store), then one low-priority task that can: the claim takes it. */
+  const caseOf = (what: string, over: Partial<TaskSpec>, setup: (store: SqliteStore) => Promise<void> = async () => {}, opts: Partial<ClaimOptions> = {}) =>
+    it(`${what}: the claim takes the runnable task behind ${N} that cannot run, reading a few pages`, async () => {
+      const store = await bulkStore(N, { priority: 'critical', ...over });
+      await setup(store);
+      const [runnable] = await store.enqueue([newTask('runnable', { priority: 'low' })], T0);
+      let claimed: number | undefined;
+      const pages = await pagesRead(async () => (claimed = (await store.claim(claimOpts(opts)))?.task.id));
+      assert.equal(claimed, runnable!.id);
+      assert.ok(pages <= SEEK_PAGES, `the claim read ${pages} pages (at most ${SEEK_PAGES} for a seek)`);
+      const nothing = await pagesRead(async () => assert.equal(await store.claim(claimOpts(opts)), null));
+      assert.ok(nothing <= SEEK_PAGES, `finding nothing read ${nothing} pages`);
+      await store.close();
+    });
+
+  caseOf('every one waits for its run_at', { runAt: T0 + 3_600_000 });
+  caseOf('the account of their agent is paused', { agent: 'claude' }, async (s) => s.pauseAgent({ agent: 'claude', until: T0 + 3_600_000, reason: 'limit' }));
+  caseOf('every one needs a label the dispatcher lacks', { runsOn: ['gpu'] });
+  caseOf('every one waits for a dependency', {}, async (s) => {
+    const [dep] = await s.enqueue([newTask('dependency', { agent: 'codex' })], T0); // no codex runner here: it stays queued
+    s.db.exec(`INSERT INTO task_deps (task_id, depends_on_id, position) SELECT id, ${dep!.id}, 0 FROM tasks WHERE name LIKE 'bulk-%'`);
+  });
+  caseOf(
+    'their concurrency group is full',
+    { concurrencyGroup: 'api' },
+    async (s) => {
+      const first = await s.claim(claimOpts());
+      assert.equal(first?.task.concurrencyGroup, 'api', 'one of the group runs');
+    },
+  );
+  caseOf('their agent is at its own limit', { agent: 'claude' }, async (s) => {
+    assert.equal((await s.claim(claimOpts({ agentConcurrency: { claude: 1 } })))?.task.agent, 'claude');
+  }, { agentConcurrency: { claude: 1 } });
+});
+
+describe('SQLite at scale: per-tick work does not read the queue or the history', { skip: !fs.existsSync(PROC_IO) && 'needs /proc/self/io' }, () => {
+  it(`countByState, failBlockedDependents and settleParents beside ${N} queued tasks read a few pages, and still do their work`, async () => {
+    const store = await bulkStore(N);
+    const pages = async (fn: () => Promise<unknown>) => pagesRead(fn);
+    let counts: Awaited<ReturnType<SqliteStore['countByState']>> | undefined;
+    const countPages = await pages(async () => (counts = await store.countByState()));
+    assert.equal(counts?.queued, N);
+    assert.ok(countPages <= SEEK_PAGES, `countByState read ${countPages} pages`);
+    assert.deepEqual(await store.failBlockedDependents(T0), []);
+    const idle = await pages(() => store.failBlockedDependents(T0));
+    assert.ok(idle <= SEEK_PAGES, `failBlockedDependents with nothing ended read ${idle} pages`);
+    const settle = await pages(() => store.settleParents(T0));
+    assert.ok(settle <= SEEK_PAGES, `settleParents with no parent waiting read ${settle} pages`);
+
+    // One dependency fails: its dependent (one of the bulk) fails, by a look at it alone.
+    const [dep] = await store.enqueue([newTask('dependency', { priority: 'critical' })], T0);
+    const [dependent] = await store.enqueue([newTask('dependent', {}, [dep!.id])], T0);
+    const c = await store.claim(claimOpts());
+    assert.equal(c?.task.id, dep!.id);
+    await store.finish(c!.attempt.id, { state: 'failed', attemptOutcome: 'failed', reason: 'exit 1', stats: emptyStats(), now: T0 + 1 });
+    let failed: number[] = [];
+    const failPages = await pages(async () => (failed = (await store.failBlockedDependents(T0 + 2)).map((t) => t.id)));
+    assert.deepEqual(failed, [dependent!.id]);
+    assert.ok(failPages <= SEEK_PAGES, `failing one dependent read ${failPages} pages`);
+    assert.deepEqual((await store.countByState()).failed, 2);
+    await store.close();
+  });
+
+  it(`countByState and listUnreported beside ${N} reported tasks read a few pages`, async () => {
+    const store = await bulkStore(N);
+    const origin = { host: 'h', root: '/r' };
+    store.db.exec(`UPDATE tasks SET state = 'completed', finished_at = ${T0}, result_path = '/r/.agent-queue/done/x.md'`);
+    const [bad] = await store.enqueue([{ ...newTask('bad'), origin, invalidReason: 'priority: bad' }], T0);
+    let unreported: number[] = [];
+    const listPages = await pagesRead(async () => (unreported = (await store.listUnreported(origin)).map((t) => t.id)));
+    assert.deepEqual(unreported, [bad!.id]);
+    assert.ok(listPages <= SEEK_PAGES, `listUnreported read ${listPages} pages`);
+    let completed = 0;
+    const countPages = await pagesRead(async () => (completed = (await store.countByState()).completed));
+    assert.equal(completed, N);
+    assert.ok(countPages <= SEEK_PAGES, `countByState read ${countPages} pages`);
+    await store.close();
+  });
+});
