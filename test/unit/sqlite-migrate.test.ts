@@ -1,7 +1,8 @@
 /**
  * SQLite migrations: several processes opening a new store at the same moment (e.g. `agentq
  * run` and `agentq status` on a fresh project) apply each migration once and all succeed; a
- * store written by a newer agentq is refused and left as it was.
+ * store written by a newer agentq is refused and left as it was; migration 21 rebuilds a store
+ * of schema 15 in place, every id and row kept.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +12,9 @@ import path from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ConfigError, StoreTooNewError } from '../../src/core/errors.ts';
+import { emptyStats } from '../../src/agents/runner.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { newTask } from '../fixtures/specs.ts';
 
 /** The newest schema version this checkout knows: the highest migration number. */
 const NEWEST = Math.max(...fs.readdirSync(new URL('../../src/store/sqlite/migrations/', import.meta.url)).map((f) => Number.parseInt(f, 10)));
@@ -74,5 +77,79 @@ it('refuses a store whose schema is newer than its migrations, naming both versi
   const check = new Database(file, { readonly: true });
   assert.equal(Number(check.pragma('user_version', { simple: true })), NEWEST + 2);
   check.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+it('migration 21 rebuilds a store of schema 15 in place: ids, rows, attempts and indexes kept, no AUTOINCREMENT, the next id past every id ever given, claimability and counts from the data', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-migrate-'));
+  const file = path.join(dir, 'agentq.db');
+  const migrations = new URL('../../src/store/sqlite/migrations/', import.meta.url);
+  const old = new Database(file);
+  old.pragma('journal_mode = WAL');
+  for (const name of fs.readdirSync(migrations).filter((f) => /^\d+_.*\.sql$/.test(f) && Number.parseInt(f, 10) <= 15).sort()) old.exec(fs.readFileSync(new URL(name, migrations), 'utf8'));
+  old.pragma('user_version = 15');
+  const T = 1_700_000_000_000;
+  const insert = old.prepare(
+    `INSERT INTO tasks (name, title, priority, priority_rank, agent, timeout_ms, prompt, source, state, run_after, created_at, concurrency_group, result_path)
+     VALUES (?, ?, 'default', 2, 'command', 60000, 'p', 'inbox', ?, ?, ?, ?, ?)`,
+  );
+  const add = (name: string, state: string, runAfter = T, group: string | null = null, resultPath: string | null = null) => Number(insert.run(name, name, state, runAfter, T, group, resultPath).lastInsertRowid);
+  const done = add('done', 'completed', T, null, '/r/done.md');
+  const broke = add('broke', 'failed', T, null, '/r/broke.md');
+  const open = add('open', 'queued');
+  const afterDone = add('after-done', 'queued');
+  const afterBroke = add('after-broke', 'queued');
+  const afterOpen = add('after-open', 'queued', T, 'api');
+  const later = add('later', 'queued', Date.now() + 3_600_000);
+  const gone = add('gone', 'queued');
+  const dep = old.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, 0)');
+  dep.run(afterDone, done);
+  dep.run(afterBroke, broke);
+  dep.run(afterOpen, open);
+  old.prepare("INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at, host, stdout_tail, stdout_bytes, stderr_tail, stderr_bytes) VALUES ('a-1', ?, 1, 'w', 'command', 'completed', ?, ?, 'box', 'out', 3, '', 0)").run(done, T, T + 5);
+  old.prepare("INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at) VALUES ('b-1', ?, 1, 'w', 'command', 'failed', ?, ?)").run(broke, T, T + 5);
+  old.prepare("INSERT INTO callbacks (task_id, url) VALUES (?, 'http://x/')").run(done);
+  old.prepare('DELETE FROM tasks WHERE id = ?').run(gone); // deleted by hand: its id must never come back
+  old.close();
+
+  const store = new SqliteStore(file);
+  const db = store.db;
+  assert.equal(Number(db.pragma('user_version', { simple: true })), NEWEST);
+  const tasksSql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").get() as { sql: string }).sql;
+  assert.doesNotMatch(tasksSql, /AUTOINCREMENT/i);
+  assert.deepEqual(db.pragma('foreign_key_check'), []);
+  assert.equal(Number(db.pragma('foreign_keys', { simple: true })), 1, 'foreign keys on again');
+  const indexes = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
+  assert.deepEqual(indexes, ['tasks_dedup', 'tasks_delayed', 'tasks_held', 'tasks_name', 'tasks_parent', 'tasks_queued', 'tasks_running', 'tasks_unreported']);
+  assert.deepEqual((await store.listTasks()).map((t) => [t.id, t.name, t.state]), [
+    [done, 'done', 'completed'],
+    [broke, 'broke', 'failed'],
+    [open, 'open', 'queued'],
+    [afterDone, 'after-done', 'queued'],
+    [afterBroke, 'after-broke', 'queued'],
+    [afterOpen, 'after-open', 'queued'],
+    [later, 'later', 'queued'],
+  ]);
+  assert.deepEqual((await store.getTask(afterOpen))?.dependsOnIds, [open]);
+  const counts = await store.countByState();
+  assert.deepEqual([counts.completed, counts.failed, counts.queued], [1, 1, 5]);
+  assert.deepEqual((await store.listAttempts(done)).map((a) => [a.id, a.number, a.host, a.outcome]), [['a-1', 1, 'box', 'completed']]);
+  assert.deepEqual(await store.attemptOutput('a-1'), { stdout: { text: 'out', bytes: 3 }, stderr: { text: '', bytes: 0 } });
+  assert.equal((await store.getCallback(done))?.url, 'http://x/');
+
+  // The dependent of the failed task fails; the one of the open task waits for it; the delayed one waits for its time.
+  assert.deepEqual((await store.failBlockedDependents(T + 10)).map((t) => t.name), ['after-broke']);
+  const claimed: string[] = [];
+  for (let c = await store.claim({ workerId: 'w', now: T + 10, leaseMs: 60_000, concurrency: 10, agents: ['command'], labels: [] }); c; c = await store.claim({ workerId: 'w', now: T + 10, leaseMs: 60_000, concurrency: 10, agents: ['command'], labels: [] })) {
+    claimed.push(c.task.name);
+    if (c.task.name === 'open') await store.finish(c.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T + 11 });
+  }
+  assert.deepEqual(claimed, ['open', 'after-done', 'after-open'], 'after-open once open completed; later not before its run_at');
+
+  const [next] = await store.enqueue([newTask('next')], T + 20);
+  assert.equal(next!.id, gone + 1, 'the id after every id ever given');
+  const [after] = await store.enqueue([newTask('after')], T + 20);
+  assert.equal(after!.id, gone + 2);
+  await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
