@@ -181,6 +181,7 @@ function migrate(db: Database.Database, file: string): void {
   const current = schemaVersion(db);
   if (files.every((f) => Number.parseInt(f, 10) <= current)) return;
   db.pragma('foreign_keys = OFF'); // not inside a transaction: SQLite ignores it there
+  let rebuilt = false;
   try {
     for (const name of files) {
       const target = Number.parseInt(name, 10);
@@ -191,6 +192,7 @@ function migrate(db: Database.Database, file: string): void {
         const step = MIGRATION_STEPS[target];
         step?.(db, file);
         if (step || /\bDROP\s+TABLE\b/i.test(sql)) {
+          rebuilt = true;
           const broken = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
           if (broken.length > 0) {
             const first = broken[0]!;
@@ -202,6 +204,15 @@ function migrate(db: Database.Database, file: string): void {
     }
   } finally {
     db.pragma('foreign_keys = ON');
+  }
+  // A rebuilt table went through the WAL whole: into the database file now, while the store
+  // opens, rather than in a checkpoint timer of the process that runs on it.
+  if (rebuilt) {
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // a reader holds it back: the timer's checkpoints catch up
+    }
   }
 }
 
@@ -314,6 +325,8 @@ export class SqliteStore implements Store {
     const every = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
     if (every > 0) {
       this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
+      // A WAL that grew past this (a burst, a migration) is cut back to it when it starts over.
+      this.db.pragma(`journal_size_limit = ${4 * CHECKPOINT_BACKSTOP_PAGES * 4096}`);
       this.checkpointTimer = setInterval(() => this.checkpoint(), every).unref();
     }
   }
