@@ -162,6 +162,8 @@ export class Dispatcher {
   private stopping = false;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
+  /** A pump asked for by a tick (or a wake-up) while one ran: the next round claims up to {@link localLimit}, not the share. */
+  private pumpFull = false;
   /** Per-agent running limits from config (`agents.<name>.concurrency`). */
   private readonly agentLimits: Record<string, number>;
   /** The account of each agent with a runner here whose account is not its name (`agents.<name>.account`). */
@@ -438,9 +440,14 @@ export class Dispatcher {
   /**
    * Claims and starts attempts until a limit or the queue is exhausted: this dispatcher runs
    * at most {@link localLimit} attempts; the claim itself keeps every limit shared through the
-   * store (`concurrency` across every dispatcher, groups, agents).
+   * store (`concurrency` across every dispatcher, groups, agents). With `refill` (an attempt
+   * of this dispatcher just ended) it claims only up to its share ({@link refillLimit}), so a
+   * dispatcher that holds every slot of `concurrency` does not take each freed one back at
+   * once: the others, which find the slots only on their own ticks, get their part; past its
+   * share it claims on its ticks.
    */
-  pump(): Promise<void> {
+  pump(o: { refill?: boolean } = {}): Promise<void> {
+    if (!o.refill) this.pumpFull = true;
     if (this.pumping) {
       this.pumpAgain = true;
       return this.pumping;
@@ -451,7 +458,9 @@ export class Dispatcher {
       try {
         do {
           this.pumpAgain = false;
-          while (!this.stopping && this.running.size < this.localLimit) {
+          const limit = this.pumpFull ? this.localLimit : await this.refillLimit();
+          this.pumpFull = false;
+          while (!this.stopping && this.running.size < limit) {
             const claim = await this.o.store.claim({
               workerId: this.workerId,
               host: os.hostname(),
@@ -478,6 +487,19 @@ export class Dispatcher {
     return this.pumping;
   }
 
+  /**
+   * How many attempts this dispatcher refills to as its attempts end: its share of the
+   * store-wide `concurrency` among the live dispatchers on the store (those whose heartbeat
+   * is younger than `lease`, this one included), rounded up, at most {@link localLimit}. Alone
+   * on the store (or with `local_concurrency` limits that leave room for every dispatcher) it
+   * is its local limit.
+   */
+  private async refillLimit(): Promise<number> {
+    const now = this.o.now();
+    const live = (await this.o.store.listWorkers()).filter((w) => w.id === this.workerId || now - w.heartbeatAt <= this.o.config.lease).length;
+    return Math.min(this.localLimit, Math.ceil(this.o.config.concurrency / Math.max(1, live)));
+  }
+
   /** Starts an attempt; resolves once its agent is chosen and its start token taken (or it went back to the queue). */
   private launch(claim: Claim): Promise<void> {
     this.touched.add(claim.task.id);
@@ -498,7 +520,7 @@ export class Dispatcher {
       .finally(() => {
         starting();
         this.running.delete(claim.attempt.id);
-        void this.pump().catch((err: unknown) => this.events.emit('error', err as Error));
+        void this.pump({ refill: true }).catch((err: unknown) => this.events.emit('error', err as Error));
       });
     return started;
   }

@@ -1,7 +1,7 @@
 /**
  * `agentq run -c N` / `serve -c N` (config `local_concurrency`): one dispatcher's own limit of
  * running tasks, within the store-wide `concurrency` that the claim counts across every
- * dispatcher on the store. Real `bin/agentq` processes, two projects on one SQLite file,
+ * dispatcher on the store, and a dispatcher's share of it while others run. Real `bin/agentq` processes, two projects on one SQLite file,
  * the `command` agent; a task holds a lock directory in its dispatcher's project while it
  * runs, so two at once in one dispatcher leave an overlap marker whenever they happen.
  */
@@ -12,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject } from '../fixtures/project.ts';
+import { newTask } from '../fixtures/specs.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
 /** Rows of the shared SQLite store (read-only; null until it exists). */
@@ -78,6 +80,36 @@ describe('per-process concurrency (run -c N)', () => {
       fs.writeFileSync(release, '');
       for (const c of children) c.kill('SIGTERM');
       await Promise.all(exits);
+    }
+  });
+
+  it('two dispatchers that could each fill the store-wide limit share it: 200 short tasks, each runs at least a quarter', async () => {
+    // Without a share, the dispatcher that claims first takes every freed slot back at once and
+    // the other, which looks only on its ticks, finds the limit reached (200/0).
+    const paths = makeProject({ concurrency: 4, workspace: 'inplace', agents: { command: { command: ['true'] } } });
+    const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
+    const children: ChildProcess[] = [];
+    const exits: Array<Promise<unknown>> = [];
+    const stderr = ['', ''];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const child = spawn(AGENTQ, ['run', '--project', paths.root], { stdio: ['ignore', 'ignore', 'pipe'] });
+        child.stderr!.on('data', (d) => (stderr[i] += d));
+        children.push(child);
+        exits.push(new Promise((r) => child.once('exit', r)));
+      }
+      await waitFor(async () => (await store.listWorkers()).length === 2, 60_000, `both dispatchers to register (stderr: ${stderr.join(' | ')})`);
+      // Straight into the store: no inbox event favours either; both find them on a tick.
+      const origin = { host: os.hostname(), root: fs.realpathSync(paths.root) };
+      await store.enqueue(Array.from({ length: 200 }, (_, i) => ({ ...newTask(`t${i}`, { command: null }), origin })), Date.now());
+      await waitFor(async () => (await store.countByState()).completed === 200, 120_000, `200 tasks to complete (stderr: ${stderr.join(' | ')})`);
+      const per = store.db.prepare('SELECT worker_id, count(*) AS n FROM attempts GROUP BY worker_id ORDER BY n').all() as Array<{ n: number }>;
+      assert.equal(per.length, 2, `both dispatchers ran tasks: ${JSON.stringify(per)}`);
+      assert.ok(per[0]!.n >= 50, `each ran at least 50 of the 200 tasks: ${per.map((p) => p.n).join('/')}`);
+    } finally {
+      for (const c of children) c.kill('SIGTERM');
+      await Promise.all(exits);
+      await store.close();
     }
   });
 
