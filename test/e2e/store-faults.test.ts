@@ -179,7 +179,8 @@ describe('store faults', () => {
     const output = await fullDisk(t, false);
     if (output === null) return;
     assert.match(output, /store\s+unavailable \((database or disk is full|disk I\/O error)\)/);
-    assert.match(output, /store\s+back after [\d.]+s/);
+    // How long the outage lasts varies: the WAL may have room again (checkpointed) before the disk does.
+    assert.match(output, /store\s+back after [\d.]+m?s/);
     assert.ok(output.split(/store\s+unavailable/).length - 1 <= 2, `about one report per outage:\n${output}`);
   });
 
