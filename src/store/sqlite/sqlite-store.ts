@@ -118,19 +118,20 @@ export function claimSql(agents: number): string {
                ORDER BY ${QUEUED_ORDER('c')} LIMIT 1)
         FROM lanes JOIN tasks h ON h.id = lanes.id
        WHERE h.agent IN (${agentList})
-         AND NOT EXISTS (SELECT 1 FROM json_each(h.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(@labels)))
-         AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > @now
-                          AND p.agent = COALESCE((SELECT value FROM json_each(@accounts) WHERE key = h.agent), h.agent))
+         AND (h.runs_on = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(h.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(@labels))))
+         AND (NOT EXISTS (SELECT 1 FROM agent_pauses WHERE until > @now)
+              OR NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > @now
+                              AND p.agent = COALESCE((SELECT value FROM json_each(@accounts) WHERE key = h.agent), h.agent)))
          AND (h.concurrency_group IS NULL
               OR (SELECT count(*) FROM tasks g INDEXED BY tasks_running WHERE g.state = 'running' AND g.lane_group = h.lane_group) < @groupConcurrency)
-         AND ((SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent) IS NULL
+         AND (@agentConcurrency = '{}' OR (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent) IS NULL
               OR (SELECT count(*) FROM tasks a INDEXED BY tasks_running WHERE a.state = 'running' AND a.agent = h.agent)
                  < (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent))
     )
     UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
       lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, cancel_requested = 0
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
-                 WHERE ifnull((SELECT n FROM task_counts WHERE state = 'running'), 0) < @concurrency
+                 WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
     RETURNING *`;
 }
@@ -355,8 +356,23 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  /**
+   * Runs `fn` in one `BEGIN IMMEDIATE` transaction (the write lock first, so the reads in it
+   * see what the writes will change), rolled back if it throws; inside a transaction already,
+   * as part of it. Prepared BEGIN and COMMIT: better-sqlite3's `transaction()` wrapper costs
+   * as much again per call.
+   */
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    if (this.db.inTransaction) return fn();
+    this.prepare('BEGIN IMMEDIATE').run();
+    try {
+      const result = fn();
+      this.prepare('COMMIT').run();
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) this.prepare('ROLLBACK').run();
+      throw err;
+    }
   }
 
   private depIds(taskId: number): number[] {
@@ -511,7 +527,7 @@ export class SqliteStore implements Store {
     const claimStmt = this.prepare(claimSql(o.agents.length));
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ATTEMPT_COLUMNS}`);
+      VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
     return this.tx(() => {
       promote.run(o.now);
       const attemptId = crypto.randomUUID();
@@ -529,8 +545,10 @@ export class SqliteStore implements Store {
       }) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
-      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, o.host ?? null, task.agent, task.model, o.now) as Row;
-      return { task, attempt: toAttempt(attempt) };
+      // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
+      const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
+      insertAttempt.run(attempt);
+      return { task, attempt: toAttempt({ ...attempt, outcome: 'running' }) };
     });
   }
 
@@ -907,10 +925,14 @@ export class SqliteStore implements Store {
 
   async countByState(): Promise<Record<TaskState, number>> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    // Kept by the statements that change a task's state (migration 21: task_counts and its triggers).
+    // Kept by the statements that change a task's state (migration 21: task_counts and its
+    // triggers), queued and running together; the running ones are few (tasks_running).
+    const running = Number((this.prepare("SELECT count(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 'running'").get() as Row).n);
     for (const r of this.prepare('SELECT state, n FROM task_counts').all() as Row[]) {
-      counts[r.state as TaskState] = Number(r.n);
+      if (r.state === 'queued+running') counts.queued = Number(r.n) - running;
+      else counts[r.state as TaskState] = Number(r.n);
     }
+    counts.running = running;
     return counts;
   }
 

@@ -41,21 +41,27 @@ CREATE INDEX tasks_held ON tasks (state, id) WHERE state = 'blocked' OR state = 
 CREATE INDEX tasks_dedup ON tasks (dedup_key, state) WHERE dedup_key IS NOT NULL;
 CREATE INDEX tasks_parent ON tasks (parent_id) WHERE parent_id IS NOT NULL;
 
--- Tasks per state, kept by the statements that change them (countByState reads 11 rows).
+-- Tasks per state, kept by the statements that change them (countByState reads a few rows).
+-- Queued and running tasks count together ('queued+running'), so a claim, which moves a task
+-- from one to the other, writes nothing here; the running ones (at most `concurrency`) are
+-- counted in tasks_running, and queued = 'queued+running' less them.
 CREATE TABLE task_counts (
   state TEXT    PRIMARY KEY,
   n     INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO task_counts (state, n) SELECT state, count(*) FROM tasks GROUP BY state;
+INSERT INTO task_counts (state, n)
+  SELECT CASE WHEN state IN ('queued', 'running') THEN 'queued+running' ELSE state END, count(*) FROM tasks GROUP BY 1;
 CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-  INSERT INTO task_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+  INSERT INTO task_counts (state, n) VALUES (CASE WHEN NEW.state IN ('queued', 'running') THEN 'queued+running' ELSE NEW.state END, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER tasks_count_update AFTER UPDATE OF state ON tasks WHEN OLD.state IS NOT NEW.state BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
-  INSERT INTO task_counts (state, n) VALUES (NEW.state, 1) ON CONFLICT (state) DO UPDATE SET n = n + 1;
+CREATE TRIGGER tasks_count_update AFTER UPDATE OF state ON tasks
+  WHEN OLD.state IS NOT NEW.state AND NOT (OLD.state IN ('queued', 'running') AND NEW.state IN ('queued', 'running'))
+BEGIN
+  INSERT INTO task_counts (state, n) VALUES (CASE WHEN OLD.state IN ('queued', 'running') THEN 'queued+running' ELSE OLD.state END, -1), (CASE WHEN NEW.state IN ('queued', 'running') THEN 'queued+running' ELSE NEW.state END, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + excluded.n;
 END;
 CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
-  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
+  UPDATE task_counts SET n = n - 1 WHERE state = CASE WHEN OLD.state IN ('queued', 'running') THEN 'queued+running' ELSE OLD.state END;
 END;
 
 -- deps_open: a dependency recorded that has not completed counts; one that completes stops counting
@@ -66,7 +72,7 @@ BEGIN
   UPDATE tasks SET deps_open = deps_open + 1 WHERE id = NEW.task_id;
 END;
 CREATE TRIGGER tasks_dependency_completed AFTER UPDATE OF state ON tasks
-  WHEN NEW.state = 'completed' AND OLD.state IS NOT 'completed'
+  WHEN NEW.state = 'completed' AND OLD.state IS NOT 'completed' AND EXISTS (SELECT 1 FROM task_deps WHERE depends_on_id = NEW.id)
 BEGIN
   UPDATE tasks SET deps_open = deps_open - 1 WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on_id = NEW.id);
 END;
@@ -82,8 +88,9 @@ INSERT INTO dep_failures (task_id)
    WHERE t.state = 'queued' AND dt.state IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate');
 CREATE TRIGGER tasks_dependency_failed AFTER UPDATE OF state ON tasks
   WHEN NEW.state IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate') AND OLD.state IS NOT NEW.state
+   AND EXISTS (SELECT 1 FROM task_deps WHERE depends_on_id = NEW.id)
 BEGIN
-  INSERT OR IGNORE INTO dep_failures (task_id) SELECT NEW.id WHERE EXISTS (SELECT 1 FROM task_deps WHERE depends_on_id = NEW.id);
+  INSERT OR IGNORE INTO dep_failures (task_id) VALUES (NEW.id);
 END;
 CREATE TRIGGER task_deps_failed AFTER INSERT ON task_deps
   WHEN (SELECT state FROM tasks WHERE id = NEW.depends_on_id) IN ('failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate')
