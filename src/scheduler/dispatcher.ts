@@ -162,8 +162,10 @@ export class Dispatcher {
   private stopping = false;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
-  /** A pump asked for by a tick (or a wake-up) while one ran: the next round claims up to {@link localLimit}, not the share. */
-  private pumpFull = false;
+  /** A pump asked for by a tick (or a wake-up), not only by an ended attempt: see {@link pump}. */
+  private pumpTick = false;
+  /** The last tick's pump stopped at this dispatcher's share with its local limit not reached: see {@link pump}. */
+  private heldBack = false;
   /** Per-agent running limits from config (`agents.<name>.concurrency`). */
   private readonly agentLimits: Record<string, number>;
   /** The account of each agent with a runner here whose account is not its name (`agents.<name>.account`). */
@@ -440,14 +442,16 @@ export class Dispatcher {
   /**
    * Claims and starts attempts until a limit or the queue is exhausted: this dispatcher runs
    * at most {@link localLimit} attempts; the claim itself keeps every limit shared through the
-   * store (`concurrency` across every dispatcher, groups, agents). With `refill` (an attempt
-   * of this dispatcher just ended) it claims only up to its share ({@link refillLimit}), so a
-   * dispatcher that holds every slot of `concurrency` does not take each freed one back at
-   * once: the others, which find the slots only on their own ticks, get their part; past its
-   * share it claims on its ticks.
+   * store (`concurrency` across every dispatcher, groups, agents). While other dispatchers
+   * run on the store it claims only up to its share of `concurrency` ({@link shareLimit}), so
+   * the first one up does not take every slot and then each freed one back at once (the
+   * others find slots only on their own ticks); past its share only on a tick that follows a
+   * tick where it held back, the others having had a poll interval to take the free slots
+   * (so slots that nobody else can use are still used, every other tick). `refill`: asked
+   * for because an attempt of this dispatcher ended, not a tick.
    */
   pump(o: { refill?: boolean } = {}): Promise<void> {
-    if (!o.refill) this.pumpFull = true;
+    if (!o.refill) this.pumpTick = true;
     if (this.pumping) {
       this.pumpAgain = true;
       return this.pumping;
@@ -458,8 +462,11 @@ export class Dispatcher {
       try {
         do {
           this.pumpAgain = false;
-          const limit = this.pumpFull ? this.localLimit : await this.refillLimit();
-          this.pumpFull = false;
+          const share = await this.shareLimit();
+          const tick = this.pumpTick;
+          this.pumpTick = false;
+          const limit = tick && this.heldBack ? this.localLimit : share;
+          if (tick) this.heldBack = limit < this.localLimit;
           while (!this.stopping && this.running.size < limit) {
             const claim = await this.o.store.claim({
               workerId: this.workerId,
@@ -488,13 +495,12 @@ export class Dispatcher {
   }
 
   /**
-   * How many attempts this dispatcher refills to as its attempts end: its share of the
-   * store-wide `concurrency` among the live dispatchers on the store (those whose heartbeat
-   * is younger than `lease`, this one included), rounded up, at most {@link localLimit}. Alone
-   * on the store (or with `local_concurrency` limits that leave room for every dispatcher) it
-   * is its local limit.
+   * This dispatcher's share of the store-wide `concurrency` among the live dispatchers on the
+   * store (those whose heartbeat is younger than `lease`, this one included), rounded up, at
+   * most {@link localLimit}. Alone on the store (or with `local_concurrency` limits that leave
+   * room for every dispatcher) it is its local limit.
    */
-  private async refillLimit(): Promise<number> {
+  private async shareLimit(): Promise<number> {
     const now = this.o.now();
     const live = (await this.o.store.listWorkers()).filter((w) => w.id === this.workerId || now - w.heartbeatAt <= this.o.config.lease).length;
     return Math.min(this.localLimit, Math.ceil(this.o.config.concurrency / Math.max(1, live)));

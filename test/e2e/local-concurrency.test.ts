@@ -85,8 +85,10 @@ describe('per-process concurrency (run -c N)', () => {
 
   it('two dispatchers that could each fill the store-wide limit share it: 200 short tasks, each runs at least a quarter', async () => {
     // Without a share, the dispatcher that claims first takes every freed slot back at once and
-    // the other, which looks only on its ticks, finds the limit reached (200/0).
-    const paths = makeProject({ concurrency: 4, workspace: 'inplace', agents: { command: { command: ['true'] } } });
+    // the other, which looks only on its ticks, finds the limit reached (200/0). With it, the
+    // first one runs alone only until the other's first tick (poll_interval 1s): tasks of 50 ms
+    // keep that head start to about a fifth of the work.
+    const paths = makeProject({ concurrency: 4, workspace: 'inplace', agents: { command: { command: ['sleep', '0.05'] } } });
     const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
     const children: ChildProcess[] = [];
     const exits: Array<Promise<unknown>> = [];
