@@ -12,6 +12,7 @@ import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
 import { LABEL_SCHEMA } from './task-file.ts';
+import { NOTIFY_EVENTS } from '../notify/events.ts';
 
 const duration = (fallback: string) =>
   z
@@ -147,6 +148,49 @@ const agentSchema = strictObject({
   rate_limit_burst: z.number().int().min(1).optional(),
 });
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'not an http(s) URL' });
+
+/** Where a `notify:` target sends: exactly one of these keys. */
+export const NOTIFY_KINDS = ['webhook', 'ntfy', 'slack', 'command'] as const;
+
+/**
+ * One `notify:` target: the events it wants (`on`) and exactly one destination (see
+ * src/notify/). Its deliveries are retried `tries` times in all, `backoff` doubling per try,
+ * each try limited to `timeout`.
+ */
+const notifyTargetSchema = strictObject({
+  on: z
+    .array(z.enum(NOTIFY_EVENTS, { error: (issue) => `not an event: ${JSON.stringify(issue.input)} (use ${NOTIFY_EVENTS.join(', ')})` }))
+    .min(1, 'list at least one event')
+    .transform((events) => [...new Set(events)]),
+  /** POST of a JSON body: the `callback_url` body plus the event's fields. */
+  webhook: httpUrl.optional(),
+  /** An ntfy topic URL (`https://ntfy.sh/TOPIC`): title, priority, tags; answer buttons for `blocked`. */
+  ntfy: httpUrl
+    .refine((u) => /[^/]$/.test(new URL(u).pathname) && new URL(u).pathname !== '/', 'not a topic URL (use e.g. https://ntfy.sh/my-topic)')
+    .optional(),
+  /** A Slack incoming-webhook URL. */
+  slack: httpUrl.optional(),
+  /** A hook: a string run by `sh -c`, or argv; the event as JSON on stdin, `AGENTQ_*` variables. */
+  command: command.optional(),
+  /** ntfy: the canned answers offered as buttons on a `blocked` notification (at most 3). */
+  answers: z.array(z.string().trim().min(1)).max(3).default(['yes', 'no']),
+  /** Tries of one delivery in all (the first and its retries). */
+  tries: z.number().int().min(1).default(8),
+  /** Wait before the second try, doubling for each further one. */
+  backoff: duration('2s'),
+  /** Time limit of one try (a request, or the command's run). */
+  timeout: duration('10s'),
+}).superRefine((t, ctx) => {
+  const given = NOTIFY_KINDS.filter((k) => t[k] !== undefined);
+  if (given.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: given.length === 0 ? `give one of ${NOTIFY_KINDS.join(', ')}` : `give only one of ${NOTIFY_KINDS.join(', ')} (found ${given.join(', ')})`,
+    });
+  }
+});
+
 const configSchema = strictObject({
   /** Store URL: `sqlite:PATH` (relative to the project directory). */
   store: z.string().default('sqlite:.agent-queue/agentq.db'),
@@ -249,7 +293,17 @@ const configSchema = strictObject({
     callback_tries: z.number().int().min(1).default(6),
     /** Time limit of one callback request. */
     callback_timeout: duration('10s'),
+    /**
+     * Base URL people reach this server at, for the answer links of `blocked`
+     * notifications (e.g. `https://agentq.example.com`); default `http://HOST:PORT` from
+     * `host` and `port` (a wildcard host as 127.0.0.1).
+     */
+    public_url: httpUrl.optional(),
+    /** How long an answer link stays valid. */
+    answer_link_ttl: duration('24h'),
   }).prefault({}),
+  /** Notification targets (see README, "Notifications"); none by default. */
+  notify: z.array(notifyTargetSchema).default([]),
   /**
    * `agent: auto`: the agents to try per priority, in order. The first that is not paused
    * and has room runs the task; a rate limit moves it on to the next (failover).
@@ -260,6 +314,13 @@ const configSchema = strictObject({
 /** Config with defaults applied. Durations are ms. */
 export type Config = z.output<typeof configSchema>;
 export type AgentConfig = z.output<typeof agentSchema>;
+/** One `notify:` target, defaults applied (durations ms). */
+export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+
+/** A zod issue path as config messages print it: `notify[1].on[0]`, `agents.codex.rate_limit`. */
+export function configPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}
 
 /** Default models per priority for Claude Code (issue #3: critical → opus, the rest sonnet). */
 export const DEFAULT_CLAUDE_MODELS: Record<Priority, string> = {
@@ -325,13 +386,14 @@ export function projectPaths(projectDir: string): ProjectPaths {
  * Validates a parsed config object (defaults applied; durations in ms).
  * @param source what to name in messages, e.g. the file's path. Default `config`.
  * @throws ConfigError `SOURCE: PATH: PROBLEM` for every problem (joined by `; `), e.g.
- *   `config: agents.codex.rate_limit: not a rate: "x" …`, or for an unknown key
+ *   `config: agents.codex.rate_limit: not a rate: "x" …`, `config: notify[1].on[0]: not an
+ *   event: "done" …` (list items by index in brackets), or for an unknown key
  *   `config: (top level): unknown key "concurency" (did you mean "concurrency"?)`.
  */
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    const problems = result.error.issues.map((issue) => `${configPath(issue.path) || '(top level)'}: ${issue.message}`);
     throw new ConfigError(`${source}: ${problems.join('; ')}`);
   }
   return result.data;
@@ -463,4 +525,23 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
+#   public_url: https://agentq.example.com  # base of answer links (default http://HOST:PORT)
+#   answer_link_ttl: 24h  # an answer link works once, until then
+
+# notify:                 # (default: none) where to say what happened; each target lists the
+#                         # events it wants: completed, failed, blocked, budget_exceeded,
+#                         # agent_paused, queue_empty; and exactly one of webhook, ntfy, slack, command
+#   - on: [blocked, failed]
+#     ntfy: https://ntfy.sh/my-secret-topic   # title, priority, tags; a blocked task's question
+#     answers: [yes, no]                      # with answer buttons (at most 3) and its answer link
+#   - on: [completed, failed]
+#     webhook: https://example.com/agentq     # POST: the callback_url body + event, question, answerUrl…
+#   - on: [queue_empty]
+#     slack: https://hooks.slack.com/services/…
+#   - on: [completed]
+#     command: notify-send "agentq" "$AGENTQ_TASK_NAME: $AGENTQ_TASK_STATE"  # sh -c; or argv [a, b];
+#                                             # the event as JSON on stdin, AGENTQ_* variables
+#     tries: 8                                # deliveries are retried (backoff 2s, doubling),
+#     backoff: 2s                             # survive restarts, and never hold up the queue
+#     timeout: 10s
 `;

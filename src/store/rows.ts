@@ -4,7 +4,7 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo } from './store.ts';
+import type { AgentUsage, CallbackDelivery, CallbackTry, Notification, NotificationHealth, StaleClaim, WorkerInfo } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -107,6 +107,57 @@ export function toCallback(row: Row): CallbackDelivery {
     lastError: str(row.last_error),
     deliveredAt: num(row.delivered_at),
     nextTryAt: num(row.next_try_at),
+  };
+}
+
+/**
+ * The columns one delivery try writes (callbacks and notifications alike): the new `state`
+ * (`delivered`, `failed`, else `pending`), whether the try is `counted` (a `released` one is
+ * not, and keeps the last error: `keepError`), the `error` to record (null once delivered),
+ * `deliveredAt` and `nextTryAt` (null unless pending; a pending one without a time is due now).
+ */
+export function tryColumns(t: CallbackTry): { state: 'pending' | 'delivered' | 'failed'; counted: 0 | 1; keepError: boolean; error: string | null; deliveredAt: number | null; nextTryAt: number | null } {
+  const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+  const counted = t.outcome === 'released' ? 0 : 1;
+  return {
+    state,
+    counted,
+    keepError: counted === 0,
+    error: t.outcome === 'delivered' ? null : (t.error ?? null),
+    deliveredAt: t.outcome === 'delivered' ? t.now : null,
+    nextTryAt: state === 'pending' ? (t.nextTryAt ?? t.now) : null,
+  };
+}
+
+export function toNotification(row: Row): Notification {
+  return {
+    id: Number(row.id),
+    key: String(row.key),
+    target: String(row.target),
+    event: String(row.event),
+    taskId: num(row.task_id),
+    payload: String(row.payload),
+    state: row.state as Notification['state'],
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    lastTryAt: num(row.last_try_at),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** A row of the per-target sums (`delivered`, `pending`, `retrying`, `failed`, `last_error`, `last_error_at`, `last_delivered_at`). */
+export function toNotificationHealth(row: Row): NotificationHealth {
+  return {
+    target: String(row.target),
+    delivered: Number(row.delivered),
+    pending: Number(row.pending),
+    retrying: Number(row.retrying),
+    failed: Number(row.failed),
+    lastError: str(row.last_error),
+    lastErrorAt: num(row.last_error_at),
+    lastDeliveredAt: num(row.last_delivered_at),
   };
 }
 

@@ -137,7 +137,7 @@ export interface DueCallback {
   task: Task;
 }
 
-/** The result of one callback try. */
+/** The result of one delivery try: of a callback, or of a notification. */
 export interface CallbackTry {
   /**
    * `delivered` (2xx), `retry` (5xx or connection error: pending again at `nextTryAt`),
@@ -149,6 +149,87 @@ export interface CallbackTry {
   nextTryAt?: number | null;
   now: number;
 }
+
+/**
+ * A notification to record: one event for one `notify:` target. `key` and `target` make it
+ * one row however often it is recorded (see {@link NotificationStore.recordNotifications}).
+ */
+export interface NewNotification {
+  /** What happened, once, e.g. `completed:task 7:claim 2:at 1700000000000` (src/notify/events.ts). */
+  key: string;
+  /** The target's id: a hash of its kind and destination (`targetId` in src/notify/targets.ts), never the URL itself. */
+  target: string;
+  /** The event's name (`completed`, `blocked`, … `queue_empty`). */
+  event: string;
+  /** The task it is about; null for `agent_paused` and `queue_empty`. */
+  taskId: number | null;
+  /** The event as JSON text (no secrets). */
+  payload: string;
+}
+
+/** A recorded notification and where its delivery stands (as a callback's). Times epoch ms. */
+export interface Notification extends NewNotification {
+  id: number;
+  /** `pending` until delivered or given up (`failed`). */
+  state: 'pending' | 'delivered' | 'failed';
+  /** Tries made so far. */
+  attempts: number;
+  /** The error of the last try; null once delivered. */
+  lastError: string | null;
+  /** When the last counted try ended. */
+  lastTryAt: number | null;
+  deliveredAt: number | null;
+  /** Earliest next try; null: at once. */
+  nextTryAt: number | null;
+  createdAt: number;
+}
+
+/** How the deliveries of one target stand, for `agentq status`. */
+export interface NotificationHealth {
+  /** The target's id ({@link NewNotification.target}). */
+  target: string;
+  delivered: number;
+  /** Not delivered yet (due, leased or waiting for a retry). */
+  pending: number;
+  /** Of those pending, the ones whose last try failed. */
+  retrying: number;
+  /** Given up (out of tries, or refused by the receiver). */
+  failed: number;
+  /** The newest error of its notifications (the one whose last try ended last), and when. */
+  lastError: string | null;
+  lastErrorAt: number | null;
+  lastDeliveredAt: number | null;
+}
+
+/**
+ * How busy the queue is, in one read: `active` tasks (queued, running or waiting for
+ * subtasks) and a `mark` that changes whenever a task is created or an attempt starts
+ * (`<newest task id>:<attempts>`; `0:0` for a store that never had work), so one empty
+ * spell of the queue has one mark.
+ */
+export interface QueueMark {
+  active: number;
+  mark: string;
+}
+
+/** A one-time answer link's token, as stored: its sha256, never the token. */
+export interface AnswerToken {
+  /** sha256 (hex) of the token. */
+  tokenSha256: string;
+  taskId: number;
+  /** The task's claim count when it blocked: the token answers that question only. */
+  claims: number;
+  /** Epoch ms after which it is refused. */
+  expiresAt: number;
+}
+
+/**
+ * The result of {@link NotificationStore.answerWithToken}: `answered` (the task is queued
+ * again with the answer), or refused: `unknown` (no such token for this task), `used`
+ * (spent: this link or another of the same question answered it), `expired`, `closed` (the
+ * task no longer waits on that question: answered another way, cancelled, asked again).
+ */
+export type TokenAnswer = { outcome: 'answered'; task: Task } | { outcome: 'unknown' | 'used' | 'expired' | 'closed' };
 
 /**
  * A token bucket of agent starts (see {@link Store.takeRateToken}): at most `capacity`
@@ -360,10 +441,45 @@ export interface CallbackStore {
 }
 
 /**
+ * Notifications (`notify:` targets): a row per event and target, recorded idempotently,
+ * leased and retried like callbacks; the queue mark of `queue_empty`; the one-time tokens
+ * of answer links.
+ */
+export interface NotificationStore {
+  /**
+   * Records notifications in one transaction; a row whose (`key`, `target`) is already
+   * recorded is skipped, so recording an event again (after a crash, by another dispatcher)
+   * never makes a second delivery. Returns the rows created (in the order given).
+   */
+  recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]>;
+  /**
+   * Pending notifications of these targets whose `nextTryAt` passed (or is null), oldest
+   * first, at most `limit`; each is leased by moving its `nextTryAt` to `now + leaseMs`, so
+   * another process does not try it at the same time.
+   */
+  claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]>;
+  /** Records the result of a try (outcomes as for callbacks: {@link CallbackTry}); null for an unknown id. */
+  recordNotificationTry(id: number, outcome: CallbackTry): Promise<Notification | null>;
+  /** Per target that has notifications, how its deliveries stand; by target id. */
+  notificationHealth(): Promise<NotificationHealth[]>;
+  /** The queue's {@link QueueMark} (one consistent read). */
+  queueMark(): Promise<QueueMark>;
+  /** Stores an answer link's token (hashed); tokens expired more than a day before `now` are deleted. */
+  addAnswerToken(token: AnswerToken, now: number): Promise<void>;
+  /**
+   * Answers a blocked task with a one-time token, in one transaction: the token (by its
+   * sha256) must be this task's, unused and unexpired, and the task still `blocked` on the
+   * question it was made for; then every token of that question is spent and the task is
+   * queued again with the answer, as {@link TaskStore.answer} does. See {@link TokenAnswer}.
+   */
+  answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer>;
+}
+
+/**
  * The whole storage interface a backend implements: the entity interfaces above, one
  * contract suite part each (test/contract/store/), plus health and closing.
  */
-export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore {
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, NotificationStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.

@@ -37,15 +37,35 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import {
+  flag,
+  knownStatsColumns,
+  toAgentUsage,
+  toAttempt,
+  toCallback,
+  toNotification,
+  toNotificationHealth,
+  toPause,
+  toStaleClaim,
+  toTask,
+  toUsageRecord,
+  toWorker,
+  tryColumns,
+  type Row,
+} from '../rows.ts';
 import type {
   AgentUsage,
+  AnswerToken,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueCallback,
   FinishOutcome,
+  NewNotification,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -54,6 +74,7 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
@@ -687,10 +708,15 @@ export class PostgresStore implements Store {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
-      await this.notifyWork(c);
-      return (await this.taskById(taskId, c))!;
+      return this.queueAnswered(c, taskId, answer, now);
     });
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that locked it and checked it is blocked). */
+  private async queueAnswered(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+    await this.notifyWork(c);
+    return (await this.taskById(taskId, c))!;
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -1006,23 +1032,103 @@ export class PostgresStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = await this.one(
       `UPDATE callbacks SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
            delivered_at = $5, next_try_at = $6
          WHERE task_id = $7 RETURNING *`,
-      [
-        state,
-        counted,
-        !counted,
-        t.outcome === 'delivered' ? null : (t.error ?? null),
-        t.outcome === 'delivered' ? t.now : null,
-        state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-        taskId,
-      ],
+      [c.state, c.counted, c.keepError, c.error, c.deliveredAt, c.nextTryAt, taskId],
     );
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // One statement: rows already recorded are skipped (ON CONFLICT), created ones returned in the order given.
+    const created = await this.rows(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at)
+         SELECT r.key, r.target, r.event, r.task_id, r.payload, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS r(key, target, event, task_id, payload, n)
+           ORDER BY r.n
+         ON CONFLICT (key, target) DO NOTHING
+         RETURNING *`,
+      [rows.map((r) => r.key), rows.map((r) => r.target), rows.map((r) => r.event), rows.map((r) => r.taskId), rows.map((r) => r.payload), now],
+    );
+    return created.map(toNotification).sort((a, b) => a.id - b.id);
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT id FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= $1) AND target = ANY($2::text[])
+           ORDER BY id LIMIT $3
+           FOR UPDATE SKIP LOCKED`,
+        [now, targets, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const leased = await this.rows('UPDATE notifications SET next_try_at = $1 WHERE id = ANY($2::bigint[]) RETURNING *', [now + leaseMs, due.map((r) => Number(r.id))], c);
+      return leased.map(toNotification).sort((a, b) => a.id - b.id);
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = await this.one(
+      `UPDATE notifications SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
+           last_try_at = CASE WHEN $3 THEN last_try_at ELSE $5::bigint END, delivered_at = $6, next_try_at = $7
+         WHERE id = $8 RETURNING *`,
+      [c.state, c.counted, c.keepError, c.error, t.now, c.deliveredAt, c.nextTryAt, id],
+    );
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = await this.rows(
+      `SELECT n.target,
+         count(*) FILTER (WHERE n.state = 'delivered') AS delivered,
+         count(*) FILTER (WHERE n.state = 'pending') AS pending,
+         count(*) FILTER (WHERE n.state = 'pending' AND n.last_error IS NOT NULL) AS retrying,
+         count(*) FILTER (WHERE n.state = 'failed') AS failed,
+         max(n.last_try_at) FILTER (WHERE n.last_error IS NOT NULL) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC NULLS LAST, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target COLLATE "C"`,
+    );
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = (await this.one(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ))!;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    await this.tx(async (c) => {
+      await this.q('DELETE FROM answer_tokens WHERE expires_at < $1', [now - 86_400_000], c);
+      await this.q('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [t.tokenSha256, t.taskId, t.claims, now, t.expiresAt], c);
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx(async (c): Promise<TokenAnswer> => {
+      // The task first, locked (as answer() does), then its token: two uses of one link wait on the task's lock.
+      const t = await this.one('SELECT state, claims FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      const token = await this.one('SELECT * FROM answer_tokens WHERE token_sha256 = $1', [tokenSha256], c);
+      if (!token || !t || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      if (t.state !== 'blocked' || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
+      return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
+    });
   }
 
   /**

@@ -23,12 +23,17 @@ import {
 } from '../../core/types.ts';
 import type {
   AgentUsage,
+  AnswerToken,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueCallback,
   FinishOutcome,
+  NewNotification,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
   RequestOptions,
   RateBucket,
   RateToken,
@@ -37,12 +42,27 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import {
+  knownStatsColumns,
+  toAgentUsage,
+  toAttempt,
+  toCallback,
+  toNotification,
+  toNotificationHealth,
+  toPause,
+  toStaleClaim,
+  toTask,
+  toUsageRecord,
+  toWorker,
+  tryColumns,
+  type Row,
+} from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -453,9 +473,14 @@ export class SqliteStore implements Store {
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state !== 'blocked')
         throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
-      return this.taskById(taskId)!;
+      return this.queueAnswered(taskId, answer, now);
     });
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that checked it is blocked). */
+  private queueAnswered(taskId: number, answer: string, now: number): Task {
+    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+    return this.taskById(taskId)!;
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -758,22 +783,110 @@ export class SqliteStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = this.prepare(
       `UPDATE callbacks SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
            delivered_at = ?, next_try_at = ?
          WHERE task_id = ? RETURNING *`,
-    ).get(
-      state,
-      counted,
-      counted ? 0 : 1,
-      t.outcome === 'delivered' ? null : (t.error ?? null),
-      t.outcome === 'delivered' ? t.now : null,
-      state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-      taskId,
-    ) as Row | undefined;
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, c.nextTryAt, taskId) as Row | undefined;
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // Read first: recording what is already recorded (every sweep) takes no write lock.
+    const known = new Set(
+      (this.prepare(`SELECT key, target FROM notifications WHERE key IN (${placeholders(rows)})`).all(...rows.map((r) => r.key)) as Row[]).map(
+        (r) => `${String(r.key)}\n${String(r.target)}`,
+      ),
+    );
+    const missing = rows.filter((r) => !known.has(`${r.key}\n${r.target}`));
+    if (missing.length === 0) return [];
+    const insert = this.prepare(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key, target) DO NOTHING RETURNING *`,
+    );
+    return this.tx(() =>
+      missing.flatMap((r) => {
+        const row = insert.get(r.key, r.target, r.event, r.taskId, r.payload, now) as Row | undefined;
+        return row ? [toNotification(row)] : [];
+      }),
+    );
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(() => {
+      const due = this.prepare(
+        `SELECT * FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= ?) AND target IN (${placeholders(targets)})
+           ORDER BY id LIMIT ?`,
+      ).all(now, ...targets, limit) as Row[];
+      const lease = this.prepare('UPDATE notifications SET next_try_at = ? WHERE id = ?');
+      for (const r of due) lease.run(now + leaseMs, r.id);
+      return due.map((r) => toNotification({ ...r, next_try_at: now + leaseMs }));
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = this.prepare(
+      `UPDATE notifications SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           last_try_at = CASE WHEN ? THEN last_try_at ELSE ? END, delivered_at = ?, next_try_at = ?
+         WHERE id = ? RETURNING *`,
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.keepError ? 1 : 0, t.now, c.deliveredAt, c.nextTryAt, id) as Row | undefined;
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = this.prepare(
+      `SELECT n.target,
+         sum(CASE WHEN n.state = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+         sum(CASE WHEN n.state = 'pending' THEN 1 ELSE 0 END) AS pending,
+         sum(CASE WHEN n.state = 'pending' AND n.last_error IS NOT NULL THEN 1 ELSE 0 END) AS retrying,
+         sum(CASE WHEN n.state = 'failed' THEN 1 ELSE 0 END) AS failed,
+         max(CASE WHEN n.last_error IS NOT NULL THEN n.last_try_at END) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target`,
+    ).all() as Row[];
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = this.prepare(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ).get() as Row;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    this.tx(() => {
+      this.prepare('DELETE FROM answer_tokens WHERE expires_at < ?').run(now - 86_400_000);
+      this.prepare('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
+        t.tokenSha256,
+        t.taskId,
+        t.claims,
+        now,
+        t.expiresAt,
+      );
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx((): TokenAnswer => {
+      const token = this.prepare('SELECT * FROM answer_tokens WHERE token_sha256 = ?').get(tokenSha256) as Row | undefined;
+      if (!token || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      const t = this.prepare('SELECT state, claims FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t || t.state !== 'blocked' || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      this.prepare('UPDATE answer_tokens SET used_at = ? WHERE task_id = ? AND claims = ? AND used_at IS NULL').run(now, taskId, token.claims);
+      return { outcome: 'answered', task: this.queueAnswered(taskId, answer, now) };
+    });
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {
