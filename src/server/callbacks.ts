@@ -4,9 +4,11 @@
  * connection error is tried again after `backoffMs` doubling per try (1 s, 2 s, 4 s, 8 s,
  * 16 s by default: six tries within about half a minute); any other 4xx is final. Every try is
  * recorded in the store, which also finds the due deliveries, so deliveries survive a
- * restart and tasks ended by other dispatchers on the store are reported too.
+ * restart and tasks ended by other dispatchers on the store are reported too. The delivery
+ * rules are src/notify/deliverer.ts's, shared with notifications.
  */
 import type { Task } from '../core/types.ts';
+import { Deliverer, postJson, type DeliverySource, type RetryPolicy } from '../notify/deliverer.ts';
 import type { CallbackDelivery, DueCallback, Store } from '../store/store.ts';
 
 /** The JSON POSTed to a task's `callback_url`. Money USD, times epoch ms. */
@@ -52,115 +54,46 @@ export interface CallbackOptions {
   now?: () => number;
 }
 
-/** Sends due callbacks on a timer and on `kick()`; `stop()` ends it. */
+/**
+ * Sends due callbacks on a timer and on `kick()`; `stop()` ends it. The retry, lease and
+ * shutdown rules are the shared {@link Deliverer}'s; this says where callbacks are kept and
+ * what is POSTed.
+ */
 export class CallbackDeliverer {
-  private readonly o: Required<Omit<CallbackOptions, 'onTry'>> & Pick<CallbackOptions, 'onTry'>;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
-  private readonly inFlight = new Map<number, AbortController>();
-  private readonly deliveries = new Set<Promise<void>>();
+  private readonly deliverer: Deliverer<DueCallback>;
 
   constructor(options: CallbackOptions) {
-    this.o = { backoffMs: 1000, maxTries: 6, timeoutMs: 10_000, pollMs: 1000, now: Date.now, ...options };
+    const policy: RetryPolicy = { backoffMs: options.backoffMs ?? 1000, maxTries: options.maxTries ?? 6, timeoutMs: options.timeoutMs ?? 10_000 };
+    const store = options.store;
+    const source: DeliverySource<DueCallback> = {
+      claimDue: (now, leaseMs, limit) => store.claimDueCallbacks(now, leaseMs, limit),
+      triesOf: ({ delivery }) => delivery.attempts,
+      policyOf: () => policy,
+      send: ({ delivery, task }, signal) => postJson(delivery.url, callbackPayload(task), { 'x-agentq-task-id': String(task.id) }, signal),
+      record: async ({ task }, t) => {
+        const recorded = await store.recordCallbackTry(task.id, t);
+        if (recorded) options.onTry?.(recorded, task);
+      },
+    };
+    this.deliverer = new Deliverer(source, {
+      leaseMs: policy.timeoutMs + 5000,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
   }
 
   /** Starts polling the store (pending deliveries of earlier runs resume at once). */
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.o.pollMs);
-    this.timer.unref();
-    this.kick();
+    this.deliverer.start();
   }
 
   /** Looks for due deliveries now (e.g. a task just ended). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          const due = await this.o.store.claimDueCallbacks(this.o.now(), this.o.timeoutMs + 5000, 50);
-          // Not awaited together: a slow endpoint must not hold up the others' next look.
-          for (const d of due) {
-            const p = this.deliver(d);
-            this.deliveries.add(p);
-            void p.finally(() => this.deliveries.delete(p));
-          }
-          if (due.length === 50) this.again = true;
-        } while (this.again && !this.stopped);
-      } catch {
-        // The store is busy or closed: the next poll tries again.
-      } finally {
-        this.running = null;
-      }
-    })();
-  }
-
-  private async deliver({ delivery, task }: DueCallback): Promise<void> {
-    if (this.stopped) {
-      await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: this.o.now(), now: this.o.now() }).catch(() => {});
-      return;
-    }
-    const controller = new AbortController();
-    this.inFlight.set(task.id, controller);
-    const timeout = setTimeout(() => controller.abort(new Error(`no answer within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const res = await fetch(delivery.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'agent-queue', 'x-agentq-task-id': String(task.id) },
-        body: JSON.stringify(callbackPayload(task)),
-        signal: controller.signal,
-        redirect: 'manual',
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => {});
-      if (status < 200 || status >= 300) error = `HTTP ${status} ${res.statusText}`.trim();
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      if (this.stopped) error = 'stopped';
-      else if (controller.signal.aborted) error = `timeout: no answer within ${this.o.timeoutMs} ms`;
-      else error = [cause?.code, cause?.message ?? (err as Error).message].filter(Boolean).join(': ');
-    } finally {
-      clearTimeout(timeout);
-      this.inFlight.delete(task.id);
-    }
-    const now = this.o.now();
-    const tries = delivery.attempts + 1;
-    const retryable = status === null || status >= 500 || status === 429 || status === 408;
-    let recorded: CallbackDelivery | null;
-    try {
-      if (this.stopped && status === null) {
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: now, now });
-      } else if (error === null) {
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'delivered', now });
-      } else if (retryable && tries < this.o.maxTries) {
-        const nextTryAt = now + this.o.backoffMs * 2 ** (tries - 1);
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'retry', error, nextTryAt, now });
-        const t = setTimeout(() => this.kick(), nextTryAt - now + 5);
-        t.unref();
-      } else {
-        const why = retryable ? `${error} (gave up after ${tries} tries)` : error;
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'failed', error: why, now });
-      }
-    } catch {
-      return; // the store closed under us: the lease runs out and a later run tries again
-    }
-    if (recorded) this.o.onTry?.(recorded, task);
+    this.deliverer.kick();
   }
 
   /** Stops polling; requests in flight are aborted and their deliveries left due (not counted). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    for (const c of this.inFlight.values()) c.abort(new Error('stopped'));
-    await this.running;
-    await Promise.all([...this.deliveries]);
+  stop(): Promise<void> {
+    return this.deliverer.stop();
   }
 }
