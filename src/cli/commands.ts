@@ -18,6 +18,7 @@ import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { notifyStatus } from '../notify/status.ts';
 import { attemptLogFile, readLogFrom } from '../results/logs.ts';
 import type { AgentqServer } from '../server/serve.ts';
 import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
@@ -432,7 +433,8 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
  * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat), `notify:` targets (deliveries,
+ * the newest error, FAILING when the newest try failed). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -441,10 +443,11 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const now = Date.now();
     const accounts = accountMap(config, Object.keys(config.agents));
     const snapshot = await statusSnapshot(store, now, accounts);
+    const notify = await notifyStatus(store, config);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
     const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
     if (o.json) {
-      out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
+      out(JSON.stringify({ ...snapshot, notify, store: { busy } }, null, 2));
       return 0;
     }
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
@@ -482,6 +485,22 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (notify.length) {
+      const ago = (at: number) => `${formatDuration(Math.max(0, now - at))} ago`;
+      out(
+        `\nnotifications:\n${table(
+          ['TARGET', 'ON', 'DELIVERED', 'PENDING', 'FAILED', 'LAST ERROR'],
+          notify.map((n) => [
+            n.label,
+            n.on.join(', ') || '-',
+            String(n.delivered),
+            n.retrying ? `${n.pending} (${n.retrying} retrying)` : String(n.pending),
+            String(n.failed),
+            n.lastError === null ? '-' : `${n.failing ? 'FAILING: ' : ''}${n.lastError.replace(/\s+/g, ' ').slice(0, 120)} (${ago(n.lastErrorAt ?? now)})`,
+          ]),
+        )}`,
+      );
+    }
     return 0;
   });
 }

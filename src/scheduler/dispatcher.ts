@@ -17,6 +17,7 @@ import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.t
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
+import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
@@ -185,6 +186,8 @@ export class Dispatcher {
   private readonly createdAt: number;
   /** Per task whose result file could not be written: the error (code) last reported. */
   private readonly resultFileErrors = new Map<number, string>();
+  /** `notify:` targets: ends recorded by {@link report}, the rest swept from the store, delivered (src/notify/). */
+  readonly notifier: Notifier;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -204,6 +207,7 @@ export class Dispatcher {
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
+    this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
   }
 
   /**
@@ -262,10 +266,12 @@ export class Dispatcher {
     };
     this.services = [new Periodic('lease keeper', every, () => this.keepLeases(), report), new Periodic('rescuer', every, () => this.recover(), report)];
     for (const service of this.services) service.start();
+    this.notifier.start();
   }
 
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
+    await this.notifier.stop();
     await Promise.all(this.services.map((service) => service.stop()));
     await this.o.store.removeWorker(this.workerId);
   }
@@ -815,6 +821,8 @@ export class Dispatcher {
   /** Writes the result file of a terminal task and records its path. */
   private async report(task: Task): Promise<void> {
     try {
+      // Notifications first: a crash before the file is written reports (and records) the end again, once.
+      await this.notifier.taskEnded(task);
       const file = writeResultFile(this.o.paths, task);
       await this.o.store.setResultPath(task.id, file);
       this.resultFileErrors.delete(task.id);
@@ -908,6 +916,7 @@ export class Dispatcher {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.notifier.flush();
     await this.leave();
   }
 }

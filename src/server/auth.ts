@@ -1,7 +1,8 @@
 /**
  * Who may call the API. A configured token (`AGENTQ_TOKEN`, else config `serve.token`) is
  * required as `Authorization: Bearer TOKEN` on every API route (`/v1/*`, `/metrics`), on
- * loopback too; `/healthz`, `/openapi.json` and the dashboard's static files are open. The
+ * loopback too; `/healthz`, `/openapi.json` and the dashboard's static files are open; an
+ * answer link's one-time token opens its one route instead ({@link usesAnswerLink}). The
  * token is compared in constant time (sha256 digests, `crypto.timingSafeEqual`), and never
  * logged or stored. Without a token the server listens only on loopback, and browsers
  * are kept out of the API: a request whose `Host` is not a loopback name (DNS rebinding)
@@ -60,6 +61,19 @@ const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/', '/*']);
  */
 export function isProtectedRoute(route: string | undefined): boolean {
   return route !== undefined && !OPEN_ROUTES.has(route);
+}
+
+/** The one route an answer link's one-time token opens (`?token=`, see src/notify/answer-link.ts). */
+export const ANSWER_LINK_ROUTE = '/v1/tasks/:id/answer';
+
+/**
+ * Whether a request carries an answer link's one-time token (`?token=`) on
+ * {@link ANSWER_LINK_ROUTE}: then the main token (and, without one, the Host/Origin checks) is
+ * not asked for, and the route itself accepts nothing but that one-time token, for that task.
+ * Every other route ignores a `token` query parameter.
+ */
+export function usesAnswerLink(request: FastifyRequest): boolean {
+  return request.routeOptions.url === ANSWER_LINK_ROUTE && typeof (request.query as Record<string, unknown> | undefined)?.token === 'string';
 }
 
 /** Whether a raw path names the API (`/v1/…`) or `/metrics` (for the 404 handler: JSON, not the dashboard). */
