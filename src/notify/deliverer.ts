@@ -94,6 +94,7 @@ export class Deliverer<T> {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  private started = false;
   private stopped = false;
   private readonly inFlight = new Set<AbortController>();
   private readonly deliveries = new Set<Promise<void>>();
@@ -109,14 +110,15 @@ export class Deliverer<T> {
 
   /** Starts polling the store (pending deliveries of earlier runs resume at once). */
   start(): void {
+    this.started = true;
     this.timer = setInterval(() => this.kick(), this.pollMs);
     this.timer.unref();
     this.kick();
   }
 
-  /** Looks for due deliveries now (e.g. one was just recorded). */
+  /** Looks for due deliveries now (e.g. one was just recorded); nothing before {@link start}. */
   kick(): void {
-    if (this.stopped) return;
+    if (!this.started || this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
