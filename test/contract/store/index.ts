@@ -6,6 +6,7 @@ import { describe } from 'node:test';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { delegationsContract } from './delegations.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { tasksContract } from './tasks.contract.ts';
@@ -21,6 +22,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   agentsContract,
   intakeContract,
   callbacksContract,
+  delegationsContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
