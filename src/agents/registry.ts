@@ -3,6 +3,7 @@
  */
 import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
 import { AgentQueueError } from '../core/errors.ts';
+import { A2A_AGENT } from '../core/types.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
@@ -33,7 +34,12 @@ class LazyRunner implements AgentRunner {
   }
 }
 
-/** The runners by agent name. */
+/**
+ * The runners by agent name: claude, codex, gemini, openai, command, and `a2a` (a task's
+ * `remote`) with one `a2a:NAME` per entry of config `remotes` (for `fallback` lists).
+ * @param env the dispatcher's environment: where agents' commands and the remotes'
+ *   `token_env` variables are looked up
+ */
 export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
@@ -93,5 +99,27 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
       }),
     ],
     ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],
+    // Delegation over A2A; the SDK is loaded only when a task delegates.
+    ...[null, ...Object.keys(config.remotes)].map((remote): [string, AgentRunner] => {
+      const name = remote === null ? A2A_AGENT : `${A2A_AGENT}:${remote}`;
+      return [
+        name,
+        new LazyRunner(
+          name,
+          async () => {
+            const { A2ARunner } = await import('./a2a/a2a-runner.ts');
+            return new A2ARunner({
+              name,
+              remote,
+              remotes: config.remotes,
+              env,
+              stuckAfterMs: config.delegation_stuck_after,
+              pollMaxMs: config.delegation_poll_max,
+            });
+          },
+          true,
+        ),
+      ];
+    }),
   ]);
 }

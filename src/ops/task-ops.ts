@@ -6,7 +6,8 @@
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
 import type { ProjectPaths } from '../config/config.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
-import type { AgentPause, Task, TaskState } from '../core/types.ts';
+import type { Delegation } from '../core/delegation.ts';
+import { A2A_AGENT, type AgentPause, type Task, type TaskState } from '../core/types.ts';
 import { writeResultFile } from '../results/result-file.ts';
 import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
@@ -18,6 +19,13 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
   return task;
 }
 
+/** The latest delegation of a task that ran on `a2a` (or `a2a:NAME`), for its result file; null for other tasks. */
+export async function resultDelegation(store: Pick<Store, 'listDelegations'>, task: Task): Promise<Delegation | null> {
+  const agent = task.runAgent ?? task.agent;
+  if (agent !== A2A_AGENT && !agent.startsWith(`${A2A_AGENT}:`)) return null;
+  return (await store.listDelegations({ taskId: task.id, limit: 1 }))[0] ?? null;
+}
+
 /**
  * Cancels a task (`store.cancel`): a queued or blocked one ends `cancelled` at once, and
  * its failed/ file is written here; a running one is marked for its dispatcher, which stops
@@ -27,7 +35,7 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null) {
-    const file = writeResultFile(paths, task);
+    const file = writeResultFile(paths, task, await resultDelegation(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }

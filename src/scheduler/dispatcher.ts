@@ -14,6 +14,7 @@ import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
 import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
 import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
+import { resultDelegation } from '../ops/task-ops.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
@@ -495,6 +496,7 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
@@ -777,10 +779,10 @@ export class Dispatcher {
     }
   }
 
-  /** Writes the result file of a terminal task and records its path. */
+  /** Writes the result file of a terminal task (a delegated one's names its remote) and records its path. */
   private async report(task: Task): Promise<void> {
     try {
-      const file = writeResultFile(this.o.paths, task);
+      const file = writeResultFile(this.o.paths, task, await resultDelegation(this.o.store, task));
       await this.o.store.setResultPath(task.id, file);
       this.resultFileErrors.delete(task.id);
       this.events.emit('task.finished', { ...task, resultPath: file });
