@@ -17,10 +17,11 @@ import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { attemptLogFile, readLogFrom } from '../results/logs.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, delegationRows, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -231,6 +232,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -253,6 +256,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -279,6 +283,24 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
   return withProject(g, async ({ store }) => {
     const tasks = await store.listTasks(o.state ? { state: o.state as TaskState } : {});
     out(o.json ? JSON.stringify(tasks, null, 2) : tasks.length ? taskRows(tasks) : '(no tasks)');
+    return 0;
+  });
+}
+
+/**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
     return 0;
   });
 }

@@ -257,13 +257,14 @@ const configSchema = strictObject({
    */
   remotes: z
     .record(
-      z.string().regex(REMOTE_NAME, 'not a remote name (letters, digits, ".", "_", "-", starting with a letter or digit)'),
+      z.string().regex(REMOTE_NAME),
       strictObject({
         /** The agent's URL: its agent card is read from `/.well-known/agent-card.json` below it (or the URL itself when it ends in `.json`). */
         url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }),
         /** Environment variable (of the dispatcher) holding the bearer token the remote requires; none: no token is sent. */
         token_env: z.string().min(1).optional(),
       }),
+      { error: (issue) => (issue.code === 'invalid_key' ? 'not a remote name (letters, digits, ".", "_", "-", starting with a letter or digit; at most 100)' : undefined) },
     )
     .default({}),
   /**
