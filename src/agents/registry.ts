@@ -10,6 +10,7 @@ import { CommandRunner } from './command/command-runner.ts';
 import { GeminiRunner } from './gemini/gemini-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
+import type { Store } from '../store/store.ts';
 
 /**
  * A runner whose set-up (e.g. finding the agent's binary, loading an SDK) happens at the
@@ -31,6 +32,24 @@ class LazyRunner implements AgentRunner {
       return { kind: 'failed', reason: err.message, retryable: false, stats: emptyStats(), exitCode: null };
     }
     return this.runner.run(request);
+  }
+}
+
+/**
+ * The lazy `a2a` runner, which also sweeps the delegation ledger ({@link AgentRunner.sweep}):
+ * the SDK is loaded only once a task delegates or an open delegation needs closing.
+ */
+class LazySweepingRunner extends LazyRunner {
+  constructor(
+    name: string,
+    private readonly loaded: { runner: AgentRunner | null; load: () => Promise<AgentRunner> },
+  ) {
+    super(name, async () => (loaded.runner ??= await loaded.load()), true);
+  }
+  async sweep(store: Store): Promise<void> {
+    if (!this.loaded.runner && (await store.listDelegations({ open: true, limit: 1 })).length === 0) return;
+    this.loaded.runner ??= await this.loaded.load();
+    await this.loaded.runner.sweep?.(store);
   }
 }
 
@@ -102,24 +121,12 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
     // Delegation over A2A; the SDK is loaded only when a task delegates.
     ...[null, ...Object.keys(config.remotes)].map((remote): [string, AgentRunner] => {
       const name = remote === null ? A2A_AGENT : `${A2A_AGENT}:${remote}`;
-      return [
-        name,
-        new LazyRunner(
-          name,
-          async () => {
-            const { A2ARunner } = await import('./a2a/a2a-runner.ts');
-            return new A2ARunner({
-              name,
-              remote,
-              remotes: config.remotes,
-              env,
-              stuckAfterMs: config.delegation_stuck_after,
-              pollMaxMs: config.delegation_poll_max,
-            });
-          },
-          true,
-        ),
-      ];
+      const load = async () => {
+        const { A2ARunner } = await import('./a2a/a2a-runner.ts');
+        return new A2ARunner({ name, remote, remotes: config.remotes, env, stuckAfterMs: config.delegation_stuck_after, pollMaxMs: config.delegation_poll_max });
+      };
+      // One runner (the plain `a2a`) sweeps the ledger for all.
+      return [name, remote === null ? new LazySweepingRunner(name, { runner: null, load }) : new LazyRunner(name, load, true)];
     }),
   ]);
 }

@@ -5,7 +5,7 @@
  */
 import type { RunStats, Task } from '../core/types.ts';
 import type { TokenUsage } from '../pricing/prices.ts';
-import type { DelegationStore } from '../store/store.ts';
+import type { DelegationStore, Store } from '../store/store.ts';
 
 /** Everything a runner needs for one attempt. */
 export interface RunRequest {
@@ -89,6 +89,13 @@ export interface AgentRunner {
   /** Whether `resumeSessionId` and `systemPromptAppend` are honoured. */
   readonly canResume?: boolean;
   run(request: RunRequest): Promise<RunOutcome>;
+  /**
+   * Optional housekeeping on the dispatcher's cadence (each tick), with its store: the `a2a`
+   * runner closes the open delegations of tasks that ended while none of their attempts ran
+   * (cancelled while blocked on a remote question, or finished by another agent), cancelling
+   * their remote tasks. Must not throw for remote failures.
+   */
+  sweep?(store: Store): Promise<void>;
 }
 
 /** Empty run stats. */

@@ -391,6 +391,8 @@ export interface DelegationPatch {
 /** Which delegations {@link DelegationStore.listDelegations} returns, newest first. */
 export interface DelegationFilter {
   state?: DelegationState;
+  /** Only open delegations (not completed, failed or canceled). */
+  open?: boolean;
   taskId?: number;
   /** Only delegations with a smaller id (cursor pagination). */
   beforeId?: number;

@@ -122,6 +122,24 @@ describe('delegating with agent: a2a through a real dispatcher', () => {
     assert.deepEqual((await delegations(paths)).map((d) => d.state), ['completed']);
   });
 
+  it('cancelled while blocked on the remote question: the next dispatcher tick cancels the remote task and closes the delegation', async () => {
+    const paths = project();
+    delegate(paths, 'never-answered', { kind: 'ask', question: 'Shall I?', then: () => ({ kind: 'complete', text: 'too late' }) });
+    assert.equal((await agentq(['run', '--once', '--project', paths.root])).code, 1);
+    const [asked] = await delegations(paths);
+    assert.equal(asked?.state, 'input_required');
+    const c = await agentq(['cancel', 'never-answered', '--project', paths.root]);
+    assert.equal(c.code, 0, c.stderr);
+    const { fm } = readResult(path.join(paths.failed, 'never-answered.md'));
+    assert.deepEqual([fm.status, fm.agent, fm.remote, fm.remote_task_id], ['cancelled', 'a2a', 'peer', asked?.remoteTaskId]);
+    assert.equal((await agentq(['run', '--once', '--project', paths.root])).code, 0);
+    assert.ok(peer.cancels.includes(asked!.remoteTaskId!));
+    assert.equal(peer.task(asked!.remoteTaskId!)?.status.state, 'canceled');
+    const [closed] = await delegations(paths);
+    assert.equal(closed?.state, 'canceled');
+    assert.match(closed?.lastError ?? '', /^task #\d+ ended cancelled here while its delegation was open; tasks\/cancel \S+ sent$/);
+  });
+
   it('cancel locally: the remote task is cancelled (tasks/cancel), the local task ends cancelled', async () => {
     const paths = project();
     delegate(paths, 'long-job', { kind: 'slow' });

@@ -25,10 +25,10 @@ import type { Message, MessageSendParams, Part, Task as RemoteTask } from '@a2a-
 import type { Client } from '@a2a-js/sdk/client';
 import type { Config } from '../../config/config.ts';
 import { delegationStep, preview, type Delegation, type DelegationEvent } from '../../core/delegation.ts';
-import type { RunStats, Task } from '../../core/types.ts';
+import { isTerminal, type RunStats, type Task } from '../../core/types.ts';
 import { formatDuration } from '../../config/duration.ts';
 import { isHttpUrl } from '../../config/task-file.ts';
-import type { DelegationPatch, DelegationStore } from '../../store/store.ts';
+import type { DelegationPatch, DelegationStore, Store } from '../../store/store.ts';
 import { cancelled, timedOut } from '../outcomes.ts';
 import { emptyStats, type AgentEvent, type AgentRunner, type RunOutcome, type RunRequest } from '../runner.ts';
 import { connectRemote, describeError, errorKind, NotAnAgentError, type RemoteTarget } from './remote-client.ts';
@@ -177,6 +177,35 @@ export class A2ARunner implements AgentRunner {
     if (isHttpUrl(remote)) return { name: remote, url: remote, token: null };
     const known = Object.keys(this.o.remotes);
     return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
+  }
+
+  /**
+   * Closes the open delegations whose task has ended while no attempt tracked them (cancelled
+   * while blocked on the remote's question, finished by another agent of an `auto` list):
+   * `tasks/cancel` on the remote (one try, best effort), then the delegation ends `canceled`,
+   * its `lastError` saying why (and whether the remote could be told). At most 100 per call.
+   */
+  async sweep(store: Store): Promise<void> {
+    for (const d of await store.listDelegations({ open: true, limit: 100 })) {
+      const task = await store.getTask(d.taskId);
+      if (task && !isTerminal(task.state)) continue;
+      const resolved = this.resolve(d.remote);
+      const target: RemoteTarget = { ...(typeof resolved === 'string' ? { name: d.remote, token: null } : resolved), url: d.url };
+      const why = `task #${d.taskId} ended ${task?.state ?? '(gone)'} here while its delegation was open`;
+      let told = 'no remote task to cancel';
+      if (d.remoteTaskId) {
+        try {
+          const timeout = Math.min(this.o.requestTimeoutMs, 10_000);
+          const { client } = await connectRemote(target, { requestTimeoutMs: timeout });
+          await client.cancelTask({ id: d.remoteTaskId }, { signal: AbortSignal.timeout(timeout) });
+          told = `tasks/cancel ${d.remoteTaskId} sent`;
+        } catch (err) {
+          told = `tasks/cancel ${d.remoteTaskId} failed: ${describeError(err)}`;
+        }
+      }
+      const next = delegationStep(d.state, { kind: 'cancel' });
+      if (next) await store.updateDelegation(d.id, d.state, { state: next, lastError: `${why}; ${told}` }, this.o.now());
+    }
   }
 
   async run(request: RunRequest): Promise<RunOutcome> {

@@ -1090,9 +1090,10 @@ export class PostgresStore implements Store {
   async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
     const conditions: Array<[string, unknown]> = [];
     if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
     if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
     if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
-    const where = conditions.map(([c], i) => `${c} $${i + 1}`);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
     const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
     return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }

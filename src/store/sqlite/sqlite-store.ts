@@ -825,10 +825,11 @@ export class SqliteStore implements Store {
   async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
     const conditions: Array<[string, unknown]> = [];
     if (filter.state !== undefined) conditions.push(['state = ?', filter.state]);
+    if (filter.open) conditions.push([`state NOT IN (${placeholders(DELEGATION_END_STATES)})`, DELEGATION_END_STATES]);
     if (filter.taskId !== undefined) conditions.push(['task_id = ?', filter.taskId]);
     if (filter.beforeId !== undefined) conditions.push(['id < ?', filter.beforeId]);
     const where = conditions.map(([c]) => c);
-    const params = conditions.map(([, v]) => v);
+    const params = conditions.flatMap(([, v]) => (Array.isArray(v) ? v : [v]));
     const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return (this.prepare(sql).all(...params, filter.limit ?? 100) as Row[]).map(toDelegation);
   }

@@ -83,6 +83,9 @@ export function delegationsContract(factory: StoreFactory): void {
       await store.updateDelegation(ids[1]!, 'pending', { state: 'failed', lastError: 'remote lost the task' }, T0 + 10);
       assert.deepEqual((await store.listDelegations()).map((d) => d.id), [...ids].reverse());
       assert.deepEqual((await store.listDelegations({ state: 'pending' })).map((d) => d.id), [ids[2], ids[0]]);
+      await store.updateDelegation(ids[2]!, 'pending', { state: 'input_required' }, T0 + 11);
+      assert.deepEqual((await store.listDelegations({ open: true })).map((d) => d.id), [ids[2], ids[0]], 'open: pending and input_required, not failed');
+      assert.deepEqual((await store.listDelegations({ open: true, state: 'pending' })).map((d) => d.id), [ids[0]]);
       const [failed] = await store.listDelegations({ state: 'failed' });
       assert.deepEqual([failed?.id, failed?.lastError, failed?.finishedAt], [ids[1], 'remote lost the task', T0 + 10]);
       assert.deepEqual((await store.listDelegations({ taskId: tasks[0]!.id })).map((d) => d.id), [ids[0]]);
