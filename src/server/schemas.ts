@@ -56,6 +56,7 @@ export const taskSchema: JsonSchema = {
     merge: nul('string'),
     dedupKey: nul('string'),
     command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    remote: { ...nul('string'), description: 'agent: a2a — the remote A2A agent: a name of config remotes, or its URL' },
     extra: { type: 'object', additionalProperties: true },
     prompt: { type: 'string' },
     source: { type: 'string', description: 'inbox, cli, recurring or api' },
