@@ -78,15 +78,16 @@ export function preview(text: string): string {
 
 /**
  * What happened to a delegation:
- * - `remote`: the remote reported its task in A2A state `state` (the answer to
- *   `message/send`, `tasks/get`, a push notification): `submitted`, `working`,
- *   `input-required`, `auth-required`, `completed`, `failed`, `rejected`, `canceled`, `unknown`;
+ * - `remote`: the remote reported its task in A2A state `state` (`tasks/get`, a push
+ *   notification): `submitted`, `working`, `input-required`, `auth-required`, `completed`,
+ *   `failed`, `rejected`, `canceled`, `unknown`;
+ * - `accepted`: the remote answered `message/send` with its task in state `state`;
  * - `answer`: the local answer to the remote's question is about to be sent;
  * - `fail`: given up locally (the remote refused the message, lost the task, stayed
  *   unreachable past `delegation_stuck_after`);
  * - `cancel`: cancelled locally (`agentq cancel`, the task's timeout or budget); `tasks/cancel` is sent.
  */
-export type DelegationEvent = { kind: 'remote'; state: string } | { kind: 'answer' } | { kind: 'fail' } | { kind: 'cancel' };
+export type DelegationEvent = { kind: 'remote'; state: string } | { kind: 'accepted'; state: string } | { kind: 'answer' } | { kind: 'fail' } | { kind: 'cancel' };
 
 /**
  * The state a delegation in `from` moves to on `event`, or null when it does not move (pure).
@@ -98,6 +99,8 @@ export type DelegationEvent = { kind: 'remote'; state: string } | { kind: 'answe
  * - `completed` → `completed`; `failed`, `rejected`, `auth-required` (agentq cannot log in for
  *   the remote) → `failed`; `canceled` → `canceled`;
  * - `unknown` or anything else → no move.
+ * `accepted` is `remote`, except that a `pending` delegation moves to `dispatched` at least
+ * (the remote has the message, whatever state it names).
  * `answer` moves only `input_required → pending` (the answer is sent as a new message);
  * `fail` → `failed` and `cancel` → `canceled` from any open state.
  */
@@ -115,6 +118,10 @@ function target(from: DelegationState, event: DelegationEvent): DelegationState 
       return 'failed';
     case 'cancel':
       return 'canceled';
+    case 'accepted': {
+      const to = target(from, { kind: 'remote', state: event.state });
+      return to === null && from === 'pending' ? 'dispatched' : to;
+    }
     case 'remote':
       switch (event.state) {
         case 'submitted':

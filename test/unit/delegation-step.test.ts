@@ -19,6 +19,12 @@ const rows: Array<[DelegationState, DelegationEvent, DelegationState | null, str
   ['in_progress', remote('working'), null, ''],
   ['input_required', remote('working'), 'in_progress', 'answered by someone else: it goes on'],
   ['input_required', remote('submitted'), null, ''],
+  // The answer to message/send: as a remote report, but it always takes the message out of pending.
+  ['pending', { kind: 'accepted', state: 'submitted' }, 'dispatched', ''],
+  ['pending', { kind: 'accepted', state: 'working' }, 'in_progress', ''],
+  ['pending', { kind: 'accepted', state: 'unknown' }, 'dispatched', 'the remote has the message, whatever it calls its task'],
+  ['pending', { kind: 'accepted', state: 'completed' }, 'completed', ''],
+  ['dispatched', { kind: 'accepted', state: 'unknown' }, null, ''],
   // Questions and answers.
   ['in_progress', remote('input-required'), 'input_required', ''],
   ['pending', remote('input-required'), 'input_required', 'asks at once'],
@@ -49,7 +55,7 @@ const rows: Array<[DelegationState, DelegationEvent, DelegationState | null, str
 
 describe('delegationStep: state × event → next state', () => {
   for (const [from, event, to, why] of rows) {
-    const name = `${from} + ${event.kind === 'remote' ? `remote ${event.state}` : event.kind} → ${to ?? 'no move'}${why ? ` (${why})` : ''}`;
+    const name = `${from} + ${'state' in event ? `${event.kind} ${event.state}` : event.kind} → ${to ?? 'no move'}${why ? ` (${why})` : ''}`;
     it(name, () => assert.equal(delegationStep(from, event), to));
   }
 

@@ -437,7 +437,7 @@ class Attempt {
         }
         this.last = answer;
         this.session(answer.id);
-        return { delegation: await this.apply(d, answer, { remoteTaskId: answer.id, contextId: answer.contextId ?? null, lastError: null }) };
+        return { delegation: await this.apply(d, answer, { remoteTaskId: answer.id, contextId: answer.contextId ?? null, lastError: null }, true, true) };
       } catch (err) {
         const stopped = this.interrupted();
         if (stopped) return this.stop(d, stopped);
@@ -505,10 +505,13 @@ class Attempt {
     }
   }
 
-  /** Records what the remote task shows: its state (through {@link delegationStep}), previews, `extra`. */
-  private async apply(d: Delegation, task: RemoteTask, extra: DelegationPatch, progress = true): Promise<Delegation> {
+  /**
+   * Records what the remote task shows: its state (through {@link delegationStep}), previews,
+   * `extra`. `accepted`: `task` is the answer to `message/send` (see {@link DelegationEvent}).
+   */
+  private async apply(d: Delegation, task: RemoteTask, extra: DelegationPatch, progress = true, accepted = false): Promise<Delegation> {
     const state = task.status.state;
-    const next = delegationStep(d.state, { kind: 'remote', state });
+    const next = delegationStep(d.state, { kind: accepted ? 'accepted' : 'remote', state });
     const said = state === 'completed' ? resultText(task) : statusText(task);
     const patch: DelegationPatch = { ...extra, remoteState: state, progress };
     if (next !== null) patch.state = next;
