@@ -193,6 +193,11 @@ describe('delegating with agent: a2a through a real dispatcher', () => {
     assert.match(String(reason('remote-fails')), /^remote peer ended its task \S+ failed: disk full on the remote$/);
     assert.equal(sendsFor('nowhere').length + sendsFor('not-agent').length, 0);
     assert.deepEqual((await delegations(paths)).map((d) => [d.taskName, d.state]), [['remote-fails', 'failed']]);
+    // Bad flags of agentq delegations: usage, exit 2.
+    const badState = await agentq(['delegations', '--state', 'lost', '--project', paths.root]);
+    assert.deepEqual([badState.code, /argument 'lost' is invalid/.test(badState.stderr)], [2, true], badState.stderr);
+    const badLimit = await agentq(['delegations', '--limit', '0', '--project', paths.root]);
+    assert.deepEqual([badLimit.code, badLimit.stderr.split('\n')[0]], [2, 'agentq: --limit: "0" is not a whole number from 1 to 1000']);
     // A task file without remote is refused at intake, naming the field.
     dropTask(paths, 'no-remote', { agent: 'a2a' }, 'x');
     await agentq(['run', '--once', '--project', paths.root]);
