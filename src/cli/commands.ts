@@ -21,10 +21,11 @@ import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { redactStoreUrl } from '../store/store-url.ts';
-import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -287,6 +288,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -318,6 +321,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -350,13 +354,29 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
 }
 
 /**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
+    return 0;
+  });
+}
+
+/**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
- * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`; its origin checkout,
- * and where its result file is when that is another checkout. `--json`: the task as stored
- * (`origin` included), `attemptHistory` (each with `dispatcher: { host, labels }`, null where
- * unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, its
+ * origin checkout (and where its result file is when that is another checkout), and its result
+ * or prompt. `--json`: the task as stored (`origin` included), `attemptHistory` (each with
+ * `dispatcher: { host, labels }`, null where unknown) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store, paths }) => {

@@ -6,10 +6,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { isTransientStoreError } from '../store/store.ts';
 import {
   answerCommand,
   cancelCommand,
+  delegationsCommand,
   initCommand,
   listCommand,
   logsCommand,
@@ -81,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--prompt <text>', 'the prompt')
     .option('--name <name>', 'task name (file name without .md)')
     .addOption(new Option('--priority <p>', 'priority').choices(PRIORITIES))
-    .option('--agent <agent>', 'agent (claude, command)')
+    .option('--agent <agent>', 'agent (claude, codex, gemini, openai, command, a2a, auto)')
+    .option('--remote <remote>', 'for --agent a2a: a name of config remotes, or the URL of an A2A agent')
     .option('--model <model>', 'model, overriding routing')
     .option('--depends-on <names...>', 'names of tasks that must complete first')
     .option('--runs-on <label>', 'a label the dispatcher must hold to run it (runs_on), repeatable: it runs only where every one is held', collect)
@@ -93,6 +96,13 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
     .option('--json', 'JSON output')
     .action(act(async (o: { state?: string; json?: boolean }) => listCommand(g(), o)));
+  program
+    .command('delegations')
+    .description('the delegation ledger: tasks handed to remote A2A agents, newest first, with result preview or error')
+    .addOption(new Option('--state <state>', 'only delegations in this state').choices(DELEGATION_STATES))
+    .option('--limit <n>', 'at most this many (default 100)')
+    .option('--json', 'JSON output')
+    .action(act(async (o: { state?: string; limit?: string; json?: boolean }) => delegationsCommand(g(), o)));
   program
     .command('show')
     .argument('<id>', 'task id or name')

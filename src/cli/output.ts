@@ -9,6 +9,7 @@ import { formatDuration } from '../config/duration.ts';
 import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
+import type { DelegationView } from '../ops/task-ops.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
 import type { WorkerInfo } from '../store/store.ts';
 
@@ -34,6 +35,22 @@ export function taskRows(tasks: Task[]): string {
       t.durationMs === null ? '' : formatDuration(t.durationMs),
       cost(t.stats.costUsd),
       (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+    ]),
+  );
+}
+
+/** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
+export function delegationRows(rows: DelegationView[], now: number): string {
+  return table(
+    ['ID', 'TASK', 'REMOTE', 'STATE', 'REMOTE TASK', 'UPDATED', 'RESULT / ERROR'],
+    rows.map((d) => [
+      String(d.id),
+      `#${d.taskId}${d.taskName ? ` ${d.taskName}` : ''}`,
+      d.remote.length > 40 ? `${d.remote.slice(0, 39)}…` : d.remote,
+      d.state,
+      d.remoteTaskId ?? '-',
+      `${formatDuration(Math.max(0, now - d.updatedAt))} ago`,
+      ((d.state === 'completed' || d.state === 'input_required' ? d.resultPreview : (d.lastError ?? d.resultPreview)) ?? '').replace(/\s+/g, ' ').slice(0, 80),
     ]),
   );
 }

@@ -12,7 +12,7 @@ import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
-import { LABEL_SCHEMA } from './task-file.ts';
+import { LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 
 const duration = (fallback: string) =>
   z
@@ -282,9 +282,34 @@ const configSchema = strictObject({
   }).prefault({}),
   /**
    * `agent: auto`: the agents to try per priority, in order. The first that is not paused
-   * and has room runs the task; a rate limit moves it on to the next (failover).
+   * and has room runs the task; a rate limit moves it on to the next (failover). `a2a:NAME`
+   * delegates to the remote `remotes.NAME`.
    */
   fallback: perPriority(z.array(z.string()).min(1)).default({}),
+  /**
+   * Remote A2A agents tasks may be delegated to (`agent: a2a` with `remote: NAME`, or
+   * `a2a:NAME` in a `fallback` list): another `agentq serve`, or any A2A-speaking agent.
+   */
+  remotes: z
+    .record(
+      z.string().regex(REMOTE_NAME),
+      strictObject({
+        /** The agent's URL: its agent card is read from `/.well-known/agent-card.json` below it (or the URL itself when it ends in `.json`). */
+        url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }),
+        /** Environment variable (of the dispatcher) holding the bearer token the remote requires; none: no token is sent. */
+        token_env: z.string().min(1).optional(),
+      }),
+      { error: (issue) => (issue.code === 'invalid_key' ? 'not a remote name (letters, digits, ".", "_", "-", starting with a letter or digit; at most 100)' : undefined) },
+    )
+    .default({}),
+  /**
+   * A delegation whose remote shows no progress (no new state, or no answer at all) this long
+   * is checked with `tasks/get`: a remote that lost the task, or that stayed unreachable, fails
+   * the attempt with a retryable reason.
+   */
+  delegation_stuck_after: duration('10m'),
+  /** Polling of a delegated task (`tasks/get`): the first wait is 250 ms, doubling while nothing changes, at most this. */
+  delegation_poll_max: duration('10s'),
 });
 
 /** Config with defaults applied. Durations are ms. */
@@ -523,6 +548,13 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     model: llama3.2                    # for tasks that set no model (any agent; models: per priority wins)
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
+
+# remotes:                # A2A agents to delegate to: agent: a2a with remote: NAME (or a URL),
+#   buildbox:             # or a2a:NAME in a fallback list
+#     url: http://buildbox:8765           # another agentq serve, or any A2A agent
+#     token_env: BUILDBOX_TOKEN           # (default: none) variable holding its bearer token
+# delegation_stuck_after: 10m  # no progress this long: tasks/get; lost or unreachable → retryable failure
+# delegation_poll_max: 10s     # tasks/get polling: 250 ms, doubling while nothing changes, up to this
 
 # serve:                  # agentq serve (HTTP API + dashboard)
 #   host: 127.0.0.1       # another address needs a token

@@ -24,7 +24,13 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command', 'a2a'] as const;
+
+/**
+ * `agent: a2a`: the task is delegated to another A2A agent (its `remote`). In an `agent: auto`
+ * `fallback` list, `a2a:NAME` names the agent of config `remotes.NAME`.
+ */
+export const A2A_AGENT = 'a2a';
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -71,6 +77,8 @@ export interface TaskSpec {
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
+  remote: string | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */

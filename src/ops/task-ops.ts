@@ -6,9 +6,10 @@
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
 import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
+import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { writeResultFile } from '../results/result-file.ts';
-import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
+import { resultDelegation, writeResultFile } from '../results/result-file.ts';
+import type { AgentUsage, DelegationFilter, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
 /** A task by id or name. @throws NotFoundError naming the reference */
@@ -16,6 +17,20 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
   const task = await store.getTask(ref);
   if (!task) throw new NotFoundError(`no task ${JSON.stringify(String(ref))} (give a task id or name)`);
   return task;
+}
+
+/** A delegation as `agentq delegations` and GET /v1/delegations show it: the ledger row and its task's name. */
+export type DelegationView = Delegation & { taskName: string | null };
+
+/**
+ * The delegation ledger, newest first (`agentq delegations`, GET /v1/delegations), each with
+ * its task's name; `state` filters, `limit` (default 100) bounds, `beforeId` pages.
+ */
+export async function delegationsReport(store: Store, filter: DelegationFilter = {}): Promise<DelegationView[]> {
+  const rows = await store.listDelegations(filter);
+  const names = new Map<number, string | null>();
+  for (const id of new Set(rows.map((d) => d.taskId))) names.set(id, (await store.getTask(id))?.name ?? null);
+  return rows.map((d) => ({ ...d, taskName: names.get(d.taskId) ?? null }));
 }
 
 /**
@@ -28,7 +43,7 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
-    const file = writeResultFile(paths, task);
+    const file = writeResultFile(paths, task, await resultDelegation(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }

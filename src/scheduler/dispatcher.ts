@@ -192,6 +192,8 @@ export class Dispatcher {
   readonly origin: TaskOrigin;
   /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
   private readonly reporter: Reporter;
+  /** The runners' sweep under way ({@link sweepRunners}), if any. */
+  private sweeping: Promise<void> | null = null;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -286,6 +288,7 @@ export class Dispatcher {
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
     await Promise.all(this.services.map((service) => service.stop()));
+    await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
   }
 
@@ -369,7 +372,21 @@ export class Dispatcher {
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
+    // In the background: a remote that is slow to answer must not hold up claims.
+    this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     await this.pump();
+  }
+
+  /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
+  private async sweepRunners(): Promise<void> {
+    for (const runner of this.o.runners.values()) {
+      if (!runner.sweep) continue;
+      try {
+        await runner.sweep(this.o.store);
+      } catch (err) {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /**
@@ -553,6 +570,7 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {

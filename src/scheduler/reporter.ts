@@ -9,7 +9,7 @@ import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/confi
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';
-import { writeResultFile } from '../results/result-file.ts';
+import { resultDelegation, writeResultFile } from '../results/result-file.ts';
 import type { Store, WorkerInfo } from '../store/store.ts';
 import { STORE_RETRY_MAX_MS } from './store-retry.ts';
 
@@ -84,7 +84,7 @@ export class Reporter {
   /** Writes a task's result file and records its path; an error is emitted once per task and error (a full disk), the task left unreported. */
   private async write(task: Task): Promise<{ file: string } | { error: Error }> {
     try {
-      const file = writeResultFile(this.o.paths, task);
+      const file = writeResultFile(this.o.paths, task, await resultDelegation(this.o.store, task));
       await this.o.store.setResultPath(task.id, file);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });

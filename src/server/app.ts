@@ -17,9 +17,10 @@ import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { resolveDirect } from '../intake/direct.ts';
-import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { locateLog, streamAttemptLog, type LogStream } from '../ops/attempt-log.ts';
 import { tailIsCut } from '../results/logs.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
 import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
 import { errorHandler, HttpError, noRoute } from './errors.ts';
@@ -428,6 +429,39 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         .header('cache-control', 'no-cache')
         .header('x-content-type-options', 'nosniff')
         .send(Readable.from(body()));
+    },
+  );
+
+  // --- delegations --------------------------------------------------------------------
+  app.get<{ Querystring: { state?: DelegationState; limit: number; cursor?: string } }>(
+    '/v1/delegations',
+    {
+      schema: {
+        summary: 'The delegation ledger (tasks handed to remote A2A agents), newest first — as `agentq delegations --json`',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: [...DELEGATION_STATES] },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: 'string', description: 'nextCursor of the previous page' },
+          },
+        },
+        response: {
+          200: { type: 'object', properties: { delegations: { type: 'array', items: ref('Delegation') }, nextCursor: { type: ['string', 'null'] } } },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const rows = await delegationsReport(store, {
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.cursor ? { beforeId: decodeCursor(q.cursor) } : {}),
+        limit: q.limit + 1,
+      });
+      const delegations = rows.slice(0, q.limit);
+      return { delegations, nextCursor: rows.length > q.limit ? encodeCursor(delegations.at(-1)!.id) : null };
     },
   );
 

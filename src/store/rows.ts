@@ -3,8 +3,9 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
+import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
 import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
-import type { A2aPush, AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, DelegationPatch, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -68,6 +69,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
+    remote: str(row.remote),
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
@@ -254,4 +256,63 @@ export function knownStatsColumns(stats: Partial<RunStats>): { attempt: Array<[s
   const known = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null).map(([k, col]): [string, unknown] => [col, stats[k]]);
   const model = stats.model === undefined || stats.model === null ? [] : [stats.model];
   return { attempt: [...known, ...model.map((m): [string, unknown] => ['model', m])], task: [...known, ...model.map((m): [string, unknown] => ['run_model', m])] };
+}
+
+export function toDelegation(row: Row): Delegation {
+  return {
+    id: Number(row.id),
+    taskId: Number(row.task_id),
+    attemptId: String(row.attempt_id),
+    remote: String(row.remote),
+    url: String(row.url),
+    remoteTaskId: str(row.remote_task_id),
+    contextId: str(row.context_id),
+    messageId: String(row.message_id),
+    state: row.state as DelegationState,
+    remoteState: str(row.remote_state),
+    lastError: str(row.last_error),
+    resultPreview: str(row.result_preview),
+    createdAt: Number(row.created_at),
+    dispatchedAt: num(row.dispatched_at),
+    receivedAt: num(row.received_at),
+    inProgressAt: num(row.in_progress_at),
+    inputRequiredAt: num(row.input_required_at),
+    finishedAt: num(row.finished_at),
+    progressAt: Number(row.progress_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** The column recording when a delegation entered each state (the ends share `finished_at`; `pending` keeps `created_at`). */
+const DELEGATION_STATE_COLUMN: Partial<Record<DelegationState, string>> = {
+  dispatched: 'dispatched_at',
+  received: 'received_at',
+  in_progress: 'in_progress_at',
+  input_required: 'input_required_at',
+};
+
+/**
+ * The columns a {@link DelegationPatch} sets, as column → value, the same on every backend:
+ * the fields given, the new state's time column, `progress_at` when `progress`, and always
+ * `updated_at`.
+ */
+export function delegationPatchColumns(patch: DelegationPatch, now: number): Array<[string, unknown]> {
+  const cols: Array<[string, unknown]> = [];
+  const set = (col: string, v: unknown) => {
+    if (v !== undefined) cols.push([col, v]);
+  };
+  set('state', patch.state);
+  set('remote_task_id', patch.remoteTaskId);
+  set('context_id', patch.contextId);
+  set('message_id', patch.messageId);
+  set('remote_state', patch.remoteState);
+  set('last_error', patch.lastError);
+  set('result_preview', patch.resultPreview);
+  if (patch.state !== undefined) {
+    const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
+    if (column) set(column, now);
+  }
+  if (patch.progress) set('progress_at', now);
+  set('updated_at', now);
+  return cols;
 }

@@ -4,6 +4,7 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
+import type { Delegation, DelegationState } from '../core/delegation.ts';
 import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
@@ -418,6 +419,68 @@ export interface CallbackStore {
   recordCallbackTry(taskId: number, outcome: CallbackTry): Promise<CallbackDelivery | null>;
 }
 
+/** A delegation to record (see {@link DelegationStore.createDelegation}). */
+export interface NewDelegation {
+  taskId: number;
+  /** The attempt delegating: also the first message's id (the idempotency key). */
+  attemptId: string;
+  /** The remote as the task named it (a `remotes` name, or the URL). */
+  remote: string;
+  /** The A2A agent's URL. */
+  url: string;
+  now: number;
+}
+
+/**
+ * A change to a delegation (see {@link DelegationStore.updateDelegation}); a field left out
+ * stays as it is. `state` is the one {@link delegationStep} (src/core/delegation.ts) gave.
+ */
+export interface DelegationPatch {
+  state?: DelegationState;
+  remoteTaskId?: string;
+  contextId?: string | null;
+  messageId?: string;
+  remoteState?: string | null;
+  lastError?: string | null;
+  resultPreview?: string | null;
+  /** The remote showed progress: `progressAt` becomes `now`. */
+  progress?: boolean;
+}
+
+/** Which delegations {@link DelegationStore.listDelegations} returns, newest first. */
+export interface DelegationFilter {
+  state?: DelegationState;
+  /** Only open delegations (not completed, failed or canceled). */
+  open?: boolean;
+  taskId?: number;
+  /** Only delegations with a smaller id (cursor pagination). */
+  beforeId?: number;
+  limit?: number;
+}
+
+/** Delegations: the ledger of tasks handed to remote A2A agents (src/core/delegation.ts). */
+export interface DelegationStore {
+  /**
+   * Records a delegation in state `pending` (`messageId` = `attemptId`, `progressAt` = `now`),
+   * unless its task already has an open one (not completed, failed or canceled): then nothing
+   * is created and that one is returned (`created: false`). One atomic step, so a task never
+   * has two open delegations.
+   */
+  createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }>;
+  /** The open delegation of a task (at most one), or null. */
+  openDelegation(taskId: number): Promise<Delegation | null>;
+  getDelegation(id: number): Promise<Delegation | null>;
+  /**
+   * Applies `patch` if the delegation is still in state `expected` (compare and set), in one
+   * atomic step: a new state also sets its `…At` time (`finishedAt` for an end) to `now`;
+   * `updatedAt` is always `now`. Null (nothing changed) when the delegation is gone or has
+   * moved on from `expected`.
+   */
+  updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null>;
+  /** Delegations matching `filter`, newest (highest id) first; `limit` default 100. */
+  listDelegations(filter?: DelegationFilter): Promise<Delegation[]>;
+}
+
 /**
  * Who is told of an A2A task's changes (A2A protocol 0.3 `PushNotificationConfig`, set by
  * `tasks/pushNotificationConfig/set` or a message's `configuration.pushNotificationConfig`).
@@ -488,7 +551,7 @@ export interface A2aPushStore {
  * The whole storage interface a backend implements: the entity interfaces above, one
  * contract suite part each (test/contract/store/), plus health and closing.
  */
-export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, A2aPushStore {
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, A2aPushStore, DelegationStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.

@@ -224,6 +224,9 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {

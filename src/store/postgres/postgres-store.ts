@@ -39,7 +39,8 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
   A2aPushConfig,
@@ -50,8 +51,11 @@ import type {
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
   DueCallback,
   FinishOutcome,
+  NewDelegation,
   NewTask,
   RateBucket,
   RateToken,
@@ -451,9 +455,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
          RETURNING id`,
         [
           spec.name,
@@ -489,6 +493,7 @@ export class PostgresStore implements Store {
           JSON.stringify(spec.runsOn),
           origin?.host ?? null,
           origin?.root ?? null,
+          spec.remote ?? null,
         ],
         c,
       );
@@ -1148,6 +1153,60 @@ export class PostgresStore implements Store {
       [counted, !counted, t.outcome === 'delivered' ? null : (t.error ?? null), t.outcome === 'delivered', t.now, settled, version, settled ? null : (t.nextTryAt ?? t.now), taskId, configId],
     );
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number, db: Db = this.pool): Promise<Row | undefined> {
+    return this.one('SELECT * FROM delegations WHERE task_id = $1 AND NOT (state = ANY($2::text[])) ORDER BY id DESC LIMIT 1', [taskId, DELEGATION_END_STATES], db);
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(async (c) => {
+      // The task's row lock orders two creations for one task: the second sees the first's row.
+      await this.q('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [d.taskId], c);
+      const open = await this.openDelegationRow(d.taskId, c);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = await this.one(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES ($1, $2, $3, $4, $2, 'pending', $5, $5, $5) RETURNING *`,
+        [d.taskId, d.attemptId, d.remote, d.url, d.now],
+        c,
+      );
+      return { delegation: toDelegation(row!), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = await this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = await this.one('SELECT * FROM delegations WHERE id = $1', [id]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const sets = cols.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const row = await this.one(`UPDATE delegations SET ${sets} WHERE id = $${cols.length + 1} AND state = $${cols.length + 2} RETURNING *`, [
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
+    return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }
 
   /**

@@ -33,8 +33,11 @@ import type {
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
   DueCallback,
   FinishOutcome,
+  NewDelegation,
   NewTask,
   RequestOptions,
   RateBucket,
@@ -49,7 +52,8 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -202,11 +206,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -246,6 +250,7 @@ export class SqliteStore implements Store {
           runsOn: JSON.stringify(spec.runsOn),
           dedupKey: spec.dedupKey,
           command: spec.command === null ? null : JSON.stringify(spec.command),
+          remote: spec.remote ?? null,
           maxTurns: spec.maxTurns,
           allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           extra: JSON.stringify(spec.extra),
@@ -881,6 +886,59 @@ export class SqliteStore implements Store {
       version,
     ) as Row | undefined;
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number): Row | undefined {
+    return this.prepare(`SELECT * FROM delegations WHERE task_id = ? AND state NOT IN (${placeholders(DELEGATION_END_STATES)}) ORDER BY id DESC LIMIT 1`).get(
+      taskId,
+      ...DELEGATION_END_STATES,
+    ) as Row | undefined;
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(() => {
+      const open = this.openDelegationRow(d.taskId);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = this.prepare(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *`,
+      ).get(d.taskId, d.attemptId, d.remote, d.url, d.attemptId, d.now, d.now, d.now) as Row;
+      return { delegation: toDelegation(row), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = this.prepare('SELECT * FROM delegations WHERE id = ?').get(id) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const row = this.prepare(`UPDATE delegations SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ? AND state = ? RETURNING *`).get(
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state = ?', filter.state]);
+    if (filter.open) conditions.push([`state NOT IN (${placeholders(DELEGATION_END_STATES)})`, DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id = ?', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id < ?', filter.beforeId]);
+    const where = conditions.map(([c]) => c);
+    const params = conditions.flatMap(([, v]) => (Array.isArray(v) ? v : [v]));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.prepare(sql).all(...params, filter.limit ?? 100) as Row[]).map(toDelegation);
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {

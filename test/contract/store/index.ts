@@ -7,6 +7,7 @@ import { a2aPushContract } from './a2a-push.contract.ts';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { delegationsContract } from './delegations.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { tasksContract } from './tasks.contract.ts';
@@ -23,6 +24,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   intakeContract,
   callbacksContract,
   a2aPushContract,
+  delegationsContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
