@@ -4,24 +4,30 @@
  * complete), 2 usage error.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
-import { AgentQueueError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type TaskState } from '../core/types.ts';
+import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
+import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
+import { DispatcherEvents } from '../events/events.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { Reporter } from '../scheduler/reporter.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { redactStoreUrl } from '../store/store-url.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
+import { Notifier } from '../notify/notifier.ts';
 import { notifyStatus } from '../notify/status.ts';
-import { attemptLogFile, readLogFrom } from '../results/logs.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -45,7 +51,9 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): P
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
   const config = loadConfig(paths.root);
-  const store = await openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
+  // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
+  config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
+  const store = await openStore(config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 
@@ -129,7 +137,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
-  const detach = attachProgress(dispatcher.events);
+  const detach = attachProgress(dispatcher.events, process.stderr, dispatcher.origin);
   const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true, maxWaitMs });
   let stopping: Promise<void> | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -174,6 +182,24 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     detach();
     await p.store.close();
   }
+}
+
+/**
+ * `agentq mcp`: the MCP server (stdio) of the project's store (src/mcp/server.ts), until
+ * stdin ends. Run by an agent of a task (its `AGENTQ_TASK_ID` and `AGENTQ_ATTEMPT_ID` name
+ * the task and one of its attempts here), what it submits are that task's subtasks. stdout
+ * carries the protocol only: everything else goes to stderr.
+ */
+export async function mcpCommand(g: GlobalOptions): Promise<number> {
+  // The MCP SDK is loaded only by `mcp`.
+  const { runningTaskOf, serveMcp } = await import('../mcp/server.ts');
+  return withProject(g, async ({ paths, config, store }) => {
+    const runningTask = await runningTaskOf(store, process.env);
+    const parent = runningTask ? `; tasks submitted are subtasks of #${runningTask.id} ${runningTask.name} (at most ${config.max_subtasks})` : '';
+    process.stderr.write(`agentq mcp: serving ${paths.root} (store ${redactStoreUrl(config.store)}) on stdio${parent}\n`);
+    await serveMcp({ store, paths, config, runningTask });
+    return 0;
+  });
 }
 
 /**
@@ -224,7 +250,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
       port: port ?? p.config.serve.port,
       token,
       ...(g.verbose ? { logger: { level: 'info', stream: process.stderr } } : {}),
-      onDispatcher: (d) => (detach = attachProgress(d.events)),
+      onDispatcher: (d) => (detach = attachProgress(d.events, process.stderr, d.origin)),
     });
     out(`agentq serve: listening on ${server.url}${token ? ' (token required)' : ''}`);
     // Runs until a signal, or until the dispatch loop fails.
@@ -264,6 +290,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -295,6 +323,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -327,13 +356,32 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
 }
 
 /**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
+    return 0;
+  });
+}
+
+/**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
- * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, its
+ * origin checkout (and where its result file is when that is another checkout), and its result
+ * or prompt. `--json`: the task as stored (`origin` included), `attemptHistory` (each with
+ * `dispatcher: { host, labels }`, null where unknown) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
     const tree: string[] = [];
@@ -349,45 +397,111 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
       out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers));
+    } else out(taskDetail(task, attempts, tree, workers, projectOrigin(paths)));
     return 0;
   });
 }
 
-export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean }): Promise<number> {
+/**
+ * `agentq sync`: writes every missing result file of this checkout's tasks (those whose origin
+ * it is, and those without one: `Store.listUnreported`) and exits; no dispatcher loop, no
+ * claims. A task another live dispatcher ended moments ago and writes itself is left to it
+ * (see `Reporter.writeMissing`). Prints each file written, then how many.
+ * @returns 0, or 1 when a file could not be written (each error printed)
+ */
+export async function syncCommand(g: GlobalOptions): Promise<number> {
+  return withProject(g, async ({ store, paths, config }) => {
+    const origin = projectOrigin(paths);
+    const events = new DispatcherEvents();
+    events.on('error', () => {}); // the failures come back from writeMissing, printed below
+    // Ends not recorded yet (a dispatcher stopped before their file) are recorded for `notify:`; the next dispatcher delivers them.
+    const notifier = new Notifier({ store, config, paths, events });
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null, recordEnd: (task) => notifier.taskEnded(task) });
+    const { written, deferred, failed } = await reporter.writeMissing();
+    const shown = (file: string) => path.relative(process.cwd(), file) || file;
+    for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
+    for (const t of deferred) out(`left      #${t.id} ${t.name} to the dispatcher that has just ended it (it writes the file)`);
+    for (const { task, error } of failed) process.stderr.write(`agentq: #${task.id} ${task.name}: result file not written: ${error.message}\n`);
+    out(`agentq sync: ${written.length} result file(s) written in ${formatOrigin(origin)}${failed.length ? `; ${failed.length} could not be written` : ''}`);
+    return failed.length ? 1 : 0;
+  });
+}
+
+/**
+ * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
+ * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
+ * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
+ *   each under a `==> attempt N stdout (WHERE) <==` line naming the file or the store's copy.
+ * - `--attempt N`: that attempt's stdout (or stderr), raw; with `-f`, followed until the
+ *   attempt ends. `-f` alone: the newest attempt's, then each retry's, until the task ends.
+ *   A log not read from a file here is announced by one `agentq: …` line on stderr; one
+ *   that runs on another host is printed from the store once it ends.
+ * Returns 1 when `--attempt N`'s log is neither here nor in the store.
+ * @throws UsageError for an `--attempt` that is not a whole number ≥ 1; NotFoundError for an unknown task or attempt
+ */
+export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }): Promise<number> {
+  const wanted = o.attempt === undefined ? undefined : Number(o.attempt);
+  if (wanted !== undefined && !(/^\d+$/.test(o.attempt!) && wanted >= 1 && Number.isSafeInteger(wanted))) {
+    throw new UsageError(`--attempt: ${JSON.stringify(o.attempt)} is not an attempt number (1, 2, …)`);
+  }
+  const stream: LogStream = o.stderr ? 'stderr' : 'stdout';
+  const here = os.hostname();
+  const note = (line: string) => process.stderr.write(`agentq: ${line}\n`);
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    /** Prints one log raw; false when it is neither here nor stored. */
+    const printOne = async (number: number): Promise<boolean> => {
+      let found = true;
+      const onSource = (source: LogSource) => {
+        if (source.kind !== 'file') note(describeSource(source, `attempt ${number}'s ${stream}`, here));
+        if (source.kind === 'none') found = false;
+      };
+      for await (const chunk of streamAttemptLog(store, paths, task, number, stream, { follow: o.follow === true, onSource })) process.stdout.write(chunk);
+      return found;
+    };
+    if (wanted !== undefined) {
+      if (!attempts.some((a) => a.number === wanted)) {
+        throw new NotFoundError(`task ${task.id} has no attempt ${wanted} (${attempts.length ? `it has 1 to ${attempts.length}` : 'none yet'})`);
+      }
+      return (await printOne(wanted)) ? 0 : 1;
+    }
     if (!o.follow) {
       if (attempts.length === 0) out('(no attempts yet)');
       for (const a of attempts) {
-        for (const stream of ['stdout', 'stderr'] as const) {
-          const file = attemptLogFile(paths, task, a.number, stream);
-          if (!fs.existsSync(file) || fs.statSync(file).size === 0) continue;
-          out(`==> attempt ${a.number} ${stream} (${file}) <==`);
-          process.stdout.write(fs.readFileSync(file));
+        let output: Promise<AttemptOutput | null> | undefined;
+        const stored = () => (output ??= store.attemptOutput(a.id));
+        let noted = false;
+        for (const s of o.stderr ? (['stderr'] as const) : (['stdout', 'stderr'] as const)) {
+          const source = await locateLog(store, paths, task, a, s, stored);
+          if (source.kind === 'file') {
+            if (fs.statSync(source.file).size === 0) continue;
+            out(`==> attempt ${a.number} ${s} (${source.file}) <==`);
+            process.stdout.write(fs.readFileSync(source.file));
+          } else if (source.kind === 'stored') {
+            if (source.tail.text === '') continue;
+            out(`==> attempt ${a.number} ${s} (${storedLabel(source, here)}) <==`);
+            process.stdout.write(source.tail.text);
+          } else if (!noted) {
+            noted = true;
+            note(describeSource(source, `attempt ${a.number}'s log`, here));
+          }
         }
       }
       return 0;
     }
-    // Follow: stream the newest attempt's stdout until the task ends.
-    let offset = 0;
+    // Follow: the newest attempt until it ends, then each next one, until the task ends.
     let number = 0;
     for (;;) {
-      const current = await store.getTask(task.id);
       const latest = (await store.listAttempts(task.id)).at(-1);
       if (latest && latest.number !== number) {
         number = latest.number;
-        offset = 0;
-        out(`==> attempt ${number} stdout <==`);
+        out(`==> attempt ${number} ${stream} <==`);
+        await printOne(number);
+        continue;
       }
-      if (number) {
-        const chunk = readLogFrom(attemptLogFile(paths, task, number, 'stdout'), offset);
-        if (chunk.length) {
-          process.stdout.write(chunk);
-          offset += chunk.length;
-        }
-      }
+      const current = await store.getTask(task.id);
       if (!current || isTerminal(current.state)) return 0;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -398,7 +512,7 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
   return withProject(g, async ({ store, paths }) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
     if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}${task.resultPath === null && task.origin ? ` (its result file goes to its origin checkout ${formatOrigin(task.origin)})` : ''}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;
@@ -420,9 +534,8 @@ export async function retryCommand(g: GlobalOptions, ref: string): Promise<numbe
 }
 
 export async function answerCommand(g: GlobalOptions, ref: string, text: string): Promise<number> {
-  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
   return withProject(g, async ({ store }) => {
-    const task = await store.answer((await findTask(store, ref)).id, text, Date.now());
+    const task = await answerTask(store, ref, text, Date.now());
     out(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`);
     return 0;
   });

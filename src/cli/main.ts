@@ -6,19 +6,23 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { isTransientStoreError } from '../store/store.ts';
 import {
   answerCommand,
   cancelCommand,
+  delegationsCommand,
   initCommand,
   listCommand,
   logsCommand,
+  mcpCommand,
   retryCommand,
   runCommand,
   serveCommand,
   showCommand,
   statusCommand,
   submitCommand,
+  syncCommand,
   usageCommand,
   type GlobalOptions,
 } from './commands.ts';
@@ -68,6 +72,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--label <label>', "this dispatcher's label, repeatable, as for run (replaces config labels)", collect)
     .action(act(async (o: { host?: string; port?: string; label?: string[]; concurrency?: string }) => serveCommand(g(), o)));
   program
+    .command('mcp')
+    .description('serve the MCP tools submit_task, list_tasks, get_task, answer_task, cancel_task over stdio (for agents and MCP clients)')
+    .action(act(async () => mcpCommand(g())));
+  program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')
     .description('add a task: copy FILE into the inbox, or write one from --prompt')
@@ -75,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--prompt <text>', 'the prompt')
     .option('--name <name>', 'task name (file name without .md)')
     .addOption(new Option('--priority <p>', 'priority').choices(PRIORITIES))
-    .option('--agent <agent>', 'agent (claude, command)')
+    .option('--agent <agent>', 'agent (claude, codex, gemini, openai, command, a2a, auto)')
+    .option('--remote <remote>', 'for --agent a2a: a name of config remotes, or the URL of an A2A agent')
     .option('--model <model>', 'model, overriding routing')
     .option('--depends-on <names...>', 'names of tasks that must complete first')
     .option('--runs-on <label>', 'a label the dispatcher must hold to run it (runs_on), repeatable: it runs only where every one is held', collect)
@@ -88,6 +97,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'JSON output')
     .action(act(async (o: { state?: string; json?: boolean }) => listCommand(g(), o)));
   program
+    .command('delegations')
+    .description('the delegation ledger: tasks handed to remote A2A agents, newest first, with result preview or error')
+    .addOption(new Option('--state <state>', 'only delegations in this state').choices(DELEGATION_STATES))
+    .option('--limit <n>', 'at most this many (default 100)')
+    .option('--json', 'JSON output')
+    .action(act(async (o: { state?: string; limit?: string; json?: boolean }) => delegationsCommand(g(), o)));
+  program
     .command('show')
     .argument('<id>', 'task id or name')
     .description('show one task with its attempts')
@@ -96,9 +112,11 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('logs')
     .argument('<id>', 'task id or name')
-    .description("print the raw agent output of a task's attempts")
-    .option('-f, --follow', 'follow the newest attempt until the task ends')
-    .action(act(async (id: string, o: { follow?: boolean }) => logsCommand(g(), id, o)));
+    .description("print the raw agent output of a task's attempts (from the store's copy of the last 64 KiB when the log is not on this machine)")
+    .option('--attempt <n>', "only attempt N's log, raw (1 is the first)")
+    .option('--stderr', 'the stderr log instead of stdout (without --attempt or -f: only stderr)')
+    .option('-f, --follow', 'follow the log until the attempt ends (without --attempt: the newest attempt, then each retry, until the task ends)')
+    .action(act(async (id: string, o: { follow?: boolean; attempt?: string; stderr?: boolean }) => logsCommand(g(), id, o)));
   program
     .command('cancel')
     .argument('<id>', 'task id or name')
@@ -115,6 +133,10 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<id>', 'task id or name')
     .description('requeue a failed, timed-out or cancelled task')
     .action(act(async (id: string) => retryCommand(g(), id)));
+  program
+    .command('sync')
+    .description("write every missing result file (done/, failed/) of this checkout's tasks, then exit")
+    .action(act(async () => syncCommand(g())));
   program
     .command('status')
     .description('counts per state, running tasks, paused agents')

@@ -4,10 +4,12 @@
  */
 import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
+import { formatOrigin, sameOrigin } from '../config/config.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task } from '../core/types.ts';
+import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
+import type { DelegationView } from '../ops/task-ops.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
 import type { WorkerInfo } from '../store/store.ts';
 
@@ -37,6 +39,35 @@ export function taskRows(tasks: Task[]): string {
   );
 }
 
+/** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
+export function delegationRows(rows: DelegationView[], now: number): string {
+  return table(
+    ['ID', 'TASK', 'REMOTE', 'STATE', 'REMOTE TASK', 'UPDATED', 'RESULT / ERROR'],
+    rows.map((d) => [
+      String(d.id),
+      `#${d.taskId}${d.taskName ? ` ${d.taskName}` : ''}`,
+      d.remote.length > 40 ? `${d.remote.slice(0, 39)}…` : d.remote,
+      d.state,
+      d.remoteTaskId ?? '-',
+      `${formatDuration(Math.max(0, now - d.updatedAt))} ago`,
+      ((d.state === 'completed' || d.state === 'input_required' ? d.resultPreview : (d.lastError ?? d.resultPreview)) ?? '').replace(/\s+/g, ' ').slice(0, 80),
+    ]),
+  );
+}
+
+/** Whether `task` comes from a checkout other than `here` (its result file is written there). */
+function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
+  return task.origin !== null && here !== null && !sameOrigin(task.origin, here);
+}
+
+/** The `result_file` line of {@link taskDetail}: the path, and where it is when that is another checkout. */
+function resultFileLine(task: Task, here: TaskOrigin | null): string {
+  if (!fromElsewhere(task, here)) return task.resultPath ?? '-';
+  const there = formatOrigin(task.origin);
+  if (task.resultPath !== null) return `${task.resultPath} (in the origin checkout ${there}, not this one)`;
+  return isTerminal(task.state) ? `- (not written yet: agentq run, serve or sync in ${there} writes it)` : `- (written in the origin checkout ${there})`;
+}
+
 /** The dispatcher an attempt ran on, as far as it is known. */
 export interface AttemptDispatcher {
   /** Its host (from its worker row, else from its id); null when the id does not tell. */
@@ -45,17 +76,18 @@ export interface AttemptDispatcher {
   labels: string[] | null;
 }
 
-/** The dispatcher of an attempt: its worker row when still registered, else what its id tells (the host). */
-export function attemptDispatcher(attempt: Pick<Attempt, 'workerId'>, workers: ReadonlyMap<string, WorkerInfo>): AttemptDispatcher {
+/** The dispatcher of an attempt: its host (recorded on the attempt; for older rows, its worker row or id) and, while its worker row is registered, its labels. */
+export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, workers: ReadonlyMap<string, WorkerInfo>): AttemptDispatcher {
   const w = workers.get(attempt.workerId);
-  return w ? { host: w.host, labels: w.labels } : { host: hostOfWorker(attempt.workerId), labels: null };
+  return { host: attempt.host ?? w?.host ?? hostOfWorker(attempt.workerId), labels: w ? w.labels : null };
 }
 
 /**
  * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
- * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}).
+ * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher});
+ * `here`: the checkout showing it, so a task from another one says where its result file is.
  */
-export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map()): string {
+export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map(), here: TaskOrigin | null = null): string {
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
@@ -79,8 +111,12 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
+    ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
-    ['result_file', task.resultPath ?? '-'],
+    ...(task.pushedTo ? ([['pushed_to', task.pushedTo]] as Array<[string, unknown]>) : []),
+    ...(task.pushError ? ([['push_error', task.pushError]] as Array<[string, unknown]>) : []),
+    ['origin', task.origin === null ? '- (not recorded: from an older agentq)' : `${formatOrigin(task.origin)}${fromElsewhere(task, here) ? ' (another checkout)' : ''}`],
+    ['result_file', resultFileLine(task, here)],
     ['tags', task.tags.join(', ') || '-'],
     ...Object.entries(task.extra).map(([k, v]): [string, unknown] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
   ];
@@ -123,8 +159,12 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
   return pauses.map((p) => `${named(p.agent)} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
 }
 
-/** Follows dispatcher events and prints progress; returns a function that stops it. */
-export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr): () => void {
+/**
+ * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
+ * the dispatcher's checkout, so a task from another one that ends here says where its result
+ * file goes.
+ */
+export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr, here: TaskOrigin | null = null): () => void {
   const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
   const tty = out.isTTY === true;
   const update = tty ? createLogUpdate(out) : null;
@@ -172,12 +212,21 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
+  events.on('task.pushed', (t, to, commits) => print(`pushed    ${label(t)} → ${to} (${commits} commit${commits === 1 ? '' : 's'})`));
+  events.on('task.push_failed', (t, error, retryInMs) =>
+    print(
+      retryInMs === null
+        ? `push      ${label(t)} failed: ${error}; the branch stays in this checkout (push_error in the result file)`
+        : `push      ${label(t)} failed, trying again in ${formatDuration(retryInMs)}: ${error}`,
+    ),
+  );
   events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
   events.on('task.recovered', (t, pids) =>
     print(`recovered ${label(t)} from a stopped dispatcher${pids.length ? ` (stopped ${pids.length} leftover process(es))` : ''}`),
   );
   events.on('task.finished', (t) => {
     const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
+    if (t.resultPath === null && fromElsewhere(t, here)) extra.push(`(result file in ${formatOrigin(t.origin)})`);
     print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
   });
   events.on('store.unavailable', (err, retryInMs) =>

@@ -6,7 +6,7 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import { InvalidTaskError } from '../core/errors.ts';
-import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type TaskSpec } from '../core/types.ts';
+import { A2A_AGENT, AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type TaskSpec } from '../core/types.ts';
 import type { Config } from './config.ts';
 import { parseDuration } from './duration.ts';
 
@@ -33,6 +33,8 @@ export const TASK_LIMITS = {
   commandChars: 65_536,
   /** Entries of `command` as an argv list. */
   commandArgs: 1000,
+  /** `remote` (a name of config `remotes`, or the A2A agent's URL). */
+  remoteChars: 2000,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
   /** `timeout` and `retry_backoff`, ms: 7 days. */
@@ -169,6 +171,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     runsOn: [],
     dedupKey: null,
     command: null,
+    remote: null,
     maxTurns: null,
     allowedTools: null,
     extra: {},
@@ -344,6 +347,26 @@ const command = z.union(
 const textField = singleLine(TASK_LIMITS.textChars);
 
 /**
+ * The name of a remote A2A agent in config `remotes` (and in `a2a:NAME` of a `fallback`
+ * list): letters, digits, `.`, `_`, `-`, starting with a letter or digit, at most 100 characters.
+ */
+export const REMOTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Whether `text` is an absolute http(s) URL (the `remote` of a task that names its agent by URL). */
+export function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && /^https?:\/\//i.test(text);
+  } catch {
+    return false;
+  }
+}
+
+const REMOTE_TEXT = 'a remote: a name of config remotes (letters, digits, ".", "_", "-") or the http(s) URL of an A2A agent';
+/** `remote`: a {@link REMOTE_NAME} or an http(s) URL. */
+const remote = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
+
+/**
  * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
  * rules of a tag, a non-empty single line of at most {@link TASK_LIMITS}.textChars characters (trimmed).
  */
@@ -397,6 +420,7 @@ export const TASK_FIELDS = z.object({
     'Claude Code --max-turns',
   ),
   allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
+  remote: field(remote, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
 });
 
 /** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
@@ -530,6 +554,10 @@ export function taskSpecFromFields(
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
   const parent = f.parent ?? null;
   if (parent === name) fail('parent', parent, 'the name of another task');
+  const agent = f.agent ?? 'claude';
+  if (agent === A2A_AGENT && !f.remote) {
+    throw new InvalidTaskError('remote', 'remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME (a key of remotes in config.yaml) or remote: URL');
+  }
 
   // fromEntries: a `__proto__` field stays a field of its own.
   const extra: Record<string, unknown> = Object.fromEntries(Object.entries(fm).filter(([k]) => !(KNOWN_FIELDS as readonly string[]).includes(k)));
@@ -538,7 +566,7 @@ export function taskSpecFromFields(
     name,
     title: f.title ?? name,
     priority: f.priority ?? 'default',
-    agent: f.agent ?? 'claude',
+    agent,
     model: f.model ?? null,
     dependsOn: [...new Set(dependsOn)],
     parent,
@@ -555,6 +583,7 @@ export function taskSpecFromFields(
     runsOn: [...new Set(f.runs_on ?? [])],
     dedupKey: f.dedup_key ?? null,
     command: f.command ?? null,
+    remote: f.remote ?? null,
     maxTurns: f.max_turns ?? null,
     allowedTools: f.allowed_tools ?? null,
     extra,

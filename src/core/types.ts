@@ -24,7 +24,13 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command', 'a2a'] as const;
+
+/**
+ * `agent: a2a`: the task is delegated to another A2A agent (its `remote`). In an `agent: auto`
+ * `fallback` list, `a2a:NAME` names the agent of config `remotes.NAME`.
+ */
+export const A2A_AGENT = 'a2a';
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -71,6 +77,8 @@ export interface TaskSpec {
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
+  remote: string | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
@@ -91,6 +99,16 @@ export interface RunStats {
   inputTokens: number | null;
   outputTokens: number | null;
   numTurns: number | null;
+}
+
+/**
+ * A checkout of a project on one machine: the host (`os.hostname()`) and the project root
+ * (absolute, symbolic links resolved). Tasks record the one they came from (their origin);
+ * their result files are written there.
+ */
+export interface TaskOrigin {
+  host: string;
+  root: string;
 }
 
 /** A task as the store holds it. Times are epoch ms. */
@@ -123,12 +141,24 @@ export interface Task extends TaskSpec {
   failedReason: string | null;
   /** Path of the done/failed file once written, else null. */
   resultPath: string | null;
+  /**
+   * The checkout the task came from (inbox, recurring file, `agentq serve`; a subtask: its
+   * parent's); its result file is written there. Null for tasks stored before agentq recorded it
+   * (any checkout writes theirs).
+   */
+  origin: TaskOrigin | null;
   /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
   question: string | null;
   answer: string | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
+  /** Host name of the machine whose dispatcher ran the attempt that ended the task (where `branch` lives); null until one ends it. */
+  ranOn: string | null;
+  /** `workspace_push`: where the branch was pushed, as the remote-tracking name a fetch gives it (`origin/agentq/fix`); null when not pushed. */
+  pushedTo: string | null;
+  /** `workspace_push`: why the push failed (one line: remote, branch, git's complaint); null when it did not fail. */
+  pushError: string | null;
 }
 
 /** What one attempt ended as. */
@@ -154,6 +184,8 @@ export interface Attempt {
   /** 1-based claim number, counting every claim. */
   number: number;
   workerId: string;
+  /** The host name of the machine whose dispatcher claimed it (null for attempts older than the column whose worker id did not name one). */
+  host: string | null;
   agent: string;
   model: string | null;
   outcome: AttemptOutcome;
@@ -165,6 +197,27 @@ export interface Attempt {
   logPath: string | null;
   durationMs: number | null;
   stats: RunStats;
+}
+
+/** Most bytes of each output stream (stdout, stderr) of an attempt that the store keeps: the last 64 KiB. */
+export const OUTPUT_TAIL_BYTES = 64 * 1024;
+
+/** The end of one output stream of an attempt, as the store keeps it (see `readOutputTail`, src/results/logs.ts). */
+export interface OutputTail {
+  /**
+   * The last {@link OUTPUT_TAIL_BYTES} bytes of the log (fewer when a code point would be
+   * split: the cut starts at a whole one) as text; bytes that are not UTF-8, and NUL, read as
+   * U+FFFD (PostgreSQL text holds no NUL).
+   */
+  text: string;
+  /** Size of the whole log, in bytes: past {@link OUTPUT_TAIL_BYTES}, `text` is only its end. */
+  bytes: number;
+}
+
+/** The stdout and stderr tails of an ended attempt (`Store.attemptOutput`). */
+export interface AttemptOutput {
+  stdout: OutputTail;
+  stderr: OutputTail;
 }
 
 /** A claim: the task and the attempt just opened for it. */

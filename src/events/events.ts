@@ -28,6 +28,10 @@ export interface DispatcherEventMap {
   'intake.refused': [entries: RefusedEntry[]];
   /** `run --once` has nothing to run but this task, which cannot run before `until` (epoch ms). */
   'task.delayed': [task: Task, until: number, reason: string];
+  /** `workspace_push`: the branch of a task that is ending, with `commits` commits, was pushed; `pushedTo` is `REMOTE/BRANCH`. */
+  'task.pushed': [task: Task, pushedTo: string, commits: number];
+  /** `workspace_push`: a push of an ending task's branch failed; tried again in `retryInMs` ms, or null: given up (recorded as the task's `pushError`). */
+  'task.push_failed': [task: Task, error: string, retryInMs: number | null];
   /** An agent was paused after a rate limit. */
   'agent.paused': [pause: AgentPause];
   /** A running task of a dead dispatcher was requeued. */

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
-import type { Config, ProjectPaths } from '../config/config.ts';
+import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
 import { readTaskFileEntry } from './inbox.ts';
 import { InvalidTaskError } from '../core/errors.ts';
@@ -38,7 +38,7 @@ function tickSuffix(tick: number): string {
   return new Date(tick).toISOString().slice(0, 16).replace(/[-:]/g, '');
 }
 
-/** Creates the tasks of every recurring file whose schedule ticked since the last look. */
+/** Creates the tasks of every recurring file whose schedule ticked since the last look; they come from this checkout (`Task.origin`). */
 export async function fireRecurring(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<RecurringResult> {
   let files: string[];
   try {
@@ -78,7 +78,11 @@ export async function fireRecurring(paths: ProjectPaths, store: Store, config: C
       const task = await store.recordRecurringTick(
         name,
         tick,
-        { spec: { ...spec, name: `${name}-${tickSuffix(tick)}`, extra: { ...extra, recurring: name, tick: new Date(tick).toISOString() } }, dependsOnIds: [] },
+        {
+          spec: { ...spec, name: `${name}-${tickSuffix(tick)}`, extra: { ...extra, recurring: name, tick: new Date(tick).toISOString() } },
+          dependsOnIds: [],
+          origin: projectOrigin(paths),
+        },
         now,
       );
       if (task) created.push(task);

@@ -21,11 +21,12 @@ export function answerTokenSha256(token: string): string {
 }
 
 /**
- * Where people reach `agentq serve`: config `serve.public_url` (without a trailing slash), else
- * `http://HOST:PORT` from `serve.host` and `serve.port` (a wildcard host as loopback).
+ * Where people reach `agentq serve`: config `serve.public_url` (the A2A card's base too; config
+ * drops a trailing slash), else `http://HOST:PORT` from `serve.host` and `serve.port` (a
+ * wildcard host as loopback).
  */
 export function publicBaseUrl(config: Pick<Config, 'serve'>): string {
-  if (config.serve.public_url) return config.serve.public_url.replace(/\/+$/, '');
+  if (config.serve.public_url) return config.serve.public_url;
   let host = config.serve.host;
   if (host === '0.0.0.0') host = '127.0.0.1';
   else if (host === '::' || host === '[::]') host = '::1';

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { AGENTQ_OWN_ENV } from '../agents/agent-env.ts';
-import type { SendResult } from './deliverer.ts';
+import type { SendResult } from '../server/callbacks.ts';
 
 /** Longest stderr (else stdout) excerpt quoted in a failed hook's error, characters. */
 const OUTPUT_EXCERPT = 300;

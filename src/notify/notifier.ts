@@ -12,19 +12,21 @@
  *   account and end; not the start buckets' own pacing), the queue with nothing queued,
  *   running or waiting (one per empty spell: {@link QueueMark}). What happened while no
  *   dispatcher ran is found by the next one's first sweep.
- * - Deliveries go through the shared {@link Deliverer}: leased, retried with backoff, never
- *   in the queue's way, resumed after a restart (by any dispatcher with that target).
+ * - Deliveries go through the one durable deliverer ({@link HttpDeliverer}, shared with
+ *   callbacks and A2A pushes): leased, retried with backoff (the target's `tries`, `backoff`,
+ *   `timeout`), never in the queue's way, resumed after a restart (by any dispatcher with that
+ *   target). Webhook, ntfy and Slack targets are its POSTs; a `command:` target's hook is a run.
  */
 import path from 'node:path';
 import { commandArgv } from '../agents/command/command-runner.ts';
 import type { Config, NotifyTarget, ProjectPaths } from '../config/config.ts';
 import type { Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
+import { HttpDeliverer, type DeliveryRequest, type DeliveryRun, type RetryPolicy } from '../server/callbacks.ts';
 import { Periodic } from '../scheduler/periodic.ts';
 import { isStartBucketPause } from '../scheduler/rate-limit.ts';
 import type { NewNotification, Notification, Store } from '../store/store.ts';
 import { answerTokenSha256, answerUrl, newAnswerToken, publicBaseUrl } from './answer-link.ts';
-import { Deliverer, postJson, type RetryPolicy, type SendResult } from './deliverer.ts';
 import { pauseEvent, queueEmptyEvent, taskEvent, type NotifyEvent, type NotifyEventName } from './events.ts';
 import { hookEnv, runHook } from './hook.ts';
 import { commandInput, ntfyRequest, slackBody, webhookBody, type AnswerLink } from './payloads.ts';
@@ -59,7 +61,7 @@ interface Target {
 export class Notifier {
   private readonly targets = new Map<string, Target>();
   private readonly wanted = new Set<NotifyEventName>();
-  private readonly deliverer: Deliverer<Notification> | null;
+  private readonly deliverer: HttpDeliverer<Notification> | null;
   private readonly deliveryStore: Store;
   private readonly project: string;
   private readonly now: () => number;
@@ -88,12 +90,12 @@ export class Notifier {
       return;
     }
     const longest = Math.max(...[...this.targets.values()].map((t) => t.policy.timeoutMs));
-    this.deliverer = new Deliverer<Notification>(
+    this.deliverer = new HttpDeliverer<Notification>(
       {
         claimDue: (now, leaseMs, limit) => this.deliveryStore.claimDueNotifications([...this.targets.keys()], now, leaseMs, limit),
-        triesOf: (n) => n.attempts,
-        policyOf: (n) => this.targets.get(n.target)!.policy,
-        send: (n, signal) => this.send(n, signal),
+        attempts: (n) => n.attempts,
+        policy: (n) => this.targets.get(n.target)!.policy,
+        prepare: (n) => this.prepare(n),
         record: (n, t) => this.recordTry(n, t),
       },
       { leaseMs: longest + 5000, ...(o.deliveryPollMs === undefined ? {} : { pollMs: o.deliveryPollMs }), now: this.now },
@@ -194,8 +196,8 @@ export class Notifier {
     if (created.length > 0) this.deliverer?.kick();
   }
 
-  /** One try of one notification: the answer link (blocked) is made now, then the target's request or command. */
-  private async send(n: Notification, signal: AbortSignal): Promise<SendResult> {
+  /** One try of one notification: the answer link (blocked) is made now, then the target's POST, or its command's run. */
+  private async prepare(n: Notification): Promise<DeliveryRequest | DeliveryRun> {
     const t = this.targets.get(n.target)!;
     const event = JSON.parse(n.payload) as NotifyEvent;
     let link: AnswerLink | null = null;
@@ -209,18 +211,22 @@ export class Notifier {
     const target = t.target;
     switch (targetKind(target)) {
       case 'webhook':
-        return postJson(target.webhook!, webhookBody(event, n.key, link), { 'x-agentq-event': event.event }, signal);
+        return { url: target.webhook!, headers: { 'x-agentq-event': event.event }, body: JSON.stringify(webhookBody(event, n.key, link)) };
       case 'ntfy': {
         const req = ntfyRequest(target.ntfy!, event, link, target.answers);
-        return postJson(req.url, req.body, {}, signal);
+        return { url: req.url, headers: {}, body: JSON.stringify(req.body) };
       }
       case 'slack':
-        return postJson(target.slack!, slackBody(event, link), {}, signal);
+        return { url: target.slack!, headers: {}, body: JSON.stringify(slackBody(event, link)) };
       case 'command': {
         const argv = commandArgv(target.command);
-        if (!argv) return { ok: false, error: 'empty command', retryable: false };
         const input = commandInput(event, n.key, link);
-        return runHook(argv, { stdin: input.stdin, env: hookEnv(this.o.env ?? process.env, input.env), cwd: this.o.paths.root, signal });
+        return {
+          run: async (signal) =>
+            argv
+              ? runHook(argv, { stdin: input.stdin, env: hookEnv(this.o.env ?? process.env, input.env), cwd: this.o.paths.root, signal })
+              : { ok: false, error: 'empty command', retryable: false },
+        };
       }
     }
   }

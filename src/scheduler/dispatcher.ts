@@ -12,21 +12,23 @@ import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.
 import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
-import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
+import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
-import { attemptLogFile } from '../results/logs.ts';
-import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
-import type { FinishOutcome, Store, WorkerInfo } from '../store/store.ts';
-import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode } from '../workspace/workspace.ts';
+import { attemptLogFile, readOutputTail } from '../results/logs.ts';
+import { removeStaleTempFiles } from '../results/result-file.ts';
+import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
+import { pushBranch } from '../workspace/push.ts';
+import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
+import { Reporter } from './reporter.ts';
 import { decide, type StopReason } from './transition.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
@@ -103,6 +105,9 @@ function inboxHasFiles(paths: ProjectPaths, except: ReadonlyMap<string, unknown>
 
 /** File-system errors that may pass by themselves (an attempt that met one is retried). */
 const TRANSIENT_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'ENOMEM']);
+
+/** The output of an attempt that went back to the queue before its agent started. */
+const NO_OUTPUT: AttemptOutput = { stdout: { text: '', bytes: 0 }, stderr: { text: '', bytes: 0 } };
 
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
@@ -184,9 +189,13 @@ export class Dispatcher {
   readonly storeRetry: StoreRetry;
   /** When this dispatcher was created, epoch ms. */
   private readonly createdAt: number;
-  /** Per task whose result file could not be written: the error (code) last reported. */
-  private readonly resultFileErrors = new Map<number, string>();
-  /** `notify:` targets: ends recorded by {@link report}, the rest swept from the store, delivered (src/notify/). */
+  /** This checkout (`projectOrigin`): the origin of the tasks it takes in, and of the result files it writes. */
+  readonly origin: TaskOrigin;
+  /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
+  private readonly reporter: Reporter;
+  /** The runners' sweep under way ({@link sweepRunners}), if any. */
+  private sweeping: Promise<void> | null = null;
+  /** `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store, delivered (src/notify/). */
   readonly notifier: Notifier;
 
   constructor(options: DispatcherOptions) {
@@ -207,7 +216,19 @@ export class Dispatcher {
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
+    this.origin = projectOrigin(this.o.paths);
     this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
+    this.reporter = new Reporter({
+      paths: this.o.paths,
+      store: this.o.store,
+      origin: this.origin,
+      events: this.events,
+      leaseMs: this.o.config.lease,
+      now: this.o.now,
+      workerId: this.workerId,
+      leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
+      recordEnd: (task) => this.notifier.taskEnded(task),
+    });
   }
 
   /**
@@ -241,6 +262,7 @@ export class Dispatcher {
       startedAt: now,
       heartbeatAt: now,
       labels: this.o.config.labels,
+      root: this.origin.root,
     });
     await this.recover();
     await this.holdOverBudget();
@@ -273,6 +295,7 @@ export class Dispatcher {
   private async leave(): Promise<void> {
     await this.notifier.stop();
     await Promise.all(this.services.map((service) => service.stop()));
+    await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
   }
 
@@ -325,10 +348,13 @@ export class Dispatcher {
       if (!deadHere && !orphanedRow && !this.leaseLapsed(stale.leaseExpiresAt, now)) continue;
       const leftovers = await findTaggedProcesses((tag) => tag === stale.attemptId);
       if (leftovers.length) await stopProcesses((tag) => tag === stale.attemptId, this.o.config.kill_grace);
+      // The attempt's logs are here when it ran in this checkout (its number is the task's claim count).
+      const here = fs.existsSync(attemptLogFile(this.o.paths, stale.task, stale.task.claims, 'stdout'));
       const task = await this.o.store.requeue(stale.attemptId, {
         attemptOutcome: 'interrupted',
         reason: `dispatcher ${stale.workerId} stopped while the attempt ran`,
         runAfter: now,
+        output: here ? this.outputOf(stale.task, stale.task.claims) : null,
         now,
       });
       if (task) {
@@ -353,7 +379,21 @@ export class Dispatcher {
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
+    // In the background: a remote that is slow to answer must not hold up claims.
+    this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     await this.pump();
+  }
+
+  /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
+  private async sweepRunners(): Promise<void> {
+    for (const runner of this.o.runners.values()) {
+      if (!runner.sweep) continue;
+      try {
+        await runner.sweep(this.o.store);
+      } catch (err) {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /**
@@ -438,6 +478,7 @@ export class Dispatcher {
           while (!this.stopping && this.running.size < this.localLimit) {
             const claim = await this.o.store.claim({
               workerId: this.workerId,
+              host: os.hostname(),
               now: this.o.now(),
               leaseMs: this.o.config.lease,
               concurrency: this.o.config.concurrency,
@@ -536,6 +577,7 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
@@ -583,7 +625,7 @@ export class Dispatcher {
         // Every agent of the list is paused or full: back in the queue, no attempt used.
         const pauses = await store.listPauses(this.o.now());
         const runAfter = Math.min(this.o.now() + this.o.config.poll_interval, ...pauses.map((p) => p.until));
-        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), now: this.o.now() });
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason: 'agent: auto: no agent of the fallback list is free', runAfter: Math.max(runAfter, this.o.now()), output: NO_OUTPUT, now: this.o.now() });
         if (requeued) this.events.emit('task.requeued', requeued, 'agent: auto: every agent of the fallback list is paused or busy');
         return null;
       }
@@ -596,7 +638,7 @@ export class Dispatcher {
         // Out of start tokens (another dispatcher took the last): back in the queue, no attempt used.
         const now = this.o.now();
         const reason = `${claimed.task.agent}: ${rateLimitReason(agentConfig(this.o.config, claimed.task.agent), start.nextTokenAt)}`;
-        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), now });
+        const requeued = await store.requeue(claimed.attempt.id, { attemptOutcome: 'interrupted', reason, runAfter: Math.max(start.nextTokenAt, now), output: NO_OUTPUT, now });
         if (requeued) this.events.emit('task.requeued', requeued, reason);
         return null;
       }
@@ -690,9 +732,10 @@ export class Dispatcher {
 
   /**
    * Applies what {@link decide} makes of a runner outcome. A task that ends closes its
-   * worktree first (commit leftovers, merge with `merge: auto`), so the result file names
-   * the branch and commits; a merge conflict fails a completed task. A requeued or blocked
-   * task keeps its worktree for the next attempt; a lost lease touches nothing.
+   * worktree first (commit leftovers, merge with `merge: auto`, or push with
+   * `workspace_push`), so the result file names the branch, commits and push; a merge
+   * conflict fails a completed task, a failed push does not. A requeued or blocked task keeps
+   * its worktree for the next attempt; a lost lease touches nothing.
    */
   private async settle(
     plan: Pick<AttemptPlan, 'claim' | 'model'> & { stdoutLog: string | null; workspace: Workspace | null },
@@ -716,12 +759,11 @@ export class Dispatcher {
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
     });
+    if (step.kind === 'none') return;
     const stats = { ...outcome.stats, model: outcome.stats.model ?? plan.model };
-    const base = { stats, exitCode: outcome.exitCode, logPath: plan.stdoutLog, now };
+    const base = { stats, exitCode: outcome.exitCode, logPath: plan.stdoutLog, output: this.outputOf(task, attempt.number), now };
     let finished: Task | null = null;
     switch (step.kind) {
-      case 'none':
-        return;
       case 'block': {
         await store.clearAgentStrikes(account);
         const blocked = await store.block(attempt.id, { question: step.question, ...base });
@@ -758,30 +800,85 @@ export class Dispatcher {
 
   /**
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
-   * `completed` into `failed`, naming the conflict), then records the end. Null when the
-   * lease is lost.
+   * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
+   * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
+   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
     { task, attempt }: Claim,
     workspace: Workspace | null,
-    base: Pick<FinishOutcome, 'stats' | 'exitCode' | 'logPath' | 'now'>,
+    base: Pick<FinishOutcome, 'stats' | 'exitCode' | 'logPath' | 'output' | 'now'>,
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
   ): Promise<Task | null> {
     let failure = reason;
+    const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
     if (workspace?.mode === 'worktree') {
+      const remote = this.o.config.workspace_push ?? null;
+      // A checkout that pushes is a worker's: the branch goes to the remote for the checkout the task came from; merging it here would only make this one's branch diverge.
+      const merge = remote !== null ? 'manual' : (task.merge ?? this.o.config.merge);
+      let closed: WorkspaceResult | null = null;
       try {
-        const closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge: task.merge ?? this.o.config.merge });
-        await this.o.store.setWorkspaceResult(task.id, closed.branch, closed.commits);
+        closed = await closeWorkspace(workspace, { projectRoot: this.o.paths.root, success: state === 'completed', title: task.title, merge });
       } catch (err) {
-        if (err instanceof MergeError) await this.o.store.setWorkspaceResult(task.id, err.result.branch, err.result.commits);
+        if (err instanceof MergeError) closed = err.result;
         if (state === 'completed') failure = (err as Error).message;
         else this.events.emit('error', err as Error);
       }
+      record.branch = closed?.branch ?? workspace.branch;
+      record.commits = closed?.commits ?? [];
+      if (remote !== null && closed?.branch && closed.commits.length > 0) {
+        Object.assign(record, await this.pushTaskBranch(task, closed.branch, closed.commits.length, remote));
+      }
     }
     const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-    return this.o.store.finish(attempt.id, { ...base, state: finalState, attemptOutcome: finalState, reason: failure, result: finalState === 'completed' ? result : null });
+    return this.o.store.finish(attempt.id, {
+      ...base,
+      state: finalState,
+      attemptOutcome: finalState,
+      reason: failure,
+      result: finalState === 'completed' ? result : null,
+      workspace: record,
+    });
+  }
+
+  /**
+   * `workspace_push`: pushes a closed worktree's branch to `remote` (transient failures tried
+   * again, see `pushBranch`), announcing each failed try and the outcome as events. A failed
+   * push leaves the task's end as it is; it is recorded as `pushError`.
+   */
+  private async pushTaskBranch(task: Task, branch: string, commits: number, remote: string): Promise<Pick<WorkspaceRecord, 'pushedTo' | 'pushError'>> {
+    const pushed = await pushBranch({
+      cwd: this.o.paths.root,
+      branch,
+      remote,
+      onRetry: (error, retryInMs) => this.events.emit('task.push_failed', task, error, retryInMs),
+    });
+    if (pushed.ok) {
+      this.events.emit('task.pushed', task, pushed.pushedTo, commits);
+      return { pushedTo: pushed.pushedTo, pushError: null };
+    }
+    this.events.emit('task.push_failed', task, pushed.error, null);
+    return { pushedTo: null, pushError: pushed.error };
+  }
+
+  /**
+   * The tails of attempt `number`'s stdout and stderr logs in this checkout, to keep on its
+   * row (a log never written reads as empty); null when a log cannot be read (reported).
+   * Read once as the attempt ends: two short reads from the end of each file.
+   */
+  private outputOf(task: Pick<Task, 'id' | 'name'>, number: number): AttemptOutput | null {
+    try {
+      return {
+        stdout: readOutputTail(attemptLogFile(this.o.paths, task, number, 'stdout')),
+        stderr: readOutputTail(attemptLogFile(this.o.paths, task, number, 'stderr')),
+      };
+    } catch (err) {
+      this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      return null;
+    }
   }
 
   /**
@@ -818,53 +915,20 @@ export class Dispatcher {
     }
   }
 
-  /** Writes the result file of a terminal task and records its path. */
+  /**
+   * Reports a task that just ended: its result file is written here if this checkout is its
+   * origin (see {@link Reporter.report}); else its origin's agentq writes it.
+   */
   private async report(task: Task): Promise<void> {
-    try {
-      // Notifications first: a crash before the file is written reports (and records) the end again, once.
-      await this.notifier.taskEnded(task);
-      const file = writeResultFile(this.o.paths, task);
-      await this.o.store.setResultPath(task.id, file);
-      this.resultFileErrors.delete(task.id);
-      this.events.emit('task.finished', { ...task, resultPath: file });
-    } catch (err) {
-      // Left unreported: writeResults() tries again on the next tick; the same error (a full disk) is reported once.
-      const e = err as NodeJS.ErrnoException;
-      if (this.resultFileErrors.get(task.id) !== (e.code ?? e.message)) this.events.emit('error', e);
-      this.resultFileErrors.set(task.id, e.code ?? e.message);
-    }
+    await this.reporter.report(task);
   }
 
   /**
-   * Writes every missing result file (after a crash, or an earlier I/O error). A task that
-   * another live dispatcher ended moments ago is left to it: it writes the file (in its own
-   * checkout) right after its finish commits, and writing it here too would make two files.
+   * Writes every missing result file of this checkout's tasks (after a crash, an earlier I/O
+   * error, or a task another checkout's dispatcher ended; see {@link Reporter.writeMissing}).
    */
   async writeResults(): Promise<void> {
-    const unreported = await this.o.store.listUnreported();
-    if (unreported.length === 0) return;
-    const now = this.o.now();
-    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
-    for (const t of unreported) {
-      if (await this.endedByAnotherLiveDispatcher(t, workers, now)) continue;
-      await this.report(t);
-    }
-  }
-
-  /**
-   * Whether `task` was ended by another dispatcher's attempt less than `lease` (+ the longest
-   * retry backoff) ago and that dispatcher looks alive (registered, its pid alive on this host,
-   * its heartbeat within the same bound, as {@link leaseLapsed} judges leases).
-   */
-  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, WorkerInfo>, now: number): Promise<boolean> {
-    const grace = this.o.config.lease + STORE_RETRY_MAX_MS;
-    if (task.finishedAt === null || now - task.finishedAt >= grace) return false;
-    const last = (await this.o.store.listAttempts(task.id)).at(-1);
-    if (!last || last.workerId === this.workerId) return false;
-    const w = workers.get(last.workerId);
-    if (!w) return false;
-    if (w.host === os.hostname() && !isAlive(w.pid)) return false;
-    return !this.leaseLapsed(w.heartbeatAt + this.o.config.lease, now);
+    await this.reporter.writeMissing();
   }
 
   /** Whether the inbox holds task files to take in (refused entries left aside). */

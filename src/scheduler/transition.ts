@@ -62,14 +62,15 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
 
 /**
  * The task's next step after an attempt ended with `outcome` (pure).
- * - completed: `complete`, or `block` when the result asks a question;
+ * - completed: `complete`, or `block` when the result asks a question; question: `block`;
  * - failed: retried after `retryDelayMs` while retryable and attempts remain, else ends failed;
  *   auth_failed always ends failed;
  * - rate_limited: the agent's account (`ctx.account`) is paused until the stated reset, else
  *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
- *   the budget watch → ends budget_exceeded; else ends cancelled by the user.
+ *   the budget watch → ends budget_exceeded; by the user → ends cancelled by user; not by the
+ *   dispatcher (a remote agent's task was cancelled there) → ends cancelled with the runner's reason.
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
@@ -81,6 +82,8 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
       const question = ctx.questions ? parseQuestion(outcome.result) : null;
       return question === null ? { kind: 'complete', result: outcome.result, clearStrikes: true } : { kind: 'block', question, clearStrikes: true };
     }
+    case 'question':
+      return { kind: 'block', question: outcome.question, clearStrikes: true };
     case 'failed':
       return retryOrEnd('failed', outcome.reason, outcome.retryable);
     case 'auth_failed':
@@ -106,6 +109,8 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
             state: 'budget_exceeded',
             reason: `budget exceeded: $${ctx.spentUsd.toFixed(4)} spent of max_cost_usd $${task.maxCostUsd ?? '?'}; the agent was stopped`,
           };
+        case null:
+          return { kind: 'end', state: 'cancelled', reason: outcome.reason };
         default:
           return { kind: 'end', state: 'cancelled', reason: 'cancelled by user' };
       }

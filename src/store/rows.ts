@@ -3,8 +3,9 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, CallbackTry, Notification, NotificationHealth, StaleClaim, WorkerInfo } from './store.ts';
+import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -25,6 +26,21 @@ export function statsFrom(row: Row, modelColumn: string): RunStats {
     outputTokens: num(row.output_tokens),
     numTurns: num(row.num_turns),
   };
+}
+
+/**
+ * `TERMINAL_STATES` as an SQL list of literals (`'completed', 'failed', …`): the states the
+ * partial index `tasks_unreported` (migrations: SQLite 012, PostgreSQL 003) holds. A query
+ * can use a partial index only when its own WHERE names the same terms, so `listUnreported`
+ * writes these literals rather than bound parameters.
+ */
+export const TERMINAL_STATES_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
+
+/** The origin columns of a task row (`origin_host`, `origin_root`): null when either is. */
+export function originFrom(row: Row): TaskOrigin | null {
+  const host = str(row.origin_host);
+  const root = str(row.origin_root);
+  return host === null || root === null ? null : { host, root };
 }
 
 export function toTask(row: Row, depIds: number[]): Task {
@@ -53,6 +69,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
+    remote: str(row.remote),
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
@@ -72,12 +89,23 @@ export function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
+    ranOn: str(row.ran_on),
+    pushedTo: str(row.pushed_to),
+    pushError: str(row.push_error),
   };
 }
+
+/**
+ * The attempt columns {@link toAttempt} reads, for `SELECT`s of many attempts: all but the
+ * output tails (up to 128 KiB a row), which {@link toAttemptOutput} reads one attempt at a time.
+ */
+export const ATTEMPT_COLUMNS =
+  'id, task_id, number, worker_id, host, agent, model, outcome, reason, exit_code, started_at, finished_at, duration_ms, log_path, session_id, cost_usd, input_tokens, output_tokens, num_turns';
 
 export function toAttempt(row: Row): Attempt {
   return {
@@ -85,6 +113,7 @@ export function toAttempt(row: Row): Attempt {
     taskId: Number(row.task_id),
     number: Number(row.number),
     workerId: String(row.worker_id),
+    host: str(row.host),
     agent: String(row.agent),
     model: str(row.model),
     outcome: row.outcome as AttemptOutcome,
@@ -96,6 +125,20 @@ export function toAttempt(row: Row): Attempt {
     logPath: str(row.log_path),
     stats: statsFrom(row, 'model'),
   };
+}
+
+/** The stored output of an attempt row (`stdout_tail`, `stdout_bytes`, `stderr_tail`, `stderr_bytes`); null when none was recorded. */
+export function toAttemptOutput(row: Row): AttemptOutput | null {
+  if (row.stdout_tail === null || row.stdout_tail === undefined) return null;
+  return {
+    stdout: { text: String(row.stdout_tail), bytes: Number(row.stdout_bytes ?? 0) },
+    stderr: { text: String(row.stderr_tail ?? ''), bytes: Number(row.stderr_bytes ?? 0) },
+  };
+}
+
+/** The values of the output columns `stdout_tail, stdout_bytes, stderr_tail, stderr_bytes` that end an attempt, in that order; all null for no output. */
+export function outputValues(output: AttemptOutput | null | undefined): [string | null, number | null, string | null, number | null] {
+  return output ? [output.stdout.text, output.stdout.bytes, output.stderr.text, output.stderr.bytes] : [null, null, null, null];
 }
 
 export function toCallback(row: Row): CallbackDelivery {
@@ -111,7 +154,7 @@ export function toCallback(row: Row): CallbackDelivery {
 }
 
 /**
- * The columns one delivery try writes (callbacks and notifications alike): the new `state`
+ * The columns one delivery try writes (callbacks, A2A pushes and notifications alike): the new `state`
  * (`delivered`, `failed`, else `pending`), whether the try is `counted` (a `released` one is
  * not, and keeps the last error: `keepError`), the `error` to record (null once delivered),
  * `deliveredAt` and `nextTryAt` (null unless pending; a pending one without a time is due now).
@@ -161,6 +204,35 @@ export function toNotificationHealth(row: Row): NotificationHealth {
   };
 }
 
+/**
+ * A task's version for A2A pushes: its state and its claim count, `state:claims`. It changes
+ * with every state change and with every new attempt (blocked → answered → blocked again is
+ * a new version), so a push config is due whenever it differs from the one last pushed.
+ */
+export function taskVersion(task: Pick<Task, 'state' | 'claims'>): string {
+  return `${task.state}:${task.claims}`;
+}
+
+/** {@link taskVersion} in SQL (both backends), over the `tasks` row aliased `t`. */
+export const TASK_VERSION_SQL = "(t.state || ':' || t.claims)";
+
+export function toA2aPush(row: Row): A2aPush {
+  const auth = str(row.authentication);
+  return {
+    taskId: Number(row.task_id),
+    id: String(row.config_id),
+    url: String(row.url),
+    token: str(row.token),
+    authentication: auth === null ? null : (JSON.parse(auth) as A2aPush['authentication']),
+    createdAt: Number(row.created_at),
+    pushedVersion: str(row.pushed_version),
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+  };
+}
+
 export function toWorker(row: Row): WorkerInfo {
   return {
     id: String(row.id),
@@ -169,6 +241,7 @@ export function toWorker(row: Row): WorkerInfo {
     startedAt: Number(row.started_at),
     heartbeatAt: Number(row.heartbeat_at),
     labels: JSON.parse(String(row.labels)) as string[],
+    root: str(row.root),
   };
 }
 
@@ -207,6 +280,17 @@ export function toUsageRecord(row: Row, withTags: boolean): UsageRecord {
   };
 }
 
+/** A {@link WorkspaceRecord} as task column → value (`commits` as JSON text), the same on every backend. */
+export function workspaceColumns(r: WorkspaceRecord): Array<[string, unknown]> {
+  return [
+    ['branch', r.branch],
+    ['commits', JSON.stringify(r.commits)],
+    ['ran_on', r.ranOn],
+    ['pushed_to', r.pushedTo],
+    ['push_error', r.pushError],
+  ];
+}
+
 /**
  * The figures of `stats` that are known (not null or undefined), as column → value, for the
  * attempt row and for the task row (whose model column is `run_model`); both empty when
@@ -223,4 +307,63 @@ export function knownStatsColumns(stats: Partial<RunStats>): { attempt: Array<[s
   const known = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null).map(([k, col]): [string, unknown] => [col, stats[k]]);
   const model = stats.model === undefined || stats.model === null ? [] : [stats.model];
   return { attempt: [...known, ...model.map((m): [string, unknown] => ['model', m])], task: [...known, ...model.map((m): [string, unknown] => ['run_model', m])] };
+}
+
+export function toDelegation(row: Row): Delegation {
+  return {
+    id: Number(row.id),
+    taskId: Number(row.task_id),
+    attemptId: String(row.attempt_id),
+    remote: String(row.remote),
+    url: String(row.url),
+    remoteTaskId: str(row.remote_task_id),
+    contextId: str(row.context_id),
+    messageId: String(row.message_id),
+    state: row.state as DelegationState,
+    remoteState: str(row.remote_state),
+    lastError: str(row.last_error),
+    resultPreview: str(row.result_preview),
+    createdAt: Number(row.created_at),
+    dispatchedAt: num(row.dispatched_at),
+    receivedAt: num(row.received_at),
+    inProgressAt: num(row.in_progress_at),
+    inputRequiredAt: num(row.input_required_at),
+    finishedAt: num(row.finished_at),
+    progressAt: Number(row.progress_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** The column recording when a delegation entered each state (the ends share `finished_at`; `pending` keeps `created_at`). */
+const DELEGATION_STATE_COLUMN: Partial<Record<DelegationState, string>> = {
+  dispatched: 'dispatched_at',
+  received: 'received_at',
+  in_progress: 'in_progress_at',
+  input_required: 'input_required_at',
+};
+
+/**
+ * The columns a {@link DelegationPatch} sets, as column → value, the same on every backend:
+ * the fields given, the new state's time column, `progress_at` when `progress`, and always
+ * `updated_at`.
+ */
+export function delegationPatchColumns(patch: DelegationPatch, now: number): Array<[string, unknown]> {
+  const cols: Array<[string, unknown]> = [];
+  const set = (col: string, v: unknown) => {
+    if (v !== undefined) cols.push([col, v]);
+  };
+  set('state', patch.state);
+  set('remote_task_id', patch.remoteTaskId);
+  set('context_id', patch.contextId);
+  set('message_id', patch.messageId);
+  set('remote_state', patch.remoteState);
+  set('last_error', patch.lastError);
+  set('result_preview', patch.resultPreview);
+  if (patch.state !== undefined) {
+    const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
+    if (column) set(column, now);
+  }
+  if (patch.progress) set('progress_at', now);
+  set('updated_at', now);
+  return cols;
 }

@@ -6,7 +6,8 @@
  *   on the branch `agentq/<name>`, started from the project's HEAD, so agents running in
  *   parallel never edit the same checkout. When the attempt ends, whatever the agent left
  *   uncommitted is committed, the worktree is removed and the branch stays (or, with
- *   `merge: auto`, is merged into the branch checked out in the project directory).
+ *   `merge: auto`, is merged into the branch checked out in the project directory; with
+ *   `workspace_push`, the dispatcher pushes it instead: see push.ts).
  *
  * Branch ownership is recorded in the repository's config (`branch.<b>.agentq-task`,
  * `agentq-project`, `agentq-base`), so a retry of a task finds its branch (and earlier

@@ -224,6 +224,9 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -613,13 +616,40 @@ describe('logs', () => {
     assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?attempt=2` })).statusCode, 404);
     assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?follow=yes` })).statusCode, 400);
   });
+
+  it('answers from the store when the log is not on this machine; follow=1 waits for an attempt running elsewhere', async () => {
+    const h = await harness();
+    const { task } = (await post(h.app, '/v1/tasks', { prompt: 'x', name: 'remote', agent: 'command', retries: 1 })).json() as { task: Task };
+    const claim = await h.store.claim({ workerId: 'other:1:abc', host: 'other-box', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
+    assert.ok(claim);
+    const running = await h.app.inject({ url: `/v1/tasks/${task.id}/logs` });
+    assert.equal(running.body, '');
+    assert.equal(running.headers['x-agentq-log-source'], 'elsewhere');
+    assert.equal(running.headers['x-agentq-log-host'], 'other-box');
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = h.app.server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/v1/tasks/${task.id}/logs?follow=1&stream=stderr`);
+    assert.equal(res.headers.get('x-agentq-log-source'), 'elsewhere');
+    const followed = res.text();
+    const tail = 'é'.repeat(40_000); // 80,000 bytes of log, stored cut to its last 64 KiB
+    const output = { stdout: { text: tail.slice(-32_768), bytes: 80_000 }, stderr: { text: 'oops\n', bytes: 5 } };
+    await h.store.requeue(claim.attempt.id, { attemptOutcome: 'failed', reason: 'exit 1', runAfter: Date.now(), output, now: Date.now() });
+    assert.equal(await followed, 'oops\n', 'the stored stderr once the attempt ended');
+    const stored = await h.app.inject({ url: `/v1/tasks/${task.id}/logs?attempt=1` });
+    assert.equal(stored.body, output.stdout.text);
+    assert.equal(stored.headers['x-agentq-log-source'], 'store');
+    assert.equal(stored.headers['x-agentq-log-host'], 'other-box');
+    assert.equal(stored.headers['x-agentq-log-bytes'], '80000');
+    assert.equal(stored.headers['x-agentq-log-truncated'], 'true');
+    assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?stream=both` })).statusCode, 400);
+  });
 });
 
 describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'] });
+    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'], root: '/srv/proj' });
     const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: ['gpu'] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });
@@ -630,7 +660,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
       workers: unknown[];
     };
     assert.equal(status.counts.running, 1);
-    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
+    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, root: '/srv/proj', labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
     assert.equal(status.running[0]?.id, claim.task.id);
     assert.deepEqual(
       status.agents.map((a) => [a.agent, a.running, a.pauseReason]),

@@ -37,7 +37,7 @@ describe('task files', () => {
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
         'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
-        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\n---\nDo it.\n',
+        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -63,6 +63,7 @@ describe('task files', () => {
         runsOn: ['gpu', 'codex-account'],
         dedupKey: 'k1',
         command: ['echo', 'hi'],
+        remote: 'buildbox',
         maxTurns: 12,
         allowedTools: ['Read', 'Edit'],
         extra: { owner: 'alice' },
@@ -81,6 +82,9 @@ describe('task files', () => {
 
   const cases: Array<[string, string, RegExp]> = [
     ['unknown priority', '---\npriority: urgent\n---\nx', /^priority: "urgent" is not one of critical, high, default, low$/],
+    ['agent a2a without remote', '---\nagent: a2a\n---\nx', /^remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME \(a key of remotes in config.yaml\) or remote: URL$/],
+    ['a remote that is neither a name nor a URL', '---\nagent: a2a\nremote: "ftp://box"\n---\nx', /^remote: "ftp:\/\/box" is not a remote: a name of config remotes/],
+    ['a remote name with a space', '---\nagent: a2a\nremote: build box\n---\nx', /^remote: "build box" is not a remote/],
     ['malformed YAML', '---\ntitle: [unclosed\n---\nx', /^frontmatter: malformed YAML/],
     ['wrong type', '---\nretries: many\n---\nx', /^retries: "many" is not a whole number/],
     ['bad timeout', '---\ntimeout: soon\n---\nx', /^timeout: "soon" is not a duration/],

@@ -52,6 +52,9 @@ const rows: Array<[string, RunOutcome, Partial<typeof task>, Partial<DecideConte
   ['timeout with retry_on_timeout, no attempts left', out({ kind: 'timed_out', reason: 'after 1s' }), { retryOnTimeout: true, attempts: 3 }, {}, { kind: 'end', state: 'timed_out', reason: 'after 1s' }],
   ['budget exceeded by the agent', out({ kind: 'budget_exceeded', reason: 'max budget' }), {}, {}, { kind: 'end', state: 'budget_exceeded', reason: 'max budget' }],
   ['cancelled by the user', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'cancel' }, { kind: 'end', state: 'cancelled', reason: 'cancelled by user' }],
+  ['cancelled elsewhere (a remote agent\'s task): the runner\'s reason', out({ kind: 'cancelled', reason: 'remote b canceled the task' }), {}, {}, { kind: 'end', state: 'cancelled', reason: 'remote b canceled the task' }],
+  ['a question asked outright (a remote agent): blocked', out({ kind: 'question', question: 'Which DB?' }), {}, {}, { kind: 'block', question: 'Which DB?', clearStrikes: true }],
+  ['a question asked outright blocks even when questions are off', out({ kind: 'question', question: 'Which DB?' }), {}, { questions: false }, { kind: 'block', question: 'Which DB?', clearStrikes: true }],
   ['stopped by shutdown: requeued, attempt not used', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'shutdown' }, { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: NOW }],
   ['lease lost: nothing recorded', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'lease_lost' }, { kind: 'none' }],
   [

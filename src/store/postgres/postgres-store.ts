@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import {
   isTerminal,
@@ -31,37 +31,33 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import {
-  flag,
-  knownStatsColumns,
-  toAgentUsage,
-  toAttempt,
-  toCallback,
-  toNotification,
-  toNotificationHealth,
-  toPause,
-  toStaleClaim,
-  toTask,
-  toUsageRecord,
-  toWorker,
-  tryColumns,
-  type Row,
-} from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
+  A2aPush,
+  A2aPushConfig,
   AgentUsage,
   AnswerToken,
+  AnswerResult,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
   DueCallback,
   FinishOutcome,
   NewNotification,
+  NewDelegation,
   NewTask,
   Notification,
   NotificationHealth,
@@ -196,9 +192,29 @@ const TYPES = {
 type Db = pg.Pool | pg.PoolClient;
 
 /** A task row with its dependency ids (`dep_ids`), in one query. */
-const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+/** Task rows with their dependency ids (`dep_ids`, in order), as `rowTask` reads them; append `WHERE …` on alias `t`. */
+export const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+
+/** The terminal tasks without a result file: the predicate of the partial index `tasks_unreported` (migration 003), states as literals so the planner can prove it. */
+const UNREPORTED = `t.result_path IS NULL AND t.state IN (${TERMINAL_STATES_SQL})`;
+
+/** `listUnreported`'s conditions on {@link TASK_SELECT}: every unreported task (`all`), or those of one origin (`$1` host, `$2` root) and those without one (`ofOrigin`), by id. */
+export const UNREPORTED_WHERE = {
+  all: `${UNREPORTED} ORDER BY t.id`,
+  ofOrigin: `${UNREPORTED} AND (t.origin_host IS NULL OR (t.origin_host = $1 AND t.origin_root = $2)) ORDER BY t.id`,
+} as const;
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
+
+/**
+ * How long the server lets one of our sessions sit inside a transaction without a statement
+ * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
+ * here runs its statements back to back (milliseconds); a longer idle one is a process that
+ * was stopped in the middle (SIGSTOP, a suspended laptop) and would otherwise hold its row
+ * and advisory locks, and with them every other dispatcher's claims, until it resumed. Its
+ * client sees the connection ended: a transient error, the call is tried again.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000;
 
 /**
  * Store on a PostgreSQL database. Open with {@link PostgresStore.open} (connects, migrates).
@@ -232,6 +248,7 @@ export class PostgresStore implements Store {
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: 'agentq',
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     });
     this.listenConfig = {
       connectionString: parsed.connectionString,
@@ -363,7 +380,8 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Tells {@link watchWork}ers that work may be claimable: `pg_notify` on this schema's
+   * Tells {@link watchWork}ers that work may be claimable (or a task ended, its result file due
+   * in its origin checkout): `pg_notify` on this schema's
    * channel, inside the caller's transaction, so it is delivered at COMMIT (never for work
    * rolled back, never before the work is visible). Notifications of one transaction collapse into one.
    */
@@ -431,7 +449,7 @@ export class PostgresStore implements Store {
   private async insertTasks(c: pg.PoolClient, tasks: NewTask[], now: number): Promise<Array<{ id: number; created: boolean }>> {
     const created: number[] = [];
     const fresh: boolean[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey, origin = null } of tasks) {
       const taken = intakeKey === undefined ? undefined : await this.one('SELECT task_id FROM intake WHERE key = $1', [intakeKey], c);
       if (taken) {
         created.push(Number(taken.task_id));
@@ -443,9 +461,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
          RETURNING id`,
         [
           spec.name,
@@ -479,6 +497,9 @@ export class PostgresStore implements Store {
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           JSON.stringify(spec.runsOn),
+          origin?.host ?? null,
+          origin?.root ?? null,
+          spec.remote ?? null,
         ],
         c,
       );
@@ -510,9 +531,6 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
-  }
 
   async findByName(name: string): Promise<Task | null> {
     const [t] = await this.tasksWhere('t.name = $1 ORDER BY t.id DESC LIMIT 1', [name]);
@@ -545,8 +563,8 @@ export class PostgresStore implements Store {
              FOR UPDATE SKIP LOCKED)
            RETURNING *),
          attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, claimed.agent, claimed.model, $4 FROM claimed
+           INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+           SELECT $2, claimed.id, claimed.claims, $1, $11, claimed.agent, claimed.model, $4 FROM claimed
            RETURNING *)
          SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
            ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
@@ -562,6 +580,7 @@ export class PostgresStore implements Store {
           JSON.stringify(o.agentConcurrency ?? {}),
           JSON.stringify(o.labels),
           JSON.stringify(o.accounts ?? {}),
+          o.host ?? null,
         ],
         c,
       );
@@ -600,15 +619,16 @@ export class PostgresStore implements Store {
     c: pg.PoolClient,
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ): Promise<void> {
     const { stats, now } = o;
     await this.q(
       `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
            session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
            input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns)
-         WHERE id = $13`,
+           num_turns = COALESCE($12, num_turns),
+           stdout_tail = $13, stdout_bytes = $14, stderr_tail = $15, stderr_bytes = $16
+         WHERE id = $17`,
       [
         outcome,
         o.reason ?? null,
@@ -622,6 +642,7 @@ export class PostgresStore implements Store {
         stats?.inputTokens ?? null,
         stats?.outputTokens ?? null,
         stats?.numTurns ?? null,
+        ...outputValues(o.output),
         attempt.id,
       ],
       c,
@@ -658,6 +679,10 @@ export class PostgresStore implements Store {
         ],
         c,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        await this.q(`UPDATE tasks SET ${cols.map(([col], i) => `${col} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [...cols.map(([, v]) => v), held.task.id], c);
+      }
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
@@ -684,7 +709,7 @@ export class PostgresStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
@@ -704,12 +729,26 @@ export class PostgresStore implements Store {
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
-    return this.tx(async (c) => {
-      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
-      if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      return this.queueAnswered(c, taskId, answer, now);
-    });
+    return this.tx((c) => this.answerIn(c, taskId, answer, now));
+  }
+
+  /** `answer` inside a transaction. */
+  private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    if (!t) throw new NotFoundError(`no task ${taskId}`);
+    if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    return this.queueAnswered(c, taskId, answer, now);
+  }
+
+  async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
+    // The key's lock makes "not recorded yet, so answer" one step for concurrent requests with one key.
+    return this.tx(async (c): Promise<AnswerResult> => {
+      const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [idempotency.key], c);
+      if (known) return { kind: known.body_sha256 === idempotency.bodySha256 ? 'replayed' : 'conflict', task: (await this.taskById(Number(known.task_id), c))! };
+      const task = await this.answerIn(c, taskId, answer, now);
+      await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [idempotency.key, idempotency.bodySha256, taskId, now], c);
+      return { kind: 'answered', task };
+    }, `idempotency:${idempotency.key}`);
   }
 
   /** Queues a blocked task again with its answer (inside a transaction that locked it and checked it is blocked). */
@@ -774,8 +813,8 @@ export class PostgresStore implements Store {
         }
       }
       const parents = await this.tasksByIds(ended, c);
-      // A parent that completed may make its dependents ready.
-      if (parents.some((t) => t.state === 'completed')) await this.notifyWork(c);
+      // A parent that completed may make its dependents ready; any that ended has a result file due in its origin checkout.
+      if (parents.length) await this.notifyWork(c);
       return parents;
     }, 'settle');
   }
@@ -797,7 +836,10 @@ export class PostgresStore implements Store {
           [UNSUCCESSFUL_STATES],
           c,
         );
-        if (rows.length === 0) return this.tasksByIds(failed, c);
+        if (rows.length === 0) {
+          if (failed.length) await this.notifyWork(c); // their result files are due in their origin checkouts
+          return this.tasksByIds(failed, c);
+        }
         for (const r of rows) {
           const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
           const done = await this.q("UPDATE tasks SET state = 'failed', failed_reason = $1, finished_at = $2 WHERE id = $3 AND state = 'queued'", [reason, now, r.id], c);
@@ -809,9 +851,9 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     await this.q(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES ($1, $2, $3, $4, $5, $6)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels)],
+      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root],
     );
   }
 
@@ -900,7 +942,12 @@ export class PostgresStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (await this.rows('SELECT * FROM attempts WHERE task_id = $1 ORDER BY number', [taskId])).map(toAttempt);
+    return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = await this.one('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = $1', [attemptId]);
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
@@ -937,8 +984,8 @@ export class PostgresStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    return this.tasksWhere('t.result_path IS NULL AND t.state = ANY($1::text[]) ORDER BY t.id', [TERMINAL_STATES]);
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    return origin === undefined ? this.tasksWhere(UNREPORTED_WHERE.all, []) : this.tasksWhere(UNREPORTED_WHERE.ofOrigin, [origin.host, origin.root]);
   }
 
   async setResultPath(taskId: number, p: string): Promise<void> {
@@ -951,6 +998,7 @@ export class PostgresStore implements Store {
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
         await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
       }
@@ -990,6 +1038,16 @@ export class PostgresStore implements Store {
       if (o.idempotency) {
         const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [o.idempotency.key], c);
         if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      // The parent's row lock makes "count, then insert" one step for concurrent requests on one
+      // parent (under READ COMMITTED the count after the lock sees every committed subtask).
+      const parentId = task.parentId ?? null;
+      if (o.maxSubtasks != null && parentId !== null) {
+        const parent = await this.one('SELECT id, name FROM tasks WHERE id = $1 FOR NO KEY UPDATE', [parentId], c);
+        if (parent) {
+          const counted = await this.one('SELECT COUNT(*) AS subtasks FROM tasks WHERE parent_id = $1', [parentId], c);
+          if (Number(counted?.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
+        }
       }
       const [created] = await this.insertTasks(c, [task], now);
       const id = created!.id;
@@ -1129,6 +1187,117 @@ export class PostgresStore implements Store {
       await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
       return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
     });
+  }
+
+  async saveA2aPushConfig(p: A2aPushConfig, now: number): Promise<void> {
+    await this.q(
+      `INSERT INTO a2a_push_configs (task_id, config_id, url, token, authentication, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (task_id, config_id) DO UPDATE SET url = excluded.url, token = excluded.token, authentication = excluded.authentication,
+           pushed_version = NULL, sending_version = NULL, attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL`,
+      [p.taskId, p.id, p.url, p.token, p.authentication === null ? null : JSON.stringify(p.authentication), now],
+    );
+  }
+
+  async listA2aPushConfigs(taskId: number): Promise<A2aPush[]> {
+    return (await this.rows('SELECT * FROM a2a_push_configs WHERE task_id = $1 ORDER BY created_at, config_id', [taskId])).map(toA2aPush);
+  }
+
+  async deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean> {
+    return ((await this.q('DELETE FROM a2a_push_configs WHERE task_id = $1 AND config_id = $2', [taskId, configId])).rowCount ?? 0) > 0;
+  }
+
+  async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+           WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= $1)
+           ORDER BY p.task_id, p.config_id LIMIT $2
+           FOR UPDATE OF p SKIP LOCKED`,
+        [now, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const out: DueA2aPush[] = [];
+      const tasks = await this.tasksByIds(due.map((r) => Number(r.task_id)), c);
+      for (const [i, r] of due.entries()) {
+        const version = String(r.version);
+        const row = await this.one(
+          `UPDATE a2a_push_configs SET next_try_at = $1, attempts = CASE WHEN sending_version IS NOT DISTINCT FROM $2 THEN attempts ELSE 0 END, sending_version = $2
+             WHERE task_id = $3 AND config_id = $4 RETURNING *`,
+          [now + leaseMs, version, r.task_id, r.config_id],
+          c,
+        );
+        out.push({ push: toA2aPush(row!), task: tasks[i]!, version });
+      }
+      return out;
+    });
+  }
+
+  async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
+    const row = await this.one(
+      `UPDATE a2a_push_configs SET attempts = attempts + $1, last_error = CASE WHEN $2 THEN last_error ELSE $3::text END,
+           delivered_at = coalesce($4::bigint, delivered_at), pushed_version = CASE WHEN $5 THEN $6::text ELSE pushed_version END,
+           next_try_at = $7
+         WHERE task_id = $8 AND config_id = $9 AND sending_version = $6 RETURNING *`,
+      [c.counted, c.keepError, c.error, c.deliveredAt, settled, version, c.nextTryAt, taskId, configId],
+    );
+    return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number, db: Db = this.pool): Promise<Row | undefined> {
+    return this.one('SELECT * FROM delegations WHERE task_id = $1 AND NOT (state = ANY($2::text[])) ORDER BY id DESC LIMIT 1', [taskId, DELEGATION_END_STATES], db);
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(async (c) => {
+      // The task's row lock orders two creations for one task: the second sees the first's row.
+      await this.q('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [d.taskId], c);
+      const open = await this.openDelegationRow(d.taskId, c);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = await this.one(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES ($1, $2, $3, $4, $2, 'pending', $5, $5, $5) RETURNING *`,
+        [d.taskId, d.attemptId, d.remote, d.url, d.now],
+        c,
+      );
+      return { delegation: toDelegation(row!), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = await this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = await this.one('SELECT * FROM delegations WHERE id = $1', [id]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const sets = cols.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const row = await this.one(`UPDATE delegations SET ${sets} WHERE id = $${cols.length + 1} AND state = $${cols.length + 2} RETURNING *`, [
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
+    return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }
 
   /**

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { AgentQueueError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { AgentQueueError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import {
   isTerminal,
   priorityRank,
@@ -16,20 +16,30 @@ import {
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
 } from '../../core/types.ts';
 import type {
+  A2aPush,
+  A2aPushConfig,
   AgentUsage,
   AnswerToken,
+  AnswerResult,
+  BlockOptions,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
   DueCallback,
   FinishOutcome,
   NewNotification,
+  NewDelegation,
   NewTask,
   Notification,
   NotificationHealth,
@@ -48,27 +58,28 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import {
-  knownStatsColumns,
-  toAgentUsage,
-  toAttempt,
-  toCallback,
-  toNotification,
-  toNotificationHealth,
-  toPause,
-  toStaleClaim,
-  toTask,
-  toUsageRecord,
-  toWorker,
-  tryColumns,
-  type Row,
-} from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
+
+/** The terminal tasks without a result file, read through the partial index `tasks_unreported` (migration 012) alone. */
+const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_unreported WHERE result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
+
+/**
+ * `listUnreported`'s queries: every unreported task (`all`), or those of one origin (bound:
+ * host, root) and those without one (`ofOrigin`), by id. The states are literals and the index
+ * is named (`INDEXED BY`: the statement fails to prepare rather than scan the history if the
+ * index cannot serve it); `ofOrigin` is two searches of it, not one scan.
+ */
+export const UNREPORTED_SQL = {
+  all: `${UNREPORTED} ORDER BY id`,
+  ofOrigin: `SELECT * FROM (${UNREPORTED} AND origin_host = ? AND origin_root = ? UNION ALL ${UNREPORTED} AND origin_host IS NULL) ORDER BY id`,
+} as const;
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -201,11 +212,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -220,6 +231,7 @@ export class SqliteStore implements Store {
       invalidReason,
       terminalState,
       intakeKey,
+      origin = null,
     } of tasks) {
       const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
@@ -244,6 +256,7 @@ export class SqliteStore implements Store {
           runsOn: JSON.stringify(spec.runsOn),
           dedupKey: spec.dedupKey,
           command: spec.command === null ? null : JSON.stringify(spec.command),
+          remote: spec.remote ?? null,
           maxTurns: spec.maxTurns,
           allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           extra: JSON.stringify(spec.extra),
@@ -261,6 +274,8 @@ export class SqliteStore implements Store {
           parentId: parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
           finishedAt: invalid ? now : null,
           failedReason: invalid ? invalidReason : null,
+          originHost: origin?.host ?? null,
+          originRoot: origin?.root ?? null,
         }).lastInsertRowid,
       );
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => created[i] ?? -1)];
@@ -287,9 +302,6 @@ export class SqliteStore implements Store {
     return row ? this.taskById(Number(row.id)) : null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    this.prepare('UPDATE tasks SET branch = ?, commits = ? WHERE id = ?').run(branch, JSON.stringify(commits), taskId);
-  }
 
   async listPendingIntake(): Promise<string[]> {
     return (this.prepare('SELECT key FROM intake WHERE file_removed = 0').all() as Row[]).map((r) => String(r.key));
@@ -323,8 +335,8 @@ export class SqliteStore implements Store {
         LIMIT 1)
       RETURNING *`);
     const insertAttempt = this.prepare(`
-      INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`);
+      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`);
     return this.tx(() => {
       const attemptId = crypto.randomUUID();
       const row = claimStmt.get(
@@ -343,7 +355,7 @@ export class SqliteStore implements Store {
       ) as Row | undefined;
       if (!row) return null;
       const task = toTask(row, this.depIds(Number(row.id)));
-      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, task.agent, task.model, o.now) as Row;
+      const attempt = insertAttempt.get(attemptId, task.id, task.claims, o.workerId, o.host ?? null, task.agent, task.model, o.now) as Row;
       return { task, attempt: toAttempt(attempt) };
     });
   }
@@ -377,14 +389,15 @@ export class SqliteStore implements Store {
   private closeAttempt(
     attempt: Row,
     outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
+    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
   ) {
     const { stats, now } = o;
     this.prepare(
       `UPDATE attempts SET outcome = ?, reason = ?, exit_code = ?, finished_at = ?, duration_ms = ?, log_path = ?,
            session_id = COALESCE(?, session_id), model = COALESCE(?, model), cost_usd = COALESCE(?, cost_usd),
            input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens),
-           num_turns = COALESCE(?, num_turns)
+           num_turns = COALESCE(?, num_turns),
+           stdout_tail = ?, stdout_bytes = ?, stderr_tail = ?, stderr_bytes = ?
          WHERE id = ?`,
     ).run(
       outcome,
@@ -399,6 +412,7 @@ export class SqliteStore implements Store {
       stats?.inputTokens ?? null,
       stats?.outputTokens ?? null,
       stats?.numTurns ?? null,
+      ...outputValues(o.output),
       attempt.id,
     );
   }
@@ -430,6 +444,10 @@ export class SqliteStore implements Store {
         o.stats.numTurns,
         held.task.id,
       );
+      if (o.workspace) {
+        const cols = workspaceColumns(o.workspace);
+        this.prepare(`UPDATE tasks SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...cols.map(([, v]) => v), held.task.id);
+      }
       return this.taskById(Number(held.task.id));
     });
   }
@@ -451,7 +469,7 @@ export class SqliteStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(() => {
       const held = this.leased(attemptId);
@@ -468,12 +486,24 @@ export class SqliteStore implements Store {
   }
 
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
-    return this.tx(() => {
-      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
-      if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked')
-        throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      return this.queueAnswered(taskId, answer, now);
+    return this.tx(() => this.answerIn(taskId, answer, now));
+  }
+
+  /** `answer` inside a transaction. */
+  private answerIn(taskId: number, answer: string, now: number): Task {
+    const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+    if (!t) throw new NotFoundError(`no task ${taskId}`);
+    if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    return this.queueAnswered(taskId, answer, now);
+  }
+
+  async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
+    return this.tx((): AnswerResult => {
+      const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(idempotency.key) as Row | undefined;
+      if (known) return { kind: known.body_sha256 === idempotency.bodySha256 ? 'replayed' : 'conflict', task: this.taskById(Number(known.task_id))! };
+      const task = this.answerIn(taskId, answer, now);
+      this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(idempotency.key, idempotency.bodySha256, taskId, now);
+      return { kind: 'answered', task };
     });
   }
 
@@ -562,9 +592,9 @@ export class SqliteStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     this.prepare(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels));
+    ).run(w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root);
   }
 
   async workerHeartbeat(workerId: string, now: number): Promise<void> {
@@ -650,7 +680,12 @@ export class SqliteStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (this.prepare('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as Row[]).map(toAttempt);
+    return (this.prepare(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY number`).all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = this.prepare('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = ?').get(attemptId) as Row | undefined;
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
@@ -691,10 +726,8 @@ export class SqliteStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    const rows = this.prepare(`SELECT * FROM tasks WHERE result_path IS NULL AND state IN (${placeholders(TERMINAL_STATES)}) ORDER BY id`).all(
-      ...TERMINAL_STATES,
-    ) as Row[];
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    const rows = (origin === undefined ? this.prepare(UNREPORTED_SQL.all).all() : this.prepare(UNREPORTED_SQL.ofOrigin).all(origin.host, origin.root)) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
@@ -743,6 +776,12 @@ export class SqliteStore implements Store {
       if (o.idempotency) {
         const known = this.prepare('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = ?').get(o.idempotency.key) as Row | undefined;
         if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      // BEGIN IMMEDIATE holds the write lock: the count cannot change before the insert.
+      const parentId = task.parentId ?? null;
+      if (o.maxSubtasks != null && parentId !== null) {
+        const parent = this.prepare('SELECT id, name, (SELECT COUNT(*) FROM tasks WHERE parent_id = ?) AS subtasks FROM tasks WHERE id = ?').get(parentId, parentId) as Row | undefined;
+        if (parent && Number(parent.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
       }
       const [created] = this.insertTasks([task], now);
       const id = created!.id;
@@ -887,6 +926,106 @@ export class SqliteStore implements Store {
       this.prepare('UPDATE answer_tokens SET used_at = ? WHERE task_id = ? AND claims = ? AND used_at IS NULL').run(now, taskId, token.claims);
       return { outcome: 'answered', task: this.queueAnswered(taskId, answer, now) };
     });
+  }
+
+  async saveA2aPushConfig(c: A2aPushConfig, now: number): Promise<void> {
+    this.prepare(
+      `INSERT INTO a2a_push_configs (task_id, config_id, url, token, authentication, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (task_id, config_id) DO UPDATE SET url = excluded.url, token = excluded.token, authentication = excluded.authentication,
+           pushed_version = NULL, sending_version = NULL, attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL`,
+    ).run(c.taskId, c.id, c.url, c.token, c.authentication === null ? null : JSON.stringify(c.authentication), now);
+  }
+
+  async listA2aPushConfigs(taskId: number): Promise<A2aPush[]> {
+    return (this.prepare('SELECT * FROM a2a_push_configs WHERE task_id = ? ORDER BY created_at, config_id').all(taskId) as Row[]).map(toA2aPush);
+  }
+
+  async deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean> {
+    return this.prepare('DELETE FROM a2a_push_configs WHERE task_id = ? AND config_id = ?').run(taskId, configId).changes > 0;
+  }
+
+  async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
+    const dueSql = `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+           WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= ?)
+           ORDER BY p.task_id, p.config_id LIMIT ?`;
+    // Looked at often (every task change): the write lock only when something is due.
+    if (!this.prepare(dueSql).get(now, 1)) return [];
+    return this.tx(() => {
+      const due = this.prepare(dueSql).all(now, limit) as Row[];
+      const lease = this.prepare(
+        `UPDATE a2a_push_configs SET next_try_at = ?, attempts = CASE WHEN sending_version IS ? THEN attempts ELSE 0 END, sending_version = ?
+           WHERE task_id = ? AND config_id = ? RETURNING *`,
+      );
+      return due.map((r) => {
+        const version = String(r.version);
+        const push = toA2aPush(lease.get(now + leaseMs, version, version, r.task_id, r.config_id) as Row);
+        return { push, task: this.taskById(push.taskId)!, version };
+      });
+    });
+  }
+
+  async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
+    const row = this.prepare(
+      `UPDATE a2a_push_configs SET attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           delivered_at = coalesce(?, delivered_at), pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
+         WHERE task_id = ? AND config_id = ? AND sending_version = ? RETURNING *`,
+    ).get(c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, settled ? 1 : 0, version, c.nextTryAt, taskId, configId, version) as Row | undefined;
+    return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number): Row | undefined {
+    return this.prepare(`SELECT * FROM delegations WHERE task_id = ? AND state NOT IN (${placeholders(DELEGATION_END_STATES)}) ORDER BY id DESC LIMIT 1`).get(
+      taskId,
+      ...DELEGATION_END_STATES,
+    ) as Row | undefined;
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(() => {
+      const open = this.openDelegationRow(d.taskId);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = this.prepare(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *`,
+      ).get(d.taskId, d.attemptId, d.remote, d.url, d.attemptId, d.now, d.now, d.now) as Row;
+      return { delegation: toDelegation(row), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = this.prepare('SELECT * FROM delegations WHERE id = ?').get(id) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const row = this.prepare(`UPDATE delegations SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ? AND state = ? RETURNING *`).get(
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state = ?', filter.state]);
+    if (filter.open) conditions.push([`state NOT IN (${placeholders(DELEGATION_END_STATES)})`, DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id = ?', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id < ?', filter.beforeId]);
+    const where = conditions.map(([c]) => c);
+    const params = conditions.flatMap(([, v]) => (Array.isArray(v) ? v : [v]));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.prepare(sql).all(...params, filter.limit ?? 100) as Row[]).map(toDelegation);
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {

@@ -1,11 +1,13 @@
 /**
- * The Store contract: every part, run against one backend (sqlite now, postgres next). A
+ * The Store contract: every part, run against one backend (sqlite, postgres). A
  * backend's test file is one call: `storeContract('name', factory)`.
  */
 import { describe } from 'node:test';
+import { a2aPushContract } from './a2a-push.contract.ts';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { delegationsContract } from './delegations.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
@@ -22,6 +24,8 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   agentsContract,
   intakeContract,
   callbacksContract,
+  a2aPushContract,
+  delegationsContract,
   notificationsContract,
 ];
 

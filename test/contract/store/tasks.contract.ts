@@ -105,10 +105,6 @@ export function tasksContract(factory: StoreFactory): void {
       assert.equal((await store.claim(claimOpts()))?.task.name, 'keyed');
       assert.equal(await store.claim(claimOpts()), null, 'later waits for its run_at');
       assert.equal((await store.claim(claimOpts(T0 + 60_000)))?.task.name, 'later');
-      await store.setWorkspaceResult(keyed!.id, 'agentq/keyed', [{ hash: 'abc', subject: 's' }]);
-      const t = await store.getTask(keyed!.id);
-      assert.equal(t?.branch, 'agentq/keyed');
-      assert.deepEqual(t?.commits, [{ hash: 'abc', subject: 's' }]);
       await store.close();
     });
 
@@ -205,6 +201,38 @@ export function tasksContract(factory: StoreFactory): void {
       await store.setResultPath(bad!.id, '/x/failed/bad.md');
       assert.deepEqual(await store.listUnreported(), []);
       assert.equal((await store.countByState()).invalid, 1);
+      await store.close();
+    });
+
+    it("records each task's origin checkout and lists the unreported ones of one origin (and those without an origin)", async () => {
+      const { store } = await factory.open();
+      const a = { host: 'host-1', root: '/srv/repo' };
+      const b = { host: 'host-1', root: '/srv/other-checkout' };
+      const c = { host: 'host-2', root: '/srv/repo' }; // the same path on another machine: another checkout
+      const ended = (name: string, origin: typeof a | null) => ({ ...newTask(name), origin, invalidReason: 'x: bad' });
+      const created = await store.enqueue([ended('a1', a), ended('b1', b), ended('c1', c), ended('legacy', null), { ...newTask('a-queued'), origin: a }, newTask('no-origin-given')], T0);
+      const id = (name: string) => created.find((t) => t.name === name)!.id;
+      assert.deepEqual(created.map((t) => t.origin), [a, b, c, null, a, null]);
+      assert.deepEqual((await store.getTask('a1'))?.origin, a);
+      // Every way a task is created records it.
+      const request = await store.enqueueRequest({ ...newTask('posted'), origin: b }, {}, T0);
+      assert.deepEqual(request.task.origin, b);
+      assert.deepEqual((await store.recordRecurringTick('nightly', T0, { ...newTask('nightly-1'), origin: c }, T0))?.origin, c);
+      // Terminal through an attempt too: the first queued task, a-queued.
+      const claim = await store.claim(claimOpts(T0 + 1));
+      assert.equal(claim?.task.name, 'a-queued');
+      await store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now: T0 + 2 });
+
+      const names = async (origin?: typeof a) => (await store.listUnreported(origin)).map((t) => t.name);
+      assert.deepEqual(await names(), ['a1', 'b1', 'c1', 'legacy', 'a-queued'], 'without an origin: every unreported task');
+      assert.deepEqual(await names(a), ['a1', 'legacy', 'a-queued']);
+      assert.deepEqual(await names(b), ['b1', 'legacy']);
+      assert.deepEqual(await names(c), ['c1', 'legacy']);
+      assert.deepEqual(await names({ host: 'host-3', root: '/srv/repo' }), ['legacy'], 'an unknown checkout: only the tasks without an origin');
+      await store.setResultPath(id('a1'), '/srv/repo/.agent-queue/failed/a1.md');
+      await store.setResultPath(id('legacy'), '/anywhere/.agent-queue/failed/legacy.md');
+      assert.deepEqual(await names(a), ['a-queued']);
+      assert.deepEqual(await names(), ['b1', 'c1', 'a-queued']);
       await store.close();
     });
 

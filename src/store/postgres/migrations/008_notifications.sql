@@ -1,4 +1,4 @@
--- Notifications (issue #12, `notify:` in config), as SQLite's 018_notifications.sql: one row
+-- Notifications (issue #12, `notify:` in config), as SQLite's 017_notifications.sql: one row
 -- per event and target, recorded idempotently (key + target) and delivered like callbacks;
 -- and the one-time answer links of blocked tasks (the token's sha256 only).
 CREATE TABLE notifications (
