@@ -61,6 +61,8 @@ export type AgentEvent =
  * - `cancelled`: `signal` was aborted and the process tree was stopped.
  * - `budget_exceeded`: the agent stopped itself at the task's budget (Claude Code
  *   `--max-budget-usd`, result subtype `error_max_budget_usd`); never retried.
+ * - `setup_failed`: never a runner's: the dispatcher's `workspace_setup` failed before the
+ *   agent started (src/workspace/setup.ts); retried while attempts remain.
  */
 export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'completed'; result: string }
@@ -70,6 +72,7 @@ export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'timed_out'; reason: string }
   | { kind: 'cancelled'; reason: string }
   | { kind: 'budget_exceeded'; reason: string }
+  | { kind: 'setup_failed'; reason: string }
 );
 
 /** One agent adapter. `run` never throws for agent failures: it returns an outcome. */

@@ -132,7 +132,9 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   const tty = out.isTTY === true;
   const update = tty ? createLogUpdate(out) : null;
   const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (line: string) => {
+  const print = (text: string) => {
+    // A reason of several lines (a setup's last output): its further lines indented.
+    const line = text.replace(/\n(?=.)/g, '\n    ');
     if (update) {
       update.clear();
       out.write(`${line}\n`);

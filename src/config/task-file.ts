@@ -33,6 +33,8 @@ export const TASK_LIMITS = {
   commandChars: 65_536,
   /** Entries of `command` as an argv list. */
   commandArgs: 1000,
+  /** Commands of `workspace_setup` (each at most `commandChars`). */
+  setupCommands: 100,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
   /** `timeout` and `retry_backoff`, ms: 7 days. */
@@ -165,6 +167,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     runAt: null,
     workspace: null,
     merge: null,
+    workspaceSetup: null,
     tags: [],
     runsOn: [],
     dedupKey: null,
@@ -343,6 +346,20 @@ const command = z.union(
 
 const textField = singleLine(TASK_LIMITS.textChars);
 
+const SETUP_TEXT = 'a command string or a list of them (each run by sh -c)';
+/** `workspace_setup`: one command string, or a list of them (empty: none), each run by `sh -c`. */
+const setupCommands = z
+  .union(
+    [
+      argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))),
+      z
+        .array(argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))))
+        .max(TASK_LIMITS.setupCommands, refused(`a list of at most ${TASK_LIMITS.setupCommands} commands`, (v: unknown[]) => `${v.length} entries`)),
+    ],
+    refused(SETUP_TEXT),
+  )
+  .transform((v) => (typeof v === 'string' ? [v] : v));
+
 /**
  * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
  * rules of a tag, a non-empty single line of at most {@link TASK_LIMITS}.textChars characters (trimmed).
@@ -391,6 +408,10 @@ export const TASK_FIELDS = z.object({
   run_at: field(time, 'do not start before: ISO 8601 time, e.g. 2026-12-01T09:00:00Z, or date (UTC midnight)'),
   workspace: field(z.enum(['inplace', 'worktree'], refused('inplace or worktree')), 'default: config'),
   merge: field(z.enum(['manual', 'auto'], refused('manual or auto')), 'auto merges a worktree branch back after success; default: config'),
+  workspace_setup: field(
+    setupCommands,
+    'commands run by sh -c in a fresh worktree before the agent starts (e.g. npm ci); a failure ends the attempt setup_failed; [] runs none; default: config workspace_setup',
+  ),
   parent: field(fieldTaskName, 'name of the stored task this is a subtask of'),
   max_turns: field(
     bounded({ min: 1, max: TASK_LIMITS.maxTurns, whole: true, expected: `a whole number of turns from 1 to ${TASK_LIMITS.maxTurns}` }),
@@ -551,6 +572,7 @@ export function taskSpecFromFields(
     runAt: f.run_at ?? null,
     workspace: f.workspace ?? null,
     merge: f.merge ?? null,
+    workspaceSetup: f.workspace_setup ?? null,
     tags: f.tags ?? [],
     runsOn: [...new Set(f.runs_on ?? [])],
     dedupKey: f.dedup_key ?? null,

@@ -22,6 +22,7 @@ import { attemptLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
+import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
@@ -515,6 +516,12 @@ export class Dispatcher {
     if (!plan) return;
     const { claim, runner, model } = plan;
     const { task, attempt } = claim;
+    const setupFailed = await this.setUpWorkspace(plan, signal);
+    if (setupFailed) {
+      this.events.emit('attempt.outcome', claim, setupFailed);
+      await this.settle(plan, setupFailed, signal.aborted ? (signal.reason as StopReason) : null);
+      return;
+    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
@@ -656,6 +663,39 @@ export class Dispatcher {
   }
 
   /**
+   * `workspace_setup` (the task's, else config's) in a worktree that has not been set up
+   * with these commands yet: a fresh one, or one reused from an attempt whose setup failed or
+   * was cut short (see src/workspace/setup.ts). Runs with the agent's environment, process tag
+   * and log files; the agent's `timeout` starts after it (`plan.deadline` moves by its time).
+   * Never in place. Returns the outcome that ends the attempt instead of the agent
+   * (`setup_failed`, or `cancelled` when stopped), or null when the agent may start.
+   */
+  private async setUpWorkspace(plan: AttemptPlan, signal: AbortSignal): Promise<RunOutcome | null> {
+    const { claim, workspace } = plan;
+    const commands = claim.task.workspaceSetup ?? this.o.config.workspace_setup;
+    if (workspace.mode !== 'worktree' || workspace.worktree === null || commands.length === 0) return null;
+    if (await setupSucceeded(workspace.worktree, commands)) return null;
+    const setup = await runWorkspaceSetup({
+      commands,
+      timeoutMs: this.o.config.workspace_setup_timeout,
+      graceMs: this.o.config.kill_grace,
+      attemptId: claim.attempt.id,
+      cwd: workspace.cwd,
+      env: plan.env,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
+      signal,
+      onCommand: (command) => this.events.emit('task.progress', claim, { type: 'progress', text: `workspace_setup: ${command}` }),
+    });
+    plan.deadline += setup.ms;
+    if (setup.kind === 'done') {
+      await recordSetup(workspace.worktree, commands);
+      return null;
+    }
+    return { kind: setup.kind === 'failed' ? 'setup_failed' : 'cancelled', reason: setup.reason, exitCode: setup.exitCode, stats: emptyStats() };
+  }
+
+  /**
    * Takes a start token of `agent` (`agents.<name>.rate_limit`; always granted without one)
    * from its account's bucket. A bucket left empty pauses the account until its next token
    * (see {@link takeStart}).
@@ -741,7 +781,7 @@ export class Dispatcher {
         finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
       case 'end':
-        finished = await this.end(claim, workspace, base, step.state, step.reason);
+        finished = await this.end(claim, workspace, base, step.state, step.reason, null, step.attemptOutcome);
         break;
     }
     if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
@@ -756,7 +796,8 @@ export class Dispatcher {
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
-   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
+   * attempt row records when not the task's state (`setup_failed`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -766,6 +807,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
+    attemptOutcome: 'setup_failed' | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
@@ -791,7 +833,7 @@ export class Dispatcher {
     return this.o.store.finish(attempt.id, {
       ...base,
       state: finalState,
-      attemptOutcome: finalState,
+      attemptOutcome: attemptOutcome ?? finalState,
       reason: failure,
       result: finalState === 'completed' ? result : null,
       workspace: record,

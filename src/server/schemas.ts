@@ -53,6 +53,7 @@ export const taskSchema: JsonSchema = {
     runAt: nul('number'),
     workspace: nul('string'),
     merge: nul('string'),
+    workspaceSetup: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'workspace_setup commands; null: config' },
     dedupKey: nul('string'),
     command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
     extra: { type: 'object', additionalProperties: true },

@@ -49,6 +49,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     runAt: null,
     workspace: str(row.workspace) as Task['workspace'],
     merge: str(row.merge) as Task['merge'],
+    workspaceSetup: row.workspace_setup ? (JSON.parse(String(row.workspace_setup)) as string[]) : null,
     tags: JSON.parse(String(row.tags)) as string[],
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),

@@ -73,8 +73,8 @@ export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushe
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
-  /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
-  attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+  /** `failed`, `timed_out` and `setup_failed` burn the attempt (a retry: `COUNTED_REQUEUE_OUTCOMES`); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'rate_limited' | 'interrupted';
   reason: string;
   runAfter: number;
   exitCode?: number | null;

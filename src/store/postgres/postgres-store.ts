@@ -28,6 +28,7 @@ import {
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -422,9 +423,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, workspace_setup)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
          RETURNING id`,
         [
           spec.name,
@@ -458,6 +459,7 @@ export class PostgresStore implements Store {
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           JSON.stringify(spec.runsOn),
+          spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
         ],
         c,
       );
@@ -649,7 +651,7 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       await this.q(
         `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL

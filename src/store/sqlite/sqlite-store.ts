@@ -13,6 +13,7 @@ import {
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -181,11 +182,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, workspace_setup)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @workspaceSetup)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -226,6 +227,7 @@ export class SqliteStore implements Store {
           command: spec.command === null ? null : JSON.stringify(spec.command),
           maxTurns: spec.maxTurns,
           allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+          workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
           extra: JSON.stringify(spec.extra),
           prompt: spec.prompt,
           source: spec.source,
@@ -420,7 +422,7 @@ export class SqliteStore implements Store {
       const held = this.leased(attemptId);
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       this.prepare(
         `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
