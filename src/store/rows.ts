@@ -4,7 +4,7 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import type { AgentPause, Attempt, AttemptOutcome, RunStats, Task, TaskState } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import type { AgentUsage, CallbackDelivery, DetectorRun, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -112,6 +112,37 @@ export function toCallback(row: Row): CallbackDelivery {
     deliveredAt: num(row.delivered_at),
     nextTryAt: num(row.next_try_at),
   };
+}
+
+export function toDetectorRun(row: Row): DetectorRun {
+  return {
+    name: String(row.name),
+    tick: Number(row.tick),
+    ranAt: Number(row.ran_at),
+    durationMs: Number(row.duration_ms),
+    exitCode: num(row.exit_code),
+    error: str(row.error),
+    problems: JSON.parse(String(row.problems)) as DetectorRun['problems'],
+    lines: Number(row.lines),
+    created: Number(row.created),
+    known: Number(row.known),
+  };
+}
+
+/** A {@link DetectorRun} as `detector_runs` column → value (`problems` as JSON text), the same on every backend. */
+export function detectorRunColumns(r: DetectorRun): Array<[string, unknown]> {
+  return [
+    ['name', r.name],
+    ['tick', r.tick],
+    ['ran_at', r.ranAt],
+    ['duration_ms', r.durationMs],
+    ['exit_code', r.exitCode],
+    ['error', r.error],
+    ['problems', JSON.stringify(r.problems)],
+    ['lines', r.lines],
+    ['created', r.created],
+    ['known', r.known],
+  ];
 }
 
 export function toWorker(row: Row): WorkerInfo {

@@ -38,12 +38,29 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import {
+  detectorRunColumns,
+  flag,
+  knownStatsColumns,
+  toAgentUsage,
+  toAttempt,
+  toCallback,
+  toDetectorRun,
+  toPause,
+  toStaleClaim,
+  toTask,
+  toUsageRecord,
+  toWorker,
+  workspaceColumns,
+  type Row,
+} from '../rows.ts';
 import type {
   AgentUsage,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
   NewTask,
@@ -694,6 +711,48 @@ export class PostgresStore implements Store {
       await this.notifyWork(c);
       return (await this.taskById(taskId, c))!;
     });
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    const advanced = await this.one(
+      `INSERT INTO recurring (name, last_tick) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE recurring.last_tick < excluded.last_tick
+       RETURNING name`,
+      [name, tick],
+    );
+    return advanced !== undefined;
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    return (await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [name, keys])).map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    // The detector's lock: two runs of it (two dispatchers, overlapping ticks) take a key in once.
+    return this.tx(async (c) => {
+      const taken = await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [run.name, entries.map((e) => e.key)], c);
+      const known = new Set(taken.map((r) => String(r.key)));
+      const fresh = entries.filter((e) => !known.has(e.key));
+      const ids = (await this.insertTasks(c, fresh.map((e) => e.task), now)).map((t) => t.id);
+      for (const [i, e] of fresh.entries()) {
+        await this.q('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES ($1, $2, $3, $4)', [run.name, e.key, ids[i], now], c);
+      }
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      await this.q(
+        `INSERT INTO detector_runs (${cols.map(([col]) => col).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([col]) => `${col} = excluded.${col}`).join(', ')}`,
+        cols.map(([, v]) => v),
+        c,
+      );
+      const created = await this.tasksByIds(ids, c);
+      if (created.some((t) => t.state === 'queued')) await this.notifyWork(c);
+      return created;
+    }, `detector:${run.name}`);
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (await this.rows('SELECT * FROM detector_runs ORDER BY name COLLATE "C"')).map(toDetectorRun);
   }
 
   async getRecurringTick(name: string): Promise<number | null> {

@@ -27,6 +27,8 @@ import type {
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
   NewTask,
@@ -43,7 +45,21 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import {
+  detectorRunColumns,
+  knownStatsColumns,
+  toAgentUsage,
+  toAttempt,
+  toCallback,
+  toDetectorRun,
+  toPause,
+  toStaleClaim,
+  toTask,
+  toUsageRecord,
+  toWorker,
+  workspaceColumns,
+  type Row,
+} from '../rows.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -475,6 +491,41 @@ export class SqliteStore implements Store {
       ).run(name, tick);
       return task ? this.taskById(this.insertTasks([task], now)[0]!.id) : null;
     });
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    return this.tx(() => {
+      const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+      if (row && Number(row.last_tick) >= tick) return false;
+      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      return true;
+    });
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = this.prepare(`SELECT key FROM detector_keys WHERE detector = ? AND key IN (SELECT value FROM json_each(?))`).all(name, JSON.stringify(keys)) as Row[];
+    return rows.map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    return this.tx(() => {
+      const known = this.prepare('SELECT 1 FROM detector_keys WHERE detector = ? AND key = ?');
+      const fresh = entries.filter((e) => !known.get(run.name, e.key));
+      const ids = this.insertTasks(fresh.map((e) => e.task), now).map((t) => t.id);
+      const key = this.prepare('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES (?, ?, ?, ?)');
+      for (const [i, e] of fresh.entries()) key.run(run.name, e.key, ids[i], now);
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      this.prepare(
+        `INSERT INTO detector_runs (${cols.map(([c]) => c).join(', ')}) VALUES (${placeholders(cols)})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([c]) => `${c} = excluded.${c}`).join(', ')}`,
+      ).run(...cols.map(([, v]) => v));
+      return ids.map((id) => this.taskById(id)!);
+    });
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (this.prepare('SELECT * FROM detector_runs ORDER BY name').all() as Row[]).map(toDetectorRun);
   }
 
   /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */

@@ -6,6 +6,7 @@ import { describe } from 'node:test';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { tasksContract } from './tasks.contract.ts';
@@ -20,6 +21,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   workersContract,
   agentsContract,
   intakeContract,
+  detectorsContract,
   callbacksContract,
 ];
 
