@@ -9,7 +9,7 @@ import { isTerminal, type AgentPause, type Attempt, type Claim, type Task } from
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
-import type { WorkerInfo } from '../store/store.ts';
+import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
 const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
@@ -126,6 +126,18 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
   return pauses.map((p) => `${named(p.agent)} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
 }
 
+/**
+ * `agentq status`'s lines for detectors' newest runs: one per detector (when it ran, what it
+ * took or why it failed), then one per line it skipped, indented, with the line's number.
+ */
+export function detectorLines(runs: DetectorRun[], now: number): string[] {
+  return runs.flatMap((r) => {
+    const when = `${new Date(r.ranAt).toISOString()} (${formatDuration(Math.max(0, now - r.ranAt))} ago)`;
+    const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
+    return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
+  });
+}
+
 /** Follows dispatcher events and prints progress; returns a function that stops it. */
 export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr): () => void {
   const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
@@ -174,6 +186,11 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('intake.refused', (entries) => {
     for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
+  });
+  events.on('detector.ran', (r) => {
+    if (r.error !== null) print(`detector  ${r.name} failed, nothing taken: ${r.error}`);
+    else print(`detector  ${r.name}: ${r.lines} line(s), ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`);
+    for (const p of r.problems) print(`detector  ${r.name} line ${p.line} skipped: ${p.reason}`);
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));

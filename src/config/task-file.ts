@@ -475,7 +475,7 @@ export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<
  * @throws InvalidTaskError with field `frontmatter`: malformed YAML (including more than
  *   100 alias expansions, a "billion laughs"), an unsupported tag, or not a mapping
  */
-function parseFrontmatter(yaml: string): Record<string, unknown> {
+export function parseFrontmatter(yaml: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     const doc = YAML.parseDocument(yaml, { schema: 'core', resolveKnownTags: false, uniqueKeys: true, logLevel: 'silent' });

@@ -8,7 +8,7 @@ import type { ProjectPaths } from '../config/config.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
 import { writeResultFile } from '../results/result-file.ts';
-import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
+import type { AgentUsage, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
 /** A task by id or name. @throws NotFoundError naming the reference */
@@ -64,6 +64,8 @@ export interface StatusSnapshot {
   agents: AgentStatus[];
   /** Live dispatchers on the store, each with how many tasks it runs now. */
   workers: Array<WorkerInfo & { running: number }>;
+  /** The newest run of each detector (a recurring file with `detect:`), by name: its error and the lines it skipped. */
+  detectors: DetectorRun[];
 }
 
 /**
@@ -97,7 +99,7 @@ export async function statusSnapshot(store: Store, now: number, accounts: Readon
     }
   }
   agents.sort((a, b) => a.agent.localeCompare(b.agent));
-  return { counts, running, pausedAgents, agents, workers };
+  return { counts, running, pausedAgents, agents, workers, detectors: await store.listDetectorRuns() };
 }
 
 /** The JSON of `agentq usage --json` and GET /v1/usage. */

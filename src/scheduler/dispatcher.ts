@@ -16,6 +16,7 @@ import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, 
 import { AUTO_AGENT, type Attempt, type Claim, type Task } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile } from '../results/logs.ts';
@@ -167,6 +168,12 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** The round of detectors running now (recurring files with `detect:`), started by {@link tick}; null when none runs. */
+  private detecting: Promise<void> | null = null;
+  /** Aborted by {@link stop}: a detector running is stopped. */
+  private readonly detectorsStop = new AbortController();
+  /** Detector-file problems last reported. */
+  private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
@@ -346,6 +353,7 @@ export class Dispatcher {
     if (this.failure) throw this.failure;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
+    this.startDetectors();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
@@ -363,6 +371,42 @@ export class Dispatcher {
       () => {},
     );
     return run;
+  }
+
+  /** Whether a round of detectors is running (`run --once` waits for it). */
+  get detectorsRunning(): boolean {
+    return this.detecting !== null;
+  }
+
+  /**
+   * Starts a round of the detectors whose schedule ticked (src/intake/detect.ts) unless one
+   * is still running. It runs beside the ticks, never holding up intake or claims; the tasks
+   * it creates are announced and claimed as soon as it ends, each run is announced
+   * (`detector.ran`), and problems with detector files are reported once.
+   */
+  private startDetectors(): void {
+    if (this.detecting !== null || this.stopping) return;
+    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    this.detecting = round
+      .then(async ({ runs, problems }) => {
+        for (const { run, created } of runs) {
+          for (const t of created) {
+            this.touched.add(t.id);
+            this.events.emit('task.created', t);
+          }
+          this.events.emit('detector.ran', run);
+        }
+        const text = problems.join('\n');
+        if (text !== this.detectorProblemsReported && text) this.events.emit('error', new Error(text));
+        this.detectorProblemsReported = text;
+        if (runs.some((r) => r.created.length > 0)) await this.pump();
+      })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.detecting = null;
+      });
   }
 
   /**
@@ -964,16 +1008,17 @@ export class Dispatcher {
     return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
-  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
     await this.settleParents();
     const counts = await this.o.store.countByState();
-    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
   }
 
   /**
    * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
-   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   * tasks requeued without using up an attempt; a detector running is stopped (its run
+   * creates nothing). Resolves when they have all ended.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -981,15 +1026,18 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 
-  /** Waits for the attempts running now to end by themselves (no new claims). */
+  /** Waits for the attempts and the detectors running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 }
