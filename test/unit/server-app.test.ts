@@ -224,6 +224,9 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
