@@ -432,6 +432,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # workspace_setup: npm ci  # (default: none) command(s) run by sh -c in each fresh worktree before
 #                         # the agent, e.g. [npm ci, npm run build]; a failure: setup_failed (retried)
 # workspace_setup_timeout: 10m  # time limit of each setup command
+#                         # (.worktreeinclude at the checkout's top, gitignore syntax: git-ignored
+#                         # files such as .env copied into each new worktree, never committed)
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m
