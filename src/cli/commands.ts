@@ -24,7 +24,7 @@ import { redactStoreUrl } from '../store/store-url.ts';
 import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, delegationRows, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
@@ -542,7 +542,8 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
  * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
+ * detector (its error, the lines it skipped). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -552,7 +553,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const accounts = accountMap(config, Object.keys(config.agents));
     const snapshot = await statusSnapshot(store, now, accounts);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
-    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
+    const { counts, running, pausedAgents: pauses, agents, workers, detectors } = snapshot;
     if (o.json) {
       out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
       return 0;
@@ -592,6 +593,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (detectors.length) out(`\ndetectors (newest run of each):\n${detectorLines(detectors, now).join('\n')}`);
     return 0;
   });
 }

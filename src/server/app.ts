@@ -497,6 +497,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
                 },
               },
               workers: { type: 'array', items: ref('Worker'), description: 'live dispatchers on the store' },
+              detectors: {
+                type: 'array',
+                items: { type: 'object', additionalProperties: true },
+                description: 'the newest run of each detector: name, tick, ranAt, durationMs, exitCode, error, problems [{line, reason}], lines, created, known',
+              },
             },
           },
           ...errorResponses(401, 403),
