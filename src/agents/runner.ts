@@ -70,6 +70,8 @@ export type AgentEvent =
  * - `question`: the agent asked a person `question` and waits for the answer (a remote A2A
  *   agent's `input-required`); the task goes `blocked`, whatever config `questions` says.
  *   (CLI agents ask in their result text instead, see `parseQuestion`.)
+ * - `setup_failed`: never a runner's: the dispatcher's `workspace_setup` failed before the
+ *   agent started (src/workspace/setup.ts); retried while attempts remain.
  */
 export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'completed'; result: string }
@@ -80,6 +82,7 @@ export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'cancelled'; reason: string }
   | { kind: 'budget_exceeded'; reason: string }
   | { kind: 'question'; question: string }
+  | { kind: 'setup_failed'; reason: string }
 );
 
 /** One agent adapter. `run` never throws for agent failures: it returns an outcome. */

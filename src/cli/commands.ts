@@ -26,7 +26,7 @@ import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSourc
 import { Notifier } from '../notify/notifier.ts';
 import { notifyStatus } from '../notify/status.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, delegationRows, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
@@ -546,8 +546,9 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
  * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat), `notify:` targets (deliveries,
- * the newest error, FAILING when the newest try failed). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
+ * detector (its error, the lines it skipped), `notify:` targets (deliveries, the newest error,
+ * FAILING when the newest try failed). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -558,7 +559,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const snapshot = await statusSnapshot(store, now, accounts);
     const notify = await notifyStatus(store, config);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
-    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
+    const { counts, running, pausedAgents: pauses, agents, workers, detectors } = snapshot;
     if (o.json) {
       out(JSON.stringify({ ...snapshot, notify, store: { busy } }, null, 2));
       return 0;
@@ -598,6 +599,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (detectors.length) out(`\ndetectors (newest run of each):\n${detectorLines(detectors, now).join('\n')}`);
     if (notify.length) {
       const ago = (at: number) => `${formatDuration(Math.max(0, now - at))} ago`;
       out(

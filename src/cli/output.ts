@@ -11,7 +11,7 @@ import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
 import type { DelegationView } from '../ops/task-ops.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
-import type { WorkerInfo } from '../store/store.ts';
+import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
 const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
@@ -160,6 +160,18 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
 }
 
 /**
+ * `agentq status`'s lines for detectors' newest runs: one per detector (when it ran, what it
+ * took or why it failed), then one per line it skipped, indented, with the line's number.
+ */
+export function detectorLines(runs: DetectorRun[], now: number): string[] {
+  return runs.flatMap((r) => {
+    const when = `${new Date(r.ranAt).toISOString()} (${formatDuration(Math.max(0, now - r.ranAt))} ago)`;
+    const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
+    return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
+  });
+}
+
+/**
  * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
  * the dispatcher's checkout, so a task from another one that ends here says where its result
  * file goes.
@@ -169,7 +181,9 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   const tty = out.isTTY === true;
   const update = tty ? createLogUpdate(out) : null;
   const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (line: string) => {
+  const print = (text: string) => {
+    // A reason of several lines (a setup's last output): its further lines indented.
+    const line = text.replace(/\n(?=.)/g, '\n    ');
     if (update) {
       update.clear();
       out.write(`${line}\n`);
@@ -209,6 +223,11 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('intake.refused', (entries) => {
     for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
+  });
+  events.on('detector.ran', (r) => {
+    if (r.error !== null) print(`detector  ${r.name} failed, nothing taken: ${r.error}`);
+    else print(`detector  ${r.name}: ${r.lines} line(s), ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`);
+    for (const p of r.problems) print(`detector  ${r.name} line ${p.line} skipped: ${p.reason}`);
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));

@@ -251,6 +251,18 @@ const configSchema = strictObject({
     .max(100, 'a remote name of at most 100 characters')
     .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'not a git remote name (e.g. origin; a URL is not accepted: add it with git remote add NAME URL)')
     .optional(),
+  /**
+   * Commands run by `sh -c`, in order, in each fresh worktree before the agent starts (e.g.
+   * `npm ci`), with the agent's environment; one string is one command. A task's
+   * `workspace_setup` replaces them. A failure ends the attempt `setup_failed` (retried
+   * while attempts remain). None by default; never run in place. See src/workspace/setup.ts.
+   */
+  workspace_setup: z
+    .union([z.string().min(1), z.array(z.string().min(1))])
+    .default([])
+    .transform((v) => (typeof v === 'string' ? [v] : v)),
+  /** Time limit of each `workspace_setup` command. */
+  workspace_setup_timeout: duration('10m'),
   /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
   retry_backoff: duration('30s'),
   retry_backoff_max: duration('10m'),
@@ -553,6 +565,11 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
 #                         # it ends with commits, for the checkout it came from to fetch (then
 #                         # it is not merged here); a failed push is recorded as push_error
+# workspace_setup: npm ci  # (default: none) command(s) run by sh -c in each fresh worktree before
+#                         # the agent, e.g. [npm ci, npm run build]; a failure: setup_failed (retried)
+# workspace_setup_timeout: 10m  # time limit of each setup command
+#                         # (.worktreeinclude at the checkout's top, gitignore syntax: git-ignored
+#                         # files such as .env copied into each new worktree, never committed)
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m

@@ -35,6 +35,8 @@ export const TASK_LIMITS = {
   commandArgs: 1000,
   /** `remote` (a name of config `remotes`, or the A2A agent's URL). */
   remoteChars: 2000,
+  /** Commands of `workspace_setup` (each at most `commandChars`). */
+  setupCommands: 100,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
   /** `timeout` and `retry_backoff`, ms: 7 days. */
@@ -167,6 +169,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     runAt: null,
     workspace: null,
     merge: null,
+    workspaceSetup: null,
     tags: [],
     runsOn: [],
     dedupKey: null,
@@ -346,6 +349,20 @@ const command = z.union(
 
 const textField = singleLine(TASK_LIMITS.textChars);
 
+const SETUP_TEXT = 'a command string or a list of them (each run by sh -c)';
+/** `workspace_setup`: one command string, or a list of them (empty: none), each run by `sh -c`. */
+const setupCommands = z
+  .union(
+    [
+      argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))),
+      z
+        .array(argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))))
+        .max(TASK_LIMITS.setupCommands, refused(`a list of at most ${TASK_LIMITS.setupCommands} commands`, (v: unknown[]) => `${v.length} entries`)),
+    ],
+    refused(SETUP_TEXT),
+  )
+  .transform((v) => (typeof v === 'string' ? [v] : v));
+
 /**
  * The name of a remote A2A agent in config `remotes` (and in `a2a:NAME` of a `fallback`
  * list): letters, digits, `.`, `_`, `-`, starting with a letter or digit, at most 100 characters.
@@ -414,6 +431,10 @@ export const TASK_FIELDS = z.object({
   run_at: field(time, 'do not start before: ISO 8601 time, e.g. 2026-12-01T09:00:00Z, or date (UTC midnight)'),
   workspace: field(z.enum(['inplace', 'worktree'], refused('inplace or worktree')), 'default: config'),
   merge: field(z.enum(['manual', 'auto'], refused('manual or auto')), 'auto merges a worktree branch back after success; default: config'),
+  workspace_setup: field(
+    setupCommands,
+    'commands run by sh -c in a fresh worktree before the agent starts (e.g. npm ci); a failure ends the attempt setup_failed; [] runs none; default: config workspace_setup',
+  ),
   parent: field(fieldTaskName, 'name of the stored task this is a subtask of'),
   max_turns: field(
     bounded({ min: 1, max: TASK_LIMITS.maxTurns, whole: true, expected: `a whole number of turns from 1 to ${TASK_LIMITS.maxTurns}` }),
@@ -478,7 +499,7 @@ export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<
  * @throws InvalidTaskError with field `frontmatter`: malformed YAML (including more than
  *   100 alias expansions, a "billion laughs"), an unsupported tag, or not a mapping
  */
-function parseFrontmatter(yaml: string): Record<string, unknown> {
+export function parseFrontmatter(yaml: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     const doc = YAML.parseDocument(yaml, { schema: 'core', resolveKnownTags: false, uniqueKeys: true, logLevel: 'silent' });
@@ -579,6 +600,7 @@ export function taskSpecFromFields(
     runAt: f.run_at ?? null,
     workspace: f.workspace ?? null,
     merge: f.merge ?? null,
+    workspaceSetup: f.workspace_setup ?? null,
     tags: f.tags ?? [],
     runsOn: [...new Set(f.runs_on ?? [])],
     dedupKey: f.dedup_key ?? null,

@@ -71,6 +71,11 @@ export interface TaskSpec {
   workspace: 'inplace' | 'worktree' | null;
   /** What happens to a worktree branch after success; null: config `merge`. */
   merge: 'manual' | 'auto' | null;
+  /**
+   * Commands run by `sh -c`, in order, in a fresh worktree before the agent starts
+   * (`workspace_setup`, e.g. `npm ci`); null: config `workspace_setup`; empty: none.
+   */
+  workspaceSetup: string[] | null;
   tags: string[];
   /** Labels a dispatcher must all hold to claim the task (`runs_on`, `agentq run --label`); empty: any dispatcher. */
   runsOn: string[];
@@ -171,7 +176,15 @@ export type AttemptOutcome =
   | 'cancelled'
   | 'rate_limited'
   | 'interrupted'
-  | 'blocked';
+  | 'blocked'
+  /** `workspace_setup` failed (non-zero exit, timeout, could not start); the agent did not run. */
+  | 'setup_failed';
+
+/**
+ * The outcomes of an attempt that put its task back in the queue and count against its
+ * `retries` (`Task.attempts` keeps them); `rate_limited` and `interrupted` do not count.
+ */
+export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed'];
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {

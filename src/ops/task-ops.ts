@@ -9,7 +9,7 @@ import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
 import { resultDelegation, writeResultFile } from '../results/result-file.ts';
-import type { AgentUsage, DelegationFilter, Store, WorkerInfo } from '../store/store.ts';
+import type { AgentUsage, DelegationFilter, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
 /** A task by id or name. @throws NotFoundError naming the reference */
@@ -92,6 +92,8 @@ export interface StatusSnapshot {
   agents: AgentStatus[];
   /** Live dispatchers on the store, each with how many tasks it runs now. */
   workers: Array<WorkerInfo & { running: number }>;
+  /** The newest run of each detector (a recurring file with `detect:`), by name: its error and the lines it skipped. */
+  detectors: DetectorRun[];
 }
 
 /**
@@ -125,7 +127,7 @@ export async function statusSnapshot(store: Store, now: number, accounts: Readon
     }
   }
   agents.sort((a, b) => a.agent.localeCompare(b.agent));
-  return { counts, running, pausedAgents, agents, workers };
+  return { counts, running, pausedAgents, agents, workers, detectors: await store.listDetectorRuns() };
 }
 
 /** The JSON of `agentq usage --json` and GET /v1/usage. */

@@ -16,6 +16,7 @@ import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, 
 import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
@@ -23,6 +24,7 @@ import { attemptLogFile, readOutputTail } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
+import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
@@ -171,6 +173,12 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** The round of detectors running now (recurring files with `detect:`), started by {@link tick}; null when none runs. */
+  private detecting: Promise<void> | null = null;
+  /** Aborted by {@link stop}: a detector running is stopped. */
+  private readonly detectorsStop = new AbortController();
+  /** Detector-file problems last reported. */
+  private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
@@ -376,6 +384,7 @@ export class Dispatcher {
     if (this.failure) throw this.failure;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
+    this.startDetectors();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
@@ -407,6 +416,42 @@ export class Dispatcher {
       () => {},
     );
     return run;
+  }
+
+  /** Whether a round of detectors is running (`run --once` waits for it). */
+  get detectorsRunning(): boolean {
+    return this.detecting !== null;
+  }
+
+  /**
+   * Starts a round of the detectors whose schedule ticked (src/intake/detect.ts) unless one
+   * is still running. It runs beside the ticks, never holding up intake or claims; the tasks
+   * it creates are announced and claimed as soon as it ends, each run is announced
+   * (`detector.ran`), and problems with detector files are reported once.
+   */
+  private startDetectors(): void {
+    if (this.detecting !== null || this.stopping) return;
+    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    this.detecting = round
+      .then(async ({ runs, problems }) => {
+        for (const { run, created } of runs) {
+          for (const t of created) {
+            this.touched.add(t.id);
+            this.events.emit('task.created', t);
+          }
+          this.events.emit('detector.ran', run);
+        }
+        const text = problems.join('\n');
+        if (text !== this.detectorProblemsReported && text) this.events.emit('error', new Error(text));
+        this.detectorProblemsReported = text;
+        if (runs.some((r) => r.created.length > 0)) await this.pump();
+      })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.detecting = null;
+      });
   }
 
   /**
@@ -561,6 +606,12 @@ export class Dispatcher {
     if (!plan) return;
     const { claim, runner, model } = plan;
     const { task, attempt } = claim;
+    const setupFailed = await this.setUpWorkspace(plan, signal);
+    if (setupFailed) {
+      this.events.emit('attempt.outcome', claim, setupFailed);
+      await this.settle(plan, setupFailed, signal.aborted ? (signal.reason as StopReason) : null);
+      return;
+    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
@@ -703,6 +754,39 @@ export class Dispatcher {
   }
 
   /**
+   * `workspace_setup` (the task's, else config's) in a worktree that has not been set up
+   * with these commands yet: a fresh one, or one reused from an attempt whose setup failed or
+   * was cut short (see src/workspace/setup.ts). Runs with the agent's environment, process tag
+   * and log files; the agent's `timeout` starts after it (`plan.deadline` moves by its time).
+   * Never in place. Returns the outcome that ends the attempt instead of the agent
+   * (`setup_failed`, or `cancelled` when stopped), or null when the agent may start.
+   */
+  private async setUpWorkspace(plan: AttemptPlan, signal: AbortSignal): Promise<RunOutcome | null> {
+    const { claim, workspace } = plan;
+    const commands = claim.task.workspaceSetup ?? this.o.config.workspace_setup;
+    if (workspace.mode !== 'worktree' || workspace.worktree === null || commands.length === 0) return null;
+    if (await setupSucceeded(workspace.worktree, commands)) return null;
+    const setup = await runWorkspaceSetup({
+      commands,
+      timeoutMs: this.o.config.workspace_setup_timeout,
+      graceMs: this.o.config.kill_grace,
+      attemptId: claim.attempt.id,
+      cwd: workspace.cwd,
+      env: plan.env,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
+      signal,
+      onCommand: (command) => this.events.emit('task.progress', claim, { type: 'progress', text: `workspace_setup: ${command}` }),
+    });
+    plan.deadline += setup.ms;
+    if (setup.kind === 'done') {
+      await recordSetup(workspace.worktree, commands);
+      return null;
+    }
+    return { kind: setup.kind === 'failed' ? 'setup_failed' : 'cancelled', reason: setup.reason, exitCode: setup.exitCode, stats: emptyStats() };
+  }
+
+  /**
    * Takes a start token of `agent` (`agents.<name>.rate_limit`; always granted without one)
    * from its account's bucket. A bucket left empty pauses the account until its next token
    * (see {@link takeStart}).
@@ -787,7 +871,7 @@ export class Dispatcher {
         finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
       case 'end':
-        finished = await this.end(claim, workspace, base, step.state, step.reason);
+        finished = await this.end(claim, workspace, base, step.state, step.reason, null, step.attemptOutcome);
         break;
     }
     if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
@@ -802,7 +886,8 @@ export class Dispatcher {
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
-   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
+   * attempt row records when not the task's state (`setup_failed`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -812,6 +897,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
+    attemptOutcome: 'setup_failed' | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
@@ -837,7 +923,7 @@ export class Dispatcher {
     return this.o.store.finish(attempt.id, {
       ...base,
       state: finalState,
-      attemptOutcome: finalState,
+      attemptOutcome: attemptOutcome ?? finalState,
       reason: failure,
       result: finalState === 'completed' ? result : null,
       workspace: record,
@@ -954,16 +1040,17 @@ export class Dispatcher {
     return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
-  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
     await this.settleParents();
     const counts = await this.o.store.countByState();
-    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
   }
 
   /**
    * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
-   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   * tasks requeued without using up an attempt; a detector running is stopped (its run
+   * creates nothing). Resolves when they have all ended.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -971,15 +1058,18 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 
-  /** Waits for the attempts running now to end by themselves (no new claims). */
+  /** Waits for the attempts and the detectors running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.notifier.flush();
     await this.leave();
   }

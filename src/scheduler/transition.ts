@@ -19,14 +19,14 @@ export type Transition =
   /** Back in the queue, not before `runAfter`. A `failed`/`timed_out` attempt counts against `retries`; `rate_limited`/`interrupted` do not. */
   | {
       kind: 'requeue';
-      attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+      attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'rate_limited' | 'interrupted';
       reason: string;
       runAfter: number;
       /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
       pause?: { account: string; until: number; reason: string; strikes: number };
     }
-  /** The task ends in `state` with `reason`. */
-  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string }
+  /** The task ends in `state` with `reason`; `attemptOutcome`: what its attempt row records when not `state` itself. */
+  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string; attemptOutcome?: 'setup_failed' }
   /** Nothing to record: the lease is lost (another dispatcher owns the task now). */
   | { kind: 'none' };
 
@@ -68,6 +68,8 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
  * - rate_limited: the agent's account (`ctx.account`) is paused until the stated reset, else
  *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
+ * - setup_failed (`workspace_setup`): retried after `retryDelayMs` while attempts remain, else
+ *   ends failed; either way the attempt records `setup_failed`;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
  *   the budget watch → ends budget_exceeded; by the user → ends cancelled by user; not by the
  *   dispatcher (a remote agent's task was cancelled there) → ends cancelled with the runner's reason.
@@ -97,6 +99,10 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
       return retryOrEnd('timed_out', outcome.reason, task.retryOnTimeout);
     case 'budget_exceeded':
       return { kind: 'end', state: 'budget_exceeded', reason: outcome.reason };
+    case 'setup_failed':
+      return canRetry(task)
+        ? { kind: 'requeue', attemptOutcome: 'setup_failed', reason: outcome.reason, runAfter: now + ctx.retryDelayMs }
+        : { kind: 'end', state: 'failed', reason: outcome.reason, attemptOutcome: 'setup_failed' };
     case 'cancelled':
       switch (ctx.stopReason) {
         case 'shutdown':

@@ -547,6 +547,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
                 description: '`notify:` targets: deliveries, the newest error, `failing` when the newest try failed',
                 items: { type: 'object', additionalProperties: true, properties: { label: { type: 'string' }, failing: { type: 'boolean' }, lastError: { type: ['string', 'null'] } } },
               },
+              detectors: {
+                type: 'array',
+                items: { type: 'object', additionalProperties: true },
+                description: 'the newest run of each detector: name, tick, ranAt, durationMs, exitCode, error, problems [{line, reason}], lines, created, known',
+              },
             },
           },
           ...errorResponses(401, 403),

@@ -54,6 +54,7 @@ export const taskSchema: JsonSchema = {
     runAt: nul('number'),
     workspace: nul('string'),
     merge: nul('string'),
+    workspaceSetup: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'workspace_setup commands; null: config' },
     dedupKey: nul('string'),
     command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
     remote: { ...nul('string'), description: 'agent: a2a — the remote A2A agent: a name of config remotes, or its URL' },

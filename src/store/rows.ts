@@ -5,7 +5,7 @@
  */
 import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
 import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
-import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, DetectorRun, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -65,6 +65,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     runAt: null,
     workspace: str(row.workspace) as Task['workspace'],
     merge: str(row.merge) as Task['merge'],
+    workspaceSetup: row.workspace_setup ? (JSON.parse(String(row.workspace_setup)) as string[]) : null,
     tags: JSON.parse(String(row.tags)) as string[],
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
@@ -231,6 +232,37 @@ export function toA2aPush(row: Row): A2aPush {
     deliveredAt: num(row.delivered_at),
     nextTryAt: num(row.next_try_at),
   };
+}
+
+export function toDetectorRun(row: Row): DetectorRun {
+  return {
+    name: String(row.name),
+    tick: Number(row.tick),
+    ranAt: Number(row.ran_at),
+    durationMs: Number(row.duration_ms),
+    exitCode: num(row.exit_code),
+    error: str(row.error),
+    problems: JSON.parse(String(row.problems)) as DetectorRun['problems'],
+    lines: Number(row.lines),
+    created: Number(row.created),
+    known: Number(row.known),
+  };
+}
+
+/** A {@link DetectorRun} as `detector_runs` column → value (`problems` as JSON text), the same on every backend. */
+export function detectorRunColumns(r: DetectorRun): Array<[string, unknown]> {
+  return [
+    ['name', r.name],
+    ['tick', r.tick],
+    ['ran_at', r.ranAt],
+    ['duration_ms', r.durationMs],
+    ['exit_code', r.exitCode],
+    ['error', r.error],
+    ['problems', JSON.stringify(r.problems)],
+    ['lines', r.lines],
+    ['created', r.created],
+    ['known', r.known],
+  ];
 }
 
 export function toWorker(row: Row): WorkerInfo {

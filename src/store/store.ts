@@ -80,8 +80,8 @@ export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushe
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
-  /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
-  attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+  /** `failed`, `timed_out` and `setup_failed` burn the attempt (a retry: `COUNTED_REQUEUE_OUTCOMES`); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'rate_limited' | 'interrupted';
   reason: string;
   runAfter: number;
   exitCode?: number | null;
@@ -467,6 +467,12 @@ export interface IntakeStore {
    */
   recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /**
+   * Records `tick` as a recurring file's newest tick when it is later than the one recorded
+   * (or none is), in one atomic step. Returns whether this call did: of several dispatchers
+   * claiming one tick, one gets true (a detector runs once per tick).
+   */
+  claimRecurringTick(name: string, tick: number): Promise<boolean>;
+  /**
    * Creates one task from an HTTP request (or an MCP `submit_task`) in one transaction, with
    * its idempotency key and callback. A key already recorded creates nothing: `replayed` when
    * its body hash matches, else `conflict`; either returns the task the key first created.
@@ -484,6 +490,56 @@ export interface IntakeStore {
    *   when the task asks nothing and the key is new
    */
   answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult>;
+}
+
+/** One line of a detector's output that was skipped: its 1-based number and why. */
+export interface DetectorProblem {
+  line: number;
+  reason: string;
+}
+
+/** A detector's run (a recurring file with `detect:`, src/intake/detect.ts). Times epoch ms. */
+export interface DetectorRun {
+  /** The recurring file's name without `.md`. */
+  name: string;
+  /** The schedule tick it ran for. */
+  tick: number;
+  ranAt: number;
+  durationMs: number;
+  /** The command's exit code; null when it was killed or could not start. */
+  exitCode: number | null;
+  /** Why the run gave no task at all (a non-zero exit, its time limit, too much output, could not start); null when it exited 0. */
+  error: string | null;
+  /** The lines skipped, in order. */
+  problems: DetectorProblem[];
+  /** Task lines printed (blank lines aside). */
+  lines: number;
+  /** Tasks the run created. */
+  created: number;
+  /** Lines whose key this detector had taken in before (no task made). */
+  known: number;
+}
+
+/** A task a detector's line asks for, under the line's key (its `dedup_key`, else a hash of the line). */
+export interface DetectedTask {
+  key: string;
+  task: NewTask;
+}
+
+/** Detectors: their newest runs and the keys they took in. */
+export interface DetectorStore {
+  /** Which of `keys` the detector `name` has taken in already (in any order). */
+  knownDetectorKeys(name: string, keys: string[]): Promise<string[]>;
+  /**
+   * Records a detector's run, replacing its previous one, and in the same transaction creates
+   * the task of each entry whose key the detector has not taken in yet, recording the key
+   * with it: a key is taken in once, however many runs or dispatchers print it. The stored
+   * `created` is the number of tasks made; `known` is `run.known` plus the entries whose key
+   * was taken in meanwhile. Returns the created tasks, in order.
+   */
+  recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]>;
+  /** The newest run of every detector that ran, by name. */
+  listDetectorRuns(): Promise<DetectorRun[]>;
 }
 
 /** Callbacks: `callback_url` deliveries, leased and retried. */
@@ -667,7 +723,7 @@ export interface NotificationStore {
  * The whole storage interface a backend implements: the entity interfaces above, one
  * contract suite part each (test/contract/store/), plus health and closing.
  */
-export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, A2aPushStore, DelegationStore, NotificationStore {
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, DetectorStore, CallbackStore, A2aPushStore, DelegationStore, NotificationStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.

@@ -227,6 +227,9 @@ describe('POST /v1/tasks', () => {
       ['remote', 'not a url'],
       ['remote', 'ftp://box'],
       ['remote', 5],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {

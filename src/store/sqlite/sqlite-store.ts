@@ -13,6 +13,7 @@ import {
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -36,6 +37,8 @@ import type {
   DueA2aPush,
   DelegationFilter,
   DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
   NewNotification,
@@ -58,7 +61,7 @@ import type {
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
@@ -212,11 +215,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -259,6 +262,7 @@ export class SqliteStore implements Store {
           remote: spec.remote ?? null,
           maxTurns: spec.maxTurns,
           allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+          workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
           extra: JSON.stringify(spec.extra),
           prompt: spec.prompt,
           source: spec.source,
@@ -457,7 +461,7 @@ export class SqliteStore implements Store {
       const held = this.leased(attemptId);
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       this.prepare(
         `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -527,6 +531,41 @@ export class SqliteStore implements Store {
       ).run(name, tick);
       return task ? this.taskById(this.insertTasks([task], now)[0]!.id) : null;
     });
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    return this.tx(() => {
+      const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+      if (row && Number(row.last_tick) >= tick) return false;
+      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      return true;
+    });
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = this.prepare(`SELECT key FROM detector_keys WHERE detector = ? AND key IN (SELECT value FROM json_each(?))`).all(name, JSON.stringify(keys)) as Row[];
+    return rows.map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    return this.tx(() => {
+      const known = this.prepare('SELECT 1 FROM detector_keys WHERE detector = ? AND key = ?');
+      const fresh = entries.filter((e) => !known.get(run.name, e.key));
+      const ids = this.insertTasks(fresh.map((e) => e.task), now).map((t) => t.id);
+      const key = this.prepare('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES (?, ?, ?, ?)');
+      for (const [i, e] of fresh.entries()) key.run(run.name, e.key, ids[i], now);
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      this.prepare(
+        `INSERT INTO detector_runs (${cols.map(([c]) => c).join(', ')}) VALUES (${placeholders(cols)})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([c]) => `${c} = excluded.${c}`).join(', ')}`,
+      ).run(...cols.map(([, v]) => v));
+      return ids.map((id) => this.taskById(id)!);
+    });
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (this.prepare('SELECT * FROM detector_runs ORDER BY name').all() as Row[]).map(toDetectorRun);
   }
 
   /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */

@@ -8,6 +8,7 @@ import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
 import { delegationsContract } from './delegations.contract.ts';
+import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
@@ -23,6 +24,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   workersContract,
   agentsContract,
   intakeContract,
+  detectorsContract,
   callbacksContract,
   a2aPushContract,
   delegationsContract,
