@@ -7,8 +7,8 @@
 import type { RunOutcome } from '../agents/runner.ts';
 import type { Task } from '../core/types.ts';
 
-/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`). */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
+/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`); `takeover`: `agentq attach`. */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget' | 'takeover';
 
 /** What happens to the task after an attempt. Times epoch ms. */
 export type Transition =
@@ -25,6 +25,8 @@ export type Transition =
       /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
       pause?: { account: string; until: number; reason: string; strikes: number };
     }
+  /** A person took the task over (`agentq attach`): it waits `blocked`, taken over, the attempt not counted (`Store.handOver`). */
+  | { kind: 'hand_over' }
   /** The task ends in `state` with `reason`. */
   | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string }
   /** Nothing to record: the lease is lost (another dispatcher owns the task now). */
@@ -69,7 +71,8 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
  *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
- *   the budget watch → ends budget_exceeded; else ends cancelled by the user.
+ *   the budget watch → ends budget_exceeded; by a takeover → handed over (blocked, taken over);
+ *   else ends cancelled by the user.
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
@@ -100,6 +103,8 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
           return { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now };
         case 'lease_lost':
           return { kind: 'none' };
+        case 'takeover':
+          return { kind: 'hand_over' };
         case 'budget':
           return {
             kind: 'end',

@@ -54,6 +54,8 @@ const rows: Array<[string, RunOutcome, Partial<typeof task>, Partial<DecideConte
   ['cancelled by the user', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'cancel' }, { kind: 'end', state: 'cancelled', reason: 'cancelled by user' }],
   ['stopped by shutdown: requeued, attempt not used', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'shutdown' }, { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: NOW }],
   ['lease lost: nothing recorded', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'lease_lost' }, { kind: 'none' }],
+  ['stopped for a takeover (agentq attach): handed over, not ended', out({ kind: 'cancelled', reason: 'stopped' }), { attempts: 3 }, { stopReason: 'takeover' }, { kind: 'hand_over' }],
+  ['a takeover that came too late: the completion stands', out({ kind: 'completed', result: 'done' }), {}, { stopReason: 'takeover' }, { kind: 'complete', result: 'done', clearStrikes: true }],
   [
     'stopped by the budget watch',
     out({ kind: 'cancelled', reason: 'stopped' }),

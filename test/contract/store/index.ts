@@ -9,6 +9,7 @@ import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
@@ -23,6 +24,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   intakeContract,
   callbacksContract,
   a2aPushContract,
+  takeoverContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
