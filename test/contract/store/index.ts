@@ -11,6 +11,7 @@ import { delegationsContract } from './delegations.contract.ts';
 import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
@@ -27,6 +28,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   callbacksContract,
   a2aPushContract,
   delegationsContract,
+  takeoverContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
