@@ -36,7 +36,7 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-interface Project {
+export interface Project {
   paths: ProjectPaths;
   config: Config;
   store: Store;
@@ -57,7 +57,8 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): P
   return { paths, config, store };
 }
 
-async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
+/** Opens the project (see `openProject`), runs `fn`, and closes its store. */
+export async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
   const p = await openProject(g);
   try {
     return await fn(p);

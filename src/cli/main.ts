@@ -26,6 +26,7 @@ import {
   usageCommand,
   type GlobalOptions,
 } from './commands.ts';
+import { attachCommand, releaseCommand, type AttachOptions } from './attach.ts';
 
 /** The help of `run -c` and `serve -c`: per process, unlike config `concurrency`. */
 const CONCURRENCY_HELP =
@@ -128,6 +129,20 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<text>', 'the answer')
     .description("answer a blocked task's question; it runs again, resuming the agent's session")
     .action(act(async (id: string, text: string) => answerCommand(g(), id, text)));
+  program
+    .command('attach')
+    .argument('<id>', 'task id or name')
+    .description("take a running or blocked task over by hand: stop its headless attempt (the task waits blocked, taken over) and open its agent's session in its workspace, in a tmux window when tmux is there, else in this terminal")
+    .option('--no-attach', 'open the tmux window but do not attach this terminal to it (without tmux: print the command instead of running it)')
+    .option('--no-tmux', 'run the session in this terminal even when tmux is there')
+    .option('--tmux-socket <name>', 'the tmux server tmux -L NAME, session agentq (default: AGENTQ_TMUX_SOCKET, else the current tmux session or the default server)')
+    .action(act(async (id: string, o: AttachOptions) => attachCommand(g(), id, o)));
+  program
+    .command('release')
+    .argument('<id>', 'task id or name')
+    .description('hand a task taken over by hand (agentq attach) back: it is queued again and its next attempt resumes the session with the note')
+    .option('--note <text>', "the prompt of the resumed attempt: what you did and what is left (default: a note to look at the workspace and go on)")
+    .action(act(async (id: string, o: { note?: string }) => releaseCommand(g(), id, o)));
   program
     .command('retry')
     .argument('<id>', 'task id or name')

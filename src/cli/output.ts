@@ -22,12 +22,22 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/**
+ * A task's state as the CLI shows it: `blocked (taken over)` for a task a person took over by
+ * hand (`agentq attach`), `running (taking over)` while its dispatcher is being asked to stop it.
+ */
+export function stateLabel(task: Pick<Task, 'state' | 'takenOverAt'>): string {
+  if (task.takenOverAt === null) return task.state;
+  if (task.state === 'blocked') return 'blocked (taken over)';
+  return task.state === 'running' ? 'running (taking over)' : task.state;
+}
+
 export function taskRows(tasks: Task[]): string {
   return table(
     ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
     tasks.map((t) => [
       String(t.id),
-      t.state,
+      stateLabel(t),
       t.priority,
       t.agent,
       t.name,
@@ -93,7 +103,7 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['id', task.id],
     ['name', task.name],
     ['title', task.title],
-    ['state', task.state],
+    ['state', stateLabel(task)],
     ['priority', task.priority],
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
@@ -110,6 +120,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['started_at', iso(task.startedAt)],
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
+    ...(task.takenOverAt !== null ? ([['taken_over', `${iso(task.takenOverAt)}${task.state === 'blocked' ? ` (by hand: agentq release ${task.id} hands it back)` : ''}`]] as Array<[string, unknown]>) : []),
+    ...(task.question === null && task.answer !== null ? ([['release_note', task.answer]] as Array<[string, unknown]>) : []),
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
     ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
@@ -219,7 +231,9 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     redraw();
   });
   events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
-  events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
+  events.on('task.blocked', (t) =>
+    print(t.takenOverAt !== null ? `taken over ${label(t)} by hand: blocked until agentq release ${t.id}` : `blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`),
+  );
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('intake.refused', (entries) => {
     for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);

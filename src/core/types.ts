@@ -152,9 +152,19 @@ export interface Task extends TaskSpec {
    * (any checkout writes theirs).
    */
   origin: TaskOrigin | null;
-  /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
+  /**
+   * The question the agent asked (state `blocked`), and the answer given for the next attempt.
+   * `answer` with `question` null is the note of `agentq release` (a task taken over by hand
+   * and handed back): the next attempt resumes the session with it as the prompt.
+   */
   question: string | null;
   answer: string | null;
+  /**
+   * When a person took the task over by hand (`agentq attach`), epoch ms; null otherwise. On a
+   * `running` task: its dispatcher is asked to stop the attempt (the task then goes `blocked`,
+   * taken over); on a `blocked` task: taken over, until `agentq release` queues it again.
+   */
+  takenOverAt: number | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;

@@ -19,7 +19,7 @@ export interface DispatcherEventMap {
   'task.requeued': [task: Task, reason: string];
   /** A parent's own run completed; it waits for its subtasks. */
   'task.waiting': [task: Task];
-  /** An attempt ended with a question; the task waits for `agentq answer`. */
+  /** An attempt ended with a question (the task waits for `agentq answer`), or was stopped because a person took the task over (`takenOverAt` set; it waits for `agentq release`). */
   'task.blocked': [task: Task];
   /** A task reached a terminal state; `resultPath` is set once its file is written. */
   'task.finished': [task: Task];

@@ -54,13 +54,16 @@ export function taskEventName(state: Task['state']): NotifyEventName | null {
  * The event of a task that ended or is blocked (see {@link taskEventName}) with the key that
  * makes it one notification however often it is recorded: for an end, the task id, its
  * claim count and its end time; for a block, the task id and claim count (one question per
- * attempt). Null when the task's state is not notified. `now` (epoch ms) is the event's
+ * attempt). Null when the task's state is not notified, and for a task taken over by hand
+ * (blocked without a question until it is released). `now` (epoch ms) is the event's
  * time when the task has no end time (a block).
  */
 export function taskEvent(task: Task, project: string, now: number): { key: string; event: NotifyEvent } | null {
   const name = taskEventName(task.state);
   if (name === null) return null;
   const blocked = name === 'blocked';
+  // Taken over by hand (`agentq attach`): blocked without a question, a person's own doing.
+  if (blocked && task.takenOverAt !== null) return null;
   const at = blocked ? now : (task.finishedAt ?? now);
   const key = blocked ? `blocked:task ${task.id}:claim ${task.claims}` : `${name}:task ${task.id}:claim ${task.claims}:at ${task.finishedAt ?? 0}`;
   return {

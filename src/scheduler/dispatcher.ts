@@ -32,6 +32,7 @@ import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
 import { Reporter } from './reporter.ts';
 import { decide, type StopReason } from './transition.ts';
+import { followUpPrompt } from '../core/takeover.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
@@ -282,7 +283,8 @@ export class Dispatcher {
       await pruneWorktrees(this.o.paths.root, {
         keepTask: async (id) => {
           const t = await this.o.store.getTask(id);
-          return t !== null && (t.state === 'queued' || t.state === 'running');
+          // Blocked tasks run again too (an answer, a release); one taken over by hand is being worked in.
+          return t !== null && (t.state === 'queued' || t.state === 'running' || t.state === 'blocked');
         },
       }).catch((err: unknown) => this.events.emit('error', err as Error));
     }
@@ -310,7 +312,8 @@ export class Dispatcher {
 
   /**
    * The lease keeper's step: renews this dispatcher's worker row and the lease of each
-   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled.
+   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled
+   * or took over (`agentq attach`).
    */
   async keepLeases(): Promise<void> {
     const now = this.o.now();
@@ -319,6 +322,7 @@ export class Dispatcher {
       const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
       if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
       else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+      else if (beat.takeoverRequested) r.controller.abort('takeover' satisfies StopReason);
     }
   }
 
@@ -727,17 +731,9 @@ export class Dispatcher {
       await this.settle({ claim, model, stdoutLog, workspace: null }, this.preparationFailed(claim, 'workspace', err), null);
       return null;
     }
-    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
-    let resumeSessionId: string | null = null;
-    if (task.answer !== null) {
-      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
-      if (runner.canResume && task.stats.sessionId) {
-        resumeSessionId = task.stats.sessionId;
-        prompt = `The answer to your question:\n\n${task.answer}`;
-      } else {
-        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
-      }
-    }
+    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
+    // The answer to the agent's question, or the note of a release: resume its session, or restate it for runners that cannot.
+    const { prompt, resumeSessionId } = followUpPrompt(task, fresh, runner.canResume === true) ?? { prompt: fresh, resumeSessionId: null };
     return {
       claim,
       runner,
@@ -852,6 +848,12 @@ export class Dispatcher {
         await store.clearAgentStrikes(account);
         const blocked = await store.block(attempt.id, { question: step.question, ...base });
         if (blocked) this.events.emit('task.blocked', blocked);
+        return;
+      }
+      case 'hand_over': {
+        // Taken over by hand: the worktree stays for the person and the next attempt.
+        const taken = await store.handOver(attempt.id, base);
+        if (taken) this.events.emit('task.blocked', taken);
         return;
       }
       case 'requeue': {

@@ -7,8 +7,8 @@
 import type { RunOutcome } from '../agents/runner.ts';
 import type { Task } from '../core/types.ts';
 
-/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`). */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
+/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`); `takeover`: `agentq attach`. */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget' | 'takeover';
 
 /** What happens to the task after an attempt. Times epoch ms. */
 export type Transition =
@@ -25,6 +25,8 @@ export type Transition =
       /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
       pause?: { account: string; until: number; reason: string; strikes: number };
     }
+  /** A person took the task over (`agentq attach`): it waits `blocked`, taken over, the attempt not counted (`Store.handOver`). */
+  | { kind: 'hand_over' }
   /** The task ends in `state` with `reason`; `attemptOutcome`: what its attempt row records when not `state` itself. */
   | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string; attemptOutcome?: 'setup_failed' }
   /** Nothing to record: the lease is lost (another dispatcher owns the task now). */
@@ -71,8 +73,9 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
  * - setup_failed (`workspace_setup`): retried after `retryDelayMs` while attempts remain, else
  *   ends failed; either way the attempt records `setup_failed`;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
- *   the budget watch → ends budget_exceeded; by the user → ends cancelled by user; not by the
- *   dispatcher (a remote agent's task was cancelled there) → ends cancelled with the runner's reason.
+ *   the budget watch → ends budget_exceeded; by a takeover → handed over (blocked, taken over);
+ *   by the user → ends cancelled by user; not by the dispatcher (a remote agent's task was
+ *   cancelled there) → ends cancelled with the runner's reason.
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
@@ -109,6 +112,8 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
           return { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now };
         case 'lease_lost':
           return { kind: 'none' };
+        case 'takeover':
+          return { kind: 'hand_over' };
         case 'budget':
           return {
             kind: 'end',

@@ -81,6 +81,7 @@ export const taskSchema: JsonSchema = {
     },
     question: nul('string'),
     answer: nul('string'),
+    takenOverAt: { ...nul('integer'), description: 'epoch ms a person took the task over by hand (agentq attach); blocked until agentq release' },
     branch: nul('string'),
     commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
     ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },

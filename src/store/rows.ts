@@ -93,6 +93,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
+    takenOverAt: num(row.taken_over_at),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
     ranOn: str(row.ran_on),

@@ -103,6 +103,19 @@ export interface BlockOptions {
   now: number;
 }
 
+/** Ending an attempt its dispatcher stopped because a person took the task over (`handOver`). */
+export type HandOverOptions = Omit<BlockOptions, 'question'>;
+
+/** What {@link AttemptStore.heartbeat} tells the dispatcher. */
+export interface Heartbeat {
+  /** False when the lease was lost: the attempt must stop and write nothing. */
+  ok: boolean;
+  /** `agentq cancel` asked to stop it. */
+  cancelRequested: boolean;
+  /** `agentq attach` asked to stop it (the task's `takenOverAt` is set): end it with `handOver`. */
+  takeoverRequested: boolean;
+}
+
 /** Per-agent figures for `agentq status`: tokens and USD over attempts started since `since`. */
 export interface AgentUsage {
   agent: string;
@@ -265,7 +278,8 @@ export interface AnswerToken {
  * The result of {@link NotificationStore.answerWithToken}: `answered` (the task is queued
  * again with the answer), or refused: `unknown` (no such token for this task), `used`
  * (spent: this link or another of the same question answered it), `expired`, `closed` (the
- * task no longer waits on that question: answered another way, cancelled, asked again).
+ * task no longer waits on that question: answered another way, cancelled, asked again, taken
+ * over by hand).
  */
 export type TokenAnswer = { outcome: 'answered'; task: Task } | { outcome: 'unknown' | 'used' | 'expired' | 'closed' };
 
@@ -337,9 +351,28 @@ export interface TaskStore {
   retry(taskId: number, now: number): Promise<Task>;
   /**
    * Queues a `blocked` task again with the answer to its question.
-   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing
+   *   (also when it is taken over by hand: that one is handed back by {@link release}).
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
+  /**
+   * Takes a task over by hand (`agentq attach`). A `blocked` or `queued` task at once: it
+   * waits `blocked` with `takenOverAt` = `now`, its question and answer cleared, its session id
+   * kept. A `running` one by setting `takenOverAt` for its dispatcher, whose heartbeat sees it
+   * (`takeoverRequested`) and which then stops the attempt and ends it with {@link
+   * AttemptStore.handOver}. A task already taken over keeps its time; any other task is
+   * returned unchanged. Cleared by {@link release}, `cancel`, `retry` and every end (`finish`).
+   * @throws NotFoundError for an unknown id
+   */
+  takeOver(taskId: number, now: number): Promise<Task>;
+  /**
+   * Hands a task taken over by hand back to the agents (`agentq release`): queued again at
+   * `now`, `takenOverAt` cleared, `answer` = `note` with `question` null, so its next attempt
+   * resumes the agent's session with the note as the prompt.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_taken_over` (nothing changed)
+   *   unless it is `blocked` and taken over
+   */
+  release(taskId: number, note: string, now: number): Promise<Task>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.
@@ -369,10 +402,11 @@ export interface AttemptStore {
    */
   claim(options: ClaimOptions): Promise<Claim | null>;
   /**
-   * Renews the lease of an attempt. Returns false when the lease was lost (the attempt
-   * must stop and write nothing); `cancelRequested` when `agentq cancel` asked.
+   * Renews the lease of an attempt. `ok` false when the lease was lost (the attempt must
+   * stop and write nothing); `cancelRequested` when `agentq cancel` asked, `takeoverRequested`
+   * when `agentq attach` did (see {@link Heartbeat}).
    */
-  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
+  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat>;
   /** Records the agent an attempt runs on (for `agent: auto`), on the attempt and as the task's `runAgent`. */
   setAttemptAgent(attemptId: string, agent: AttemptAgent): Promise<void>;
   /** Records live run figures (session id, model) on the attempt and task. */
@@ -387,6 +421,13 @@ export interface AttemptStore {
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
   block(attemptId: string, options: BlockOptions): Promise<Task | null>;
+  /**
+   * Ends an attempt its dispatcher stopped for a takeover ({@link TaskStore.takeOver}): the
+   * attempt `interrupted` with the reason `taken over` (not counted against `retries`), the
+   * task `blocked`, taken over (`takenOverAt` kept), question and answer cleared, its session
+   * id kept (or recorded from `stats`). Refused (null) if the lease is lost.
+   */
+  handOver(attemptId: string, options: HandOverOptions): Promise<Task | null>;
   /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
   /**
@@ -713,7 +754,7 @@ export interface NotificationStore {
   /**
    * Answers a blocked task with a one-time token, in one transaction: the token (by its
    * sha256) must be this task's, unused and unexpired, and the task still `blocked` on the
-   * question it was made for; then every token of that question is spent and the task is
+   * question it was made for (not taken over by hand); then every token of that question is spent and the task is
    * queued again with the answer, as {@link TaskStore.answer} does. See {@link TokenAnswer}.
    */
   answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer>;

@@ -502,8 +502,9 @@ async function exists(p: string): Promise<boolean> {
  * task worktrees are left alone (a retry of their task reuses them), unless `keepTask` is
  * given and returns false for the task id in the directory name (`<taskId>-<name>`): those
  * are closed as failed attempts — leftovers committed to the branch, worktree removed,
- * branch kept. Pass a `keepTask` that answers true for queued and running tasks (of any
- * dispatcher), since another process may be using the worktree.
+ * branch kept. Pass a `keepTask` that answers true for queued, running and blocked tasks (of
+ * any dispatcher), since another process, or a person who took the task over, may be using
+ * the worktree.
  *
  * Does nothing outside a git repository. Worktrees that cannot be closed safely are listed
  * in `kept`; other git failures throw AgentQueueError('workspace').

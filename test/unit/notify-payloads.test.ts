@@ -48,6 +48,7 @@ describe('notified events', () => {
     const blocked = taskEvent(task({ state: 'blocked', question: 'Which DB?' }), 'proj', T + 5)!;
     assert.deepEqual([blocked.key, blocked.event.question, blocked.event.claims, blocked.event.at], ['blocked:task 7:claim 2', 'Which DB?', 2, T + 5]);
     assert.equal(taskEvent(task({ state: 'cancelled', finishedAt: T }), 'proj', T), null);
+    assert.equal(taskEvent(task({ state: 'blocked', question: null, takenOverAt: T }), 'proj', T + 5), null, 'taken over by hand: no blocked notification');
     assert.equal(pauseEvent({ agent: 'claude', until: T + 60_000, reason: 'usage limit' }, 'proj', T).key, `agent_paused:claude:until ${T + 60_000}`);
     assert.equal(queueEmptyEvent('12:30', 'proj', T).key, 'queue_empty:12:30');
   });

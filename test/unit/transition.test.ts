@@ -71,6 +71,8 @@ const rows: Array<[string, RunOutcome, Partial<typeof task>, Partial<DecideConte
   ['a question asked outright blocks even when questions are off', out({ kind: 'question', question: 'Which DB?' }), {}, { questions: false }, { kind: 'block', question: 'Which DB?', clearStrikes: true }],
   ['stopped by shutdown: requeued, attempt not used', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'shutdown' }, { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: NOW }],
   ['lease lost: nothing recorded', out({ kind: 'cancelled', reason: 'stopped' }), {}, { stopReason: 'lease_lost' }, { kind: 'none' }],
+  ['stopped for a takeover (agentq attach): handed over, not ended', out({ kind: 'cancelled', reason: 'stopped' }), { attempts: 3 }, { stopReason: 'takeover' }, { kind: 'hand_over' }],
+  ['a takeover that came too late: the completion stands', out({ kind: 'completed', result: 'done' }), {}, { stopReason: 'takeover' }, { kind: 'complete', result: 'done', clearStrikes: true }],
   [
     'stopped by the budget watch',
     out({ kind: 'cancelled', reason: 'stopped' }),

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import {
   isTerminal,
   priorityRank,
@@ -49,6 +50,8 @@ import type {
   AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -593,12 +596,12 @@ export class PostgresStore implements Store {
     }, 'claim');
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
     const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
       [now + leaseMs, attemptId],
     );
-    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
+    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
@@ -665,7 +668,7 @@ export class PostgresStore implements Store {
              session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
              cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
              output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL
            WHERE id = $12`,
         [
           state,
@@ -732,15 +735,59 @@ export class PostgresStore implements Store {
     });
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      await this.q(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, $1), cancel_requested = false,
+           session_id = COALESCE($2, session_id), run_model = COALESCE($3, run_model), cost_usd = COALESCE($4, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $5`,
+        [o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
+        c,
+      );
+      await this.notifyWork(c); // a running slot is free
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        await this.q("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2", [now, taskId], c);
+      } else if (t.state === 'running') {
+        await this.q('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2', [now, taskId], c);
+      }
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state, question, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      await this.q("UPDATE tasks SET state = 'queued', question = NULL, answer = $1, taken_over_at = NULL, run_after = $2 WHERE id = $3", [note, now, taskId], c);
+      await this.notifyWork(c);
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx((c) => this.answerIn(c, taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
-    const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    const t = await this.one('SELECT state, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
     return this.queueAnswered(c, taskId, answer, now);
   }
 
@@ -1043,7 +1090,7 @@ export class PostgresStore implements Store {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1, taken_over_at = NULL WHERE id = $2", [now, taskId], c);
         await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
@@ -1060,7 +1107,7 @@ export class PostgresStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return (await this.taskById(taskId, c))!;
       await this.q(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = $1, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = false WHERE id = $2`,
+             result = NULL, result_path = NULL, cancel_requested = false, taken_over_at = NULL WHERE id = $2`,
         [now, taskId],
         c,
       );
@@ -1224,12 +1271,12 @@ export class PostgresStore implements Store {
   async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
     return this.tx(async (c): Promise<TokenAnswer> => {
       // The task first, locked (as answer() does), then its token: two uses of one link wait on the task's lock.
-      const t = await this.one('SELECT state, claims FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      const t = await this.one('SELECT state, claims, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       const token = await this.one('SELECT * FROM answer_tokens WHERE token_sha256 = $1', [tokenSha256], c);
       if (!token || !t || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
       if (token.used_at !== null) return { outcome: 'used' };
       if (Number(token.expires_at) <= now) return { outcome: 'expired' };
-      if (t.state !== 'blocked' || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      if (t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
       await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
       return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
     });

@@ -31,6 +31,8 @@ import type {
   AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
@@ -60,6 +62,7 @@ import type {
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
 import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
@@ -364,12 +367,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
     const row = this.prepare(
       `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
-         RETURNING cancel_requested`,
+         RETURNING cancel_requested, taken_over_at`,
     ).get(now + leaseMs, attemptId) as Row | undefined;
-    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
+    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
@@ -432,7 +435,7 @@ export class SqliteStore implements Store {
              session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
              cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
              output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL
            WHERE id = ?`,
       ).run(
         state,
@@ -489,15 +492,55 @@ export class SqliteStore implements Store {
     });
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return null;
+      this.closeAttempt(held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      this.prepare(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, ?), cancel_requested = 0,
+           session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model), cost_usd = COALESCE(?, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = ?`,
+      ).run(o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id);
+      return this.taskById(Number(held.task.id));
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        this.prepare("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?").run(now, taskId);
+      } else if (t.state === 'running') {
+        this.prepare('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?').run(now, taskId);
+      }
+      return this.taskById(taskId)!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state, question, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      this.prepare("UPDATE tasks SET state = 'queued', question = NULL, answer = ?, taken_over_at = NULL, run_after = ? WHERE id = ?").run(note, now, taskId);
+      return this.taskById(taskId)!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx(() => this.answerIn(taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private answerIn(taskId: number, answer: string, now: number): Task {
-    const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+    const t = this.prepare('SELECT state, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
     return this.queueAnswered(taskId, answer, now);
   }
 
@@ -779,7 +822,7 @@ export class SqliteStore implements Store {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?").run(
+        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ?, taken_over_at = NULL WHERE id = ?").run(
           now,
           taskId,
         );
@@ -798,7 +841,7 @@ export class SqliteStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return this.taskById(taskId)!;
       this.prepare(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
+             result = NULL, result_path = NULL, cancel_requested = 0, taken_over_at = NULL WHERE id = ?`,
       ).run(now, taskId);
       // Its next end is reported to its callback again.
       this.prepare(
@@ -960,8 +1003,8 @@ export class SqliteStore implements Store {
       if (!token || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
       if (token.used_at !== null) return { outcome: 'used' };
       if (Number(token.expires_at) <= now) return { outcome: 'expired' };
-      const t = this.prepare('SELECT state, claims FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
-      if (!t || t.state !== 'blocked' || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      const t = this.prepare('SELECT state, claims, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t || t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
       this.prepare('UPDATE answer_tokens SET used_at = ? WHERE task_id = ? AND claims = ? AND used_at IS NULL').run(now, taskId, token.claims);
       return { outcome: 'answered', task: this.queueAnswered(taskId, answer, now) };
     });

@@ -12,6 +12,7 @@ import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
@@ -28,6 +29,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   callbacksContract,
   a2aPushContract,
   delegationsContract,
+  takeoverContract,
   notificationsContract,
 ];
 

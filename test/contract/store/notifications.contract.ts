@@ -150,5 +150,17 @@ export function notificationsContract(factory: StoreFactory): void {
       await second.close();
       await store.close();
     });
+
+    it('an answer link does not answer a task taken over by hand (it stays blocked until released)', async () => {
+      const { store } = await factory.open();
+      const held = await blockedTask(store, 'taken');
+      await store.addAnswerToken({ tokenSha256: 'held', taskId: held.id, claims: held.claims, expiresAt: T0 + 86_400_000 }, T0 + 2);
+      await store.takeOver(held.id, T0 + 3);
+      assert.deepEqual(await store.answerWithToken(held.id, 'held', 'x', T0 + 4), { outcome: 'closed' });
+      const t = await store.getTask(held.id);
+      assert.equal(t?.state, 'blocked');
+      assert.equal(t?.answer, null);
+      await store.close();
+    });
   });
 }
