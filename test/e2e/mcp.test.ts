@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { KNOWN_AGENTS } from '../../src/core/types.ts';
 import { AGENTQ, agentq, agentqJson, makeProject } from '../fixtures/project.ts';
 
 /** The environment of this test less agentq's own variables (an agent's tags are added per case). */
@@ -151,7 +152,7 @@ describe('agentq mcp (MCP SDK client over stdio)', { concurrency: false }, () =>
       [{ priority: 'high' }, 'prompt: required'],
       [{ prompt: '   ' }, 'prompt: empty'],
       [{ prompt: 'x', timeout: '3 weeks' }, 'timeout: "3 weeks" is not a duration from 1ms to 7d, such as 90s or 30m (a number is seconds)'],
-      [{ prompt: 'x', agent: 'robot' }, 'agent: "robot" is not a known agent (claude, codex, gemini, openai, command) or auto'],
+      [{ prompt: 'x', agent: 'robot' }, `agent: "robot" is not a known agent (${KNOWN_AGENTS.join(', ')}) or auto`],
       [{ prompt: 'x', name: '../etc' }, 'name: "../etc" is not a task name (letters, digits, ".", "_", "-", starting with a letter or digit)'],
       [{ prompt: 'x', depends_on: ['nothing-here'] }, 'depends_on: "nothing-here" names no task in this project'],
       [{ prompt: 'x', parent: 'nobody' }, 'parent: "nobody" names no task in this project'],
