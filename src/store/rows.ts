@@ -70,6 +70,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
     remote: str(row.remote),
+    remoteMetadata: row.remote_metadata ? (JSON.parse(String(row.remote_metadata)) as Record<string, unknown>) : null,
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,

@@ -93,7 +93,7 @@ const sendsOf = (t: Task) => peer.sends.filter((s) => s.text.startsWith(`${t.nam
 
 describe('a2a runner', () => {
   it('delegates: one message/send (the attempt id as messageId, task fields in metadata), the ledger dispatched → completed', async () => {
-    const t = await task({ kind: 'complete', text: 'the result', delayMs: 100, metadata: { cost_usd: 0.5, input_tokens: 10, output_tokens: 20, model: 'remote-model' } }, { title: 'Do it', priority: 'high', tags: ['x'] } as Partial<Task>);
+    const t = await task({ kind: 'complete', text: 'the result', delayMs: 100, metadata: { cost_usd: 0.5, input_tokens: 10, output_tokens: 20, model: 'remote-model' } }, { title: 'Do it', priority: 'high', tags: ['x'], remoteMetadata: { agent: 'command', command: 'make', priority: 'low' } } as Partial<Task>);
     const { outcome, events, request } = await attempt(runner(), t);
     assert.equal(outcome.kind, 'completed', JSON.stringify(outcome));
     assert.equal(outcome.kind === 'completed' && outcome.result, 'the result');
@@ -104,7 +104,8 @@ describe('a2a runner', () => {
     const sends = sendsOf(t);
     assert.equal(sends.length, 1);
     assert.equal(sends[0]?.messageId, request.attemptId);
-    assert.deepEqual(sends[0]?.metadata, { title: 'Do it', priority: 'high', timeout: `${t.timeoutMs}ms`, tags: ['x'] });
+    // remote_metadata over agentq's own fields.
+    assert.deepEqual(sends[0]?.metadata, { title: 'Do it', priority: 'low', timeout: `${t.timeoutMs}ms`, tags: ['x'], agent: 'command', command: 'make' });
     const [d] = await store.listDelegations({ taskId: t.id });
     assert.ok(d);
     assert.deepEqual([d.state, d.remote, d.url, d.attemptId, d.remoteState, d.resultPreview, d.lastError], ['completed', 'peer', peer.url, request.attemptId, 'completed', 'the result', null]);
@@ -175,6 +176,7 @@ describe('a2a runner', () => {
     const sends = sendsOf(answered);
     assert.equal(sends.length, 2);
     assert.deepEqual([sends[1]?.text, sends[1]?.taskId, sends[1]?.messageId], ['Postgres', asked?.remoteTaskId, second.request.attemptId]);
+    assert.equal(sends[1]?.metadata, undefined, 'the task fields go with the first message only (an agentq remote refuses them on an answer)');
     const d = await store.getDelegation(asked!.id);
     assert.deepEqual([d?.state, d?.messageId, d?.attemptId], ['completed', second.request.attemptId, first.request.attemptId]);
     assert.equal(peer.tasks.filter((id) => id === d?.remoteTaskId).length, 1);

@@ -120,14 +120,15 @@ export function remoteStats(task: RemoteTask): Partial<RunStats> {
 /**
  * The task fields sent in the message metadata, by their task-file names (the remote, when it
  * is agentq, validates them by the same rules): `title`, `priority`, `timeout`, and when set
- * `model`, `max_cost_usd`, `tags`.
+ * `model`, `max_cost_usd`, `tags`; then the task's `remote_metadata` over them (e.g. `agent`
+ * and `command` for an agentq remote).
  */
-export function taskMetadata(task: Task): Record<string, unknown> {
+export function taskMetadata(task: Pick<Task, 'title' | 'priority' | 'timeoutMs' | 'model' | 'maxCostUsd' | 'tags' | 'remoteMetadata'>): Record<string, unknown> {
   const m: Record<string, unknown> = { title: task.title, priority: task.priority, timeout: `${task.timeoutMs}ms` };
   if (task.model) m.model = task.model;
   if (task.maxCostUsd !== null) m.max_cost_usd = task.maxCostUsd;
   if (task.tags.length) m.tags = task.tags;
-  return m;
+  return { ...m, ...(task.remoteMetadata ?? {}) };
 }
 
 /**
@@ -417,15 +418,16 @@ class Attempt {
         role: 'user',
         messageId: d.messageId,
         parts: [{ kind: 'text', text }],
-        metadata: taskMetadata(task),
-        ...(followUp ? { taskId: d.remoteTaskId!, ...(d.contextId ? { contextId: d.contextId } : {}) } : {}),
+        // The task fields go with the first message only: a follow-up answers a question (an
+        // agentq remote refuses fields there, they were set by the first one).
+        ...(followUp ? { taskId: d.remoteTaskId!, ...(d.contextId ? { contextId: d.contextId } : {}) } : { metadata: taskMetadata(task) }),
       },
       configuration: { blocking: false, acceptedOutputModes: ['text/plain', 'text/markdown', 'application/json'] },
     };
     let wait = this.o.pollFirstMs;
     for (;;) {
       try {
-        const answer = await this.client!.sendMessage(params, { signal: this.request.signal });
+        const answer = await this.client!.sendMessage(params, { signal: this.sendSignal() });
         this.touch();
         this.logTask(answer);
         if (answer.kind === 'message') {
@@ -567,6 +569,23 @@ class Attempt {
     if (this.stats.sessionId === remoteTaskId) return;
     this.stats.sessionId = remoteTaskId;
     this.emit({ type: 'session', sessionId: remoteTaskId, model: null });
+  }
+
+  /**
+   * The signal of a `message/send`: aborted by a shutdown or a lost lease only (the delegation
+   * stays open and the same message goes again later). A cancel, a budget stop or the deadline
+   * let the send finish (each request is bounded by `requestTimeoutMs`), so that the remote task
+   * it created is known and cancelled rather than left running.
+   */
+  private sendSignal(): AbortSignal {
+    const own = new AbortController();
+    const { signal } = this.request;
+    const follow = () => {
+      if (signal.reason === 'shutdown' || signal.reason === 'lease_lost') own.abort(signal.reason);
+    };
+    if (signal.aborted) follow();
+    else signal.addEventListener('abort', follow, { once: true });
+    return own.signal;
   }
 
   /** Why the attempt must stop now (its signal aborted, its deadline passed), else null. */

@@ -12,8 +12,10 @@ export function delegationsContract(factory: StoreFactory): void {
   describe('delegations', () => {
     it('a task keeps its remote; createDelegation records one pending delegation, keyed by the attempt id', async () => {
       const { store } = await factory.open();
-      const [task] = await store.enqueue([newTask('t', { agent: 'a2a', remote: 'buildbox' })], T0);
+      const [task] = await store.enqueue([newTask('t', { agent: 'a2a', remote: 'buildbox', remoteMetadata: { agent: 'command', command: ['make', 'test'], n: 2 } })], T0);
       assert.equal(task?.remote, 'buildbox');
+      assert.deepEqual(task?.remoteMetadata, { agent: 'command', command: ['make', 'test'], n: 2 });
+      assert.equal((await store.enqueue([newTask('plain')], T0))[0]?.remoteMetadata, null);
       const claim = await store.claim(claimOpts(T0, { agents: ['a2a'] }));
       assert.ok(claim);
       const made = await store.createDelegation({ taskId: claim.task.id, attemptId: claim.attempt.id, remote: 'buildbox', url: 'http://127.0.0.1:1/', now: T0 + 1 });
