@@ -12,7 +12,7 @@ import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
-import { LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
+import { isHttpUrl, LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 
 const duration = (fallback: string) =>
   z
@@ -440,6 +440,19 @@ export function loadConfig(projectDir: string): Config {
     }
   }
   return parseConfig(raw, file);
+}
+
+/**
+ * Why a task's `remote` names no A2A agent here: it is neither a name of config `remotes` nor
+ * an http(s) URL (the `a2a` runner's refusal, and the MCP tool `delegate_task`'s).
+ * @returns `remote: "x" is not a remote of config.yaml (remotes: a, b); name one of them or
+ *   give the URL of an A2A agent` (`no remotes configured` when there are none), or null when
+ *   `remote` names one
+ */
+export function unknownRemote(remote: string, remotes: Config['remotes']): string | null {
+  if (Object.hasOwn(remotes, remote) || isHttpUrl(remote)) return null;
+  const known = Object.keys(remotes);
+  return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
 }
 
 /**

@@ -367,7 +367,7 @@ export function isHttpUrl(text: string): boolean {
 
 const REMOTE_TEXT = 'a remote: a name of config remotes (letters, digits, ".", "_", "-") or the http(s) URL of an A2A agent';
 /** `remote`: a {@link REMOTE_NAME} or an http(s) URL. */
-const remote = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
+export const REMOTE_SCHEMA = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
 
 const REMOTE_METADATA_TEXT = 'an object of fields for the remote (the metadata of its A2A message, e.g. {agent: command, command: make test})';
 /**
@@ -435,7 +435,7 @@ export const TASK_FIELDS = z.object({
     'Claude Code --max-turns',
   ),
   allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
-  remote: field(remote, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
+  remote: field(REMOTE_SCHEMA, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
   remote_metadata: field(
     remoteMetadata,
     'when delegated (agent: a2a): fields for the remote, sent as its A2A message metadata over the ones agentq sends (for an agentq remote, task fields: agent, command, model, …)',

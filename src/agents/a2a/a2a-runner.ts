@@ -23,11 +23,10 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Message, MessageSendParams, Part, Task as RemoteTask } from '@a2a-js/sdk';
 import type { Client } from '@a2a-js/sdk/client';
-import type { Config } from '../../config/config.ts';
+import { unknownRemote, type Config } from '../../config/config.ts';
 import { delegationStep, preview, type Delegation, type DelegationEvent } from '../../core/delegation.ts';
 import { isTerminal, type RunStats, type Task } from '../../core/types.ts';
 import { formatDuration } from '../../config/duration.ts';
-import { isHttpUrl } from '../../config/task-file.ts';
 import type { DelegationPatch, DelegationStore, Store } from '../../store/store.ts';
 import { cancelled, timedOut } from '../outcomes.ts';
 import { emptyStats, type AgentEvent, type AgentRunner, type RunOutcome, type RunRequest } from '../runner.ts';
@@ -173,11 +172,11 @@ export class A2ARunner implements AgentRunner {
    * @returns the target, or the reason it cannot be reached (an unknown name)
    */
   resolve(remote: string): RemoteTarget | string {
-    const entry = this.o.remotes[remote];
+    const refused = unknownRemote(remote, this.o.remotes);
+    if (refused) return refused;
+    const entry = Object.hasOwn(this.o.remotes, remote) ? this.o.remotes[remote] : undefined;
     if (entry) return { name: remote, url: entry.url, token: entry.token_env ? (this.o.env[entry.token_env] ?? null) || null : null };
-    if (isHttpUrl(remote)) return { name: remote, url: remote, token: null };
-    const known = Object.keys(this.o.remotes);
-    return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
+    return { name: remote, url: remote, token: null };
   }
 
   /**
