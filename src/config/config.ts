@@ -276,7 +276,9 @@ const configSchema = strictObject({
     /**
      * The base URL clients reach this server at (behind a proxy, TLS), e.g.
      * `https://agentq.example.com`: the A2A agent card names `<public_url>/a2a` as its
-     * endpoint. Default: none, the card names the URL the request came to (its `Host`).
+     * endpoint, and remotes this queue delegates to push to `<public_url>/a2a/push/ID`.
+     * Default: none, the card names the URL the request came to (its `Host`), and pushes go
+     * to the address `serve` listens on.
      */
     public_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
   }).prefault({}),
@@ -576,5 +578,5 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
-#   public_url: https://agentq.example.com  # behind a proxy: the A2A agent card names <public_url>/a2a
+#   public_url: https://agentq.example.com  # behind a proxy: the A2A agent card names <public_url>/a2a, pushes of delegations go to <public_url>/a2a/push/ID
 `;

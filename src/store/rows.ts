@@ -281,6 +281,7 @@ export function toDelegation(row: Row): Delegation {
     finishedAt: num(row.finished_at),
     progressAt: Number(row.progress_at),
     updatedAt: Number(row.updated_at),
+    pushTokenSha256: str(row.push_token_sha256),
   };
 }
 
@@ -309,6 +310,7 @@ export function delegationPatchColumns(patch: DelegationPatch, now: number): Arr
   set('remote_state', patch.remoteState);
   set('last_error', patch.lastError);
   set('result_preview', patch.resultPreview);
+  set('push_token_sha256', patch.pushTokenSha256);
   if (patch.state !== undefined) {
     const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
     if (column) set(column, now);

@@ -10,6 +10,8 @@
  * restarted resumes it (no second remote task, one result); B SIGKILLed mid-task recovers it
  * itself and A still gets the result; a question raised on B blocks A's task and `agentq answer`
  * on A resumes it on B; cancel on A stops B's agent (no process of its attempt left).
+ * A asks B for push notifications (to its POST /a2a/push/ID, with a per-delegation token whose
+ * hash A's ledger keeps): B delivers them; a wrong token is refused.
  * Commands on B wait for gate files the test creates, so nothing depends on timing.
  */
 import assert from 'node:assert/strict';
@@ -18,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ProjectPaths } from '../../src/config/config.ts';
+import { pushTokenDigest } from '../../src/agents/a2a/pushes.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { startFakeOpenAIChat, type FakeOpenAIChat } from '../fixtures/fake-openai-chat.ts';
 import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
@@ -92,7 +95,7 @@ before(async () => {
     prices: { 'gpt-test': { input: 1000, output: 2000 } },
   });
   b = await startB();
-  A = makeProject({ poll_interval: '100ms', lease: '3s', concurrency: 8, delegation_poll_max: '200ms', remotes: { b: { url: b.url, token_env: 'B_TOKEN' } } });
+  A = makeProject({ poll_interval: '100ms', lease: '3s', concurrency: 8, delegation_poll_max: '5s', remotes: { b: { url: b.url, token_env: 'B_TOKEN' } } });
   a = await startA();
 });
 
@@ -135,6 +138,28 @@ describe('queue A delegates to queue B over A2A (two agentq serve processes)', {
       ['echo', 'notes', 'upper'].map((n) => [n, 'completed', 'b', results[n]!.fm.remote_task_id]),
     );
     assert.equal(listDir(A.done).length, 3);
+
+    // B pushed each task's changes to A's push route, with the token A gave (A keeps its hash).
+    for (const n of ['upper', 'echo', 'notes']) {
+      const [d] = await delegationOf(n);
+      const remoteId = Number(results[n]!.fm.remote_task_id);
+      await waitFor(async () => (await storeOf(B).listA2aPushConfigs(remoteId))[0]?.pushedVersion === 'completed:1', 20_000, `B's last push of ${n}`);
+      const [push] = await storeOf(B).listA2aPushConfigs(remoteId);
+      assert.deepEqual([push?.url, push?.lastError, push?.deliveredAt !== null], [`${a.url}/a2a/push/${d!.id}`, null, true], n);
+      assert.equal(pushTokenDigest(push!.token!), d!.pushTokenSha256);
+    }
+    // The push route is open (no API token) but takes only the delegation's own token.
+    const [d1] = await delegationOf('upper');
+    const post = (id: number, headers: Record<string, string> = {}) => fetch(`${a.url}/a2a/push/${id}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+    for (const [id, headers, why] of [
+      [d1!.id, {}, 'missing'],
+      [d1!.id, { 'x-a2a-notification-token': 'guess' }, 'not the token of this delegation'],
+      [999_999, { 'x-a2a-notification-token': 'guess' }, 'not the token of this delegation'],
+    ] as const) {
+      const r = await post(id, headers);
+      assert.equal(r.status, 401);
+      assert.deepEqual((await r.json()).error, { code: 'unauthorized', message: `x-a2a-notification-token: ${why}`, field: 'x-a2a-notification-token' });
+    }
   });
 
   it('A SIGKILLed mid-delegation and restarted: the delegation is resumed, no second remote task, the result lands once', async () => {
