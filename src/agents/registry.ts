@@ -12,6 +12,7 @@ import { GeminiRunner } from './gemini/gemini-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 import type { Store } from '../store/store.ts';
+import type { DelegationPushes } from './a2a/pushes.ts';
 
 /**
  * A runner whose set-up (e.g. finding the agent's binary, loading an SDK) happens at the
@@ -60,8 +61,15 @@ class LazySweepingRunner extends LazyRunner {
  * `remote`) with one `a2a:NAME` per entry of config `remotes` (for `fallback` lists).
  * @param env the dispatcher's environment: where agents' commands and the remotes'
  *   `token_env` variables are looked up
+ * @param options.delegationPushes the push notifications of `agentq serve` for the `a2a`
+ *   runners (default none: delegations are tracked by polling)
  */
-export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
+export function createRunners(
+  config: Config,
+  paths: ProjectPaths,
+  env: Record<string, string | undefined>,
+  options: { delegationPushes?: DelegationPushes | null } = {},
+): Map<string, AgentRunner> {
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
   const codex = agentConfig(config, 'codex');
@@ -126,7 +134,15 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
       const name = remote === null ? A2A_AGENT : `${A2A_AGENT}:${remote}`;
       const load = async () => {
         const { A2ARunner } = await import('./a2a/a2a-runner.ts');
-        return new A2ARunner({ name, remote, remotes: config.remotes, env, stuckAfterMs: config.delegation_stuck_after, pollMaxMs: config.delegation_poll_max });
+        return new A2ARunner({
+          name,
+          remote,
+          remotes: config.remotes,
+          env,
+          stuckAfterMs: config.delegation_stuck_after,
+          pollMaxMs: config.delegation_poll_max,
+          pushes: options.delegationPushes ?? null,
+        });
       };
       // One runner (the plain `a2a`) sweeps the ledger for all.
       return [name, remote === null ? new LazySweepingRunner(name, { runner: null, load }) : new LazyRunner(name, load, true)];

@@ -12,7 +12,7 @@ import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
-import { LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
+import { isHttpUrl, LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 import { NOTIFY_EVENTS } from '../notify/events.ts';
 
 /** An http or https URL. */
@@ -333,10 +333,11 @@ const configSchema = strictObject({
     /**
      * The base URL clients and people reach this server at (behind a proxy, TLS), e.g.
      * `https://agentq.example.com` (a trailing `/` is dropped): the A2A agent card names
-     * `<public_url>/a2a` as its endpoint, and the answer links of `blocked` notifications
-     * are `<public_url>/v1/tasks/ID/answer?token=…`. Default: none; the card then names the
-     * URL the request came to (its `Host`), answer links `http://HOST:PORT` from `host` and
-     * `port` (a wildcard host as loopback).
+     * `<public_url>/a2a` as its endpoint, remotes this queue delegates to push to
+     * `<public_url>/a2a/push/ID`, and the answer links of `blocked` notifications are
+     * `<public_url>/v1/tasks/ID/answer?token=…`. Default: none; the card then names the
+     * URL the request came to (its `Host`), pushes go to the address `serve` listens on,
+     * answer links `http://HOST:PORT` from `host` and `port` (a wildcard host as loopback).
      */
     public_url: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
     /** How long an answer link stays valid. */
@@ -515,6 +516,19 @@ export function loadConfig(projectDir: string): Config {
 }
 
 /**
+ * Why a task's `remote` names no A2A agent here: it is neither a name of config `remotes` nor
+ * an http(s) URL (the `a2a` runner's refusal, and the MCP tool `delegate_task`'s).
+ * @returns `remote: "x" is not a remote of config.yaml (remotes: a, b); name one of them or
+ *   give the URL of an A2A agent` (`no remotes configured` when there are none), or null when
+ *   `remote` names one
+ */
+export function unknownRemote(remote: string, remotes: Config['remotes']): string | null {
+  if (Object.hasOwn(remotes, remote) || isHttpUrl(remote)) return null;
+  const known = Object.keys(remotes);
+  return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
+}
+
+/**
  * The account key of `agent` here (`agents.<name>.account`, default the agent name): what
  * pauses, strikes and start buckets are stored under. Every reader and writer of them goes
  * through it.
@@ -640,7 +654,8 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
-#   public_url: https://agentq.example.com  # behind a proxy: the A2A card names <public_url>/a2a;
+#   public_url: https://agentq.example.com  # behind a proxy: the A2A card names <public_url>/a2a,
+#                         # delegations' pushes come to <public_url>/a2a/push/ID;
 #                         # answer links start with it (default http://HOST:PORT)
 #   answer_link_ttl: 24h  # an answer link works once, until then
 

@@ -37,6 +37,8 @@ export const TASK_LIMITS = {
   remoteChars: 2000,
   /** Commands of `workspace_setup` (each at most `commandChars`). */
   setupCommands: 100,
+  /** `remote_metadata`, as JSON, UTF-8 bytes (it may carry a `command`). */
+  remoteMetadataBytes: 131_072,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
   /** `timeout` and `retry_backoff`, ms: 7 days. */
@@ -175,6 +177,7 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     dedupKey: null,
     command: null,
     remote: null,
+    remoteMetadata: null,
     maxTurns: null,
     allowedTools: null,
     extra: {},
@@ -381,7 +384,19 @@ export function isHttpUrl(text: string): boolean {
 
 const REMOTE_TEXT = 'a remote: a name of config remotes (letters, digits, ".", "_", "-") or the http(s) URL of an A2A agent';
 /** `remote`: a {@link REMOTE_NAME} or an http(s) URL. */
-const remote = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
+export const REMOTE_SCHEMA = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
+
+const REMOTE_METADATA_TEXT = 'an object of fields for the remote (the metadata of its A2A message, e.g. {agent: command, command: make test})';
+/**
+ * `remote_metadata`: an object (string keys, plain data values) of at most
+ * {@link TASK_LIMITS}.remoteMetadataBytes bytes as JSON.
+ */
+const remoteMetadata = z
+  .record(z.string(), z.unknown(), refused(REMOTE_METADATA_TEXT))
+  .refine(
+    (m) => Buffer.byteLength(JSON.stringify(m)) <= TASK_LIMITS.remoteMetadataBytes,
+    refused(`an object of at most ${TASK_LIMITS.remoteMetadataBytes} bytes as JSON`, (m: Record<string, unknown>) => `${Buffer.byteLength(JSON.stringify(m))} bytes of JSON`),
+  );
 
 /**
  * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
@@ -441,7 +456,11 @@ export const TASK_FIELDS = z.object({
     'Claude Code --max-turns',
   ),
   allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
-  remote: field(remote, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
+  remote: field(REMOTE_SCHEMA, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
+  remote_metadata: field(
+    remoteMetadata,
+    'when delegated (agent: a2a): fields for the remote, sent as its A2A message metadata over the ones agentq sends (for an agentq remote, task fields: agent, command, model, …)',
+  ),
 });
 
 /** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
@@ -606,6 +625,7 @@ export function taskSpecFromFields(
     dedupKey: f.dedup_key ?? null,
     command: f.command ?? null,
     remote: f.remote ?? null,
+    remoteMetadata: f.remote_metadata ?? null,
     maxTurns: f.max_turns ?? null,
     allowedTools: f.allowed_tools ?? null,
     extra,

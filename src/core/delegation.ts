@@ -65,6 +65,12 @@ export interface Delegation {
   progressAt: number;
   /** The last time the row changed. */
   updatedAt: number;
+  /**
+   * sha256 (hex) of the token the remote's push notifications for it carry
+   * (`X-A2A-Notification-Token`, to `POST /a2a/push/ID` of the delegating `agentq serve`);
+   * null: no push notifications asked for (tracked by polling `tasks/get` only).
+   */
+  pushTokenSha256: string | null;
 }
 
 /** Longest {@link Delegation.resultPreview}, characters. */

@@ -84,6 +84,11 @@ export interface TaskSpec {
   command: CommandSpec | null;
   /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
   remote: string | null;
+  /**
+   * When delegated: fields for the remote, sent as the A2A message's metadata over the ones
+   * agentq sends (`remote_metadata`; for an agentq remote, its task fields); null: none.
+   */
+  remoteMetadata: Record<string, unknown> | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */

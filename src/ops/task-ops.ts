@@ -19,8 +19,8 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
   return task;
 }
 
-/** A delegation as `agentq delegations` and GET /v1/delegations show it: the ledger row and its task's name. */
-export type DelegationView = Delegation & { taskName: string | null };
+/** A delegation as `agentq delegations` and GET /v1/delegations show it: the ledger row (less its push token's hash) and its task's name. */
+export type DelegationView = Omit<Delegation, 'pushTokenSha256'> & { taskName: string | null };
 
 /**
  * The delegation ledger, newest first (`agentq delegations`, GET /v1/delegations), each with
@@ -30,7 +30,7 @@ export async function delegationsReport(store: Store, filter: DelegationFilter =
   const rows = await store.listDelegations(filter);
   const names = new Map<number, string | null>();
   for (const id of new Set(rows.map((d) => d.taskId))) names.set(id, (await store.getTask(id))?.name ?? null);
-  return rows.map((d) => ({ ...d, taskName: names.get(d.taskId) ?? null }));
+  return rows.map(({ pushTokenSha256: _hash, ...d }) => ({ ...d, taskName: names.get(d.taskId) ?? null }));
 }
 
 /**

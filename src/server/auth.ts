@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { UsageError } from '../core/errors.ts';
 import { HttpError } from './errors.ts';
+import { PUSH_ROUTE } from '../agents/a2a/pushes.ts';
 
 /** The token in force: `AGENTQ_TOKEN` if set and not empty, else config's `serve.token`, else null. */
 export function resolveToken(env: Record<string, string | undefined>, configToken: string | undefined): string | null {
@@ -51,8 +52,11 @@ export function tokenMatches(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(digest(given), digest(expected));
 }
 
-/** Routes anyone may call: liveness, the OpenAPI document, the A2A agent card and the dashboard's files. */
-const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-card.json', '/', '/*']);
+/**
+ * Routes anyone may call: liveness, the OpenAPI document, the A2A agent card, the dashboard's
+ * files, and the push notifications of delegations (each checks its delegation's own token).
+ */
+const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-card.json', '/', '/*', PUSH_ROUTE]);
 
 /**
  * Whether the route a request matched is behind the token: every route but

@@ -71,6 +71,7 @@ export function toTask(row: Row, depIds: number[]): Task {
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
     remote: str(row.remote),
+    remoteMetadata: row.remote_metadata ? (JSON.parse(String(row.remote_metadata)) as Record<string, unknown>) : null,
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
@@ -364,6 +365,7 @@ export function toDelegation(row: Row): Delegation {
     finishedAt: num(row.finished_at),
     progressAt: Number(row.progress_at),
     updatedAt: Number(row.updated_at),
+    pushTokenSha256: str(row.push_token_sha256),
   };
 }
 
@@ -392,6 +394,7 @@ export function delegationPatchColumns(patch: DelegationPatch, now: number): Arr
   set('remote_state', patch.remoteState);
   set('last_error', patch.lastError);
   set('result_preview', patch.resultPreview);
+  set('push_token_sha256', patch.pushTokenSha256);
   if (patch.state !== undefined) {
     const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
     if (column) set(column, now);

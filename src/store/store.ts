@@ -621,6 +621,8 @@ export interface DelegationPatch {
   remoteState?: string | null;
   lastError?: string | null;
   resultPreview?: string | null;
+  /** sha256 (hex) of the push notification token, see {@link Delegation.pushTokenSha256}. */
+  pushTokenSha256?: string | null;
   /** The remote showed progress: `progressAt` becomes `now`. */
   progress?: boolean;
 }

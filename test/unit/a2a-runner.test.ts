@@ -2,8 +2,9 @@
  * What is particular to the `a2a` runner beyond the runner contract: the ledger it keeps,
  * transient errors retried without a second remote task, resuming an open delegation with no
  * second send, a resend after a crash between send and record, questions and answers, a
- * remote that lost the task or stays unreachable, and the refusals (unknown remote, a URL
- * that is not an A2A agent). Real parts: the SDK peer on 127.0.0.1, a real SQLite store.
+ * remote that lost the task or stays unreachable, the refusals (unknown remote, a URL
+ * that is not an A2A agent), and push notifications (the config sent, a push ending the wait).
+ * Real parts: the SDK peer on 127.0.0.1, a real SQLite store.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { A2ARunner, type A2ARunnerOptions } from '../../src/agents/a2a/a2a-runner.ts';
+import { DelegationPushes, pushTokenDigest } from '../../src/agents/a2a/pushes.ts';
 import type { AgentEvent, RunOutcome, RunRequest } from '../../src/agents/runner.ts';
 import type { Task } from '../../src/core/types.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -93,7 +95,7 @@ const sendsOf = (t: Task) => peer.sends.filter((s) => s.text.startsWith(`${t.nam
 
 describe('a2a runner', () => {
   it('delegates: one message/send (the attempt id as messageId, task fields in metadata), the ledger dispatched → completed', async () => {
-    const t = await task({ kind: 'complete', text: 'the result', delayMs: 100, metadata: { cost_usd: 0.5, input_tokens: 10, output_tokens: 20, model: 'remote-model' } }, { title: 'Do it', priority: 'high', tags: ['x'] } as Partial<Task>);
+    const t = await task({ kind: 'complete', text: 'the result', delayMs: 100, metadata: { cost_usd: 0.5, input_tokens: 10, output_tokens: 20, model: 'remote-model' } }, { title: 'Do it', priority: 'high', tags: ['x'], remoteMetadata: { agent: 'command', command: 'make', priority: 'low' } } as Partial<Task>);
     const { outcome, events, request } = await attempt(runner(), t);
     assert.equal(outcome.kind, 'completed', JSON.stringify(outcome));
     assert.equal(outcome.kind === 'completed' && outcome.result, 'the result');
@@ -104,7 +106,9 @@ describe('a2a runner', () => {
     const sends = sendsOf(t);
     assert.equal(sends.length, 1);
     assert.equal(sends[0]?.messageId, request.attemptId);
-    assert.deepEqual(sends[0]?.metadata, { title: 'Do it', priority: 'high', timeout: `${t.timeoutMs}ms`, tags: ['x'] });
+    assert.equal(sends[0]?.push, undefined, 'no push notifications: the runner has none (and the peer offers none)');
+    // remote_metadata over agentq's own fields.
+    assert.deepEqual(sends[0]?.metadata, { title: 'Do it', priority: 'low', timeout: `${t.timeoutMs}ms`, tags: ['x'], agent: 'command', command: 'make' });
     const [d] = await store.listDelegations({ taskId: t.id });
     assert.ok(d);
     assert.deepEqual([d.state, d.remote, d.url, d.attemptId, d.remoteState, d.resultPreview, d.lastError], ['completed', 'peer', peer.url, request.attemptId, 'completed', 'the result', null]);
@@ -175,6 +179,7 @@ describe('a2a runner', () => {
     const sends = sendsOf(answered);
     assert.equal(sends.length, 2);
     assert.deepEqual([sends[1]?.text, sends[1]?.taskId, sends[1]?.messageId], ['Postgres', asked?.remoteTaskId, second.request.attemptId]);
+    assert.equal(sends[1]?.metadata, undefined, 'the task fields go with the first message only (an agentq remote refuses them on an answer)');
     const d = await store.getDelegation(asked!.id);
     assert.deepEqual([d?.state, d?.messageId, d?.attemptId], ['completed', second.request.attemptId, first.request.attemptId]);
     assert.equal(peer.tasks.filter((id) => id === d?.remoteTaskId).length, 1);
@@ -254,5 +259,36 @@ describe('a2a runner', () => {
     assert.match(b.outcome.kind === 'failed' ? b.outcome.reason : '', /is not an A2A agent: GET .*\/not-an-agent\/\.well-known\/agent-card\.json: HTTP 404/);
     assert.deepEqual(await store.listDelegations({ taskId: unknown.id }), []);
     assert.deepEqual(await store.listDelegations({ taskId: notAgent.id }), []);
+  });
+
+  it('push notifications: the remote gets a per-delegation URL and token (its hash in the ledger); a push ends the wait at once', async () => {
+    const pushPeer = await startA2APeer({ pushNotifications: true, script: () => ({ kind: 'complete', text: 'pushed along', delayMs: 50 }) });
+    try {
+      const pushes = new DelegationPushes();
+      pushes.setBase('http://127.0.0.1:9/');
+      // Waits of an hour: only a push can make the runner look again before the test's end.
+      const r = runner({ remotes: { pp: { url: pushPeer.url } }, pollFirstMs: 3_600_000, pollMaxMs: 3_600_000, pushes });
+      const t = await task(null, { remote: 'pp' });
+      const running = attempt(r, t);
+      await pushPeer.until(() => pushPeer.tasks.length === 1 && pushPeer.task(pushPeer.tasks[0]!)?.status.state === 'completed', 'the remote task completed');
+      const [d] = await store.listDelegations({ taskId: t.id });
+      assert.ok(d && d.pushTokenSha256);
+      const [sent] = pushPeer.sends;
+      assert.deepEqual([sent?.push?.id, sent?.push?.url], [`agentq-delegation-${d.id}`, `http://127.0.0.1:9/a2a/push/${d.id}`]);
+      assert.equal(pushTokenDigest(sent!.push!.token!), d.pushTokenSha256, 'the ledger keeps the hash of the token sent');
+      assert.equal(pushes.notify(d.id), 1, 'the attempt listens');
+      const { outcome } = await running;
+      assert.equal(outcome.kind === 'completed' && outcome.result, 'pushed along', JSON.stringify(outcome));
+      assert.equal(pushPeer.gets, 1, 'one tasks/get: the one the push asked for');
+      assert.equal(pushes.notify(d.id), 0, 'the attempt stopped listening');
+      // Without an address (agentq run), no push is asked for.
+      pushes.setBase(null);
+      const polled = await task(null, { remote: 'pp' });
+      assert.equal((await attempt(runner({ remotes: { pp: { url: pushPeer.url } }, pushes }), polled)).outcome.kind, 'completed');
+      assert.equal(pushPeer.sends[1]?.push, undefined);
+      assert.equal((await store.listDelegations({ taskId: polled.id }))[0]?.pushTokenSha256, null);
+    } finally {
+      await pushPeer.close();
+    }
   });
 });

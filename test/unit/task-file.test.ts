@@ -37,7 +37,7 @@ describe('task files', () => {
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
         'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
-        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\nworkspace_setup: npm ci\n---\nDo it.\n',
+        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\nworkspace_setup: npm ci\nremote_metadata: {agent: command, command: [make, test]}\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -65,6 +65,7 @@ describe('task files', () => {
         dedupKey: 'k1',
         command: ['echo', 'hi'],
         remote: 'buildbox',
+        remoteMetadata: { agent: 'command', command: ['make', 'test'] },
         maxTurns: 12,
         allowedTools: ['Read', 'Edit'],
         extra: { owner: 'alice' },
@@ -86,6 +87,8 @@ describe('task files', () => {
     ['agent a2a without remote', '---\nagent: a2a\n---\nx', /^remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME \(a key of remotes in config.yaml\) or remote: URL$/],
     ['a remote that is neither a name nor a URL', '---\nagent: a2a\nremote: "ftp://box"\n---\nx', /^remote: "ftp:\/\/box" is not a remote: a name of config remotes/],
     ['a remote name with a space', '---\nagent: a2a\nremote: build box\n---\nx', /^remote: "build box" is not a remote/],
+    ['remote_metadata that is not an object', '---\nagent: a2a\nremote: b\nremote_metadata: [agent, command]\n---\nx', /^remote_metadata: \["agent","command"\] is not an object of fields for the remote/],
+    ['remote_metadata too large', `---\nagent: a2a\nremote: b\nremote_metadata: {command: "${'x'.repeat(140_000)}"}\n---\nx`, /^remote_metadata: "140014 bytes of JSON" is not an object of at most 131072 bytes as JSON$/],
     ['malformed YAML', '---\ntitle: [unclosed\n---\nx', /^frontmatter: malformed YAML/],
     ['wrong type', '---\nretries: many\n---\nx', /^retries: "many" is not a whole number/],
     ['bad timeout', '---\ntimeout: soon\n---\nx', /^timeout: "soon" is not a duration/],

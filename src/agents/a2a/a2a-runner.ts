@@ -21,16 +21,16 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Message, MessageSendParams, Part, Task as RemoteTask } from '@a2a-js/sdk';
+import type { AgentCard, Message, MessageSendParams, Part, Task as RemoteTask } from '@a2a-js/sdk';
 import type { Client } from '@a2a-js/sdk/client';
-import type { Config } from '../../config/config.ts';
+import { unknownRemote, type Config } from '../../config/config.ts';
 import { delegationStep, preview, type Delegation, type DelegationEvent } from '../../core/delegation.ts';
 import { isTerminal, type RunStats, type Task } from '../../core/types.ts';
 import { formatDuration } from '../../config/duration.ts';
-import { isHttpUrl } from '../../config/task-file.ts';
 import type { DelegationPatch, DelegationStore, Store } from '../../store/store.ts';
 import { cancelled, timedOut } from '../outcomes.ts';
 import { emptyStats, type AgentEvent, type AgentRunner, type RunOutcome, type RunRequest } from '../runner.ts';
+import { newPushToken, pushTokenDigest, type DelegationPushes } from './pushes.ts';
 import { connectRemote, describeError, errorKind, NotAnAgentError, type RemoteTarget } from './remote-client.ts';
 
 /** Options of {@link A2ARunner}. */
@@ -53,6 +53,12 @@ export interface A2ARunnerOptions {
   requestTimeoutMs?: number;
   /** Clock, epoch ms. Default Date.now. */
   now?: () => number;
+  /**
+   * The push notifications of this dispatcher (`agentq serve`): a remote whose card offers
+   * push notifications is asked to POST its task's changes there, and each push makes the
+   * attempt read the remote task at once; polling stays the fallback. Default none (polling only).
+   */
+  pushes?: DelegationPushes | null;
 }
 
 /** Longest `setTimeout` delay. */
@@ -120,14 +126,15 @@ export function remoteStats(task: RemoteTask): Partial<RunStats> {
 /**
  * The task fields sent in the message metadata, by their task-file names (the remote, when it
  * is agentq, validates them by the same rules): `title`, `priority`, `timeout`, and when set
- * `model`, `max_cost_usd`, `tags`.
+ * `model`, `max_cost_usd`, `tags`; then the task's `remote_metadata` over them (e.g. `agent`
+ * and `command` for an agentq remote).
  */
-export function taskMetadata(task: Task): Record<string, unknown> {
+export function taskMetadata(task: Pick<Task, 'title' | 'priority' | 'timeoutMs' | 'model' | 'maxCostUsd' | 'tags' | 'remoteMetadata'>): Record<string, unknown> {
   const m: Record<string, unknown> = { title: task.title, priority: task.priority, timeout: `${task.timeoutMs}ms` };
   if (task.model) m.model = task.model;
   if (task.maxCostUsd !== null) m.max_cost_usd = task.maxCostUsd;
   if (task.tags.length) m.tags = task.tags;
-  return m;
+  return { ...m, ...(task.remoteMetadata ?? {}) };
 }
 
 /**
@@ -159,11 +166,11 @@ export function taskMetadata(task: Task): Record<string, unknown> {
 export class A2ARunner implements AgentRunner {
   readonly name: string;
   readonly canResume = true;
-  private readonly o: Required<Omit<A2ARunnerOptions, 'remote'>> & { remote: string | null };
+  private readonly o: Required<Omit<A2ARunnerOptions, 'remote' | 'pushes'>> & { remote: string | null; pushes: DelegationPushes | null };
 
   constructor(options: A2ARunnerOptions) {
     this.name = options.name;
-    this.o = { pollFirstMs: 250, requestTimeoutMs: 30_000, now: Date.now, ...options, remote: options.remote ?? null };
+    this.o = { pollFirstMs: 250, requestTimeoutMs: 30_000, now: Date.now, ...options, remote: options.remote ?? null, pushes: options.pushes ?? null };
   }
 
   /**
@@ -172,11 +179,11 @@ export class A2ARunner implements AgentRunner {
    * @returns the target, or the reason it cannot be reached (an unknown name)
    */
   resolve(remote: string): RemoteTarget | string {
-    const entry = this.o.remotes[remote];
+    const refused = unknownRemote(remote, this.o.remotes);
+    if (refused) return refused;
+    const entry = Object.hasOwn(this.o.remotes, remote) ? this.o.remotes[remote] : undefined;
     if (entry) return { name: remote, url: entry.url, token: entry.token_env ? (this.o.env[entry.token_env] ?? null) || null : null };
-    if (isHttpUrl(remote)) return { name: remote, url: remote, token: null };
-    const known = Object.keys(this.o.remotes);
-    return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
+    return { name: remote, url: remote, token: null };
   }
 
   /**
@@ -225,7 +232,14 @@ class Attempt {
   private last: RemoteTask | null = null;
   private lastLogged = '';
   private client: Client | null = null;
+  private card: AgentCard | null = null;
   private target: RemoteTarget | null = null;
+  /** Stops listening for the delegation's push notifications. */
+  private unsubscribe: (() => void) | null = null;
+  /** A push arrived while no wait was under way: the next wait ends at once. */
+  private pushed = false;
+  /** Ends the wait under way early (a push arrived). */
+  private wakeUp: (() => void) | null = null;
   /** Last time the remote answered (or showed progress), epoch ms. */
   private contactAt: number;
   /** The last error reported to the ledger (the same one is recorded once). */
@@ -234,7 +248,7 @@ class Attempt {
   constructor(
     private readonly runner: A2ARunner,
     private readonly request: RunRequest,
-    private readonly o: Required<Omit<A2ARunnerOptions, 'remote'>> & { remote: string | null },
+    private readonly o: Required<Omit<A2ARunnerOptions, 'remote' | 'pushes'>> & { remote: string | null; pushes: DelegationPushes | null },
   ) {
     this.contactAt = o.now();
   }
@@ -272,6 +286,8 @@ class Attempt {
   }
 
   async close(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     if (!this.logs) return;
     await Promise.all([closeLog(this.logs.out), closeLog(this.logs.err)]);
   }
@@ -299,6 +315,8 @@ class Attempt {
     if (connected !== null) return connected;
     if (!d) d = (await this.ledger.createDelegation({ taskId: request.task.id, attemptId: request.attemptId, remote: target.name, url: target.url, now: this.o.now() })).delegation;
     if (d.remoteTaskId) this.session(d.remoteTaskId);
+    const delegationId = d.id;
+    this.unsubscribe = this.o.pushes?.subscribe(delegationId, () => this.onPush()) ?? null;
     return this.drive(d);
   }
 
@@ -308,7 +326,7 @@ class Attempt {
     let wait = this.o.pollFirstMs;
     for (;;) {
       try {
-        this.client = (await connectRemote(target, { requestTimeoutMs: this.o.requestTimeoutMs, signal: this.request.signal })).client;
+        ({ client: this.client, card: this.card } = await connectRemote(target, { requestTimeoutMs: this.o.requestTimeoutMs, signal: this.request.signal }));
         return null;
       } catch (err) {
         const stopped = this.interrupted();
@@ -411,21 +429,32 @@ class Attempt {
     const { task } = this.request;
     const followUp = d.remoteTaskId !== null;
     const text = followUp ? (task.answer ?? this.request.prompt) : this.request.prompt;
+    // Push notifications, when this dispatcher has an address and the remote offers them: a
+    // fresh token for each first send (its hash in the ledger before the send, so the first
+    // push is recognized; a resend replaces the remote's config, which has a fixed id).
+    const pushUrl = followUp || this.card?.capabilities?.pushNotifications !== true ? null : (this.o.pushes?.urlFor(d.id) ?? null);
+    let push: { id: string; url: string; token: string } | null = null;
+    if (pushUrl) {
+      push = { id: `agentq-delegation-${d.id}`, url: pushUrl, token: newPushToken() };
+      d = (await this.ledger.updateDelegation(d.id, d.state, { pushTokenSha256: pushTokenDigest(push.token) }, this.o.now())) ?? (await this.reload(d));
+      if (d.state !== 'pending') return { delegation: d };
+    }
     const params: MessageSendParams = {
       message: {
         kind: 'message',
         role: 'user',
         messageId: d.messageId,
         parts: [{ kind: 'text', text }],
-        metadata: taskMetadata(task),
-        ...(followUp ? { taskId: d.remoteTaskId!, ...(d.contextId ? { contextId: d.contextId } : {}) } : {}),
+        // The task fields go with the first message only: a follow-up answers a question (an
+        // agentq remote refuses fields there, they were set by the first one).
+        ...(followUp ? { taskId: d.remoteTaskId!, ...(d.contextId ? { contextId: d.contextId } : {}) } : { metadata: taskMetadata(task) }),
       },
-      configuration: { blocking: false, acceptedOutputModes: ['text/plain', 'text/markdown', 'application/json'] },
+      configuration: { blocking: false, acceptedOutputModes: ['text/plain', 'text/markdown', 'application/json'], ...(push ? { pushNotificationConfig: push } : {}) },
     };
     let wait = this.o.pollFirstMs;
     for (;;) {
       try {
-        const answer = await this.client!.sendMessage(params, { signal: this.request.signal });
+        const answer = await this.client!.sendMessage(params, { signal: this.sendSignal() });
         this.touch();
         this.logTask(answer);
         if (answer.kind === 'message') {
@@ -569,6 +598,23 @@ class Attempt {
     this.emit({ type: 'session', sessionId: remoteTaskId, model: null });
   }
 
+  /**
+   * The signal of a `message/send`: aborted by a shutdown or a lost lease only (the delegation
+   * stays open and the same message goes again later). A cancel, a budget stop or the deadline
+   * let the send finish (each request is bounded by `requestTimeoutMs`), so that the remote task
+   * it created is known and cancelled rather than left running.
+   */
+  private sendSignal(): AbortSignal {
+    const own = new AbortController();
+    const { signal } = this.request;
+    const follow = () => {
+      if (signal.reason === 'shutdown' || signal.reason === 'lease_lost') own.abort(signal.reason);
+    };
+    if (signal.aborted) follow();
+    else signal.addEventListener('abort', follow, { once: true });
+    return own.signal;
+  }
+
   /** Why the attempt must stop now (its signal aborted, its deadline passed), else null. */
   private interrupted(): Interrupt | null {
     if (this.request.signal.aborted) return 'abort';
@@ -576,23 +622,38 @@ class Attempt {
     return null;
   }
 
-  /** Waits `ms` (at most until the deadline); resolves early with why, if the attempt must stop. */
+  /**
+   * Waits `ms` (at most until the deadline); resolves early with why, if the attempt must stop,
+   * or with null when a push notification arrives (one that came since the last wait ends it at once).
+   */
   private sleep(ms: number): Promise<Interrupt | null> {
     return new Promise((resolve) => {
       const { signal, deadline } = this.request;
       if (signal.aborted) return resolve('abort');
       const left = deadline - this.o.now();
       if (left <= 0) return resolve('deadline');
+      if (this.pushed) {
+        this.pushed = false;
+        return resolve(null);
+      }
       const toDeadline = left <= ms;
       const timer = setTimeout(() => finish(toDeadline ? 'deadline' : null), Math.min(ms, left, MAX_TIMER_MS));
       const onAbort = () => finish('abort');
       const finish = (why: Interrupt | null) => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        this.wakeUp = null;
         resolve(why);
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      this.wakeUp = () => finish(null);
     });
+  }
+
+  /** A push notification of the delegation arrived: the wait under way (or the next one) ends now. */
+  private onPush(): void {
+    if (this.wakeUp) this.wakeUp();
+    else this.pushed = true;
   }
 
   /** Stopped before any delegation was recorded: nothing to cancel at the remote. */

@@ -12,8 +12,10 @@ export function delegationsContract(factory: StoreFactory): void {
   describe('delegations', () => {
     it('a task keeps its remote; createDelegation records one pending delegation, keyed by the attempt id', async () => {
       const { store } = await factory.open();
-      const [task] = await store.enqueue([newTask('t', { agent: 'a2a', remote: 'buildbox' })], T0);
+      const [task] = await store.enqueue([newTask('t', { agent: 'a2a', remote: 'buildbox', remoteMetadata: { agent: 'command', command: ['make', 'test'], n: 2 } })], T0);
       assert.equal(task?.remote, 'buildbox');
+      assert.deepEqual(task?.remoteMetadata, { agent: 'command', command: ['make', 'test'], n: 2 });
+      assert.equal((await store.enqueue([newTask('plain')], T0))[0]?.remoteMetadata, null);
       const claim = await store.claim(claimOpts(T0, { agents: ['a2a'] }));
       assert.ok(claim);
       const made = await store.createDelegation({ taskId: claim.task.id, attemptId: claim.attempt.id, remote: 'buildbox', url: 'http://127.0.0.1:1/', now: T0 + 1 });
@@ -35,7 +37,12 @@ export function delegationsContract(factory: StoreFactory): void {
       const { store } = await factory.open();
       const [task] = await store.enqueue([newTask('t', { agent: 'a2a', remote: 'r' })], T0);
       const { delegation: d } = await store.createDelegation({ taskId: task!.id, attemptId: 'att-1', remote: 'r', url: 'http://127.0.0.1:1/', now: T0 });
-      let u = await store.updateDelegation(d.id, 'pending', { state: 'dispatched', remoteTaskId: 'rt-1', contextId: 'ctx', remoteState: 'submitted', progress: true }, T0 + 10);
+      assert.equal(d.pushTokenSha256, null);
+      const hash = 'ab'.repeat(32);
+      let u = await store.updateDelegation(d.id, 'pending', { pushTokenSha256: hash }, T0 + 5);
+      assert.deepEqual([u?.state, u?.pushTokenSha256, u?.updatedAt, u?.progressAt], ['pending', hash, T0 + 5, T0], 'the push token hash, kept');
+      u = await store.updateDelegation(d.id, 'pending', { state: 'dispatched', remoteTaskId: 'rt-1', contextId: 'ctx', remoteState: 'submitted', progress: true }, T0 + 10);
+      assert.equal(u?.pushTokenSha256, hash, 'a patch without it keeps it');
       assert.deepEqual([u?.state, u?.remoteTaskId, u?.contextId, u?.remoteState, u?.dispatchedAt, u?.progressAt, u?.updatedAt], ['dispatched', 'rt-1', 'ctx', 'submitted', T0 + 10, T0 + 10, T0 + 10]);
       assert.equal(await store.updateDelegation(d.id, 'pending', { state: 'failed' }, T0 + 11), null, 'no longer pending: nothing changes');
       u = await store.updateDelegation(d.id, 'dispatched', { lastError: 'HTTP 503' }, T0 + 12);
