@@ -192,14 +192,12 @@ describe('task files: values that pass a type check but mean nothing are refused
     });
   }
 
-  it('refuses an alias bomb ("billion laughs") with a frontmatter error, quickly', () => {
+  it('refuses an alias bomb ("billion laughs") with a frontmatter error, before expanding it', () => {
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
-    const started = Date.now();
     const err = refusal(fm(levels.join('\n')));
     assert.equal(err.field, 'frontmatter');
     assert.match(err.message, /^frontmatter: malformed YAML: Excessive alias count/);
-    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
   });
 
   it('refuses a prompt with a terminal escape (the API gives prompts as strings)', () => {
