@@ -340,6 +340,9 @@ export function TaskDetailView({ id }: { id: string }) {
           {task.stats?.sessionId && <Field label="Session">{task.stats.sessionId}</Field>}
           {task.tags.length > 0 && <Field label="Tags">{task.tags.join(', ')}</Field>}
           {task.runsOn?.length > 0 && <Field label="Runs on">{task.runsOn.join(', ')}</Field>}
+          {task.remote && <Field label="Delegated to">{task.remote}</Field>}
+          {task.origin && <Field label="Origin">{`${task.origin.host}:${task.origin.root}`}</Field>}
+          {task.ranOn && <Field label="Ran on">{task.ranOn}</Field>}
           {task.dependsOnIds.length > 0 && (
             <Field label="Depends on">
               {task.dependsOnIds.map((d) => (
@@ -354,6 +357,8 @@ export function TaskDetailView({ id }: { id: string }) {
           )}
           {task.branch && <Field label="Branch">{task.branch}</Field>}
           {task.commits?.length > 0 && <Field label="Commits">{task.commits.map((c) => `${c.hash.slice(0, 8)} ${c.subject}`).join('; ')}</Field>}
+          {task.pushedTo && <Field label="Pushed to">{task.pushedTo}</Field>}
+          {task.pushError && <Field label="Push error">{task.pushError}</Field>}
           {task.resultPath && <Field label="Result file">{task.resultPath}</Field>}
           {callback && (
             <Field label="Callback">
