@@ -35,7 +35,7 @@ export const TASK_LIMITS = {
   commandArgs: 1000,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
-  /** `timeout` and `retry_backoff`, ms: 7 days. */
+  /** `timeout`, `retry_backoff`, `verify_timeout` and `stall_timeout`, ms: 7 days. */
   durationMs: 7 * 86_400_000,
   /** `max_cost_usd`, USD. */
   maxCostUsd: 10_000,
@@ -43,6 +43,10 @@ export const TASK_LIMITS = {
   retries: 100,
   /** `max_turns`. */
   maxTurns: 10_000,
+  /** Entries of `verify`. */
+  verifyCommands: 20,
+  /** `verify_retries`. */
+  verifyRetries: 100,
 } as const;
 
 /**
@@ -171,6 +175,10 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     command: null,
     maxTurns: null,
     allowedTools: null,
+    verify: null,
+    verifyTimeoutMs: null,
+    verifyRetries: null,
+    stallTimeoutMs: null,
     extra: {},
     prompt,
     source,
@@ -310,6 +318,16 @@ const duration = z.union([z.string(), z.number()], refused(DURATION_TEXT)).trans
   return z.NEVER;
 });
 
+const DURATION_OR_OFF_TEXT = 'a duration from 1ms to 7d, such as 90s or 30m (a number is seconds), or 0 for off';
+/** A duration that may be turned off (`stall_timeout`) → ms, 0 for `0` / `"0"` / `"0s"`; else as {@link duration}. */
+const durationOrOff = z.union([z.string(), z.number()], refused(DURATION_OR_OFF_TEXT)).transform((v, ctx) => {
+  if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0+)?\s*(ms|s|m|h|d)?\s*$/.test(v))) return 0;
+  const parsed = parseDuration(v, TASK_LIMITS.durationMs);
+  if (parsed !== null) return parsed;
+  ctx.issues.push({ code: 'custom', input: v, message: notA(v, DURATION_OR_OFF_TEXT) });
+  return z.NEVER;
+});
+
 /** `run_at`: an ISO 8601 date (`2026-12-01`, UTC midnight) or time, on a real calendar day. */
 const ISO_TIME = z.union([z.iso.date(), z.iso.datetime({ offset: true, local: true })]);
 const TIME_TEXT = 'an ISO 8601 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01 (a real calendar day)';
@@ -342,6 +360,20 @@ const command = z.union(
 );
 
 const textField = singleLine(TASK_LIMITS.textChars);
+
+const VERIFY_TEXT = 'a command string (run by sh -c) or a list of them';
+/** One `verify` command: a non-blank string, the limits of a `command` string. */
+const verifyCommand = argChecks(z.string(refused(VERIFY_TEXT)).refine(nonBlank, refusedFinal(VERIFY_TEXT)));
+/** `verify`: one command or a list of them (an empty list: none, even when config sets some). */
+const verify = z
+  .union(
+    [
+      verifyCommand,
+      z.array(verifyCommand).max(TASK_LIMITS.verifyCommands, refused(`a list of at most ${TASK_LIMITS.verifyCommands} commands`, (v: unknown[]) => `${v.length} entries`)),
+    ],
+    refused(VERIFY_TEXT),
+  )
+  .transform((v) => (typeof v === 'string' ? [v] : v));
 
 /**
  * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
@@ -397,6 +429,13 @@ export const TASK_FIELDS = z.object({
     'Claude Code --max-turns',
   ),
   allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
+  verify: field(verify, 'commands run by sh -c in the workspace after the agent reports success; all must exit 0 to complete, else the attempt ends verify_failed and is retried (resuming the session where the agent can); [] for none; default: config verify'),
+  verify_timeout: field(duration, 'time limit of each verify command, as timeout; default: config verify_timeout (10m)'),
+  verify_retries: field(
+    bounded({ min: 0, max: TASK_LIMITS.verifyRetries, whole: true, expected: `a whole number from 0 to ${TASK_LIMITS.verifyRetries}` }),
+    'agent: auto — failed verifications on one agent before the next agent of the fallback list takes over; default: config verify_retries (2)',
+  ),
+  stall_timeout: field(durationOrOff, 'stop an attempt whose agent shows no activity this long (ends stalled, retried by resuming its session); 0: off; default: config stall_timeout (10m)'),
 });
 
 /** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
@@ -557,6 +596,10 @@ export function taskSpecFromFields(
     command: f.command ?? null,
     maxTurns: f.max_turns ?? null,
     allowedTools: f.allowed_tools ?? null,
+    verify: f.verify ?? null,
+    verifyTimeoutMs: f.verify_timeout ?? null,
+    verifyRetries: f.verify_retries ?? null,
+    stallTimeoutMs: f.stall_timeout ?? null,
     extra,
     prompt,
     source,

@@ -4,7 +4,7 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskSpec, type TaskState, type Verification } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -77,8 +77,8 @@ export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushe
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
-  /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
-  attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+  /** `failed`, `timed_out`, `verify_failed` and `stalled` burn the attempt (a retry); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'verify_failed' | 'stalled' | 'rate_limited' | 'interrupted';
   reason: string;
   runAfter: number;
   exitCode?: number | null;
@@ -99,6 +99,9 @@ export interface BlockOptions {
   output?: AttemptOutput | null;
   now: number;
 }
+
+/** One verify command's run, as {@link AttemptStore.recordVerification} records it (see `Verification`). */
+export type NewVerification = Omit<Verification, 'attemptId' | 'taskId' | 'attemptNumber'>;
 
 /** Per-agent figures for `agentq status`: tokens and USD over attempts started since `since`. */
 export interface AgentUsage {
@@ -266,8 +269,10 @@ export interface AttemptStore {
   /**
    * Renews the lease of an attempt. Returns false when the lease was lost (the attempt
    * must stop and write nothing); `cancelRequested` when `agentq cancel` asked.
+   * `lastActivityAt` (epoch ms), when given, becomes the task's `lastActivityAt` in the same
+   * statement; absent or null leaves it as it is.
    */
-  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
+  heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt?: number | null): Promise<{ ok: boolean; cancelRequested: boolean }>;
   /** Records the agent an attempt runs on (for `agent: auto`), on the attempt and as the task's `runAgent`. */
   setAttemptAgent(attemptId: string, agent: AttemptAgent): Promise<void>;
   /** Records live run figures (session id, model) on the attempt and task. */
@@ -282,6 +287,14 @@ export interface AttemptStore {
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
   block(attemptId: string, options: BlockOptions): Promise<Task | null>;
+  /**
+   * Records one verify command's run for an attempt. Refused (returns false, nothing
+   * recorded) unless the attempt still holds its task's lease. A `number` already recorded
+   * for the attempt is replaced.
+   */
+  recordVerification(attemptId: string, verification: NewVerification): Promise<boolean>;
+  /** A task's verifications, by attempt number then `number`. */
+  listVerifications(taskId: number): Promise<Verification[]>;
   /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
   /**

@@ -36,9 +36,10 @@ import {
   type RunStats,
   type Task,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
 import type {
   AgentUsage,
   BlockOptions,
@@ -48,6 +49,7 @@ import type {
   DueCallback,
   FinishOutcome,
   NewTask,
+  NewVerification,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -424,9 +426,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, ${VERIFY_TASK_COLUMNS.join(', ')})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
          RETURNING id`,
         [
           spec.name,
@@ -460,6 +462,7 @@ export class PostgresStore implements Store {
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           JSON.stringify(spec.runsOn),
+          ...verifyColumnValues(spec),
         ],
         c,
       );
@@ -504,7 +507,7 @@ export class PostgresStore implements Store {
       const row = await this.one(
         `WITH claimed AS (
            UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, cancel_requested = false
+             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, last_activity_at = $4, cancel_requested = false
            WHERE id = (
              SELECT t.id FROM tasks t
              WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
@@ -549,10 +552,10 @@ export class PostgresStore implements Store {
     }, 'claim');
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null) {
     const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-      [now + leaseMs, attemptId],
+      "UPDATE tasks SET lease_expires_at = $1, last_activity_at = COALESCE($3::bigint, last_activity_at) WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+      [now + leaseMs, attemptId, lastActivityAt],
     );
     return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
   }
@@ -654,7 +657,7 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = o.attemptOutcome !== 'rate_limited' && o.attemptOutcome !== 'interrupted';
       await this.q(
         `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -881,6 +884,32 @@ export class PostgresStore implements Store {
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
     return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return false;
+      await this.q(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+        [attemptId, v.number, held.task.id, v.command, v.exitCode, v.timedOut, v.durationMs, v.outputPath, v.outputTail, v.startedAt],
+        c,
+      );
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = await this.rows(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = $1 ORDER BY a.number, v.number`,
+      [taskId],
+    );
+    return rows.map(toVerification);
   }
 
   async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {

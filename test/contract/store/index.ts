@@ -9,6 +9,7 @@ import { callbacksContract } from './callbacks.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { tasksContract } from './tasks.contract.ts';
+import { verificationsContract } from './verifications.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
 export type { StoreFactory } from './shared.ts';
@@ -21,6 +22,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   agentsContract,
   intakeContract,
   callbacksContract,
+  verificationsContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
