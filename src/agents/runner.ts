@@ -78,6 +78,13 @@ export interface AgentRunner {
   readonly name: string;
   /** Whether `resumeSessionId` and `systemPromptAppend` are honoured. */
   readonly canResume?: boolean;
+  /**
+   * Whether the agent's own process working (its CPU time, its writes) is progress for the
+   * stall watchdog (src/scheduler/stall.ts), as for `agent: command`, whose process is the
+   * work. Default false: agent CLIs keep ticking while they wait on a model or a tool, so only
+   * their output, stream events and their descendants' (tool commands') work count.
+   */
+  readonly ownProcessIsWork?: boolean;
   run(request: RunRequest): Promise<RunOutcome>;
 }
 

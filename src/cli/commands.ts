@@ -12,7 +12,7 @@ import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, typ
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
+import { isTerminal, TASK_STATES, VERIFY_TAIL_LINES, type AttemptOutput, type TaskState, type Verification } from '../core/types.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
@@ -328,14 +328,15 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
 
 /**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
- * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its verify runs, its
+ * subtask tree, and its result or prompt. `--json`: the task, `attemptHistory` (each with
+ * `dispatcher: { host, labels }`, null where unknown), `verifications` (`Verification`) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = await store.listVerifications(task.id);
     const tree: string[] = [];
     const walk = async (id: number, depth: number) => {
       for (const sub of await store.listSubtasks(id)) {
@@ -348,14 +349,26 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
     if (o.json) {
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
-      out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers));
+      out(JSON.stringify({ ...task, attemptHistory, verifications, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, tree, workers, verifications));
     return 0;
   });
 }
 
 /**
- * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * Prints the output of an attempt's verify commands: this checkout's `N.verify-K.log`, else
+ * the last lines the store kept of it.
+ */
+function printVerifyLogs(verifications: readonly Verification[]): void {
+  for (const v of verifications) {
+    const local = v.outputPath !== null && fs.existsSync(v.outputPath) ? v.outputPath : null;
+    out(`==> attempt ${v.attemptNumber} verify ${v.number} (${local ?? `its last ${VERIFY_TAIL_LINES} lines, kept in the store`}) <==`);
+    process.stdout.write(local ? fs.readFileSync(local) : v.outputTail);
+  }
+}
+
+/**
+ * `agentq logs ID`: the raw output of a task's attempts (and of their verify commands). Each log comes from this checkout's
  * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
  * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
  * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
@@ -378,6 +391,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = wanted === undefined && !o.follow ? await store.listVerifications(task.id) : [];
     /** Prints one log raw; false when it is neither here nor stored. */
     const printOne = async (number: number): Promise<boolean> => {
       let found = true;
@@ -415,6 +429,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
             note(describeSource(source, `attempt ${a.number}'s log`, here));
           }
         }
+        if (!o.stderr) printVerifyLogs(verifications.filter((v) => v.attemptId === a.id));
       }
       return 0;
     }

@@ -5,7 +5,7 @@
 import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task } from '../core/types.ts';
+import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type Verification } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
@@ -53,9 +53,16 @@ export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, w
 
 /**
  * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
- * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}).
+ * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher});
+ * `verifications` its verify runs (a table under the attempts', none: no table).
  */
-export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map()): string {
+export function taskDetail(
+  task: Task,
+  attempts: Attempt[],
+  subtaskTree: string[] = [],
+  workers: ReadonlyMap<string, WorkerInfo> = new Map(),
+  verifications: readonly Verification[] = [],
+): string {
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
@@ -69,6 +76,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['runs_on', task.runsOn.join(', ') || '-'],
     ...(task.parent ? ([['parent', `${task.parent}${task.parentId === null ? '' : ` (task ${task.parentId})`}`]] as Array<[string, unknown]>) : []),
     ['timeout', formatDuration(task.timeoutMs)],
+    ...(task.verify !== null ? ([['verify', task.verify.length ? task.verify.join(' && ') : '(none)']] as Array<[string, unknown]>) : []),
+    ...(task.stallTimeoutMs !== null ? ([['stall_timeout', task.stallTimeoutMs === 0 ? 'off' : formatDuration(task.stallTimeoutMs)]] as Array<[string, unknown]>) : []),
     ['retries', task.retries],
     ['attempts', `${task.claims} (${task.attempts} counted)`],
     ['session_id', task.stats.sessionId ?? '-'],
@@ -104,9 +113,22 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
         ]),
       )
     : '(no attempts yet)';
+  const verified = verifications.length
+    ? `\nverifications:\n${table(
+        ['#', 'VERIFY', 'EXIT', 'DURATION', 'COMMAND', 'OUTPUT'],
+        verifications.map((v) => [
+          String(v.attemptNumber),
+          String(v.number),
+          v.timedOut ? 'timeout' : v.exitCode === null ? 'killed' : String(v.exitCode),
+          formatDuration(v.durationMs),
+          v.command.split('\n')[0]!.slice(0, 60),
+          v.outputPath ?? '-',
+        ]),
+      )}\n`
+    : '';
   const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
   const subtasks = subtaskTree.length ? `\nsubtasks:\n#${task.id} ${task.name} [${task.state}]\n${subtaskTree.join('\n')}\n` : '';
-  return `${head}\n\n${tries}\n${subtasks}${body}\n`;
+  return `${head}\n\n${tries}\n${verified}${subtasks}${body}\n`;
 }
 
 /** The HOST and LABELS cells of an attempt: `(gone)` for the labels of a dispatcher no longer registered. */

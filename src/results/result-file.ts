@@ -11,7 +11,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
 import { TASK_LIMITS } from '../config/task-file.ts';
-import type { Task } from '../core/types.ts';
+import type { Task, Verification } from '../core/types.ts';
 
 /**
  * The part of a task's result file and log folder names that comes from its name: the name,
@@ -24,8 +24,28 @@ export function fileStem(task: Pick<Task, 'name'>): string {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** The frontmatter fields of a result file, in order. Null fields are left out. */
-export function resultFields(task: Task): Record<string, unknown> {
+/**
+ * The `verifications` field of a result file: every verify command run, by attempt, each with
+ * its command, exit code (null: killed), duration (ms) and the path of its output log (on
+ * the host that ran it); null when none ran.
+ */
+export function verificationFields(verifications: readonly Verification[]): Array<Record<string, unknown>> | null {
+  if (verifications.length === 0) return null;
+  return verifications.map((v) => ({
+    attempt: v.attemptNumber,
+    command: v.command,
+    exit_code: v.exitCode,
+    ...(v.timedOut ? { timed_out: true } : {}),
+    duration_ms: v.durationMs,
+    output: v.outputPath,
+  }));
+}
+
+/**
+ * The frontmatter fields of a result file, in order. Null fields are left out.
+ * @param verifications the task's verify runs (`Store.listVerifications`), listed as `verifications`
+ */
+export function resultFields(task: Task, verifications: readonly Verification[] = []): Record<string, unknown> {
   const fields: Record<string, unknown> = {
     status: task.state,
     task_id: task.id,
@@ -48,6 +68,7 @@ export function resultFields(task: Task): Record<string, unknown> {
     commits: task.commits.length ? task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`) : null,
     pushed_to: task.pushedTo,
     push_error: task.pushError,
+    verifications: verificationFields(verifications),
     depends_on: task.dependsOn.length ? task.dependsOn : null,
     parent: task.parent,
     tags: task.tags.length ? task.tags : null,
@@ -57,9 +78,9 @@ export function resultFields(task: Task): Record<string, unknown> {
 }
 
 /** The whole file: YAML frontmatter, then the result text (done) or the original prompt. */
-export function renderResultFile(task: Task): string {
+export function renderResultFile(task: Task, verifications: readonly Verification[] = []): string {
   const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
-  return `---\n${YAML.stringify(resultFields(task))}---\n\n${body.trimEnd()}\n`;
+  return `---\n${YAML.stringify(resultFields(task, verifications))}---\n\n${body.trimEnd()}\n`;
 }
 
 function sameContent(file: string, content: string): boolean {
@@ -72,14 +93,15 @@ function sameContent(file: string, content: string): boolean {
 
 /**
  * Writes the result file of a terminal task and returns its path. Idempotent per task.
+ * @param verifications the task's verify runs (`Store.listVerifications`), recorded in the file
  * @throws Error from the file system (ENOSPC, EACCES…) — the caller retries later.
  */
-export function writeResultFile(paths: ProjectPaths, task: Task): string {
+export function writeResultFile(paths: ProjectPaths, task: Task, verifications: readonly Verification[] = []): string {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   fs.mkdirSync(dir, { recursive: true });
   const stem = fileStem(task);
   const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
-  const content = renderResultFile(task);
+  const content = renderResultFile(task, verifications);
   const fd = fs.openSync(tmp, 'wx');
   // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {

@@ -7,8 +7,12 @@
 import type { RunOutcome } from '../agents/runner.ts';
 import type { Task } from '../core/types.ts';
 
-/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`). */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
+/**
+ * Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`):
+ * a user's cancel, its own shutdown, a lost lease, the `max_cost_usd` watch, or the stall
+ * watchdog (`stall_timeout` without activity, see src/scheduler/stall.ts).
+ */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget' | 'stall';
 
 /** What happens to the task after an attempt. Times epoch ms. */
 export type Transition =
@@ -16,17 +20,17 @@ export type Transition =
   | { kind: 'complete'; result: string; clearStrikes: true }
   /** The agent asked a question: the task waits `blocked` for an answer (`agentq answer`). */
   | { kind: 'block'; question: string; clearStrikes: true }
-  /** Back in the queue, not before `runAfter`. A `failed`/`timed_out` attempt counts against `retries`; `rate_limited`/`interrupted` do not. */
+  /** Back in the queue, not before `runAfter`. A `failed`/`timed_out`/`verify_failed`/`stalled` attempt counts against `retries`; `rate_limited`/`interrupted` do not. */
   | {
       kind: 'requeue';
-      attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+      attemptOutcome: 'failed' | 'timed_out' | 'verify_failed' | 'stalled' | 'rate_limited' | 'interrupted';
       reason: string;
       runAfter: number;
       /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
       pause?: { account: string; until: number; reason: string; strikes: number };
     }
-  /** The task ends in `state` with `reason`. */
-  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string }
+  /** The task ends in `state` with `reason`; the attempt row records `attemptOutcome` when given (a last failed verification, a last stall), else `state`. */
+  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string; attemptOutcome?: 'verify_failed' | 'stalled' }
   /** Nothing to record: the lease is lost (another dispatcher owns the task now). */
   | { kind: 'none' };
 
@@ -48,6 +52,13 @@ export interface DecideContext {
   rateLimitBackoff: { base: number; max: number };
   /** USD spent by the attempt, for the reason of a `budget` stop. */
   spentUsd: number;
+  /**
+   * Why the verification of a `completed` outcome failed (the failing `verify` command, its
+   * exit code), or null/absent: it passed or there was none to run.
+   */
+  verifyFailure?: string | null;
+  /** What the dispatcher says about a `stall` stop (how long the agent was quiet): the reason of the `stalled` attempt. */
+  stopDetail?: string | null;
 }
 
 /** The question in an agent's final message (`<<question>> … <</question>>`), else null. */
@@ -62,14 +73,17 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
 
 /**
  * The task's next step after an attempt ended with `outcome` (pure).
- * - completed: `complete`, or `block` when the result asks a question;
+ * - completed: `complete`, or `block` when the result asks a question; with a `verifyFailure`,
+ *   retried at once (attempt `verify_failed`) while attempts remain, else ends failed;
  * - failed: retried after `retryDelayMs` while retryable and attempts remain, else ends failed;
  *   auth_failed always ends failed;
  * - rate_limited: the agent's account (`ctx.account`) is paused until the stated reset, else
  *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
- *   the budget watch → ends budget_exceeded; else ends cancelled by the user.
+ *   the budget watch → ends budget_exceeded; by the stall watchdog → retried after
+ *   `retryDelayMs` (attempt `stalled`) while attempts remain, else ends failed; else ends
+ *   cancelled by the user.
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
@@ -79,7 +93,14 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
   switch (outcome.kind) {
     case 'completed': {
       const question = ctx.questions ? parseQuestion(outcome.result) : null;
-      return question === null ? { kind: 'complete', result: outcome.result, clearStrikes: true } : { kind: 'block', question, clearStrikes: true };
+      if (question !== null) return { kind: 'block', question, clearStrikes: true };
+      if (ctx.verifyFailure) {
+        // The agent's own work did not pass: hand it back at once (no backoff: nothing transient to wait out).
+        return canRetry(task)
+          ? { kind: 'requeue', attemptOutcome: 'verify_failed', reason: ctx.verifyFailure, runAfter: now }
+          : { kind: 'end', state: 'failed', reason: ctx.verifyFailure, attemptOutcome: 'verify_failed' };
+      }
+      return { kind: 'complete', result: outcome.result, clearStrikes: true };
     }
     case 'failed':
       return retryOrEnd('failed', outcome.reason, outcome.retryable);
@@ -100,6 +121,12 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
           return { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now };
         case 'lease_lost':
           return { kind: 'none' };
+        case 'stall': {
+          const reason = `stalled: ${ctx.stopDetail ?? 'no activity'}; the agent was stopped`;
+          return canRetry(task)
+            ? { kind: 'requeue', attemptOutcome: 'stalled', reason, runAfter: now + ctx.retryDelayMs }
+            : { kind: 'end', state: 'failed', reason, attemptOutcome: 'stalled' };
+        }
         case 'budget':
           return {
             kind: 'end',
