@@ -21,7 +21,7 @@ import type { Store } from '../store/store.ts';
 import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, pauseLines, runningRows, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -488,7 +488,8 @@ export async function answerCommand(g: GlobalOptions, ref: string, text: string)
 const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
- * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
+ * `agentq status`: counts per state, running tasks (each with its agent's last activity, as
+ * its dispatcher recorded it with the lease heartbeat), paused agents, today's use per agent,
  * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
@@ -506,7 +507,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     }
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
-    out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
+    out(running.length ? `\nrunning:\n${runningRows(running, now)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now, accounts).join('\n')}` : '\npaused agents: none');
     if (agents.length) {
       out(

@@ -37,6 +37,26 @@ export function taskRows(tasks: Task[]): string {
   );
 }
 
+/**
+ * The running tasks of `agentq status`: id, agent, name, attempt, how long it runs, and
+ * when its agent last showed activity (`lastActivityAt`, recorded with the lease heartbeat;
+ * see src/scheduler/stall.ts) and how long ago.
+ */
+export function runningRows(tasks: Task[], now: number): string {
+  const ago = (ms: number | null) => (ms === null ? '' : formatDuration(Math.max(0, now - ms)));
+  return table(
+    ['ID', 'AGENT', 'NAME', 'ATTEMPT', 'RUNNING', 'LAST ACTIVITY'],
+    tasks.map((t) => [
+      String(t.id),
+      t.runAgent ?? t.agent,
+      t.name,
+      String(t.claims),
+      ago(t.startedAt),
+      t.lastActivityAt === null ? '-' : `${new Date(t.lastActivityAt).toISOString()} (${ago(t.lastActivityAt)} ago)`,
+    ]),
+  );
+}
+
 /** The dispatcher an attempt ran on, as far as it is known. */
 export interface AttemptDispatcher {
   /** Its host (from its worker row, else from its id); null when the id does not tell. */
