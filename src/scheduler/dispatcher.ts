@@ -31,6 +31,7 @@ import { ActivityWatch, stallDetail, stallNote, stallTimeoutOf } from './stall.t
 import { decide, parseQuestion, type DecideContext, type StopReason } from './transition.ts';
 import {
   agentsOutOfVerifyRetries,
+  currentRun,
   failedVerificationOf,
   remainingBudget,
   runVerifications,
@@ -662,10 +663,10 @@ export class Dispatcher {
     let claim = claimed;
     if (claimed.task.agent === AUTO_AGENT) {
       // Agents that failed verification verify_retries times on this task are passed over; when every one has, the task fails.
-      const spent = await this.outOfVerifyRetries(claimed.task);
+      const { spent, last } = await this.outOfVerifyRetries(claimed);
       const list = (this.o.config.fallback[claimed.task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a));
       if (spent.size > 0 && list.every((a) => spent.has(a))) {
-        const reason = `verify failed ${verifyRetriesOf(claimed.task, this.o.config)} times on every agent of the fallback list (${list.join(', ')}): ${claimed.task.failedReason ?? (await store.listAttempts(claimed.task.id)).filter((a) => a.outcome === 'verify_failed').at(-1)?.reason ?? ''}`;
+        const reason = `verify failed ${verifyRetriesOf(claimed.task, this.o.config)} times on every agent of the fallback list (${list.join(', ')}); the last: ${last ?? 'verify failed'}`;
         const outcome: RunOutcome = { kind: 'failed', retryable: false, reason, stats: emptyStats(), exitCode: null };
         this.events.emit('attempt.outcome', claimed, outcome);
         await this.settle({ claim: claimed, model: null, stdoutLog: null, workspace: null }, outcome, null);
@@ -704,10 +705,15 @@ export class Dispatcher {
     return { claim, model };
   }
 
-  /** For `agent: auto` with verify commands: the agents with `verify_retries` failed verifications on the task (see {@link agentsOutOfVerifyRetries}). */
-  private async outOfVerifyRetries(task: Task): Promise<Set<string>> {
-    if (task.claims <= 1 || verifyCommandsOf(task, this.o.config).length === 0) return new Set();
-    return agentsOutOfVerifyRetries(await this.o.store.listAttempts(task.id), verifyRetriesOf(task, this.o.config));
+  /**
+   * For `agent: auto` with verify commands: the agents with `verify_retries` failed
+   * verifications in the task's current run of retries (see {@link agentsOutOfVerifyRetries}),
+   * and the reason of the last one.
+   */
+  private async outOfVerifyRetries({ task, attempt }: Claim): Promise<{ spent: Set<string>; last: string | null }> {
+    if (task.claims <= 1 || verifyCommandsOf(task, this.o.config).length === 0) return { spent: new Set(), last: null };
+    const run = currentRun((await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number), task.attempts - 1);
+    return { spent: agentsOutOfVerifyRetries(run, verifyRetriesOf(task, this.o.config)), last: run.filter((a) => a.outcome === 'verify_failed').at(-1)?.reason ?? null };
   }
 
   /**
@@ -761,7 +767,7 @@ export class Dispatcher {
       }
     }
     // With verify, resumed attempts and fallbacks spend max_cost_usd together.
-    const maxCostUsd = remainingBudget(task.maxCostUsd, verifyCommandsOf(task, this.o.config).length > 0, earlier);
+    const maxCostUsd = remainingBudget(task.maxCostUsd, verifyCommandsOf(task, this.o.config).length > 0, currentRun(earlier, task.attempts - 1));
     if (maxCostUsd !== null && maxCostUsd <= 0) {
       const reason = `budget exceeded: earlier attempts spent max_cost_usd $${task.maxCostUsd ?? '?'} (with verify, it covers every attempt)`;
       await this.settle({ claim, model, stdoutLog, workspace }, { kind: 'budget_exceeded', reason, stats: emptyStats(), exitCode: null }, null);

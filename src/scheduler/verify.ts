@@ -160,6 +160,25 @@ export function failedVerificationOf(attempt: Pick<Attempt, 'id'>, verifications
   return verifications.filter((v) => v.attemptId === attempt.id && v.exitCode !== 0).at(-1) ?? null;
 }
 
+/** Attempt outcomes that do not count against `retries` (the store gives the attempt back). */
+const UNCOUNTED: ReadonlySet<string> = new Set(['interrupted', 'rate_limited', 'running']);
+
+/**
+ * The earlier attempts of the task's current run of retries: those since the last
+ * `agentq retry` (which starts a fresh retry budget), found as the last `counted` attempts
+ * that count against `retries` and those after them.
+ * @param earlier the task's attempts before the one starting, by number
+ * @param counted attempts counted before this one: the task's `attempts` less the one its claim counted
+ */
+export function currentRun<A extends Pick<Attempt, 'outcome'>>(earlier: readonly A[], counted: number): A[] {
+  let i = earlier.length;
+  for (let n = 0; i > 0 && n < counted; ) {
+    i--;
+    if (!UNCOUNTED.has(earlier[i]!.outcome)) n++;
+  }
+  return earlier.slice(i);
+}
+
 /** The agents that have had `retries` or more failed verifications on this task (`verify_failed` attempts): an `agent: auto` task passes them over. */
 export function agentsOutOfVerifyRetries(attempts: readonly Pick<Attempt, 'agent' | 'outcome'>[], retries: number): Set<string> {
   const failed = new Map<string, number>();

@@ -80,6 +80,22 @@ describe('verify and stall_timeout with agent: command', { concurrency: false },
     assert.match(String(broken.failed_reason), /exit/);
   });
 
+  it('agent: auto: when every agent of the fallback list has failed verify_retries verifications, the task fails, retries left or not', async () => {
+    const paths = makeProject({ fallback: { default: ['command'] }, agents: { command: { command: 'echo tried' } } });
+    dropTask(paths, 'never', { agent: 'auto', retries: 5, verify: 'echo "still wrong"; exit 1', verify_retries: 2, workspace: 'inplace' }, 'Never passes.');
+    const r = await agentq(['run', '--once', '--project', paths.root]);
+    assert.equal(r.code, 1, r.stderr);
+    const { fm } = readResult(path.join(paths.failed, 'never.md'));
+    assert.equal(fm.status, 'failed');
+    assert.match(String(fm.failed_reason), /^verify failed 2 times on every agent of the fallback list \(command\); the last: verify failed: `echo "still wrong"; exit 1` exited with code 1$/);
+    const show = await agentqJson(['show', 'never', '--json', '--project', paths.root]);
+    assert.deepEqual(show.attemptHistory.map((a: { agent: string; outcome: string }) => [a.agent, a.outcome]), [
+      ['command', 'verify_failed'],
+      ['command', 'verify_failed'],
+      ['auto', 'failed'],
+    ]);
+  });
+
   it('stall_timeout: a silent agent is stopped and the attempt ends stalled; one that keeps printing is not', async () => {
     const paths = makeProject({ stall_timeout: '2s' });
     const marker = crypto.randomUUID();

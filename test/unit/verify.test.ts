@@ -1,0 +1,111 @@
+/**
+ * The verification gate's parts: running verify commands (real `sh`, logs, timeouts, a stop),
+ * the tail and the note handed back to the agent, the retry window, the agents an
+ * `agent: auto` task passes over, and the budget a verify loop shares.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { emptyStats } from '../../src/agents/runner.ts';
+import type { Attempt, AttemptOutcome } from '../../src/core/types.ts';
+import type { NewVerification } from '../../src/store/store.ts';
+import { agentsOutOfVerifyRetries, currentRun, lastLines, remainingBudget, runVerifications, verifyFailureNote, verifyFailureReason } from '../../src/scheduler/verify.ts';
+import { makeTask } from '../fixtures/specs.ts';
+
+const attempt = (outcome: AttemptOutcome, agent = 'claude', costUsd: number | null = null): Pick<Attempt, 'agent' | 'outcome' | 'stats'> => ({ agent, outcome, stats: { ...emptyStats(), costUsd } });
+
+function verifyIn(dir: string, commands: string[], over: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+  const recorded: NewVerification[] = [];
+  const run = runVerifications({
+    commands,
+    task: makeTask(),
+    attemptId: crypto.randomUUID(),
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    timeoutMs: over.timeoutMs ?? 30_000,
+    graceMs: 200,
+    logFile: (k) => path.join(dir, 'logs', `1.verify-${k}.log`),
+    signal: over.signal ?? new AbortController().signal,
+    record: async (v) => recorded.push(v),
+  });
+  return { run, recorded };
+}
+
+describe('runVerifications', () => {
+  it('runs the commands in order in the workspace until one fails, logging stdout and stderr together and recording each', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-verify-'));
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'A\n');
+    const { run, recorded } = verifyIn(dir, ['cat a.txt', 'echo out; echo err >&2; exit 5', 'touch never-run']);
+    const result = await run;
+    assert.equal(result.kind, 'failed');
+    assert.deepEqual(recorded.map((v) => [v.number, v.command, v.exitCode, v.timedOut]), [
+      [1, 'cat a.txt', 0, false],
+      [2, 'echo out; echo err >&2; exit 5', 5, false],
+    ]);
+    assert.equal(recorded[1]!.outputTail, 'out\nerr\n');
+    assert.equal(fs.readFileSync(recorded[1]!.outputPath!, 'utf8'), 'out\nerr\n');
+    assert.equal(recorded[0]!.outputTail, 'A\n');
+    assert.ok(!fs.existsSync(path.join(dir, 'never-run')), 'the commands after the failing one are not run');
+    assert.equal(result.kind === 'failed' && verifyFailureReason(result.failed), 'verify failed: `echo out; echo err >&2; exit 5` exited with code 5');
+  });
+
+  it('passes with every command at 0 (and with none); a command past its time limit fails, timed out; a stop is not judged', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-verify-'));
+    assert.equal((await verifyIn(dir, ['true', 'exit 0']).run).kind, 'passed');
+    assert.equal((await verifyIn(dir, []).run).kind, 'passed');
+    const slow = verifyIn(dir, ['echo started; sleep 30'], { timeoutMs: 300 });
+    const timed = await slow.run;
+    assert.equal(timed.kind, 'failed');
+    assert.deepEqual(slow.recorded.map((v) => [v.exitCode, v.timedOut, v.outputTail]), [[null, true, 'started\n']]);
+    assert.equal(timed.kind === 'failed' && verifyFailureReason(timed.failed, 300), 'verify failed: `echo started; sleep 30` timed out after 300ms and was stopped');
+    const controller = new AbortController();
+    const stopped = verifyIn(dir, ['sleep 30', 'true'], { signal: controller.signal });
+    setTimeout(() => controller.abort('cancel'), 200);
+    assert.deepEqual(await stopped.run, { kind: 'stopped', runs: [] });
+    assert.deepEqual(stopped.recorded, [], 'a stopped command is not recorded');
+  });
+});
+
+describe('what the agent is told', () => {
+  it('keeps the last 200 lines of the output', () => {
+    const text = Array.from({ length: 250 }, (_, i) => `line ${i + 1}`).join('\n') + '\n';
+    const tail = lastLines(text);
+    assert.equal(tail.split('\n').filter(Boolean).length, 200);
+    assert.ok(tail.startsWith('line 51\n') && tail.endsWith('line 250\n'));
+    assert.equal(lastLines('a\nb\n', 5), 'a\nb\n');
+  });
+
+  it('names the command, its exit code and output, and asks for a fix, not a change of the check', () => {
+    const note = verifyFailureNote({ command: 'npm test', exitCode: 1, timedOut: false, outputTail: '1 failing\n' });
+    assert.match(note, /The command `npm test` \(run by sh -c in the workspace\) exited with code 1\./);
+    assert.match(note, /```\n1 failing\n```/);
+    assert.match(note, /do not change the check itself/);
+    assert.match(verifyFailureNote({ command: 'x', exitCode: 2, timedOut: false, outputTail: '' }), /It printed nothing\./);
+  });
+});
+
+describe('retries, fallback and budget', () => {
+  it('the current run of retries starts after the last agentq retry', () => {
+    const history = [attempt('verify_failed'), attempt('failed'), attempt('rate_limited'), attempt('verify_failed'), attempt('interrupted')];
+    assert.deepEqual(currentRun(history, 2).map((a) => a.outcome), ['failed', 'rate_limited', 'verify_failed', 'interrupted']);
+    assert.deepEqual(currentRun(history, 0), []);
+    assert.equal(currentRun(history, 9).length, 5);
+  });
+
+  it('passes over the agents with verify_retries failed verifications', () => {
+    const history = [attempt('verify_failed'), attempt('verify_failed'), attempt('verify_failed', 'codex'), attempt('failed', 'codex')];
+    assert.deepEqual([...agentsOutOfVerifyRetries(history, 2)], ['claude']);
+    assert.deepEqual([...agentsOutOfVerifyRetries(history, 1)].sort(), ['claude', 'codex']);
+    assert.deepEqual([...agentsOutOfVerifyRetries(history, 3)], []);
+  });
+
+  it('with verify, max_cost_usd covers every attempt: what earlier ones spent is gone', () => {
+    const history = [attempt('verify_failed', 'claude', 0.3), attempt('rate_limited', 'claude', 0.05), attempt('stalled', 'claude', null)];
+    assert.ok(Math.abs(remainingBudget(1, true, history)! - 0.65) < 1e-9);
+    assert.equal(remainingBudget(1, false, history), 1, 'without verify: each attempt has the whole budget');
+    assert.equal(remainingBudget(null, true, history), null);
+    assert.ok(remainingBudget(0.2, true, history)! < 0, 'spent');
+  });
+});
