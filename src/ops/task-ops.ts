@@ -27,7 +27,7 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null) {
-    const file = writeResultFile(paths, task);
+    const file = writeResultFile(paths, task, await store.listVerifications(task.id));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }
