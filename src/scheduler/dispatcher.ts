@@ -27,7 +27,8 @@ import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
-import { ActivityWatch, stallDetail, stallNote, stallTimeoutOf } from './stall.ts';
+import { handBack } from './hand-back.ts';
+import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
 import { decide, parseQuestion, type DecideContext, type StopReason } from './transition.ts';
 import {
   agentsOutOfVerifyRetries,
@@ -748,16 +749,12 @@ export class Dispatcher {
     const verifications = earlier.some((a) => a.outcome === 'verify_failed') ? await this.o.store.listVerifications(task.id) : [];
     let prompt = task.claims > 1 ? withFailureSummary(task.prompt, earlier, verifications) : task.prompt;
     let resumeSessionId: string | null = null;
-    // The last attempt that was the agent's own (not cut short by a shutdown or a rate limit).
-    const previous = earlier.filter((a) => a.outcome !== 'interrupted' && a.outcome !== 'rate_limited').at(-1);
-    if (previous && (previous.outcome === 'verify_failed' || previous.outcome === 'stalled')) {
-      // Hand the failure back to the same session where the agent can resume it; else the failure history above holds it.
-      const failed = previous.outcome === 'verify_failed' ? failedVerificationOf(previous, verifications) : null;
-      if (runner.canResume && previous.agent === task.agent && previous.stats.sessionId && (failed || previous.outcome === 'stalled')) {
-        resumeSessionId = previous.stats.sessionId;
-        prompt = failed ? verifyFailureNote(failed) : stallNote(previous);
-      }
-    } else if (task.answer !== null) {
+    // After a failed verification or a stall: the same session resumed with what went wrong, or the failure history above.
+    const back = handBack(earlier, verifications, { agent: task.agent, canResume: runner.canResume === true });
+    if (back?.kind === 'resume') {
+      resumeSessionId = back.sessionId;
+      prompt = back.prompt;
+    } else if (back === null && task.answer !== null) {
       // The answer to the agent's question: resume its session, or restate it for runners that cannot.
       if (runner.canResume && task.stats.sessionId) {
         resumeSessionId = task.stats.sessionId;

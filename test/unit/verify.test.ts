@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { emptyStats } from '../../src/agents/runner.ts';
 import type { Attempt, AttemptOutcome } from '../../src/core/types.ts';
 import type { NewVerification } from '../../src/store/store.ts';
+import { handBack } from '../../src/scheduler/hand-back.ts';
 import { agentsOutOfVerifyRetries, currentRun, lastLines, remainingBudget, runVerifications, verifyFailureNote, verifyFailureReason } from '../../src/scheduler/verify.ts';
 import { makeTask } from '../fixtures/specs.ts';
 
@@ -83,6 +84,53 @@ describe('what the agent is told', () => {
     assert.match(note, /```\n1 failing\n```/);
     assert.match(note, /do not change the check itself/);
     assert.match(verifyFailureNote({ command: 'x', exitCode: 2, timedOut: false, outputTail: '' }), /It printed nothing\./);
+  });
+});
+
+describe('hand-back after a failed verification or a stall', () => {
+  const row = (number: number, outcome: AttemptOutcome, agent = 'claude', sessionId: string | null = 's1'): Attempt => ({
+    id: `a${number}`,
+    taskId: 1,
+    number,
+    workerId: 'w',
+    host: null,
+    agent,
+    model: null,
+    outcome,
+    reason: outcome === 'stalled' ? 'stalled: no activity for 5.0s' : 'x',
+    exitCode: 0,
+    startedAt: 0,
+    finishedAt: 1,
+    logPath: null,
+    durationMs: 1,
+    stats: { ...emptyStats(), sessionId },
+  });
+  const failedRun = { attemptId: 'a1', taskId: 1, attemptNumber: 1, number: 1, command: 'npm test', exitCode: 1, timedOut: false, durationMs: 5, outputPath: null, outputTail: 'boom\n', startedAt: 0 };
+  const claude = { agent: 'claude', canResume: true };
+
+  it('resumes the session of a verify_failed attempt with the failure, skipping interrupted and rate-limited ones', () => {
+    const back = handBack([row(1, 'verify_failed'), row(2, 'rate_limited'), row(3, 'interrupted')], [failedRun], claude);
+    assert.equal(back?.kind, 'resume');
+    assert.equal(back?.kind === 'resume' && back.sessionId, 's1');
+    assert.match(back?.kind === 'resume' ? back.prompt : '', /The command `npm test` .* exited with code 1\.[\s\S]*boom/);
+  });
+
+  it('resumes a stalled session with the stall note', () => {
+    const back = handBack([row(1, 'stalled')], [], claude);
+    assert.match(back?.kind === 'resume' ? back.prompt : '', /your previous run \(attempt 1\) stopped responding/);
+  });
+
+  it('starts afresh on another agent, a runner that cannot resume, no session, or no recorded verification', () => {
+    assert.deepEqual(handBack([row(1, 'verify_failed')], [failedRun], { agent: 'command', canResume: false }), { kind: 'afresh' });
+    assert.deepEqual(handBack([row(1, 'verify_failed', 'claude')], [failedRun], { agent: 'codex', canResume: true }), { kind: 'afresh' });
+    assert.deepEqual(handBack([row(1, 'stalled', 'claude', null)], [], claude), { kind: 'afresh' });
+    assert.deepEqual(handBack([row(1, 'verify_failed')], [], claude), { kind: 'afresh' });
+  });
+
+  it('leaves other ends to the usual rules', () => {
+    assert.equal(handBack([], [], claude), null);
+    assert.equal(handBack([row(1, 'verify_failed'), row(2, 'failed')], [failedRun], claude), null);
+    assert.equal(handBack([row(1, 'blocked')], [], claude), null);
   });
 });
 
