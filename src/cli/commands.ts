@@ -8,20 +8,24 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, loadConfig, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, VERIFY_TAIL_LINES, type AttemptOutput, type TaskState, type Verification } from '../core/types.ts';
+import { DispatcherEvents } from '../events/events.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
+import { Reporter } from '../scheduler/reporter.ts';
 import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { redactStoreUrl } from '../store/store-url.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, runningRows, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, runningRows, taskDetail, taskRows, table } from './output.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -30,7 +34,7 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-interface Project {
+export interface Project {
   paths: ProjectPaths;
   config: Config;
   store: Store;
@@ -45,11 +49,14 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): P
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
   const config = loadConfig(paths.root);
-  const store = await openStore(g.store ?? process.env.AGENTQ_STORE ?? config.store, paths.root, storeOptions);
+  // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
+  config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
+  const store = await openStore(config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 
-async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
+/** Opens the project (see `openProject`), runs `fn`, and closes its store. */
+export async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
   const p = await openProject(g);
   try {
     return await fn(p);
@@ -129,7 +136,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
   const dispatcher = new Dispatcher({ paths: p.paths, store: p.store, config: p.config, runners: createRunners(p.config, p.paths, process.env) });
-  const detach = attachProgress(dispatcher.events);
+  const detach = attachProgress(dispatcher.events, process.stderr, dispatcher.origin);
   const loop = new DispatchLoop(dispatcher, p.paths, p.config, { once: o.once === true, maxWaitMs });
   let stopping: Promise<void> | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -174,6 +181,24 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     detach();
     await p.store.close();
   }
+}
+
+/**
+ * `agentq mcp`: the MCP server (stdio) of the project's store (src/mcp/server.ts), until
+ * stdin ends. Run by an agent of a task (its `AGENTQ_TASK_ID` and `AGENTQ_ATTEMPT_ID` name
+ * the task and one of its attempts here), what it submits are that task's subtasks. stdout
+ * carries the protocol only: everything else goes to stderr.
+ */
+export async function mcpCommand(g: GlobalOptions): Promise<number> {
+  // The MCP SDK is loaded only by `mcp`.
+  const { runningTaskOf, serveMcp } = await import('../mcp/server.ts');
+  return withProject(g, async ({ paths, config, store }) => {
+    const runningTask = await runningTaskOf(store, process.env);
+    const parent = runningTask ? `; tasks submitted are subtasks of #${runningTask.id} ${runningTask.name} (at most ${config.max_subtasks})` : '';
+    process.stderr.write(`agentq mcp: serving ${paths.root} (store ${redactStoreUrl(config.store)}) on stdio${parent}\n`);
+    await serveMcp({ store, paths, config, runningTask });
+    return 0;
+  });
 }
 
 /**
@@ -224,7 +249,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
       port: port ?? p.config.serve.port,
       token,
       ...(g.verbose ? { logger: { level: 'info', stream: process.stderr } } : {}),
-      onDispatcher: (d) => (detach = attachProgress(d.events)),
+      onDispatcher: (d) => (detach = attachProgress(d.events, process.stderr, d.origin)),
     });
     out(`agentq serve: listening on ${server.url}${token ? ' (token required)' : ''}`);
     // Runs until a signal, or until the dispatch loop fails.
@@ -264,6 +289,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -295,6 +322,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -327,13 +355,33 @@ export async function listCommand(g: GlobalOptions, o: { state?: string; json?: 
 }
 
 /**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
+    return 0;
+  });
+}
+
+/**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
  * labels of the dispatcher each ran on (labels while it is registered), its verify runs, its
- * subtask tree, and its result or prompt. `--json`: the task, `attemptHistory` (each with
- * `dispatcher: { host, labels }`, null where unknown), `verifications` (`Verification`) and `subtasks`.
+ * subtask tree, its origin checkout (and where its result file is when that is another
+ * checkout), and its result or prompt. `--json`: the task as stored (`origin` included),
+ * `attemptHistory` (each with `dispatcher: { host, labels }`, null where unknown),
+ * `verifications` (`Verification`) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
-  return withProject(g, async ({ store }) => {
+  return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
     const verifications = await store.listVerifications(task.id);
@@ -350,8 +398,31 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
       out(JSON.stringify({ ...task, attemptHistory, verifications, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers, verifications));
+    } else out(taskDetail(task, attempts, { subtaskTree: tree, workers, here: projectOrigin(paths), verifications }));
     return 0;
+  });
+}
+
+/**
+ * `agentq sync`: writes every missing result file of this checkout's tasks (those whose origin
+ * it is, and those without one: `Store.listUnreported`) and exits; no dispatcher loop, no
+ * claims. A task another live dispatcher ended moments ago and writes itself is left to it
+ * (see `Reporter.writeMissing`). Prints each file written, then how many.
+ * @returns 0, or 1 when a file could not be written (each error printed)
+ */
+export async function syncCommand(g: GlobalOptions): Promise<number> {
+  return withProject(g, async ({ store, paths, config }) => {
+    const origin = projectOrigin(paths);
+    const events = new DispatcherEvents();
+    events.on('error', () => {}); // the failures come back from writeMissing, printed below
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null });
+    const { written, deferred, failed } = await reporter.writeMissing();
+    const shown = (file: string) => path.relative(process.cwd(), file) || file;
+    for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
+    for (const t of deferred) out(`left      #${t.id} ${t.name} to the dispatcher that has just ended it (it writes the file)`);
+    for (const { task, error } of failed) process.stderr.write(`agentq: #${task.id} ${task.name}: result file not written: ${error.message}\n`);
+    out(`agentq sync: ${written.length} result file(s) written in ${formatOrigin(origin)}${failed.length ? `; ${failed.length} could not be written` : ''}`);
+    return failed.length ? 1 : 0;
   });
 }
 
@@ -454,7 +525,7 @@ export async function cancelCommand(g: GlobalOptions, ref: string): Promise<numb
   return withProject(g, async ({ store, paths }) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, ref)).id, Date.now());
     if (outcome === 'requested') out(`cancelling #${task.id} ${task.name}: its dispatcher stops the agent`);
-    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}`);
+    else if (outcome === 'cancelled') out(`cancelled #${task.id} ${task.name}${task.resultPath === null && task.origin ? ` (its result file goes to its origin checkout ${formatOrigin(task.origin)})` : ''}`);
     else {
       out(`#${task.id} ${task.name} already ended ${task.state}`);
       return 1;
@@ -476,9 +547,8 @@ export async function retryCommand(g: GlobalOptions, ref: string): Promise<numbe
 }
 
 export async function answerCommand(g: GlobalOptions, ref: string, text: string): Promise<number> {
-  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
   return withProject(g, async ({ store }) => {
-    const task = await store.answer((await findTask(store, ref)).id, text, Date.now());
+    const task = await answerTask(store, ref, text, Date.now());
     out(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`);
     return 0;
   });
@@ -490,7 +560,8 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 /**
  * `agentq status`: counts per state, running tasks (each with its agent's last activity, as
  * its dispatcher recorded it with the lease heartbeat), paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
+ * detector (its error, the lines it skipped). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -500,7 +571,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const accounts = accountMap(config, Object.keys(config.agents));
     const snapshot = await statusSnapshot(store, now, accounts);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
-    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
+    const { counts, running, pausedAgents: pauses, agents, workers, detectors } = snapshot;
     if (o.json) {
       out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
       return 0;
@@ -540,6 +611,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (detectors.length) out(`\ndetectors (newest run of each):\n${detectorLines(detectors, now).join('\n')}`);
     return 0;
   });
 }

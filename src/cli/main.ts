@@ -6,22 +6,27 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { isTransientStoreError } from '../store/store.ts';
 import {
   answerCommand,
   cancelCommand,
+  delegationsCommand,
   initCommand,
   listCommand,
   logsCommand,
+  mcpCommand,
   retryCommand,
   runCommand,
   serveCommand,
   showCommand,
   statusCommand,
   submitCommand,
+  syncCommand,
   usageCommand,
   type GlobalOptions,
 } from './commands.ts';
+import { attachCommand, releaseCommand, type AttachOptions } from './attach.ts';
 
 /** The help of `run -c` and `serve -c`: per process, unlike config `concurrency`. */
 const CONCURRENCY_HELP =
@@ -68,6 +73,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--label <label>', "this dispatcher's label, repeatable, as for run (replaces config labels)", collect)
     .action(act(async (o: { host?: string; port?: string; label?: string[]; concurrency?: string }) => serveCommand(g(), o)));
   program
+    .command('mcp')
+    .description('serve the MCP tools submit_task, list_tasks, get_task, answer_task, cancel_task over stdio (for agents and MCP clients)')
+    .action(act(async () => mcpCommand(g())));
+  program
     .command('submit')
     .argument('[file]', 'a task file (NAME.md) to copy into the inbox')
     .description('add a task: copy FILE into the inbox, or write one from --prompt')
@@ -75,7 +84,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--prompt <text>', 'the prompt')
     .option('--name <name>', 'task name (file name without .md)')
     .addOption(new Option('--priority <p>', 'priority').choices(PRIORITIES))
-    .option('--agent <agent>', 'agent (claude, command)')
+    .option('--agent <agent>', 'agent (claude, codex, gemini, openai, command, a2a, auto)')
+    .option('--remote <remote>', 'for --agent a2a: a name of config remotes, or the URL of an A2A agent')
     .option('--model <model>', 'model, overriding routing')
     .option('--depends-on <names...>', 'names of tasks that must complete first')
     .option('--runs-on <label>', 'a label the dispatcher must hold to run it (runs_on), repeatable: it runs only where every one is held', collect)
@@ -87,6 +97,13 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
     .option('--json', 'JSON output')
     .action(act(async (o: { state?: string; json?: boolean }) => listCommand(g(), o)));
+  program
+    .command('delegations')
+    .description('the delegation ledger: tasks handed to remote A2A agents, newest first, with result preview or error')
+    .addOption(new Option('--state <state>', 'only delegations in this state').choices(DELEGATION_STATES))
+    .option('--limit <n>', 'at most this many (default 100)')
+    .option('--json', 'JSON output')
+    .action(act(async (o: { state?: string; limit?: string; json?: boolean }) => delegationsCommand(g(), o)));
   program
     .command('show')
     .argument('<id>', 'task id or name')
@@ -113,10 +130,28 @@ export async function main(argv: string[]): Promise<number> {
     .description("answer a blocked task's question; it runs again, resuming the agent's session")
     .action(act(async (id: string, text: string) => answerCommand(g(), id, text)));
   program
+    .command('attach')
+    .argument('<id>', 'task id or name')
+    .description("take a running or blocked task over by hand: stop its headless attempt (the task waits blocked, taken over) and open its agent's session in its workspace, in a tmux window when tmux is there, else in this terminal")
+    .option('--no-attach', 'open the tmux window but do not attach this terminal to it (without tmux: print the command instead of running it)')
+    .option('--no-tmux', 'run the session in this terminal even when tmux is there')
+    .option('--tmux-socket <name>', 'the tmux server tmux -L NAME, session agentq (default: AGENTQ_TMUX_SOCKET, else the current tmux session or the default server)')
+    .action(act(async (id: string, o: AttachOptions) => attachCommand(g(), id, o)));
+  program
+    .command('release')
+    .argument('<id>', 'task id or name')
+    .description('hand a task taken over by hand (agentq attach) back: it is queued again and its next attempt resumes the session with the note')
+    .option('--note <text>', "the prompt of the resumed attempt: what you did and what is left (default: a note to look at the workspace and go on)")
+    .action(act(async (id: string, o: { note?: string }) => releaseCommand(g(), id, o)));
+  program
     .command('retry')
     .argument('<id>', 'task id or name')
     .description('requeue a failed, timed-out or cancelled task')
     .action(act(async (id: string) => retryCommand(g(), id)));
+  program
+    .command('sync')
+    .description("write every missing result file (done/, failed/) of this checkout's tasks, then exit")
+    .action(act(async () => syncCommand(g())));
   program
     .command('status')
     .description('counts per state, running tasks, paused agents')

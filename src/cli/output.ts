@@ -4,12 +4,14 @@
  */
 import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
+import { formatOrigin, sameOrigin } from '../config/config.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type Verification } from '../core/types.ts';
+import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
+import type { DelegationView } from '../ops/task-ops.ts';
 import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
-import type { WorkerInfo } from '../store/store.ts';
+import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
 const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
@@ -20,12 +22,22 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/**
+ * A task's state as the CLI shows it: `blocked (taken over)` for a task a person took over by
+ * hand (`agentq attach`), `running (taking over)` while its dispatcher is being asked to stop it.
+ */
+export function stateLabel(task: Pick<Task, 'state' | 'takenOverAt'>): string {
+  if (task.takenOverAt === null) return task.state;
+  if (task.state === 'blocked') return 'blocked (taken over)';
+  return task.state === 'running' ? 'running (taking over)' : task.state;
+}
+
 export function taskRows(tasks: Task[]): string {
   return table(
     ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
     tasks.map((t) => [
       String(t.id),
-      t.state,
+      stateLabel(t),
       t.priority,
       t.agent,
       t.name,
@@ -57,6 +69,47 @@ export function runningRows(tasks: Task[], now: number): string {
   );
 }
 
+/** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
+export function delegationRows(rows: DelegationView[], now: number): string {
+  return table(
+    ['ID', 'TASK', 'REMOTE', 'STATE', 'REMOTE TASK', 'UPDATED', 'RESULT / ERROR'],
+    rows.map((d) => [
+      String(d.id),
+      `#${d.taskId}${d.taskName ? ` ${d.taskName}` : ''}`,
+      d.remote.length > 40 ? `${d.remote.slice(0, 39)}…` : d.remote,
+      d.state,
+      d.remoteTaskId ?? '-',
+      `${formatDuration(Math.max(0, now - d.updatedAt))} ago`,
+      ((d.state === 'completed' || d.state === 'input_required' ? d.resultPreview : (d.lastError ?? d.resultPreview)) ?? '').replace(/\s+/g, ' ').slice(0, 80),
+    ]),
+  );
+}
+
+/** Whether `task` comes from a checkout other than `here` (its result file is written there). */
+function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
+  return task.origin !== null && here !== null && !sameOrigin(task.origin, here);
+}
+
+/** The `result_file` line of {@link taskDetail}: the path, and where it is when that is another checkout. */
+function resultFileLine(task: Task, here: TaskOrigin | null): string {
+  if (!fromElsewhere(task, here)) return task.resultPath ?? '-';
+  const there = formatOrigin(task.origin);
+  if (task.resultPath !== null) return `${task.resultPath} (in the origin checkout ${there}, not this one)`;
+  return isTerminal(task.state) ? `- (not written yet: agentq run, serve or sync in ${there} writes it)` : `- (written in the origin checkout ${there})`;
+}
+
+/** What {@link taskDetail} shows besides the task and its attempts. */
+export interface TaskDetailExtras {
+  /** Pre-rendered lines of its subtask tree; none: no tree. */
+  subtaskTree?: string[];
+  /** The registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}). */
+  workers?: ReadonlyMap<string, WorkerInfo>;
+  /** The checkout showing it, so a task from another one says where its result file is; null: not known. */
+  here?: TaskOrigin | null;
+  /** Its verify runs (a table under the attempts'; none: no table). */
+  verifications?: readonly Verification[];
+}
+
 /** The dispatcher an attempt ran on, as far as it is known. */
 export interface AttemptDispatcher {
   /** Its host (from its worker row, else from its id); null when the id does not tell. */
@@ -72,23 +125,17 @@ export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, w
 }
 
 /**
- * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
- * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher});
- * `verifications` its verify runs (a table under the attempts', none: no table).
+ * One task in full: its fields, its attempts, and `extras` ({@link TaskDetailExtras}): its subtask tree, the dispatchers, the checkout
+ * showing it, its verify runs.
  */
-export function taskDetail(
-  task: Task,
-  attempts: Attempt[],
-  subtaskTree: string[] = [],
-  workers: ReadonlyMap<string, WorkerInfo> = new Map(),
-  verifications: readonly Verification[] = [],
-): string {
+export function taskDetail(task: Task, attempts: Attempt[], extras: TaskDetailExtras = {}): string {
+  const { subtaskTree = [], workers = new Map<string, WorkerInfo>(), here = null, verifications = [] } = extras;
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
     ['name', task.name],
     ['title', task.title],
-    ['state', task.state],
+    ['state', stateLabel(task)],
     ['priority', task.priority],
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
@@ -107,12 +154,15 @@ export function taskDetail(
     ['started_at', iso(task.startedAt)],
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
+    ...(task.takenOverAt !== null ? ([['taken_over', `${iso(task.takenOverAt)}${task.state === 'blocked' ? ` (by hand: agentq release ${task.id} hands it back)` : ''}`]] as Array<[string, unknown]>) : []),
+    ...(task.question === null && task.answer !== null ? ([['release_note', task.answer]] as Array<[string, unknown]>) : []),
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
     ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
     ...(task.pushedTo ? ([['pushed_to', task.pushedTo]] as Array<[string, unknown]>) : []),
     ...(task.pushError ? ([['push_error', task.pushError]] as Array<[string, unknown]>) : []),
-    ['result_file', task.resultPath ?? '-'],
+    ['origin', task.origin === null ? '- (not recorded: from an older agentq)' : `${formatOrigin(task.origin)}${fromElsewhere(task, here) ? ' (another checkout)' : ''}`],
+    ['result_file', resultFileLine(task, here)],
     ['tags', task.tags.join(', ') || '-'],
     ...Object.entries(task.extra).map(([k, v]): [string, unknown] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
   ];
@@ -168,13 +218,31 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
   return pauses.map((p) => `${named(p.agent)} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
 }
 
-/** Follows dispatcher events and prints progress; returns a function that stops it. */
-export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr): () => void {
+/**
+ * `agentq status`'s lines for detectors' newest runs: one per detector (when it ran, what it
+ * took or why it failed), then one per line it skipped, indented, with the line's number.
+ */
+export function detectorLines(runs: DetectorRun[], now: number): string[] {
+  return runs.flatMap((r) => {
+    const when = `${new Date(r.ranAt).toISOString()} (${formatDuration(Math.max(0, now - r.ranAt))} ago)`;
+    const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
+    return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
+  });
+}
+
+/**
+ * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
+ * the dispatcher's checkout, so a task from another one that ends here says where its result
+ * file goes.
+ */
+export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr, here: TaskOrigin | null = null): () => void {
   const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
   const tty = out.isTTY === true;
   const update = tty ? createLogUpdate(out) : null;
   const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (line: string) => {
+  const print = (text: string) => {
+    // A reason of several lines (a setup's last output): its further lines indented.
+    const line = text.replace(/\n(?=.)/g, '\n    ');
     if (update) {
       update.clear();
       out.write(`${line}\n`);
@@ -210,10 +278,17 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     redraw();
   });
   events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
-  events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
+  events.on('task.blocked', (t) =>
+    print(t.takenOverAt !== null ? `taken over ${label(t)} by hand: blocked until agentq release ${t.id}` : `blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`),
+  );
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('intake.refused', (entries) => {
     for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
+  });
+  events.on('detector.ran', (r) => {
+    if (r.error !== null) print(`detector  ${r.name} failed, nothing taken: ${r.error}`);
+    else print(`detector  ${r.name}: ${r.lines} line(s), ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`);
+    for (const p of r.problems) print(`detector  ${r.name} line ${p.line} skipped: ${p.reason}`);
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
@@ -231,6 +306,7 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   );
   events.on('task.finished', (t) => {
     const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
+    if (t.resultPath === null && fromElsewhere(t, here)) extra.push(`(result file in ${formatOrigin(t.origin)})`);
     print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
   });
   events.on('store.unavailable', (err, retryInMs) =>

@@ -3,15 +3,16 @@
  * environment (`AGENTQ_*`) → command-line flags (applied by the CLI).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority } from '../core/types.ts';
+import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
-import { LABEL_SCHEMA } from './task-file.ts';
+import { LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 
 const duration = (fallback: string) =>
   z
@@ -144,6 +145,11 @@ const agentSchema = strictObject({
   max_turns: z.number().int().min(1).optional(),
   /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
   allowed_tools: z.array(z.string().min(1)).optional(),
+  /**
+   * claude: give each attempt agentq's MCP server (`agentq mcp`, server name `agentq`, through
+   * `--mcp-config`), so the agent can file subtasks and read the queue. Default true.
+   */
+  mcp: z.boolean().default(true),
   /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
   budgets: strictObject({ daily_usd: z.number().positive().optional() }).default({}),
   /** How long to pause the agent after a rate limit with no known reset time. */
@@ -188,6 +194,11 @@ const configSchema = strictObject({
   group_concurrency: z.number().int().min(1).default(1),
   /** Queued + running tasks past which intake leaves new files in the inbox; none by default. */
   max_queue_depth: z.number().int().min(1).optional(),
+  /**
+   * Subtasks one task may have when they are filed through `agentq mcp` (an agent's
+   * `submit_task`): the next one is refused, nothing created (`SubtaskLimitError`).
+   */
+  max_subtasks: z.number().int().min(1).default(20),
   /** Where tasks run when they set no `workspace`: worktree in a git repository, else inplace. */
   workspace: z.enum(['inplace', 'worktree']).optional(),
   /**
@@ -210,6 +221,18 @@ const configSchema = strictObject({
     .max(100, 'a remote name of at most 100 characters')
     .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'not a git remote name (e.g. origin; a URL is not accepted: add it with git remote add NAME URL)')
     .optional(),
+  /**
+   * Commands run by `sh -c`, in order, in each fresh worktree before the agent starts (e.g.
+   * `npm ci`), with the agent's environment; one string is one command. A task's
+   * `workspace_setup` replaces them. A failure ends the attempt `setup_failed` (retried
+   * while attempts remain). None by default; never run in place. See src/workspace/setup.ts.
+   */
+  workspace_setup: z
+    .union([z.string().min(1), z.array(z.string().min(1))])
+    .default([])
+    .transform((v) => (typeof v === 'string' ? [v] : v)),
+  /** Time limit of each `workspace_setup` command. */
+  workspace_setup_timeout: duration('10m'),
   /**
    * Commands run by `sh -c` in a task's workspace after its agent reports success, for tasks
    * that set no `verify`: one string or a list; all must exit 0 for the task to complete.
@@ -292,12 +315,43 @@ const configSchema = strictObject({
     callback_tries: z.number().int().min(1).default(6),
     /** Time limit of one callback request. */
     callback_timeout: duration('10s'),
+    /**
+     * The base URL clients reach this server at (behind a proxy, TLS), e.g.
+     * `https://agentq.example.com`: the A2A agent card names `<public_url>/a2a` as its
+     * endpoint. Default: none, the card names the URL the request came to (its `Host`).
+     */
+    public_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
   }).prefault({}),
   /**
    * `agent: auto`: the agents to try per priority, in order. The first that is not paused
-   * and has room runs the task; a rate limit moves it on to the next (failover).
+   * and has room runs the task; a rate limit moves it on to the next (failover). `a2a:NAME`
+   * delegates to the remote `remotes.NAME`.
    */
   fallback: perPriority(z.array(z.string()).min(1)).default({}),
+  /**
+   * Remote A2A agents tasks may be delegated to (`agent: a2a` with `remote: NAME`, or
+   * `a2a:NAME` in a `fallback` list): another `agentq serve`, or any A2A-speaking agent.
+   */
+  remotes: z
+    .record(
+      z.string().regex(REMOTE_NAME),
+      strictObject({
+        /** The agent's URL: its agent card is read from `/.well-known/agent-card.json` below it (or the URL itself when it ends in `.json`). */
+        url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }),
+        /** Environment variable (of the dispatcher) holding the bearer token the remote requires; none: no token is sent. */
+        token_env: z.string().min(1).optional(),
+      }),
+      { error: (issue) => (issue.code === 'invalid_key' ? 'not a remote name (letters, digits, ".", "_", "-", starting with a letter or digit; at most 100)' : undefined) },
+    )
+    .default({}),
+  /**
+   * A delegation whose remote shows no progress (no new state, or no answer at all) this long
+   * is checked with `tasks/get`: a remote that lost the task, or that stayed unreachable, fails
+   * the attempt with a retryable reason.
+   */
+  delegation_stuck_after: duration('10m'),
+  /** Polling of a delegated task (`tasks/get`): the first wait is 250 ms, doubling while nothing changes, at most this. */
+  delegation_poll_max: duration('10s'),
 });
 
 /** Config with defaults applied. Durations are ms. */
@@ -362,6 +416,39 @@ export function projectPaths(projectDir: string): ProjectPaths {
     logs: path.join(dir, 'logs'),
     recurring: path.join(dir, 'recurring'),
   };
+}
+
+/**
+ * This checkout as a task's origin: `os.hostname()` and the project root with symbolic links
+ * resolved (`fs.realpathSync`; the root as given while it does not exist yet), so two spellings
+ * of one directory name one checkout.
+ */
+export function projectOrigin(paths: Pick<ProjectPaths, 'root'>): TaskOrigin {
+  let root = paths.root;
+  try {
+    root = fs.realpathSync(paths.root);
+  } catch {
+    // Not created yet (or unreadable): the absolute path as given.
+  }
+  return { host: os.hostname(), root };
+}
+
+/** Whether two origins name the same checkout (same host, same root). */
+export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
+  return a.host === b.host && a.root === b.root;
+}
+
+/**
+ * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
+ * has none (stored before origins were recorded: any checkout writes it).
+ */
+export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
+  return task.origin === null || sameOrigin(task.origin, here);
+}
+
+/** How a checkout is shown: `HOST:ROOT`. */
+export function formatOrigin(origin: TaskOrigin): string {
+  return `${origin.host}:${origin.root}`;
 }
 
 /**
@@ -442,11 +529,17 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # default_retries: 2
 # group_concurrency: 1    # running tasks per concurrency_group
 # max_queue_depth: 1000   # past it, new inbox files wait in the inbox (default: no limit)
+# max_subtasks: 20        # subtasks one task's agent may file through agentq mcp (submit_task)
 # workspace: worktree     # default: worktree in a git repository, else inplace
 # merge: manual           # or auto: merge a worktree task's branch back after success
 # workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
 #                         # it ends with commits, for the checkout it came from to fetch (then
 #                         # it is not merged here); a failed push is recorded as push_error
+# workspace_setup: npm ci  # (default: none) command(s) run by sh -c in each fresh worktree before
+#                         # the agent, e.g. [npm ci, npm run build]; a failure: setup_failed (retried)
+# workspace_setup_timeout: 10m  # time limit of each setup command
+#                         # (.worktreeinclude at the checkout's top, gitignore syntax: git-ignored
+#                         # files such as .env copied into each new worktree, never committed)
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
 # verify: ["npm test"]    # (default: none) run by sh -c in the workspace after the agent reports
 #                         # success, for tasks that set no verify; all must exit 0 to complete,
@@ -495,6 +588,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #     rate_limit_burst: 10               # bucket capacity: starts at once after a quiet spell (default: N)
 #     max_turns: 40                      # --max-turns for tasks that set no max_turns
 #     allowed_tools: [Read, "Bash(npm test:*)"]  # --allowedTools for tasks that set none
+#     mcp: true                          # give each run agentq's MCP server (agentq mcp): submit_task, …
 #     budgets: { daily_usd: 5 }          # past it, claude pauses until the next day
 #   gemini:
 #     aliases: { cheap: gemini-2.5-flash-lite }  # model names → ids (built in: pro, flash, flash-lite)
@@ -509,6 +603,13 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
 
+# remotes:                # A2A agents to delegate to: agent: a2a with remote: NAME (or a URL),
+#   buildbox:             # or a2a:NAME in a fallback list
+#     url: http://buildbox:8765           # another agentq serve, or any A2A agent
+#     token_env: BUILDBOX_TOKEN           # (default: none) variable holding its bearer token
+# delegation_stuck_after: 10m  # no progress this long: tasks/get; lost or unreachable → retryable failure
+# delegation_poll_max: 10s     # tasks/get polling: 250 ms, doubling while nothing changes, up to this
+
 # serve:                  # agentq serve (HTTP API + dashboard)
 #   host: 127.0.0.1       # another address needs a token
 #   port: 8765
@@ -516,4 +617,5 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
+#   public_url: https://agentq.example.com  # behind a proxy: the A2A agent card names <public_url>/a2a
 `;

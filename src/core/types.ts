@@ -24,7 +24,13 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command', 'a2a'] as const;
+
+/**
+ * `agent: a2a`: the task is delegated to another A2A agent (its `remote`). In an `agent: auto`
+ * `fallback` list, `a2a:NAME` names the agent of config `remotes.NAME`.
+ */
+export const A2A_AGENT = 'a2a';
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -65,12 +71,19 @@ export interface TaskSpec {
   workspace: 'inplace' | 'worktree' | null;
   /** What happens to a worktree branch after success; null: config `merge`. */
   merge: 'manual' | 'auto' | null;
+  /**
+   * Commands run by `sh -c`, in order, in a fresh worktree before the agent starts
+   * (`workspace_setup`, e.g. `npm ci`); null: config `workspace_setup`; empty: none.
+   */
+  workspaceSetup: string[] | null;
   tags: string[];
   /** Labels a dispatcher must all hold to claim the task (`runs_on`, `agentq run --label`); empty: any dispatcher. */
   runsOn: string[];
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
+  remote: string | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
@@ -105,6 +118,16 @@ export interface RunStats {
   numTurns: number | null;
 }
 
+/**
+ * A checkout of a project on one machine: the host (`os.hostname()`) and the project root
+ * (absolute, symbolic links resolved). Tasks record the one they came from (their origin);
+ * their result files are written there.
+ */
+export interface TaskOrigin {
+  host: string;
+  root: string;
+}
+
 /** A task as the store holds it. Times are epoch ms. */
 export interface Task extends TaskSpec {
   /** Task id: a positive integer, increasing in arrival order. */
@@ -135,9 +158,25 @@ export interface Task extends TaskSpec {
   failedReason: string | null;
   /** Path of the done/failed file once written, else null. */
   resultPath: string | null;
-  /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
+  /**
+   * The checkout the task came from (inbox, recurring file, `agentq serve`; a subtask: its
+   * parent's); its result file is written there. Null for tasks stored before agentq recorded it
+   * (any checkout writes theirs).
+   */
+  origin: TaskOrigin | null;
+  /**
+   * The question the agent asked (state `blocked`), and the answer given for the next attempt.
+   * `answer` with `question` null is the note of `agentq release` (a task taken over by hand
+   * and handed back): the next attempt resumes the session with it as the prompt.
+   */
   question: string | null;
   answer: string | null;
+  /**
+   * When a person took the task over by hand (`agentq attach`), epoch ms; null otherwise. On a
+   * `running` task: its dispatcher is asked to stop the attempt (the task then goes `blocked`,
+   * taken over); on a `blocked` task: taken over, until `agentq release` queues it again.
+   */
+  takenOverAt: number | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
@@ -166,10 +205,18 @@ export type AttemptOutcome =
   | 'rate_limited'
   | 'interrupted'
   | 'blocked'
+  /** `workspace_setup` failed (non-zero exit, timeout, could not start); the agent did not run. */
+  | 'setup_failed'
   /** The agent reported success but a `verify` command failed. */
   | 'verify_failed'
   /** The agent showed no activity for `stall_timeout` and was stopped. */
   | 'stalled';
+
+/**
+ * The outcomes of an attempt that put its task back in the queue and count against its
+ * `retries` (`Task.attempts` keeps them); `rate_limited` and `interrupted` do not count.
+ */
+export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed', 'verify_failed', 'stalled'];
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {

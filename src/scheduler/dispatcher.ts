@@ -12,24 +12,27 @@ import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.
 import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
-import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type Task, type Verification } from '../core/types.ts';
+import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
-import { removeStaleTempFiles, writeResultFile } from '../results/result-file.ts';
-import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
+import { removeStaleTempFiles } from '../results/result-file.ts';
+import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
+import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
-import { handBack } from './hand-back.ts';
+import { followUp } from './follow-up.ts';
+import { Reporter } from './reporter.ts';
 import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
-import { decide, parseQuestion, type DecideContext, type StopReason } from './transition.ts';
+import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
 import {
   agentsOutOfVerifyRetries,
   currentRun,
@@ -195,6 +198,12 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** The round of detectors running now (recurring files with `detect:`), started by {@link tick}; null when none runs. */
+  private detecting: Promise<void> | null = null;
+  /** Aborted by {@link stop}: a detector running is stopped. */
+  private readonly detectorsStop = new AbortController();
+  /** Detector-file problems last reported. */
+  private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
@@ -213,8 +222,12 @@ export class Dispatcher {
   readonly storeRetry: StoreRetry;
   /** When this dispatcher was created, epoch ms. */
   private readonly createdAt: number;
-  /** Per task whose result file could not be written: the error (code) last reported. */
-  private readonly resultFileErrors = new Map<number, string>();
+  /** This checkout (`projectOrigin`): the origin of the tasks it takes in, and of the result files it writes. */
+  readonly origin: TaskOrigin;
+  /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
+  private readonly reporter: Reporter;
+  /** The runners' sweep under way ({@link sweepRunners}), if any. */
+  private sweeping: Promise<void> | null = null;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -234,6 +247,17 @@ export class Dispatcher {
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
+    this.origin = projectOrigin(this.o.paths);
+    this.reporter = new Reporter({
+      paths: this.o.paths,
+      store: this.o.store,
+      origin: this.origin,
+      events: this.events,
+      leaseMs: this.o.config.lease,
+      now: this.o.now,
+      workerId: this.workerId,
+      leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
+    });
   }
 
   /**
@@ -267,6 +291,7 @@ export class Dispatcher {
       startedAt: now,
       heartbeatAt: now,
       labels: this.o.config.labels,
+      root: this.origin.root,
     });
     await this.recover();
     await this.holdOverBudget();
@@ -278,7 +303,8 @@ export class Dispatcher {
       await pruneWorktrees(this.o.paths.root, {
         keepTask: async (id) => {
           const t = await this.o.store.getTask(id);
-          return t !== null && (t.state === 'queued' || t.state === 'running');
+          // Blocked tasks run again too (an answer, a release); one taken over by hand is being worked in.
+          return t !== null && (t.state === 'queued' || t.state === 'running' || t.state === 'blocked');
         },
       }).catch((err: unknown) => this.events.emit('error', err as Error));
     }
@@ -297,13 +323,15 @@ export class Dispatcher {
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
     await Promise.all(this.services.map((service) => service.stop()));
+    await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
   }
 
 
   /**
    * The lease keeper's step: renews this dispatcher's worker row and the lease of each
-   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled.
+   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled
+   * or took over (`agentq attach`).
    */
   async keepLeases(): Promise<void> {
     const now = this.o.now();
@@ -312,6 +340,7 @@ export class Dispatcher {
       const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease, r.activity?.lastActivityAt() ?? null);
       if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
       else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+      else if (beat.takeoverRequested) r.controller.abort('takeover' satisfies StopReason);
     }
   }
 
@@ -377,10 +406,25 @@ export class Dispatcher {
     if (this.failure) throw this.failure;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
+    this.startDetectors();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
+    // In the background: a remote that is slow to answer must not hold up claims.
+    this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     await this.pump();
+  }
+
+  /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
+  private async sweepRunners(): Promise<void> {
+    for (const runner of this.o.runners.values()) {
+      if (!runner.sweep) continue;
+      try {
+        await runner.sweep(this.o.store);
+      } catch (err) {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /**
@@ -394,6 +438,42 @@ export class Dispatcher {
       () => {},
     );
     return run;
+  }
+
+  /** Whether a round of detectors is running (`run --once` waits for it). */
+  get detectorsRunning(): boolean {
+    return this.detecting !== null;
+  }
+
+  /**
+   * Starts a round of the detectors whose schedule ticked (src/intake/detect.ts) unless one
+   * is still running. It runs beside the ticks, never holding up intake or claims; the tasks
+   * it creates are announced and claimed as soon as it ends, each run is announced
+   * (`detector.ran`), and problems with detector files are reported once.
+   */
+  private startDetectors(): void {
+    if (this.detecting !== null || this.stopping) return;
+    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    this.detecting = round
+      .then(async ({ runs, problems }) => {
+        for (const { run, created } of runs) {
+          for (const t of created) {
+            this.touched.add(t.id);
+            this.events.emit('task.created', t);
+          }
+          this.events.emit('detector.ran', run);
+        }
+        const text = problems.join('\n');
+        if (text !== this.detectorProblemsReported && text) this.events.emit('error', new Error(text));
+        this.detectorProblemsReported = text;
+        if (runs.some((r) => r.created.length > 0)) await this.pump();
+      })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.detecting = null;
+      });
   }
 
   /**
@@ -548,12 +628,18 @@ export class Dispatcher {
     if (!plan) return;
     const { claim, runner, model } = plan;
     const { task, attempt } = claim;
+    const setupFailed = await this.setUpWorkspace(plan, signal);
+    if (setupFailed) {
+      this.events.emit('attempt.outcome', claim, setupFailed);
+      await this.settle(plan, setupFailed, signal.aborted ? (signal.reason as StopReason) : null);
+      return;
+    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
-    // stall_timeout: the agent's activity is watched while it runs; a stall stops it.
+    // stall_timeout: the agent's activity is watched while it runs; a stall stops it (never a remote agent's: its own queue watches it).
     let stalled: string | null = null;
-    const stallMs = stallTimeoutOf(task, this.o.config);
+    const stallMs = runner.worksRemotely ? 0 : stallTimeoutOf(task, this.o.config);
     const activity = new ActivityWatch({
       timeoutMs: stallMs,
       logs: [plan.stdoutLog, plan.stderrLog],
@@ -580,6 +666,7 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
         activity.touch();
         if (event.type === 'spawned') activity.setPid(event.pid);
@@ -634,7 +721,6 @@ export class Dispatcher {
     const timeoutMs = verifyTimeoutOf(task, this.o.config);
     const result = await runVerifications({
       commands,
-      task,
       attemptId: attempt.id,
       cwd: plan.workspace.cwd,
       env: plan.env,
@@ -747,22 +833,9 @@ export class Dispatcher {
     }
     const earlier = task.claims > 1 ? (await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number) : [];
     const verifications = earlier.some((a) => a.outcome === 'verify_failed') ? await this.o.store.listVerifications(task.id) : [];
-    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, earlier, verifications) : task.prompt;
-    let resumeSessionId: string | null = null;
-    // After a failed verification or a stall: the same session resumed with what went wrong, or the failure history above.
-    const back = handBack(earlier, verifications, { agent: task.agent, canResume: runner.canResume === true });
-    if (back?.kind === 'resume') {
-      resumeSessionId = back.sessionId;
-      prompt = back.prompt;
-    } else if (back === null && task.answer !== null) {
-      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
-      if (runner.canResume && task.stats.sessionId) {
-        resumeSessionId = task.stats.sessionId;
-        prompt = `The answer to your question:\n\n${task.answer}`;
-      } else {
-        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
-      }
-    }
+    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, earlier, verifications) : task.prompt;
+    // After a failed verification, a stall, an answer or a release: the session resumed with what follows, or a fresh prompt that says it.
+    const { prompt, resumeSessionId } = followUp(task, fresh, earlier, verifications, runner.canResume === true);
     // With verify, resumed attempts and fallbacks spend max_cost_usd together.
     const maxCostUsd = remainingBudget(task.maxCostUsd, verifyCommandsOf(task, this.o.config).length > 0, currentRun(earlier, task.attempts - 1));
     if (maxCostUsd !== null && maxCostUsd <= 0) {
@@ -783,6 +856,39 @@ export class Dispatcher {
       maxCostUsd,
       env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
     };
+  }
+
+  /**
+   * `workspace_setup` (the task's, else config's) in a worktree that has not been set up
+   * with these commands yet: a fresh one, or one reused from an attempt whose setup failed or
+   * was cut short (see src/workspace/setup.ts). Runs with the agent's environment, process tag
+   * and log files; the agent's `timeout` starts after it (`plan.deadline` moves by its time).
+   * Never in place. Returns the outcome that ends the attempt instead of the agent
+   * (`setup_failed`, or `cancelled` when stopped), or null when the agent may start.
+   */
+  private async setUpWorkspace(plan: AttemptPlan, signal: AbortSignal): Promise<RunOutcome | null> {
+    const { claim, workspace } = plan;
+    const commands = claim.task.workspaceSetup ?? this.o.config.workspace_setup;
+    if (workspace.mode !== 'worktree' || workspace.worktree === null || commands.length === 0) return null;
+    if (await setupSucceeded(workspace.worktree, commands)) return null;
+    const setup = await runWorkspaceSetup({
+      commands,
+      timeoutMs: this.o.config.workspace_setup_timeout,
+      graceMs: this.o.config.kill_grace,
+      attemptId: claim.attempt.id,
+      cwd: workspace.cwd,
+      env: plan.env,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
+      signal,
+      onCommand: (command) => this.events.emit('task.progress', claim, { type: 'progress', text: `workspace_setup: ${command}` }),
+    });
+    plan.deadline += setup.ms;
+    if (setup.kind === 'done') {
+      await recordSetup(workspace.worktree, commands);
+      return null;
+    }
+    return { kind: setup.kind === 'failed' ? 'setup_failed' : 'cancelled', reason: setup.reason, exitCode: setup.exitCode, stats: emptyStats() };
   }
 
   /**
@@ -855,6 +961,12 @@ export class Dispatcher {
         if (blocked) this.events.emit('task.blocked', blocked);
         return;
       }
+      case 'hand_over': {
+        // Taken over by hand: the worktree stays for the person and the next attempt.
+        const taken = await store.handOver(attempt.id, base);
+        if (taken) this.events.emit('task.blocked', taken);
+        return;
+      }
       case 'requeue': {
         if (step.pause) {
           const { strikes, account: paused, ...rest } = step.pause;
@@ -887,7 +999,8 @@ export class Dispatcher {
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
-   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
+   * attempt row records when not the task's state (`setup_failed`, `verify_failed`, `stalled`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -897,7 +1010,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
-    attemptOutcome?: AttemptOutcome,
+    attemptOutcome: CountedFailure | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
@@ -923,7 +1036,7 @@ export class Dispatcher {
     return this.o.store.finish(attempt.id, {
       ...base,
       state: finalState,
-      attemptOutcome: finalState === state ? (attemptOutcome ?? finalState) : finalState,
+      attemptOutcome: attemptOutcome ?? finalState,
       reason: failure,
       result: finalState === 'completed' ? result : null,
       workspace: record,
@@ -1001,51 +1114,20 @@ export class Dispatcher {
     }
   }
 
-  /** Writes the result file of a terminal task and records its path. */
+  /**
+   * Reports a task that just ended: its result file is written here if this checkout is its
+   * origin (see {@link Reporter.report}); else its origin's agentq writes it.
+   */
   private async report(task: Task): Promise<void> {
-    try {
-      const file = writeResultFile(this.o.paths, task, await this.o.store.listVerifications(task.id));
-      await this.o.store.setResultPath(task.id, file);
-      this.resultFileErrors.delete(task.id);
-      this.events.emit('task.finished', { ...task, resultPath: file });
-    } catch (err) {
-      // Left unreported: writeResults() tries again on the next tick; the same error (a full disk) is reported once.
-      const e = err as NodeJS.ErrnoException;
-      if (this.resultFileErrors.get(task.id) !== (e.code ?? e.message)) this.events.emit('error', e);
-      this.resultFileErrors.set(task.id, e.code ?? e.message);
-    }
+    await this.reporter.report(task);
   }
 
   /**
-   * Writes every missing result file (after a crash, or an earlier I/O error). A task that
-   * another live dispatcher ended moments ago is left to it: it writes the file (in its own
-   * checkout) right after its finish commits, and writing it here too would make two files.
+   * Writes every missing result file of this checkout's tasks (after a crash, an earlier I/O
+   * error, or a task another checkout's dispatcher ended; see {@link Reporter.writeMissing}).
    */
   async writeResults(): Promise<void> {
-    const unreported = await this.o.store.listUnreported();
-    if (unreported.length === 0) return;
-    const now = this.o.now();
-    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
-    for (const t of unreported) {
-      if (await this.endedByAnotherLiveDispatcher(t, workers, now)) continue;
-      await this.report(t);
-    }
-  }
-
-  /**
-   * Whether `task` was ended by another dispatcher's attempt less than `lease` (+ the longest
-   * retry backoff) ago and that dispatcher looks alive (registered, its pid alive on this host,
-   * its heartbeat within the same bound, as {@link leaseLapsed} judges leases).
-   */
-  private async endedByAnotherLiveDispatcher(task: Task, workers: Map<string, WorkerInfo>, now: number): Promise<boolean> {
-    const grace = this.o.config.lease + STORE_RETRY_MAX_MS;
-    if (task.finishedAt === null || now - task.finishedAt >= grace) return false;
-    const last = (await this.o.store.listAttempts(task.id)).at(-1);
-    if (!last || last.workerId === this.workerId) return false;
-    const w = workers.get(last.workerId);
-    if (!w) return false;
-    if (w.host === os.hostname() && !isAlive(w.pid)) return false;
-    return !this.leaseLapsed(w.heartbeatAt + this.o.config.lease, now);
+    await this.reporter.writeMissing();
   }
 
   /** Whether the inbox holds task files to take in (refused entries left aside). */
@@ -1071,16 +1153,17 @@ export class Dispatcher {
     return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
-  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
     await this.settleParents();
     const counts = await this.o.store.countByState();
-    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
   }
 
   /**
    * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
-   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   * tasks requeued without using up an attempt; a detector running is stopped (its run
+   * creates nothing). Resolves when they have all ended.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -1088,15 +1171,18 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 
-  /** Waits for the attempts running now to end by themselves (no new claims). */
+  /** Waits for the attempts and the detectors running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 }

@@ -46,8 +46,7 @@ export function lastLines(text: string, lines = VERIFY_TAIL_LINES): string {
 export interface VerifyRun {
   /** The commands, in order; each runs as `sh -c COMMAND`. */
   commands: readonly string[];
-  /** The attempt's task (for the runner request) and attempt id (the `AGENTQ_ATTEMPT_ID` tag of every process a command starts). */
-  task: Task;
+  /** The attempt's id: the `AGENTQ_ATTEMPT_ID` tag of every process a command starts. */
   attemptId: string;
   /** The attempt's workspace. */
   cwd: string;
@@ -96,7 +95,7 @@ export async function runVerifications(o: VerifyRun): Promise<VerifyResult> {
     let failure: string | null = null;
     try {
       const proc = await runAgentProcess(
-        { task: o.task, attemptId: o.attemptId, prompt: '', model: null, cwd: o.cwd, env: o.env, deadline: startedAt + o.timeoutMs, stdoutLog: log, stderrLog: log, signal: o.signal },
+        { attemptId: o.attemptId, cwd: o.cwd, env: o.env, deadline: startedAt + o.timeoutMs, stdoutLog: log, stderrLog: log, signal: o.signal },
         ['sh', '-c', command],
         { graceMs: o.graceMs },
       );

@@ -12,14 +12,15 @@ import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { accountMap, type Config, type ProjectPaths } from '../config/config.ts';
+import { accountMap, projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { resolveDirect } from '../intake/direct.ts';
-import { cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { locateLog, streamAttemptLog, type LogStream } from '../ops/attempt-log.ts';
 import { tailIsCut } from '../results/logs.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
 import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
 import { errorHandler, HttpError, noRoute } from './errors.ts';
@@ -108,6 +109,8 @@ function safeLogger(option: AppOptions['logger']): FastifyServerOptions['logger'
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const now = o.now ?? Date.now;
   const { store, paths } = o;
+  /** This checkout: the origin of the tasks POSTed here (their result files are written here). */
+  const here = projectOrigin(paths);
   const app = Fastify({
     logger: safeLogger(o.logger),
     bodyLimit: o.config.serve.body_limit,
@@ -235,7 +238,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         if (known.bodySha256 !== idempotency.bodySha256) throw conflict(known.taskId);
         return reply.code(200).send({ task: await findTask(store, known.taskId) });
       }
-      const newTask = await resolveDirect(store, o.config, spec);
+      const newTask = await resolveDirect(store, o.config, spec, here);
       // The key is checked again in the transaction: of two concurrent first uses, one creates.
       const result = await store.enqueueRequest(newTask, { idempotency, callbackUrl }, now());
       if (result.kind === 'conflict') throw conflict(result.task.id);
@@ -358,7 +361,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
     },
     async (request) => {
-      const task = await store.answer((await findTask(store, request.params.id)).id, request.body.answer, now());
+      const task = await answerTask(store, request.params.id, request.body.answer, now());
       o.events.emit('task.requeued', task, 'answered');
       o.wake?.();
       return { task };
@@ -434,6 +437,39 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   );
 
+  // --- delegations --------------------------------------------------------------------
+  app.get<{ Querystring: { state?: DelegationState; limit: number; cursor?: string } }>(
+    '/v1/delegations',
+    {
+      schema: {
+        summary: 'The delegation ledger (tasks handed to remote A2A agents), newest first — as `agentq delegations --json`',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: [...DELEGATION_STATES] },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: 'string', description: 'nextCursor of the previous page' },
+          },
+        },
+        response: {
+          200: { type: 'object', properties: { delegations: { type: 'array', items: ref('Delegation') }, nextCursor: { type: ['string', 'null'] } } },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const rows = await delegationsReport(store, {
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.cursor ? { beforeId: decodeCursor(q.cursor) } : {}),
+        limit: q.limit + 1,
+      });
+      const delegations = rows.slice(0, q.limit);
+      return { delegations, nextCursor: rows.length > q.limit ? encodeCursor(delegations.at(-1)!.id) : null };
+    },
+  );
+
   // --- status, usage -----------------------------------------------------------------
   app.get(
     '/v1/status',
@@ -466,6 +502,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
                 },
               },
               workers: { type: 'array', items: ref('Worker'), description: 'live dispatchers on the store' },
+              detectors: {
+                type: 'array',
+                items: { type: 'object', additionalProperties: true },
+                description: 'the newest run of each detector: name, tick, ranAt, durationMs, exitCode, error, problems [{line, reason}], lines, created, known',
+              },
             },
           },
           ...errorResponses(401, 403),

@@ -1,7 +1,8 @@
 /**
  * Who may call the API. A configured token (`AGENTQ_TOKEN`, else config `serve.token`) is
- * required as `Authorization: Bearer TOKEN` on every API route (`/v1/*`, `/metrics`), on
- * loopback too; `/healthz`, `/openapi.json` and the dashboard's static files are open. The
+ * required as `Authorization: Bearer TOKEN` on every API route (`/v1/*`, `/metrics`, the A2A
+ * endpoint `/a2a`), on loopback too; `/healthz`, `/openapi.json`, the A2A agent card
+ * (`/.well-known/agent-card.json`) and the dashboard's static files are open. The
  * token is compared in constant time (sha256 digests, `crypto.timingSafeEqual`), and never
  * logged or stored. Without a token the server listens only on loopback, and browsers
  * are kept out of the API: a request whose `Host` is not a loopback name (DNS rebinding)
@@ -49,8 +50,8 @@ export function tokenMatches(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(digest(given), digest(expected));
 }
 
-/** Routes anyone may call: liveness, the OpenAPI document and the dashboard's files. */
-const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/', '/*']);
+/** Routes anyone may call: liveness, the OpenAPI document, the A2A agent card and the dashboard's files. */
+const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-card.json', '/', '/*']);
 
 /**
  * Whether the route a request matched is behind the token: every route but
@@ -62,10 +63,10 @@ export function isProtectedRoute(route: string | undefined): boolean {
   return route !== undefined && !OPEN_ROUTES.has(route);
 }
 
-/** Whether a raw path names the API (`/v1/…`) or `/metrics` (for the 404 handler: JSON, not the dashboard). */
+/** Whether a raw path names the API (`/v1/…`), `/metrics` or the A2A endpoint (`/a2a`) (for the 404 handler: JSON, not the dashboard). */
 export function isProtectedPath(url: string): boolean {
   const p = url.split('?')[0] ?? '';
-  return p === '/v1' || p.startsWith('/v1/') || p === '/metrics';
+  return p === '/v1' || p.startsWith('/v1/') || p === '/metrics' || p === '/a2a' || p.startsWith('/a2a/');
 }
 
 /** The `Host` header's host name, without port or brackets. */

@@ -4,10 +4,12 @@
  * connection error is tried again after `backoffMs` doubling per try (1 s, 2 s, 4 s, 8 s,
  * 16 s by default: six tries within about half a minute); any other 4xx is final. Every try is
  * recorded in the store, which also finds the due deliveries, so deliveries survive a
- * restart and tasks ended by other dispatchers on the store are reported too.
+ * restart and tasks ended by other dispatchers on the store are reported too. The
+ * deliverer ({@link HttpDeliverer}) takes its work from a {@link DeliverySource}; A2A push
+ * notifications are its other source (src/a2a/server/push.ts).
  */
 import type { Task } from '../core/types.ts';
-import type { CallbackDelivery, DueCallback, Store } from '../store/store.ts';
+import type { CallbackDelivery, CallbackTry, DueCallback, Store } from '../store/store.ts';
 
 /** The JSON POSTed to a task's `callback_url`. Money USD, times epoch ms. */
 export interface CallbackPayload {
@@ -37,8 +39,32 @@ export function callbackPayload(task: Task): CallbackPayload {
   };
 }
 
-export interface CallbackOptions {
-  store: Store;
+/** One POST a deliverer makes: JSON `body` to `url`, with `headers` besides the content type. */
+export interface DeliveryRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * What an {@link HttpDeliverer} delivers: due deliveries leased from the store, the request
+ * of each, and how a try is recorded. `callback_url` deliveries (below) and A2A push
+ * notifications (src/a2a/server/push.ts) are two sources of one deliverer.
+ */
+export interface DeliverySource<D> {
+  /** Due deliveries, at most `limit`, each leased for `leaseMs` (another process does not take it meanwhile). */
+  claimDue(now: number, leaseMs: number, limit: number): Promise<D[]>;
+  /** Names a delivery while its request is in flight. */
+  key(d: D): string;
+  /** Tries already made (of this delivery), before the one about to be made. */
+  attempts(d: D): number;
+  request(d: D): DeliveryRequest;
+  /** Records the result of a try. */
+  record(d: D, t: CallbackTry): Promise<void>;
+}
+
+/** Timing of an {@link HttpDeliverer}. */
+export interface DelivererOptions {
   /** Wait before the second try, ms, doubled for each further one. Default 1000 (config `serve.callback_backoff`). */
   backoffMs?: number;
   /** Tries in all. Default 6 (config `serve.callback_tries`). */
@@ -47,23 +73,30 @@ export interface CallbackOptions {
   timeoutMs?: number;
   /** How often the store is asked for due deliveries, ms. Default 1000. */
   pollMs?: number;
-  /** Called after each recorded try (for logs and tests). */
-  onTry?: (delivery: CallbackDelivery, task: Task) => void;
   now?: () => number;
 }
 
-/** Sends due callbacks on a timer and on `kick()`; `stop()` ends it. */
-export class CallbackDeliverer {
-  private readonly o: Required<Omit<CallbackOptions, 'onTry'>> & Pick<CallbackOptions, 'onTry'>;
+/**
+ * Sends due deliveries of a {@link DeliverySource} on a timer and on `kick()`; `stop()` ends
+ * it. A 2xx is `delivered`; a 5xx, 408, 429, timeout or connection error is tried again
+ * after `backoffMs` doubling per try, up to `maxTries` in all; anything else is final
+ * (`failed`). Redirects are not followed.
+ */
+export class HttpDeliverer<D> {
+  private readonly o: Required<DelivererOptions>;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
-  private readonly inFlight = new Map<number, AbortController>();
+  private readonly inFlight = new Map<string, AbortController>();
   private readonly deliveries = new Set<Promise<void>>();
 
-  constructor(options: CallbackOptions) {
-    this.o = { backoffMs: 1000, maxTries: 6, timeoutMs: 10_000, pollMs: 1000, now: Date.now, ...options };
+  constructor(
+    private readonly source: DeliverySource<D>,
+    options: DelivererOptions = {},
+  ) {
+    const { backoffMs = 1000, maxTries = 6, timeoutMs = 10_000, pollMs = 1000, now = Date.now } = options;
+    this.o = { backoffMs, maxTries, timeoutMs, pollMs, now };
   }
 
   /** Starts polling the store (pending deliveries of earlier runs resume at once). */
@@ -84,7 +117,7 @@ export class CallbackDeliverer {
       try {
         do {
           this.again = false;
-          const due = await this.o.store.claimDueCallbacks(this.o.now(), this.o.timeoutMs + 5000, 50);
+          const due = await this.source.claimDue(this.o.now(), this.o.timeoutMs + 5000, 50);
           // Not awaited together: a slow endpoint must not hold up the others' next look.
           for (const d of due) {
             const p = this.deliver(d);
@@ -101,21 +134,23 @@ export class CallbackDeliverer {
     })();
   }
 
-  private async deliver({ delivery, task }: DueCallback): Promise<void> {
+  private async deliver(d: D): Promise<void> {
     if (this.stopped) {
-      await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: this.o.now(), now: this.o.now() }).catch(() => {});
+      await this.source.record(d, { outcome: 'released', nextTryAt: this.o.now(), now: this.o.now() }).catch(() => {});
       return;
     }
+    const key = this.source.key(d);
+    const request = this.source.request(d);
     const controller = new AbortController();
-    this.inFlight.set(task.id, controller);
+    this.inFlight.set(key, controller);
     const timeout = setTimeout(() => controller.abort(new Error(`no answer within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
     let status: number | null = null;
     let error: string | null = null;
     try {
-      const res = await fetch(delivery.url, {
+      const res = await fetch(request.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'agent-queue', 'x-agentq-task-id': String(task.id) },
-        body: JSON.stringify(callbackPayload(task)),
+        headers: { 'content-type': 'application/json', 'user-agent': 'agent-queue', ...request.headers },
+        body: request.body,
         signal: controller.signal,
         redirect: 'manual',
       });
@@ -129,30 +164,28 @@ export class CallbackDeliverer {
       else error = [cause?.code, cause?.message ?? (err as Error).message].filter(Boolean).join(': ');
     } finally {
       clearTimeout(timeout);
-      this.inFlight.delete(task.id);
+      this.inFlight.delete(key);
     }
     const now = this.o.now();
-    const tries = delivery.attempts + 1;
+    const tries = this.source.attempts(d) + 1;
     const retryable = status === null || status >= 500 || status === 429 || status === 408;
-    let recorded: CallbackDelivery | null;
     try {
       if (this.stopped && status === null) {
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'released', nextTryAt: now, now });
+        await this.source.record(d, { outcome: 'released', nextTryAt: now, now });
       } else if (error === null) {
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'delivered', now });
+        await this.source.record(d, { outcome: 'delivered', now });
       } else if (retryable && tries < this.o.maxTries) {
         const nextTryAt = now + this.o.backoffMs * 2 ** (tries - 1);
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'retry', error, nextTryAt, now });
+        await this.source.record(d, { outcome: 'retry', error, nextTryAt, now });
         const t = setTimeout(() => this.kick(), nextTryAt - now + 5);
         t.unref();
       } else {
         const why = retryable ? `${error} (gave up after ${tries} tries)` : error;
-        recorded = await this.o.store.recordCallbackTry(task.id, { outcome: 'failed', error: why, now });
+        await this.source.record(d, { outcome: 'failed', error: why, now });
       }
     } catch {
-      return; // the store closed under us: the lease runs out and a later run tries again
+      // The store closed under us: the lease runs out and a later run tries again.
     }
-    if (recorded) this.o.onTry?.(recorded, task);
   }
 
   /** Stops polling; requests in flight are aborted and their deliveries left due (not counted). */
@@ -162,5 +195,32 @@ export class CallbackDeliverer {
     for (const c of this.inFlight.values()) c.abort(new Error('stopped'));
     await this.running;
     await Promise.all([...this.deliveries]);
+  }
+}
+
+export interface CallbackOptions extends DelivererOptions {
+  store: Store;
+  /** Called after each recorded try (for logs and tests). */
+  onTry?: (delivery: CallbackDelivery, task: Task) => void;
+}
+
+/** The `callback_url` deliveries of the store (`claimDueCallbacks`, `recordCallbackTry`), each POSTing {@link callbackPayload}. */
+export function callbackSource(store: Store, onTry?: CallbackOptions['onTry']): DeliverySource<DueCallback> {
+  return {
+    claimDue: (now, leaseMs, limit) => store.claimDueCallbacks(now, leaseMs, limit),
+    key: ({ task }) => String(task.id),
+    attempts: ({ delivery }) => delivery.attempts,
+    request: ({ delivery, task }) => ({ url: delivery.url, headers: { 'x-agentq-task-id': String(task.id) }, body: JSON.stringify(callbackPayload(task)) }),
+    record: async ({ task }, t) => {
+      const recorded = await store.recordCallbackTry(task.id, t);
+      if (recorded) onTry?.(recorded, task);
+    },
+  };
+}
+
+/** Sends due `callback_url` deliveries on a timer and on `kick()`; `stop()` ends it. */
+export class CallbackDeliverer extends HttpDeliverer<DueCallback> {
+  constructor(options: CallbackOptions) {
+    super(callbackSource(options.store, options.onTry), options);
   }
 }

@@ -3,8 +3,9 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import type { AgentPause, Attempt, AttemptOutcome, AttemptOutput, RunStats, Task, TaskState, Verification } from '../core/types.ts';
-import type { AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState, type Verification } from '../core/types.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, DelegationPatch, DetectorRun, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -25,6 +26,21 @@ export function statsFrom(row: Row, modelColumn: string): RunStats {
     outputTokens: num(row.output_tokens),
     numTurns: num(row.num_turns),
   };
+}
+
+/**
+ * `TERMINAL_STATES` as an SQL list of literals (`'completed', 'failed', …`): the states the
+ * partial index `tasks_unreported` (migrations: SQLite 012, PostgreSQL 003) holds. A query
+ * can use a partial index only when its own WHERE names the same terms, so `listUnreported`
+ * writes these literals rather than bound parameters.
+ */
+export const TERMINAL_STATES_SQL = TERMINAL_STATES.map((s) => `'${s}'`).join(', ');
+
+/** The origin columns of a task row (`origin_host`, `origin_root`): null when either is. */
+export function originFrom(row: Row): TaskOrigin | null {
+  const host = str(row.origin_host);
+  const root = str(row.origin_root);
+  return host === null || root === null ? null : { host, root };
 }
 
 export function toTask(row: Row, depIds: number[]): Task {
@@ -49,10 +65,12 @@ export function toTask(row: Row, depIds: number[]): Task {
     runAt: null,
     workspace: str(row.workspace) as Task['workspace'],
     merge: str(row.merge) as Task['merge'],
+    workspaceSetup: row.workspace_setup ? (JSON.parse(String(row.workspace_setup)) as string[]) : null,
     tags: JSON.parse(String(row.tags)) as string[],
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
+    remote: str(row.remote),
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
     verify: row.verify === null || row.verify === undefined ? null : (JSON.parse(String(row.verify)) as string[]),
@@ -76,8 +94,10 @@ export function toTask(row: Row, depIds: number[]): Task {
     result: str(row.result),
     failedReason: str(row.failed_reason),
     resultPath: str(row.result_path),
+    origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
+    takenOverAt: num(row.taken_over_at),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
     ranOn: str(row.ran_on),
@@ -165,6 +185,66 @@ export function toCallback(row: Row): CallbackDelivery {
   };
 }
 
+/**
+ * A task's version for A2A pushes: its state and its claim count, `state:claims`. It changes
+ * with every state change and with every new attempt (blocked → answered → blocked again is
+ * a new version), so a push config is due whenever it differs from the one last pushed.
+ */
+export function taskVersion(task: Pick<Task, 'state' | 'claims'>): string {
+  return `${task.state}:${task.claims}`;
+}
+
+/** {@link taskVersion} in SQL (both backends), over the `tasks` row aliased `t`. */
+export const TASK_VERSION_SQL = "(t.state || ':' || t.claims)";
+
+export function toA2aPush(row: Row): A2aPush {
+  const auth = str(row.authentication);
+  return {
+    taskId: Number(row.task_id),
+    id: String(row.config_id),
+    url: String(row.url),
+    token: str(row.token),
+    authentication: auth === null ? null : (JSON.parse(auth) as A2aPush['authentication']),
+    createdAt: Number(row.created_at),
+    pushedVersion: str(row.pushed_version),
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+  };
+}
+
+export function toDetectorRun(row: Row): DetectorRun {
+  return {
+    name: String(row.name),
+    tick: Number(row.tick),
+    ranAt: Number(row.ran_at),
+    durationMs: Number(row.duration_ms),
+    exitCode: num(row.exit_code),
+    error: str(row.error),
+    problems: JSON.parse(String(row.problems)) as DetectorRun['problems'],
+    lines: Number(row.lines),
+    created: Number(row.created),
+    known: Number(row.known),
+  };
+}
+
+/** A {@link DetectorRun} as `detector_runs` column → value (`problems` as JSON text), the same on every backend. */
+export function detectorRunColumns(r: DetectorRun): Array<[string, unknown]> {
+  return [
+    ['name', r.name],
+    ['tick', r.tick],
+    ['ran_at', r.ranAt],
+    ['duration_ms', r.durationMs],
+    ['exit_code', r.exitCode],
+    ['error', r.error],
+    ['problems', JSON.stringify(r.problems)],
+    ['lines', r.lines],
+    ['created', r.created],
+    ['known', r.known],
+  ];
+}
+
 export function toWorker(row: Row): WorkerInfo {
   return {
     id: String(row.id),
@@ -173,6 +253,7 @@ export function toWorker(row: Row): WorkerInfo {
     startedAt: Number(row.started_at),
     heartbeatAt: Number(row.heartbeat_at),
     labels: JSON.parse(String(row.labels)) as string[],
+    root: str(row.root),
   };
 }
 
@@ -238,4 +319,63 @@ export function knownStatsColumns(stats: Partial<RunStats>): { attempt: Array<[s
   const known = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null).map(([k, col]): [string, unknown] => [col, stats[k]]);
   const model = stats.model === undefined || stats.model === null ? [] : [stats.model];
   return { attempt: [...known, ...model.map((m): [string, unknown] => ['model', m])], task: [...known, ...model.map((m): [string, unknown] => ['run_model', m])] };
+}
+
+export function toDelegation(row: Row): Delegation {
+  return {
+    id: Number(row.id),
+    taskId: Number(row.task_id),
+    attemptId: String(row.attempt_id),
+    remote: String(row.remote),
+    url: String(row.url),
+    remoteTaskId: str(row.remote_task_id),
+    contextId: str(row.context_id),
+    messageId: String(row.message_id),
+    state: row.state as DelegationState,
+    remoteState: str(row.remote_state),
+    lastError: str(row.last_error),
+    resultPreview: str(row.result_preview),
+    createdAt: Number(row.created_at),
+    dispatchedAt: num(row.dispatched_at),
+    receivedAt: num(row.received_at),
+    inProgressAt: num(row.in_progress_at),
+    inputRequiredAt: num(row.input_required_at),
+    finishedAt: num(row.finished_at),
+    progressAt: Number(row.progress_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** The column recording when a delegation entered each state (the ends share `finished_at`; `pending` keeps `created_at`). */
+const DELEGATION_STATE_COLUMN: Partial<Record<DelegationState, string>> = {
+  dispatched: 'dispatched_at',
+  received: 'received_at',
+  in_progress: 'in_progress_at',
+  input_required: 'input_required_at',
+};
+
+/**
+ * The columns a {@link DelegationPatch} sets, as column → value, the same on every backend:
+ * the fields given, the new state's time column, `progress_at` when `progress`, and always
+ * `updated_at`.
+ */
+export function delegationPatchColumns(patch: DelegationPatch, now: number): Array<[string, unknown]> {
+  const cols: Array<[string, unknown]> = [];
+  const set = (col: string, v: unknown) => {
+    if (v !== undefined) cols.push([col, v]);
+  };
+  set('state', patch.state);
+  set('remote_task_id', patch.remoteTaskId);
+  set('context_id', patch.contextId);
+  set('message_id', patch.messageId);
+  set('remote_state', patch.remoteState);
+  set('last_error', patch.lastError);
+  set('result_preview', patch.resultPreview);
+  if (patch.state !== undefined) {
+    const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
+    if (column) set(column, now);
+  }
+  if (patch.progress) set('progress_at', now);
+  set('updated_at', now);
+  return cols;
 }

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { StoreTooNewError } from '../../src/core/errors.ts';
 import { openStore } from '../../src/store/open-store.ts';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { PostgresStore, TASK_SELECT, UNREPORTED_WHERE } from '../../src/store/postgres/postgres-store.ts';
 import { isTransientStoreError } from '../../src/store/store.ts';
 import { redactStoreUrl } from '../../src/store/store-url.ts';
 import { freshDatabase, startPostgres, type PostgresCluster } from '../fixtures/postgres.ts';
@@ -143,6 +143,23 @@ describe('PostgreSQL store specifics', () => {
       assert.ok(isTransientStoreError(Object.assign(new Error(code), { code })), code);
     }
     for (const code of ['23505', '42P01', '22P02', '57014']) assert.ok(!isTransientStoreError(Object.assign(new Error(code), { code })), code);
+  });
+
+  it("listUnreported can use the partial index tasks_unreported (the planner proves its predicate)", async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    await store.enqueue([{ ...newTask('pending'), origin: { host: 'h', root: '/r' }, invalidReason: 'x: bad' }], T0);
+    const c = await client(url);
+    await c.query('SET search_path TO agentq');
+    // Sequential scans off: the planner takes the index whenever it may (a tiny table would be scanned otherwise).
+    await c.query('SET enable_seqscan = off');
+    for (const [where, params] of [[UNREPORTED_WHERE.all, []], [UNREPORTED_WHERE.ofOrigin, ['h', '/r']]] as const) {
+      const plan = (await c.query(`EXPLAIN ${TASK_SELECT} WHERE ${where}`, [...params])).rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      assert.match(plan, /tasks_unreported/, plan);
+      assert.equal((await c.query(`${TASK_SELECT} WHERE ${where}`, [...params])).rows.length, 1);
+    }
+    await c.end();
+    await store.close();
   });
 
   it('openStore opens postgres:// and postgresql:// URLs; the URL in its errors hides the password', async () => {

@@ -86,7 +86,11 @@ describe('workspace_push', () => {
     const onB = await agentq(['run', '--once', '--label', 'machine-b', '--project', m.b.root], {}, 60_000);
     assert.equal(onB.code, 0, onB.stderr);
     assert.match(onB.stderr, /pushed +#\d+ ship → origin\/agentq\/ship \(2 commits\)/);
+    assert.ok(!fs.existsSync(path.join(m.b.done, 'ship.md')), 'B writes no result file for a task filed on A');
 
+    const sync = await agentq(['sync', '--project', m.a.root], {}, 60_000);
+    assert.equal(sync.code, 0, sync.stderr);
+    assert.ok(fs.existsSync(path.join(m.a.done, 'ship.md')), 'the result file lands in A, where the task was filed');
     const fm = resultOf(m, 'ship');
     assert.equal(fm.status, 'completed');
     assert.equal(fm.ran_on, os.hostname());

@@ -235,6 +235,12 @@ describe('POST /v1/tasks', () => {
       ['verify_retries', 1.5],
       ['stall_timeout', 'soon'],
       ['stall_timeout', -5],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -657,7 +663,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'] });
+    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'], root: '/srv/proj' });
     const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: ['gpu'] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });
@@ -668,7 +674,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
       workers: unknown[];
     };
     assert.equal(status.counts.running, 1);
-    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
+    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, root: '/srv/proj', labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
     assert.equal(status.running[0]?.id, claim.task.id);
     assert.deepEqual(
       status.agents.map((a) => [a.agent, a.running, a.pauseReason]),

@@ -37,7 +37,7 @@ describe('task files', () => {
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
         'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
-        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\n' +
+        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\nworkspace_setup: npm ci\n' +
         'verify: npm test\nverify_timeout: 2m\nverify_retries: 1\nstall_timeout: 0\n---\nDo it.\n',
       defaults,
     );
@@ -60,10 +60,12 @@ describe('task files', () => {
         runAt: Date.parse('2026-12-01T09:00:00Z'),
         workspace: 'worktree',
         merge: 'auto',
+        workspaceSetup: ['npm ci'],
         tags: ['x', 'y'],
         runsOn: ['gpu', 'codex-account'],
         dedupKey: 'k1',
         command: ['echo', 'hi'],
+        remote: 'buildbox',
         maxTurns: 12,
         allowedTools: ['Read', 'Edit'],
         verify: ['npm test'],
@@ -86,6 +88,9 @@ describe('task files', () => {
 
   const cases: Array<[string, string, RegExp]> = [
     ['unknown priority', '---\npriority: urgent\n---\nx', /^priority: "urgent" is not one of critical, high, default, low$/],
+    ['agent a2a without remote', '---\nagent: a2a\n---\nx', /^remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME \(a key of remotes in config.yaml\) or remote: URL$/],
+    ['a remote that is neither a name nor a URL', '---\nagent: a2a\nremote: "ftp://box"\n---\nx', /^remote: "ftp:\/\/box" is not a remote: a name of config remotes/],
+    ['a remote name with a space', '---\nagent: a2a\nremote: build box\n---\nx', /^remote: "build box" is not a remote/],
     ['malformed YAML', '---\ntitle: [unclosed\n---\nx', /^frontmatter: malformed YAML/],
     ['wrong type', '---\nretries: many\n---\nx', /^retries: "many" is not a whole number/],
     ['bad timeout', '---\ntimeout: soon\n---\nx', /^timeout: "soon" is not a duration/],
@@ -96,6 +101,8 @@ describe('task files', () => {
     ['bad run_at', '---\nrun_at: tomorrow\n---\nx', /^run_at: "tomorrow" is not an ISO 8601 time/],
     ['bad workspace', '---\nworkspace: docker\n---\nx', /^workspace: "docker" is not inplace or worktree$/],
     ['bad retry_on_timeout', '---\nretry_on_timeout: sometimes\n---\nx', /^retry_on_timeout: "sometimes" is not true or false$/],
+    ['workspace_setup not commands', '---\nworkspace_setup: {npm: ci}\n---\nx', /^workspace_setup: \{"npm":"ci"\} is not a command string or a list of them \(each run by sh -c\)$/],
+    ['workspace_setup with a blank command', '---\nworkspace_setup: [npm ci, " "]\n---\nx', /^workspace_setup: " " is not a command string or a list of them/],
     ['frontmatter not a mapping', '---\n- a\n- b\n---\nx', /^frontmatter: .* is not a mapping/],
     ['timeout: 0s', fm('timeout: 0s'), /^timeout: "0s" is not a duration/],
     ['timeout: "1e308s"', fm('timeout: "1e308s"'), /^timeout: "1e308s" is not a duration/],

@@ -11,9 +11,8 @@ import { describe, it } from 'node:test';
 import { emptyStats } from '../../src/agents/runner.ts';
 import type { Attempt, AttemptOutcome } from '../../src/core/types.ts';
 import type { NewVerification } from '../../src/store/store.ts';
-import { handBack } from '../../src/scheduler/hand-back.ts';
+import { followUp, handBack } from '../../src/scheduler/follow-up.ts';
 import { agentsOutOfVerifyRetries, currentRun, lastLines, remainingBudget, runVerifications, verifyFailureNote, verifyFailureReason } from '../../src/scheduler/verify.ts';
-import { makeTask } from '../fixtures/specs.ts';
 
 const attempt = (outcome: AttemptOutcome, agent = 'claude', costUsd: number | null = null): Pick<Attempt, 'agent' | 'outcome' | 'stats'> => ({ agent, outcome, stats: { ...emptyStats(), costUsd } });
 
@@ -21,7 +20,6 @@ function verifyIn(dir: string, commands: string[], over: { timeoutMs?: number; s
   const recorded: NewVerification[] = [];
   const run = runVerifications({
     commands,
-    task: makeTask(),
     attemptId: crypto.randomUUID(),
     cwd: dir,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
@@ -131,6 +129,71 @@ describe('hand-back after a failed verification or a stall', () => {
     assert.equal(handBack([], [], claude), null);
     assert.equal(handBack([row(1, 'verify_failed'), row(2, 'failed')], [failedRun], claude), null);
     assert.equal(handBack([row(1, 'blocked')], [], claude), null);
+  });
+
+  it('an attempt stopped for a takeover is not skipped: the release after it comes later', () => {
+    assert.equal(handBack([row(1, 'verify_failed'), { ...row(2, 'interrupted'), reason: 'taken over' }], [failedRun], claude), null);
+  });
+});
+
+describe('followUp: one prompt rule for a failed verification, a stall, an answer and a release', () => {
+  const row = (number: number, outcome: AttemptOutcome, reason = 'x'): Attempt => ({
+    id: `a${number}`,
+    taskId: 1,
+    number,
+    workerId: 'w',
+    host: null,
+    agent: 'claude',
+    model: null,
+    outcome,
+    reason,
+    exitCode: 0,
+    startedAt: 0,
+    finishedAt: 1,
+    logPath: null,
+    durationMs: 1,
+    stats: { ...emptyStats(), sessionId: `s${number}` },
+  });
+  const failedRun = { attemptId: 'a1', taskId: 1, attemptNumber: 1, number: 1, command: 'npm test', exitCode: 1, timedOut: false, durationMs: 5, outputPath: null, outputTail: 'boom\n', startedAt: 0 };
+  const task = (answer: string | null = null, question: string | null = null) => ({ agent: 'claude', answer, question, stats: { ...emptyStats(), sessionId: 'sT' } });
+
+  it('a failed verification resumes its attempt\'s session with the command and output', () => {
+    const f = followUp(task(), 'P', [row(1, 'verify_failed')], [failedRun], true);
+    assert.equal(f.resumeSessionId, 's1');
+    assert.match(f.prompt, /^Note from agent-queue: you reported the task done, but its verification failed\.[\s\S]*boom/);
+  });
+
+  it('a stall resumes its attempt\'s session with the stall note', () => {
+    const f = followUp(task(), 'P', [row(1, 'stalled', 'stalled: no activity for 5.0s')], [], true);
+    assert.equal(f.resumeSessionId, 's1');
+    assert.match(f.prompt, /^Note from agent-queue: your previous run \(attempt 1\) stopped responding/);
+  });
+
+  it('an answer resumes the task\'s session with it; a verify failure after the answer wins (the session has the answer)', () => {
+    assert.deepEqual(followUp(task('Blue', 'Which colour?'), 'P', [row(1, 'blocked')], [], true), { prompt: 'The answer to your question:\n\nBlue', resumeSessionId: 'sT' });
+    const f = followUp(task('Blue', 'Which colour?'), 'P', [row(1, 'blocked'), { ...row(2, 'verify_failed'), id: 'a1' }], [failedRun], true);
+    assert.doesNotMatch(f.prompt, /Blue/);
+    assert.match(f.prompt, /verification failed/);
+  });
+
+  it('a release after an attempt stopped for the takeover resumes with the note, not an older verify failure', () => {
+    const earlier = [row(1, 'verify_failed'), row(2, 'interrupted', 'taken over')];
+    assert.deepEqual(followUp(task('Finish the parser.'), 'P', earlier, [failedRun], true), { prompt: 'Finish the parser.', resumeSessionId: 'sT' });
+  });
+
+  it('a release note pending beside a newer-looking verify failure (a takeover while queued leaves no attempt) follows the failure note', () => {
+    const f = followUp(task('I fixed the config.'), 'P', [row(1, 'verify_failed')], [failedRun], true);
+    assert.equal(f.resumeSessionId, 's1');
+    assert.match(f.prompt, /verification failed[\s\S]*\n\n---\nI fixed the config\.$/);
+  });
+
+  it('afresh (a runner that cannot resume): the prompt with its failure history, the answer or note restated', () => {
+    assert.deepEqual(followUp(task(), 'P', [row(1, 'verify_failed')], [failedRun], false), { prompt: 'P', resumeSessionId: null });
+    assert.deepEqual(followUp(task('Blue', 'Which colour?'), 'P', [row(1, 'stalled')], [], false), {
+      prompt: 'P\n\n---\nYou asked: Which colour?\nThe answer: Blue\n',
+      resumeSessionId: null,
+    });
+    assert.deepEqual(followUp(task(), 'P', [row(1, 'failed')], [], true), { prompt: 'P', resumeSessionId: null });
   });
 });
 

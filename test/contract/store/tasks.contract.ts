@@ -204,6 +204,38 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it("records each task's origin checkout and lists the unreported ones of one origin (and those without an origin)", async () => {
+      const { store } = await factory.open();
+      const a = { host: 'host-1', root: '/srv/repo' };
+      const b = { host: 'host-1', root: '/srv/other-checkout' };
+      const c = { host: 'host-2', root: '/srv/repo' }; // the same path on another machine: another checkout
+      const ended = (name: string, origin: typeof a | null) => ({ ...newTask(name), origin, invalidReason: 'x: bad' });
+      const created = await store.enqueue([ended('a1', a), ended('b1', b), ended('c1', c), ended('legacy', null), { ...newTask('a-queued'), origin: a }, newTask('no-origin-given')], T0);
+      const id = (name: string) => created.find((t) => t.name === name)!.id;
+      assert.deepEqual(created.map((t) => t.origin), [a, b, c, null, a, null]);
+      assert.deepEqual((await store.getTask('a1'))?.origin, a);
+      // Every way a task is created records it.
+      const request = await store.enqueueRequest({ ...newTask('posted'), origin: b }, {}, T0);
+      assert.deepEqual(request.task.origin, b);
+      assert.deepEqual((await store.recordRecurringTick('nightly', T0, { ...newTask('nightly-1'), origin: c }, T0))?.origin, c);
+      // Terminal through an attempt too: the first queued task, a-queued.
+      const claim = await store.claim(claimOpts(T0 + 1));
+      assert.equal(claim?.task.name, 'a-queued');
+      await store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now: T0 + 2 });
+
+      const names = async (origin?: typeof a) => (await store.listUnreported(origin)).map((t) => t.name);
+      assert.deepEqual(await names(), ['a1', 'b1', 'c1', 'legacy', 'a-queued'], 'without an origin: every unreported task');
+      assert.deepEqual(await names(a), ['a1', 'legacy', 'a-queued']);
+      assert.deepEqual(await names(b), ['b1', 'legacy']);
+      assert.deepEqual(await names(c), ['c1', 'legacy']);
+      assert.deepEqual(await names({ host: 'host-3', root: '/srv/repo' }), ['legacy'], 'an unknown checkout: only the tasks without an origin');
+      await store.setResultPath(id('a1'), '/srv/repo/.agent-queue/failed/a1.md');
+      await store.setResultPath(id('legacy'), '/anywhere/.agent-queue/failed/legacy.md');
+      assert.deepEqual(await names(a), ['a-queued']);
+      assert.deepEqual(await names(), ['b1', 'c1', 'a-queued']);
+      await store.close();
+    });
+
     it('lists a duplicate task unreported like any terminal one, and fails the tasks that depend on it', async () => {
       const { store } = await factory.open();
       const [first] = await store.enqueue([newTask('first', { dedupKey: 'k' })], T0);
