@@ -91,6 +91,19 @@ export interface AgentRunner {
   readonly name: string;
   /** Whether `resumeSessionId` and `systemPromptAppend` are honoured. */
   readonly canResume?: boolean;
+  /**
+   * Whether the agent's own process working (its CPU time, its writes) is progress for the
+   * stall watchdog (src/scheduler/stall.ts), as for `agent: command`, whose process is the
+   * work. Default false: agent CLIs keep ticking while they wait on a model or a tool, so only
+   * their output, stream events and their descendants' (tool commands') work count.
+   */
+  readonly ownProcessIsWork?: boolean;
+  /**
+   * Whether the attempt's work runs elsewhere while the runner only waits on it (as `a2a`,
+   * whose remote agent's own queue watches it): the stall watchdog leaves such attempts
+   * alone, since a remote task may work long without anything to see here. Default false.
+   */
+  readonly worksRemotely?: boolean;
   run(request: RunRequest): Promise<RunOutcome>;
   /**
    * Optional housekeeping on the dispatcher's cadence (each tick), with its store: the `a2a`

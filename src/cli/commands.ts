@@ -12,7 +12,7 @@ import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, p
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
+import { isTerminal, TASK_STATES, VERIFY_TAIL_LINES, type AttemptOutput, type TaskState, type Verification } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { Dispatcher } from '../scheduler/dispatcher.ts';
 import { Reporter } from '../scheduler/reporter.ts';
@@ -26,7 +26,7 @@ import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSourc
 import { Notifier } from '../notify/notifier.ts';
 import { notifyStatus } from '../notify/status.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, runningRows, taskDetail, taskRows, table } from './output.ts';
 import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
@@ -376,15 +376,17 @@ export async function delegationsCommand(g: GlobalOptions, o: { state?: string; 
 
 /**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, its
- * origin checkout (and where its result file is when that is another checkout), and its result
- * or prompt. `--json`: the task as stored (`origin` included), `attemptHistory` (each with
- * `dispatcher: { host, labels }`, null where unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its verify runs, its
+ * subtask tree, its origin checkout (and where its result file is when that is another
+ * checkout), and its result or prompt. `--json`: the task as stored (`origin` included),
+ * `attemptHistory` (each with `dispatcher: { host, labels }`, null where unknown),
+ * `verifications` (`Verification`) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = await store.listVerifications(task.id);
     const tree: string[] = [];
     const walk = async (id: number, depth: number) => {
       for (const sub of await store.listSubtasks(id)) {
@@ -397,8 +399,8 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
     if (o.json) {
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
-      out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers, projectOrigin(paths)));
+      out(JSON.stringify({ ...task, attemptHistory, verifications, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, { subtaskTree: tree, workers, here: projectOrigin(paths), verifications }));
     return 0;
   });
 }
@@ -429,7 +431,19 @@ export async function syncCommand(g: GlobalOptions): Promise<number> {
 }
 
 /**
- * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * Prints the output of an attempt's verify commands: this checkout's `N.verify-K.log`, else
+ * the last lines the store kept of it.
+ */
+function printVerifyLogs(verifications: readonly Verification[]): void {
+  for (const v of verifications) {
+    const local = v.outputPath !== null && fs.existsSync(v.outputPath) ? v.outputPath : null;
+    out(`==> attempt ${v.attemptNumber} verify ${v.number} (${local ?? `its last ${VERIFY_TAIL_LINES} lines, kept in the store`}) <==`);
+    process.stdout.write(local ? fs.readFileSync(local) : v.outputTail);
+  }
+}
+
+/**
+ * `agentq logs ID`: the raw output of a task's attempts (and of their verify commands). Each log comes from this checkout's
  * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
  * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
  * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
@@ -452,6 +466,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = wanted === undefined && !o.follow ? await store.listVerifications(task.id) : [];
     /** Prints one log raw; false when it is neither here nor stored. */
     const printOne = async (number: number): Promise<boolean> => {
       let found = true;
@@ -489,6 +504,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
             note(describeSource(source, `attempt ${a.number}'s log`, here));
           }
         }
+        if (!o.stderr) printVerifyLogs(verifications.filter((v) => v.attemptId === a.id));
       }
       return 0;
     }
@@ -546,7 +562,8 @@ export async function answerCommand(g: GlobalOptions, ref: string, text: string)
 const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
- * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
+ * `agentq status`: counts per state, running tasks (each with its agent's last activity, as
+ * its dispatcher recorded it with the lease heartbeat), paused agents, today's use per agent,
  * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
  * detector (its error, the lines it skipped), `notify:` targets (deliveries, the newest error,
  * FAILING when the newest try failed). Also says when the store is busy:
@@ -567,7 +584,7 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     }
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
-    out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
+    out(running.length ? `\nrunning:\n${runningRows(running, now)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now, accounts).join('\n')}` : '\npaused agents: none');
     if (agents.length) {
       out(

@@ -6,7 +6,7 @@ import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
 import { formatOrigin, sameOrigin } from '../config/config.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
+import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { hostOfWorker } from '../scheduler/dispatcher.ts';
 import type { DelegationView } from '../ops/task-ops.ts';
@@ -49,6 +49,26 @@ export function taskRows(tasks: Task[]): string {
   );
 }
 
+/**
+ * The running tasks of `agentq status`: id, agent, name, attempt, how long it runs, and
+ * when its agent last showed activity (`lastActivityAt`, recorded with the lease heartbeat;
+ * see src/scheduler/stall.ts) and how long ago.
+ */
+export function runningRows(tasks: Task[], now: number): string {
+  const ago = (ms: number | null) => (ms === null ? '' : formatDuration(Math.max(0, now - ms)));
+  return table(
+    ['ID', 'AGENT', 'NAME', 'ATTEMPT', 'RUNNING', 'LAST ACTIVITY'],
+    tasks.map((t) => [
+      String(t.id),
+      t.runAgent ?? t.agent,
+      t.name,
+      String(t.claims),
+      ago(t.startedAt),
+      t.lastActivityAt === null ? '-' : `${new Date(t.lastActivityAt).toISOString()} (${ago(t.lastActivityAt)} ago)`,
+    ]),
+  );
+}
+
 /** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
 export function delegationRows(rows: DelegationView[], now: number): string {
   return table(
@@ -78,6 +98,18 @@ function resultFileLine(task: Task, here: TaskOrigin | null): string {
   return isTerminal(task.state) ? `- (not written yet: agentq run, serve or sync in ${there} writes it)` : `- (written in the origin checkout ${there})`;
 }
 
+/** What {@link taskDetail} shows besides the task and its attempts. */
+export interface TaskDetailExtras {
+  /** Pre-rendered lines of its subtask tree; none: no tree. */
+  subtaskTree?: string[];
+  /** The registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}). */
+  workers?: ReadonlyMap<string, WorkerInfo>;
+  /** The checkout showing it, so a task from another one says where its result file is; null: not known. */
+  here?: TaskOrigin | null;
+  /** Its verify runs (a table under the attempts'; none: no table). */
+  verifications?: readonly Verification[];
+}
+
 /** The dispatcher an attempt ran on, as far as it is known. */
 export interface AttemptDispatcher {
   /** Its host (from its worker row, else from its id); null when the id does not tell. */
@@ -93,11 +125,11 @@ export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, w
 }
 
 /**
- * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
- * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher});
- * `here`: the checkout showing it, so a task from another one says where its result file is.
+ * One task in full: its fields, its attempts, and `extras` ({@link TaskDetailExtras}): its subtask tree, the dispatchers, the checkout
+ * showing it, its verify runs.
  */
-export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map(), here: TaskOrigin | null = null): string {
+export function taskDetail(task: Task, attempts: Attempt[], extras: TaskDetailExtras = {}): string {
+  const { subtaskTree = [], workers = new Map<string, WorkerInfo>(), here = null, verifications = [] } = extras;
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
@@ -111,6 +143,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['runs_on', task.runsOn.join(', ') || '-'],
     ...(task.parent ? ([['parent', `${task.parent}${task.parentId === null ? '' : ` (task ${task.parentId})`}`]] as Array<[string, unknown]>) : []),
     ['timeout', formatDuration(task.timeoutMs)],
+    ...(task.verify !== null ? ([['verify', task.verify.length ? task.verify.join(' && ') : '(none)']] as Array<[string, unknown]>) : []),
+    ...(task.stallTimeoutMs !== null ? ([['stall_timeout', task.stallTimeoutMs === 0 ? 'off' : formatDuration(task.stallTimeoutMs)]] as Array<[string, unknown]>) : []),
     ['retries', task.retries],
     ['attempts', `${task.claims} (${task.attempts} counted)`],
     ['session_id', task.stats.sessionId ?? '-'],
@@ -149,9 +183,22 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
         ]),
       )
     : '(no attempts yet)';
+  const verified = verifications.length
+    ? `\nverifications:\n${table(
+        ['#', 'VERIFY', 'EXIT', 'DURATION', 'COMMAND', 'OUTPUT'],
+        verifications.map((v) => [
+          String(v.attemptNumber),
+          String(v.number),
+          v.timedOut ? 'timeout' : v.exitCode === null ? 'killed' : String(v.exitCode),
+          formatDuration(v.durationMs),
+          v.command.split('\n')[0]!.slice(0, 60),
+          v.outputPath ?? '-',
+        ]),
+      )}\n`
+    : '';
   const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
   const subtasks = subtaskTree.length ? `\nsubtasks:\n#${task.id} ${task.name} [${task.state}]\n${subtaskTree.join('\n')}\n` : '';
-  return `${head}\n\n${tries}\n${subtasks}${body}\n`;
+  return `${head}\n\n${tries}\n${verified}${subtasks}${body}\n`;
 }
 
 /** The HOST and LABELS cells of an attempt: `(gone)` for the labels of a dispatcher no longer registered. */

@@ -33,6 +33,21 @@ const duration = (fallback: string) =>
 
 const command = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 
+/** A duration that may be turned off with 0 (`0`, `"0"`, `"0s"`) → ms (0: off); else as {@link duration}. */
+const durationOrOff = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0+)?\s*(ms|s|m|h|d)?\s*$/.test(v))) return 0;
+      const parsed = parseDuration(v);
+      if (parsed === null) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 90s, 30m, 2h, or 0 for off)` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
 /** Edit distance (insertions, deletions, substitutions; Levenshtein) between `a` and `b`. */
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -263,6 +278,21 @@ const configSchema = strictObject({
     .transform((v) => (typeof v === 'string' ? [v] : v)),
   /** Time limit of each `workspace_setup` command. */
   workspace_setup_timeout: duration('10m'),
+  /**
+   * Commands run by `sh -c` in a task's workspace after its agent reports success, for tasks
+   * that set no `verify`: one string or a list; all must exit 0 for the task to complete.
+   * None by default. See src/scheduler/verify.ts.
+   */
+  verify: z
+    .union([z.string().trim().min(1, 'not a command (an empty string)'), z.array(z.string().trim().min(1, 'not a command (an empty string)'))])
+    .transform((v) => (typeof v === 'string' ? [v] : v))
+    .default([]),
+  /** Time limit of each verify command, for tasks that set no `verify_timeout`. */
+  verify_timeout: duration('10m'),
+  /** `agent: auto`: failed verifications on one agent before the next agent of `fallback` takes the task, for tasks that set no `verify_retries`. */
+  verify_retries: z.number().int().min(0).default(2),
+  /** Stop an attempt whose agent shows no activity this long (it ends `stalled`), for tasks that set no `stall_timeout`; 0: off. */
+  stall_timeout: durationOrOff('10m'),
   /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
   retry_backoff: duration('30s'),
   retry_backoff_max: duration('10m'),
@@ -585,6 +615,13 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #                         # (.worktreeinclude at the checkout's top, gitignore syntax: git-ignored
 #                         # files such as .env copied into each new worktree, never committed)
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
+# verify: ["npm test"]    # (default: none) run by sh -c in the workspace after the agent reports
+#                         # success, for tasks that set no verify; all must exit 0 to complete,
+#                         # else the attempt ends verify_failed and the agent is resumed with the output
+# verify_timeout: 10m     # time limit of each verify command
+# verify_retries: 2       # agent: auto: failed verifications on one agent before the next of fallback
+# stall_timeout: 10m      # stop an attempt whose agent shows no activity (output, stream events,
+#                         # work in its tool commands) this long; it ends stalled and is resumed; 0: off
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m
 

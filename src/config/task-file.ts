@@ -41,7 +41,7 @@ export const TASK_LIMITS = {
   remoteMetadataBytes: 131_072,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
-  /** `timeout` and `retry_backoff`, ms: 7 days. */
+  /** `timeout`, `retry_backoff`, `verify_timeout` and `stall_timeout`, ms: 7 days. */
   durationMs: 7 * 86_400_000,
   /** `max_cost_usd`, USD. */
   maxCostUsd: 10_000,
@@ -49,6 +49,10 @@ export const TASK_LIMITS = {
   retries: 100,
   /** `max_turns`. */
   maxTurns: 10_000,
+  /** Entries of `verify`. */
+  verifyCommands: 20,
+  /** `verify_retries`. */
+  verifyRetries: 100,
 } as const;
 
 /**
@@ -180,6 +184,10 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     remoteMetadata: null,
     maxTurns: null,
     allowedTools: null,
+    verify: null,
+    verifyTimeoutMs: null,
+    verifyRetries: null,
+    stallTimeoutMs: null,
     extra: {},
     prompt,
     source,
@@ -319,6 +327,16 @@ const duration = z.union([z.string(), z.number()], refused(DURATION_TEXT)).trans
   return z.NEVER;
 });
 
+const DURATION_OR_OFF_TEXT = 'a duration from 1ms to 7d, such as 90s or 30m (a number is seconds), or 0 for off';
+/** A duration that may be turned off (`stall_timeout`) → ms, 0 for `0` / `"0"` / `"0s"`; else as {@link duration}. */
+const durationOrOff = z.union([z.string(), z.number()], refused(DURATION_OR_OFF_TEXT)).transform((v, ctx) => {
+  if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0+)?\s*(ms|s|m|h|d)?\s*$/.test(v))) return 0;
+  const parsed = parseDuration(v, TASK_LIMITS.durationMs);
+  if (parsed !== null) return parsed;
+  ctx.issues.push({ code: 'custom', input: v, message: notA(v, DURATION_OR_OFF_TEXT) });
+  return z.NEVER;
+});
+
 /** `run_at`: an ISO 8601 date (`2026-12-01`, UTC midnight) or time, on a real calendar day. */
 const ISO_TIME = z.union([z.iso.date(), z.iso.datetime({ offset: true, local: true })]);
 const TIME_TEXT = 'an ISO 8601 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01 (a real calendar day)';
@@ -352,19 +370,23 @@ const command = z.union(
 
 const textField = singleLine(TASK_LIMITS.textChars);
 
-const SETUP_TEXT = 'a command string or a list of them (each run by sh -c)';
+/**
+ * A list of commands run by `sh -c`: one command string (the limits of a `command` string,
+ * not blank) or a list of at most `max` of them (an empty list: none); `text` says what is
+ * expected in errors. Always a list after parsing.
+ */
+const commandList = (text: string, max: number) => {
+  const one = argChecks(z.string(refused(text)).refine(nonBlank, refusedFinal(text)));
+  return z
+    .union([one, z.array(one).max(max, refused(`a list of at most ${max} commands`, (v: unknown[]) => `${v.length} entries`))], refused(text))
+    .transform((v) => (typeof v === 'string' ? [v] : v));
+};
+
 /** `workspace_setup`: one command string, or a list of them (empty: none), each run by `sh -c`. */
-const setupCommands = z
-  .union(
-    [
-      argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))),
-      z
-        .array(argChecks(z.string(refused(SETUP_TEXT)).refine(nonBlank, refusedFinal(SETUP_TEXT))))
-        .max(TASK_LIMITS.setupCommands, refused(`a list of at most ${TASK_LIMITS.setupCommands} commands`, (v: unknown[]) => `${v.length} entries`)),
-    ],
-    refused(SETUP_TEXT),
-  )
-  .transform((v) => (typeof v === 'string' ? [v] : v));
+const setupCommands = commandList('a command string or a list of them (each run by sh -c)', TASK_LIMITS.setupCommands);
+
+/** `verify`: one command or a list of them (an empty list: none, even when config sets some). */
+const verify = commandList('a command string (run by sh -c) or a list of them', TASK_LIMITS.verifyCommands);
 
 /**
  * The name of a remote A2A agent in config `remotes` (and in `a2a:NAME` of a `fallback`
@@ -461,6 +483,13 @@ export const TASK_FIELDS = z.object({
     remoteMetadata,
     'when delegated (agent: a2a): fields for the remote, sent as its A2A message metadata over the ones agentq sends (for an agentq remote, task fields: agent, command, model, …)',
   ),
+  verify: field(verify, 'commands run by sh -c in the workspace after the agent reports success; all must exit 0 to complete, else the attempt ends verify_failed and is retried (resuming the session where the agent can); [] for none; default: config verify'),
+  verify_timeout: field(duration, 'time limit of each verify command, as timeout; default: config verify_timeout (10m)'),
+  verify_retries: field(
+    bounded({ min: 0, max: TASK_LIMITS.verifyRetries, whole: true, expected: `a whole number from 0 to ${TASK_LIMITS.verifyRetries}` }),
+    'agent: auto — failed verifications on one agent before the next agent of the fallback list takes over; default: config verify_retries (2)',
+  ),
+  stall_timeout: field(durationOrOff, 'stop an attempt whose agent shows no activity this long (ends stalled, retried by resuming its session); 0: off; default: config stall_timeout (10m)'),
 });
 
 /** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
@@ -628,6 +657,10 @@ export function taskSpecFromFields(
     remoteMetadata: f.remote_metadata ?? null,
     maxTurns: f.max_turns ?? null,
     allowedTools: f.allowed_tools ?? null,
+    verify: f.verify ?? null,
+    verifyTimeoutMs: f.verify_timeout ?? null,
+    verifyRetries: f.verify_retries ?? null,
+    stallTimeoutMs: f.stall_timeout ?? null,
     extra,
     prompt,
     source,

@@ -29,22 +29,33 @@ export function takenOverNotBlocked(taskId: number): AgentQueueError {
 }
 
 /**
+ * What an attempt that follows an answer or a release (`task.answer` set) is told: `kind`
+ * `answer` (the task asked `question`) or `release` (the person's note, no question);
+ * `resumed` for the agent's resumed session (`The answer to your question: …`, or the note
+ * alone), `restated` to follow the task's prompt in a new session. Null when `task.answer` is null.
+ */
+export function followUpWords(task: Pick<Task, 'answer' | 'question'>): { kind: 'answer' | 'release'; resumed: string; restated: string } | null {
+  if (task.answer === null) return null;
+  return task.question === null
+    ? { kind: 'release', resumed: task.answer, restated: `Note from the person who worked on this task by hand: ${task.answer}` }
+    : { kind: 'answer', resumed: `The answer to your question:\n\n${task.answer}`, restated: `You asked: ${task.question}\nThe answer: ${task.answer}` };
+}
+
+/**
  * The prompt of an attempt that follows an answer or a release (`task.answer` set), and
  * whether it resumes the agent's session: with a runner that can resume and a session
  * recorded, the answer (`The answer to your question: …`) or the release note alone, the
  * session resumed; otherwise the task's prompt (`prompt`, with its failure history) with the
- * question and answer, or the note, restated after it. Null when `task.answer` is null.
+ * question and answer, or the note, restated after it ({@link followUpWords}). Null when
+ * `task.answer` is null.
  */
 export function followUpPrompt(
   task: Pick<Task, 'answer' | 'question' | 'stats'>,
   prompt: string,
   canResume: boolean,
 ): { prompt: string; resumeSessionId: string | null } | null {
-  if (task.answer === null) return null;
-  const released = task.question === null;
-  if (canResume && task.stats.sessionId) {
-    return { prompt: released ? task.answer : `The answer to your question:\n\n${task.answer}`, resumeSessionId: task.stats.sessionId };
-  }
-  const tail = released ? `Note from the person who worked on this task by hand: ${task.answer}` : `You asked: ${task.question ?? ''}\nThe answer: ${task.answer}`;
-  return { prompt: `${prompt}\n\n---\n${tail}\n`, resumeSessionId: null };
+  const words = followUpWords(task);
+  if (words === null) return null;
+  if (canResume && task.stats.sessionId) return { prompt: words.resumed, resumeSessionId: task.stats.sessionId };
+  return { prompt: `${prompt}\n\n---\n${words.restated}\n`, resumeSessionId: null };
 }

@@ -93,6 +93,18 @@ export interface TaskSpec {
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
   allowedTools: string[] | null;
+  /**
+   * Commands run by `sh -c` in the task's workspace after the agent reports success, in
+   * order (frontmatter `verify`); all must exit 0 for the task to complete. Null: config
+   * `verify`; an empty list: none.
+   */
+  verify: string[] | null;
+  /** Time limit of each `verify` command, ms; null: config `verify_timeout`. */
+  verifyTimeoutMs: number | null;
+  /** Failed verifications on one agent before an `agent: auto` task moves to the next of its `fallback` list; null: config `verify_retries`. */
+  verifyRetries: number | null;
+  /** An attempt whose agent shows no activity this long is stopped (`stalled`), ms; 0: never; null: config `stall_timeout`. */
+  stallTimeoutMs: number | null;
   /** Frontmatter fields agent-queue does not know, kept as given. */
   extra: Record<string, unknown>;
   /** The prompt (Markdown body). */
@@ -179,6 +191,12 @@ export interface Task extends TaskSpec {
   pushedTo: string | null;
   /** `workspace_push`: why the push failed (one line: remote, branch, git's complaint); null when it did not fail. */
   pushError: string | null;
+  /**
+   * While it runs: when its agent last showed activity (output, a stream event, work in its
+   * tool commands), as its dispatcher last recorded it with the lease heartbeat; set to the
+   * start at the claim. Epoch ms; null before the first claim.
+   */
+  lastActivityAt: number | null;
 }
 
 /** What one attempt ended as. */
@@ -193,13 +211,17 @@ export type AttemptOutcome =
   | 'interrupted'
   | 'blocked'
   /** `workspace_setup` failed (non-zero exit, timeout, could not start); the agent did not run. */
-  | 'setup_failed';
+  | 'setup_failed'
+  /** The agent reported success but a `verify` command failed. */
+  | 'verify_failed'
+  /** The agent showed no activity for `stall_timeout` and was stopped. */
+  | 'stalled';
 
 /**
  * The outcomes of an attempt that put its task back in the queue and count against its
  * `retries` (`Task.attempts` keeps them); `rate_limited` and `interrupted` do not count.
  */
-export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed'];
+export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed', 'verify_failed', 'stalled'];
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {
@@ -247,6 +269,33 @@ export interface AttemptOutput {
   stdout: OutputTail;
   stderr: OutputTail;
 }
+
+/**
+ * One `verify` command run after an attempt's agent reported success (`Store.recordVerification`).
+ * Durations ms, times epoch ms.
+ */
+export interface Verification {
+  attemptId: string;
+  taskId: number;
+  /** The attempt's 1-based claim number. */
+  attemptNumber: number;
+  /** 1-based position of the command in the attempt's `verify` list. */
+  number: number;
+  command: string;
+  /** Exit code; null when it was killed (`timedOut`, or stopped with the attempt) or ended by a signal. */
+  exitCode: number | null;
+  /** Whether it ran past `verify_timeout` and was stopped. */
+  timedOut: boolean;
+  durationMs: number;
+  /** Its combined stdout and stderr log (`N.verify-K.log` in the attempt log folder) on the host that ran it; null when none was written. */
+  outputPath: string | null;
+  /** The end of that output: its last {@link VERIFY_TAIL_LINES} lines, at most {@link OUTPUT_TAIL_BYTES} bytes. */
+  outputTail: string;
+  startedAt: number;
+}
+
+/** Lines of a verification's output kept in the store and handed to the agent after a failure. */
+export const VERIFY_TAIL_LINES = 200;
 
 /** A claim: the task and the attempt just opened for it. */
 export interface Claim {

@@ -8,7 +8,7 @@ import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/co
 import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { resultDelegation, writeResultFile } from '../results/result-file.ts';
+import { resultExtras, writeResultFile } from '../results/result-file.ts';
 import type { AgentUsage, DelegationFilter, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
@@ -43,7 +43,7 @@ export async function delegationsReport(store: Store, filter: DelegationFilter =
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
-    const file = writeResultFile(paths, task, await resultDelegation(store, task));
+    const file = writeResultFile(paths, task, await resultExtras(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }

@@ -13,14 +13,14 @@ import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
 import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
 import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
-import { attemptLogFile, readOutputTail } from '../results/logs.ts';
+import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
@@ -30,9 +30,22 @@ import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
+import { followUp } from './follow-up.ts';
 import { Reporter } from './reporter.ts';
-import { decide, type StopReason } from './transition.ts';
-import { followUpPrompt } from '../core/takeover.ts';
+import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
+import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
+import {
+  agentsOutOfVerifyRetries,
+  currentRun,
+  failedVerificationOf,
+  remainingBudget,
+  runVerifications,
+  verifyCommandsOf,
+  verifyFailureNote,
+  verifyFailureReason,
+  verifyRetriesOf,
+  verifyTimeoutOf,
+} from './verify.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
@@ -54,6 +67,8 @@ interface Running {
   claim: Claim;
   controller: AbortController;
   done: Promise<void>;
+  /** The agent's activity (stall watchdog, `lastActivityAt`) while it runs. */
+  activity?: ActivityWatch;
 }
 
 /**
@@ -115,20 +130,30 @@ const NO_OUTPUT: AttemptOutput = { stdout: { text: '', bytes: 0 }, stderr: { tex
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
 
+/** Attempt outcomes that are the agent's failures, as a retry's failure summary names them. */
+const FAILURE_WORDS: Partial<Record<AttemptOutcome, string>> = { failed: 'failed', timed_out: 'timed out', verify_failed: 'failed its verification', stalled: 'stalled' };
+
 /**
  * The prompt of a retry: the task's prompt, then a short account of the earlier attempts
- * that failed or timed out, so the agent does not repeat them (as claudomator does).
- * Interrupted and rate-limited attempts are not the agent's failures and are left out.
+ * that failed, timed out, failed their verification or stalled, so the agent does not repeat
+ * them (as claudomator does); the last failed verification in full (`verifications`: the
+ * task's, see {@link verifyFailureNote}). Interrupted and rate-limited attempts are not the
+ * agent's failures and are left out.
  */
-export function withFailureSummary(prompt: string, attempts: Attempt[]): string {
-  const failed = attempts.filter((a) => a.outcome === 'failed' || a.outcome === 'timed_out');
+export function withFailureSummary(prompt: string, attempts: Attempt[], verifications: readonly Verification[] = []): string {
+  const failed = attempts.filter((a) => FAILURE_WORDS[a.outcome] !== undefined);
   if (failed.length === 0) return prompt;
   const lines = failed.map((a) => {
     const reason = (a.reason ?? 'no reason recorded').replace(/\s+/g, ' ').trim();
     const excerpt = reason.length > FAILURE_EXCERPT ? `${reason.slice(0, FAILURE_EXCERPT)}…` : reason;
-    return `- attempt ${a.number} ${a.outcome === 'timed_out' ? 'timed out' : 'failed'}${a.exitCode === null ? '' : ` (exit code ${a.exitCode})`}: ${excerpt}`;
+    // The agent's exit code says nothing of a verification (the agent succeeded) or a stall (it was stopped).
+    const code = a.exitCode === null || a.outcome === 'verify_failed' || a.outcome === 'stalled' ? '' : ` (exit code ${a.exitCode})`;
+    return `- attempt ${a.number} ${FAILURE_WORDS[a.outcome]}${code}: ${excerpt}`;
   });
-  return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n`;
+  const lastVerify = failed.filter((a) => a.outcome === 'verify_failed').at(-1);
+  const verified = lastVerify ? failedVerificationOf(lastVerify, verifications) : null;
+  const detail = verified ? `\n${verifyFailureNote(verified)}\n` : '';
+  return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n${detail}`;
 }
 
 /**
@@ -143,14 +168,14 @@ export interface AttemptPlan {
   model: string | null;
   /** The task's prompt with the failure history of earlier attempts, or the answer to its question. */
   prompt: string;
-  /** Session to resume (the answer to a question, for runners that can). */
+  /** Session to resume (the answer to a question, a failed verification, a stall; for runners that can). */
   resumeSessionId: string | null;
   workspace: Workspace;
   stdoutLog: string;
   stderrLog: string;
   /** When the attempt times out, epoch ms (`timeout` after the claim). */
   deadline: number;
-  /** Budget of the attempt, USD (`max_cost_usd`); null: none. */
+  /** Budget of the attempt, USD (`max_cost_usd`; with `verify`, what earlier attempts left of it); null: none. */
   maxCostUsd: number | null;
   /** The agent's environment ({@link agentEnv}). */
   env: Record<string, string>;
@@ -319,7 +344,7 @@ export class Dispatcher {
     const now = this.o.now();
     await this.o.store.workerHeartbeat(this.workerId, now);
     for (const r of this.running.values()) {
-      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
+      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease, r.activity?.lastActivityAt() ?? null);
       if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
       else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
       else if (beat.takeoverRequested) r.controller.abort('takeover' satisfies StopReason);
@@ -619,8 +644,24 @@ export class Dispatcher {
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
+    // stall_timeout: the agent's activity is watched while it runs; a stall stops it (never a remote agent's: its own queue watches it).
+    let stalled: string | null = null;
+    const stallMs = runner.worksRemotely ? 0 : stallTimeoutOf(task, this.o.config);
+    const activity = new ActivityWatch({
+      timeoutMs: stallMs,
+      logs: [plan.stdoutLog, plan.stderrLog],
+      ownProcessIsWork: runner.ownProcessIsWork === true,
+      onStall: (quietMs) => {
+        stalled = stallDetail(quietMs, stallMs);
+        this.running.get(attempt.id)?.controller.abort('stall' satisfies StopReason);
+      },
+    });
+    const entry = this.running.get(attempt.id);
+    if (entry) entry.activity = activity;
+    activity.start();
     const outcome = await runner.run({
-      task,
+      // With verify, the budget is what the task's earlier attempts left of max_cost_usd.
+      task: plan.maxCostUsd === task.maxCostUsd ? task : { ...task, maxCostUsd: plan.maxCostUsd },
       attemptId: attempt.id,
       prompt: plan.prompt,
       resumeSessionId: plan.resumeSessionId,
@@ -634,6 +675,8 @@ export class Dispatcher {
       signal,
       delegations: this.o.store,
       onEvent: (event) => {
+        activity.touch();
+        if (event.type === 'spawned') activity.setPid(event.pid);
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
@@ -647,6 +690,7 @@ export class Dispatcher {
         }
       },
     });
+    activity.stop();
     // Agents that report tokens only (Codex, Gemini, OpenAI-compatible) are priced here.
     const s = outcome.stats;
     if (s.costUsd === null && meter.priced) s.costUsd = meter.usd;
@@ -654,9 +698,51 @@ export class Dispatcher {
       s.costUsd = costOf(s.model ?? model, { inputTokens: s.inputTokens ?? 0, outputTokens: s.outputTokens ?? 0 }, this.prices);
     }
     this.events.emit('attempt.outcome', claim, outcome);
-    const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
-    await this.settle(plan, outcome, stopReason, outcome.stats.costUsd ?? meter.usd);
+    const verified = await this.verifyAttempt(plan, outcome, signal);
+    await this.settle(plan, verified.outcome, verified.stopReason, outcome.stats.costUsd ?? meter.usd, { verifyFailure: verified.failure, stopDetail: stalled });
     if ((outcome.stats.costUsd ?? 0) > 0) await this.holdOverBudget();
+  }
+
+  /**
+   * The verification gate (src/scheduler/verify.ts): after an agent reported success (and
+   * asked no question), its task's verify commands run in the attempt's workspace. Gives the
+   * outcome to settle (`cancelled` when the attempt was stopped during a command), its stop
+   * reason, and why the verification failed (null: passed, or nothing to verify). A stall or
+   * budget stop that came after the success does not stop the verification: it runs under a
+   * fresh controller (the lease keeper's cancel reaches it).
+   */
+  private async verifyAttempt(plan: AttemptPlan, outcome: RunOutcome, signal: AbortSignal): Promise<{ outcome: RunOutcome; stopReason: StopReason | null; failure: string | null }> {
+    const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
+    const { task, attempt } = plan.claim;
+    const commands = verifyCommandsOf(task, this.o.config);
+    const asks = this.o.config.questions && outcome.kind === 'completed' && parseQuestion(outcome.result) !== null;
+    if (outcome.kind !== 'completed' || commands.length === 0 || asks || (stopReason !== null && stopReason !== 'stall' && stopReason !== 'budget')) {
+      return { outcome, stopReason, failure: null };
+    }
+    const entry = this.running.get(attempt.id);
+    let verifySignal = signal;
+    if (signal.aborted && entry) {
+      entry.controller = new AbortController();
+      verifySignal = entry.controller.signal;
+    }
+    const timeoutMs = verifyTimeoutOf(task, this.o.config);
+    const result = await runVerifications({
+      commands,
+      attemptId: attempt.id,
+      cwd: plan.workspace.cwd,
+      env: plan.env,
+      timeoutMs,
+      graceMs: this.o.config.kill_grace,
+      logFile: (k) => verifyLogFile(this.o.paths, task, attempt.number, k),
+      signal: verifySignal,
+      record: (run) => this.o.store.recordVerification(attempt.id, run),
+      onStart: (command, k) => this.events.emit('task.progress', plan.claim, { type: 'progress', text: `verify ${k}/${commands.length}: ${command}` }),
+      now: this.o.now,
+    });
+    if (result.kind === 'stopped') {
+      return { outcome: { ...outcome, kind: 'cancelled', reason: 'stopped during verification' }, stopReason: verifySignal.reason as StopReason, failure: null };
+    }
+    return { outcome, stopReason, failure: result.kind === 'failed' ? verifyFailureReason(result.failed, timeoutMs) : null };
   }
 
   /**
@@ -670,7 +756,17 @@ export class Dispatcher {
     const store = this.o.store;
     let claim = claimed;
     if (claimed.task.agent === AUTO_AGENT) {
-      const outOfTokens = new Set<string>();
+      // Agents that failed verification verify_retries times on this task are passed over; when every one has, the task fails.
+      const { spent, last } = await this.outOfVerifyRetries(claimed);
+      const list = (this.o.config.fallback[claimed.task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a));
+      if (spent.size > 0 && list.every((a) => spent.has(a))) {
+        const reason = `verify failed ${verifyRetriesOf(claimed.task, this.o.config)} times on every agent of the fallback list (${list.join(', ')}); the last: ${last ?? 'verify failed'}`;
+        const outcome: RunOutcome = { kind: 'failed', retryable: false, reason, stats: emptyStats(), exitCode: null };
+        this.events.emit('attempt.outcome', claimed, outcome);
+        await this.settle({ claim: claimed, model: null, stdoutLog: null, workspace: null }, outcome, null);
+        return null;
+      }
+      const outOfTokens = new Set<string>(spent);
       let chosen = await this.pickAgent(claimed.task, outOfTokens);
       while (chosen !== null && !(await this.takeStartToken(chosen)).taken) {
         outOfTokens.add(chosen);
@@ -704,6 +800,17 @@ export class Dispatcher {
   }
 
   /**
+   * For `agent: auto` with verify commands: the agents with `verify_retries` failed
+   * verifications in the task's current run of retries (see {@link agentsOutOfVerifyRetries}),
+   * and the reason of the last one.
+   */
+  private async outOfVerifyRetries({ task, attempt }: Claim): Promise<{ spent: Set<string>; last: string | null }> {
+    if (task.claims <= 1 || verifyCommandsOf(task, this.o.config).length === 0) return { spent: new Set(), last: null };
+    const run = currentRun((await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number), task.attempts - 1);
+    return { spent: agentsOutOfVerifyRetries(run, verifyRetriesOf(task, this.o.config)), last: run.filter((a) => a.outcome === 'verify_failed').at(-1)?.reason ?? null };
+  }
+
+  /**
    * Resolves everything the attempt runs with ({@link AttemptPlan}): its log folder, its
    * workspace, its prompt (the failure history of earlier attempts, or the answer to its
    * question), environment, deadline and budget. A step that fails settles the attempt
@@ -731,9 +838,18 @@ export class Dispatcher {
       await this.settle({ claim, model, stdoutLog, workspace: null }, this.preparationFailed(claim, 'workspace', err), null);
       return null;
     }
-    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
-    // The answer to the agent's question, or the note of a release: resume its session, or restate it for runners that cannot.
-    const { prompt, resumeSessionId } = followUpPrompt(task, fresh, runner.canResume === true) ?? { prompt: fresh, resumeSessionId: null };
+    const earlier = task.claims > 1 ? (await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number) : [];
+    const verifications = earlier.some((a) => a.outcome === 'verify_failed') ? await this.o.store.listVerifications(task.id) : [];
+    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, earlier, verifications) : task.prompt;
+    // After a failed verification, a stall, an answer or a release: the session resumed with what follows, or a fresh prompt that says it.
+    const { prompt, resumeSessionId } = followUp(task, fresh, earlier, verifications, runner.canResume === true);
+    // With verify, resumed attempts and fallbacks spend max_cost_usd together.
+    const maxCostUsd = remainingBudget(task.maxCostUsd, verifyCommandsOf(task, this.o.config).length > 0, currentRun(earlier, task.attempts - 1));
+    if (maxCostUsd !== null && maxCostUsd <= 0) {
+      const reason = `budget exceeded: earlier attempts spent max_cost_usd $${task.maxCostUsd ?? '?'} (with verify, it covers every attempt)`;
+      await this.settle({ claim, model, stdoutLog, workspace }, { kind: 'budget_exceeded', reason, stats: emptyStats(), exitCode: null }, null);
+      return null;
+    }
     return {
       claim,
       runner,
@@ -744,7 +860,7 @@ export class Dispatcher {
       stdoutLog,
       stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
       deadline: attempt.startedAt + task.timeoutMs,
-      maxCostUsd: task.maxCostUsd,
+      maxCostUsd,
       env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
     };
   }
@@ -822,6 +938,7 @@ export class Dispatcher {
     outcome: RunOutcome,
     stopReason: StopReason | null,
     spentUsd = outcome.stats.costUsd ?? 0,
+    judged: Pick<DecideContext, 'verifyFailure' | 'stopDetail'> = {},
   ): Promise<void> {
     const { claim, workspace } = plan;
     const { task, attempt } = claim;
@@ -838,6 +955,7 @@ export class Dispatcher {
       strikes: outcome.kind === 'rate_limited' ? await store.agentStrikes(account) : 0,
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
+      ...judged,
     });
     if (step.kind === 'none') return;
     const stats = { ...outcome.stats, model: outcome.stats.model ?? plan.model };
@@ -889,7 +1007,7 @@ export class Dispatcher {
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
    * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
-   * attempt row records when not the task's state (`setup_failed`). Null when the lease is lost
+   * attempt row records when not the task's state (`setup_failed`, `verify_failed`, `stalled`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -899,7 +1017,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
-    attemptOutcome: 'setup_failed' | null = null,
+    attemptOutcome: CountedFailure | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };

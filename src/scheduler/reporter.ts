@@ -9,7 +9,7 @@ import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/confi
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';
-import { resultDelegation, writeResultFile } from '../results/result-file.ts';
+import { resultExtras, writeResultFile } from '../results/result-file.ts';
 import type { Store, WorkerInfo } from '../store/store.ts';
 import { STORE_RETRY_MAX_MS } from './store-retry.ts';
 
@@ -94,7 +94,7 @@ export class Reporter {
     try {
       // Recorded first: a crash before the file is written reports (and records) the end again, once.
       await this.o.recordEnd?.(task);
-      const file = writeResultFile(this.o.paths, task, await resultDelegation(this.o.store, task));
+      const file = writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task));
       await this.o.store.setResultPath(task.id, file);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });

@@ -302,12 +302,17 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     '/v1/tasks/:id',
     {
       schema: {
-        summary: 'One task with its attempts and callback',
+        summary: 'One task with its attempts, its verify runs and callback',
         params: idParams,
         response: {
           200: {
             type: 'object',
-            properties: { task: ref('Task'), attempts: { type: 'array', items: ref('Attempt') }, callback: { anyOf: [ref('Callback'), { type: 'null' }] } },
+            properties: {
+              task: ref('Task'),
+              attempts: { type: 'array', items: ref('Attempt') },
+              verifications: { type: 'array', items: ref('Verification') },
+              callback: { anyOf: [ref('Callback'), { type: 'null' }] },
+            },
           },
           ...errorResponses(401, 403, 404),
         },
@@ -315,7 +320,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (request) => {
       const task = await findTask(store, request.params.id);
-      return { task, attempts: await store.listAttempts(task.id), callback: callbackView(await store.getCallback(task.id)) };
+      return { task, attempts: await store.listAttempts(task.id), verifications: await store.listVerifications(task.id), callback: callbackView(await store.getCallback(task.id)) };
     },
   );
 

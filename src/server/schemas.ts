@@ -87,6 +87,11 @@ export const taskSchema: JsonSchema = {
     ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },
     pushedTo: { ...nul('string'), description: 'workspace_push: REMOTE/BRANCH the branch was pushed to' },
     pushError: { ...nul('string'), description: 'workspace_push: why the push failed' },
+    verify: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'verify commands (null: config verify; []: none)' },
+    verifyTimeoutMs: { ...nul('number'), description: 'verify_timeout, ms (null: config)' },
+    verifyRetries: { ...nul('integer'), description: 'verify_retries (null: config)' },
+    stallTimeoutMs: { ...nul('number'), description: 'stall_timeout, ms; 0: off (null: config)' },
+    lastActivityAt: ms("while running: its agent's last activity, as its dispatcher last recorded it"),
   },
 };
 
@@ -103,7 +108,7 @@ export const attemptSchema: JsonSchema = {
     host: { ...nul('string'), description: 'host name of the machine that ran it' },
     agent: { type: 'string' },
     model: nul('string'),
-    outcome: { type: 'string' },
+    outcome: { type: 'string', description: 'running, completed, failed, timed_out, setup_failed, verify_failed, stalled, budget_exceeded, cancelled, rate_limited, interrupted or blocked' },
     reason: nul('string'),
     exitCode: nul('integer'),
     startedAt: { type: 'integer' },
@@ -111,6 +116,26 @@ export const attemptSchema: JsonSchema = {
     durationMs: nul('number'),
     logPath: nul('string'),
     stats: statsSchema,
+  },
+};
+
+/** One verify command run after an attempt's agent reported success (src/core/types.ts `Verification`). */
+export const verificationSchema: JsonSchema = {
+  $id: 'Verification',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    attemptId: { type: 'string' },
+    taskId: { type: 'integer' },
+    attemptNumber: { type: 'integer' },
+    number: { type: 'integer', description: "1-based position in the task's verify list" },
+    command: { type: 'string' },
+    exitCode: { ...nul('integer'), description: 'null: killed (timed out, stopped) or ended by a signal' },
+    timedOut: { type: 'boolean' },
+    durationMs: { type: 'number' },
+    outputPath: { ...nul('string'), description: 'its output log on the host that ran it' },
+    outputTail: { type: 'string', description: 'the last 200 lines of its output' },
+    startedAt: { type: 'integer', description: 'epoch ms' },
   },
 };
 
@@ -194,7 +219,7 @@ export const errorSchema: JsonSchema = {
   },
 };
 
-export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, delegationSchema, callbackSchema, errorSchema];
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, verificationSchema, workerSchema, delegationSchema, callbackSchema, errorSchema];
 
 export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
 

@@ -4,7 +4,7 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
-import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState, type Verification } from '../core/types.ts';
 import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, DetectorRun, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
@@ -74,6 +74,10 @@ export function toTask(row: Row, depIds: number[]): Task {
     remoteMetadata: row.remote_metadata ? (JSON.parse(String(row.remote_metadata)) as Record<string, unknown>) : null,
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
+    verify: row.verify === null || row.verify === undefined ? null : (JSON.parse(String(row.verify)) as string[]),
+    verifyTimeoutMs: num(row.verify_timeout_ms),
+    verifyRetries: num(row.verify_retries),
+    stallTimeoutMs: num(row.stall_timeout_ms),
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
     prompt: String(row.prompt),
     source: String(row.source),
@@ -100,6 +104,32 @@ export function toTask(row: Row, depIds: number[]): Task {
     ranOn: str(row.ran_on),
     pushedTo: str(row.pushed_to),
     pushError: str(row.push_error),
+    lastActivityAt: num(row.last_activity_at),
+  };
+}
+
+/** The task columns of the verify and stall fields (`verify` as JSON text), in the order of {@link verifyColumnValues}. */
+export const VERIFY_TASK_COLUMNS = ['verify', 'verify_timeout_ms', 'verify_retries', 'stall_timeout_ms'] as const;
+
+/** The values of {@link VERIFY_TASK_COLUMNS} for a new task, the same on every backend. */
+export function verifyColumnValues(spec: Pick<Task, 'verify' | 'verifyTimeoutMs' | 'verifyRetries' | 'stallTimeoutMs'>): [string | null, number | null, number | null, number | null] {
+  return [spec.verify === null ? null : JSON.stringify(spec.verify), spec.verifyTimeoutMs, spec.verifyRetries, spec.stallTimeoutMs];
+}
+
+/** A `verifications` row, with its attempt's `attempt_number`. */
+export function toVerification(row: Row): Verification {
+  return {
+    attemptId: String(row.attempt_id),
+    taskId: Number(row.task_id),
+    attemptNumber: Number(row.attempt_number),
+    number: Number(row.number),
+    command: String(row.command),
+    exitCode: num(row.exit_code),
+    timedOut: flag(row.timed_out),
+    durationMs: Number(row.duration_ms),
+    outputPath: str(row.output_path),
+    outputTail: String(row.output_tail),
+    startedAt: Number(row.started_at),
   };
 }
 

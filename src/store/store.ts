@@ -5,7 +5,7 @@
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
 import type { Delegation, DelegationState } from '../core/delegation.ts';
-import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState } from '../core/types.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState, type Verification } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -80,8 +80,8 @@ export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushe
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
-  /** `failed`, `timed_out` and `setup_failed` burn the attempt (a retry: `COUNTED_REQUEUE_OUTCOMES`); `rate_limited` and `interrupted` do not. */
-  attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'rate_limited' | 'interrupted';
+  /** `failed`, `timed_out`, `setup_failed`, `verify_failed` and `stalled` burn the attempt (a retry: `COUNTED_REQUEUE_OUTCOMES`); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'verify_failed' | 'stalled' | 'rate_limited' | 'interrupted';
   reason: string;
   runAfter: number;
   exitCode?: number | null;
@@ -102,6 +102,9 @@ export interface BlockOptions {
   output?: AttemptOutput | null;
   now: number;
 }
+
+/** One verify command's run, as {@link AttemptStore.recordVerification} records it (see `Verification`). */
+export type NewVerification = Omit<Verification, 'attemptId' | 'taskId' | 'attemptNumber'>;
 
 /** Ending an attempt its dispatcher stopped because a person took the task over (`handOver`). */
 export type HandOverOptions = Omit<BlockOptions, 'question'>;
@@ -404,9 +407,11 @@ export interface AttemptStore {
   /**
    * Renews the lease of an attempt. `ok` false when the lease was lost (the attempt must
    * stop and write nothing); `cancelRequested` when `agentq cancel` asked, `takeoverRequested`
-   * when `agentq attach` did (see {@link Heartbeat}).
+   * when `agentq attach` did (see {@link Heartbeat}). `lastActivityAt` (epoch ms), when
+   * given, becomes the task's `lastActivityAt` in the same statement; absent or null leaves
+   * it as it is.
    */
-  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat>;
+  heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt?: number | null): Promise<Heartbeat>;
   /** Records the agent an attempt runs on (for `agent: auto`), on the attempt and as the task's `runAgent`. */
   setAttemptAgent(attemptId: string, agent: AttemptAgent): Promise<void>;
   /** Records live run figures (session id, model) on the attempt and task. */
@@ -428,6 +433,14 @@ export interface AttemptStore {
    * id kept (or recorded from `stats`). Refused (null) if the lease is lost.
    */
   handOver(attemptId: string, options: HandOverOptions): Promise<Task | null>;
+  /**
+   * Records one verify command's run for an attempt. Refused (returns false, nothing
+   * recorded) unless the attempt still holds its task's lease. A `number` already recorded
+   * for the attempt is replaced.
+   */
+  recordVerification(attemptId: string, verification: NewVerification): Promise<boolean>;
+  /** A task's verifications, by attempt number then `number`. */
+  listVerifications(taskId: number): Promise<Verification[]>;
   /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
   /**

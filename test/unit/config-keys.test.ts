@@ -36,6 +36,18 @@ describe('config.yaml keys', () => {
     });
   });
 
+  it('reads verify (a command or a list), verify_timeout, verify_retries and stall_timeout (0: off), with their defaults', () => {
+    const d = parseConfig({});
+    assert.deepEqual([d.verify, d.verify_timeout, d.verify_retries, d.stall_timeout], [[], 600_000, 2, 600_000]);
+    const c = parseConfig({ verify: 'npm test', verify_timeout: '2m', verify_retries: 0, stall_timeout: 0 });
+    assert.deepEqual([c.verify, c.verify_timeout, c.verify_retries, c.stall_timeout], [['npm test'], 120_000, 0, 0]);
+    assert.deepEqual(parseConfig({ verify: ['a', 'b'], stall_timeout: '0s' }).verify, ['a', 'b']);
+    assert.equal(parseConfig({ stall_timeout: '45s' }).stall_timeout, 45_000);
+    assert.throws(() => parseConfig({ stall_timeout: 'soon' }), /stall_timeout: not a duration: "soon" \(use e\.g\. 90s, 30m, 2h, or 0 for off\)/);
+    assert.throws(() => parseConfig({ verify: '  ' }), /verify: not a command \(an empty string\)/);
+    assert.throws(() => parseConfig({ verify_retries: -1 }), /verify_retries/);
+  });
+
   it('remotes: names as task names, http(s) URLs; delegation_stuck_after defaults to 10m', () => {
     assert.throws(() => parseConfig({ remotes: { box: { url: 'ftp://box' } } }), /remotes\.box\.url: not an http\(s\) URL/);
     assert.throws(() => parseConfig({ remotes: { 'build box': { url: 'http://box' } } }), /remotes\.build box: not a remote name/);

@@ -37,7 +37,8 @@ describe('task files', () => {
       'b',
       '---\ntitle: Build\npriority: critical\nagent: command\nmodel: opus\ndepends_on: [a]\ntimeout: 90s\nmax_cost_usd: 1.5\nretries: 2\ntags: [x, y]\ndedup_key: k1\ncommand: [echo, hi]\nowner: alice\n' +
         'retry_backoff: 5s\nretry_on_timeout: true\nconcurrency_group: api\nrun_at: 2026-12-01T09:00:00Z\nworkspace: worktree\nmerge: auto\n' +
-        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\nworkspace_setup: npm ci\nremote_metadata: {agent: command, command: [make, test]}\n---\nDo it.\n',
+        'max_turns: 12\nallowed_tools: [Read, Edit]\nruns_on: [gpu, " codex-account ", gpu]\nremote: buildbox\nworkspace_setup: npm ci\nremote_metadata: {agent: command, command: [make, test]}\n' +
+        'verify: npm test\nverify_timeout: 2m\nverify_retries: 1\nstall_timeout: 0\n---\nDo it.\n',
       defaults,
     );
     assert.deepEqual(
@@ -68,6 +69,10 @@ describe('task files', () => {
         remoteMetadata: { agent: 'command', command: ['make', 'test'] },
         maxTurns: 12,
         allowedTools: ['Read', 'Edit'],
+        verify: ['npm test'],
+        verifyTimeoutMs: 120_000,
+        verifyRetries: 1,
+        stallTimeoutMs: 0,
         extra: { owner: 'alice' },
         prompt: undefined,
         source: 'inbox',
@@ -180,7 +185,26 @@ const meaningless: Array<[string, string, string, RegExp]> = [
   ['a command argv of 1001 entries', fm(`command: [${Array.from({ length: 1001 }, () => 'x').join(', ')}]`), 'command', /^command: "1001 entries" is not a list of at most 1000 argv strings$/],
   ['a command whose program is empty', fm('command: ["", "x"]'), 'command', /^command: .*\(the first one naming the program\)$/],
   ['a prompt over 1 MiB', fm('title: big', 'p'.repeat(1_048_577)), 'prompt', /^prompt: 1048577 bytes is not at most 1048576 bytes \(1 MiB\)$/],
+  // verify and stall_timeout.
+  ['a blank verify command', fm('verify: ["npm test", " "]'), 'verify', /^verify: " " is not a command string \(run by sh -c\) or a list of them$/],
+  ['21 verify commands', fm(`verify: [${Array.from({ length: 21 }, () => 'true').join(', ')}]`), 'verify', /^verify: "21 entries" is not a list of at most 20 commands$/],
+  ['a verify command that is a number', fm('verify: [7]'), 'verify', /^verify: 7 is not a command string/],
+  ['a verify_timeout of 0', fm('verify_timeout: 0'), 'verify_timeout', /^verify_timeout: 0 is not a duration from 1ms to 7d/],
+  ['a negative verify_retries', fm('verify_retries: -1'), 'verify_retries', /^verify_retries: -1 is not a whole number from 0 to 100$/],
+  ['a stall_timeout that is no duration', fm('stall_timeout: soon'), 'stall_timeout', /^stall_timeout: "soon" is not a duration from 1ms to 7d, such as 90s or 30m \(a number is seconds\), or 0 for off$/],
+  ['a stall_timeout past 7 days', fm('stall_timeout: 8d'), 'stall_timeout', /^stall_timeout: "8d" is not a duration .* or 0 for off$/],
 ];
+
+describe('task files: verify and stall_timeout', () => {
+  it('reads verify as one command or a list ([] for none), and stall_timeout 0 / "0s" as off', () => {
+    const read = (lines: string) => parseTaskFile('v', fm(lines), defaults);
+    assert.deepEqual(read('verify: npm test').verify, ['npm test']);
+    assert.deepEqual(read('verify: ["npm test", "npm run lint"]').verify, ['npm test', 'npm run lint']);
+    assert.deepEqual(read('verify: []').verify, []);
+    assert.equal(read('title: x').verify, null, 'not set: config decides');
+    assert.deepEqual([read('stall_timeout: 0').stallTimeoutMs, read('stall_timeout: "0s"').stallTimeoutMs, read('stall_timeout: 5s').stallTimeoutMs, read('stall_timeout: 90').stallTimeoutMs], [0, 0, 5000, 90_000]);
+  });
+});
 
 describe('task files: values that pass a type check but mean nothing are refused', () => {
   for (const [label, text, field, reason] of meaningless) {

@@ -81,6 +81,37 @@ const rows: Array<[string, RunOutcome, Partial<typeof task>, Partial<DecideConte
     { kind: 'end', state: 'budget_exceeded', reason: 'budget exceeded: $0.5123 spent of max_cost_usd $0.5; the agent was stopped' },
   ],
   ['a budget stop that came too late: the completion stands', out({ kind: 'completed', result: 'done' }), {}, { stopReason: 'budget' }, { kind: 'complete', result: 'done', clearStrikes: true }],
+  ['completed and verified (no failure)', out({ kind: 'completed', result: 'done' }), {}, { verifyFailure: null }, { kind: 'complete', result: 'done', clearStrikes: true }],
+  [
+    'completed but a verify command failed: retried at once, the attempt verify_failed',
+    out({ kind: 'completed', result: 'done' }),
+    {},
+    { verifyFailure: 'verify failed: `npm test` exited with code 1' },
+    { kind: 'requeue', attemptOutcome: 'verify_failed', reason: 'verify failed: `npm test` exited with code 1', runAfter: NOW },
+  ],
+  [
+    'verify failed on the last attempt: ends failed, the attempt verify_failed',
+    out({ kind: 'completed', result: 'done' }),
+    { attempts: 3 },
+    { verifyFailure: 'verify failed: x' },
+    { kind: 'end', state: 'failed', reason: 'verify failed: x', attemptOutcome: 'verify_failed' },
+  ],
+  ['a question is asked, not verified', out({ kind: 'completed', result: '<<question>>Which?<</question>>' }), {}, { verifyFailure: 'verify failed: x' }, { kind: 'block', question: 'Which?', clearStrikes: true }],
+  [
+    'stopped by the stall watchdog: retried after the backoff, the attempt stalled',
+    out({ kind: 'cancelled', reason: 'stopped' }),
+    {},
+    { stopReason: 'stall', stopDetail: 'no activity for 5.0s' },
+    { kind: 'requeue', attemptOutcome: 'stalled', reason: 'stalled: no activity for 5.0s; the agent was stopped', runAfter: NOW + 30_000 },
+  ],
+  [
+    'stalled on the last attempt: ends failed, the attempt stalled',
+    out({ kind: 'cancelled', reason: 'stopped' }),
+    { attempts: 3 },
+    { stopReason: 'stall', stopDetail: 'no activity for 10m 00s' },
+    { kind: 'end', state: 'failed', reason: 'stalled: no activity for 10m 00s; the agent was stopped', attemptOutcome: 'stalled' },
+  ],
+  ['a stall stop that came too late: the completion stands', out({ kind: 'completed', result: 'done' }), {}, { stopReason: 'stall' }, { kind: 'complete', result: 'done', clearStrikes: true }],
 ];
 
 describe('decide: outcome → transition', () => {

@@ -166,6 +166,8 @@ export function taskMetadata(task: Pick<Task, 'title' | 'priority' | 'timeoutMs'
 export class A2ARunner implements AgentRunner {
   readonly name: string;
   readonly canResume = true;
+  /** The remote agent works; its own queue watches it for stalls (see `AgentRunner.worksRemotely`). */
+  readonly worksRemotely = true;
   private readonly o: Required<Omit<A2ARunnerOptions, 'remote' | 'pushes'>> & { remote: string | null; pushes: DelegationPushes | null };
 
   constructor(options: A2ARunnerOptions) {

@@ -39,9 +39,10 @@ import {
   type Task,
   type TaskOrigin,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
@@ -68,6 +69,7 @@ import type {
   Notification,
   NotificationHealth,
   QueueMark,
+  NewVerification,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -467,9 +469,10 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata,
+           ${VERIFY_TASK_COLUMNS.join(', ')})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)
          RETURNING id`,
         [
           spec.name,
@@ -508,6 +511,7 @@ export class PostgresStore implements Store {
           spec.remote ?? null,
           spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
           spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+          ...verifyColumnValues(spec),
         ],
         c,
       );
@@ -552,7 +556,7 @@ export class PostgresStore implements Store {
       const row = await this.one(
         `WITH claimed AS (
            UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, cancel_requested = false
+             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, last_activity_at = $4, cancel_requested = false
            WHERE id = (
              SELECT t.id FROM tasks t
              WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
@@ -597,10 +601,10 @@ export class PostgresStore implements Store {
     }, 'claim');
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
     const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
-      [now + leaseMs, attemptId],
+      "UPDATE tasks SET lease_expires_at = $1, last_activity_at = COALESCE($3::bigint, last_activity_at) WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
+      [now + leaseMs, attemptId, lastActivityAt],
     );
     return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
@@ -1037,6 +1041,32 @@ export class PostgresStore implements Store {
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
     return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return false;
+      await this.q(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+        [attemptId, v.number, held.task.id, v.command, v.exitCode, v.timedOut, v.durationMs, v.outputPath, v.outputTail, v.startedAt],
+        c,
+      );
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = await this.rows(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = $1 ORDER BY a.number, v.number`,
+      [taskId],
+    );
+    return rows.map(toVerification);
   }
 
   async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {

@@ -23,6 +23,7 @@ import {
   type Task,
   type TaskOrigin,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import type {
   A2aPush,
@@ -49,6 +50,7 @@ import type {
   Notification,
   NotificationHealth,
   QueueMark,
+  NewVerification,
   RequestOptions,
   RateBucket,
   RateToken,
@@ -64,7 +66,7 @@ import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
@@ -218,11 +220,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata, ${VERIFY_TASK_COLUMNS.join(', ')})
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata, @verify, @verifyTimeoutMs, @verifyRetries, @stallTimeoutMs)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -246,8 +248,13 @@ export class SqliteStore implements Store {
         continue;
       }
       const invalid = invalidReason !== undefined;
+      const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
       const id = Number(
         insert.run({
+          verify,
+          verifyTimeoutMs,
+          verifyRetries,
+          stallTimeoutMs,
           name: spec.name,
           title: spec.title,
           priority: spec.priority,
@@ -325,7 +332,7 @@ export class SqliteStore implements Store {
     const agentList = o.agents.map(() => '?').join(', ');
     const claimStmt = this.prepare(`
       UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-        lease_owner = ?, lease_token = ?, lease_expires_at = ?, started_at = ?, cancel_requested = 0
+        lease_owner = ?, lease_token = ?, lease_expires_at = ?, started_at = ?, last_activity_at = ?, cancel_requested = 0
       WHERE id = (
         SELECT t.id FROM tasks t
         WHERE t.state = 'queued' AND t.run_after <= ? AND t.agent IN (${agentList})
@@ -353,6 +360,7 @@ export class SqliteStore implements Store {
         o.now + o.leaseMs,
         o.now,
         o.now,
+        o.now,
         ...o.agents,
         JSON.stringify(o.labels),
         o.now,
@@ -368,11 +376,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
     const row = this.prepare(
-      `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
+      `UPDATE tasks SET lease_expires_at = ?, last_activity_at = COALESCE(?, last_activity_at) WHERE lease_token = ? AND state = 'running'
          RETURNING cancel_requested, taken_over_at`,
-    ).get(now + leaseMs, attemptId) as Row | undefined;
+    ).get(now + leaseMs, lastActivityAt, attemptId) as Row | undefined;
     return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
@@ -764,6 +772,29 @@ export class SqliteStore implements Store {
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
     return (this.prepare(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY number`).all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return false;
+      this.prepare(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+      ).run(attemptId, v.number, Number(held.task.id), v.command, v.exitCode, v.timedOut ? 1 : 0, v.durationMs, v.outputPath, v.outputTail, v.startedAt);
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = this.prepare(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = ? ORDER BY a.number, v.number`,
+    ).all(taskId) as Row[];
+    return rows.map(toVerification);
   }
 
   async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {

@@ -14,6 +14,7 @@ import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
 import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
+import { verificationsContract } from './verifications.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
 export type { StoreFactory } from './shared.ts';
@@ -27,6 +28,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   intakeContract,
   detectorsContract,
   callbacksContract,
+  verificationsContract,
   a2aPushContract,
   delegationsContract,
   takeoverContract,
