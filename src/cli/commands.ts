@@ -1,22 +1,19 @@
 /**
  * The `agentq` commands. Each opens the project (config + store), does one thing, and
  * returns an exit code: 0 success, 1 failure (or `run --once` with a task that did not
- * complete), 2 usage error.
+ * complete), 2 usage error. What only some commands use (the dispatcher and the agents' runners,
+ * the live progress, the HTTP stack, the MCP SDK) is imported by them when they run, so that
+ * `agentq status`, `list`, `show` … start fast (see bench/cli-startup.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { createRunners } from '../agents/registry.ts';
 import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
 import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
-import { DispatcherEvents } from '../events/events.ts';
-import { Dispatcher } from '../scheduler/dispatcher.ts';
-import { Reporter } from '../scheduler/reporter.ts';
-import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
@@ -24,7 +21,7 @@ import { redactStoreUrl } from '../store/store-url.ts';
 import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -129,6 +126,12 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     maxWaitMs = parseDuration(o.maxWait) ?? undefined;
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
+  const [{ Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
+    import('../scheduler/dispatcher.ts'),
+    import('../scheduler/loop.ts'),
+    import('../agents/registry.ts'),
+    import('./progress.ts'),
+  ]);
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
@@ -216,7 +219,7 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   }
   if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
-  const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
+  const [{ AgentqServer }, { resolveToken }, { attachProgress }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts'), import('./progress.ts')]);
   const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
@@ -388,6 +391,7 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
  * @returns 0, or 1 when a file could not be written (each error printed)
  */
 export async function syncCommand(g: GlobalOptions): Promise<number> {
+  const [{ DispatcherEvents }, { Reporter }] = await Promise.all([import('../events/events.ts'), import('../scheduler/reporter.ts')]);
   return withProject(g, async ({ store, paths, config }) => {
     const origin = projectOrigin(paths);
     const events = new DispatcherEvents();
