@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import { isTransientStoreError } from '../store/store.ts';
-import type { GlobalOptions } from './commands.ts';
+import type { GlobalOptions, ListOptions } from './commands.ts';
 
 /** The commands' code (commands.ts), loaded by {@link main}'s `act` when a command runs, not for `--help` or a usage error. */
 type Commands = typeof import('./commands.ts');
@@ -81,10 +81,13 @@ export async function main(argv: string[]): Promise<number> {
     .action(act(async (c, file: string | undefined, o) => c.submitCommand(g(), file, o)));
   program
     .command('list')
-    .description('list tasks')
+    .description('list tasks, newest first: the newest 100, or --limit N, or --all (read and printed page by page)')
     .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
-    .option('--json', 'JSON output')
-    .action(act(async (c, o: { state?: string; json?: boolean }) => c.listCommand(g(), o)));
+    .option('--limit <n>', 'the newest N tasks (default 100)')
+    .option('--all', 'every task')
+    .option('--json', 'output one JSON array')
+    .option('--jsonl', 'output one JSON object per line')
+    .action(act(async (c, o: ListOptions) => c.listCommand(g(), o)));
   program
     .command('show')
     .argument('<id>', 'task id or name')

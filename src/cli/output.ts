@@ -2,7 +2,7 @@
  * Rendering for the CLI: task tables, one-task detail, pauses (the live progress of `run` and
  * `serve` is in progress.ts, so the other commands do not load it).
  */
-import { formatOrigin, sameOrigin } from '../config/config.ts';
+import { formatOrigin, sameOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
 import { isTerminal, type AgentPause, type Attempt, type Task, type TaskOrigin } from '../core/types.ts';
 import { hostOfWorker } from '../scheduler/worker-id.ts';
@@ -11,28 +11,66 @@ import type { WorkerInfo } from '../store/store.ts';
 /** A cost cell: `$0.0123`, empty when unknown. */
 export const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
 
+/**
+ * Each column's width: the widest of `start` (the header's, or the widths of the pages so far)
+ * and the rows' cells. A loop, not `Math.max(...cells)`: a spread of 130k cells overflows the stack.
+ */
+function columnWidths(start: readonly number[], rows: readonly string[][]): number[] {
+  const widths = [...start];
+  for (const row of rows) {
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (row[i] ?? '').length);
+  }
+  return widths;
+}
+
+/** One line of a table: cells padded to `widths`, two spaces apart, no trailing blanks. */
+const tableLine = (cells: readonly string[], widths: readonly number[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+
 /** A fixed-width table; columns sized to their content. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  const widths = columnWidths(
+    headers.map((h) => h.length),
+    rows,
+  );
+  return [tableLine(headers, widths), ...rows.map((r) => tableLine(r, widths))].join('\n');
+}
+
+const TASK_HEADERS = ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'];
+
+/** A task's cells under {@link TASK_HEADERS}. */
+function taskCells(t: Task): string[] {
+  return [
+    String(t.id),
+    t.state,
+    t.priority,
+    t.agent,
+    t.name,
+    String(t.claims),
+    t.durationMs === null ? '' : formatDuration(t.durationMs),
+    cost(t.stats.costUsd),
+    (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+  ];
 }
 
 export function taskRows(tasks: Task[]): string {
-  return table(
-    ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
-    tasks.map((t) => [
-      String(t.id),
-      t.state,
-      t.priority,
-      t.agent,
-      t.name,
-      String(t.claims),
-      t.durationMs === null ? '' : formatDuration(t.durationMs),
-      cost(t.stats.costUsd),
-      (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
-    ]),
-  );
+  return table(TASK_HEADERS, tasks.map(taskCells));
+}
+
+/**
+ * The task table of `agentq list`, rendered page by page as the pages are read: call it with
+ * each page; the first page's text starts with the header. Each column is as wide as the
+ * widest cell so far, so the rows of later pages line up unless one of them brings a longer cell.
+ * @returns a function from one page of tasks to its lines (no trailing newline)
+ */
+export function taskTablePages(): (tasks: readonly Task[]) => string {
+  let widths: number[] | null = null;
+  return (tasks) => {
+    const rows = tasks.map(taskCells);
+    const first = widths === null;
+    widths = columnWidths(widths ?? TASK_HEADERS.map((h) => h.length), rows);
+    const lines = rows.map((r) => tableLine(r, widths!));
+    return (first ? [tableLine(TASK_HEADERS, widths), ...lines] : lines).join('\n');
+  };
 }
 
 /** Whether `task` comes from a checkout other than `here` (its result file is written there). */

@@ -4,10 +4,9 @@
  * --json`, GET /v1/usage).
  */
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
-import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
+import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/project.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { writeResultFile } from '../results/result-file.ts';
 import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
@@ -28,6 +27,8 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
+    // The result-file writer (and the YAML parser) loaded only here: `agentq status` uses this module too.
+    const { writeResultFile } = await import('../results/result-file.ts');
     const file = writeResultFile(paths, task);
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
