@@ -1,38 +1,15 @@
 /**
  * `agentq list` at scale, through the real `bin/agentq` on a real SQLite file: 130k tasks
- * (one made by the store, the rest copied from it by one SQL statement, so the test takes
- * seconds). Before paging, `list` spread every row into `Math.max` ("Maximum call stack size
- * exceeded" at ~130k) and read and printed every task at once.
+ * (one made by the store, the rest copied from it by one SQL statement: `projectWithTasks`).
+ * Before paging, `list` spread every row into `Math.max` ("Maximum call stack size exceeded"
+ * at ~130k) and read and printed every task at once.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import { baseSpec } from '../../src/config/task-file.ts';
-import { openStore } from '../../src/store/open-store.ts';
 import type { Task } from '../../src/core/types.ts';
 import type { Store } from '../../src/store/store.ts';
-import { AGENTQ, agentq, makeProject } from '../fixtures/project.ts';
-
-/**
- * A project whose SQLite store holds `n` queued tasks (`t-1` … `t-N`, ids 1 … n); every
- * `completedEvery`-th is completed. Returns its root and its store (closed by the caller).
- */
-async function projectWith(n: number, completedEvery = 0): Promise<{ root: string; store: Store }> {
-  const paths = makeProject();
-  const store = await openStore('sqlite:.agent-queue/agentq.db', paths.root);
-  await store.enqueue([{ spec: { ...baseSpec('t-1', 'x'), agent: 'command', command: 'true' }, dependsOnIds: [] }], Date.now());
-  const db = new Database(`${paths.dir}/agentq.db`);
-  const columns = (db.prepare("SELECT name FROM pragma_table_info('tasks') WHERE name NOT IN ('id', 'name')").pluck().all() as string[]).join(', ');
-  db.prepare(
-    `INSERT INTO tasks (name, ${columns})
-     WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-     SELECT 't-' || i, ${columns} FROM n, tasks WHERE tasks.id = 1 ORDER BY i`,
-  ).run(n);
-  if (completedEvery) db.prepare("UPDATE tasks SET state = 'completed' WHERE id % ? = 0").run(completedEvery);
-  db.close();
-  return { root: paths.root, store };
-}
+import { AGENTQ, agentq, projectWithTasks } from '../fixtures/project.ts';
 
 /** The ids of a `list` table's rows (the header left out). */
 const tableIds = (stdout: string) =>
@@ -46,7 +23,11 @@ describe('agentq list at 130k tasks', () => {
   const N = 130_000;
   let root: string;
   let store: Store;
-  before(async () => ({ root, store } = await projectWith(N)));
+  before(async () => {
+    const made = await projectWithTasks(N);
+    ({ store } = made);
+    root = made.paths.root;
+  });
   after(() => store.close());
 
   it('--all prints every task, newest first, each once', async () => {
@@ -92,7 +73,11 @@ describe('agentq list pages', () => {
   let root: string;
   let store: Store;
   // 1234 tasks: pages of 500 end inside the output; every 3rd completed.
-  before(async () => ({ root, store } = await projectWith(1234, 3)));
+  before(async () => {
+    const made = await projectWithTasks(1234, 3);
+    ({ store } = made);
+    root = made.paths.root;
+  });
   after(() => store.close());
 
   it('--json --all is the JSON array of every task, newest first, as the store has them', async () => {
