@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { baseSpec } from '../../src/config/task-file.ts';
+import { openStore } from '../../src/store/open-store.ts';
 import { REPO_ROOT } from '../fixtures/project.ts';
 
 /** Runs `node ARGS` (or the package's bin) in `cwd`; stdout, stderr, exit code. */
@@ -65,6 +67,38 @@ describe('the compiled build (dist/)', () => {
     assert.equal(JSON.parse(status.stdout).counts.queued, 0);
     assert.equal(ranFrom(pkg, project), 'dist');
     assert.equal(ranFrom(pkg, project, { AGENTQ_FROM_SOURCES: '1' }), 'src');
+  });
+
+  it('--help, status, list and show load only their own code: not the dispatcher, zod, yaml, fastify, pg', async () => {
+    // Every module the ESM loader loads (a CommonJS package imported from ESM shows as its entry).
+    const hooks = path.join(pkg, 'trace-hooks.mjs');
+    fs.writeFileSync(hooks, "import fs from 'node:fs';\nexport async function load(url, context, next) {\n  fs.writeSync(2, `LOADED ${url}\\n`);\n  return next(url, context);\n}\n");
+    const register = path.join(pkg, 'trace.mjs');
+    fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+    const store = await openStore('sqlite:.agent-queue/agentq.db', project);
+    await store.enqueue([{ spec: { ...baseSpec('one', 'x'), agent: 'command', command: 'true' }, dependsOnIds: [] }], Date.now());
+    await store.close();
+    assert.equal(run(pkg, 'bin/agentq', ['-p', project, 'status']).code, 0, 'the config cache made');
+    const loaded = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['--import', register, 'bin/agentq', ...args], { cwd: pkg, env: { ...process.env, AGENTQ_FROM_SOURCES: '' }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('LOADED file:'))
+        .map((l) => l.slice('LOADED file://'.length));
+    };
+    const heavy = /\/node_modules\/(zod|yaml|fastify|pg|@modelcontextprotocol|@a2a-js|openai|chokidar|log-update)\/|\/dist\/(scheduler\/dispatcher|agents|server|intake|workspace)/;
+    const help = loaded(['--help']);
+    assert.deepEqual(
+      help.filter((f) => f.includes('/node_modules/')).map((f) => f.replace(/.*\/node_modules\/([^/]+)\/.*/, '$1')),
+      ['commander', 'commander'],
+      'commander only',
+    );
+    for (const args of [['status'], ['list'], ['show', 'one'], ['list', '--json', '--all']]) {
+      const files = loaded(['-p', project, ...args]);
+      assert.ok(files.some((f) => f.endsWith('/dist/store/sqlite/sqlite-store.js')), `${args.join(' ')} ran`);
+      assert.deepEqual(files.filter((f) => heavy.test(f)), [], `agentq ${args.join(' ')} loads none of them`);
+    }
   });
 
   it('uses the cached config only for the config.yaml it was made from, and only from dist/', () => {
