@@ -20,10 +20,12 @@ import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { redactStoreUrl } from '../store/store-url.ts';
-import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import type { LogSource, LogStream } from '../ops/attempt-log.ts';
+import { notifyStatus } from '../notify/status.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attemptDispatcher, pauseLines, taskDetail, taskRows, taskTablePages, table } from './output.ts';
+import { attemptDispatcher, delegationRows, detectorLines, pauseLines, taskDetail, taskRows, taskTablePages, table } from './output.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -32,7 +34,7 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-interface Project {
+export interface Project {
   paths: ProjectPaths;
   config: Config;
   store: Store;
@@ -58,7 +60,8 @@ async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, ca
   return { paths, config, store };
 }
 
-async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
+/** Opens the project (see `openProject`), runs `fn`, and closes its store. */
+export async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
   const p = await openProject(g);
   try {
     return await fn(p);
@@ -298,6 +301,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -330,6 +335,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -430,6 +436,24 @@ export async function listCommand(g: GlobalOptions, o: ListOptions): Promise<num
 }
 
 /**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
+    return 0;
+  });
+}
+
+/**
  * stdout for long output: each write waits while the pipe is full (a slow reader), and yields
  * to the event loop so that a reader that went away (EPIPE, `agentq list --all | head`) is seen;
  * then `write` returns false and the caller stops.
@@ -461,12 +485,10 @@ class StdoutWriter {
 
 /**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
- * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`; its origin checkout,
- * and where its result file is when that is another checkout. `--json`: the task as stored
- * (`origin` included), `attemptHistory` (each with `dispatcher: { host, labels }`, null where
- * unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, its
+ * origin checkout (and where its result file is when that is another checkout), and its result
+ * or prompt. `--json`: the task as stored (`origin` included), `attemptHistory` (each with
+ * `dispatcher: { host, labels }`, null where unknown) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store, paths }) => {
@@ -498,12 +520,14 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
  * @returns 0, or 1 when a file could not be written (each error printed)
  */
 export async function syncCommand(g: GlobalOptions): Promise<number> {
-  const [{ DispatcherEvents }, { Reporter }] = await Promise.all([import('../events/events.ts'), import('../scheduler/reporter.ts')]);
+  const [{ DispatcherEvents }, { Reporter }, { Notifier }] = await Promise.all([import('../events/events.ts'), import('../scheduler/reporter.ts'), import('../notify/notifier.ts')]);
   return withProject(g, async ({ store, paths, config }) => {
     const origin = projectOrigin(paths);
     const events = new DispatcherEvents();
     events.on('error', () => {}); // the failures come back from writeMissing, printed below
-    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null });
+    // Ends not recorded yet (a dispatcher stopped before their file) are recorded for `notify:`; the next dispatcher delivers them.
+    const notifier = new Notifier({ store, config, paths, events });
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null, recordEnd: (task) => notifier.taskEnded(task) });
     const { written, deferred, failed } = await reporter.writeMissing();
     const shown = (file: string) => path.relative(process.cwd(), file) || file;
     for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
@@ -634,7 +658,9 @@ const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
  * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
+ * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
+ * detector (its error, the lines it skipped), `notify:` targets (deliveries, the newest error,
+ * FAILING when the newest try failed). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -643,10 +669,11 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const now = Date.now();
     const accounts = accountMap(config, Object.keys(config.agents));
     const snapshot = await statusSnapshot(store, now, accounts);
+    const notify = await notifyStatus(store, config);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
-    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
+    const { counts, running, pausedAgents: pauses, agents, workers, detectors } = snapshot;
     if (o.json) {
-      out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
+      out(JSON.stringify({ ...snapshot, notify, store: { busy } }, null, 2));
       return 0;
     }
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
@@ -684,6 +711,23 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (detectors.length) out(`\ndetectors (newest run of each):\n${detectorLines(detectors, now).join('\n')}`);
+    if (notify.length) {
+      const ago = (at: number) => `${formatDuration(Math.max(0, now - at))} ago`;
+      out(
+        `\nnotifications:\n${table(
+          ['TARGET', 'ON', 'DELIVERED', 'PENDING', 'FAILED', 'LAST ERROR'],
+          notify.map((n) => [
+            n.label,
+            n.on.join(', ') || '-',
+            String(n.delivered),
+            n.retrying ? `${n.pending} (${n.retrying} retrying)` : String(n.pending),
+            String(n.failed),
+            n.lastError === null ? '-' : `${n.failing ? 'FAILING: ' : ''}${n.lastError.replace(/\s+/g, ' ').slice(0, 120)} (${ago(n.lastErrorAt ?? now)})`,
+          ]),
+        )}`,
+      );
+    }
     return 0;
   });
 }

@@ -6,7 +6,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { isTransientStoreError } from '../store/store.ts';
+import type { AttachOptions } from './attach.ts';
 import type { GlobalOptions, ListOptions } from './commands.ts';
 
 /** The commands' code (commands.ts), loaded by {@link main}'s `act` when a command runs, not for `--help` or a usage error. */
@@ -73,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--prompt <text>', 'the prompt')
     .option('--name <name>', 'task name (file name without .md)')
     .addOption(new Option('--priority <p>', 'priority').choices(PRIORITIES))
-    .option('--agent <agent>', 'agent (claude, command)')
+    .option('--agent <agent>', 'agent (claude, codex, gemini, openai, command, a2a, auto)')
+    .option('--remote <remote>', 'for --agent a2a: a name of config remotes, or the URL of an A2A agent')
     .option('--model <model>', 'model, overriding routing')
     .option('--depends-on <names...>', 'names of tasks that must complete first')
     .option('--runs-on <label>', 'a label the dispatcher must hold to run it (runs_on), repeatable: it runs only where every one is held', collect)
@@ -88,6 +91,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'output one JSON array')
     .option('--jsonl', 'output one JSON object per line')
     .action(act(async (c, o: ListOptions) => c.listCommand(g(), o)));
+  program
+    .command('delegations')
+    .description('the delegation ledger: tasks handed to remote A2A agents, newest first, with result preview or error')
+    .addOption(new Option('--state <state>', 'only delegations in this state').choices(DELEGATION_STATES))
+    .option('--limit <n>', 'at most this many (default 100)')
+    .option('--json', 'JSON output')
+    .action(act(async (c, o: { state?: string; limit?: string; json?: boolean }) => c.delegationsCommand(g(), o)));
   program
     .command('show')
     .argument('<id>', 'task id or name')
@@ -113,6 +123,20 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<text>', 'the answer')
     .description("answer a blocked task's question; it runs again, resuming the agent's session")
     .action(act(async (c, id: string, text: string) => c.answerCommand(g(), id, text)));
+  program
+    .command('attach')
+    .argument('<id>', 'task id or name')
+    .description("take a running or blocked task over by hand: stop its headless attempt (the task waits blocked, taken over) and open its agent's session in its workspace, in a tmux window when tmux is there, else in this terminal")
+    .option('--no-attach', 'open the tmux window but do not attach this terminal to it (without tmux: print the command instead of running it)')
+    .option('--no-tmux', 'run the session in this terminal even when tmux is there')
+    .option('--tmux-socket <name>', 'the tmux server tmux -L NAME, session agentq (default: AGENTQ_TMUX_SOCKET, else the current tmux session or the default server)')
+    .action(act(async (_c, id: string, o: AttachOptions) => (await import('./attach.ts')).attachCommand(g(), id, o)));
+  program
+    .command('release')
+    .argument('<id>', 'task id or name')
+    .description('hand a task taken over by hand (agentq attach) back: it is queued again and its next attempt resumes the session with the note')
+    .option('--note <text>', "the prompt of the resumed attempt: what you did and what is left (default: a note to look at the workspace and go on)")
+    .action(act(async (_c, id: string, o: { note?: string }) => (await import('./attach.ts')).releaseCommand(g(), id, o)));
   program
     .command('retry')
     .argument('<id>', 'task id or name')

@@ -5,8 +5,9 @@
 import { formatOrigin, sameOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
 import { isTerminal, type AgentPause, type Attempt, type Task, type TaskOrigin } from '../core/types.ts';
+import type { DelegationView } from '../ops/task-ops.ts';
 import { hostOfWorker } from '../scheduler/worker-id.ts';
-import type { WorkerInfo } from '../store/store.ts';
+import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
 /** A cost cell: `$0.0123`, empty when unknown. */
 export const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
@@ -41,7 +42,7 @@ const TASK_HEADERS = ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'D
 function taskCells(t: Task): string[] {
   return [
     String(t.id),
-    t.state,
+    stateLabel(t),
     t.priority,
     t.agent,
     t.name,
@@ -50,6 +51,16 @@ function taskCells(t: Task): string[] {
     cost(t.stats.costUsd),
     (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
   ];
+}
+
+/**
+ * A task's state as the CLI shows it: `blocked (taken over)` for a task a person took over by
+ * hand (`agentq attach`), `running (taking over)` while its dispatcher is being asked to stop it.
+ */
+export function stateLabel(task: Pick<Task, 'state' | 'takenOverAt'>): string {
+  if (task.takenOverAt === null) return task.state;
+  if (task.state === 'blocked') return 'blocked (taken over)';
+  return task.state === 'running' ? 'running (taking over)' : task.state;
 }
 
 export function taskRows(tasks: Task[]): string {
@@ -71,6 +82,22 @@ export function taskTablePages(): (tasks: readonly Task[]) => string {
     const lines = rows.map((r) => tableLine(r, widths!));
     return (first ? [tableLine(TASK_HEADERS, widths), ...lines] : lines).join('\n');
   };
+}
+
+/** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
+export function delegationRows(rows: DelegationView[], now: number): string {
+  return table(
+    ['ID', 'TASK', 'REMOTE', 'STATE', 'REMOTE TASK', 'UPDATED', 'RESULT / ERROR'],
+    rows.map((d) => [
+      String(d.id),
+      `#${d.taskId}${d.taskName ? ` ${d.taskName}` : ''}`,
+      d.remote.length > 40 ? `${d.remote.slice(0, 39)}…` : d.remote,
+      d.state,
+      d.remoteTaskId ?? '-',
+      `${formatDuration(Math.max(0, now - d.updatedAt))} ago`,
+      ((d.state === 'completed' || d.state === 'input_required' ? d.resultPreview : (d.lastError ?? d.resultPreview)) ?? '').replace(/\s+/g, ' ').slice(0, 80),
+    ]),
+  );
 }
 
 /** Whether `task` comes from a checkout other than `here` (its result file is written there). */
@@ -111,7 +138,7 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['id', task.id],
     ['name', task.name],
     ['title', task.title],
-    ['state', task.state],
+    ['state', stateLabel(task)],
     ['priority', task.priority],
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
@@ -128,6 +155,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['started_at', iso(task.startedAt)],
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
+    ...(task.takenOverAt !== null ? ([['taken_over', `${iso(task.takenOverAt)}${task.state === 'blocked' ? ` (by hand: agentq release ${task.id} hands it back)` : ''}`]] as Array<[string, unknown]>) : []),
+    ...(task.question === null && task.answer !== null ? ([['release_note', task.answer]] as Array<[string, unknown]>) : []),
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
     ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
@@ -175,4 +204,16 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
     return agents.length ? `${key} (account of ${agents.join(', ')})` : key;
   };
   return pauses.map((p) => `${named(p.agent)} paused until ${new Date(p.until).toISOString()} (${formatDuration(p.until - now)} left): ${p.reason}`);
+}
+
+/**
+ * `agentq status`'s lines for detectors' newest runs: one per detector (when it ran, what it
+ * took or why it failed), then one per line it skipped, indented, with the line's number.
+ */
+export function detectorLines(runs: DetectorRun[], now: number): string[] {
+  return runs.flatMap((r) => {
+    const when = `${new Date(r.ranAt).toISOString()} (${formatDuration(Math.max(0, now - r.ranAt))} ago)`;
+    const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
+    return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
+  });
 }

@@ -4,7 +4,7 @@
  */
 import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
-import { formatOrigin } from '../config/config.ts';
+import { formatOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
 import { isTerminal, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
@@ -21,7 +21,9 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
   const tty = out.isTTY === true;
   const update = tty ? createLogUpdate(out) : null;
   const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (line: string) => {
+  const print = (text: string) => {
+    // A reason of several lines (a setup's last output): its further lines indented.
+    const line = text.replace(/\n(?=.)/g, '\n    ');
     if (update) {
       update.clear();
       out.write(`${line}\n`);
@@ -57,10 +59,17 @@ export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream
     redraw();
   });
   events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
-  events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
+  events.on('task.blocked', (t) =>
+    print(t.takenOverAt !== null ? `taken over ${label(t)} by hand: blocked until agentq release ${t.id}` : `blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`),
+  );
   events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
   events.on('intake.refused', (entries) => {
     for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
+  });
+  events.on('detector.ran', (r) => {
+    if (r.error !== null) print(`detector  ${r.name} failed, nothing taken: ${r.error}`);
+    else print(`detector  ${r.name}: ${r.lines} line(s), ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`);
+    for (const p of r.problems) print(`detector  ${r.name} line ${p.line} skipped: ${p.reason}`);
   });
   events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
   events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));

@@ -24,7 +24,13 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command', 'a2a'] as const;
+
+/**
+ * `agent: a2a`: the task is delegated to another A2A agent (its `remote`). In an `agent: auto`
+ * `fallback` list, `a2a:NAME` names the agent of config `remotes.NAME`.
+ */
+export const A2A_AGENT = 'a2a';
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -65,12 +71,24 @@ export interface TaskSpec {
   workspace: 'inplace' | 'worktree' | null;
   /** What happens to a worktree branch after success; null: config `merge`. */
   merge: 'manual' | 'auto' | null;
+  /**
+   * Commands run by `sh -c`, in order, in a fresh worktree before the agent starts
+   * (`workspace_setup`, e.g. `npm ci`); null: config `workspace_setup`; empty: none.
+   */
+  workspaceSetup: string[] | null;
   tags: string[];
   /** Labels a dispatcher must all hold to claim the task (`runs_on`, `agentq run --label`); empty: any dispatcher. */
   runsOn: string[];
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
+  remote: string | null;
+  /**
+   * When delegated: fields for the remote, sent as the A2A message's metadata over the ones
+   * agentq sends (`remote_metadata`; for an agentq remote, its task fields); null: none.
+   */
+  remoteMetadata: Record<string, unknown> | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
@@ -139,9 +157,19 @@ export interface Task extends TaskSpec {
    * (any checkout writes theirs).
    */
   origin: TaskOrigin | null;
-  /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
+  /**
+   * The question the agent asked (state `blocked`), and the answer given for the next attempt.
+   * `answer` with `question` null is the note of `agentq release` (a task taken over by hand
+   * and handed back): the next attempt resumes the session with it as the prompt.
+   */
   question: string | null;
   answer: string | null;
+  /**
+   * When a person took the task over by hand (`agentq attach`), epoch ms; null otherwise. On a
+   * `running` task: its dispatcher is asked to stop the attempt (the task then goes `blocked`,
+   * taken over); on a `blocked` task: taken over, until `agentq release` queues it again.
+   */
+  takenOverAt: number | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
@@ -163,7 +191,15 @@ export type AttemptOutcome =
   | 'cancelled'
   | 'rate_limited'
   | 'interrupted'
-  | 'blocked';
+  | 'blocked'
+  /** `workspace_setup` failed (non-zero exit, timeout, could not start); the agent did not run. */
+  | 'setup_failed';
+
+/**
+ * The outcomes of an attempt that put its task back in the queue and count against its
+ * `retries` (`Task.attempts` keeps them); `rate_limited` and `interrupted` do not count.
+ */
+export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed'];
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {

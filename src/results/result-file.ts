@@ -11,7 +11,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
 import { TASK_LIMITS } from '../config/task-file.ts';
-import type { Task } from '../core/types.ts';
+import type { Delegation } from '../core/delegation.ts';
+import { A2A_AGENT, type Task } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
 
 /**
  * The part of a task's result file and log folder names that comes from its name: the name,
@@ -24,15 +26,21 @@ export function fileStem(task: Pick<Task, 'name'>): string {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** The frontmatter fields of a result file, in order. Null fields are left out. */
-export function resultFields(task: Task): Record<string, unknown> {
+/**
+ * The frontmatter fields of a result file, in order. Null fields are left out. A delegated
+ * task (its latest `delegation`, when it ran on `a2a` or `a2a:NAME`) shows `agent: a2a`, its
+ * `remote` (as the task named it) and the `remote_task_id`.
+ */
+export function resultFields(task: Task, delegation: Pick<Delegation, 'remote' | 'remoteTaskId'> | null = null): Record<string, unknown> {
   const fields: Record<string, unknown> = {
     status: task.state,
     task_id: task.id,
     title: task.title,
     priority: task.priority,
     failed_reason: task.state === 'completed' ? null : task.failedReason,
-    agent: task.runAgent ?? task.agent,
+    agent: delegation ? A2A_AGENT : (task.runAgent ?? task.agent),
+    remote: delegation?.remote ?? null,
+    remote_task_id: delegation?.remoteTaskId ?? null,
     model: task.stats.model ?? task.model,
     session_id: task.stats.sessionId,
     cost_usd: task.stats.costUsd,
@@ -57,9 +65,9 @@ export function resultFields(task: Task): Record<string, unknown> {
 }
 
 /** The whole file: YAML frontmatter, then the result text (done) or the original prompt. */
-export function renderResultFile(task: Task): string {
+export function renderResultFile(task: Task, delegation: Pick<Delegation, 'remote' | 'remoteTaskId'> | null = null): string {
   const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
-  return `---\n${YAML.stringify(resultFields(task))}---\n\n${body.trimEnd()}\n`;
+  return `---\n${YAML.stringify(resultFields(task, delegation))}---\n\n${body.trimEnd()}\n`;
 }
 
 function sameContent(file: string, content: string): boolean {
@@ -72,14 +80,15 @@ function sameContent(file: string, content: string): boolean {
 
 /**
  * Writes the result file of a terminal task and returns its path. Idempotent per task.
+ * @param delegation the task's latest delegation when it was delegated (see {@link resultFields})
  * @throws Error from the file system (ENOSPC, EACCES…) — the caller retries later.
  */
-export function writeResultFile(paths: ProjectPaths, task: Task): string {
+export function writeResultFile(paths: ProjectPaths, task: Task, delegation: Pick<Delegation, 'remote' | 'remoteTaskId'> | null = null): string {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   fs.mkdirSync(dir, { recursive: true });
   const stem = fileStem(task);
   const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
-  const content = renderResultFile(task);
+  const content = renderResultFile(task, delegation);
   const fd = fs.openSync(tmp, 'wx');
   // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {
@@ -126,4 +135,11 @@ export function removeStaleTempFiles(paths: ProjectPaths, isAlive: (pid: number)
     }
   }
   return removed;
+}
+
+/** The latest delegation of a task that ran on `a2a` (or `a2a:NAME`), for its result file; null for other tasks. */
+export async function resultDelegation(store: Pick<Store, 'listDelegations'>, task: Task): Promise<Delegation | null> {
+  const agent = task.runAgent ?? task.agent;
+  if (agent !== A2A_AGENT && !agent.startsWith(`${A2A_AGENT}:`)) return null;
+  return (await store.listDelegations({ taskId: task.id, limit: 1 }))[0] ?? null;
 }

@@ -16,12 +16,15 @@ import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, 
 import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
+import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile, readOutputTail } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
+import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
@@ -30,6 +33,7 @@ import { Periodic } from './periodic.ts';
 import { workerIdOf } from './worker-id.ts';
 import { Reporter } from './reporter.ts';
 import { decide, type StopReason } from './transition.ts';
+import { followUpPrompt } from '../core/takeover.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
@@ -157,6 +161,12 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** The round of detectors running now (recurring files with `detect:`), started by {@link tick}; null when none runs. */
+  private detecting: Promise<void> | null = null;
+  /** Aborted by {@link stop}: a detector running is stopped. */
+  private readonly detectorsStop = new AbortController();
+  /** Detector-file problems last reported. */
+  private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
@@ -179,6 +189,10 @@ export class Dispatcher {
   readonly origin: TaskOrigin;
   /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
   private readonly reporter: Reporter;
+  /** The runners' sweep under way ({@link sweepRunners}), if any. */
+  private sweeping: Promise<void> | null = null;
+  /** `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store, delivered (src/notify/). */
+  readonly notifier: Notifier;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -199,6 +213,7 @@ export class Dispatcher {
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
     this.origin = projectOrigin(this.o.paths);
+    this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
     this.reporter = new Reporter({
       paths: this.o.paths,
       store: this.o.store,
@@ -208,6 +223,7 @@ export class Dispatcher {
       now: this.o.now,
       workerId: this.workerId,
       leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
+      recordEnd: (task) => this.notifier.taskEnded(task),
     });
   }
 
@@ -254,7 +270,8 @@ export class Dispatcher {
       await pruneWorktrees(this.o.paths.root, {
         keepTask: async (id) => {
           const t = await this.o.store.getTask(id);
-          return t !== null && (t.state === 'queued' || t.state === 'running');
+          // Blocked tasks run again too (an answer, a release); one taken over by hand is being worked in.
+          return t !== null && (t.state === 'queued' || t.state === 'running' || t.state === 'blocked');
         },
       }).catch((err: unknown) => this.events.emit('error', err as Error));
     }
@@ -268,18 +285,22 @@ export class Dispatcher {
     };
     this.services = [new Periodic('lease keeper', every, () => this.keepLeases(), report), new Periodic('rescuer', every, () => this.recover(), report)];
     for (const service of this.services) service.start();
+    this.notifier.start();
   }
 
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
+    await this.notifier.stop();
     await Promise.all(this.services.map((service) => service.stop()));
+    await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
   }
 
 
   /**
    * The lease keeper's step: renews this dispatcher's worker row and the lease of each
-   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled.
+   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled
+   * or took over (`agentq attach`).
    */
   async keepLeases(): Promise<void> {
     const now = this.o.now();
@@ -288,6 +309,7 @@ export class Dispatcher {
       const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
       if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
       else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+      else if (beat.takeoverRequested) r.controller.abort('takeover' satisfies StopReason);
     }
   }
 
@@ -353,10 +375,25 @@ export class Dispatcher {
     if (this.failure) throw this.failure;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
+    this.startDetectors();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
+    // In the background: a remote that is slow to answer must not hold up claims.
+    this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     await this.pump();
+  }
+
+  /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
+  private async sweepRunners(): Promise<void> {
+    for (const runner of this.o.runners.values()) {
+      if (!runner.sweep) continue;
+      try {
+        await runner.sweep(this.o.store);
+      } catch (err) {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /**
@@ -370,6 +407,42 @@ export class Dispatcher {
       () => {},
     );
     return run;
+  }
+
+  /** Whether a round of detectors is running (`run --once` waits for it). */
+  get detectorsRunning(): boolean {
+    return this.detecting !== null;
+  }
+
+  /**
+   * Starts a round of the detectors whose schedule ticked (src/intake/detect.ts) unless one
+   * is still running. It runs beside the ticks, never holding up intake or claims; the tasks
+   * it creates are announced and claimed as soon as it ends, each run is announced
+   * (`detector.ran`), and problems with detector files are reported once.
+   */
+  private startDetectors(): void {
+    if (this.detecting !== null || this.stopping) return;
+    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    this.detecting = round
+      .then(async ({ runs, problems }) => {
+        for (const { run, created } of runs) {
+          for (const t of created) {
+            this.touched.add(t.id);
+            this.events.emit('task.created', t);
+          }
+          this.events.emit('detector.ran', run);
+        }
+        const text = problems.join('\n');
+        if (text !== this.detectorProblemsReported && text) this.events.emit('error', new Error(text));
+        this.detectorProblemsReported = text;
+        if (runs.some((r) => r.created.length > 0)) await this.pump();
+      })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.detecting = null;
+      });
   }
 
   /**
@@ -524,6 +597,12 @@ export class Dispatcher {
     if (!plan) return;
     const { claim, runner, model } = plan;
     const { task, attempt } = claim;
+    const setupFailed = await this.setUpWorkspace(plan, signal);
+    if (setupFailed) {
+      this.events.emit('attempt.outcome', claim, setupFailed);
+      await this.settle(plan, setupFailed, signal.aborted ? (signal.reason as StopReason) : null);
+      return;
+    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
@@ -540,6 +619,7 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
@@ -638,17 +718,9 @@ export class Dispatcher {
       await this.settle({ claim, model, stdoutLog, workspace: null }, this.preparationFailed(claim, 'workspace', err), null);
       return null;
     }
-    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
-    let resumeSessionId: string | null = null;
-    if (task.answer !== null) {
-      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
-      if (runner.canResume && task.stats.sessionId) {
-        resumeSessionId = task.stats.sessionId;
-        prompt = `The answer to your question:\n\n${task.answer}`;
-      } else {
-        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
-      }
-    }
+    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
+    // The answer to the agent's question, or the note of a release: resume its session, or restate it for runners that cannot.
+    const { prompt, resumeSessionId } = followUpPrompt(task, fresh, runner.canResume === true) ?? { prompt: fresh, resumeSessionId: null };
     return {
       claim,
       runner,
@@ -662,6 +734,39 @@ export class Dispatcher {
       maxCostUsd: task.maxCostUsd,
       env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
     };
+  }
+
+  /**
+   * `workspace_setup` (the task's, else config's) in a worktree that has not been set up
+   * with these commands yet: a fresh one, or one reused from an attempt whose setup failed or
+   * was cut short (see src/workspace/setup.ts). Runs with the agent's environment, process tag
+   * and log files; the agent's `timeout` starts after it (`plan.deadline` moves by its time).
+   * Never in place. Returns the outcome that ends the attempt instead of the agent
+   * (`setup_failed`, or `cancelled` when stopped), or null when the agent may start.
+   */
+  private async setUpWorkspace(plan: AttemptPlan, signal: AbortSignal): Promise<RunOutcome | null> {
+    const { claim, workspace } = plan;
+    const commands = claim.task.workspaceSetup ?? this.o.config.workspace_setup;
+    if (workspace.mode !== 'worktree' || workspace.worktree === null || commands.length === 0) return null;
+    if (await setupSucceeded(workspace.worktree, commands)) return null;
+    const setup = await runWorkspaceSetup({
+      commands,
+      timeoutMs: this.o.config.workspace_setup_timeout,
+      graceMs: this.o.config.kill_grace,
+      attemptId: claim.attempt.id,
+      cwd: workspace.cwd,
+      env: plan.env,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
+      signal,
+      onCommand: (command) => this.events.emit('task.progress', claim, { type: 'progress', text: `workspace_setup: ${command}` }),
+    });
+    plan.deadline += setup.ms;
+    if (setup.kind === 'done') {
+      await recordSetup(workspace.worktree, commands);
+      return null;
+    }
+    return { kind: setup.kind === 'failed' ? 'setup_failed' : 'cancelled', reason: setup.reason, exitCode: setup.exitCode, stats: emptyStats() };
   }
 
   /**
@@ -732,6 +837,12 @@ export class Dispatcher {
         if (blocked) this.events.emit('task.blocked', blocked);
         return;
       }
+      case 'hand_over': {
+        // Taken over by hand: the worktree stays for the person and the next attempt.
+        const taken = await store.handOver(attempt.id, base);
+        if (taken) this.events.emit('task.blocked', taken);
+        return;
+      }
       case 'requeue': {
         if (step.pause) {
           const { strikes, account: paused, ...rest } = step.pause;
@@ -749,7 +860,7 @@ export class Dispatcher {
         finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
       case 'end':
-        finished = await this.end(claim, workspace, base, step.state, step.reason);
+        finished = await this.end(claim, workspace, base, step.state, step.reason, null, step.attemptOutcome);
         break;
     }
     if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
@@ -764,7 +875,8 @@ export class Dispatcher {
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
-   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
+   * attempt row records when not the task's state (`setup_failed`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -774,6 +886,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
+    attemptOutcome: 'setup_failed' | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
@@ -799,7 +912,7 @@ export class Dispatcher {
     return this.o.store.finish(attempt.id, {
       ...base,
       state: finalState,
-      attemptOutcome: finalState,
+      attemptOutcome: attemptOutcome ?? finalState,
       reason: failure,
       result: finalState === 'completed' ? result : null,
       workspace: record,
@@ -916,16 +1029,17 @@ export class Dispatcher {
     return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
-  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
     await this.settleParents();
     const counts = await this.o.store.countByState();
-    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
   }
 
   /**
    * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
-   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   * tasks requeued without using up an attempt; a detector running is stopped (its run
+   * creates nothing). Resolves when they have all ended.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -933,15 +1047,19 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 
-  /** Waits for the attempts running now to end by themselves (no new claims). */
+  /** Waits for the attempts and the detectors running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
+    await this.notifier.flush();
     await this.leave();
   }
 }

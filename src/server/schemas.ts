@@ -3,6 +3,7 @@
  * serialize responses and to generate /openapi.json. Objects allow further properties, so
  * a field the store adds later is passed through, not dropped.
  */
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import { ERROR_STATUS } from './errors.ts';
 
@@ -53,8 +54,10 @@ export const taskSchema: JsonSchema = {
     runAt: nul('number'),
     workspace: nul('string'),
     merge: nul('string'),
+    workspaceSetup: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'workspace_setup commands; null: config' },
     dedupKey: nul('string'),
     command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    remote: { ...nul('string'), description: 'agent: a2a — the remote A2A agent: a name of config remotes, or its URL' },
     extra: { type: 'object', additionalProperties: true },
     prompt: { type: 'string' },
     source: { type: 'string', description: 'inbox, cli, recurring or api' },
@@ -78,6 +81,7 @@ export const taskSchema: JsonSchema = {
     },
     question: nul('string'),
     answer: nul('string'),
+    takenOverAt: { ...nul('integer'), description: 'epoch ms a person took the task over by hand (agentq attach); blocked until agentq release' },
     branch: nul('string'),
     commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
     ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },
@@ -127,6 +131,37 @@ export const workerSchema: JsonSchema = {
   },
 };
 
+/** One delegation of the ledger (src/core/delegation.ts `Delegation`), with its task's name. */
+export const delegationSchema: JsonSchema = {
+  $id: 'Delegation',
+  type: 'object',
+  additionalProperties: true,
+  description: 'A task handed to a remote A2A agent (agent: a2a). Times are epoch ms; a `…At` is when it last entered that state.',
+  properties: {
+    id: { type: 'integer' },
+    taskId: { type: 'integer' },
+    taskName: nul('string'),
+    attemptId: { type: 'string', description: 'the delegating attempt; the first messageId (idempotency key)' },
+    remote: { type: 'string', description: 'as the task named it: a name of config remotes, or the URL' },
+    url: { type: 'string' },
+    remoteTaskId: nul('string'),
+    contextId: nul('string'),
+    messageId: { type: 'string', description: 'the latest message sent' },
+    state: { type: 'string', enum: [...DELEGATION_STATES] },
+    remoteState: { ...nul('string'), description: 'the A2A task state last seen' },
+    lastError: nul('string'),
+    resultPreview: { ...nul('string'), description: 'the first 300 characters of the result (or of the question)' },
+    createdAt: { type: 'integer' },
+    dispatchedAt: ms('dispatched'),
+    receivedAt: ms('received'),
+    inProgressAt: ms('in progress'),
+    inputRequiredAt: ms('input required'),
+    finishedAt: ms('ended'),
+    progressAt: { type: 'integer', description: 'last progress the remote showed, epoch ms' },
+    updatedAt: { type: 'integer' },
+  },
+};
+
 /** A task's callback delivery. */
 export const callbackSchema: JsonSchema = {
   $id: 'Callback',
@@ -159,7 +194,7 @@ export const errorSchema: JsonSchema = {
   },
 };
 
-export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, callbackSchema, errorSchema];
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, delegationSchema, callbackSchema, errorSchema];
 
 export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
 

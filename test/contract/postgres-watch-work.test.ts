@@ -109,7 +109,7 @@ describe('PostgresStore.watchWork', () => {
     const cp = (await b.claim(claimOpts()))!;
     assert.equal(cp.task.id, parent!.id);
     assert.equal((await b.finish(cp.attempt.id, { ...base, state: 'completed', attemptOutcome: 'completed' }))?.state, 'waiting');
-    await b.cancel(sub!.id, T0);
+    await heard('cancel of a queued subtask', () => b.cancel(sub!.id, T0));
     await heard('settleParents (a parent failed)', () => b.settleParents(T0));
 
     // Nothing is heard of what is not committed.

@@ -69,7 +69,7 @@ describe('the compiled build (dist/)', () => {
     assert.equal(ranFrom(pkg, project, { AGENTQ_FROM_SOURCES: '1' }), 'src');
   });
 
-  it('--help, status, list and show load only their own code: not the dispatcher, zod, yaml, fastify, pg', async () => {
+  it('--help, status (with a detector run and a notify: target), list, show and delegations load only their own code: not the dispatcher, notifier, zod, yaml, fastify, pg', async () => {
     // Every module the ESM loader loads (a CommonJS package imported from ESM shows as its entry).
     const hooks = path.join(pkg, 'trace-hooks.mjs');
     fs.writeFileSync(hooks, "import fs from 'node:fs';\nexport async function load(url, context, next) {\n  fs.writeSync(2, `LOADED ${url}\\n`);\n  return next(url, context);\n}\n");
@@ -77,7 +77,12 @@ describe('the compiled build (dist/)', () => {
     fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
     const store = await openStore('sqlite:.agent-queue/agentq.db', project);
     await store.enqueue([{ spec: { ...baseSpec('one', 'x'), agent: 'command', command: 'true' }, dependsOnIds: [] }], Date.now());
+    // What status reports besides the tasks: a detector's run and a notify: target.
+    await store.recordDetectorRun({ name: 'scan', tick: 0, ranAt: Date.now(), durationMs: 5, exitCode: 2, error: 'detect: exited with code 2', problems: [], lines: 0, known: 0 }, [], Date.now());
     await store.close();
+    const configFile = path.join(project, '.agent-queue', 'config.yaml');
+    const config = fs.readFileSync(configFile, 'utf8');
+    fs.appendFileSync(configFile, '\nnotify:\n  - on: [failed]\n    webhook: https://example.com/hook\n');
     assert.equal(run(pkg, 'bin/agentq', ['-p', project, 'status']).code, 0, 'the config cache made');
     const loaded = (args: string[]) => {
       const r = spawnSync(process.execPath, ['--import', register, 'bin/agentq', ...args], { cwd: pkg, env: { ...process.env, AGENTQ_FROM_SOURCES: '' }, encoding: 'utf8' });
@@ -87,18 +92,23 @@ describe('the compiled build (dist/)', () => {
         .filter((l) => l.startsWith('LOADED file:'))
         .map((l) => l.slice('LOADED file://'.length));
     };
-    const heavy = /\/node_modules\/(zod|yaml|fastify|pg|@modelcontextprotocol|@a2a-js|openai|chokidar|log-update)\/|\/dist\/(scheduler\/dispatcher|agents|server|intake|workspace)/;
+    const heavy =
+      /\/node_modules\/(zod|yaml|fastify|pg|@modelcontextprotocol|@a2a-js|openai|chokidar|log-update)\/|\/dist\/(scheduler\/(dispatcher|reporter)|agents|server|intake|workspace|notify\/(notifier|events)|cli\/(progress|attach))/;
     const help = loaded(['--help']);
     assert.deepEqual(
       help.filter((f) => f.includes('/node_modules/')).map((f) => f.replace(/.*\/node_modules\/([^/]+)\/.*/, '$1')),
       ['commander', 'commander'],
       'commander only',
     );
-    for (const args of [['status'], ['list'], ['show', 'one'], ['list', '--json', '--all']]) {
+    for (const args of [['status'], ['list'], ['show', 'one'], ['list', '--json', '--all'], ['delegations']]) {
       const files = loaded(['-p', project, ...args]);
       assert.ok(files.some((f) => f.endsWith('/dist/store/sqlite/sqlite-store.js')), `${args.join(' ')} ran`);
       assert.deepEqual(files.filter((f) => heavy.test(f)), [], `agentq ${args.join(' ')} loads none of them`);
     }
+    const status = run(pkg, 'bin/agentq', ['-p', project, 'status']);
+    assert.match(status.stdout, /scan {2}ran .*: failed, nothing taken: detect: exited with code 2/, 'the detector shown');
+    assert.match(status.stdout, /notify\[0\] webhook https:\/\/example\.com\/…/, 'the notify target shown');
+    fs.writeFileSync(configFile, config);
   });
 
   it('uses the cached config only for the config.yaml it was made from, and only from dist/', () => {

@@ -23,6 +23,7 @@ describe('config.yaml keys', () => {
       [{ agents: { claude: { models: { critcal: 'opus' } } } }, /agents\.claude\.models: unknown key "critcal" \(did you mean "critical"\?\)/],
       [{ fallback: { hgh: ['claude'] } }, /fallback: unknown key "hgh" \(did you mean "high"\?\)/],
       [{ agent_env: { alow: ['PATH'] } }, /agent_env: unknown key "alow" \(did you mean "allow"\?\)/],
+      [{ remotes: { box: { url: 'http://127.0.0.1:1/', tokn_env: 'T' } } }, /remotes\.box: unknown key "tokn_env" \(did you mean "token_env"\?\)/],
     ];
     for (const [raw, message] of cases) assert.throws(() => parseConfig(raw), message, JSON.stringify(raw));
   });
@@ -33,6 +34,15 @@ describe('config.yaml keys', () => {
       assert.match(err.message, /\(top level\): unknown key "zzz" \(known keys: store, concurrency, .*agent_env.*\)/);
       return true;
     });
+  });
+
+  it('remotes: names as task names, http(s) URLs; delegation_stuck_after defaults to 10m', () => {
+    assert.throws(() => parseConfig({ remotes: { box: { url: 'ftp://box' } } }), /remotes\.box\.url: not an http\(s\) URL/);
+    assert.throws(() => parseConfig({ remotes: { 'build box': { url: 'http://box' } } }), /remotes\.build box: not a remote name/);
+    const config = parseConfig({ remotes: { box: { url: 'http://box:8765', token_env: 'BOX_TOKEN' } } });
+    assert.deepEqual(config.remotes.box, { url: 'http://box:8765', token_env: 'BOX_TOKEN' });
+    assert.equal(config.delegation_stuck_after, 600_000);
+    assert.equal(parseConfig({ delegation_stuck_after: '2m' }).delegation_stuck_after, 120_000);
   });
 
   it('keeps free-form maps free: agent names, env, aliases, price patterns', () => {

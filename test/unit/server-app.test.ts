@@ -224,6 +224,15 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
+      ['remote_metadata', ['agent', 'command']],
+      ['remote_metadata', 'agent: command'],
+      ['remote_metadata', { command: 'x'.repeat(140_000) }],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -732,8 +741,9 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.deepEqual(Object.keys(properties).filter((f) => bodyOnly.includes(f)), bodyOnly);
     assert.deepEqual(documented, [...KNOWN_FIELDS]);
     for (const f of Object.keys(properties)) assert.ok(properties[f]?.description, `${f} is described`);
-    // The parser reads each documented field (a mapping is no valid value of any of them)...
-    for (const f of documented) assert.equal(fileRefusal(`${f}: {x: 1}`).field, f, f);
+    // The parser reads each documented field (a mapping is no valid value of any of them but
+    // remote_metadata, which takes no list)...
+    for (const f of documented) assert.equal(fileRefusal(f === 'remote_metadata' ? `${f}: [x]` : `${f}: {x: 1}`).field, f, f);
     // ...and keeps any other field in extra.
     const spec = parseTaskFile('t', '---\nowner: {x: 1}\n---\nDo it.', { default_timeout: 1000, default_retries: 0 });
     assert.deepEqual(spec.extra, { owner: { x: 1 } });

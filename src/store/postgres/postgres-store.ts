@@ -23,11 +23,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import {
   isTerminal,
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -39,20 +41,33 @@ import {
   type TaskState,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
   A2aPushConfig,
   AgentUsage,
+  AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
+  NewNotification,
+  NewDelegation,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -61,6 +76,7 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
@@ -451,9 +467,9 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)
          RETURNING id`,
         [
           spec.name,
@@ -489,6 +505,9 @@ export class PostgresStore implements Store {
           JSON.stringify(spec.runsOn),
           origin?.host ?? null,
           origin?.root ?? null,
+          spec.remote ?? null,
+          spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+          spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
         ],
         c,
       );
@@ -578,12 +597,12 @@ export class PostgresStore implements Store {
     }, 'claim');
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
     const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
+      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
       [now + leaseMs, attemptId],
     );
-    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
+    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
@@ -650,7 +669,7 @@ export class PostgresStore implements Store {
              session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
              cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
              output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL
            WHERE id = $12`,
         [
           state,
@@ -683,7 +702,7 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       await this.q(
         `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -717,18 +736,60 @@ export class PostgresStore implements Store {
     });
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      await this.q(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, $1), cancel_requested = false,
+           session_id = COALESCE($2, session_id), run_model = COALESCE($3, run_model), cost_usd = COALESCE($4, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $5`,
+        [o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
+        c,
+      );
+      await this.notifyWork(c); // a running slot is free
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        await this.q("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2", [now, taskId], c);
+      } else if (t.state === 'running') {
+        await this.q('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2', [now, taskId], c);
+      }
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state, question, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      await this.q("UPDATE tasks SET state = 'queued', question = NULL, answer = $1, taken_over_at = NULL, run_after = $2 WHERE id = $3", [note, now, taskId], c);
+      await this.notifyWork(c);
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx((c) => this.answerIn(c, taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
-    const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    const t = await this.one('SELECT state, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
-    await this.notifyWork(c);
-    return (await this.taskById(taskId, c))!;
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
+    return this.queueAnswered(c, taskId, answer, now);
   }
 
   async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
@@ -740,6 +801,55 @@ export class PostgresStore implements Store {
       await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [idempotency.key, idempotency.bodySha256, taskId, now], c);
       return { kind: 'answered', task };
     }, `idempotency:${idempotency.key}`);
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that locked it and checked it is blocked). */
+  private async queueAnswered(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+    await this.notifyWork(c);
+    return (await this.taskById(taskId, c))!;
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    const advanced = await this.one(
+      `INSERT INTO recurring (name, last_tick) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE recurring.last_tick < excluded.last_tick
+       RETURNING name`,
+      [name, tick],
+    );
+    return advanced !== undefined;
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    return (await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [name, keys])).map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    // The detector's lock: two runs of it (two dispatchers, overlapping ticks) take a key in once.
+    return this.tx(async (c) => {
+      const taken = await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [run.name, entries.map((e) => e.key)], c);
+      const known = new Set(taken.map((r) => String(r.key)));
+      const fresh = entries.filter((e) => !known.has(e.key));
+      const ids = (await this.insertTasks(c, fresh.map((e) => e.task), now)).map((t) => t.id);
+      for (const [i, e] of fresh.entries()) {
+        await this.q('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES ($1, $2, $3, $4)', [run.name, e.key, ids[i], now], c);
+      }
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      await this.q(
+        `INSERT INTO detector_runs (${cols.map(([col]) => col).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([col]) => `${col} = excluded.${col}`).join(', ')}`,
+        cols.map(([, v]) => v),
+        c,
+      );
+      const created = await this.tasksByIds(ids, c);
+      if (created.some((t) => t.state === 'queued')) await this.notifyWork(c);
+      return created;
+    }, `detector:${run.name}`);
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (await this.rows('SELECT * FROM detector_runs ORDER BY name COLLATE "C"')).map(toDetectorRun);
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -981,7 +1091,7 @@ export class PostgresStore implements Store {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1, taken_over_at = NULL WHERE id = $2", [now, taskId], c);
         await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
@@ -998,7 +1108,7 @@ export class PostgresStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return (await this.taskById(taskId, c))!;
       await this.q(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = $1, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = false WHERE id = $2`,
+             result = NULL, result_path = NULL, cancel_requested = false, taken_over_at = NULL WHERE id = $2`,
         [now, taskId],
         c,
       );
@@ -1074,23 +1184,103 @@ export class PostgresStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = await this.one(
       `UPDATE callbacks SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
            delivered_at = $5, next_try_at = $6
          WHERE task_id = $7 RETURNING *`,
-      [
-        state,
-        counted,
-        !counted,
-        t.outcome === 'delivered' ? null : (t.error ?? null),
-        t.outcome === 'delivered' ? t.now : null,
-        state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-        taskId,
-      ],
+      [c.state, c.counted, c.keepError, c.error, c.deliveredAt, c.nextTryAt, taskId],
     );
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // One statement: rows already recorded are skipped (ON CONFLICT), created ones returned in the order given.
+    const created = await this.rows(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at)
+         SELECT r.key, r.target, r.event, r.task_id, r.payload, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS r(key, target, event, task_id, payload, n)
+           ORDER BY r.n
+         ON CONFLICT (key, target) DO NOTHING
+         RETURNING *`,
+      [rows.map((r) => r.key), rows.map((r) => r.target), rows.map((r) => r.event), rows.map((r) => r.taskId), rows.map((r) => r.payload), now],
+    );
+    return created.map(toNotification).sort((a, b) => a.id - b.id);
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT id FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= $1) AND target = ANY($2::text[])
+           ORDER BY id LIMIT $3
+           FOR UPDATE SKIP LOCKED`,
+        [now, targets, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const leased = await this.rows('UPDATE notifications SET next_try_at = $1 WHERE id = ANY($2::bigint[]) RETURNING *', [now + leaseMs, due.map((r) => Number(r.id))], c);
+      return leased.map(toNotification).sort((a, b) => a.id - b.id);
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = await this.one(
+      `UPDATE notifications SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
+           last_try_at = CASE WHEN $3 THEN last_try_at ELSE $5::bigint END, delivered_at = $6, next_try_at = $7
+         WHERE id = $8 RETURNING *`,
+      [c.state, c.counted, c.keepError, c.error, t.now, c.deliveredAt, c.nextTryAt, id],
+    );
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = await this.rows(
+      `SELECT n.target,
+         count(*) FILTER (WHERE n.state = 'delivered') AS delivered,
+         count(*) FILTER (WHERE n.state = 'pending') AS pending,
+         count(*) FILTER (WHERE n.state = 'pending' AND n.last_error IS NOT NULL) AS retrying,
+         count(*) FILTER (WHERE n.state = 'failed') AS failed,
+         max(n.last_try_at) FILTER (WHERE n.last_error IS NOT NULL) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC NULLS LAST, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target COLLATE "C"`,
+    );
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = (await this.one(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ))!;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    await this.tx(async (c) => {
+      await this.q('DELETE FROM answer_tokens WHERE expires_at < $1', [now - 86_400_000], c);
+      await this.q('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [t.tokenSha256, t.taskId, t.claims, now, t.expiresAt], c);
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx(async (c): Promise<TokenAnswer> => {
+      // The task first, locked (as answer() does), then its token: two uses of one link wait on the task's lock.
+      const t = await this.one('SELECT state, claims, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      const token = await this.one('SELECT * FROM answer_tokens WHERE token_sha256 = $1', [tokenSha256], c);
+      if (!token || !t || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      if (t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
+      return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
+    });
   }
 
   async saveA2aPushConfig(p: A2aPushConfig, now: number): Promise<void> {
@@ -1138,16 +1328,70 @@ export class PostgresStore implements Store {
   }
 
   async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
     const row = await this.one(
       `UPDATE a2a_push_configs SET attempts = attempts + $1, last_error = CASE WHEN $2 THEN last_error ELSE $3::text END,
-           delivered_at = CASE WHEN $4 THEN $5::bigint ELSE delivered_at END, pushed_version = CASE WHEN $6 THEN $7::text ELSE pushed_version END,
-           next_try_at = $8
-         WHERE task_id = $9 AND config_id = $10 AND sending_version = $7 RETURNING *`,
-      [counted, !counted, t.outcome === 'delivered' ? null : (t.error ?? null), t.outcome === 'delivered', t.now, settled, version, settled ? null : (t.nextTryAt ?? t.now), taskId, configId],
+           delivered_at = coalesce($4::bigint, delivered_at), pushed_version = CASE WHEN $5 THEN $6::text ELSE pushed_version END,
+           next_try_at = $7
+         WHERE task_id = $8 AND config_id = $9 AND sending_version = $6 RETURNING *`,
+      [c.counted, c.keepError, c.error, c.deliveredAt, settled, version, c.nextTryAt, taskId, configId],
     );
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number, db: Db = this.pool): Promise<Row | undefined> {
+    return this.one('SELECT * FROM delegations WHERE task_id = $1 AND NOT (state = ANY($2::text[])) ORDER BY id DESC LIMIT 1', [taskId, DELEGATION_END_STATES], db);
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(async (c) => {
+      // The task's row lock orders two creations for one task: the second sees the first's row.
+      await this.q('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [d.taskId], c);
+      const open = await this.openDelegationRow(d.taskId, c);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = await this.one(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES ($1, $2, $3, $4, $2, 'pending', $5, $5, $5) RETURNING *`,
+        [d.taskId, d.attemptId, d.remote, d.url, d.now],
+        c,
+      );
+      return { delegation: toDelegation(row!), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = await this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = await this.one('SELECT * FROM delegations WHERE id = $1', [id]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const sets = cols.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const row = await this.one(`UPDATE delegations SET ${sets} WHERE id = $${cols.length + 1} AND state = $${cols.length + 2} RETURNING *`, [
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
+    return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -27,15 +28,27 @@ import type {
   A2aPush,
   A2aPushConfig,
   AgentUsage,
+  AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
+  NewNotification,
+  NewDelegation,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
   RequestOptions,
   RateBucket,
   RateToken,
@@ -44,12 +57,15 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -202,11 +218,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata)
       VALUES (@name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)`);
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata)`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -246,8 +262,11 @@ export class SqliteStore implements Store {
           runsOn: JSON.stringify(spec.runsOn),
           dedupKey: spec.dedupKey,
           command: spec.command === null ? null : JSON.stringify(spec.command),
+          remote: spec.remote ?? null,
+          remoteMetadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
           maxTurns: spec.maxTurns,
           allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+          workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
           extra: JSON.stringify(spec.extra),
           prompt: spec.prompt,
           source: spec.source,
@@ -349,12 +368,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number): Promise<Heartbeat> {
     const row = this.prepare(
       `UPDATE tasks SET lease_expires_at = ? WHERE lease_token = ? AND state = 'running'
-         RETURNING cancel_requested`,
+         RETURNING cancel_requested, taken_over_at`,
     ).get(now + leaseMs, attemptId) as Row | undefined;
-    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
+    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
@@ -417,7 +436,7 @@ export class SqliteStore implements Store {
              session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model),
              cost_usd = COALESCE(?, cost_usd), input_tokens = COALESCE(?, input_tokens),
              output_tokens = COALESCE(?, output_tokens), num_turns = COALESCE(?, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL
            WHERE id = ?`,
       ).run(
         state,
@@ -446,7 +465,7 @@ export class SqliteStore implements Store {
       const held = this.leased(attemptId);
       if (!held) return null;
       this.closeAttempt(held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       this.prepare(
         `UPDATE tasks SET state = 'queued', run_after = ?, attempts = attempts - ?,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -474,17 +493,56 @@ export class SqliteStore implements Store {
     });
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(() => {
+      const held = this.leased(attemptId);
+      if (!held) return null;
+      this.closeAttempt(held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      this.prepare(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, ?), cancel_requested = 0,
+           session_id = COALESCE(?, session_id), run_model = COALESCE(?, run_model), cost_usd = COALESCE(?, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = ?`,
+      ).run(o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id);
+      return this.taskById(Number(held.task.id));
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        this.prepare("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?").run(now, taskId);
+      } else if (t.state === 'running') {
+        this.prepare('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?').run(now, taskId);
+      }
+      return this.taskById(taskId)!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state, question, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      this.prepare("UPDATE tasks SET state = 'queued', question = NULL, answer = ?, taken_over_at = NULL, run_after = ? WHERE id = ?").run(note, now, taskId);
+      return this.taskById(taskId)!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx(() => this.answerIn(taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private answerIn(taskId: number, answer: string, now: number): Task {
-    const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+    const t = this.prepare('SELECT state, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
-    return this.taskById(taskId)!;
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
+    return this.queueAnswered(taskId, answer, now);
   }
 
   async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
@@ -495,6 +553,12 @@ export class SqliteStore implements Store {
       this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(idempotency.key, idempotency.bodySha256, taskId, now);
       return { kind: 'answered', task };
     });
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that checked it is blocked). */
+  private queueAnswered(taskId: number, answer: string, now: number): Task {
+    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ? WHERE id = ?").run(answer, now, taskId);
+    return this.taskById(taskId)!;
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -511,6 +575,41 @@ export class SqliteStore implements Store {
       ).run(name, tick);
       return task ? this.taskById(this.insertTasks([task], now)[0]!.id) : null;
     });
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    return this.tx(() => {
+      const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+      if (row && Number(row.last_tick) >= tick) return false;
+      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      return true;
+    });
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = this.prepare(`SELECT key FROM detector_keys WHERE detector = ? AND key IN (SELECT value FROM json_each(?))`).all(name, JSON.stringify(keys)) as Row[];
+    return rows.map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    return this.tx(() => {
+      const known = this.prepare('SELECT 1 FROM detector_keys WHERE detector = ? AND key = ?');
+      const fresh = entries.filter((e) => !known.get(run.name, e.key));
+      const ids = this.insertTasks(fresh.map((e) => e.task), now).map((t) => t.id);
+      const key = this.prepare('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES (?, ?, ?, ?)');
+      for (const [i, e] of fresh.entries()) key.run(run.name, e.key, ids[i], now);
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      this.prepare(
+        `INSERT INTO detector_runs (${cols.map(([c]) => c).join(', ')}) VALUES (${placeholders(cols)})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([c]) => `${c} = excluded.${c}`).join(', ')}`,
+      ).run(...cols.map(([, v]) => v));
+      return ids.map((id) => this.taskById(id)!);
+    });
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (this.prepare('SELECT * FROM detector_runs ORDER BY name').all() as Row[]).map(toDetectorRun);
   }
 
   /** A task's subtasks as {@link parentVerdict} reads them, in arrival order. */
@@ -728,7 +827,7 @@ export class SqliteStore implements Store {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?").run(
+        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ?, taken_over_at = NULL WHERE id = ?").run(
           now,
           taskId,
         );
@@ -747,7 +846,7 @@ export class SqliteStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return this.taskById(taskId)!;
       this.prepare(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
+             result = NULL, result_path = NULL, cancel_requested = 0, taken_over_at = NULL WHERE id = ?`,
       ).run(now, taskId);
       // Its next end is reported to its callback again.
       this.prepare(
@@ -810,22 +909,110 @@ export class SqliteStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = this.prepare(
       `UPDATE callbacks SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
            delivered_at = ?, next_try_at = ?
          WHERE task_id = ? RETURNING *`,
-    ).get(
-      state,
-      counted,
-      counted ? 0 : 1,
-      t.outcome === 'delivered' ? null : (t.error ?? null),
-      t.outcome === 'delivered' ? t.now : null,
-      state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-      taskId,
-    ) as Row | undefined;
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, c.nextTryAt, taskId) as Row | undefined;
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // Read first: recording what is already recorded (every sweep) takes no write lock.
+    const known = new Set(
+      (this.prepare(`SELECT key, target FROM notifications WHERE key IN (${placeholders(rows)})`).all(...rows.map((r) => r.key)) as Row[]).map(
+        (r) => `${String(r.key)}\n${String(r.target)}`,
+      ),
+    );
+    const missing = rows.filter((r) => !known.has(`${r.key}\n${r.target}`));
+    if (missing.length === 0) return [];
+    const insert = this.prepare(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key, target) DO NOTHING RETURNING *`,
+    );
+    return this.tx(() =>
+      missing.flatMap((r) => {
+        const row = insert.get(r.key, r.target, r.event, r.taskId, r.payload, now) as Row | undefined;
+        return row ? [toNotification(row)] : [];
+      }),
+    );
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(() => {
+      const due = this.prepare(
+        `SELECT * FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= ?) AND target IN (${placeholders(targets)})
+           ORDER BY id LIMIT ?`,
+      ).all(now, ...targets, limit) as Row[];
+      const lease = this.prepare('UPDATE notifications SET next_try_at = ? WHERE id = ?');
+      for (const r of due) lease.run(now + leaseMs, r.id);
+      return due.map((r) => toNotification({ ...r, next_try_at: now + leaseMs }));
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = this.prepare(
+      `UPDATE notifications SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           last_try_at = CASE WHEN ? THEN last_try_at ELSE ? END, delivered_at = ?, next_try_at = ?
+         WHERE id = ? RETURNING *`,
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.keepError ? 1 : 0, t.now, c.deliveredAt, c.nextTryAt, id) as Row | undefined;
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = this.prepare(
+      `SELECT n.target,
+         sum(CASE WHEN n.state = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+         sum(CASE WHEN n.state = 'pending' THEN 1 ELSE 0 END) AS pending,
+         sum(CASE WHEN n.state = 'pending' AND n.last_error IS NOT NULL THEN 1 ELSE 0 END) AS retrying,
+         sum(CASE WHEN n.state = 'failed' THEN 1 ELSE 0 END) AS failed,
+         max(CASE WHEN n.last_error IS NOT NULL THEN n.last_try_at END) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target`,
+    ).all() as Row[];
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = this.prepare(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ).get() as Row;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    this.tx(() => {
+      this.prepare('DELETE FROM answer_tokens WHERE expires_at < ?').run(now - 86_400_000);
+      this.prepare('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
+        t.tokenSha256,
+        t.taskId,
+        t.claims,
+        now,
+        t.expiresAt,
+      );
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx((): TokenAnswer => {
+      const token = this.prepare('SELECT * FROM answer_tokens WHERE token_sha256 = ?').get(tokenSha256) as Row | undefined;
+      if (!token || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      const t = this.prepare('SELECT state, claims, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t || t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      this.prepare('UPDATE answer_tokens SET used_at = ? WHERE task_id = ? AND claims = ? AND used_at IS NULL').run(now, taskId, token.claims);
+      return { outcome: 'answered', task: this.queueAnswered(taskId, answer, now) };
+    });
   }
 
   async saveA2aPushConfig(c: A2aPushConfig, now: number): Promise<void> {
@@ -865,26 +1052,67 @@ export class SqliteStore implements Store {
   }
 
   async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
     const row = this.prepare(
       `UPDATE a2a_push_configs SET attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
-           delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END, pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
+           delivered_at = coalesce(?, delivered_at), pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
          WHERE task_id = ? AND config_id = ? AND sending_version = ? RETURNING *`,
-    ).get(
-      counted,
-      counted ? 0 : 1,
-      t.outcome === 'delivered' ? null : (t.error ?? null),
-      t.outcome === 'delivered' ? 1 : 0,
-      t.now,
-      settled ? 1 : 0,
-      version,
-      settled ? null : (t.nextTryAt ?? t.now),
-      taskId,
-      configId,
-      version,
-    ) as Row | undefined;
+    ).get(c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, settled ? 1 : 0, version, c.nextTryAt, taskId, configId, version) as Row | undefined;
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number): Row | undefined {
+    return this.prepare(`SELECT * FROM delegations WHERE task_id = ? AND state NOT IN (${placeholders(DELEGATION_END_STATES)}) ORDER BY id DESC LIMIT 1`).get(
+      taskId,
+      ...DELEGATION_END_STATES,
+    ) as Row | undefined;
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(() => {
+      const open = this.openDelegationRow(d.taskId);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = this.prepare(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *`,
+      ).get(d.taskId, d.attemptId, d.remote, d.url, d.attemptId, d.now, d.now, d.now) as Row;
+      return { delegation: toDelegation(row), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = this.prepare('SELECT * FROM delegations WHERE id = ?').get(id) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const row = this.prepare(`UPDATE delegations SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ? AND state = ? RETURNING *`).get(
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state = ?', filter.state]);
+    if (filter.open) conditions.push([`state NOT IN (${placeholders(DELEGATION_END_STATES)})`, DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id = ?', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id < ?', filter.beforeId]);
+    const where = conditions.map(([c]) => c);
+    const params = conditions.flatMap(([, v]) => (Array.isArray(v) ? v : [v]));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.prepare(sql).all(...params, filter.limit ?? 100) as Row[]).map(toDelegation);
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {

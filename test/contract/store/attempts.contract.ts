@@ -153,5 +153,26 @@ export function attemptsContract(factory: StoreFactory): void {
       assert.equal(c2?.task.attempts, 2);
       await store.close();
     });
+
+    it('burns an attempt on a setup_failed requeue, recorded as such; a setup_failed end fails the task', async () => {
+      const { store } = await factory.open();
+      const [task] = await store.enqueue([newTask('a', { retries: 1, workspaceSetup: ['npm ci', 'npm run build'] })], T0);
+      assert.deepEqual(task?.workspaceSetup, ['npm ci', 'npm run build'], 'workspace_setup is stored with the task');
+      const c1 = await store.claim(claimOpts());
+      const t = await store.requeue(c1!.attempt.id, { attemptOutcome: 'setup_failed', reason: 'workspace_setup: exit 1', exitCode: 1, runAfter: T0, now: T0 + 1 });
+      assert.equal(t?.attempts, 1);
+      const c2 = await store.claim(claimOpts(T0 + 2));
+      const ended = await store.finish(c2!.attempt.id, { state: 'failed', attemptOutcome: 'setup_failed', reason: 'workspace_setup: exit 2', exitCode: 2, stats: emptyStats(), now: T0 + 3 });
+      assert.equal(ended?.state, 'failed');
+      assert.equal(ended?.failedReason, 'workspace_setup: exit 2');
+      const attempts = await store.listAttempts(task!.id);
+      assert.deepEqual(attempts.map((a) => [a.outcome, a.exitCode, a.reason]), [
+        ['setup_failed', 1, 'workspace_setup: exit 1'],
+        ['setup_failed', 2, 'workspace_setup: exit 2'],
+      ]);
+      const [plain] = await store.enqueue([newTask('b')], T0);
+      assert.equal(plain?.workspaceSetup, null, 'none set: config decides');
+      await store.close();
+    });
   });
 }

@@ -7,8 +7,12 @@ import { a2aPushContract } from './a2a-push.contract.ts';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { delegationsContract } from './delegations.contract.ts';
+import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
+import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
@@ -21,8 +25,12 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   workersContract,
   agentsContract,
   intakeContract,
+  detectorsContract,
   callbacksContract,
   a2aPushContract,
+  delegationsContract,
+  takeoverContract,
+  notificationsContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */
