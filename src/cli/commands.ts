@@ -1,32 +1,30 @@
 /**
  * The `agentq` commands. Each opens the project (config + store), does one thing, and
  * returns an exit code: 0 success, 1 failure (or `run --once` with a task that did not
- * complete), 2 usage error.
+ * complete), 2 usage error. What only some commands use (the dispatcher and the agents' runners,
+ * the live progress, the HTTP stack, the MCP SDK, the task-file schema and the YAML parser) is
+ * imported by them when they run, and the config comes from its cache (config-cache.ts), so
+ * that `agentq status`, `list`, `show` … start fast (see bench/cli-startup.ts).
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import YAML from 'yaml';
-import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { loadConfigCached } from '../config/config-cache.ts';
+import { accountMap, formatOrigin, projectOrigin, projectPaths, type ProjectPaths } from '../config/project.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
-import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
 import { isTerminal, TASK_STATES, VERIFY_TAIL_LINES, type AttemptOutput, type TaskState, type Verification } from '../core/types.ts';
-import { DispatcherEvents } from '../events/events.ts';
-import { Dispatcher } from '../scheduler/dispatcher.ts';
-import { Reporter } from '../scheduler/reporter.ts';
-import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { redactStoreUrl } from '../store/store-url.ts';
 import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
-import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
-import { Notifier } from '../notify/notifier.ts';
+import type { LogSource, LogStream } from '../ops/attempt-log.ts';
 import { notifyStatus } from '../notify/status.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, delegationRows, detectorLines, pauseLines, runningRows, taskDetail, taskRows, table } from './output.ts';
+import { attemptDispatcher, delegationRows, detectorLines, pauseLines, runningRows, taskDetail, taskTablePages, table } from './output.ts';
 import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
@@ -44,13 +42,18 @@ export interface Project {
 
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
-/** Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). */
-async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): Promise<Project> {
+/**
+ * Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). Its config comes
+ * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (the
+ * dispatcher's commands, which load the schema anyway, validate config.yaml themselves).
+ * @throws ConfigError for an invalid config.yaml or store URL
+ */
+async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, cached = true): Promise<Project> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) {
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
-  const config = loadConfig(paths.root);
+  const config = cached ? await loadConfigCached(paths.root) : (await import('../config/config.ts')).loadConfig(paths.root);
   // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
   config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
   const store = await openStore(config.store, paths.root, storeOptions);
@@ -70,7 +73,7 @@ export async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promi
 export async function initCommand(dir: string): Promise<number> {
   const paths = projectPaths(dir);
   for (const d of [paths.inbox, paths.done, paths.failed, paths.logs]) fs.mkdirSync(d, { recursive: true });
-  if (!fs.existsSync(paths.config)) fs.writeFileSync(paths.config, CONFIG_TEMPLATE);
+  if (!fs.existsSync(paths.config)) fs.writeFileSync(paths.config, (await import('../config/config.ts')).CONFIG_TEMPLATE);
   out(`initialised ${paths.dir}\ndrop task files into ${paths.inbox}/ and run "agentq run"`);
   return 0;
 }
@@ -80,8 +83,9 @@ export async function initCommand(dir: string): Promise<number> {
  * labels are and without repeats; null when none is given (config `labels` stand).
  * @throws UsageError naming the flag for a blank, multi-line or too long label
  */
-function labelFlags(values: readonly string[] | undefined, flag = '--label'): string[] | null {
+async function labelFlags(values: readonly string[] | undefined, flag = '--label'): Promise<string[] | null> {
   if (!values || values.length === 0) return null;
+  const { LABEL_SCHEMA } = await import('../config/task-file.ts');
   return [
     ...new Set(
       values.map((v) => {
@@ -125,7 +129,7 @@ function applyLocalConcurrency(config: Config, flag: number | null): void {
  * @throws UsageError for a bad `--concurrency`, `--max-wait` (or it without `--once`), `--label`
  */
 export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }): Promise<number> {
-  const labels = labelFlags(o.label);
+  const labels = await labelFlags(o.label);
   const localConcurrency = concurrencyFlag(o.concurrency);
   let maxWaitMs: number | undefined;
   if (o.maxWait !== undefined) {
@@ -133,7 +137,13 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     maxWaitMs = parseDuration(o.maxWait) ?? undefined;
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  const [{ Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
+    import('../scheduler/dispatcher.ts'),
+    import('../scheduler/loop.ts'),
+    import('../agents/registry.ts'),
+    import('./progress.ts'),
+  ]);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
@@ -211,7 +221,7 @@ export async function mcpCommand(g: GlobalOptions): Promise<number> {
  * @throws UsageError for a bad `--host`, `--port`, `--concurrency` or `--label`
  */
 export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[]; concurrency?: string }): Promise<number> {
-  const labels = labelFlags(o.label);
+  const labels = await labelFlags(o.label);
   const localConcurrency = concurrencyFlag(o.concurrency);
   let port: number | undefined;
   if (o.port !== undefined) {
@@ -220,8 +230,8 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   }
   if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
-  const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  const [{ AgentqServer }, { resolveToken }, { attachProgress }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts'), import('./progress.ts')]);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   const host = o.host ?? p.config.serve.host;
@@ -308,7 +318,7 @@ export interface SubmitOptions {
 export async function submitCommand(g: GlobalOptions, file: string | undefined, o: SubmitOptions): Promise<number> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) throw new AgentQueueError('no_project', `${paths.root} has no .agent-queue/inbox/: run "agentq init"`);
-  const runsOn = labelFlags(o.runsOn, '--runs-on');
+  const runsOn = await labelFlags(o.runsOn, '--runs-on');
   let target: string;
   if (file !== undefined) {
     if (o.prompt !== undefined || o.title !== undefined) throw new UsageError('give either FILE or --title/--prompt, not both');
@@ -318,6 +328,7 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
   } else {
     if (!o.prompt) throw new UsageError('submit needs a FILE or --prompt TEXT');
+    const [{ default: YAML }, { TASK_NAME, taskNameFrom }] = await Promise.all([import('yaml'), import('../config/task-file.ts')]);
     const base = o.name ?? taskNameFrom(o.title ?? o.prompt);
     if (!TASK_NAME.test(base)) throw new UsageError(`--name: ${JSON.stringify(base)} is not a valid task name`);
     const fm: Record<string, unknown> = {};
@@ -345,13 +356,81 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
   return 0;
 }
 
-export async function listCommand(g: GlobalOptions, o: { state?: string; json?: boolean }): Promise<number> {
+/** `agentq list` without `--limit` or `--all`: the newest 100 tasks. */
+export const LIST_DEFAULT_LIMIT = 100;
+/** Tasks per store query of `agentq list` (keyset pages: `listTasks({ beforeId, order: 'desc', limit })`). */
+const LIST_PAGE = 500;
+
+export interface ListOptions {
+  state?: string;
+  /** `--limit N`: the newest N (default {@link LIST_DEFAULT_LIMIT}). */
+  limit?: string;
+  /** `--all`: every task. */
+  all?: boolean;
+  /** One JSON array. */
+  json?: boolean;
+  /** One JSON object per line. */
+  jsonl?: boolean;
+}
+
+/**
+ * `agentq list`: tasks newest first, the newest `--limit N` (default 100) or, with `--all`,
+ * every one; `--state` keeps one state. Read in pages of {@link LIST_PAGE} (keyset: each page
+ * the tasks below the last id printed) and printed page by page, so time and memory per page
+ * stay flat at any queue size. Output: a table (header once; each column as wide as its widest
+ * cell so far), `--json` one JSON array (as `JSON.stringify(tasks, null, 2)`, written as it
+ * streams), `--jsonl` one compact JSON task per line. When more tasks match than `--limit`
+ * shows, one line on stderr says how many there are. A reader that goes away (`| head`) ends
+ * it quietly (exit 0).
+ * @throws UsageError for a bad `--state` or `--limit`, `--limit` with `--all`, `--json` with `--jsonl`
+ */
+export async function listCommand(g: GlobalOptions, o: ListOptions): Promise<number> {
   if (o.state !== undefined && !(TASK_STATES as readonly string[]).includes(o.state)) {
     throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${TASK_STATES.join(', ')}`);
   }
+  if (o.json && o.jsonl) throw new UsageError('--json and --jsonl: give one of them');
+  if (o.all && o.limit !== undefined) throw new UsageError('--limit: not with --all (which lists every task)');
+  let limit = LIST_DEFAULT_LIMIT;
+  if (o.limit !== undefined) {
+    limit = Number(o.limit);
+    if (!/^\d+$/.test(o.limit) || !Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number ≥ 1`);
+  }
+  const state = o.state as TaskState | undefined;
   return withProject(g, async ({ store }) => {
-    const tasks = await store.listTasks(o.state ? { state: o.state as TaskState } : {});
-    out(o.json ? JSON.stringify(tasks, null, 2) : tasks.length ? taskRows(tasks) : '(no tasks)');
+    const stdout = new StdoutWriter();
+    const tablePage = taskTablePages();
+    let printed = 0;
+    let beforeId: number | undefined;
+    let more = false;
+    try {
+      if (o.json) stdout.write('[');
+      for (;;) {
+        const want = o.all ? LIST_PAGE : Math.min(LIST_PAGE, limit - printed);
+        // One more than wanted tells, at the end of --limit, whether more match.
+        const page = await store.listTasks({ ...(state ? { state } : {}), ...(beforeId !== undefined ? { beforeId } : {}), order: 'desc', limit: want + 1 });
+        more = page.length > want;
+        const tasks = more ? page.slice(0, want) : page;
+        if (tasks.length) {
+          let text: string;
+          if (o.json) text = tasks.map((t, i) => `${printed + i === 0 ? '\n' : ',\n'}${JSON.stringify(t, null, 2).replace(/^/gm, '  ')}`).join('');
+          else if (o.jsonl) text = `${tasks.map((t) => JSON.stringify(t)).join('\n')}\n`;
+          else text = `${tablePage(tasks)}\n`;
+          if (!(await stdout.write(text))) return 0;
+          printed += tasks.length;
+          beforeId = tasks.at(-1)!.id;
+        }
+        if (!more || (!o.all && printed >= limit)) break;
+      }
+      if (o.json) await stdout.write(printed ? '\n]\n' : ']\n');
+      else if (!o.jsonl && printed === 0) await stdout.write('(no tasks)\n');
+    } finally {
+      stdout.release();
+    }
+    if (more) {
+      const counts = await store.countByState();
+      const total = state ? counts[state] : Object.values(counts).reduce((a, b) => a + b, 0);
+      process.stderr.write(`agentq: the newest ${printed} of ${total} ${state ? `${state} ` : ''}tasks shown; --limit N or --all for more\n`);
+    }
     return 0;
   });
 }
@@ -372,6 +451,36 @@ export async function delegationsCommand(g: GlobalOptions, o: { state?: string; 
     out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
     return 0;
   });
+}
+
+/**
+ * stdout for long output: each write waits while the pipe is full (a slow reader), and yields
+ * to the event loop so that a reader that went away (EPIPE, `agentq list --all | head`) is seen;
+ * then `write` returns false and the caller stops.
+ */
+class StdoutWriter {
+  private gone = false;
+  private readonly onError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    this.gone = true;
+  };
+
+  constructor() {
+    process.stdout.on('error', this.onError);
+  }
+
+  /** Writes `text`; false when the reader has gone (nothing more should be written). */
+  async write(text: string): Promise<boolean> {
+    if (this.gone) return false;
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain').catch(() => {});
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return !this.gone;
+  }
+
+  /** Stops listening for stdout's errors; after a gone reader, later writes stay quiet. */
+  release(): void {
+    if (!this.gone) process.stdout.off('error', this.onError);
+  }
 }
 
 /**
@@ -413,6 +522,7 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
  * @returns 0, or 1 when a file could not be written (each error printed)
  */
 export async function syncCommand(g: GlobalOptions): Promise<number> {
+  const [{ DispatcherEvents }, { Reporter }, { Notifier }] = await Promise.all([import('../events/events.ts'), import('../scheduler/reporter.ts'), import('../notify/notifier.ts')]);
   return withProject(g, async ({ store, paths, config }) => {
     const origin = projectOrigin(paths);
     const events = new DispatcherEvents();
@@ -461,6 +571,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
     throw new UsageError(`--attempt: ${JSON.stringify(o.attempt)} is not an attempt number (1, 2, …)`);
   }
   const stream: LogStream = o.stderr ? 'stderr' : 'stdout';
+  const { describeSource, locateLog, storedLabel, streamAttemptLog } = await import('../ops/attempt-log.ts');
   const here = os.hostname();
   const note = (line: string) => process.stderr.write(`agentq: ${line}\n`);
   return withProject(g, async ({ store, paths }) => {

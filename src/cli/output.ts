@@ -1,25 +1,56 @@
 /**
- * Rendering for the CLI: task tables, one-task detail, and the live progress of `run`
- * (a redrawn line per running task on a TTY, plain timestamped lines otherwise).
+ * Rendering for the CLI: task tables, one-task detail, pauses (the live progress of `run` and
+ * `serve` is in progress.ts, so the other commands do not load it).
  */
-import { createLogUpdate } from 'log-update';
-import type { AgentEvent } from '../agents/runner.ts';
-import { formatOrigin, sameOrigin } from '../config/config.ts';
+import { formatOrigin, sameOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
-import type { DispatcherEvents } from '../events/events.ts';
-import { hostOfWorker } from '../scheduler/dispatcher.ts';
+import { isTerminal, type AgentPause, type Attempt, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import type { DelegationView } from '../ops/task-ops.ts';
-import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
+import { hostOfWorker } from '../scheduler/worker-id.ts';
 import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
-const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
+/** A cost cell: `$0.0123`, empty when unknown. */
+export const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
+
+/**
+ * Each column's width: the widest of `start` (the header's, or the widths of the pages so far)
+ * and the rows' cells. A loop, not `Math.max(...cells)`: a spread of 130k cells overflows the stack.
+ */
+function columnWidths(start: readonly number[], rows: readonly string[][]): number[] {
+  const widths = [...start];
+  for (const row of rows) {
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (row[i] ?? '').length);
+  }
+  return widths;
+}
+
+/** One line of a table: cells padded to `widths`, two spaces apart, no trailing blanks. */
+const tableLine = (cells: readonly string[], widths: readonly number[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
 
 /** A fixed-width table; columns sized to their content. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  const widths = columnWidths(
+    headers.map((h) => h.length),
+    rows,
+  );
+  return [tableLine(headers, widths), ...rows.map((r) => tableLine(r, widths))].join('\n');
+}
+
+const TASK_HEADERS = ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'];
+
+/** A task's cells under {@link TASK_HEADERS}. */
+function taskCells(t: Task): string[] {
+  return [
+    String(t.id),
+    stateLabel(t),
+    t.priority,
+    t.agent,
+    t.name,
+    String(t.claims),
+    t.durationMs === null ? '' : formatDuration(t.durationMs),
+    cost(t.stats.costUsd),
+    (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+  ];
 }
 
 /**
@@ -33,20 +64,24 @@ export function stateLabel(task: Pick<Task, 'state' | 'takenOverAt'>): string {
 }
 
 export function taskRows(tasks: Task[]): string {
-  return table(
-    ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
-    tasks.map((t) => [
-      String(t.id),
-      stateLabel(t),
-      t.priority,
-      t.agent,
-      t.name,
-      String(t.claims),
-      t.durationMs === null ? '' : formatDuration(t.durationMs),
-      cost(t.stats.costUsd),
-      (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
-    ]),
-  );
+  return table(TASK_HEADERS, tasks.map(taskCells));
+}
+
+/**
+ * The task table of `agentq list`, rendered page by page as the pages are read: call it with
+ * each page; the first page's text starts with the header. Each column is as wide as the
+ * widest cell so far, so the rows of later pages line up unless one of them brings a longer cell.
+ * @returns a function from one page of tasks to its lines (no trailing newline)
+ */
+export function taskTablePages(): (tasks: readonly Task[]) => string {
+  let widths: number[] | null = null;
+  return (tasks) => {
+    const rows = tasks.map(taskCells);
+    const first = widths === null;
+    widths = columnWidths(widths ?? TASK_HEADERS.map((h) => h.length), rows);
+    const lines = rows.map((r) => tableLine(r, widths!));
+    return (first ? [tableLine(TASK_HEADERS, widths), ...lines] : lines).join('\n');
+  };
 }
 
 /**
@@ -86,7 +121,7 @@ export function delegationRows(rows: DelegationView[], now: number): string {
 }
 
 /** Whether `task` comes from a checkout other than `here` (its result file is written there). */
-function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
+export function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
   return task.origin !== null && here !== null && !sameOrigin(task.origin, here);
 }
 
@@ -228,95 +263,4 @@ export function detectorLines(runs: DetectorRun[], now: number): string[] {
     const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
     return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
   });
-}
-
-/**
- * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
- * the dispatcher's checkout, so a task from another one that ends here says where its result
- * file goes.
- */
-export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr, here: TaskOrigin | null = null): () => void {
-  const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
-  const tty = out.isTTY === true;
-  const update = tty ? createLogUpdate(out) : null;
-  const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (text: string) => {
-    // A reason of several lines (a setup's last output): its further lines indented.
-    const line = text.replace(/\n(?=.)/g, '\n    ');
-    if (update) {
-      update.clear();
-      out.write(`${line}\n`);
-      redraw();
-    } else out.write(`${stamp()} ${line}\n`);
-  };
-  const redraw = () => {
-    if (!update) return;
-    const now = Date.now();
-    update(
-      [...live.values()]
-        .map((r) => `  ▶ #${r.claim.task.id} ${r.claim.task.name} (${r.claim.task.agent}${r.model ? ` ${r.model}` : ''}) ${formatDuration(now - r.since)}  ${r.last}`.slice(0, (out.columns ?? 120) - 1))
-        .join('\n'),
-    );
-  };
-  const timer = tty ? setInterval(redraw, 500) : null;
-  timer?.unref();
-  const label = (t: Task) => `#${t.id} ${t.name}`;
-  events.on('task.created', (t) => {
-    if (isTerminal(t.state)) return; // invalid or duplicate: reported by task.finished
-    print(`queued    ${label(t)} [${t.priority}]`);
-  });
-  events.on('task.started', (claim, model) => {
-    live.set(claim.attempt.id, { claim, model, since: Date.now(), last: '' });
-    print(`started   ${label(claim.task)} attempt ${claim.attempt.number} (${claim.task.agent}${model ? ` ${model}` : ''})`);
-  });
-  events.on('task.progress', (claim, e: AgentEvent) => {
-    const r = live.get(claim.attempt.id);
-    if (r && e.type === 'progress') r.last = e.text.split('\n')[0]!.slice(0, 80);
-  });
-  events.on('attempt.outcome', (claim) => {
-    live.delete(claim.attempt.id);
-    redraw();
-  });
-  events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
-  events.on('task.blocked', (t) =>
-    print(t.takenOverAt !== null ? `taken over ${label(t)} by hand: blocked until agentq release ${t.id}` : `blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`),
-  );
-  events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
-  events.on('intake.refused', (entries) => {
-    for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
-  });
-  events.on('detector.ran', (r) => {
-    if (r.error !== null) print(`detector  ${r.name} failed, nothing taken: ${r.error}`);
-    else print(`detector  ${r.name}: ${r.lines} line(s), ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`);
-    for (const p of r.problems) print(`detector  ${r.name} line ${p.line} skipped: ${p.reason}`);
-  });
-  events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
-  events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
-  events.on('task.pushed', (t, to, commits) => print(`pushed    ${label(t)} → ${to} (${commits} commit${commits === 1 ? '' : 's'})`));
-  events.on('task.push_failed', (t, error, retryInMs) =>
-    print(
-      retryInMs === null
-        ? `push      ${label(t)} failed: ${error}; the branch stays in this checkout (push_error in the result file)`
-        : `push      ${label(t)} failed, trying again in ${formatDuration(retryInMs)}: ${error}`,
-    ),
-  );
-  events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
-  events.on('task.recovered', (t, pids) =>
-    print(`recovered ${label(t)} from a stopped dispatcher${pids.length ? ` (stopped ${pids.length} leftover process(es))` : ''}`),
-  );
-  events.on('task.finished', (t) => {
-    const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
-    if (t.resultPath === null && fromElsewhere(t, here)) extra.push(`(result file in ${formatOrigin(t.origin)})`);
-    print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
-  });
-  events.on('store.unavailable', (err, retryInMs) =>
-    print(`store     unavailable (${err.message}); retrying in ${formatDuration(retryInMs)}, then every ${formatDuration(STORE_RETRY_MAX_MS)} at most; running agents go on`),
-  );
-  events.on('store.back', (outageMs) => print(`store     back after ${formatDuration(outageMs)}`));
-  events.on('error', (err) => print(`error     ${err.message}`));
-  return () => {
-    if (timer) clearInterval(timer);
-    update?.clear();
-    update?.done();
-  };
 }

@@ -3,17 +3,20 @@
  * environment (`AGENTQ_*`) → command-line flags (applied by the CLI).
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
+import { PRIORITIES, type Priority } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
 import { isHttpUrl, LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 import { NOTIFY_EVENTS } from '../notify/events.ts';
+import { NOTIFY_KINDS } from '../notify/targets.ts';
+import { projectPaths } from './project.ts';
+
+// What does not need the schema lives in project.ts (loaded by the CLI without zod and yaml).
+export { accountMap, accountOf, formatOrigin, projectOrigin, projectPaths, sameOrigin, writesResultHere, type ProjectPaths } from './project.ts';
 
 /** An http or https URL. */
 const httpUrl = z.url({ protocol: /^https?$/, error: 'not an http(s) URL' });
@@ -172,8 +175,8 @@ const agentSchema = strictObject({
   rate_limit_burst: z.number().int().min(1).optional(),
 });
 
-/** Where a `notify:` target sends: exactly one of these keys. */
-export const NOTIFY_KINDS = ['webhook', 'ntfy', 'slack', 'command'] as const;
+/** Where a `notify:` target sends: exactly one of these keys (defined in notify/targets.ts, read by `agentq status` without the schema). */
+export { NOTIFY_KINDS };
 
 /**
  * One `notify:` target: the events it wants (`on`) and exactly one destination (see
@@ -451,66 +454,6 @@ export function priceTable(config: Config): PriceTable {
   return table;
 }
 
-/** Paths of a project's `.agent-queue` directory. */
-export interface ProjectPaths {
-  root: string;
-  dir: string;
-  config: string;
-  inbox: string;
-  done: string;
-  failed: string;
-  logs: string;
-  recurring: string;
-}
-
-export function projectPaths(projectDir: string): ProjectPaths {
-  const root = path.resolve(projectDir);
-  const dir = path.join(root, '.agent-queue');
-  return {
-    root,
-    dir,
-    config: path.join(dir, 'config.yaml'),
-    inbox: path.join(dir, 'inbox'),
-    done: path.join(dir, 'done'),
-    failed: path.join(dir, 'failed'),
-    logs: path.join(dir, 'logs'),
-    recurring: path.join(dir, 'recurring'),
-  };
-}
-
-/**
- * This checkout as a task's origin: `os.hostname()` and the project root with symbolic links
- * resolved (`fs.realpathSync`; the root as given while it does not exist yet), so two spellings
- * of one directory name one checkout.
- */
-export function projectOrigin(paths: Pick<ProjectPaths, 'root'>): TaskOrigin {
-  let root = paths.root;
-  try {
-    root = fs.realpathSync(paths.root);
-  } catch {
-    // Not created yet (or unreadable): the absolute path as given.
-  }
-  return { host: os.hostname(), root };
-}
-
-/** Whether two origins name the same checkout (same host, same root). */
-export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
-  return a.host === b.host && a.root === b.root;
-}
-
-/**
- * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
- * has none (stored before origins were recorded: any checkout writes it).
- */
-export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
-  return task.origin === null || sameOrigin(task.origin, here);
-}
-
-/** How a checkout is shown: `HOST:ROOT`. */
-export function formatOrigin(origin: TaskOrigin): string {
-  return `${origin.host}:${origin.root}`;
-}
-
 /**
  * Validates a parsed config object (defaults applied; durations in ms).
  * @param source what to name in messages, e.g. the file's path. Default `config`.
@@ -556,25 +499,6 @@ export function unknownRemote(remote: string, remotes: Config['remotes']): strin
   if (Object.hasOwn(remotes, remote) || isHttpUrl(remote)) return null;
   const known = Object.keys(remotes);
   return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
-}
-
-/**
- * The account key of `agent` here (`agents.<name>.account`, default the agent name): what
- * pauses, strikes and start buckets are stored under. Every reader and writer of them goes
- * through it.
- */
-export function accountOf(config: Config, agent: string): string {
-  return config.agents[agent]?.account ?? agent;
-}
-
-/** {@link accountOf} for each of `agents` whose account is not its own name (the claim's `accounts`). */
-export function accountMap(config: Config, agents: Iterable<string>): Record<string, string> {
-  const map: Record<string, string> = {};
-  for (const agent of agents) {
-    const account = accountOf(config, agent);
-    if (account !== agent) map[agent] = account;
-  }
-  return map;
 }
 
 /** Settings of one agent, with defaults when config names none. */

@@ -4,7 +4,13 @@
  * (`agentq status`) without their secrets.
  */
 import crypto from 'node:crypto';
-import { NOTIFY_KINDS, type NotifyTarget } from '../config/config.ts';
+import type { NotifyTarget } from '../config/config.ts';
+
+/**
+ * Where a `notify:` target sends: exactly one of these keys (config.ts checks it). Here, not in
+ * config.ts, so that `agentq status` (notify/status.ts) names targets without the config schema.
+ */
+export const NOTIFY_KINDS = ['webhook', 'ntfy', 'slack', 'command'] as const;
 
 export type NotifyKind = (typeof NOTIFY_KINDS)[number];
 

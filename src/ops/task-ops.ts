@@ -4,11 +4,10 @@
  * --json`, GET /v1/usage).
  */
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
-import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
+import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/project.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
 import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { resultExtras, writeResultFile } from '../results/result-file.ts';
 import type { AgentUsage, DelegationFilter, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
@@ -43,6 +42,8 @@ export async function delegationsReport(store: Store, filter: DelegationFilter =
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
+    // The result-file writer (and the YAML parser) loaded only here: `agentq status` uses this module too.
+    const { resultExtras, writeResultFile } = await import('../results/result-file.ts');
     const file = writeResultFile(paths, task, await resultExtras(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };

@@ -31,6 +31,7 @@ import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
 import { followUp } from './follow-up.ts';
+import { workerIdOf } from './worker-id.ts';
 import { Reporter } from './reporter.ts';
 import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
 import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
@@ -80,20 +81,6 @@ export function routeModel(task: Task, config: Config): string | null {
   const agent = agentConfig(config, task.agent);
   const chosen = task.model ?? agent.models[task.priority] ?? agent.model ?? (task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null);
   return resolveModelAlias(config, task.agent, chosen);
-}
-
-/** A new dispatcher's id: `HOST:PID:RANDOM` (8 hex digits), unique across restarts and hosts. */
-export function workerIdOf(host: string, pid: number): string {
-  return `${host}:${pid}:${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * The host in a dispatcher id made by {@link workerIdOf} (known after the dispatcher left the
- * worker table, as attempts keep its id); null for an id of another form.
- */
-export function hostOfWorker(workerId: string): string | null {
-  const m = /^(.+):\d+:[0-9a-f]{8}$/.exec(workerId);
-  return m ? m[1]! : null;
 }
 
 /**

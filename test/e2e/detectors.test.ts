@@ -41,10 +41,11 @@ describe('detectors', () => {
     const tasks = await agentqJson(['list', '--json', '--project', paths.root]);
     assert.deepEqual(
       (tasks as Array<{ name: string; state: string; tags: string[]; result: string }>).map((t) => [t.name, t.state, t.tags, t.result]),
+      // agentq list: newest first
       [
-        ['fix-101', 'completed', ['ci'], 'fixed 101'],
-        ['fix-102', 'completed', ['ci'], 'fixed 102'],
         ['fix-104', 'completed', ['ci'], 'fixed 104'],
+        ['fix-102', 'completed', ['ci'], 'fixed 102'],
+        ['fix-101', 'completed', ['ci'], 'fixed 101'],
       ],
     );
 

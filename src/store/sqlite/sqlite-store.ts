@@ -765,7 +765,11 @@ export class SqliteStore implements Store {
     if (filter.tag) when('EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)', filter.tag);
     if (filter.priority) when('priority = ?', filter.priority);
     if (filter.beforeId !== undefined) when('id < ?', filter.beforeId);
-    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    // A keyset page (beforeId) walks the table by id from the cursor, never an index on state:
+    // that one would sort every matching task below the cursor again for each page (100k
+    // completed tasks, `agentq list --all --state completed`: 19 s against 2 s).
+    const table = filter.beforeId !== undefined ? 'tasks NOT INDEXED' : 'tasks';
+    const sql = `SELECT * FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
     const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
