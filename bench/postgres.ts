@@ -9,9 +9,11 @@
  * fresh database.
  *
  * 1. throughput  claim + complete, tasks/s, with 1, 2 and 4 dispatcher processes (children of
- *                this one, each with its own store handle and `--inflight` (10) loops of
- *                claim → finish(completed) until the queue is empty; global `concurrency` =
- *                every loop): agentq on PostgreSQL and on SQLite (one file), and graphile-worker
+ *                this one, each with its own store handle, claiming as the Dispatcher's pump
+ *                does: one claim at a time while fewer than `--inflight` (10) of its tasks run,
+ *                each claimed task finished (completed) at once, its end pumping again, until
+ *                the queue is empty; global `concurrency` = procs × inflight): agentq on
+ *                PostgreSQL and on SQLite (one file), and graphile-worker
  *                (`run()`, `concurrency` = `--inflight`, a no-op task, no local queue — its
  *                default — and no completion batching, its default) with as many processes and
  *                jobs. Also the statements each queue sends per task (every `pg` query counted
@@ -33,6 +35,7 @@
  * --only throughput,latency,depth.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,9 +81,10 @@ type ChildJob =
 /** Messages from a child. */
 type ChildMessage =
   | { type: 'ready' }
-  | { type: 'done'; claimed: number; endNs: string; statements: number }
+  | { type: 'done'; claimed: number; endNs: string; statements: number; cpuUs: number }
   | { type: 'started'; i: number; at: number }
-  | { type: 'stopped'; statements: number };
+  | { type: 'stopped'; statements: number; cpuUs: number }
+  | { type: 'progress'; completed: number; failed: number; lastNs: string };
 
 /** The environment variable that hands a child its {@link ChildJob} (JSON). */
 const JOB_ENV = 'AGENTQ_BENCH_JOB';
@@ -111,11 +115,12 @@ async function quietLogger() {
   return new Logger(() => () => {});
 }
 
-/** Starts a graphile-worker runner in this process and resolves once it LISTENs. */
-async function startGraphile(url: string, concurrency: number, taskList: Record<string, (payload: unknown) => Promise<void>>) {
+/**
+ * Starts a graphile-worker runner in this process and resolves once it LISTENs. `events`:
+ * its event emitter (`job:complete` after each job, its completion sent to the database).
+ */
+async function startGraphile(url: string, concurrency: number, taskList: Record<string, (payload: unknown) => Promise<void>>, events = new EventEmitter()) {
   const { run } = await import('graphile-worker');
-  const { EventEmitter } = await import('node:events');
-  const events = new EventEmitter();
   const listening = new Promise<void>((resolve) => events.once('pool:listen:success', () => resolve()));
   const runner = await run({
     connectionString: url,
@@ -137,41 +142,98 @@ async function child(): Promise<void> {
     await send({ type: 'ready' });
     await nextMessage(); // go
     statements = 0;
+    const cpu = process.cpuUsage();
     let claimed = 0;
-    let reserved = 0;
     let end = monoNs();
     const stats = emptyStats();
     const accounts = { command: 'command' };
-    await Promise.all(
-      Array.from({ length: job.inflight }, async () => {
-        for (;;) {
-          if (job.limit !== null && reserved >= job.limit) return;
-          reserved++;
-          const now = Date.now();
-          const claim = await store.claim({
-            workerId: job.worker, now, leaseMs: 60_000, concurrency: job.concurrency, agents: ['command'], labels: [], accounts, agentConcurrency: {},
-          });
-          if (!claim) return;
-          const done = await store.finish(claim.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats, now: Date.now() });
-          if (!done) throw new Error(`finish of task ${claim.task.id} refused`);
-          claimed++;
-          end = monoNs();
-        }
-      }),
-    );
+    // As the Dispatcher's pump: claims one at a time while fewer than `inflight` run and the
+    // store hands out tasks; each claimed task "runs" (nothing) and is finished at once, and its
+    // end pumps again. Done once the store has nothing left for it and nothing runs here.
+    let running = 0;
+    let exhausted = false;
+    let pumping: Promise<void> | null = null;
+    let pumpAgain = false;
+    let failed: unknown = null;
+    let settle = () => {};
+    const finished = new Promise<void>((resolve) => (settle = resolve));
+    const finishOne = async (attemptId: string, taskId: number) => {
+      const done = await store.finish(attemptId, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats, now: Date.now() });
+      if (!done) throw new Error(`finish of task ${taskId} refused`);
+      claimed++;
+      end = monoNs();
+    };
+    const pump = (): Promise<void> => {
+      if (pumping) {
+        pumpAgain = true;
+        return pumping;
+      }
+      pumping = (async () => {
+        do {
+          pumpAgain = false;
+          while (running < job.inflight && !exhausted) {
+            if (job.limit !== null && claimed + running >= job.limit) {
+              exhausted = true;
+              break;
+            }
+            const claim = await store.claim({
+              workerId: job.worker, now: Date.now(), leaseMs: 60_000, concurrency: job.concurrency, agents: ['command'], labels: [], accounts, agentConcurrency: {},
+            });
+            if (!claim) {
+              exhausted = true;
+              break;
+            }
+            running++;
+            void finishOne(claim.attempt.id, claim.task.id)
+              .catch((err: unknown) => (failed ??= err))
+              .finally(() => {
+                running--;
+                if (failed || (exhausted && running === 0)) settle();
+                else void pump().catch((err: unknown) => ((failed ??= err), settle()));
+              });
+          }
+        } while (pumpAgain && !exhausted);
+        pumping = null;
+        if (exhausted && running === 0) settle();
+      })();
+      return pumping;
+    };
+    await pump();
+    await finished;
+    if (failed) throw failed;
+    const used = process.cpuUsage(cpu);
     await store.close();
-    await send({ type: 'done', claimed, endNs: String(end), statements });
+    await send({ type: 'done', claimed, endNs: String(end), statements, cpuUs: used.user + used.system });
     process.exit(0);
   }
   if (job.kind === 'graphile') {
-    const runner = await startGraphile(job.url, job.inflight, { noop: async () => {} });
+    const events = new EventEmitter();
+    let completed = 0;
+    let failedJobs = 0;
+    let last = 0n;
+    events.on('job:complete', ({ error }: { error?: unknown }) => {
+      completed++;
+      if (error) failedJobs++;
+      last = monoNs();
+    });
+    const runner = await startGraphile(job.url, job.inflight, { noop: async () => {} }, events);
     await send({ type: 'ready' });
     await nextMessage(); // go
     statements = 0;
+    const cpu = process.cpuUsage();
+    // Progress every 20 ms while it changes: the parent ends the clock at the last job's end.
+    let reported = -1;
+    const progress = setInterval(() => {
+      if (completed === reported) return;
+      reported = completed;
+      void send({ type: 'progress', completed, failed: failedJobs, lastNs: String(last) });
+    }, 20);
     await nextMessage(); // stop
+    clearInterval(progress);
     const counted = statements;
+    const used = process.cpuUsage(cpu);
     await runner.stop();
-    await send({ type: 'stopped', statements: counted });
+    await send({ type: 'stopped', statements: counted, cpuUs: used.user + used.system });
     process.exit(0);
   }
   const runner = await startGraphile(job.url, 10, {
@@ -182,7 +244,7 @@ async function child(): Promise<void> {
   await send({ type: 'ready' });
   await nextMessage(); // stop
   await runner.stop();
-  await send({ type: 'stopped', statements });
+  await send({ type: 'stopped', statements, cpuUs: 0 });
   process.exit(0);
 }
 
@@ -204,7 +266,7 @@ class Child {
     });
     this.proc.on('message', (m) => {
       const msg = m as ChildMessage;
-      if (this.onMessage && msg.type === 'started') return this.onMessage(msg);
+      if (this.onMessage && (msg.type === 'started' || msg.type === 'progress')) return this.onMessage(msg);
       this.inbox.push(msg);
       this.waiter?.();
     });
@@ -240,6 +302,40 @@ interface Throughput {
   perSecond: number;
   /** `pg` statements per task (PostgreSQL only). */
   statementsPerTask: number | null;
+  /** CPU time per task, µs: the dispatcher (or worker) processes, and the PostgreSQL server (null for SQLite). */
+  clientCpuUs: number;
+  serverCpuUs: number | null;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** The fields of /proc/<pid>/stat after the command name (field 3 first), or null once it is gone. */
+function procStat(pid: number | string): string[] | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time the PostgreSQL cluster of postmaster `pid` has used, µs: the postmaster's own, its
+ * ended children's (backends, autovacuum; counted in its cutime/cstime once reaped) and its
+ * live children's. Read before and after a case: the difference is the server's share.
+ */
+function serverCpuUs(pid: number): number {
+  const own = procStat(pid);
+  if (!own) throw new Error(`no postmaster ${pid}`);
+  // fields 14–17 (utime, stime, cutime, cstime) are at 11–14 here
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = procStat(entry);
+    if (st && Number(st[1]) === pid) ticks += Number(st[11]) + Number(st[12]);
+  }
+  return (ticks / TICKS_PER_SECOND) * 1e6;
 }
 
 /** Seeds `tasks` queued command tasks through the store (batches of 500). */
@@ -254,32 +350,39 @@ async function seedThroughStore(store: Store, tasks: number, prefix: string): Pr
  * Runs `procs` agentq claim-loop children on the store at `url` until the queue is empty (or
  * `limit` claims in all): tasks/s from the common "go" to the last finish.
  */
-async function agentqRun(url: string, dir: string, procs: number, inflight: number, expected: number, limit: number | null = null): Promise<Throughput> {
+async function agentqRun(url: string, dir: string, serverPid: number | null, procs: number, inflight: number, expected: number, limit: number | null = null): Promise<Throughput> {
   const children = Array.from(
     { length: procs },
     (_, w) => new Child({ kind: 'agentq', url, dir, inflight, concurrency: procs * inflight, worker: `bench-${w}`, limit: limit === null ? null : Math.ceil(limit / procs) }),
   );
   try {
     await Promise.all(children.map((c) => c.next('ready')));
+    const serverBefore = serverPid === null ? 0 : serverCpuUs(serverPid);
     const start = monoNs();
     for (const c of children) c.tell('go');
     const done = await Promise.all(children.map((c) => c.next('done')));
+    const serverUs = serverPid === null ? null : serverCpuUs(serverPid) - serverBefore;
     const end = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), start);
     const claimed = done.reduce((n, d) => n + d.claimed, 0);
     if (claimed !== expected) throw new Error(`agentq ${url.startsWith('sqlite') ? 'sqlite' : 'postgres'}: ${claimed} of ${expected} tasks claimed and finished`);
     await Promise.all(children.map((c) => c.exited));
     const sent = done.reduce((n, d) => n + d.statements, 0);
-    return { perSecond: claimed / (Number(end - start) / 1e9), statementsPerTask: url.startsWith('postgres') ? sent / claimed : null };
+    return {
+      perSecond: claimed / (Number(end - start) / 1e9),
+      statementsPerTask: url.startsWith('postgres') ? sent / claimed : null,
+      clientCpuUs: done.reduce((n, d) => n + d.cpuUs, 0) / claimed,
+      serverCpuUs: serverUs === null ? null : serverUs / claimed,
+    };
   } finally {
     for (const c of children) c.kill();
   }
 }
 
-async function agentqThroughput(storeUrl: string, dir: string, procs: number, inflight: number, tasks: number): Promise<Throughput> {
+async function agentqThroughput(storeUrl: string, dir: string, serverPid: number | null, procs: number, inflight: number, tasks: number): Promise<Throughput> {
   const store = await openStore(storeUrl, dir);
   try {
     await seedThroughStore(store, tasks, 't');
-    const r = await agentqRun(storeUrl, dir, procs, inflight, tasks);
+    const r = await agentqRun(storeUrl, dir, serverPid, procs, inflight, tasks);
     const counts = await store.countByState();
     if (counts.completed !== tasks) throw new Error(`${counts.completed} of ${tasks} tasks completed`);
     return r;
@@ -297,38 +400,54 @@ async function graphileMigrate(url: string): Promise<void> {
 /**
  * `procs` graphile-worker processes (concurrency `inflight` each) idle and LISTENing; then
  * `jobs` no-op jobs added in one `add_jobs` call (one NOTIFY nudging every worker): tasks/s
- * from its return to the moment the jobs table is seen empty (polled every 5 ms).
+ * from its return to the last job's `job:complete` in any worker (the workers report their
+ * counts every 20 ms); the jobs table is checked empty after the workers stopped.
  */
-async function graphileThroughput(url: string, procs: number, inflight: number, jobs: number): Promise<Throughput> {
+async function graphileThroughput(url: string, serverPid: number, procs: number, inflight: number, jobs: number): Promise<Throughput> {
   await graphileMigrate(url);
-  const children = Array.from({ length: procs }, () => new Child({ kind: 'graphile', url, inflight }));
+  const progress = new Map<number, Extract<ChildMessage, { type: 'progress' }>>();
+  let wake = () => {};
+  const children = Array.from(
+    { length: procs },
+    (_, i) =>
+      new Child({ kind: 'graphile', url, inflight }, (m) => {
+        if (m.type !== 'progress') return;
+        progress.set(i, m);
+        wake();
+      }),
+  );
   const admin = new pg.Client({ connectionString: url });
   admin.on('error', () => {});
   await admin.connect();
   try {
     await Promise.all(children.map((c) => c.next('ready')));
     for (const c of children) c.tell('go');
+    const serverBefore = serverCpuUs(serverPid);
     await admin.query(
       `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
          SELECT ROW('noop', '{}'::json, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec FROM generate_series(1, $1::int)))`,
       [jobs],
     );
     const start = monoNs();
-    let end: bigint;
-    for (;;) {
-      const { rows } = await admin.query('SELECT count(*)::int AS n, count(*) FILTER (WHERE last_error IS NOT NULL)::int AS failed FROM graphile_worker._private_jobs');
-      if (rows[0].failed > 0) throw new Error(`graphile-worker: ${rows[0].failed} jobs failed`);
-      if (rows[0].n === 0) {
-        end = monoNs();
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 5));
+    const sum = (f: (m: Extract<ChildMessage, { type: 'progress' }>) => number) => [...progress.values()].reduce((n, m) => n + f(m), 0);
+    while (sum((m) => m.completed) < jobs) {
+      if (sum((m) => m.failed) > 0) throw new Error(`graphile-worker: ${sum((m) => m.failed)} jobs failed`);
+      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), pause(1000)]);
     }
+    const end = [...progress.values()].reduce((m, p) => (BigInt(p.lastNs) > m ? BigInt(p.lastNs) : m), start);
+    const serverUs = serverCpuUs(serverPid) - serverBefore;
     for (const c of children) c.tell('stop');
     const stopped = await Promise.all(children.map((c) => c.next('stopped')));
     await Promise.all(children.map((c) => c.exited));
+    const { rows } = await admin.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs');
+    if (rows[0].n !== 0) throw new Error(`graphile-worker: ${rows[0].n} jobs left after all ${jobs} completed`);
     const sent = stopped.reduce((n, s) => n + s.statements, 0);
-    return { perSecond: jobs / (Number(end - start) / 1e9), statementsPerTask: sent / jobs };
+    return {
+      perSecond: jobs / (Number(end - start) / 1e9),
+      statementsPerTask: sent / jobs,
+      clientCpuUs: stopped.reduce((n, s) => n + s.cpuUs, 0) / jobs,
+      serverCpuUs: serverUs / jobs,
+    };
   } finally {
     await admin.end();
     for (const c of children) c.kill();
@@ -476,7 +595,7 @@ async function depthRun(clusterUrl: string, dir: string, depth: number, take: nu
     );
     await admin.query('VACUUM ANALYZE agentq.tasks');
     const seedSeconds = (performance.now() - seeded) / 1000;
-    const r = await agentqRun(url, dir, 1, inflight, take, take);
+    const r = await agentqRun(url, dir, null, 1, inflight, take, take);
     const counts = await store.countByState();
     if (counts.completed !== take || counts.queued !== depth) throw new Error(`depth ${depth}: ${counts.completed} completed, ${counts.queued} queued`);
     return { perSecond: r.perSecond, seedSeconds };
@@ -542,9 +661,10 @@ async function parent(): Promise<number> {
     if (only.has('throughput')) {
       const rows: string[][] = [];
       for (const procs of PROCS) {
-        const agentqPg = await agentqThroughput(await freshDatabase(cluster.url), dir, procs, INFLIGHT, TASKS);
-        const graphile = await graphileThroughput(await freshDatabase(cluster.url), procs, INFLIGHT, TASKS);
-        const sqlite = await agentqThroughput(`sqlite:${path.join(dir, `throughput-${procs}.db`)}`, dir, procs, INFLIGHT, TASKS);
+        const agentqPg = await agentqThroughput(await freshDatabase(cluster.url), dir, cluster.pid, procs, INFLIGHT, TASKS);
+        const graphile = await graphileThroughput(await freshDatabase(cluster.url), cluster.pid, procs, INFLIGHT, TASKS);
+        const sqlite = await agentqThroughput(`sqlite:${path.join(dir, `throughput-${procs}.db`)}`, dir, null, procs, INFLIGHT, TASKS);
+        const cpu = (t: Throughput) => t.clientCpuUs + (t.serverCpuUs ?? 0);
         rows.push([
           String(procs),
           agentqPg.perSecond.toFixed(0),
@@ -552,14 +672,19 @@ async function parent(): Promise<number> {
           (agentqPg.perSecond / graphile.perSecond).toFixed(2),
           sqlite.perSecond.toFixed(0),
           (sqlite.perSecond / graphile.perSecond).toFixed(2),
+          `${agentqPg.clientCpuUs.toFixed(0)}+${agentqPg.serverCpuUs!.toFixed(0)}`,
+          `${graphile.clientCpuUs.toFixed(0)}+${graphile.serverCpuUs!.toFixed(0)}`,
+          (cpu(graphile) / cpu(agentqPg)).toFixed(2),
+          sqlite.clientCpuUs.toFixed(0),
           agentqPg.statementsPerTask!.toFixed(1),
           graphile.statementsPerTask!.toFixed(1),
         ]);
         console.log(`  throughput, ${procs} process(es): done`);
       }
       out.push(() => {
-        console.log(`\n1. claim + complete, ${TASKS} tasks per case, ${INFLIGHT} in flight per process (tasks/s; ratio: / graphile-worker, same PostgreSQL, same run)`);
-        table(['procs', 'agentq pg', 'graphile-worker', 'ratio', 'agentq sqlite', 'ratio', 'stmts/task agentq', 'stmts/task gw'], rows);
+        console.log(`\n1. claim + complete, ${TASKS} tasks per case, up to ${INFLIGHT} running per process`);
+        console.log('   tasks/s (ratio: ÷ graphile-worker, same PostgreSQL, same run); CPU µs per task, processes + PostgreSQL (ratio: graphile ÷ agentq); pg statements per task');
+        table(['procs', 'agentq pg', 'graphile', 'ratio', 'agentq sqlite', 'ratio', 'cpu agentq pg', 'cpu graphile', 'ratio', 'cpu sqlite', 'stmts agentq', 'stmts graphile'], rows);
       });
     }
     if (only.has('latency')) {

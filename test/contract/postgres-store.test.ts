@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { emptyStats } from '../../src/agents/runner.ts';
 import { StoreTooNewError } from '../../src/core/errors.ts';
+import type { Claim } from '../../src/core/types.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { isTransientStoreError } from '../../src/store/store.ts';
@@ -113,6 +115,44 @@ describe('PostgreSQL store specifics', () => {
     assert.equal(claimed.reduce((a, b) => a + b, 0), 3);
     assert.equal((await handles[1]!.countByState()).running, 3);
     await Promise.all(handles.map((s) => s.close()));
+  });
+
+  it('claims, names the agent and finishes in one statement each; a parent with subtasks still finishes in its transaction', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [parent] = await store.enqueue([newTask('parent')], T0);
+    await store.enqueue([{ ...newTask('sub', { parent: 'parent' }), parentId: parent!.id }, newTask('plain')], T0);
+    const sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === 'string' ? q : q.text);
+      return query.apply(this, args);
+    };
+    const statements = async (fn: () => Promise<unknown>) => {
+      sent.length = 0;
+      await fn();
+      return sent.length;
+    };
+    try {
+      const end = { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 } as const;
+      let claim: Claim | null = null;
+      assert.equal(await statements(async () => (claim = await store.claim(claimOpts()))), 1);
+      assert.equal(claim!.task.name, 'parent');
+      assert.equal(await statements(() => store.setAttemptAgent(claim!.attempt.id, { agent: 'command', model: null })), 1);
+      // The one-statement finish does not decide for a parent; the transaction does, with its subtasks.
+      assert.ok((await statements(async () => assert.equal((await store.finish(claim!.attempt.id, end))?.state, 'waiting'))) > 1);
+      for (const name of ['sub', 'plain']) {
+        claim = await store.claim(claimOpts());
+        assert.equal(claim?.task.name, name);
+        assert.equal(await statements(async () => assert.equal((await store.finish(claim!.attempt.id, end))?.state, 'completed')), 1);
+      }
+      assert.ok(!sent.some((s) => /^\s*BEGIN/i.test(s)));
+    } finally {
+      proto.query = query;
+      await store.close();
+    }
   });
 
   it('reports an unreachable server and a cut connection as transient', async () => {

@@ -8,10 +8,15 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,
- *   the attempt inserted by a CTE), run after a transaction advisory lock of the schema's
- *   claims: its limits count running tasks, and two claims each seeing the other's task still
- *   queued would go past `concurrency` (READ COMMITTED does not serialize them);
+ * - the claim is one call of `claim_task` (migration 006): a transaction advisory lock of the
+ *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
+ *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
+ *   count running tasks, and two claims each seeing the other's task still queued would go past
+ *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
+ *   for none;
+ * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
+ *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
+ *   the claim and the finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
@@ -179,6 +184,73 @@ const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d W
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
 
+/** How an attempt ended, as its row records it. */
+interface AttemptEnd {
+  reason?: string | null;
+  exitCode?: number | null;
+  stats?: RunStats | undefined;
+  logPath?: string | null;
+  now: number;
+}
+
+/**
+ * The SET list that closes an attempt row of `UPDATE attempts`: outcome, reason, exit code,
+ * end time and duration (from its `started_at`), log path, and the run figures known (a
+ * null figure keeps the one recorded live). Its values are numbered from `$first`.
+ */
+function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): { sql: string; values: unknown[] } {
+  const { stats } = o;
+  const n = (i: number) => `$${first + i}`;
+  return {
+    sql: `outcome = ${n(0)}, reason = ${n(1)}, exit_code = ${n(2)}, finished_at = ${n(3)}::bigint,
+      duration_ms = ${n(3)}::bigint - attempts.started_at, log_path = ${n(4)},
+      session_id = COALESCE(${n(5)}, attempts.session_id), model = COALESCE(${n(6)}, attempts.model),
+      cost_usd = COALESCE(${n(7)}, attempts.cost_usd), input_tokens = COALESCE(${n(8)}, attempts.input_tokens),
+      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns)`,
+    values: [
+      outcome,
+      o.reason ?? null,
+      o.exitCode ?? null,
+      o.now,
+      o.logPath ?? null,
+      stats?.sessionId ?? null,
+      stats?.model ?? null,
+      stats?.costUsd ?? null,
+      stats?.inputTokens ?? null,
+      stats?.outputTokens ?? null,
+      stats?.numTurns ?? null,
+    ],
+  };
+}
+
+/**
+ * The SET list of `UPDATE tasks` that ends a task in `state` (from `taskEnd`) with `reason`:
+ * finish time (none while `waiting`), result, the run figures known, the lease and the answer
+ * cleared. `duration_ms` is the caller's. Its values are numbered from `$first`.
+ */
+function taskEndSet(first: number, state: string, reason: string | null, o: FinishOutcome): { sql: string; values: unknown[] } {
+  const n = (i: number) => `$${first + i}`;
+  return {
+    sql: `state = ${n(0)}, finished_at = ${n(1)}::bigint, result = ${n(2)}, failed_reason = ${n(3)},
+      session_id = COALESCE(${n(4)}, tasks.session_id), run_model = COALESCE(${n(5)}, tasks.run_model),
+      cost_usd = COALESCE(${n(6)}, tasks.cost_usd), input_tokens = COALESCE(${n(7)}, tasks.input_tokens),
+      output_tokens = COALESCE(${n(8)}, tasks.output_tokens), num_turns = COALESCE(${n(9)}, tasks.num_turns),
+      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL`,
+    values: [
+      state,
+      state === 'waiting' ? null : o.now,
+      o.result ?? null,
+      reason,
+      o.stats.sessionId,
+      o.stats.model,
+      o.stats.costUsd,
+      o.stats.inputTokens,
+      o.stats.outputTokens,
+      o.stats.numTurns,
+    ],
+  };
+}
+
 /**
  * Store on a PostgreSQL database. Open with {@link PostgresStore.open} (connects, migrates).
  * Every method is all-or-nothing: a method that throws has changed nothing (its transaction
@@ -307,6 +379,21 @@ export class PostgresStore implements Store {
 
   private async one(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<Row | undefined> {
     return (await this.q(sql, params, db)).rows[0];
+  }
+
+  /**
+   * One statement as a named prepared statement on any pooled connection: parsed and planned
+   * once per connection (planning the claim's or the finish's statement costs more than running
+   * it). `name` must always come with the same `text`; the result's columns must not depend on
+   * the table's (a column added by a later migration would break the prepared statement), so
+   * rows come back as JSON.
+   */
+  private async prepared(name: string, text: string, params: unknown[]): Promise<Row | undefined> {
+    try {
+      return (await this.pool.query<Row>({ name, text, values: params })).rows[0];
+    } catch (err) {
+      throw normalizeError(err);
+    }
   }
 
   /**
@@ -498,55 +585,32 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
+  /**
+   * One statement, `claim_task` (migration 006): the schema's claim lock, then the claim's
+   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
+   * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
+   */
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
-    const attemptId = crypto.randomUUID();
-    return this.tx(async (c) => {
-      const row = await this.one(
-        `WITH claimed AS (
-           UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, cancel_requested = false
-           WHERE id = (
-             SELECT t.id FROM tasks t
-             WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
-               AND t.runs_on::jsonb <@ $9::jsonb
-               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > $4
-                               AND p.agent = COALESCE($10::jsonb ->> t.agent, t.agent))
-               AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
-                               WHERE d.task_id = t.id AND dt.state <> 'completed')
-               AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < $6
-               AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
-                    WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < $7)
-               AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
-                   < COALESCE(($8::jsonb ->> t.agent)::numeric, 'Infinity'::numeric)
-             ORDER BY t.priority_rank, t.id
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-           RETURNING *),
-         attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, claimed.agent, claimed.model, $4 FROM claimed
-           RETURNING *)
-         SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
-           ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
-         FROM claimed JOIN attempt ON attempt.task_id = claimed.id`,
-        [
-          o.workerId,
-          attemptId,
-          o.now + o.leaseMs,
-          o.now,
-          o.agents,
-          o.concurrency,
-          o.groupConcurrency ?? 1,
-          JSON.stringify(o.agentConcurrency ?? {}),
-          JSON.stringify(o.labels),
-          JSON.stringify(o.accounts ?? {}),
-        ],
-        c,
-      );
-      if (!row) return null;
-      return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
-    }, 'claim');
+    const row = await this.prepared(
+      'agentq_claim',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      [
+        this.lockName('claim'),
+        o.workerId,
+        crypto.randomUUID(),
+        o.now + o.leaseMs,
+        o.now,
+        o.agents,
+        o.concurrency,
+        o.groupConcurrency ?? 1,
+        JSON.stringify(o.agentConcurrency ?? {}),
+        JSON.stringify(o.labels),
+        JSON.stringify(o.accounts ?? {}),
+      ],
+    );
+    if (!row) return null;
+    return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
   }
 
   async heartbeat(attemptId: string, now: number, leaseMs: number) {
@@ -557,86 +621,70 @@ export class PostgresStore implements Store {
     return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
   }
 
+  /** One statement (the attempt's update in a CTE): it lies between the claim and the agent's start. */
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
-    await this.tx(async (c) => {
-      await this.q('UPDATE attempts SET agent = $1, model = $2 WHERE id = $3', [a.agent, a.model, attemptId], c);
-      await this.q("UPDATE tasks SET run_agent = $1 WHERE lease_token = $2 AND state = 'running'", [a.agent, attemptId], c);
-    });
-  }
-
-  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
-    const { attempt, task } = knownStatsColumns(stats);
-    if (attempt.length === 0) return;
-    const assign = (cols: Array<[string, unknown]>) => cols.map(([col], n) => `${col} = $${n + 2}`).join(', ');
-    await this.tx(async (c) => {
-      await this.q(`UPDATE attempts SET ${assign(attempt)} WHERE id = $1`, [attemptId, ...attempt.map(([, v]) => v)], c);
-      await this.q(`UPDATE tasks SET ${assign(task)} WHERE lease_token = $1 AND state = 'running'`, [attemptId, ...task.map(([, v]) => v)], c);
-    });
-  }
-
-  /** Closes the attempt row. */
-  private async closeAttempt(
-    c: pg.PoolClient,
-    attempt: Row,
-    outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; now: number },
-  ): Promise<void> {
-    const { stats, now } = o;
-    await this.q(
-      `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
-           session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
-           input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns)
-         WHERE id = $13`,
-      [
-        outcome,
-        o.reason ?? null,
-        o.exitCode ?? null,
-        now,
-        now - Number(attempt.started_at),
-        o.logPath ?? null,
-        stats?.sessionId ?? null,
-        stats?.model ?? null,
-        stats?.costUsd ?? null,
-        stats?.inputTokens ?? null,
-        stats?.outputTokens ?? null,
-        stats?.numTurns ?? null,
-        attempt.id,
-      ],
-      c,
+    await this.prepared(
+      'agentq_set_attempt_agent',
+      `WITH attempt AS (UPDATE attempts SET agent = $1, model = $2 WHERE id = $3)
+       UPDATE tasks SET run_agent = $1 WHERE lease_token = $3 AND state = 'running'`,
+      [a.agent, a.model, attemptId],
     );
   }
 
+  /** One statement: the attempt's update in a CTE, the task's after it. */
+  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
+    const { attempt, task } = knownStatsColumns(stats);
+    if (attempt.length === 0) return;
+    const assign = (cols: Array<[string, unknown]>, first: number) => cols.map(([col], n) => `${col} = $${n + first}`).join(', ');
+    await this.q(
+      `WITH attempt AS (UPDATE attempts SET ${assign(attempt, 2)} WHERE id = $1)
+       UPDATE tasks SET ${assign(task, 2 + attempt.length)} WHERE lease_token = $1 AND state = 'running'`,
+      [attemptId, ...attempt.map(([, v]) => v), ...task.map(([, v]) => v)],
+    );
+  }
+
+  /** Closes the attempt row. */
+  private async closeAttempt(c: pg.PoolClient, attempt: Row, outcome: AttemptOutcome, o: AttemptEnd): Promise<void> {
+    const end = attemptEndSet(2, outcome, o);
+    await this.q(`UPDATE attempts SET ${end.sql} WHERE id = $1`, [attempt.id, ...end.values], c);
+  }
+
+  /**
+   * One statement when it can (the common case): the task ends in its own state — it is not
+   * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
+   * closed and the work channel notified, in the statement's own transaction, fenced by the
+   * lease in its WHERE. When that statement matches no task (the lease is lost, or a completed
+   * task has subtasks), the transaction below decides, as it always did.
+   */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const own = taskEnd(o.state, o.reason ?? null, []);
+    const end = taskEndSet(5, own.state, own.reason, o);
+    const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
+    const row = await this.prepared(
+      'agentq_finish',
+      `WITH ended AS (
+         UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
+           FROM attempts a
+          WHERE a.id = $1 AND tasks.id = (SELECT task_id FROM attempts WHERE id = $1) AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND EXISTS (SELECT 1 FROM tasks s WHERE s.parent_id = tasks.id))
+          RETURNING tasks.*),
+       closed AS (
+         UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),
+       woken AS (SELECT pg_notify($4, '') FROM ended)
+       SELECT to_json(ended) AS task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = ended.id ORDER BY d.position) AS dep_ids,
+         (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
+         FROM ended`,
+      [attemptId, o.now, o.state === 'completed', this.channel, ...end.values, ...closed.values],
+    );
+    if (row) return toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
       const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
       const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      await this.q(
-        `UPDATE tasks SET state = $1, finished_at = $2, duration_ms = $3, result = $4, failed_reason = $5,
-             session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
-             cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
-             output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
-           WHERE id = $12`,
-        [
-          state,
-          state === 'waiting' ? null : o.now,
-          o.now - Number(held.attempt.started_at),
-          o.result ?? null,
-          reason,
-          o.stats.sessionId,
-          o.stats.model,
-          o.stats.costUsd,
-          o.stats.inputTokens,
-          o.stats.outputTokens,
-          o.stats.numTurns,
-          held.task.id,
-        ],
-        c,
-      );
+      const set = taskEndSet(3, state, reason, o);
+      await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
