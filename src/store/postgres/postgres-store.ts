@@ -773,7 +773,12 @@ export class PostgresStore implements Store {
     }));
   }
 
+  /**
+   * Every dispatcher tick calls it: one read first, and the transaction (and its lock) only
+   * when a parent waits. A parent that starts waiting after that read is settled next tick.
+   */
   async settleParents(now: number): Promise<Task[]> {
+    if (!(await this.prepared('agentq_any_waiting', "SELECT 1 FROM tasks WHERE state = 'waiting' LIMIT 1", []))) return [];
     return this.tx(async (c) => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
@@ -806,7 +811,15 @@ export class PostgresStore implements Store {
     return this.tasksWhere('t.parent_id = $1 ORDER BY t.id', [taskId]);
   }
 
+  /** Every dispatcher tick calls it: one read first, and the transaction (and its lock) only when a queued task waits on one that ended badly. */
   async failBlockedDependents(now: number): Promise<Task[]> {
+    const blocked = await this.prepared(
+      'agentq_any_blocked_dependent',
+      `SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id JOIN tasks t ON t.id = d.task_id
+        WHERE t.state = 'queued' AND dt.state = ANY($1::text[]) LIMIT 1`,
+      [UNSUCCESSFUL_STATES],
+    );
+    if (!blocked) return [];
     return this.tx(async (c) => {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
