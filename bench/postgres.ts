@@ -13,11 +13,14 @@
  *                does: one claim at a time while fewer than `--inflight` (10) of its tasks run,
  *                each claimed task finished (completed) at once, its end pumping again, until
  *                the queue is empty; global `concurrency` = procs × inflight): agentq on
- *                PostgreSQL and on SQLite (one file), and graphile-worker
- *                (`run()`, `concurrency` = `--inflight`, a no-op task, no local queue — its
- *                default — and no completion batching, its default) with as many processes and
- *                jobs. Also the statements each queue sends per task (every `pg` query counted
- *                in the children: BEGIN and COMMIT included).
+ *                PostgreSQL and on SQLite (one file), and graphile-worker (`run()`,
+ *                `concurrency` = `--inflight`, a no-op task, no local queue and no completion
+ *                batching — its defaults) with as many processes and jobs, added in one
+ *                `add_jobs` call while its workers wait, the clock stopped at the last
+ *                `job:complete`. Also the CPU time per task of the processes and of the
+ *                PostgreSQL server (/proc: the postmaster and its children; steadier than
+ *                tasks/s on a shared machine), and the statements each queue sends per task
+ *                (every `pg` query counted in the children, BEGIN and COMMIT included).
  * 2. latency     enqueue → agent started across processes: this process enqueues one task at a
  *                time into the store of a real `bin/agentq run` (another process, idle,
  *                `poll_interval` 30 s, so only `LISTEN`/`NOTIFY` wakes it); the agent is
@@ -28,7 +31,7 @@
  * 3. depth       claim + complete with `--depth-tasks` (2000) tasks taken from the front of a queue
  *                holding 1k, 100k and 1M more queued tasks (seeded by `INSERT … SELECT
  *                generate_series`, then `VACUUM ANALYZE`, as autovacuum would have), one
- *                process with `--inflight` loops; ratio against the smallest depth.
+ *                process pumping as in 1; ratio against the smallest depth.
  *
  * Options: --tasks 4000 (per throughput case), --procs 1,2,4, --inflight 10, --latency 200
  * (samples; the first 10 are warm-up), --depths 1000,100000,1000000, --depth-tasks 2000,
@@ -72,7 +75,7 @@ function commandTask(name: string, command: string[] | null = null): NewTask {
 
 // ---------------------------------------------------------------- children
 
-/** What a child is asked to do (its first IPC message). */
+/** What a child (this script with `--child`) is asked to do, in {@link JOB_ENV}. */
 type ChildJob =
   | { kind: 'agentq'; url: string; dir: string; inflight: number; concurrency: number; worker: string; limit: number | null }
   | { kind: 'graphile'; url: string; inflight: number }
@@ -599,7 +602,7 @@ async function graphileLatency(url: string, samples: number): Promise<number[]> 
  * generate_series`, then `VACUUM ANALYZE`); `take` of them claimed and finished by one
  * process with `inflight` loops.
  */
-async function depthRun(clusterUrl: string, dir: string, depth: number, take: number, inflight: number): Promise<{ perSecond: number; seedSeconds: number }> {
+async function depthRun(clusterUrl: string, serverPid: number, dir: string, depth: number, take: number, inflight: number): Promise<{ perSecond: number; serverCpuUs: number; seedSeconds: number }> {
   const url = await freshDatabase(clusterUrl);
   const store = await PostgresStore.open(url);
   const admin = new pg.Client({ connectionString: url });
@@ -615,10 +618,10 @@ async function depthRun(clusterUrl: string, dir: string, depth: number, take: nu
     );
     await admin.query('VACUUM ANALYZE agentq.tasks');
     const seedSeconds = (performance.now() - seeded) / 1000;
-    const r = await agentqRun(url, dir, null, 1, inflight, take, take);
+    const r = await agentqRun(url, dir, serverPid, 1, inflight, take, take);
     const counts = await store.countByState();
     if (counts.completed !== take || counts.queued !== depth) throw new Error(`depth ${depth}: ${counts.completed} completed, ${counts.queued} queued`);
-    return { perSecond: r.perSecond, seedSeconds };
+    return { perSecond: r.perSecond, serverCpuUs: r.serverCpuUs!, seedSeconds };
   } finally {
     await admin.end();
     await store.close();
@@ -725,7 +728,7 @@ async function parent(): Promise<number> {
             ['  of which enqueue → claim (the claim\'s Date.now())', ms(toClaim.p50), ms(toClaim.p99)],
             ['  of which claim → bash runs', ms(toStart.p50), ms(toStart.p99)],
             ['bare spawn of that bash (no queue)', ms(bare.p50), ms(bare.p99)],
-            ['agentq less bare spawn', ms(agentq.p50 - bare.p50), ms(agentq.p99 - bare.p99)],
+            ['agentq less bare spawn (p50s)', ms(agentq.p50 - bare.p50), ''],
             ['graphile-worker: addJob → task function starts', ms(graphile.p50), ms(graphile.p99)],
           ],
         );
@@ -733,16 +736,24 @@ async function parent(): Promise<number> {
     }
     if (only.has('depth')) {
       const rows: string[][] = [];
-      let first: number | null = null;
+      let first: { perSecond: number; serverCpuUs: number } | null = null;
       for (const depth of DEPTHS) {
-        const r = await depthRun(cluster.url, dir, depth, TAKE, INFLIGHT);
-        first ??= r.perSecond;
-        rows.push([depth.toLocaleString('en-US'), r.perSecond.toFixed(0), (first / r.perSecond).toFixed(2), r.seedSeconds.toFixed(1)]);
+        const r = await depthRun(cluster.url, cluster.pid, dir, depth, TAKE, INFLIGHT);
+        first ??= r;
+        rows.push([
+          depth.toLocaleString('en-US'),
+          r.perSecond.toFixed(0),
+          (first.perSecond / r.perSecond).toFixed(2),
+          r.serverCpuUs.toFixed(0),
+          (r.serverCpuUs / first.serverCpuUs).toFixed(2),
+          r.seedSeconds.toFixed(1),
+        ]);
         console.log(`  depth ${depth}: done`);
       }
       out.push(() => {
-        console.log(`\n3. claim + complete of ${TAKE} tasks from the front of a deep queue, 1 process, ${INFLIGHT} in flight (agentq pg)`);
-        table(['queued', 'tasks/s', `slower than ${DEPTHS[0]!.toLocaleString('en-US')}`, 'seed s'], rows);
+        const base = DEPTHS[0]!.toLocaleString('en-US');
+        console.log(`\n3. claim + complete of ${TAKE} tasks from the front of a deep queue, 1 process, up to ${INFLIGHT} running (agentq pg; ratios: ÷ ${base} queued)`);
+        table(['queued', 'tasks/s', 'slower', 'server cpu µs/task', 'ratio', 'seed s'], rows);
       });
     }
   } finally {
