@@ -205,8 +205,10 @@ async function child(): Promise<void> {
     await finished;
     if (failed) throw failed;
     const used = process.cpuUsage(cpu);
-    await store.close();
+    // Still connected: the parent reads the server's CPU time while this process's backends live.
     await send({ type: 'done', claimed, endNs: String(end), statements, cpuUs: used.user + used.system });
+    await nextMessage(); // stop
+    await store.close();
     process.exit(0);
   }
   if (job.kind === 'graphile') {
@@ -365,6 +367,7 @@ async function agentqRun(url: string, dir: string, serverPid: number | null, pro
     for (const c of children) c.tell('go');
     const done = await Promise.all(children.map((c) => c.next('done')));
     const serverUs = serverPid === null ? null : serverCpuUs(serverPid) - serverBefore;
+    for (const c of children) c.tell('stop');
     const end = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), start);
     const claimed = done.reduce((n, d) => n + d.claimed, 0);
     if (claimed !== expected) throw new Error(`agentq ${url.startsWith('sqlite') ? 'sqlite' : 'postgres'}: ${claimed} of ${expected} tasks claimed and finished`);

@@ -34,7 +34,12 @@ CREATE INDEX tasks_lease ON tasks (lease_token) WHERE lease_token IS NOT NULL;
 -- `enable_sort = off`: the queued tasks are read in claim order from `tasks_queued`, never
 -- fetched and sorted. Without statistics (a queue that just grew: ANALYZE has not run yet) the
 -- planner takes the queued tasks for a handful and sorts them all at every claim, which grows
--- with the queue (4,000 queued: 16 ms a claim instead of 0.2).
+-- with the queue (4,000 queued: 16 ms a claim instead of 0.2). `enable_bitmapscan = off`: the
+-- running tasks are counted by an index scan, which marks the entries of ended tasks dead as it
+-- passes them (a bitmap scan visits them all again at every claim until VACUUM).
+-- `plan_cache_mode = force_generic_plan`: the query is planned once per connection (planning
+-- costs more than running it; with statistics the planner would otherwise plan every call anew,
+-- its estimate for the generic plan being the higher). Its plan does not depend on the values.
 --
 -- p_lock: the lock's name (PostgresStore.lockName('claim'), also taken by probeWrite).
 -- Times are epoch ms; the JSON arguments are as in ClaimOptions: p_agent_limits
@@ -58,6 +63,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 SET enable_sort = off
 SET enable_bitmapscan = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
