@@ -30,8 +30,9 @@
  *                function start (a worker in another process, LISTENing).
  * 3. depth       claim + complete with `--depth-tasks` (2000) tasks taken from the front of a queue
  *                holding 1k, 100k and 1M more queued tasks (seeded by `INSERT … SELECT
- *                generate_series`, then `VACUUM ANALYZE`, as autovacuum would have), one
- *                process pumping as in 1; ratio against the smallest depth.
+ *                generate_series`, then `VACUUM ANALYZE`, as autovacuum would have, and a
+ *                CHECKPOINT), one process pumping as in 1; ratios against the smallest depth
+ *                (tasks/s, and the server's CPU per task, steadier).
  *
  * Options: --tasks 4000 (per throughput case), --procs 1,2,4, --inflight 10, --latency 200
  * (samples; the first 10 are warm-up), --depths 1000,100000,1000000, --depth-tasks 2000,
@@ -620,6 +621,7 @@ async function depthRun(clusterUrl: string, serverPid: number, dir: string, dept
       [priorityRank('default'), now, depth + take],
     );
     await admin.query('VACUUM ANALYZE agentq.tasks');
+    await admin.query('CHECKPOINT'); // the seed's pages written now, not during the measurement
     const seedSeconds = (performance.now() - seeded) / 1000;
     const r = await agentqRun(url, dir, serverPid, 1, inflight, take, take);
     const counts = await store.countByState();
