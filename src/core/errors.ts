@@ -65,3 +65,24 @@ export class NotFoundError extends AgentQueueError {
     super('not_found', message);
   }
 }
+
+/**
+ * A subtask refused because its parent already has `max_subtasks` subtasks (code
+ * `subtask_limit`, config `max_subtasks`): nothing is created. Raised by the store inside
+ * the creating transaction, so two agents filing at once never pass the limit together.
+ */
+export class SubtaskLimitError extends AgentQueueError {
+  /** The parent's id. */
+  readonly parentId: number;
+  /** The limit in force (`max_subtasks`). */
+  readonly limit: number;
+  /** @param parent the parent task (id and name, for the message) */
+  constructor(parent: { id: number; name: string }, limit: number) {
+    super(
+      'subtask_limit',
+      `max_subtasks: task ${parent.id} "${parent.name}" already has ${limit} subtask${limit === 1 ? '' : 's'}, the most one task may have (config max_subtasks ${limit}); this one was not created`,
+    );
+    this.parentId = parent.id;
+    this.limit = limit;
+  }
+}

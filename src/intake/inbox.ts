@@ -9,10 +9,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Config, ProjectPaths } from '../config/config.ts';
+import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { baseSpec, decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
 import { InvalidTaskError } from '../core/errors.ts';
-import type { Task, TaskSpec } from '../core/types.ts';
+import type { Task, TaskOrigin, TaskSpec } from '../core/types.ts';
 import type { NewTask, Store } from '../store/store.ts';
 
 export interface IntakeResult {
@@ -50,6 +50,8 @@ interface Candidate {
   /** The parent, stored (id) or in this batch (name). */
   parentId: number | null;
   parentBatchName: string | null;
+  /** The origin of the stored parent, if it has one (a subtask inherits it). */
+  parentOrigin: TaskOrigin | null;
 }
 
 /** Why a task naming an unknown dependency is invalid (inbox and POST /v1/tasks alike). */
@@ -65,6 +67,16 @@ export function unknownParentReason(parent: string): string {
 /** Why a task ends `duplicate`: `first` says which task holds the `dedup_key`. */
 export function duplicateReason(key: string, first: string): string {
   return `dedup_key: ${JSON.stringify(key)}: ${first}`;
+}
+
+/**
+ * The origin of a task created in checkout `here` (inbox, `agentq serve`): a subtask inherits
+ * its parent's, so every result file of a task tree lands where its root was filed, whichever
+ * checkout's agent filed the subtask; any other task (or a subtask of a task stored before
+ * origins were recorded) comes from `here`.
+ */
+export function subtaskOrigin(parentOrigin: TaskOrigin | null, here: TaskOrigin): TaskOrigin {
+  return parentOrigin ?? here;
 }
 
 /** How {@link duplicateReason} names a stored task that holds the key. */
@@ -263,6 +275,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
       depBatchNames: [],
       parentId: null,
       parentBatchName: null,
+      parentOrigin: null,
     };
     let text = entry.content.toString('latin1'); // every byte kept, should the content be refused
     try {
@@ -302,8 +315,10 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     if (byName.has(parent)) c.parentBatchName = parent;
     else {
       const existing = await store.findByName(parent);
-      if (existing) c.parentId = existing.id;
-      else c.invalid = unknownParentReason(parent);
+      if (existing) {
+        c.parentId = existing.id;
+        c.parentOrigin = existing.origin;
+      } else c.invalid = unknownParentReason(parent);
     }
   }
   const cycles = findCycles(new Map(candidates.filter((c) => !c.invalid).map((c) => [c.name, c.depBatchNames])));
@@ -334,7 +349,16 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   };
   candidates.forEach(place);
   const index = new Map(ordered.map((c, i) => [c.name, i]));
-  const batch: NewTask[] = ordered.map((c) => ({
+  // Where each task's result file goes: this checkout, but a subtask's beside its parent's
+  // (see subtaskOrigin); an in-batch parent comes first in `ordered`, its origin known.
+  const here = projectOrigin(paths);
+  const origins: TaskOrigin[] = [];
+  for (const c of ordered) {
+    const parentBatch = c.invalid || !c.parentBatchName ? undefined : index.get(c.parentBatchName);
+    const parentOrigin = parentBatch === undefined ? (c.invalid ? null : c.parentOrigin) : (origins[parentBatch] ?? null);
+    origins.push(subtaskOrigin(parentOrigin, here));
+  }
+  const batch: NewTask[] = ordered.map((c, i) => ({
     spec: c.spec!,
     dependsOnIds: c.invalid ? [] : c.depIds,
     dependsOnBatch: c.invalid ? [] : c.depBatchNames.map((n) => index.get(n)!),
@@ -342,6 +366,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
     parentBatch: c.invalid || !c.parentBatchName ? null : (index.get(c.parentBatchName) ?? null),
     ...(c.invalid ? { invalidReason: c.invalid } : c.duplicate ? { invalidReason: c.duplicate, terminalState: 'duplicate' as const } : {}),
     intakeKey: c.key,
+    origin: origins[i] ?? here,
   }));
   const created = batch.length ? await store.enqueue(batch, now) : [];
 

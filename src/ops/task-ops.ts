@@ -1,14 +1,14 @@
 /**
- * What the CLI commands and the HTTP API both do on the store: cancel, retry, the status
+ * What the CLI commands, the HTTP API and the MCP server do on the store: cancel, answer, retry, the status
  * snapshot (`agentq status --json`, GET /v1/status) and the usage report (`agentq usage
  * --json`, GET /v1/usage).
  */
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
-import type { ProjectPaths } from '../config/config.ts';
+import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/project.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
+import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { writeResultFile } from '../results/result-file.ts';
-import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
+import type { AgentUsage, DelegationFilter, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
 /** A task by id or name. @throws NotFoundError naming the reference */
@@ -18,16 +18,33 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
   return task;
 }
 
+/** A delegation as `agentq delegations` and GET /v1/delegations show it: the ledger row (less its push token's hash) and its task's name. */
+export type DelegationView = Omit<Delegation, 'pushTokenSha256'> & { taskName: string | null };
+
+/**
+ * The delegation ledger, newest first (`agentq delegations`, GET /v1/delegations), each with
+ * its task's name; `state` filters, `limit` (default 100) bounds, `beforeId` pages.
+ */
+export async function delegationsReport(store: Store, filter: DelegationFilter = {}): Promise<DelegationView[]> {
+  const rows = await store.listDelegations(filter);
+  const names = new Map<number, string | null>();
+  for (const id of new Set(rows.map((d) => d.taskId))) names.set(id, (await store.getTask(id))?.name ?? null);
+  return rows.map(({ pushTokenSha256: _hash, ...d }) => ({ ...d, taskName: names.get(d.taskId) ?? null }));
+}
+
 /**
  * Cancels a task (`store.cancel`): a queued or blocked one ends `cancelled` at once, and
- * its failed/ file is written here; a running one is marked for its dispatcher, which stops
+ * its failed/ file is written here when this checkout (`paths`) is its origin (else its
+ * origin's agentq writes it: `run`, `serve` or `sync` there); a running one is marked for its dispatcher, which stops
  * the agent. `outcome`: `cancelled`, `requested` (running), or `ended` (it had already
  * ended otherwise; nothing changed).
  */
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
-  if (task.state === 'cancelled' && task.resultPath === null) {
-    const file = writeResultFile(paths, task);
+  if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
+    // The result-file writer (and the YAML parser) loaded only here: `agentq status` uses this module too.
+    const { resultExtras, writeResultFile } = await import('../results/result-file.ts');
+    const file = writeResultFile(paths, task, await resultExtras(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }
@@ -42,6 +59,18 @@ export async function retryTask(store: Store, id: number, now: number): Promise<
   const before = (await findTask(store, id)).state;
   const task = await store.retry(id, now);
   return { task, before, retried: task.state === 'queued' && before !== 'queued' };
+}
+
+/**
+ * Answers a `blocked` task's question (`store.answer`): it is queued again, and its next
+ * attempt resumes the agent's session with `text`.
+ * @param ref task id or name
+ * @throws UsageError `answer: the answer text is empty` for blank text; NotFoundError for an
+ *   unknown task; AgentQueueError `not_blocked` when it asks nothing
+ */
+export async function answerTask(store: Store, ref: string | number, text: string, now: number): Promise<Task> {
+  if (text.trim() === '') throw new UsageError('answer: the answer text is empty');
+  return store.answer((await findTask(store, ref)).id, text, now);
 }
 
 /** An agent's figures today and its pause (if paused now). */
@@ -64,6 +93,8 @@ export interface StatusSnapshot {
   agents: AgentStatus[];
   /** Live dispatchers on the store, each with how many tasks it runs now. */
   workers: Array<WorkerInfo & { running: number }>;
+  /** The newest run of each detector (a recurring file with `detect:`), by name: its error and the lines it skipped. */
+  detectors: DetectorRun[];
 }
 
 /**
@@ -97,7 +128,7 @@ export async function statusSnapshot(store: Store, now: number, accounts: Readon
     }
   }
   agents.sort((a, b) => a.agent.localeCompare(b.agent));
-  return { counts, running, pausedAgents, agents, workers };
+  return { counts, running, pausedAgents, agents, workers, detectors: await store.listDetectorRuns() };
 }
 
 /** The JSON of `agentq usage --json` and GET /v1/usage. */

@@ -24,6 +24,13 @@ export interface GitOptions {
   allowFail?: boolean;
   /** Commit as `agentq <agentq@localhost>` (author and committer). Default false. */
   identity?: boolean;
+  /**
+   * Kill git (and what it started: ssh, hooks) after this many ms; the result then has code
+   * 124 and says so in `stderr`. With it, git runs in a session of its own, without a
+   * controlling terminal, so nothing it starts can wait for a password typed there.
+   * Default: no limit.
+   */
+  timeoutMs?: number;
 }
 
 /** Name and e-mail of the commits agentq makes itself. */
@@ -64,22 +71,40 @@ function gitEnv(identity: boolean): NodeJS.ProcessEnv {
   return env;
 }
 
-function runOnce(cwd: string, args: string[], identity: boolean): Promise<GitResult> {
+/** Exit code of a git run killed for its `timeoutMs` (as timeout(1)). */
+const TIMED_OUT = 124;
+
+function runOnce(cwd: string, args: string[], identity: boolean, timeoutMs: number | undefined): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('git', ['-C', cwd, ...args], { env: gitEnv(identity), stdio: ['ignore', 'pipe', 'pipe'] });
+    const detached = timeoutMs !== undefined;
+    const child = spawn('git', ['-C', cwd, ...args], { env: gitEnv(identity), stdio: ['ignore', 'pipe', 'pipe'], detached });
+    let timedOut = false;
+    const timer = detached
+      ? setTimeout(() => {
+          timedOut = true;
+          try {
+            process.kill(-child.pid!, 'SIGKILL'); // the whole session: git, ssh, hooks
+          } catch {
+            child.kill('SIGKILL');
+          }
+        }, timeoutMs)
+      : null;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
+      if (timer) clearTimeout(timer);
       const why = e.code === 'ENOENT' ? 'git is not installed (not found on PATH)' : `cannot run git: ${e.message}`;
       reject(new AgentQueueError('workspace', why, { cause: e }));
     });
     child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
       resolve({
-        code: code ?? (signal ? 128 : 1),
+        code: timedOut ? TIMED_OUT : (code ?? (signal ? 128 : 1)),
         stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + (signal ? `\n(killed by ${signal})` : ''),
+        stderr: timedOut ? `${stderr}\nfatal: timed out after ${timeoutMs} ms` : stderr + (signal ? `\n(killed by ${signal})` : ''),
       });
     });
   });
@@ -99,10 +124,10 @@ export function gitMessage(r: GitResult): string {
  * AgentQueueError('workspace') when git cannot be started.
  */
 export async function git(cwd: string, args: string[], opts: GitOptions = {}): Promise<GitResult> {
-  let r = await runOnce(cwd, args, opts.identity ?? false);
+  let r = await runOnce(cwd, args, opts.identity ?? false, opts.timeoutMs);
   for (let i = 0; r.code !== 0 && LOCK_BUSY.test(r.stderr) && i < LOCK_RETRIES; i++) {
     await sleep(LOCK_RETRY_MS + Math.floor(Math.random() * LOCK_RETRY_MS));
-    r = await runOnce(cwd, args, opts.identity ?? false);
+    r = await runOnce(cwd, args, opts.identity ?? false, opts.timeoutMs);
   }
   if (r.code !== 0 && !opts.allowFail) {
     throw new AgentQueueError('workspace', `git ${args.join(' ')} failed (in ${cwd}): ${gitMessage(r)}`);

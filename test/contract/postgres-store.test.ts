@@ -11,7 +11,7 @@ import { emptyStats } from '../../src/agents/runner.ts';
 import { StoreTooNewError } from '../../src/core/errors.ts';
 import type { Claim } from '../../src/core/types.ts';
 import { openStore } from '../../src/store/open-store.ts';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { PostgresStore, TASK_SELECT, UNREPORTED_WHERE } from '../../src/store/postgres/postgres-store.ts';
 import { isTransientStoreError } from '../../src/store/store.ts';
 import { redactStoreUrl } from '../../src/store/store-url.ts';
 import { freshDatabase, startPostgres, type PostgresCluster } from '../fixtures/postgres.ts';
@@ -155,6 +155,28 @@ describe('PostgreSQL store specifics', () => {
     }
   });
 
+  it('the one-statement finish of a completed task sees a subtask committed while it waited for the task lock, as the transaction did', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [parent, later] = await store.enqueue([newTask('parent'), newTask('later')], T0);
+    const claim = await store.claim(claimOpts());
+    assert.equal(claim?.task.name, 'parent');
+    // A request adding a subtask under max_subtasks holds the parent's row lock until it commits.
+    const adder = await client(url);
+    await adder.query('BEGIN');
+    await adder.query('SELECT id FROM agentq.tasks WHERE id = $1 FOR NO KEY UPDATE', [parent!.id]);
+    const ended = store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 });
+    const watch = await client(url);
+    while (Number((await watch.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n) === 0) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await adder.query('UPDATE agentq.tasks SET parent_id = $1 WHERE id = $2', [parent!.id, later!.id]);
+    await adder.query('COMMIT');
+    assert.equal((await ended)?.state, 'waiting', 'the subtask committed before the finish got the lock keeps the parent waiting');
+    await Promise.all([adder.end(), watch.end()]);
+    await store.close();
+  });
+
   it('reports an unreachable server and a cut connection as transient', async () => {
     const url = new URL(cluster!.url);
     url.port = '1';
@@ -183,6 +205,23 @@ describe('PostgreSQL store specifics', () => {
       assert.ok(isTransientStoreError(Object.assign(new Error(code), { code })), code);
     }
     for (const code of ['23505', '42P01', '22P02', '57014']) assert.ok(!isTransientStoreError(Object.assign(new Error(code), { code })), code);
+  });
+
+  it("listUnreported can use the partial index tasks_unreported (the planner proves its predicate)", async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    await store.enqueue([{ ...newTask('pending'), origin: { host: 'h', root: '/r' }, invalidReason: 'x: bad' }], T0);
+    const c = await client(url);
+    await c.query('SET search_path TO agentq');
+    // Sequential scans off: the planner takes the index whenever it may (a tiny table would be scanned otherwise).
+    await c.query('SET enable_seqscan = off');
+    for (const [where, params] of [[UNREPORTED_WHERE.all, []], [UNREPORTED_WHERE.ofOrigin, ['h', '/r']]] as const) {
+      const plan = (await c.query(`EXPLAIN ${TASK_SELECT} WHERE ${where}`, [...params])).rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      assert.match(plan, /tasks_unreported/, plan);
+      assert.equal((await c.query(`${TASK_SELECT} WHERE ${where}`, [...params])).rows.length, 1);
+    }
+    await c.end();
+    await store.close();
   });
 
   it('openStore opens postgres:// and postgresql:// URLs; the URL in its errors hides the password', async () => {

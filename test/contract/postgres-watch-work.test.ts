@@ -76,7 +76,7 @@ describe('PostgresStore.watchWork', () => {
     await Promise.all([a.close(), b.close(), other.close()]);
   });
 
-  it('is notified at COMMIT by the changes that make work claimable, and not by a rolled-back one', async () => {
+  it('is notified at COMMIT by the changes that make work claimable or end a task, and not by a rolled-back one', async () => {
     const url = await freshDatabase(cluster!.url);
     const a = await PostgresStore.open(url);
     const b = await PostgresStore.open(url);
@@ -99,6 +99,18 @@ describe('PostgresStore.watchWork', () => {
     await heard('block', () => b.block(c3.attempt.id, { question: 'why?', ...base }));
     await heard('answer', () => b.answer(c3.task.id, 'because', T0));
     await heard('recordRecurringTick', () => b.recordRecurringTick('nightly', 1, newTask('nightly-1'), T0));
+    // A task that ends without an attempt of its own: its result file is due in its origin checkout.
+    const [doomed] = await b.enqueue([newTask('doomed')], T0);
+    await b.enqueue([newTask('after-doomed', { dependsOn: ['doomed'] }, [doomed!.id])], T0);
+    await heard('cancel of a queued task', () => b.cancel(doomed!.id, T0));
+    await heard('failBlockedDependents', () => b.failBlockedDependents(T0));
+    const [parent] = await b.enqueue([newTask('parent', { priority: 'critical' })], T0);
+    const [sub] = await b.enqueue([{ ...newTask('sub', { parent: 'parent' }), parentId: parent!.id }], T0);
+    const cp = (await b.claim(claimOpts()))!;
+    assert.equal(cp.task.id, parent!.id);
+    assert.equal((await b.finish(cp.attempt.id, { ...base, state: 'completed', attemptOutcome: 'completed' }))?.state, 'waiting');
+    await heard('cancel of a queued subtask', () => b.cancel(sub!.id, T0));
+    await heard('settleParents (a parent failed)', () => b.settleParents(T0));
 
     // Nothing is heard of what is not committed.
     const n = w.calls.length;

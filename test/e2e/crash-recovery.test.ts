@@ -1,12 +1,15 @@
 /**
  * Kill a real `agentq run` with SIGKILL mid-run (twice), restart it, and check that every
  * task ends exactly once, with one result file each, and no agent process (nor a tool
- * command it started in a session of its own) outlives the crash.
+ * command it started in a session of its own) outlives the crash; the interrupted attempts
+ * keep their output tails.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { attemptLogFile } from '../../src/results/logs.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { AGENTQ, agentq, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
 import { pidsWithEnv, waitFor } from '../fixtures/procs.ts';
@@ -55,7 +58,20 @@ describe('crash recovery', () => {
     assert.ok(tasks.every((t) => t.state === 'completed'));
     const interrupted = tasks.filter((t) => t.claims > 1);
     assert.ok(interrupted.length > 0, 'some tasks were interrupted by the kills');
-    for (const t of interrupted) assert.equal(t.attempts, 1, `#${t.id}: an interrupted attempt does not count`);
+    let kept = 0;
+    for (const t of interrupted) {
+      assert.equal(t.attempts, 1, `#${t.id}: an interrupted attempt does not count`);
+      // The restarted dispatcher (same checkout) keeps the tails of the interrupted attempts whose agent had started (its logs are here).
+      for (const a of (await store.listAttempts(t.id)).filter((x) => x.outcome === 'interrupted')) {
+        const log = attemptLogFile(paths, t, a.number, 'stdout');
+        const output = await store.attemptOutput(a.id);
+        if (fs.existsSync(log)) {
+          assert.equal(output?.stdout.bytes, fs.statSync(log).size, `#${t.id} attempt ${a.number}: output kept`);
+          kept++;
+        } else assert.equal(output, null, `#${t.id} attempt ${a.number}: claimed, its agent not started: no output`);
+      }
+    }
+    assert.ok(kept > 0, 'the agents running at the kills had their output kept');
     await store.close();
     assert.deepEqual(pidsWithEnv('AGENTQ_TEST_MARK', marker), [], 'no agent or tool process survives');
   });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject, readResult } from '../fixtures/project.ts';
@@ -55,6 +56,46 @@ describe('worker labels', () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
     }
+  });
+
+  it('submit --runs-on sets runs_on; show prints it and the host and labels of the dispatcher of each attempt', async () => {
+    const paths = makeProject({ poll_interval: '100ms', agents: { command: { command: 'cat' } } });
+    const p = ['--project', paths.root];
+    const submitted = await agentq(['submit', '--prompt', 'hello', '--name', 'train', '--agent', 'command', '--runs-on', 'gpu', '--runs-on', ' big ', '--runs-on', 'gpu', ...p]);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const child = spawn(AGENTQ, ['run', '--label', 'big', '--label', 'gpu', '--label', 'extra', ...p], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    type Shown = { runsOn: string[]; attemptHistory: Array<{ dispatcher: { host: string | null; labels: string[] | null } }> };
+    try {
+      await waitFor(() => fs.existsSync(path.join(paths.done, 'train.md')), 30_000, 'the task to complete');
+      const live = await agentqJson<Shown>(['show', 'train', '--json', ...p]);
+      assert.deepEqual(live.runsOn, ['gpu', 'big']);
+      assert.deepEqual(live.attemptHistory.map((a) => a.dispatcher), [{ host: os.hostname(), labels: ['big', 'gpu', 'extra'] }]);
+      const text = await agentq(['show', 'train', ...p]);
+      assert.match(text.stdout, /^runs_on: +gpu, big$/m);
+      assert.match(text.stdout, /^# +OUTCOME +AGENT +MODEL +HOST +LABELS +EXIT/m);
+      assert.match(text.stdout, new RegExp(`^1 +completed +command +${os.hostname().replace(/[.]/g, '\\.')} +big, gpu, extra +0 `, 'm'));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    // The dispatcher has left: its host is still known (from its id), its labels no longer.
+    const gone = await agentqJson<Shown>(['show', 'train', '--json', ...p]);
+    assert.deepEqual(gone.attemptHistory.map((a) => a.dispatcher), [{ host: os.hostname(), labels: null }]);
+    assert.match((await agentq(['show', 'train', ...p])).stdout, /^1 +completed +command +\S+ +\(gone\) +0 /m);
+  });
+
+  it('refuses a blank submit --runs-on, and --runs-on with a task FILE, as usage errors (exit 2)', async () => {
+    const paths = makeProject();
+    const blank = await agentq(['submit', '--prompt', 'x', '--runs-on', '', '--project', paths.root]);
+    assert.equal(blank.code, 2);
+    assert.match(blank.stderr, /^agentq: --runs-on: "" is not a non-empty string\n/);
+    const file = path.join(paths.root, 'task.md');
+    fs.writeFileSync(file, 'x\n');
+    const withFile = await agentq(['submit', file, '--runs-on', 'gpu', '--project', paths.root]);
+    assert.equal(withFile.code, 2);
+    assert.match(withFile.stderr, /^agentq: --runs-on: only with --prompt/);
+    assert.deepEqual(listDir(paths.inbox), []);
   });
 
   it('refuses a blank --label as a usage error (exit 2)', async () => {

@@ -13,9 +13,10 @@
  *      outcomes recorded once it is back).
  * Then: every task `completed` exactly once in the store (one counted attempt; earlier ones
  * only `interrupted`), exactly one result file per task across both checkouts' `done/`, in
- * the checkout of the dispatcher that ran it (the one the store's `result_path` names), every
- * task in the command log at least once (more only for attempts a kill or stop interrupted:
- * delivery is at-least-once), no agent process left.
+ * the task's origin checkout (the one whose inbox it was dropped in, whichever dispatcher ran
+ * it; the one the store's `result_path` names), every task in the command log at least once
+ * (more only for attempts a kill or stop interrupted: delivery is at-least-once), no agent
+ * process left.
  *
  * All on one host: a dead dispatcher is recognised by its pid (A), a stalled one by its
  * lease (C); the rescuers stop the tagged processes of both through /proc.
@@ -66,10 +67,12 @@ describe('PostgreSQL chaos', () => {
     const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-chaos-'));
     const log = path.join(outside, 'ran.log');
     fs.writeFileSync(log, '');
+    /** The checkout whose inbox task i is dropped in: its origin, where its result file belongs. */
+    const originOf = (i: number) => (i % 2 === 0 ? one : two);
     for (let i = 0; i < TASKS; i++) {
       const sleep = (0.1 + (i % 5) * 0.1).toFixed(1);
       const command = `sleep ${sleep}; echo "$AGENTQ_TASK_NAME" >> '${log}'; echo "$AGENTQ_TASK_NAME"`;
-      dropTask(i % 2 === 0 ? one : two, name(i), { agent: 'command', command }, `chaos task ${i}`);
+      dropTask(originOf(i), name(i), { agent: 'command', command }, `chaos task ${i}`);
     }
     const store = await PostgresStore.open(url);
     const env = { ...process.env, AGENTQ_TEST_MARK: marker };
@@ -108,7 +111,6 @@ describe('PostgreSQL chaos', () => {
       a.child.kill('SIGKILL');
       await a.exit;
       const killedAttempts = (await runningOf(a)).map((s) => s.attemptId);
-      const killedPid = a.child.pid!;
       await note(`SIGKILL A (pid ${a.child.pid}) with ${killedAttempts.length} attempts running`);
 
       // 2. SIGSTOP C while it runs agents, until the others have requeued every attempt it ran (its lease lapsed).
@@ -124,7 +126,8 @@ describe('PostgreSQL chaos', () => {
       c.child.kill('SIGCONT');
       a = start('A2', one);
 
-      // 3. Restart PostgreSQL while agents run.
+      // 3. Restart PostgreSQL while agents run (once A2 has opened the store: a dispatcher that cannot reach it at start exits).
+      await waitFor(async () => (await store.listWorkers()).some((w) => w.pid === a.child.pid), 60_000, `A2 to register (${a.stderr.slice(-1000)})`);
       await waitFor(async () => (await completed()) >= TASKS * 0.55 && (await store.listRunning()).length >= 3, 120_000, '3 agents running after 55% completed');
       checkAlive(a, b, c);
       const runningAtRestart = (await store.listRunning()).map((s) => s.attemptId);
@@ -162,7 +165,7 @@ describe('PostgreSQL chaos', () => {
       assert.deepEqual(tasks.map((x) => x.name).sort(), Array.from({ length: TASKS }, (_, i) => name(i)));
       const attemptOutcome = new Map<string, string>();
       let interruptedTasks = 0;
-      let resultElsewhere = 0;
+      let ranElsewhere = 0;
       const misplaced: string[] = [];
       for (const task of tasks) {
         const attempts = await store.listAttempts(task.id);
@@ -176,15 +179,13 @@ describe('PostgreSQL chaos', () => {
         assert.equal(outcomes.at(-1), 'completed', `#${task.id} ${task.name}: ${outcomes.join(', ')}`);
         assert.ok(outcomes.slice(0, -1).every((o) => o === 'interrupted'), `#${task.id} ${task.name}: ${outcomes.join(', ')}`);
         if (attempts.length > 1) interruptedTasks++;
-        // The result file is in the checkout of the dispatcher whose attempt completed (or,
-        // for an attempt of the SIGKILLed A that completed before its file was written, of
-        // whichever dispatcher wrote the missing file).
+        // The result file is in the task's origin checkout, whichever dispatcher (and checkout) ran it.
+        const origin = originOf(Number(task.name.slice(1)));
+        assert.deepEqual(task.origin, { host: os.hostname(), root: fs.realpathSync(origin.root) }, `#${task.id} ${task.name}: origin`);
         const ranBy = checkoutOf.get(Number(attempts.at(-1)!.workerId.split(':')[1]))!;
+        if (ranBy !== origin) ranElsewhere++;
         assert.ok(task.resultPath, `#${task.id}: result path recorded`);
-        if (path.dirname(task.resultPath!) !== ranBy.done) {
-          resultElsewhere++;
-          if (attempts.at(-1)!.workerId.split(':')[1] !== String(killedPid)) misplaced.push(`#${task.id} ${task.name}: completed by pid ${attempts.at(-1)!.workerId.split(':')[1]} in ${ranBy.root}, result_path ${task.resultPath}`);
-        }
+        if (path.dirname(task.resultPath!) !== origin.done) misplaced.push(`#${task.id} ${task.name}: from ${origin.root}, ran in ${ranBy.root}, result_path ${task.resultPath}`);
       }
       // The late finishes of the stopped C were refused: its attempts ended interrupted.
       for (const id of stoppedAttempts) assert.equal(attemptOutcome.get(id), 'interrupted', `C's attempt ${id}`);
@@ -201,10 +202,10 @@ describe('PostgreSQL chaos', () => {
         byTask.set(Number(fm.task_id), [...(byTask.get(Number(fm.task_id)) ?? []), f]);
       }
       const twice = [...byTask.entries()].filter(([, fs]) => fs.length > 1);
-      if (misplaced.length) t.diagnostic(`result files in the other checkout: ${misplaced.join('; ')}`);
+      if (misplaced.length) t.diagnostic(`result files outside their origin checkout: ${misplaced.join('; ')}`);
       if (twice.length) t.diagnostic(`tasks with two result files: ${twice.map(([id, fs]) => `#${id}: ${fs.join(' ')}`).join('; ')}`);
       assert.deepEqual(twice, [], 'one result file per task');
-      assert.deepEqual(misplaced, [], 'each result file in the checkout that ran the task');
+      assert.deepEqual(misplaced, [], "each result file in the task's origin checkout");
       assert.equal(byTask.size, TASKS, 'a result file for every task');
       assert.deepEqual([...listDir(one.failed), ...listDir(two.failed)], []);
       assert.deepEqual([...listDir(one.inbox), ...listDir(two.inbox)], []);
@@ -227,7 +228,7 @@ describe('PostgreSQL chaos', () => {
       const figures =
         `${TASKS} tasks in ${(elapsed / 1000).toFixed(1)} s; ${interruptedTasks} tasks claimed more than once, ${twiceRan.length} executed twice or more ` +
         `(${twiceRan.map((x) => `${x.name}×${ran.get(x.name)}`).join(' ')}); ${recoveries} recoveries; A killed with ${killedAttempts.length} running, ` +
-        `C stopped with ${stoppedAttempts.length} running; ${runningAtRestart.length} running through the PostgreSQL restart; ${resultElsewhere} result files written by the other checkout`;
+        `C stopped with ${stoppedAttempts.length} running; ${runningAtRestart.length} running through the PostgreSQL restart; ${ranElsewhere} tasks ran in the other checkout than their origin`;
       t.diagnostic(figures);
       console.log(`postgres chaos: ${figures}`);
 

@@ -6,45 +6,19 @@
  * without a token, and a request log (--verbose) without the secrets of query strings.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Task } from '../../src/core/types.ts';
-import { AGENTQ, agentq, makeProject } from '../fixtures/project.ts';
+import { agentq, makeProject } from '../fixtures/project.ts';
 import { rawRequest } from '../fixtures/raw-http.ts';
+import { killServeProcesses, serveProcess } from '../fixtures/serve-process.ts';
 import { sseConnect } from '../fixtures/sse.ts';
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-const children: ChildProcess[] = [];
-after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
+after(killServeProcesses);
 
 /** Starts `agentq serve --port 0` and waits for its "listening on" line. */
-function serve(root: string, env: Record<string, string> = {}, args: string[] = []): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(AGENTQ, ['serve', '--project', root, '--port', '0', ...args], { env: { ...process.env, ...env } });
-    children.push(child);
-    let out = '';
-    let err = '';
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    child.stderr.on('data', (d) => (err += d));
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /agentq serve: listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!, stdout: () => out, stderr: () => err, exited });
-    });
-    void exited.then((code) => reject(new Error(`agentq serve exited ${code} before listening: ${err}`)));
-  });
-}
+const serve = serveProcess;
 
 const json = (token?: string) => ({ 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) });
 

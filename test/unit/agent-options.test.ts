@@ -1,16 +1,17 @@
 /**
- * Per-task agent options (max_turns, allowed_tools), model aliases, and the per-response
+ * Per-task agent options (max_turns, allowed_tools), agentq's MCP server for Claude Code, model aliases, and the per-response
  * token counts (`turn` events) that budgets are watched with.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClaudeRunner } from '../../src/agents/claude/claude-runner.ts';
+import { ClaudeRunner, mcpConfigJson } from '../../src/agents/claude/claude-runner.ts';
 import { ClaudeStreamParser } from '../../src/agents/claude/stream-parser.ts';
 import { CodexStreamParser } from '../../src/agents/codex/stream-parser.ts';
 import type { AgentEvent } from '../../src/agents/runner.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { baseSpec, parseTaskFile } from '../../src/config/task-file.ts';
 import type { Task } from '../../src/core/types.ts';
+import { agentqMcpServer } from '../../src/mcp/attach.ts';
 import { routeModel } from '../../src/scheduler/dispatcher.ts';
 
 const defaults = { default_timeout: 1_800_000, default_retries: 0 };
@@ -33,6 +34,31 @@ describe('max_turns and allowed_tools', () => {
     assert.deepEqual(fromTask.slice(fromTask.indexOf('--max-turns'), fromTask.indexOf('--permission-mode')), ['--max-turns', '2', '--allowedTools', 'Edit', 'Bash(npm test:*)']);
     const none = new ClaudeRunner({ command: ['claude'] }).buildArgv(base);
     assert.ok(!none.includes('--max-turns') && !none.includes('--allowedTools'));
+  });
+
+  it("agentq's MCP server: --mcp-config FILE and an --allowedTools rule for its tools, after the task's rules; none without servers", () => {
+    const server = agentqMcpServer('/srv/proj', 'postgres://agentq:secret@db/agentq');
+    assert.deepEqual(server.args.slice(1), ['mcp', '--project', '/srv/proj', '--store', 'postgres://agentq:secret@db/agentq']);
+    assert.equal(server.command, process.execPath);
+    const runner = new ClaudeRunner({ command: ['claude'], mcpServers: { agentq: server } });
+    const base = { model: null, prompt: 'p', resumeSessionId: null, systemPromptAppend: null };
+    const argv = runner.buildArgv({ ...base, task: { maxTurns: null, allowedTools: ['Read'] } }, '/tmp/x/mcp.json');
+    assert.deepEqual(argv.slice(argv.indexOf('--allowedTools')), ['--allowedTools', 'Read', 'mcp__agentq', '--mcp-config', '/tmp/x/mcp.json', '--permission-mode', 'bypassPermissions']);
+    assert.ok(!argv.join(' ').includes('secret'), 'the store URL is in the file, not on argv');
+    const alone = runner.buildArgv(base, '/tmp/x/mcp.json');
+    assert.deepEqual(alone.slice(alone.indexOf('--allowedTools'), alone.indexOf('--permission-mode')), ['--allowedTools', 'mcp__agentq', '--mcp-config', '/tmp/x/mcp.json']);
+    assert.deepEqual(JSON.parse(mcpConfigJson({ agentq: server })), {
+      mcpServers: { agentq: { type: 'stdio', command: process.execPath, args: server.args, env: {}, alwaysLoad: true } },
+    });
+  });
+
+  it('config: agents.claude.mcp (default true) and max_subtasks (default 20)', () => {
+    const config = parseConfig({});
+    assert.equal(config.max_subtasks, 20);
+    assert.equal(config.agents.claude, undefined);
+    assert.equal(parseConfig({ agents: { claude: { mcp: false } } }).agents.claude?.mcp, false);
+    assert.throws(() => parseConfig({ max_subtasks: 0 }), /max_subtasks/);
+    assert.throws(() => parseConfig({ agents: { claude: { mcp: 'no' } } }), /agents\.claude\.mcp/);
   });
 });
 

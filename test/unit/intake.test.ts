@@ -4,10 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/config.ts';
+import { parseConfig, projectPaths } from '../../src/config/config.ts';
+import { resolveDirect } from '../../src/intake/direct.ts';
 import { fileIdentity, intakeKey, MAX_TASK_FILE_BYTES, takeInInbox } from '../../src/intake/inbox.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { dropTask, listDir, makeProject } from '../fixtures/project.ts';
+import { newTask, spec } from '../fixtures/specs.ts';
 
 const config = parseConfig({});
 
@@ -25,6 +27,28 @@ describe('inbox intake', () => {
     assert.deepEqual(created.map((t) => [t.name, t.state]), [['a', 'queued'], ['b', 'queued']]);
     assert.deepEqual(created[1]?.dependsOnIds, [created[0]?.id]);
     assert.deepEqual(listDir(paths.inbox), []);
+  });
+
+  it("records this checkout (host, real path) as each task's origin; a subtask inherits its parent's", async () => {
+    const { paths, store } = setup();
+    // Reached through a symbolic link: the origin names the real directory.
+    const link = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-link-')), 'checkout');
+    fs.symlinkSync(paths.root, link);
+    const viaLink = projectPaths(link);
+    const here = { host: os.hostname(), root: fs.realpathSync(paths.root) };
+    const elsewhere = { host: 'build-box', root: '/srv/checkout-b' };
+    await store.enqueue([{ ...newTask('filed-elsewhere'), origin: elsewhere }, newTask('legacy')], 1);
+    dropTask(viaLink, 'plain', null, 'x');
+    dropTask(viaLink, 'bad', { priority: 'urgent' }, 'x');
+    dropTask(viaLink, 'sub', { parent: 'filed-elsewhere' }, 'x');
+    dropTask(viaLink, 'sub-of-sub', { parent: 'sub' }, 'x');
+    dropTask(viaLink, 'sub-of-legacy', { parent: 'legacy' }, 'x');
+    const { created } = await takeInInbox(viaLink, store, config);
+    const origins = Object.fromEntries(created.map((t) => [t.name, t.origin]));
+    assert.deepEqual(origins, { bad: here, plain: here, sub: elsewhere, 'sub-of-sub': elsewhere, 'sub-of-legacy': here });
+    // POST /v1/tasks (agentq serve) the same way.
+    assert.deepEqual((await resolveDirect(store, config, spec('posted'), here)).origin, here);
+    assert.deepEqual((await resolveDirect(store, config, spec('posted-sub', { parent: 'filed-elsewhere' }), here)).origin, elsewhere);
   });
 
   it('orders a batch so dependencies are created first, and resolves names stored earlier', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/config.ts';
@@ -49,6 +50,7 @@ describe('recurring tasks', () => {
     assert.equal(created[0]?.priority, 'low');
     assert.equal(created[0]?.prompt, 'Check the links.');
     assert.deepEqual(created[0]?.extra, { recurring: 'nightly', tick: '2026-11-23T10:45:00.000Z' });
+    assert.deepEqual(created[0]?.origin, { host: os.hostname(), root: fs.realpathSync(paths.root) }, 'from this checkout');
     // Two dispatchers at the next tick: one task.
     const other = second();
     const both = await Promise.all([fireRecurring(paths, store, config, T0 + 65 * MIN), fireRecurring(paths, other, config, T0 + 65 * MIN)]);

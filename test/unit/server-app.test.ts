@@ -68,9 +68,10 @@ describe('POST /v1/tasks', () => {
     assert.equal(h.hub.since(h.hub.lastId - 1).events[0]?.event, 'task.created');
     const got = await h.app.inject({ url: `/v1/tasks/${task.id}` });
     assert.equal(got.statusCode, 200);
-    const detail = got.json() as { task: Task; attempts: unknown[]; callback: Record<string, unknown> };
+    const detail = got.json() as { task: Task; attempts: unknown[]; verifications: unknown[]; callback: Record<string, unknown> };
     assert.equal(detail.task.prompt, 'Write the release notes.');
     assert.deepEqual(detail.attempts, []);
+    assert.deepEqual(detail.verifications, []);
     assert.deepEqual(detail.callback, { url: 'http://127.0.0.1:9/hook', state: 'pending', attempts: 0, lastError: null, deliveredAt: null });
     const byName = await h.app.inject({ url: '/v1/tasks/notes' });
     assert.equal((byName.json() as { task: Task }).task.id, task.id);
@@ -224,6 +225,25 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['verify', ''],
+      ['verify', ['npm test', 7]],
+      ['verify', Array.from({ length: 21 }, () => 'true')],
+      ['verify', ['a\u0000b']],
+      ['verify_timeout', '0s'],
+      ['verify_timeout', '8d'],
+      ['verify_retries', -1],
+      ['verify_retries', 1.5],
+      ['stall_timeout', 'soon'],
+      ['stall_timeout', -5],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
+      ['remote_metadata', ['agent', 'command']],
+      ['remote_metadata', 'agent: command'],
+      ['remote_metadata', { command: 'x'.repeat(140_000) }],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -613,13 +633,41 @@ describe('logs', () => {
     assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?attempt=2` })).statusCode, 404);
     assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?follow=yes` })).statusCode, 400);
   });
+
+  it('answers from the store when the log is not on this machine; follow=1 waits for an attempt running elsewhere', async () => {
+    const h = await harness();
+    const { task } = (await post(h.app, '/v1/tasks', { prompt: 'x', name: 'remote', agent: 'command', retries: 1 })).json() as { task: Task };
+    const claim = await h.store.claim({ workerId: 'other:1:abc', host: 'other-box', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
+    assert.ok(claim);
+    const running = await h.app.inject({ url: `/v1/tasks/${task.id}/logs` });
+    assert.equal(running.body, '');
+    assert.equal(running.headers['x-agentq-log-source'], 'elsewhere');
+    assert.equal(running.headers['x-agentq-log-host'], 'other-box');
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = h.app.server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/v1/tasks/${task.id}/logs?follow=1&stream=stderr`);
+    assert.equal(res.headers.get('x-agentq-log-source'), 'elsewhere');
+    const followed = res.text();
+    const tail = 'é'.repeat(40_000); // 80,000 bytes of log, stored cut to its last 64 KiB
+    const output = { stdout: { text: tail.slice(-32_768), bytes: 80_000 }, stderr: { text: 'oops\n', bytes: 5 } };
+    await h.store.requeue(claim.attempt.id, { attemptOutcome: 'failed', reason: 'exit 1', runAfter: Date.now(), output, now: Date.now() });
+    assert.equal(await followed, 'oops\n', 'the stored stderr once the attempt ended');
+    const stored = await h.app.inject({ url: `/v1/tasks/${task.id}/logs?attempt=1` });
+    assert.equal(stored.body, output.stdout.text);
+    assert.equal(stored.headers['x-agentq-log-source'], 'store');
+    assert.equal(stored.headers['x-agentq-log-host'], 'other-box');
+    assert.equal(stored.headers['x-agentq-log-bytes'], '80000');
+    assert.equal(stored.headers['x-agentq-log-truncated'], 'true');
+    assert.equal((await h.app.inject({ url: `/v1/tasks/${task.id}/logs?stream=both` })).statusCode, 400);
+  });
 });
 
 describe('status, usage, metrics, OpenAPI, static files', () => {
   it('GET /v1/status is the status snapshot; GET /v1/usage the usage report', async () => {
     const h = await harness();
     await post(h.app, '/v1/tasks', { prompt: 'x', agent: 'command' });
-    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: [] });
+    await h.store.registerWorker({ id: 'w', host: 'box-a', pid: 4242, startedAt: 1000, heartbeatAt: 2000, labels: ['gpu'], root: '/srv/proj' });
+    const claim = await h.store.claim({ workerId: 'w', now: Date.now(), leaseMs: 30_000, concurrency: 5, agents: ['command'], labels: ['gpu'] });
     assert.ok(claim);
     await h.store.pauseAgent({ agent: 'claude', until: Date.now() + 60_000, reason: 'rate limited' });
     const status = (await h.app.inject({ url: '/v1/status' })).json() as {
@@ -629,6 +677,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
       workers: unknown[];
     };
     assert.equal(status.counts.running, 1);
+    assert.deepEqual(status.workers, [{ id: 'w', host: 'box-a', pid: 4242, root: '/srv/proj', labels: ['gpu'], running: 1, startedAt: 1000, heartbeatAt: 2000 }]);
     assert.equal(status.running[0]?.id, claim.task.id);
     assert.deepEqual(
       status.agents.map((a) => [a.agent, a.running, a.pauseReason]),
@@ -689,7 +738,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.equal(body.additionalProperties, false);
     assert.deepEqual(body.required, ['prompt']);
     for (const f of ['prompt', 'priority', 'depends_on', 'callback_url', 'max_cost_usd']) assert.ok(f in body.properties, f);
-    for (const s of ['Task', 'Attempt', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
+    for (const s of ['Task', 'Attempt', 'Verification', 'Worker', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
   });
 
   it("/openapi.json's task body lists exactly the fields the task-file parser knows, and the body-only ones", async () => {
@@ -703,8 +752,9 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.deepEqual(Object.keys(properties).filter((f) => bodyOnly.includes(f)), bodyOnly);
     assert.deepEqual(documented, [...KNOWN_FIELDS]);
     for (const f of Object.keys(properties)) assert.ok(properties[f]?.description, `${f} is described`);
-    // The parser reads each documented field (a mapping is no valid value of any of them)...
-    for (const f of documented) assert.equal(fileRefusal(`${f}: {x: 1}`).field, f, f);
+    // The parser reads each documented field (a mapping is no valid value of any of them but
+    // remote_metadata, which takes no list)...
+    for (const f of documented) assert.equal(fileRefusal(f === 'remote_metadata' ? `${f}: [x]` : `${f}: {x: 1}`).field, f, f);
     // ...and keeps any other field in extra.
     const spec = parseTaskFile('t', '---\nowner: {x: 1}\n---\nDo it.', { default_timeout: 1000, default_retries: 0 });
     assert.deepEqual(spec.extra, { owner: { x: 1 } });

@@ -13,7 +13,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { isTransientStoreError } from '../../src/store/store.ts';
 
 const dbFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-retry-')), 'agentq.db');
-const worker = (id: string, at: number) => ({ id, host: 'h', pid: 1, startedAt: at, heartbeatAt: at, labels: [] });
+const worker = (id: string, at: number) => ({ id, host: 'h', pid: 1, startedAt: at, heartbeatAt: at, labels: [], root: null });
 
 /** A second connection holding the store's write lock until `release()`. */
 function holdWriteLock(file: string): { release: () => void } {

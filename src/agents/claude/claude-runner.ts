@@ -3,7 +3,11 @@
  * Facts it relies on were observed with Claude Code 2.1.197; see
  * /work/shared/reference/claude-code-headless.md and ./stream-parser.ts.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AgentQueueError } from '../../core/errors.ts';
+import type { McpServerSpec } from '../../mcp/attach.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
 import { endedBeforeAnswer, signalled, spawnFailure } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
@@ -34,6 +38,15 @@ export interface ClaudeRunnerOptions {
    * "unknown option"). `argv`: passed as the last argument after `--`.
    */
   promptVia?: 'stdin' | 'argv';
+  /**
+   * MCP servers every attempt gets, by name (e.g. `agentq`: `agentqMcpServer`, unless config
+   * `agents.claude.mcp` is false): written per attempt to an `--mcp-config` file (mode 0600
+   * in a private temp directory, removed when the attempt ends; the store URL in its
+   * arguments may hold a password, which argv would show to `ps`), and their tools allowed
+   * with one `--allowedTools mcp__<name>` rule each (a permission mode other than
+   * `bypassPermissions` would refuse them in a headless run). Default none.
+   */
+  mcpServers?: Record<string, McpServerSpec>;
 }
 
 /** Stderr texts of usage errors that another attempt cannot fix (Claude Code 2.1). */
@@ -86,6 +99,7 @@ export class ClaudeRunner implements AgentRunner {
   private readonly promptVia: 'stdin' | 'argv';
   private readonly maxTurns: number | null;
   private readonly allowedTools: string[] | null;
+  private readonly mcpServers: Record<string, McpServerSpec>;
 
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: ClaudeRunnerOptions) {
@@ -99,11 +113,16 @@ export class ClaudeRunner implements AgentRunner {
     this.promptVia = options.promptVia ?? 'stdin';
     this.maxTurns = options.maxTurns ?? null;
     this.allowedTools = options.allowedTools ?? null;
+    this.mcpServers = { ...(options.mcpServers ?? {}) };
   }
 
-  /** The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`). */
+  /**
+   * The argv this runner spawns for `request` (the prompt is included only with `promptVia: 'argv'`).
+   * @param mcpConfigFile the attempt's `--mcp-config` file ({@link ClaudeRunnerOptions.mcpServers}); null: none
+   */
   buildArgv(
     request: Pick<RunRequest, 'model' | 'prompt' | 'resumeSessionId' | 'systemPromptAppend'> & { task?: Partial<Pick<RunRequest['task'], 'maxCostUsd' | 'maxTurns' | 'allowedTools'>> },
+    mcpConfigFile: string | null = null,
   ): string[] {
     const argv = [...this.command, '-p', '--output-format', 'stream-json', '--verbose'];
     if (request.resumeSessionId) argv.push('--resume', request.resumeSessionId);
@@ -113,9 +132,12 @@ export class ClaudeRunner implements AgentRunner {
     if (typeof budget === 'number' && budget > 0) argv.push('--max-budget-usd', String(budget));
     const maxTurns = request.task?.maxTurns ?? this.maxTurns;
     if (maxTurns !== null) argv.push('--max-turns', String(maxTurns));
-    const tools = request.task?.allowedTools ?? this.allowedTools;
+    const mcp = mcpConfigFile === null ? [] : Object.keys(this.mcpServers).map((name) => `mcp__${name}`);
+    const tools = [...(request.task?.allowedTools ?? this.allowedTools ?? []), ...mcp];
     // Variadic in the CLI: one argument per rule (rules such as `Bash(git log:*)` hold spaces).
-    if (tools !== null && tools.length > 0) argv.push('--allowedTools', ...tools);
+    if (tools.length > 0) argv.push('--allowedTools', ...tools);
+    // Variadic too: the next option ends it.
+    if (mcpConfigFile !== null) argv.push('--mcp-config', mcpConfigFile);
     argv.push('--permission-mode', this.permissionMode, ...this.extraArgs);
     if (this.promptVia === 'argv') argv.push('--', request.prompt);
     return argv;
@@ -135,8 +157,12 @@ export class ClaudeRunner implements AgentRunner {
     };
 
     let proc: AgentProcessResult;
+    let mcpDir: string | null = null;
     try {
-      proc = await runAgentProcess(request, this.buildArgv(request), {
+      mcpDir = Object.keys(this.mcpServers).length > 0 ? fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-mcp-')) : null;
+      const mcpConfigFile = mcpDir === null ? null : path.join(mcpDir, 'mcp.json');
+      if (mcpConfigFile !== null) fs.writeFileSync(mcpConfigFile, mcpConfigJson(this.mcpServers), { mode: 0o600 });
+      proc = await runAgentProcess(request, this.buildArgv(request, mcpConfigFile), {
         stdin: this.promptVia === 'stdin' ? request.prompt : undefined,
         graceMs: this.graceMs,
         onStdoutLine: (line, stop) => {
@@ -157,6 +183,8 @@ export class ClaudeRunner implements AgentRunner {
       });
     } catch (err) {
       return spawnFailure(err, 'Claude Code', parser.stats());
+    } finally {
+      if (mcpDir !== null) fs.rmSync(mcpDir, { recursive: true, force: true });
     }
 
     const stats = parser.stats();
@@ -209,3 +237,10 @@ export class ClaudeRunner implements AgentRunner {
   }
 }
 
+/** Claude Code's `--mcp-config` JSON declaring `servers` (stdio). */
+export function mcpConfigJson(servers: Record<string, McpServerSpec>): string {
+  const mcpServers = Object.fromEntries(
+    Object.entries(servers).map(([name, s]) => [name, { type: 'stdio', command: s.command, args: s.args, env: s.env ?? {}, ...(s.alwaysLoad ? { alwaysLoad: true } : {}) }]),
+  );
+  return `${JSON.stringify({ mcpServers }, null, 2)}\n`;
+}

@@ -8,7 +8,7 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one call of `claim_task` (migration 006): a transaction advisory lock of the
+ * - the claim is one call of `claim_task` (migration 013): a transaction advisory lock of the
  *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
  *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
  *   count running tasks, and two claims each seeing the other's task still queued would go past
@@ -26,31 +26,55 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError } from '../../core/errors.ts';
+import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import {
   isTerminal,
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
+  type AttemptOutput,
   type Claim,
   type RunStats,
   type Task,
+  type TaskOrigin,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { flag, knownStatsColumns, toAgentUsage, toAttempt, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
+  A2aPush,
+  A2aPushConfig,
   AgentUsage,
+  AnswerToken,
+  AnswerResult,
+  BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
+  DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
+  NewNotification,
+  NewDelegation,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
+  NewVerification,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -59,6 +83,7 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
@@ -180,7 +205,17 @@ const TYPES = {
 type Db = pg.Pool | pg.PoolClient;
 
 /** A task row with its dependency ids (`dep_ids`), in one query. */
-const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+/** Task rows with their dependency ids (`dep_ids`, in order), as `rowTask` reads them; append `WHERE …` on alias `t`. */
+export const TASK_SELECT = `SELECT t.*, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = t.id ORDER BY d.position) AS dep_ids FROM tasks t`;
+
+/** The terminal tasks without a result file: the predicate of the partial index `tasks_unreported` (migration 003), states as literals so the planner can prove it. */
+const UNREPORTED = `t.result_path IS NULL AND t.state IN (${TERMINAL_STATES_SQL})`;
+
+/** `listUnreported`'s conditions on {@link TASK_SELECT}: every unreported task (`all`), or those of one origin (`$1` host, `$2` root) and those without one (`ofOrigin`), by id. */
+export const UNREPORTED_WHERE = {
+  all: `${UNREPORTED} ORDER BY t.id`,
+  ofOrigin: `${UNREPORTED} AND (t.origin_host IS NULL OR (t.origin_host = $1 AND t.origin_root = $2)) ORDER BY t.id`,
+} as const;
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
 
@@ -190,13 +225,16 @@ interface AttemptEnd {
   exitCode?: number | null;
   stats?: RunStats | undefined;
   logPath?: string | null;
+  /** The tails of its stdout and stderr logs; null or absent: none recorded. */
+  output?: AttemptOutput | null;
   now: number;
 }
 
 /**
  * The SET list that closes an attempt row of `UPDATE attempts`: outcome, reason, exit code,
- * end time and duration (from its `started_at`), log path, and the run figures known (a
- * null figure keeps the one recorded live). Its values are numbered from `$first`.
+ * end time and duration (from its `started_at`), log path, the run figures known (a
+ * null figure keeps the one recorded live) and the output tails (replaced: null when none).
+ * Its values are numbered from `$first`.
  */
 function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): { sql: string; values: unknown[] } {
   const { stats } = o;
@@ -206,7 +244,8 @@ function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): {
       duration_ms = ${n(3)}::bigint - attempts.started_at, log_path = ${n(4)},
       session_id = COALESCE(${n(5)}, attempts.session_id), model = COALESCE(${n(6)}, attempts.model),
       cost_usd = COALESCE(${n(7)}, attempts.cost_usd), input_tokens = COALESCE(${n(8)}, attempts.input_tokens),
-      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns)`,
+      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns),
+      stdout_tail = ${n(11)}::text, stdout_bytes = ${n(12)}::bigint, stderr_tail = ${n(13)}::text, stderr_bytes = ${n(14)}::bigint`,
     values: [
       outcome,
       o.reason ?? null,
@@ -219,23 +258,28 @@ function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): {
       stats?.inputTokens ?? null,
       stats?.outputTokens ?? null,
       stats?.numTurns ?? null,
+      ...outputValues(o.output),
     ],
   };
 }
 
 /**
  * The SET list of `UPDATE tasks` that ends a task in `state` (from `taskEnd`) with `reason`:
- * finish time (none while `waiting`), result, the run figures known, the lease and the answer
- * cleared. `duration_ms` is the caller's. Its values are numbered from `$first`.
+ * finish time (none while `waiting`), result, the run figures known, the lease, the answer and
+ * the takeover cleared, and the workspace record (every field replaced when `o.workspace` is
+ * given, else kept: the same text either way, so one prepared statement serves both).
+ * `duration_ms` is the caller's. Its values are numbered from `$first`.
  */
 function taskEndSet(first: number, state: string, reason: string | null, o: FinishOutcome): { sql: string; values: unknown[] } {
   const n = (i: number) => `$${first + i}`;
+  const workspace = workspaceColumns(o.workspace ?? { branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null });
   return {
     sql: `state = ${n(0)}, finished_at = ${n(1)}::bigint, result = ${n(2)}, failed_reason = ${n(3)},
       session_id = COALESCE(${n(4)}, tasks.session_id), run_model = COALESCE(${n(5)}, tasks.run_model),
       cost_usd = COALESCE(${n(6)}, tasks.cost_usd), input_tokens = COALESCE(${n(7)}, tasks.input_tokens),
       output_tokens = COALESCE(${n(8)}, tasks.output_tokens), num_turns = COALESCE(${n(9)}, tasks.num_turns),
-      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL`,
+      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
+      ${workspace.map(([col], i) => `${col} = CASE WHEN ${n(10)}::boolean THEN ${n(11 + i)}::text ELSE tasks.${col} END`).join(', ')}`,
     values: [
       state,
       state === 'waiting' ? null : o.now,
@@ -247,9 +291,21 @@ function taskEndSet(first: number, state: string, reason: string | null, o: Fini
       o.stats.inputTokens,
       o.stats.outputTokens,
       o.stats.numTurns,
+      o.workspace !== undefined,
+      ...workspace.map(([, v]) => v),
     ],
   };
 }
+
+/**
+ * How long the server lets one of our sessions sit inside a transaction without a statement
+ * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
+ * here runs its statements back to back (milliseconds); a longer idle one is a process that
+ * was stopped in the middle (SIGSTOP, a suspended laptop) and would otherwise hold its row
+ * and advisory locks, and with them every other dispatcher's claims, until it resumed. Its
+ * client sees the connection ended: a transient error, the call is tried again.
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000;
 
 /**
  * Store on a PostgreSQL database. Open with {@link PostgresStore.open} (connects, migrates).
@@ -283,6 +339,7 @@ export class PostgresStore implements Store {
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: 'agentq',
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     });
     this.listenConfig = {
       connectionString: parsed.connectionString,
@@ -429,7 +486,8 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Tells {@link watchWork}ers that work may be claimable: `pg_notify` on this schema's
+   * Tells {@link watchWork}ers that work may be claimable (or a task ended, its result file due
+   * in its origin checkout): `pg_notify` on this schema's
    * channel, inside the caller's transaction, so it is delivered at COMMIT (never for work
    * rolled back, never before the work is visible). Notifications of one transaction collapse into one.
    */
@@ -497,7 +555,7 @@ export class PostgresStore implements Store {
   private async insertTasks(c: pg.PoolClient, tasks: NewTask[], now: number): Promise<Array<{ id: number; created: boolean }>> {
     const created: number[] = [];
     const fresh: boolean[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey } of tasks) {
+    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey, origin = null } of tasks) {
       const taken = intakeKey === undefined ? undefined : await this.one('SELECT task_id FROM intake WHERE key = $1', [intakeKey], c);
       if (taken) {
         created.push(Number(taken.task_id));
@@ -509,9 +567,10 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata,
+           ${VERIFY_TASK_COLUMNS.join(', ')})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)
          RETURNING id`,
         [
           spec.name,
@@ -545,6 +604,12 @@ export class PostgresStore implements Store {
           spec.maxTurns,
           spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
           JSON.stringify(spec.runsOn),
+          origin?.host ?? null,
+          origin?.root ?? null,
+          spec.remote ?? null,
+          spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+          spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+          ...verifyColumnValues(spec),
         ],
         c,
       );
@@ -576,9 +641,6 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  async setWorkspaceResult(taskId: number, branch: string | null, commits: Task['commits']): Promise<void> {
-    await this.q('UPDATE tasks SET branch = $1, commits = $2 WHERE id = $3', [branch, JSON.stringify(commits), taskId]);
-  }
 
   async findByName(name: string): Promise<Task | null> {
     const [t] = await this.tasksWhere('t.name = $1 ORDER BY t.id DESC LIMIT 1', [name]);
@@ -586,7 +648,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One statement, `claim_task` (migration 006): the schema's claim lock, then the claim's
+   * One statement, `claim_task` (migration 013): the schema's claim lock, then the claim's
    * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
    * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
    */
@@ -594,7 +656,7 @@ export class PostgresStore implements Store {
     if (o.agents.length === 0) return null;
     const row = await this.prepared(
       'agentq_claim',
-      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
       [
         this.lockName('claim'),
         o.workerId,
@@ -607,18 +669,19 @@ export class PostgresStore implements Store {
         JSON.stringify(o.agentConcurrency ?? {}),
         JSON.stringify(o.labels),
         JSON.stringify(o.accounts ?? {}),
+        o.host ?? null,
       ],
     );
     if (!row) return null;
     return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
   }
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
     const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-      [now + leaseMs, attemptId],
+      "UPDATE tasks SET lease_expires_at = $1, last_activity_at = COALESCE($3::bigint, last_activity_at) WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
+      [now + leaseMs, attemptId, lastActivityAt],
     );
-    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
+    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   /** One statement (the attempt's update in a CTE): it lies between the claim and the agent's start. */
@@ -652,8 +715,11 @@ export class PostgresStore implements Store {
   /**
    * One statement when it can (the common case): the task ends in its own state — it is not
    * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
-   * closed and the work channel notified, in the statement's own transaction, fenced by the
-   * lease in its WHERE. When that statement matches no task (the lease is lost, or a completed
+   * closed (output tails), its workspace record written when given, and the work channel
+   * notified, in the statement's own transaction, fenced by the lease: the task is locked
+   * first (`held`), and its subtasks are looked for after that lock with a snapshot of their
+   * own (`task_has_subtasks`, migration 013), as the transaction's `subtaskRefs` after its
+   * `FOR UPDATE`. When that statement matches no task (the lease is lost, or a completed
    * task has subtasks), the transaction below decides, as it always did.
    */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
@@ -662,11 +728,15 @@ export class PostgresStore implements Store {
     const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
     const row = await this.prepared(
       'agentq_finish',
-      `WITH ended AS (
+      `WITH held AS MATERIALIZED (
+         SELECT t.id FROM tasks t
+          WHERE t.id = (SELECT task_id FROM attempts WHERE id = $1) AND t.state = 'running' AND t.lease_token = $1
+          FOR UPDATE),
+       ended AS (
          UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
            FROM attempts a
-          WHERE a.id = $1 AND tasks.id = (SELECT task_id FROM attempts WHERE id = $1) AND tasks.state = 'running' AND tasks.lease_token = $1
-            AND NOT ($3::boolean AND EXISTS (SELECT 1 FROM tasks s WHERE s.parent_id = tasks.id))
+          WHERE a.id = $1 AND tasks.id = (SELECT id FROM held) AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND task_has_subtasks(tasks.id))
           RETURNING tasks.*),
        closed AS (
          UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),
@@ -696,7 +766,7 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       await this.q(
         `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -711,7 +781,7 @@ export class PostgresStore implements Store {
 
   async block(
     attemptId: string,
-    o: { question: string; stats: RunStats; exitCode?: number | null; logPath?: string | null; now: number },
+    o: BlockOptions,
   ): Promise<Task | null> {
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
@@ -730,15 +800,120 @@ export class PostgresStore implements Store {
     });
   }
 
-  async answer(taskId: number, answer: string, now: number): Promise<Task> {
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      await this.q(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, $1), cancel_requested = false,
+           session_id = COALESCE($2, session_id), run_model = COALESCE($3, run_model), cost_usd = COALESCE($4, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $5`,
+        [o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
+        c,
+      );
+      await this.notifyWork(c); // a running slot is free
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
     return this.tx(async (c) => {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
-      if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-      await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        await this.q("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2", [now, taskId], c);
+      } else if (t.state === 'running') {
+        await this.q('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2', [now, taskId], c);
+      }
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state, question, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      await this.q("UPDATE tasks SET state = 'queued', question = NULL, answer = $1, taken_over_at = NULL, run_after = $2 WHERE id = $3", [note, now, taskId], c);
       await this.notifyWork(c);
       return (await this.taskById(taskId, c))!;
     });
+  }
+
+  async answer(taskId: number, answer: string, now: number): Promise<Task> {
+    return this.tx((c) => this.answerIn(c, taskId, answer, now));
+  }
+
+  /** `answer` inside a transaction. */
+  private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    const t = await this.one('SELECT state, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    if (!t) throw new NotFoundError(`no task ${taskId}`);
+    if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
+    return this.queueAnswered(c, taskId, answer, now);
+  }
+
+  async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
+    // The key's lock makes "not recorded yet, so answer" one step for concurrent requests with one key.
+    return this.tx(async (c): Promise<AnswerResult> => {
+      const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [idempotency.key], c);
+      if (known) return { kind: known.body_sha256 === idempotency.bodySha256 ? 'replayed' : 'conflict', task: (await this.taskById(Number(known.task_id), c))! };
+      const task = await this.answerIn(c, taskId, answer, now);
+      await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [idempotency.key, idempotency.bodySha256, taskId, now], c);
+      return { kind: 'answered', task };
+    }, `idempotency:${idempotency.key}`);
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that locked it and checked it is blocked). */
+  private async queueAnswered(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+    await this.notifyWork(c);
+    return (await this.taskById(taskId, c))!;
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    const advanced = await this.one(
+      `INSERT INTO recurring (name, last_tick) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE recurring.last_tick < excluded.last_tick
+       RETURNING name`,
+      [name, tick],
+    );
+    return advanced !== undefined;
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    return (await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [name, keys])).map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    // The detector's lock: two runs of it (two dispatchers, overlapping ticks) take a key in once.
+    return this.tx(async (c) => {
+      const taken = await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [run.name, entries.map((e) => e.key)], c);
+      const known = new Set(taken.map((r) => String(r.key)));
+      const fresh = entries.filter((e) => !known.has(e.key));
+      const ids = (await this.insertTasks(c, fresh.map((e) => e.task), now)).map((t) => t.id);
+      for (const [i, e] of fresh.entries()) {
+        await this.q('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES ($1, $2, $3, $4)', [run.name, e.key, ids[i], now], c);
+      }
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      await this.q(
+        `INSERT INTO detector_runs (${cols.map(([col]) => col).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([col]) => `${col} = excluded.${col}`).join(', ')}`,
+        cols.map(([, v]) => v),
+        c,
+      );
+      const created = await this.tasksByIds(ids, c);
+      if (created.some((t) => t.state === 'queued')) await this.notifyWork(c);
+      return created;
+    }, `detector:${run.name}`);
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (await this.rows('SELECT * FROM detector_runs ORDER BY name COLLATE "C"')).map(toDetectorRun);
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -801,8 +976,8 @@ export class PostgresStore implements Store {
         }
       }
       const parents = await this.tasksByIds(ended, c);
-      // A parent that completed may make its dependents ready.
-      if (parents.some((t) => t.state === 'completed')) await this.notifyWork(c);
+      // A parent that completed may make its dependents ready; any that ended has a result file due in its origin checkout.
+      if (parents.length) await this.notifyWork(c);
       return parents;
     }, 'settle');
   }
@@ -832,7 +1007,10 @@ export class PostgresStore implements Store {
           [UNSUCCESSFUL_STATES],
           c,
         );
-        if (rows.length === 0) return this.tasksByIds(failed, c);
+        if (rows.length === 0) {
+          if (failed.length) await this.notifyWork(c); // their result files are due in their origin checkouts
+          return this.tasksByIds(failed, c);
+        }
         for (const r of rows) {
           const reason = dependencyFailure({ id: Number(r.dep_id), name: String(r.dep_name), state: r.dep_state as TaskState })!;
           const done = await this.q("UPDATE tasks SET state = 'failed', failed_reason = $1, finished_at = $2 WHERE id = $3 AND state = 'queued'", [reason, now, r.id], c);
@@ -844,9 +1022,9 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     await this.q(
-      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels) VALUES ($1, $2, $3, $4, $5, $6)
+      `INSERT INTO workers (id, host, pid, started_at, heartbeat_at, labels, root) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
-      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels)],
+      [w.id, w.host, w.pid, w.startedAt, w.heartbeatAt, JSON.stringify(w.labels), w.root],
     );
   }
 
@@ -935,7 +1113,38 @@ export class PostgresStore implements Store {
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
-    return (await this.rows('SELECT * FROM attempts WHERE task_id = $1 ORDER BY number', [taskId])).map(toAttempt);
+    return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
+  }
+
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return false;
+      await this.q(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+        [attemptId, v.number, held.task.id, v.command, v.exitCode, v.timedOut, v.durationMs, v.outputPath, v.outputTail, v.startedAt],
+        c,
+      );
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = await this.rows(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = $1 ORDER BY a.number, v.number`,
+      [taskId],
+    );
+    return rows.map(toVerification);
+  }
+
+  async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
+    const row = await this.one('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = $1', [attemptId]);
+    return row ? toAttemptOutput(row) : null;
   }
 
   async countByState(): Promise<Record<TaskState, number>> {
@@ -972,8 +1181,8 @@ export class PostgresStore implements Store {
     return summarizeUsage(records, query);
   }
 
-  async listUnreported(): Promise<Task[]> {
-    return this.tasksWhere('t.result_path IS NULL AND t.state = ANY($1::text[]) ORDER BY t.id', [TERMINAL_STATES]);
+  async listUnreported(origin?: TaskOrigin): Promise<Task[]> {
+    return origin === undefined ? this.tasksWhere(UNREPORTED_WHERE.all, []) : this.tasksWhere(UNREPORTED_WHERE.ofOrigin, [origin.host, origin.root]);
   }
 
   async setResultPath(taskId: number, p: string): Promise<void> {
@@ -985,7 +1194,8 @@ export class PostgresStore implements Store {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1, taken_over_at = NULL WHERE id = $2", [now, taskId], c);
+        await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
       }
@@ -1001,7 +1211,7 @@ export class PostgresStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return (await this.taskById(taskId, c))!;
       await this.q(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = $1, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = false WHERE id = $2`,
+             result = NULL, result_path = NULL, cancel_requested = false, taken_over_at = NULL WHERE id = $2`,
         [now, taskId],
         c,
       );
@@ -1025,6 +1235,16 @@ export class PostgresStore implements Store {
       if (o.idempotency) {
         const known = await this.one('SELECT body_sha256, task_id FROM idempotency_keys WHERE key = $1', [o.idempotency.key], c);
         if (known) return found(known.body_sha256 === o.idempotency.bodySha256 ? 'replayed' : 'conflict', Number(known.task_id));
+      }
+      // The parent's row lock makes "count, then insert" one step for concurrent requests on one
+      // parent (under READ COMMITTED the count after the lock sees every committed subtask).
+      const parentId = task.parentId ?? null;
+      if (o.maxSubtasks != null && parentId !== null) {
+        const parent = await this.one('SELECT id, name FROM tasks WHERE id = $1 FOR NO KEY UPDATE', [parentId], c);
+        if (parent) {
+          const counted = await this.one('SELECT COUNT(*) AS subtasks FROM tasks WHERE parent_id = $1', [parentId], c);
+          if (Number(counted?.subtasks) >= o.maxSubtasks) throw new SubtaskLimitError({ id: parentId, name: String(parent.name) }, o.maxSubtasks);
+        }
       }
       const [created] = await this.insertTasks(c, [task], now);
       const id = created!.id;
@@ -1067,23 +1287,214 @@ export class PostgresStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = await this.one(
       `UPDATE callbacks SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
            delivered_at = $5, next_try_at = $6
          WHERE task_id = $7 RETURNING *`,
-      [
-        state,
-        counted,
-        !counted,
-        t.outcome === 'delivered' ? null : (t.error ?? null),
-        t.outcome === 'delivered' ? t.now : null,
-        state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-        taskId,
-      ],
+      [c.state, c.counted, c.keepError, c.error, c.deliveredAt, c.nextTryAt, taskId],
     );
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // One statement: rows already recorded are skipped (ON CONFLICT), created ones returned in the order given.
+    const created = await this.rows(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at)
+         SELECT r.key, r.target, r.event, r.task_id, r.payload, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS r(key, target, event, task_id, payload, n)
+           ORDER BY r.n
+         ON CONFLICT (key, target) DO NOTHING
+         RETURNING *`,
+      [rows.map((r) => r.key), rows.map((r) => r.target), rows.map((r) => r.event), rows.map((r) => r.taskId), rows.map((r) => r.payload), now],
+    );
+    return created.map(toNotification).sort((a, b) => a.id - b.id);
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT id FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= $1) AND target = ANY($2::text[])
+           ORDER BY id LIMIT $3
+           FOR UPDATE SKIP LOCKED`,
+        [now, targets, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const leased = await this.rows('UPDATE notifications SET next_try_at = $1 WHERE id = ANY($2::bigint[]) RETURNING *', [now + leaseMs, due.map((r) => Number(r.id))], c);
+      return leased.map(toNotification).sort((a, b) => a.id - b.id);
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = await this.one(
+      `UPDATE notifications SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
+           last_try_at = CASE WHEN $3 THEN last_try_at ELSE $5::bigint END, delivered_at = $6, next_try_at = $7
+         WHERE id = $8 RETURNING *`,
+      [c.state, c.counted, c.keepError, c.error, t.now, c.deliveredAt, c.nextTryAt, id],
+    );
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = await this.rows(
+      `SELECT n.target,
+         count(*) FILTER (WHERE n.state = 'delivered') AS delivered,
+         count(*) FILTER (WHERE n.state = 'pending') AS pending,
+         count(*) FILTER (WHERE n.state = 'pending' AND n.last_error IS NOT NULL) AS retrying,
+         count(*) FILTER (WHERE n.state = 'failed') AS failed,
+         max(n.last_try_at) FILTER (WHERE n.last_error IS NOT NULL) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC NULLS LAST, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target COLLATE "C"`,
+    );
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = (await this.one(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ))!;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    await this.tx(async (c) => {
+      await this.q('DELETE FROM answer_tokens WHERE expires_at < $1', [now - 86_400_000], c);
+      await this.q('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [t.tokenSha256, t.taskId, t.claims, now, t.expiresAt], c);
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx(async (c): Promise<TokenAnswer> => {
+      // The task first, locked (as answer() does), then its token: two uses of one link wait on the task's lock.
+      const t = await this.one('SELECT state, claims, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      const token = await this.one('SELECT * FROM answer_tokens WHERE token_sha256 = $1', [tokenSha256], c);
+      if (!token || !t || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      if (t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
+      return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
+    });
+  }
+
+  async saveA2aPushConfig(p: A2aPushConfig, now: number): Promise<void> {
+    await this.q(
+      `INSERT INTO a2a_push_configs (task_id, config_id, url, token, authentication, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (task_id, config_id) DO UPDATE SET url = excluded.url, token = excluded.token, authentication = excluded.authentication,
+           pushed_version = NULL, sending_version = NULL, attempts = 0, last_error = NULL, delivered_at = NULL, next_try_at = NULL`,
+      [p.taskId, p.id, p.url, p.token, p.authentication === null ? null : JSON.stringify(p.authentication), now],
+    );
+  }
+
+  async listA2aPushConfigs(taskId: number): Promise<A2aPush[]> {
+    return (await this.rows('SELECT * FROM a2a_push_configs WHERE task_id = $1 ORDER BY created_at, config_id', [taskId])).map(toA2aPush);
+  }
+
+  async deleteA2aPushConfig(taskId: number, configId: string): Promise<boolean> {
+    return ((await this.q('DELETE FROM a2a_push_configs WHERE task_id = $1 AND config_id = $2', [taskId, configId])).rowCount ?? 0) > 0;
+  }
+
+  async claimDueA2aPushes(now: number, leaseMs: number, limit: number): Promise<DueA2aPush[]> {
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT p.task_id, p.config_id, ${TASK_VERSION_SQL} AS version FROM a2a_push_configs p JOIN tasks t ON t.id = p.task_id
+           WHERE (p.pushed_version IS NULL OR p.pushed_version <> ${TASK_VERSION_SQL}) AND (p.next_try_at IS NULL OR p.next_try_at <= $1)
+           ORDER BY p.task_id, p.config_id LIMIT $2
+           FOR UPDATE OF p SKIP LOCKED`,
+        [now, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const out: DueA2aPush[] = [];
+      const tasks = await this.tasksByIds(due.map((r) => Number(r.task_id)), c);
+      for (const [i, r] of due.entries()) {
+        const version = String(r.version);
+        const row = await this.one(
+          `UPDATE a2a_push_configs SET next_try_at = $1, attempts = CASE WHEN sending_version IS NOT DISTINCT FROM $2 THEN attempts ELSE 0 END, sending_version = $2
+             WHERE task_id = $3 AND config_id = $4 RETURNING *`,
+          [now + leaseMs, version, r.task_id, r.config_id],
+          c,
+        );
+        out.push({ push: toA2aPush(row!), task: tasks[i]!, version });
+      }
+      return out;
+    });
+  }
+
+  async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
+    const row = await this.one(
+      `UPDATE a2a_push_configs SET attempts = attempts + $1, last_error = CASE WHEN $2 THEN last_error ELSE $3::text END,
+           delivered_at = coalesce($4::bigint, delivered_at), pushed_version = CASE WHEN $5 THEN $6::text ELSE pushed_version END,
+           next_try_at = $7
+         WHERE task_id = $8 AND config_id = $9 AND sending_version = $6 RETURNING *`,
+      [c.counted, c.keepError, c.error, c.deliveredAt, settled, version, c.nextTryAt, taskId, configId],
+    );
+    return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number, db: Db = this.pool): Promise<Row | undefined> {
+    return this.one('SELECT * FROM delegations WHERE task_id = $1 AND NOT (state = ANY($2::text[])) ORDER BY id DESC LIMIT 1', [taskId, DELEGATION_END_STATES], db);
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(async (c) => {
+      // The task's row lock orders two creations for one task: the second sees the first's row.
+      await this.q('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [d.taskId], c);
+      const open = await this.openDelegationRow(d.taskId, c);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = await this.one(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES ($1, $2, $3, $4, $2, 'pending', $5, $5, $5) RETURNING *`,
+        [d.taskId, d.attemptId, d.remote, d.url, d.now],
+        c,
+      );
+      return { delegation: toDelegation(row!), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = await this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = await this.one('SELECT * FROM delegations WHERE id = $1', [id]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const sets = cols.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const row = await this.one(`UPDATE delegations SET ${sets} WHERE id = $${cols.length + 1} AND state = $${cols.length + 2} RETURNING *`, [
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
+    return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }
 
   /**

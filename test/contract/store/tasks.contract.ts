@@ -26,6 +26,33 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('lists newest first in keyset pages (beforeId + limit), with and without a state', async () => {
+      const { store } = await factory.open();
+      const made = await store.enqueue(Array.from({ length: 7 }, (_, i) => newTask(`p${i}`)), T0);
+      const ids = made.map((t) => t.id);
+      await store.cancel(ids[1]!, T0);
+      await store.cancel(ids[4]!, T0);
+      await store.cancel(ids[5]!, T0);
+      /** Every page of `limit` (newest first) until a short one, as ids. */
+      const pages = async (limit: number, state?: 'queued' | 'cancelled') => {
+        const out: number[][] = [];
+        let beforeId: number | undefined;
+        for (;;) {
+          const page = await store.listTasks({ ...(state ? { state } : {}), ...(beforeId !== undefined ? { beforeId } : {}), order: 'desc', limit });
+          if (page.length) out.push(page.map((t) => t.id));
+          if (page.length < limit) return out;
+          beforeId = page.at(-1)!.id;
+        }
+      };
+      const desc = [...ids].reverse();
+      assert.deepEqual(await pages(3), [desc.slice(0, 3), desc.slice(3, 6), desc.slice(6)]);
+      assert.deepEqual(await pages(2, 'cancelled'), [[ids[5], ids[4]], [ids[1]]]);
+      assert.deepEqual(await pages(10, 'queued'), [[ids[6], ids[3], ids[2], ids[0]]]);
+      assert.deepEqual((await store.listTasks({ order: 'desc', beforeId: ids[0]! })).length, 0, 'nothing below the first');
+      assert.deepEqual((await store.listTasks()).map((t) => t.id), ids, 'default: every task, arrival order');
+      await store.close();
+    });
+
     it('claims by priority, then arrival, and counts the attempt at claim', async () => {
       const { store } = await factory.open();
       await store.enqueue(
@@ -105,10 +132,6 @@ export function tasksContract(factory: StoreFactory): void {
       assert.equal((await store.claim(claimOpts()))?.task.name, 'keyed');
       assert.equal(await store.claim(claimOpts()), null, 'later waits for its run_at');
       assert.equal((await store.claim(claimOpts(T0 + 60_000)))?.task.name, 'later');
-      await store.setWorkspaceResult(keyed!.id, 'agentq/keyed', [{ hash: 'abc', subject: 's' }]);
-      const t = await store.getTask(keyed!.id);
-      assert.equal(t?.branch, 'agentq/keyed');
-      assert.deepEqual(t?.commits, [{ hash: 'abc', subject: 's' }]);
       await store.close();
     });
 
@@ -205,6 +228,38 @@ export function tasksContract(factory: StoreFactory): void {
       await store.setResultPath(bad!.id, '/x/failed/bad.md');
       assert.deepEqual(await store.listUnreported(), []);
       assert.equal((await store.countByState()).invalid, 1);
+      await store.close();
+    });
+
+    it("records each task's origin checkout and lists the unreported ones of one origin (and those without an origin)", async () => {
+      const { store } = await factory.open();
+      const a = { host: 'host-1', root: '/srv/repo' };
+      const b = { host: 'host-1', root: '/srv/other-checkout' };
+      const c = { host: 'host-2', root: '/srv/repo' }; // the same path on another machine: another checkout
+      const ended = (name: string, origin: typeof a | null) => ({ ...newTask(name), origin, invalidReason: 'x: bad' });
+      const created = await store.enqueue([ended('a1', a), ended('b1', b), ended('c1', c), ended('legacy', null), { ...newTask('a-queued'), origin: a }, newTask('no-origin-given')], T0);
+      const id = (name: string) => created.find((t) => t.name === name)!.id;
+      assert.deepEqual(created.map((t) => t.origin), [a, b, c, null, a, null]);
+      assert.deepEqual((await store.getTask('a1'))?.origin, a);
+      // Every way a task is created records it.
+      const request = await store.enqueueRequest({ ...newTask('posted'), origin: b }, {}, T0);
+      assert.deepEqual(request.task.origin, b);
+      assert.deepEqual((await store.recordRecurringTick('nightly', T0, { ...newTask('nightly-1'), origin: c }, T0))?.origin, c);
+      // Terminal through an attempt too: the first queued task, a-queued.
+      const claim = await store.claim(claimOpts(T0 + 1));
+      assert.equal(claim?.task.name, 'a-queued');
+      await store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats: emptyStats(), now: T0 + 2 });
+
+      const names = async (origin?: typeof a) => (await store.listUnreported(origin)).map((t) => t.name);
+      assert.deepEqual(await names(), ['a1', 'b1', 'c1', 'legacy', 'a-queued'], 'without an origin: every unreported task');
+      assert.deepEqual(await names(a), ['a1', 'legacy', 'a-queued']);
+      assert.deepEqual(await names(b), ['b1', 'legacy']);
+      assert.deepEqual(await names(c), ['c1', 'legacy']);
+      assert.deepEqual(await names({ host: 'host-3', root: '/srv/repo' }), ['legacy'], 'an unknown checkout: only the tasks without an origin');
+      await store.setResultPath(id('a1'), '/srv/repo/.agent-queue/failed/a1.md');
+      await store.setResultPath(id('legacy'), '/anywhere/.agent-queue/failed/legacy.md');
+      assert.deepEqual(await names(a), ['a-queued']);
+      assert.deepEqual(await names(), ['b1', 'c1', 'a-queued']);
       await store.close();
     });
 

@@ -10,12 +10,12 @@ import { claimOpts, newTask, T0, type StoreFactory } from './shared.ts';
 /** Registers the `workers and leases` cases for a backend's stores. */
 export function workersContract(factory: StoreFactory): void {
   describe('workers and leases', () => {
-    it('registers workers with their labels, lists them by start, renews their heartbeat and removes them', async () => {
+    it('registers workers with their labels and root, lists them by start, renews their heartbeat and removes them', async () => {
       const { store, openSecond } = await factory.open();
       const other = await openSecond();
       assert.deepEqual(await store.listWorkers(), []);
-      const w1 = { id: 'w1', host: 'host-a', pid: 101, startedAt: T0 + 10, heartbeatAt: T0 + 10, labels: ['gpu', 'codex-account'] };
-      const w2 = { id: 'w2', host: 'host-b', pid: 202, startedAt: T0, heartbeatAt: T0, labels: [] };
+      const w1 = { id: 'w1', host: 'host-a', pid: 101, startedAt: T0 + 10, heartbeatAt: T0 + 10, labels: ['gpu', 'codex-account'], root: '/srv/checkout-a' };
+      const w2 = { id: 'w2', host: 'host-b', pid: 202, startedAt: T0, heartbeatAt: T0, labels: [], root: null };
       await store.registerWorker(w1);
       await other.registerWorker(w2);
       assert.deepEqual(await store.listWorkers(), [w2, w1], 'every handle sees every worker, oldest first');

@@ -1,10 +1,10 @@
 /**
  * Agents and spend: per-agent status from GET /v1/status (running, spend and tokens today,
- * paused until when and why, in local time), the dispatchers, and spend per day from
- * GET /v1/usage?by=day.
+ * paused until when and why, in local time), the dispatchers (host, labels, running, last
+ * heartbeat), and spend per day from GET /v1/usage?by=day.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { apiJson, type AgentStatus, type StatusBody, type UsageBody } from '../api.ts';
+import { apiJson, type AgentStatus, type StatusBody, type UsageBody, type WorkerStatus } from '../api.ts';
 import { fmtRelative, fmtTime, fmtTokens, fmtUsd } from '../format.ts';
 import { useLive } from '../live.ts';
 import { SpendChart, spendPerDay } from './spend-chart.tsx';
@@ -58,6 +58,48 @@ function usePolled<T>(path: string, version: number): { data: T | null; error: s
     };
   }, [path, version, tick]);
   return { data, error };
+}
+
+/** The live dispatchers on the store: host, pid, labels, running attempts, last heartbeat. */
+function Dispatchers({ workers, now }: { workers: WorkerStatus[]; now: number }) {
+  return (
+    <>
+      <h2 id="dispatchers-h">Dispatchers</h2>
+      <div class="table-wrap">
+        <table class="dispatchers" aria-labelledby="dispatchers-h">
+          <thead>
+            <tr>
+              <th scope="col">Host</th>
+              <th scope="col">PID</th>
+              <th scope="col">Labels</th>
+              <th scope="col">Running</th>
+              <th scope="col">Last heartbeat</th>
+            </tr>
+          </thead>
+          <tbody>
+            {workers.length === 0 && (
+              <tr>
+                <td colSpan={5} class="muted">
+                  No dispatcher is running.
+                </td>
+              </tr>
+            )}
+            {workers.map((w) => (
+              <tr>
+                <th scope="row" title={w.id}>
+                  {w.host ?? w.id}
+                </th>
+                <td>{w.pid ?? '–'}</td>
+                <td>{w.labels?.length ? w.labels.join(', ') : '–'}</td>
+                <td>{w.running ?? '–'}</td>
+                <td>{w.heartbeatAt ? <time dateTime={new Date(w.heartbeatAt).toISOString()}>{fmtRelative(w.heartbeatAt, now)}</time> : '–'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
 }
 
 export function AgentsView() {
@@ -141,14 +183,7 @@ export function AgentsView() {
               </tbody>
             </table>
           </div>
-          {status.data.workers && (
-            <p class="muted">
-              Dispatchers:{' '}
-              {status.data.workers.length === 0
-                ? 'none'
-                : status.data.workers.map((w) => `${w.id}${w.pid ? ` (pid ${w.pid})` : ''}${w.heartbeatAt ? `, heartbeat ${fmtRelative(w.heartbeatAt, now)}` : ''}`).join('; ')}
-            </p>
-          )}
+          {status.data.workers && <Dispatchers workers={status.data.workers} now={now} />}
         </>
       )}
       <h2>Spend per day</h2>

@@ -1,4 +1,4 @@
--- Claim and finish at queue speed (issue #10, `npm run bench:pg`).
+-- Claim and finish at queue speed (issue #10, `npm run bench:pg`). Written against the schema of 012.
 --
 -- Indexes: the claim reads the queued tasks in claim order from a partial index of its own,
 -- whatever the statistics say (a fresh or just-grown queue has none: the planner then sorted
@@ -10,7 +10,8 @@
 
 CREATE INDEX tasks_queued ON tasks (priority_rank, id) WHERE state = 'queued';
 CREATE INDEX tasks_running ON tasks (agent) WHERE state = 'running';
--- The other states (waiting, blocked, the terminal ones: listUnreported, list --state, settleParents).
+-- The other states (waiting, blocked, the terminal ones: list --state, settleParents;
+-- listUnreported has tasks_unreported of migration 005).
 DROP INDEX tasks_ready;
 CREATE INDEX tasks_state ON tasks (state, id) WHERE state NOT IN ('queued', 'running');
 
@@ -43,7 +44,8 @@ CREATE INDEX tasks_lease ON tasks (lease_token) WHERE lease_token IS NOT NULL;
 --
 -- p_lock: the lock's name (PostgresStore.lockName('claim'), also taken by probeWrite).
 -- Times are epoch ms; the JSON arguments are as in ClaimOptions: p_agent_limits
--- {agent: limit}, p_labels [label], p_accounts {agent: account}.
+-- {agent: limit}, p_labels [label], p_accounts {agent: account}; p_host: the dispatcher's host
+-- name recorded on the attempt (NULL: none). The claim starts the task's last activity.
 -- Returns no row, or one: the claimed task and the attempt opened (rows as JSON), and the
 -- task's dependency ids in order.
 CREATE FUNCTION claim_task(
@@ -57,7 +59,8 @@ CREATE FUNCTION claim_task(
   p_group_concurrency BIGINT,
   p_agent_limits      JSONB,
   p_labels            JSONB,
-  p_accounts          JSONB
+  p_accounts          JSONB,
+  p_host              TEXT
 ) RETURNS TABLE (claimed_task JSON, opened_attempt JSON, dep_ids BIGINT[])
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -71,7 +74,7 @@ BEGIN
   WITH claimed AS (
     UPDATE tasks SET state = 'running', attempts = tasks.attempts + 1, claims = tasks.claims + 1,
       lease_owner = p_worker, lease_token = p_attempt, lease_expires_at = p_lease_until,
-      started_at = p_now, cancel_requested = false
+      started_at = p_now, last_activity_at = p_now, cancel_requested = false
     WHERE tasks.id = (
       SELECT t.id FROM tasks t
       WHERE t.state = 'queued' AND t.run_after <= p_now AND t.agent = ANY (p_agents)
@@ -90,11 +93,25 @@ BEGIN
       FOR UPDATE SKIP LOCKED)
     RETURNING tasks.*),
   opened AS (
-    INSERT INTO attempts (id, task_id, number, worker_id, agent, model, started_at)
-    SELECT p_attempt, claimed.id, claimed.claims, p_worker, claimed.agent, claimed.model, p_now FROM claimed
+    INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+    SELECT p_attempt, claimed.id, claimed.claims, p_worker, p_host, claimed.agent, claimed.model, p_now FROM claimed
     RETURNING attempts.*)
   SELECT to_json(claimed), to_json(opened),
     ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position)
   FROM claimed JOIN opened ON opened.task_id = claimed.id;
+END;
+$$;
+
+-- Whether a task has subtasks, read with a snapshot of its own (a VOLATILE PL/pgSQL function
+-- takes one per statement): the one-statement finish calls it after it has locked the task, so
+-- it sees every subtask committed before that lock (a request adding a subtask under
+-- max_subtasks holds the parent's row lock), as the finish's transaction reads them after its
+-- `FOR UPDATE`. The finish statement's own snapshot is older: taken before it waited.
+CREATE FUNCTION task_has_subtasks(p_id BIGINT) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM tasks s WHERE s.parent_id = p_id);
 END;
 $$;

@@ -1,0 +1,286 @@
+/**
+ * `agentq mcp`: agentq as an MCP server (stdio) for agents and other MCP clients, with the
+ * tools `submit_task`, `list_tasks`, `get_task`, `answer_task`, `cancel_task`,
+ * `delegate_task` (a task with `agent: a2a` for a remote A2A agent) and
+ * `check_delegation_status` (a task's rows of the delegation ledger) on one project's store. Each tool validates its arguments by a zod schema with the messages of the
+ * CLI and task files (`priority: "urgent" is not one of …`); a refusal or a failed action is
+ * a tool error (`isError: true`) whose text is the message the CLI prints. Tasks are created
+ * as POST /v1/tasks creates them (src/intake/direct.ts, `Store.enqueueRequest`); cancel and
+ * answer go through src/ops/task-ops.ts.
+ *
+ * Run by the agent of a task T (the dispatcher's `AGENTQ_TASK_ID` and `AGENTQ_ATTEMPT_ID`
+ * name T and one of its attempts in this store), every task it submits is a subtask of T, at most
+ * `max_subtasks` of them (counted in the creating transaction).
+ *
+ * stdout carries the protocol only; every log line goes to stderr.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { projectOrigin, unknownRemote, type Config, type ProjectPaths } from '../config/config.ts';
+import { validateFields } from '../config/task-file.ts';
+import { AgentQueueError, InvalidTaskError } from '../core/errors.ts';
+import { A2A_AGENT, TASK_STATES, type Task, type TaskOrigin } from '../core/types.ts';
+import { resolveDirect } from '../intake/direct.ts';
+import { answerTask, cancelTask, delegationsReport, findTask } from '../ops/task-ops.ts';
+import { DELEGATE_INPUT, TASK_INPUT, taskSpecFromInput } from '../server/task-body.ts';
+import { isTransientStoreError, type Store } from '../store/store.ts';
+
+/** The task whose agent runs this server: its id and name. */
+export interface RunningTask {
+  id: number;
+  name: string;
+  /** Its origin checkout: its subtasks' too (their result files are written there). */
+  origin: TaskOrigin | null;
+}
+
+/** What {@link createMcpServer} works on. */
+export interface McpContext {
+  store: Store;
+  paths: ProjectPaths;
+  /** `max_subtasks`, `max_queue_depth`, `default_timeout`, `default_retries` are read. */
+  config: Config;
+  /** The task whose agent runs this server ({@link runningTaskOf}); null: tasks get the parent they name, if any. */
+  runningTask: RunningTask | null;
+  /** Clock, epoch ms. Default `Date.now`. */
+  now?: () => number;
+  /** Where log lines go. Default stderr (never stdout: it carries the protocol). */
+  log?: (line: string) => void;
+}
+
+/** Tasks `list_tasks` returns at most, and by default. */
+export const LIST_LIMIT = { max: 500, default: 50 } as const;
+
+/**
+ * The task the environment's agentq tags name, if they name it and one of its attempts in `store`:
+ * `AGENTQ_TASK_ID` (the task) and `AGENTQ_ATTEMPT_ID` (one of its attempts), as the dispatcher
+ * gives every agent process. Both must match, so an agent of another project's queue (whose
+ * task ids mean other tasks here) files no subtasks of a stranger.
+ * @returns null when either is unset or they name nothing in this store
+ */
+export async function runningTaskOf(store: Store, env: Record<string, string | undefined>): Promise<RunningTask | null> {
+  const id = Number(env.AGENTQ_TASK_ID);
+  const attemptId = env.AGENTQ_ATTEMPT_ID;
+  if (!Number.isSafeInteger(id) || id < 1 || !attemptId) return null;
+  const task = await store.getTask(id);
+  if (!task || !(await store.listAttempts(task.id)).some((a) => a.id === attemptId)) return null;
+  return { id: task.id, name: task.name, origin: task.origin };
+}
+
+/** `<value> is not <expected>`, the wording of every refusal (after `field: `). */
+const notA = (expected: string) => ({ error: (iss: { input?: unknown }) => `${JSON.stringify(iss.input) ?? String(iss.input)} is not ${expected}` });
+
+/** A task id (a whole number ≥ 1) or name, as the CLI takes it. */
+const TASK_REF = z
+  .union([z.number().int().min(1), z.string().trim().min(1)], notA('a task id (a whole number) or name'))
+  .meta({ description: 'task id, or the newest task of that name' });
+
+const TASK_ONLY = z.strictObject({ task: TASK_REF });
+const ANSWER = z.strictObject({
+  task: TASK_REF,
+  answer: z
+    .string(notA('a string'))
+    .refine((a) => a.trim() !== '', { error: 'the answer text is empty' })
+    .meta({ description: 'the answer to the question the blocked task asks' }),
+});
+const LIST = z.strictObject({
+  state: z
+    .enum(TASK_STATES, notA(`one of ${TASK_STATES.join(', ')}`))
+    .optional()
+    .meta({ description: 'only tasks in this state' }),
+  parent: TASK_REF.optional().meta({ description: 'only the subtasks of this task (id or name)' }),
+  limit: z
+    .number(notA(`a whole number from 1 to ${LIST_LIMIT.max}`))
+    .int(notA(`a whole number from 1 to ${LIST_LIMIT.max}`))
+    .min(1, notA(`a whole number from 1 to ${LIST_LIMIT.max}`))
+    .max(LIST_LIMIT.max, notA(`a whole number from 1 to ${LIST_LIMIT.max}`))
+    .optional()
+    .meta({ description: `most tasks returned, newest first (default ${LIST_LIMIT.default})` }),
+});
+
+/**
+ * A tool's input for `McpServer.registerTool`: listed (tools/list) with the JSON Schema of
+ * `schema`, but handed to the tool as sent, so the tool validates it itself by `schema`
+ * (`validateFields`): refusals keep the CLI's wording (`field: <value> is not …`) and task
+ * fields their raw values for the task-file rules (the SDK would pass zod's output, with
+ * durations already turned into ms, and word refusals its own way). The JSON Schema is
+ * zod's, for `io: 'input'`, given as the metadata of a pass-through object schema (zod's
+ * JSON Schema generator puts an object's metadata over what it generates).
+ */
+function listedAs(schema: z.ZodObject): z.ZodObject {
+  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' });
+  return z.looseObject({}).meta(jsonSchema);
+}
+
+/** A task as `list_tasks` shows it: what tells tasks apart, without the prompt and result. */
+function taskLine(t: Task) {
+  return {
+    id: t.id,
+    name: t.name,
+    title: t.title,
+    state: t.state,
+    priority: t.priority,
+    agent: t.agent,
+    remote: t.remote,
+    parent: t.parent,
+    parentId: t.parentId,
+    tags: t.tags,
+    question: t.question,
+    failedReason: t.failedReason,
+    createdAt: new Date(t.createdAt).toISOString(),
+    finishedAt: t.finishedAt === null ? null : new Date(t.finishedAt).toISOString(),
+  };
+}
+
+/**
+ * A tool's answer: the text content is `message` (what the CLI would print) and `data` as
+ * JSON; the structured content is `{ message, ...data }` (Claude Code hands a model the
+ * structured content instead of the text when there is one).
+ */
+function answer(message: string, data: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: 'text', text: `${message}\n${JSON.stringify(data, null, 2)}` }], structuredContent: { message, ...data } };
+}
+
+/** A tool error with the message the CLI prints for `err` (without its `agentq: ` prefix). */
+function toolError(err: unknown): CallToolResult {
+  const text = isTransientStoreError(err)
+    ? `store unavailable (${(err as Error).message}): another process holds its write lock, the disk is full, or the database server cannot be reached; try again`
+    : err instanceof Error
+      ? err.message
+      : String(err);
+  return { content: [{ type: 'text', text }], isError: true };
+}
+
+/**
+ * The MCP server of one project's store, its tools registered (not yet connected).
+ * @returns an `McpServer`; `connect` it to a transport (see {@link serveMcp})
+ */
+export function createMcpServer(ctx: McpContext): McpServer {
+  const { store, paths, config, runningTask } = ctx;
+  const now = ctx.now ?? Date.now;
+  const log = ctx.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const server = new McpServer({ name: 'agentq', version: '1' }, { capabilities: { tools: {} } });
+
+  /** Registers a tool whose handler gets its arguments validated by `schema`; every throw is a tool error. */
+  const tool = <S extends z.ZodObject>(
+    name: string,
+    description: string,
+    schema: S,
+    handler: (args: z.output<S>, raw: Record<string, unknown>) => Promise<CallToolResult>,
+  ) =>
+    server.registerTool(name, { description, inputSchema: listedAs(schema) }, async (raw: Record<string, unknown>) => {
+      try {
+        return await handler(validateFields(schema, raw), raw);
+      } catch (err) {
+        if (!(err instanceof AgentQueueError) && !isTransientStoreError(err)) log(`agentq mcp: ${name}: ${(err as Error)?.stack ?? String(err)}`);
+        return toolError(err);
+      }
+    });
+
+  const inTask = runningTask ? ` Run by the agent of task ${runningTask.id} "${runningTask.name}": every task submitted is its subtask (parent set; the task completes only once its subtasks have), at most ${config.max_subtasks} of them.` : '';
+
+  /** Creates the task of `fields` (a tool's arguments) as POST /v1/tasks does; a subtask of the running task, if any. */
+  const submit = async (fields: Record<string, unknown>): Promise<CallToolResult> => {
+    if (runningTask) {
+      const given = fields.parent;
+      if (given !== undefined && given !== null && given !== runningTask.name && given !== String(runningTask.id)) {
+        throw new InvalidTaskError('parent', `parent: ${JSON.stringify(given)} is not this agent's task ${runningTask.id} "${runningTask.name}" (an agent files subtasks of its own task only)`);
+      }
+      fields = { ...fields, parent: runningTask.name };
+    }
+    const spec = taskSpecFromInput(fields, config);
+    const newTask = await resolveDirect(store, config, spec, projectOrigin(paths), runningTask ? { parent: runningTask } : {});
+    const { task } = await store.enqueueRequest(newTask, { maxSubtasks: config.max_subtasks }, now());
+    log(`agentq mcp: created #${task.id} ${task.name} (${task.state})${task.parentId !== null ? `, subtask of #${task.parentId}` : ''}`);
+    const what = task.state === 'duplicate' ? `recorded #${task.id} ${task.name} as duplicate: ${task.failedReason}` : `created #${task.id} ${task.name} (${task.state})`;
+    const sub = task.parentId !== null ? `, a subtask of #${task.parentId} ${task.parent}` : '';
+    const remote = task.agent === A2A_AGENT ? `, delegated to ${task.remote}` : '';
+    return answer(`${what}${remote}${sub}`, { task: taskLine(task) });
+  };
+
+  tool(
+    'submit_task',
+    `Add a task to the agentq queue: the prompt and the fields of a task file (priority, agent, model, depends_on, timeout, max_cost_usd, tags, …), validated by the same rules. A dispatcher runs it.${inTask}`,
+    TASK_INPUT,
+    async (_valid, raw) => submit(raw),
+  );
+
+  const remotes = Object.keys(config.remotes);
+  tool(
+    'delegate_task',
+    `Hand a task to another queue or A2A agent: submit_task with agent a2a and the remote (${remotes.length ? `a name of config remotes: ${remotes.join(', ')}; ` : ''}or the http(s) URL of an A2A agent). remote_metadata holds the remote's own task fields (e.g. {"agent": "codex"}). A dispatcher sends it and tracks the remote task; check_delegation_status shows how it goes.${inTask}`,
+    DELEGATE_INPUT,
+    async (valid, raw) => {
+      const refused = unknownRemote(valid.remote, config.remotes);
+      if (refused) throw new InvalidTaskError('remote', refused);
+      return submit({ ...raw, agent: A2A_AGENT });
+    },
+  );
+
+  tool(
+    'list_tasks',
+    `List tasks of the agentq queue, newest first (at most ${LIST_LIMIT.max}; default ${LIST_LIMIT.default}), optionally by state or parent.`,
+    LIST,
+    async (o) => {
+      const limit = o.limit ?? LIST_LIMIT.default;
+      const tasks =
+        o.parent !== undefined
+          ? (await store.listSubtasks((await findTask(store, o.parent)).id)).filter((t) => !o.state || t.state === o.state).reverse().slice(0, limit)
+          : await store.listTasks({ ...(o.state ? { state: o.state } : {}), order: 'desc', limit });
+      return answer(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`, { tasks: tasks.map(taskLine) });
+    },
+  );
+
+  tool('get_task', 'One task of the agentq queue by id or name, with its attempts and subtasks (as agentq show --json).', TASK_ONLY, async (o) => {
+    const task = await findTask(store, o.task);
+    const attempts = await store.listAttempts(task.id);
+    const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
+    return answer(`#${task.id} ${task.name}: ${task.state}`, { task: { ...task, attemptHistory: attempts, subtasks } });
+  });
+
+  tool('answer_task', "Answer a blocked task's question; it is queued again and resumes its agent's session.", ANSWER, async (o) => {
+    const task = await answerTask(store, o.task, o.answer, now());
+    return answer(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`, { task: taskLine(task) });
+  });
+
+  tool('cancel_task', 'Cancel a queued or blocked task at once, or stop a running one (its dispatcher stops the agent).', TASK_ONLY, async (o) => {
+    const { task, outcome } = await cancelTask(store, paths, (await findTask(store, o.task)).id, now());
+    if (outcome === 'ended') throw new AgentQueueError('already_ended', `#${task.id} ${task.name} already ended ${task.state}`);
+    const text = outcome === 'requested' ? `cancelling #${task.id} ${task.name}: its dispatcher stops the agent` : `cancelled #${task.id} ${task.name}`;
+    return answer(text, { task: taskLine(task) });
+  });
+
+  tool(
+    'check_delegation_status',
+    "A delegated task's rows of the delegation ledger, newest first: state (pending, dispatched, received, in_progress, input_required, completed, failed, canceled), remote, remote task id, the result's or question's first characters, the last error; with the task's own state (as agentq delegations --json).",
+    TASK_ONLY,
+    async (o) => {
+      const task = await findTask(store, o.task);
+      const delegations = await delegationsReport(store, { taskId: task.id });
+      const [latest] = delegations;
+      const said = latest ? `delegated to ${latest.remote}: ${latest.state}${latest.remoteTaskId ? ` (remote task ${latest.remoteTaskId})` : ''}` : task.agent === A2A_AGENT ? `not sent yet (delegated to ${task.remote})` : `not delegated (agent ${task.runAgent ?? task.agent})`;
+      return answer(`#${task.id} ${task.name} is ${task.state}, ${said}`, { task: taskLine(task), delegations });
+    },
+  );
+
+  return server;
+}
+
+/**
+ * Serves {@link createMcpServer} over stdio until stdin ends (the client went away) or the
+ * transport closes.
+ * @returns once the server is closed (the caller closes the store)
+ */
+export async function serveMcp(ctx: McpContext): Promise<void> {
+  const server = createMcpServer(ctx);
+  const transport = new StdioServerTransport();
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = () => resolve();
+    const end = () => void server.close().finally(resolve);
+    process.stdin.once('end', end);
+    process.stdin.once('close', end);
+  });
+  await server.connect(transport);
+  await closed;
+}
