@@ -8,10 +8,15 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,
- *   the attempt inserted by a CTE), run after a transaction advisory lock of the schema's
- *   claims: its limits count running tasks, and two claims each seeing the other's task still
- *   queued would go past `concurrency` (READ COMMITTED does not serialize them);
+ * - the claim is one call of `claim_task` (migration 013): a transaction advisory lock of the
+ *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
+ *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
+ *   count running tasks, and two claims each seeing the other's task still queued would go past
+ *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
+ *   for none;
+ * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
+ *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
+ *   the claim and the finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
@@ -214,6 +219,84 @@ export const UNREPORTED_WHERE = {
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
 
+/** How an attempt ended, as its row records it. */
+interface AttemptEnd {
+  reason?: string | null;
+  exitCode?: number | null;
+  stats?: RunStats | undefined;
+  logPath?: string | null;
+  /** The tails of its stdout and stderr logs; null or absent: none recorded. */
+  output?: AttemptOutput | null;
+  now: number;
+}
+
+/**
+ * The SET list that closes an attempt row of `UPDATE attempts`: outcome, reason, exit code,
+ * end time and duration (from its `started_at`), log path, the run figures known (a
+ * null figure keeps the one recorded live) and the output tails (replaced: null when none).
+ * Its values are numbered from `$first`.
+ */
+function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): { sql: string; values: unknown[] } {
+  const { stats } = o;
+  const n = (i: number) => `$${first + i}`;
+  return {
+    sql: `outcome = ${n(0)}, reason = ${n(1)}, exit_code = ${n(2)}, finished_at = ${n(3)}::bigint,
+      duration_ms = ${n(3)}::bigint - attempts.started_at, log_path = ${n(4)},
+      session_id = COALESCE(${n(5)}, attempts.session_id), model = COALESCE(${n(6)}, attempts.model),
+      cost_usd = COALESCE(${n(7)}, attempts.cost_usd), input_tokens = COALESCE(${n(8)}, attempts.input_tokens),
+      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns),
+      stdout_tail = ${n(11)}::text, stdout_bytes = ${n(12)}::bigint, stderr_tail = ${n(13)}::text, stderr_bytes = ${n(14)}::bigint`,
+    values: [
+      outcome,
+      o.reason ?? null,
+      o.exitCode ?? null,
+      o.now,
+      o.logPath ?? null,
+      stats?.sessionId ?? null,
+      stats?.model ?? null,
+      stats?.costUsd ?? null,
+      stats?.inputTokens ?? null,
+      stats?.outputTokens ?? null,
+      stats?.numTurns ?? null,
+      ...outputValues(o.output),
+    ],
+  };
+}
+
+/**
+ * The SET list of `UPDATE tasks` that ends a task in `state` (from `taskEnd`) with `reason`:
+ * finish time (none while `waiting`), result, the run figures known, the lease, the answer and
+ * the takeover cleared, and the workspace record (every field replaced when `o.workspace` is
+ * given, else kept: the same text either way, so one prepared statement serves both).
+ * `duration_ms` is the caller's. Its values are numbered from `$first`.
+ */
+function taskEndSet(first: number, state: string, reason: string | null, o: FinishOutcome): { sql: string; values: unknown[] } {
+  const n = (i: number) => `$${first + i}`;
+  const workspace = workspaceColumns(o.workspace ?? { branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null });
+  return {
+    sql: `state = ${n(0)}, finished_at = ${n(1)}::bigint, result = ${n(2)}, failed_reason = ${n(3)},
+      session_id = COALESCE(${n(4)}, tasks.session_id), run_model = COALESCE(${n(5)}, tasks.run_model),
+      cost_usd = COALESCE(${n(6)}, tasks.cost_usd), input_tokens = COALESCE(${n(7)}, tasks.input_tokens),
+      output_tokens = COALESCE(${n(8)}, tasks.output_tokens), num_turns = COALESCE(${n(9)}, tasks.num_turns),
+      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
+      ${workspace.map(([col], i) => `${col} = CASE WHEN ${n(10)}::boolean THEN ${n(11 + i)}::text ELSE tasks.${col} END`).join(', ')}`,
+    values: [
+      state,
+      state === 'waiting' ? null : o.now,
+      o.result ?? null,
+      reason,
+      o.stats.sessionId,
+      o.stats.model,
+      o.stats.costUsd,
+      o.stats.inputTokens,
+      o.stats.outputTokens,
+      o.stats.numTurns,
+      o.workspace !== undefined,
+      ...workspace.map(([, v]) => v),
+    ],
+  };
+}
+
 /**
  * How long the server lets one of our sessions sit inside a transaction without a statement
  * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
@@ -353,6 +436,21 @@ export class PostgresStore implements Store {
 
   private async one(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<Row | undefined> {
     return (await this.q(sql, params, db)).rows[0];
+  }
+
+  /**
+   * One statement as a named prepared statement on any pooled connection: parsed and planned
+   * once per connection (planning the claim's or the finish's statement costs more than running
+   * it). `name` must always come with the same `text`; the result's columns must not depend on
+   * the table's (a column added by a later migration would break the prepared statement), so
+   * rows come back as JSON.
+   */
+  private async prepared(name: string, text: string, params: unknown[]): Promise<Row | undefined> {
+    try {
+      return (await this.pool.query<Row>({ name, text, values: params })).rows[0];
+    } catch (err) {
+      throw normalizeError(err);
+    }
   }
 
   /**
@@ -549,56 +647,33 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
+  /**
+   * One statement, `claim_task` (migration 013): the schema's claim lock, then the claim's
+   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
+   * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
+   */
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
-    const attemptId = crypto.randomUUID();
-    return this.tx(async (c) => {
-      const row = await this.one(
-        `WITH claimed AS (
-           UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, last_activity_at = $4, cancel_requested = false
-           WHERE id = (
-             SELECT t.id FROM tasks t
-             WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
-               AND t.runs_on::jsonb <@ $9::jsonb
-               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > $4
-                               AND p.agent = COALESCE($10::jsonb ->> t.agent, t.agent))
-               AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
-                               WHERE d.task_id = t.id AND dt.state <> 'completed')
-               AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < $6
-               AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
-                    WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < $7)
-               AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
-                   < COALESCE(($8::jsonb ->> t.agent)::numeric, 'Infinity'::numeric)
-             ORDER BY t.priority_rank, t.id
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-           RETURNING *),
-         attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, $11, claimed.agent, claimed.model, $4 FROM claimed
-           RETURNING *)
-         SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
-           ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
-         FROM claimed JOIN attempt ON attempt.task_id = claimed.id`,
-        [
-          o.workerId,
-          attemptId,
-          o.now + o.leaseMs,
-          o.now,
-          o.agents,
-          o.concurrency,
-          o.groupConcurrency ?? 1,
-          JSON.stringify(o.agentConcurrency ?? {}),
-          JSON.stringify(o.labels),
-          JSON.stringify(o.accounts ?? {}),
-          o.host ?? null,
-        ],
-        c,
-      );
-      if (!row) return null;
-      return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
-    }, 'claim');
+    const row = await this.prepared(
+      'agentq_claim',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+      [
+        this.lockName('claim'),
+        o.workerId,
+        crypto.randomUUID(),
+        o.now + o.leaseMs,
+        o.now,
+        o.agents,
+        o.concurrency,
+        o.groupConcurrency ?? 1,
+        JSON.stringify(o.agentConcurrency ?? {}),
+        JSON.stringify(o.labels),
+        JSON.stringify(o.accounts ?? {}),
+        o.host ?? null,
+      ],
+    );
+    if (!row) return null;
+    return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
   }
 
   async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
@@ -609,92 +684,77 @@ export class PostgresStore implements Store {
     return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
+  /** One statement (the attempt's update in a CTE): it lies between the claim and the agent's start. */
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
-    await this.tx(async (c) => {
-      await this.q('UPDATE attempts SET agent = $1, model = $2 WHERE id = $3', [a.agent, a.model, attemptId], c);
-      await this.q("UPDATE tasks SET run_agent = $1 WHERE lease_token = $2 AND state = 'running'", [a.agent, attemptId], c);
-    });
-  }
-
-  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
-    const { attempt, task } = knownStatsColumns(stats);
-    if (attempt.length === 0) return;
-    const assign = (cols: Array<[string, unknown]>) => cols.map(([col], n) => `${col} = $${n + 2}`).join(', ');
-    await this.tx(async (c) => {
-      await this.q(`UPDATE attempts SET ${assign(attempt)} WHERE id = $1`, [attemptId, ...attempt.map(([, v]) => v)], c);
-      await this.q(`UPDATE tasks SET ${assign(task)} WHERE lease_token = $1 AND state = 'running'`, [attemptId, ...task.map(([, v]) => v)], c);
-    });
-  }
-
-  /** Closes the attempt row. */
-  private async closeAttempt(
-    c: pg.PoolClient,
-    attempt: Row,
-    outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
-  ): Promise<void> {
-    const { stats, now } = o;
-    await this.q(
-      `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
-           session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
-           input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns),
-           stdout_tail = $13, stdout_bytes = $14, stderr_tail = $15, stderr_bytes = $16
-         WHERE id = $17`,
-      [
-        outcome,
-        o.reason ?? null,
-        o.exitCode ?? null,
-        now,
-        now - Number(attempt.started_at),
-        o.logPath ?? null,
-        stats?.sessionId ?? null,
-        stats?.model ?? null,
-        stats?.costUsd ?? null,
-        stats?.inputTokens ?? null,
-        stats?.outputTokens ?? null,
-        stats?.numTurns ?? null,
-        ...outputValues(o.output),
-        attempt.id,
-      ],
-      c,
+    await this.prepared(
+      'agentq_set_attempt_agent',
+      `WITH attempt AS (UPDATE attempts SET agent = $1, model = $2 WHERE id = $3)
+       UPDATE tasks SET run_agent = $1 WHERE lease_token = $3 AND state = 'running'`,
+      [a.agent, a.model, attemptId],
     );
   }
 
+  /** One statement: the attempt's update in a CTE, the task's after it. */
+  async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
+    const { attempt, task } = knownStatsColumns(stats);
+    if (attempt.length === 0) return;
+    const assign = (cols: Array<[string, unknown]>, first: number) => cols.map(([col], n) => `${col} = $${n + first}`).join(', ');
+    await this.q(
+      `WITH attempt AS (UPDATE attempts SET ${assign(attempt, 2)} WHERE id = $1)
+       UPDATE tasks SET ${assign(task, 2 + attempt.length)} WHERE lease_token = $1 AND state = 'running'`,
+      [attemptId, ...attempt.map(([, v]) => v), ...task.map(([, v]) => v)],
+    );
+  }
+
+  /** Closes the attempt row. */
+  private async closeAttempt(c: pg.PoolClient, attempt: Row, outcome: AttemptOutcome, o: AttemptEnd): Promise<void> {
+    const end = attemptEndSet(2, outcome, o);
+    await this.q(`UPDATE attempts SET ${end.sql} WHERE id = $1`, [attempt.id, ...end.values], c);
+  }
+
+  /**
+   * One statement when it can (the common case): the task ends in its own state — it is not
+   * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
+   * closed (output tails), its workspace record written when given, and the work channel
+   * notified, in the statement's own transaction, fenced by the lease: the task is locked
+   * first (`held`), and its subtasks are looked for after that lock with a snapshot of their
+   * own (`task_has_subtasks`, migration 013), as the transaction's `subtaskRefs` after its
+   * `FOR UPDATE`. When that statement matches no task (the lease is lost, or a completed
+   * task has subtasks), the transaction below decides, as it always did.
+   */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const own = taskEnd(o.state, o.reason ?? null, []);
+    const end = taskEndSet(5, own.state, own.reason, o);
+    const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
+    const row = await this.prepared(
+      'agentq_finish',
+      `WITH held AS MATERIALIZED (
+         SELECT t.id FROM tasks t
+          WHERE t.id = (SELECT task_id FROM attempts WHERE id = $1) AND t.state = 'running' AND t.lease_token = $1
+          FOR UPDATE),
+       ended AS (
+         UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
+           FROM attempts a
+          WHERE a.id = $1 AND tasks.id = (SELECT id FROM held) AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND task_has_subtasks(tasks.id))
+          RETURNING tasks.*),
+       closed AS (
+         UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),
+       woken AS (SELECT pg_notify($4, '') FROM ended)
+       SELECT to_json(ended) AS task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = ended.id ORDER BY d.position) AS dep_ids,
+         (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
+         FROM ended`,
+      [attemptId, o.now, o.state === 'completed', this.channel, ...end.values, ...closed.values],
+    );
+    if (row) return toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
       const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
       const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      await this.q(
-        `UPDATE tasks SET state = $1, finished_at = $2, duration_ms = $3, result = $4, failed_reason = $5,
-             session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
-             cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
-             output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL
-           WHERE id = $12`,
-        [
-          state,
-          state === 'waiting' ? null : o.now,
-          o.now - Number(held.attempt.started_at),
-          o.result ?? null,
-          reason,
-          o.stats.sessionId,
-          o.stats.model,
-          o.stats.costUsd,
-          o.stats.inputTokens,
-          o.stats.outputTokens,
-          o.stats.numTurns,
-          held.task.id,
-        ],
-        c,
-      );
-      if (o.workspace) {
-        const cols = workspaceColumns(o.workspace);
-        await this.q(`UPDATE tasks SET ${cols.map(([col], i) => `${col} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [...cols.map(([, v]) => v), held.task.id], c);
-      }
+      const set = taskEndSet(3, state, reason, o);
+      await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
@@ -888,7 +948,12 @@ export class PostgresStore implements Store {
     }));
   }
 
+  /**
+   * Every dispatcher tick calls it: one read first, and the transaction (and its lock) only
+   * when a parent waits. A parent that starts waiting after that read is settled next tick.
+   */
   async settleParents(now: number): Promise<Task[]> {
+    if (!(await this.prepared('agentq_any_waiting', "SELECT 1 FROM tasks WHERE state = 'waiting' LIMIT 1", []))) return [];
     return this.tx(async (c) => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
@@ -921,7 +986,15 @@ export class PostgresStore implements Store {
     return this.tasksWhere('t.parent_id = $1 ORDER BY t.id', [taskId]);
   }
 
+  /** Every dispatcher tick calls it: one read first, and the transaction (and its lock) only when a queued task waits on one that ended badly. */
   async failBlockedDependents(now: number): Promise<Task[]> {
+    const blocked = await this.prepared(
+      'agentq_any_blocked_dependent',
+      `SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id JOIN tasks t ON t.id = d.task_id
+        WHERE t.state = 'queued' AND dt.state = ANY($1::text[]) LIMIT 1`,
+      [UNSUCCESSFUL_STATES],
+    );
+    if (!blocked) return [];
     return this.tx(async (c) => {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
