@@ -18,9 +18,7 @@
  * retried with backoff; a remote that stays unreachable (or forgets the task) fails the
  * attempt, retryably.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import type { WriteStream } from 'node:fs';
 import type { AgentCard, Message, MessageSendParams, Part, Task as RemoteTask } from '@a2a-js/sdk';
 import type { Client } from '@a2a-js/sdk/client';
 import { unknownRemote, type Config } from '../../config/config.ts';
@@ -28,6 +26,7 @@ import { delegationStep, preview, type Delegation, type DelegationEvent } from '
 import { isTerminal, type RunStats, type Task } from '../../core/types.ts';
 import { formatDuration } from '../../config/duration.ts';
 import type { DelegationPatch, DelegationStore, Store } from '../../store/store.ts';
+import { closeLog, openLog } from '../log-stream.ts';
 import { cancelled, timedOut } from '../outcomes.ts';
 import { emptyStats, type AgentEvent, type AgentRunner, type RunOutcome, type RunRequest } from '../runner.ts';
 import { newPushToken, pushTokenDigest, type DelegationPushes } from './pushes.ts';
@@ -688,23 +687,4 @@ class Attempt {
     const outcome = why === 'deadline' ? timedOut(this.request, this.base()) : cancelled(this.request, this.base());
     return why === 'deadline' ? { ...outcome, reason: (outcome as { reason: string }).reason.replace('process tree stopped', 'remote task cancelled') } as RunOutcome : outcome;
   }
-}
-
-async function openLog(path: string): Promise<WriteStream> {
-  await mkdir(dirname(path), { recursive: true });
-  const stream = createWriteStream(path, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', reject);
-  });
-  stream.on('error', () => {});
-  return stream;
-}
-
-function closeLog(stream: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.closed || stream.destroyed) return resolve();
-    stream.once('close', () => resolve());
-    stream.end();
-  });
 }
