@@ -14,6 +14,12 @@ import { AgentQueueError } from '../core/errors.ts';
 import { ATTEMPT_ID_ENV, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
 import type { RunRequest } from './runner.ts';
 
+/**
+ * What {@link runAgentProcess} reads of a runner's request: enough to run any process of an
+ * attempt (the agent, or the dispatcher's `workspace_setup` commands).
+ */
+export type ProcessRequest = Pick<RunRequest, 'attemptId' | 'cwd' | 'env' | 'deadline' | 'stdoutLog' | 'stderrLog' | 'signal' | 'onEvent'>;
+
 export interface AgentProcessResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
@@ -156,7 +162,7 @@ function describe(err: unknown): string {
  *   the same line is appended to the stderr log when it is writable. Nothing is left running.
  */
 export async function runAgentProcess(
-  request: RunRequest,
+  request: ProcessRequest,
   argv: string[],
   options: AgentProcessOptions = {},
 ): Promise<AgentProcessResult> {

@@ -3,6 +3,7 @@
  */
 import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
 import { AgentQueueError } from '../core/errors.ts';
+import { A2A_AGENT } from '../core/types.ts';
 import { AGENTQ_MCP_NAME, agentqMcpServer } from '../mcp/attach.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
@@ -10,6 +11,8 @@ import { CommandRunner } from './command/command-runner.ts';
 import { GeminiRunner } from './gemini/gemini-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
+import type { Store } from '../store/store.ts';
+import type { DelegationPushes } from './a2a/pushes.ts';
 
 /**
  * A runner whose set-up (e.g. finding the agent's binary, loading an SDK) happens at the
@@ -35,10 +38,38 @@ class LazyRunner implements AgentRunner {
 }
 
 /**
- * The runners by agent name. Claude Code gets agentq's MCP server (`agentq mcp` on this
- * project and `config.store`, the store in force) unless `agents.claude.mcp` is false.
+ * The lazy `a2a` runner, which also sweeps the delegation ledger ({@link AgentRunner.sweep}):
+ * the SDK is loaded only once a task delegates or an open delegation needs closing.
  */
-export function createRunners(config: Config, paths: ProjectPaths, env: Record<string, string | undefined>): Map<string, AgentRunner> {
+class LazySweepingRunner extends LazyRunner {
+  constructor(
+    name: string,
+    private readonly loaded: { runner: AgentRunner | null; load: () => Promise<AgentRunner> },
+  ) {
+    super(name, async () => (loaded.runner ??= await loaded.load()), true);
+  }
+  async sweep(store: Store): Promise<void> {
+    if (!this.loaded.runner && (await store.listDelegations({ open: true, limit: 1 })).length === 0) return;
+    this.loaded.runner ??= await this.loaded.load();
+    await this.loaded.runner.sweep?.(store);
+  }
+}
+
+/**
+ * The runners by agent name. Claude Code gets agentq's MCP server (`agentq mcp` on this
+ * project and `config.store`, the store in force) unless `agents.claude.mcp` is false. Agents: claude, codex, gemini, openai, command, and `a2a` (a task's
+ * `remote`) with one `a2a:NAME` per entry of config `remotes` (for `fallback` lists).
+ * @param env the dispatcher's environment: where agents' commands and the remotes'
+ *   `token_env` variables are looked up
+ * @param options.delegationPushes the push notifications of `agentq serve` for the `a2a`
+ *   runners (default none: delegations are tracked by polling)
+ */
+export function createRunners(
+  config: Config,
+  paths: ProjectPaths,
+  env: Record<string, string | undefined>,
+  options: { delegationPushes?: DelegationPushes | null } = {},
+): Map<string, AgentRunner> {
   const claude = agentConfig(config, 'claude');
   const command = agentConfig(config, 'command');
   const codex = agentConfig(config, 'codex');
@@ -98,5 +129,23 @@ export function createRunners(config: Config, paths: ProjectPaths, env: Record<s
       }),
     ],
     ['command', new CommandRunner({ defaultCommand: command.command ?? null, graceMs: config.kill_grace })],
+    // Delegation over A2A; the SDK is loaded only when a task delegates.
+    ...[null, ...Object.keys(config.remotes)].map((remote): [string, AgentRunner] => {
+      const name = remote === null ? A2A_AGENT : `${A2A_AGENT}:${remote}`;
+      const load = async () => {
+        const { A2ARunner } = await import('./a2a/a2a-runner.ts');
+        return new A2ARunner({
+          name,
+          remote,
+          remotes: config.remotes,
+          env,
+          stuckAfterMs: config.delegation_stuck_after,
+          pollMaxMs: config.delegation_poll_max,
+          pushes: options.delegationPushes ?? null,
+        });
+      };
+      // One runner (the plain `a2a`) sweeps the ledger for all.
+      return [name, remote === null ? new LazySweepingRunner(name, { runner: null, load }) : new LazyRunner(name, load, true)];
+    }),
   ]);
 }

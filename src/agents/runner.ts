@@ -5,6 +5,7 @@
  */
 import type { RunStats, Task } from '../core/types.ts';
 import type { TokenUsage } from '../pricing/prices.ts';
+import type { DelegationStore, Store } from '../store/store.ts';
 
 /** Everything a runner needs for one attempt. */
 export interface RunRequest {
@@ -36,6 +37,11 @@ export interface RunRequest {
   signal: AbortSignal;
   /** Live events (session id known, progress), for status lines and the store. */
   onEvent?: (event: AgentEvent) => void;
+  /**
+   * The delegation ledger, for runners that hand the task to a remote agent (`a2a`): the
+   * dispatcher's store (its calls retried through store outages). Other runners ignore it.
+   */
+  delegations?: DelegationStore;
 }
 
 /** Live events a runner reports while the agent runs. */
@@ -61,6 +67,11 @@ export type AgentEvent =
  * - `cancelled`: `signal` was aborted and the process tree was stopped.
  * - `budget_exceeded`: the agent stopped itself at the task's budget (Claude Code
  *   `--max-budget-usd`, result subtype `error_max_budget_usd`); never retried.
+ * - `question`: the agent asked a person `question` and waits for the answer (a remote A2A
+ *   agent's `input-required`); the task goes `blocked`, whatever config `questions` says.
+ *   (CLI agents ask in their result text instead, see `parseQuestion`.)
+ * - `setup_failed`: never a runner's: the dispatcher's `workspace_setup` failed before the
+ *   agent started (src/workspace/setup.ts); retried while attempts remain.
  */
 export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'completed'; result: string }
@@ -70,6 +81,8 @@ export type RunOutcome = { stats: RunStats; exitCode: number | null } & (
   | { kind: 'timed_out'; reason: string }
   | { kind: 'cancelled'; reason: string }
   | { kind: 'budget_exceeded'; reason: string }
+  | { kind: 'question'; question: string }
+  | { kind: 'setup_failed'; reason: string }
 );
 
 /** One agent adapter. `run` never throws for agent failures: it returns an outcome. */
@@ -78,7 +91,27 @@ export interface AgentRunner {
   readonly name: string;
   /** Whether `resumeSessionId` and `systemPromptAppend` are honoured. */
   readonly canResume?: boolean;
+  /**
+   * Whether the agent's own process working (its CPU time, its writes) is progress for the
+   * stall watchdog (src/scheduler/stall.ts), as for `agent: command`, whose process is the
+   * work. Default false: agent CLIs keep ticking while they wait on a model or a tool, so only
+   * their output, stream events and their descendants' (tool commands') work count.
+   */
+  readonly ownProcessIsWork?: boolean;
+  /**
+   * Whether the attempt's work runs elsewhere while the runner only waits on it (as `a2a`,
+   * whose remote agent's own queue watches it): the stall watchdog leaves such attempts
+   * alone, since a remote task may work long without anything to see here. Default false.
+   */
+  readonly worksRemotely?: boolean;
   run(request: RunRequest): Promise<RunOutcome>;
+  /**
+   * Optional housekeeping on the dispatcher's cadence (each tick), with its store: the `a2a`
+   * runner closes the open delegations of tasks that ended while none of their attempts ran
+   * (cancelled while blocked on a remote question, or finished by another agent), cancelling
+   * their remote tasks. Must not throw for remote failures.
+   */
+  sweep?(store: Store): Promise<void>;
 }
 
 /** Empty run stats. */

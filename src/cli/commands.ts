@@ -1,30 +1,31 @@
 /**
  * The `agentq` commands. Each opens the project (config + store), does one thing, and
  * returns an exit code: 0 success, 1 failure (or `run --once` with a task that did not
- * complete), 2 usage error.
+ * complete), 2 usage error. What only some commands use (the dispatcher and the agents' runners,
+ * the live progress, the HTTP stack, the MCP SDK, the task-file schema and the YAML parser) is
+ * imported by them when they run, and the config comes from its cache (config-cache.ts), so
+ * that `agentq status`, `list`, `show` … start fast (see bench/cli-startup.ts).
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import YAML from 'yaml';
-import { createRunners } from '../agents/registry.ts';
-import { accountMap, CONFIG_TEMPLATE, formatOrigin, loadConfig, projectOrigin, projectPaths, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { loadConfigCached } from '../config/config-cache.ts';
+import { accountMap, formatOrigin, projectOrigin, projectPaths, type ProjectPaths } from '../config/project.ts';
 import { formatDuration, parseDuration } from '../config/duration.ts';
-import { LABEL_SCHEMA, TASK_NAME, taskNameFrom } from '../config/task-file.ts';
 import { AgentQueueError, NotFoundError, UsageError } from '../core/errors.ts';
-import { isTerminal, TASK_STATES, type AttemptOutput, type TaskState } from '../core/types.ts';
-import { DispatcherEvents } from '../events/events.ts';
-import { Dispatcher } from '../scheduler/dispatcher.ts';
-import { Reporter } from '../scheduler/reporter.ts';
-import { DEFAULT_MAX_WAIT, DispatchLoop } from '../scheduler/loop.ts';
+import { isTerminal, TASK_STATES, VERIFY_TAIL_LINES, type AttemptOutput, type TaskState, type Verification } from '../core/types.ts';
 import { openStore, type StoreOptions } from '../store/open-store.ts';
 import { DISPATCHER_BUSY_TIMEOUT_MS } from '../scheduler/store-retry.ts';
 import type { Store } from '../store/store.ts';
 import { redactStoreUrl } from '../store/store-url.ts';
-import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
-import { describeSource, locateLog, storedLabel, streamAttemptLog, type LogSource, type LogStream } from '../ops/attempt-log.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import type { LogSource, LogStream } from '../ops/attempt-log.ts';
+import { notifyStatus } from '../notify/status.ts';
 import type { AgentqServer } from '../server/serve.ts';
-import { attachProgress, attemptDispatcher, pauseLines, taskDetail, taskRows, table } from './output.ts';
+import { attemptDispatcher, delegationRows, detectorLines, pauseLines, runningRows, taskDetail, taskTablePages, table } from './output.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import { parseTimeArg, parseUsageBy, renderUsage } from './usage-report.ts';
 
 export interface GlobalOptions {
@@ -33,7 +34,7 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-interface Project {
+export interface Project {
   paths: ProjectPaths;
   config: Config;
   store: Store;
@@ -41,20 +42,26 @@ interface Project {
 
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
-/** Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). */
-async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}): Promise<Project> {
+/**
+ * Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). Its config comes
+ * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (the
+ * dispatcher's commands, which load the schema anyway, validate config.yaml themselves).
+ * @throws ConfigError for an invalid config.yaml or store URL
+ */
+async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, cached = true): Promise<Project> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) {
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
-  const config = loadConfig(paths.root);
+  const config = cached ? await loadConfigCached(paths.root) : (await import('../config/config.ts')).loadConfig(paths.root);
   // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
   config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
   const store = await openStore(config.store, paths.root, storeOptions);
   return { paths, config, store };
 }
 
-async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
+/** Opens the project (see `openProject`), runs `fn`, and closes its store. */
+export async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>): Promise<T> {
   const p = await openProject(g);
   try {
     return await fn(p);
@@ -66,7 +73,7 @@ async function withProject<T>(g: GlobalOptions, fn: (p: Project) => Promise<T>):
 export async function initCommand(dir: string): Promise<number> {
   const paths = projectPaths(dir);
   for (const d of [paths.inbox, paths.done, paths.failed, paths.logs]) fs.mkdirSync(d, { recursive: true });
-  if (!fs.existsSync(paths.config)) fs.writeFileSync(paths.config, CONFIG_TEMPLATE);
+  if (!fs.existsSync(paths.config)) fs.writeFileSync(paths.config, (await import('../config/config.ts')).CONFIG_TEMPLATE);
   out(`initialised ${paths.dir}\ndrop task files into ${paths.inbox}/ and run "agentq run"`);
   return 0;
 }
@@ -76,8 +83,9 @@ export async function initCommand(dir: string): Promise<number> {
  * labels are and without repeats; null when none is given (config `labels` stand).
  * @throws UsageError naming the flag for a blank, multi-line or too long label
  */
-function labelFlags(values: readonly string[] | undefined, flag = '--label'): string[] | null {
+async function labelFlags(values: readonly string[] | undefined, flag = '--label'): Promise<string[] | null> {
   if (!values || values.length === 0) return null;
+  const { LABEL_SCHEMA } = await import('../config/task-file.ts');
   return [
     ...new Set(
       values.map((v) => {
@@ -121,7 +129,7 @@ function applyLocalConcurrency(config: Config, flag: number | null): void {
  * @throws UsageError for a bad `--concurrency`, `--max-wait` (or it without `--once`), `--label`
  */
 export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurrency?: string; maxWait?: string; label?: string[] }): Promise<number> {
-  const labels = labelFlags(o.label);
+  const labels = await labelFlags(o.label);
   const localConcurrency = concurrencyFlag(o.concurrency);
   let maxWaitMs: number | undefined;
   if (o.maxWait !== undefined) {
@@ -129,7 +137,13 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     maxWaitMs = parseDuration(o.maxWait) ?? undefined;
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  const [{ Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
+    import('../scheduler/dispatcher.ts'),
+    import('../scheduler/loop.ts'),
+    import('../agents/registry.ts'),
+    import('./progress.ts'),
+  ]);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
@@ -207,7 +221,7 @@ export async function mcpCommand(g: GlobalOptions): Promise<number> {
  * @throws UsageError for a bad `--host`, `--port`, `--concurrency` or `--label`
  */
 export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: string; label?: string[]; concurrency?: string }): Promise<number> {
-  const labels = labelFlags(o.label);
+  const labels = await labelFlags(o.label);
   const localConcurrency = concurrencyFlag(o.concurrency);
   let port: number | undefined;
   if (o.port !== undefined) {
@@ -216,8 +230,8 @@ export async function serveCommand(g: GlobalOptions, o: { host?: string; port?: 
   }
   if (o.host !== undefined && o.host.trim() === '') throw new UsageError('--host: empty');
   // The HTTP stack (Fastify, swagger, prom-client) is loaded only by `serve`.
-  const [{ AgentqServer }, { resolveToken }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts')]);
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
+  const [{ AgentqServer }, { resolveToken }, { attachProgress }] = await Promise.all([import('../server/serve.ts'), import('../server/auth.ts'), import('./progress.ts')]);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   const host = o.host ?? p.config.serve.host;
@@ -287,6 +301,8 @@ export interface SubmitOptions {
   name?: string;
   priority?: string;
   agent?: string;
+  /** For `--agent a2a`: the remote (config `remotes` name or URL). */
+  remote?: string;
   model?: string;
   dependsOn?: string[];
   timeout?: string;
@@ -302,7 +318,7 @@ export interface SubmitOptions {
 export async function submitCommand(g: GlobalOptions, file: string | undefined, o: SubmitOptions): Promise<number> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) throw new AgentQueueError('no_project', `${paths.root} has no .agent-queue/inbox/: run "agentq init"`);
-  const runsOn = labelFlags(o.runsOn, '--runs-on');
+  const runsOn = await labelFlags(o.runsOn, '--runs-on');
   let target: string;
   if (file !== undefined) {
     if (o.prompt !== undefined || o.title !== undefined) throw new UsageError('give either FILE or --title/--prompt, not both');
@@ -312,12 +328,14 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
     target = placeInInbox(paths, name, fs.readFileSync(file, 'utf8'));
   } else {
     if (!o.prompt) throw new UsageError('submit needs a FILE or --prompt TEXT');
+    const [{ default: YAML }, { TASK_NAME, taskNameFrom }] = await Promise.all([import('yaml'), import('../config/task-file.ts')]);
     const base = o.name ?? taskNameFrom(o.title ?? o.prompt);
     if (!TASK_NAME.test(base)) throw new UsageError(`--name: ${JSON.stringify(base)} is not a valid task name`);
     const fm: Record<string, unknown> = {};
     if (o.title) fm.title = o.title;
     if (o.priority) fm.priority = o.priority;
     if (o.agent) fm.agent = o.agent;
+    if (o.remote) fm.remote = o.remote;
     if (o.model) fm.model = o.model;
     if (o.dependsOn?.length) fm.depends_on = o.dependsOn;
     if (o.timeout) fm.timeout = o.timeout;
@@ -338,30 +356,146 @@ export async function submitCommand(g: GlobalOptions, file: string | undefined, 
   return 0;
 }
 
-export async function listCommand(g: GlobalOptions, o: { state?: string; json?: boolean }): Promise<number> {
+/** `agentq list` without `--limit` or `--all`: the newest 100 tasks. */
+export const LIST_DEFAULT_LIMIT = 100;
+/** Tasks per store query of `agentq list` (keyset pages: `listTasks({ beforeId, order: 'desc', limit })`). */
+const LIST_PAGE = 500;
+
+export interface ListOptions {
+  state?: string;
+  /** `--limit N`: the newest N (default {@link LIST_DEFAULT_LIMIT}). */
+  limit?: string;
+  /** `--all`: every task. */
+  all?: boolean;
+  /** One JSON array. */
+  json?: boolean;
+  /** One JSON object per line. */
+  jsonl?: boolean;
+}
+
+/**
+ * `agentq list`: tasks newest first, the newest `--limit N` (default 100) or, with `--all`,
+ * every one; `--state` keeps one state. Read in pages of {@link LIST_PAGE} (keyset: each page
+ * the tasks below the last id printed) and printed page by page, so time and memory per page
+ * stay flat at any queue size. Output: a table (header once; each column as wide as its widest
+ * cell so far), `--json` one JSON array (as `JSON.stringify(tasks, null, 2)`, written as it
+ * streams), `--jsonl` one compact JSON task per line. When more tasks match than `--limit`
+ * shows, one line on stderr says how many there are. A reader that goes away (`| head`) ends
+ * it quietly (exit 0).
+ * @throws UsageError for a bad `--state` or `--limit`, `--limit` with `--all`, `--json` with `--jsonl`
+ */
+export async function listCommand(g: GlobalOptions, o: ListOptions): Promise<number> {
   if (o.state !== undefined && !(TASK_STATES as readonly string[]).includes(o.state)) {
     throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${TASK_STATES.join(', ')}`);
   }
+  if (o.json && o.jsonl) throw new UsageError('--json and --jsonl: give one of them');
+  if (o.all && o.limit !== undefined) throw new UsageError('--limit: not with --all (which lists every task)');
+  let limit = LIST_DEFAULT_LIMIT;
+  if (o.limit !== undefined) {
+    limit = Number(o.limit);
+    if (!/^\d+$/.test(o.limit) || !Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number ≥ 1`);
+  }
+  const state = o.state as TaskState | undefined;
   return withProject(g, async ({ store }) => {
-    const tasks = await store.listTasks(o.state ? { state: o.state as TaskState } : {});
-    out(o.json ? JSON.stringify(tasks, null, 2) : tasks.length ? taskRows(tasks) : '(no tasks)');
+    const stdout = new StdoutWriter();
+    const tablePage = taskTablePages();
+    let printed = 0;
+    let beforeId: number | undefined;
+    let more = false;
+    try {
+      if (o.json) stdout.write('[');
+      for (;;) {
+        const want = o.all ? LIST_PAGE : Math.min(LIST_PAGE, limit - printed);
+        // One more than wanted tells, at the end of --limit, whether more match.
+        const page = await store.listTasks({ ...(state ? { state } : {}), ...(beforeId !== undefined ? { beforeId } : {}), order: 'desc', limit: want + 1 });
+        more = page.length > want;
+        const tasks = more ? page.slice(0, want) : page;
+        if (tasks.length) {
+          let text: string;
+          if (o.json) text = tasks.map((t, i) => `${printed + i === 0 ? '\n' : ',\n'}${JSON.stringify(t, null, 2).replace(/^/gm, '  ')}`).join('');
+          else if (o.jsonl) text = `${tasks.map((t) => JSON.stringify(t)).join('\n')}\n`;
+          else text = `${tablePage(tasks)}\n`;
+          if (!(await stdout.write(text))) return 0;
+          printed += tasks.length;
+          beforeId = tasks.at(-1)!.id;
+        }
+        if (!more || (!o.all && printed >= limit)) break;
+      }
+      if (o.json) await stdout.write(printed ? '\n]\n' : ']\n');
+      else if (!o.jsonl && printed === 0) await stdout.write('(no tasks)\n');
+    } finally {
+      stdout.release();
+    }
+    if (more) {
+      const counts = await store.countByState();
+      const total = state ? counts[state] : Object.values(counts).reduce((a, b) => a + b, 0);
+      process.stderr.write(`agentq: the newest ${printed} of ${total} ${state ? `${state} ` : ''}tasks shown; --limit N or --all for more\n`);
+    }
     return 0;
   });
 }
 
 /**
+ * `agentq delegations [--state S] [--limit N] [--json]`: the delegation ledger, newest first,
+ * with each one's result preview or error.
+ * @throws UsageError for a state that is not a delegation state or a limit that is not 1–1000
+ */
+export async function delegationsCommand(g: GlobalOptions, o: { state?: string; limit?: string; json?: boolean }): Promise<number> {
+  if (o.state !== undefined && !(DELEGATION_STATES as readonly string[]).includes(o.state)) {
+    throw new UsageError(`--state: ${JSON.stringify(o.state)} is not one of ${DELEGATION_STATES.join(', ')}`);
+  }
+  const limit = o.limit === undefined ? 100 : Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number from 1 to 1000`);
+  return withProject(g, async ({ store }) => {
+    const rows = await delegationsReport(store, { ...(o.state ? { state: o.state as DelegationState } : {}), limit });
+    out(o.json ? JSON.stringify(rows, null, 2) : rows.length ? delegationRows(rows, Date.now()) : '(no delegations)');
+    return 0;
+  });
+}
+
+/**
+ * stdout for long output: each write waits while the pipe is full (a slow reader), and yields
+ * to the event loop so that a reader that went away (EPIPE, `agentq list --all | head`) is seen;
+ * then `write` returns false and the caller stops.
+ */
+class StdoutWriter {
+  private gone = false;
+  private readonly onError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    this.gone = true;
+  };
+
+  constructor() {
+    process.stdout.on('error', this.onError);
+  }
+
+  /** Writes `text`; false when the reader has gone (nothing more should be written). */
+  async write(text: string): Promise<boolean> {
+    if (this.gone) return false;
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain').catch(() => {});
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return !this.gone;
+  }
+
+  /** Stops listening for stdout's errors; after a gone reader, later writes stay quiet. */
+  release(): void {
+    if (!this.gone) process.stdout.off('error', this.onError);
+  }
+}
+
+/**
  * `agentq show ID`: one task (its fields, `runs_on` among them), its attempts with the host and
- * labels of the dispatcher each ran on (labels while it is registered), its subtask tree, and
- * its result or prompt. `--json`: the task, `attemptHistory` (each with `dispatcher: { host,
- * labels }`, null where unknown) and `subtasks`; its origin checkout,
- * and where its result file is when that is another checkout. `--json`: the task as stored
- * (`origin` included), `attemptHistory` (each with `dispatcher: { host, labels }`, null where
- * unknown) and `subtasks`.
+ * labels of the dispatcher each ran on (labels while it is registered), its verify runs, its
+ * subtask tree, its origin checkout (and where its result file is when that is another
+ * checkout), and its result or prompt. `--json`: the task as stored (`origin` included),
+ * `attemptHistory` (each with `dispatcher: { host, labels }`, null where unknown),
+ * `verifications` (`Verification`) and `subtasks`.
  */
 export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boolean }): Promise<number> {
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = await store.listVerifications(task.id);
     const tree: string[] = [];
     const walk = async (id: number, depth: number) => {
       for (const sub of await store.listSubtasks(id)) {
@@ -374,8 +508,8 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
     if (o.json) {
       const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
       const attemptHistory = attempts.map((a) => ({ ...a, dispatcher: attemptDispatcher(a, workers) }));
-      out(JSON.stringify({ ...task, attemptHistory, subtasks }, null, 2));
-    } else out(taskDetail(task, attempts, tree, workers, projectOrigin(paths)));
+      out(JSON.stringify({ ...task, attemptHistory, verifications, subtasks }, null, 2));
+    } else out(taskDetail(task, attempts, { subtaskTree: tree, workers, here: projectOrigin(paths), verifications }));
     return 0;
   });
 }
@@ -388,11 +522,14 @@ export async function showCommand(g: GlobalOptions, ref: string, o: { json?: boo
  * @returns 0, or 1 when a file could not be written (each error printed)
  */
 export async function syncCommand(g: GlobalOptions): Promise<number> {
+  const [{ DispatcherEvents }, { Reporter }, { Notifier }] = await Promise.all([import('../events/events.ts'), import('../scheduler/reporter.ts'), import('../notify/notifier.ts')]);
   return withProject(g, async ({ store, paths, config }) => {
     const origin = projectOrigin(paths);
     const events = new DispatcherEvents();
     events.on('error', () => {}); // the failures come back from writeMissing, printed below
-    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null });
+    // Ends not recorded yet (a dispatcher stopped before their file) are recorded for `notify:`; the next dispatcher delivers them.
+    const notifier = new Notifier({ store, config, paths, events });
+    const reporter = new Reporter({ paths, store, origin, events, leaseMs: config.lease, now: Date.now, workerId: null, recordEnd: (task) => notifier.taskEnded(task) });
     const { written, deferred, failed } = await reporter.writeMissing();
     const shown = (file: string) => path.relative(process.cwd(), file) || file;
     for (const t of written) out(`wrote     ${shown(t.resultPath!)} (#${t.id} ${t.name}, ${t.state})`);
@@ -404,7 +541,19 @@ export async function syncCommand(g: GlobalOptions): Promise<number> {
 }
 
 /**
- * `agentq logs ID`: the raw output of a task's attempts. Each log comes from this checkout's
+ * Prints the output of an attempt's verify commands: this checkout's `N.verify-K.log`, else
+ * the last lines the store kept of it.
+ */
+function printVerifyLogs(verifications: readonly Verification[]): void {
+  for (const v of verifications) {
+    const local = v.outputPath !== null && fs.existsSync(v.outputPath) ? v.outputPath : null;
+    out(`==> attempt ${v.attemptNumber} verify ${v.number} (${local ?? `its last ${VERIFY_TAIL_LINES} lines, kept in the store`}) <==`);
+    process.stdout.write(local ? fs.readFileSync(local) : v.outputTail);
+  }
+}
+
+/**
+ * `agentq logs ID`: the raw output of a task's attempts (and of their verify commands). Each log comes from this checkout's
  * file, or, when the attempt ran elsewhere (another machine or checkout) or its file was
  * removed, from the tail the store kept when it ended (see src/ops/attempt-log.ts).
  * - No `--attempt`, no `-f`: every attempt's stdout and stderr (only stderr with `stderr`),
@@ -422,11 +571,13 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
     throw new UsageError(`--attempt: ${JSON.stringify(o.attempt)} is not an attempt number (1, 2, …)`);
   }
   const stream: LogStream = o.stderr ? 'stderr' : 'stdout';
+  const { describeSource, locateLog, storedLabel, streamAttemptLog } = await import('../ops/attempt-log.ts');
   const here = os.hostname();
   const note = (line: string) => process.stderr.write(`agentq: ${line}\n`);
   return withProject(g, async ({ store, paths }) => {
     const task = await findTask(store, ref);
     const attempts = await store.listAttempts(task.id);
+    const verifications = wanted === undefined && !o.follow ? await store.listVerifications(task.id) : [];
     /** Prints one log raw; false when it is neither here nor stored. */
     const printOne = async (number: number): Promise<boolean> => {
       let found = true;
@@ -464,6 +615,7 @@ export async function logsCommand(g: GlobalOptions, ref: string, o: { follow?: b
             note(describeSource(source, `attempt ${a.number}'s log`, here));
           }
         }
+        if (!o.stderr) printVerifyLogs(verifications.filter((v) => v.attemptId === a.id));
       }
       return 0;
     }
@@ -521,8 +673,11 @@ export async function answerCommand(g: GlobalOptions, ref: string, text: string)
 const STATUS_WRITE_PROBE_MS = 1_000;
 
 /**
- * `agentq status`: counts per state, running tasks, paused agents, today's use per agent,
- * dispatchers (with their labels and the age of their last heartbeat). Also says when the store is busy:
+ * `agentq status`: counts per state, running tasks (each with its agent's last activity, as
+ * its dispatcher recorded it with the lease heartbeat), paused agents, today's use per agent,
+ * dispatchers (with their labels and the age of their last heartbeat), the newest run of each
+ * detector (its error, the lines it skipped), `notify:` targets (deliveries, the newest error,
+ * FAILING when the newest try failed). Also says when the store is busy:
  * another process has held its write lock for {@link STATUS_WRITE_PROBE_MS} (dispatchers
  * then wait and retry); `--json` adds `store: { busy: reason | null }`.
  */
@@ -531,15 +686,16 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
     const now = Date.now();
     const accounts = accountMap(config, Object.keys(config.agents));
     const snapshot = await statusSnapshot(store, now, accounts);
+    const notify = await notifyStatus(store, config);
     const busy = await store.probeWrite(STATUS_WRITE_PROBE_MS);
-    const { counts, running, pausedAgents: pauses, agents, workers } = snapshot;
+    const { counts, running, pausedAgents: pauses, agents, workers, detectors } = snapshot;
     if (o.json) {
-      out(JSON.stringify({ ...snapshot, store: { busy } }, null, 2));
+      out(JSON.stringify({ ...snapshot, notify, store: { busy } }, null, 2));
       return 0;
     }
     if (busy) out(`store: busy (${busy}): another process holds its write lock; dispatchers wait and retry\n`);
     out(TASK_STATES.map((s) => `${s}: ${counts[s]}`).join('  '));
-    out(running.length ? `\nrunning:\n${taskRows(running)}` : '\nrunning: none');
+    out(running.length ? `\nrunning:\n${runningRows(running, now)}` : '\nrunning: none');
     out(pauses.length ? `\npaused agents:\n${pauseLines(pauses, now, accounts).join('\n')}` : '\npaused agents: none');
     if (agents.length) {
       out(
@@ -572,6 +728,23 @@ export async function statusCommand(g: GlobalOptions, o: { json?: boolean }): Pr
           )}`
         : '\ndispatchers: none',
     );
+    if (detectors.length) out(`\ndetectors (newest run of each):\n${detectorLines(detectors, now).join('\n')}`);
+    if (notify.length) {
+      const ago = (at: number) => `${formatDuration(Math.max(0, now - at))} ago`;
+      out(
+        `\nnotifications:\n${table(
+          ['TARGET', 'ON', 'DELIVERED', 'PENDING', 'FAILED', 'LAST ERROR'],
+          notify.map((n) => [
+            n.label,
+            n.on.join(', ') || '-',
+            String(n.delivered),
+            n.retrying ? `${n.pending} (${n.retrying} retrying)` : String(n.pending),
+            String(n.failed),
+            n.lastError === null ? '-' : `${n.failing ? 'FAILING: ' : ''}${n.lastError.replace(/\s+/g, ' ').slice(0, 120)} (${ago(n.lastErrorAt ?? now)})`,
+          ]),
+        )}`,
+      );
+    }
     return 0;
   });
 }

@@ -1,45 +1,127 @@
 /**
- * Rendering for the CLI: task tables, one-task detail, and the live progress of `run`
- * (a redrawn line per running task on a TTY, plain timestamped lines otherwise).
+ * Rendering for the CLI: task tables, one-task detail, pauses (the live progress of `run` and
+ * `serve` is in progress.ts, so the other commands do not load it).
  */
-import { createLogUpdate } from 'log-update';
-import type { AgentEvent } from '../agents/runner.ts';
-import { formatOrigin, sameOrigin } from '../config/config.ts';
+import { formatOrigin, sameOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
-import { isTerminal, type AgentPause, type Attempt, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
-import type { DispatcherEvents } from '../events/events.ts';
-import { hostOfWorker } from '../scheduler/dispatcher.ts';
-import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
-import type { WorkerInfo } from '../store/store.ts';
+import { isTerminal, type AgentPause, type Attempt, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
+import type { DelegationView } from '../ops/task-ops.ts';
+import { hostOfWorker } from '../scheduler/worker-id.ts';
+import type { DetectorRun, WorkerInfo } from '../store/store.ts';
 
-const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
+/** A cost cell: `$0.0123`, empty when unknown. */
+export const cost = (usd: number | null) => (usd === null ? '' : `$${usd.toFixed(4)}`);
+
+/**
+ * Each column's width: the widest of `start` (the header's, or the widths of the pages so far)
+ * and the rows' cells. A loop, not `Math.max(...cells)`: a spread of 130k cells overflows the stack.
+ */
+function columnWidths(start: readonly number[], rows: readonly string[][]): number[] {
+  const widths = [...start];
+  for (const row of rows) {
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (row[i] ?? '').length);
+  }
+  return widths;
+}
+
+/** One line of a table: cells padded to `widths`, two spaces apart, no trailing blanks. */
+const tableLine = (cells: readonly string[], widths: readonly number[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
 
 /** A fixed-width table; columns sized to their content. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  const widths = columnWidths(
+    headers.map((h) => h.length),
+    rows,
+  );
+  return [tableLine(headers, widths), ...rows.map((r) => tableLine(r, widths))].join('\n');
+}
+
+const TASK_HEADERS = ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'];
+
+/** A task's cells under {@link TASK_HEADERS}. */
+function taskCells(t: Task): string[] {
+  return [
+    String(t.id),
+    stateLabel(t),
+    t.priority,
+    t.agent,
+    t.name,
+    String(t.claims),
+    t.durationMs === null ? '' : formatDuration(t.durationMs),
+    cost(t.stats.costUsd),
+    (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+  ];
+}
+
+/**
+ * A task's state as the CLI shows it: `blocked (taken over)` for a task a person took over by
+ * hand (`agentq attach`), `running (taking over)` while its dispatcher is being asked to stop it.
+ */
+export function stateLabel(task: Pick<Task, 'state' | 'takenOverAt'>): string {
+  if (task.takenOverAt === null) return task.state;
+  if (task.state === 'blocked') return 'blocked (taken over)';
+  return task.state === 'running' ? 'running (taking over)' : task.state;
 }
 
 export function taskRows(tasks: Task[]): string {
+  return table(TASK_HEADERS, tasks.map(taskCells));
+}
+
+/**
+ * The task table of `agentq list`, rendered page by page as the pages are read: call it with
+ * each page; the first page's text starts with the header. Each column is as wide as the
+ * widest cell so far, so the rows of later pages line up unless one of them brings a longer cell.
+ * @returns a function from one page of tasks to its lines (no trailing newline)
+ */
+export function taskTablePages(): (tasks: readonly Task[]) => string {
+  let widths: number[] | null = null;
+  return (tasks) => {
+    const rows = tasks.map(taskCells);
+    const first = widths === null;
+    widths = columnWidths(widths ?? TASK_HEADERS.map((h) => h.length), rows);
+    const lines = rows.map((r) => tableLine(r, widths!));
+    return (first ? [tableLine(TASK_HEADERS, widths), ...lines] : lines).join('\n');
+  };
+}
+
+/**
+ * The running tasks of `agentq status`: id, agent, name, attempt, how long it runs, and
+ * when its agent last showed activity (`lastActivityAt`, recorded with the lease heartbeat;
+ * see src/scheduler/stall.ts) and how long ago.
+ */
+export function runningRows(tasks: Task[], now: number): string {
+  const ago = (ms: number | null) => (ms === null ? '' : formatDuration(Math.max(0, now - ms)));
   return table(
-    ['ID', 'STATE', 'PRIORITY', 'AGENT', 'NAME', 'ATTEMPTS', 'DURATION', 'COST', 'REASON'],
+    ['ID', 'AGENT', 'NAME', 'ATTEMPT', 'RUNNING', 'LAST ACTIVITY'],
     tasks.map((t) => [
       String(t.id),
-      t.state,
-      t.priority,
-      t.agent,
+      t.runAgent ?? t.agent,
       t.name,
       String(t.claims),
-      t.durationMs === null ? '' : formatDuration(t.durationMs),
-      cost(t.stats.costUsd),
-      (t.failedReason ?? '').split('\n')[0]!.slice(0, 80),
+      ago(t.startedAt),
+      t.lastActivityAt === null ? '-' : `${new Date(t.lastActivityAt).toISOString()} (${ago(t.lastActivityAt)} ago)`,
+    ]),
+  );
+}
+
+/** The delegation ledger as a table: what each delegated task became at its remote, with the result preview or the error. */
+export function delegationRows(rows: DelegationView[], now: number): string {
+  return table(
+    ['ID', 'TASK', 'REMOTE', 'STATE', 'REMOTE TASK', 'UPDATED', 'RESULT / ERROR'],
+    rows.map((d) => [
+      String(d.id),
+      `#${d.taskId}${d.taskName ? ` ${d.taskName}` : ''}`,
+      d.remote.length > 40 ? `${d.remote.slice(0, 39)}…` : d.remote,
+      d.state,
+      d.remoteTaskId ?? '-',
+      `${formatDuration(Math.max(0, now - d.updatedAt))} ago`,
+      ((d.state === 'completed' || d.state === 'input_required' ? d.resultPreview : (d.lastError ?? d.resultPreview)) ?? '').replace(/\s+/g, ' ').slice(0, 80),
     ]),
   );
 }
 
 /** Whether `task` comes from a checkout other than `here` (its result file is written there). */
-function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
+export function fromElsewhere(task: Pick<Task, 'origin'>, here: TaskOrigin | null): task is { origin: TaskOrigin } {
   return task.origin !== null && here !== null && !sameOrigin(task.origin, here);
 }
 
@@ -49,6 +131,18 @@ function resultFileLine(task: Task, here: TaskOrigin | null): string {
   const there = formatOrigin(task.origin);
   if (task.resultPath !== null) return `${task.resultPath} (in the origin checkout ${there}, not this one)`;
   return isTerminal(task.state) ? `- (not written yet: agentq run, serve or sync in ${there} writes it)` : `- (written in the origin checkout ${there})`;
+}
+
+/** What {@link taskDetail} shows besides the task and its attempts. */
+export interface TaskDetailExtras {
+  /** Pre-rendered lines of its subtask tree; none: no tree. */
+  subtaskTree?: string[];
+  /** The registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher}). */
+  workers?: ReadonlyMap<string, WorkerInfo>;
+  /** The checkout showing it, so a task from another one says where its result file is; null: not known. */
+  here?: TaskOrigin | null;
+  /** Its verify runs (a table under the attempts'; none: no table). */
+  verifications?: readonly Verification[];
 }
 
 /** The dispatcher an attempt ran on, as far as it is known. */
@@ -66,17 +160,17 @@ export function attemptDispatcher(attempt: Pick<Attempt, 'workerId' | 'host'>, w
 }
 
 /**
- * One task in full; `subtaskTree` holds pre-rendered lines of its subtask tree; `workers`
- * the registered dispatchers, for the host and labels of each attempt's ({@link attemptDispatcher});
- * `here`: the checkout showing it, so a task from another one says where its result file is.
+ * One task in full: its fields, its attempts, and `extras` ({@link TaskDetailExtras}): its subtask tree, the dispatchers, the checkout
+ * showing it, its verify runs.
  */
-export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[] = [], workers: ReadonlyMap<string, WorkerInfo> = new Map(), here: TaskOrigin | null = null): string {
+export function taskDetail(task: Task, attempts: Attempt[], extras: TaskDetailExtras = {}): string {
+  const { subtaskTree = [], workers = new Map<string, WorkerInfo>(), here = null, verifications = [] } = extras;
   const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
   const fields: Array<[string, unknown]> = [
     ['id', task.id],
     ['name', task.name],
     ['title', task.title],
-    ['state', task.state],
+    ['state', stateLabel(task)],
     ['priority', task.priority],
     ['agent', task.agent],
     ['model', task.stats.model ?? task.model ?? '(routing)'],
@@ -84,6 +178,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['runs_on', task.runsOn.join(', ') || '-'],
     ...(task.parent ? ([['parent', `${task.parent}${task.parentId === null ? '' : ` (task ${task.parentId})`}`]] as Array<[string, unknown]>) : []),
     ['timeout', formatDuration(task.timeoutMs)],
+    ...(task.verify !== null ? ([['verify', task.verify.length ? task.verify.join(' && ') : '(none)']] as Array<[string, unknown]>) : []),
+    ...(task.stallTimeoutMs !== null ? ([['stall_timeout', task.stallTimeoutMs === 0 ? 'off' : formatDuration(task.stallTimeoutMs)]] as Array<[string, unknown]>) : []),
     ['retries', task.retries],
     ['attempts', `${task.claims} (${task.attempts} counted)`],
     ['session_id', task.stats.sessionId ?? '-'],
@@ -93,6 +189,8 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
     ['started_at', iso(task.startedAt)],
     ['finished_at', iso(task.finishedAt)],
     ['failed_reason', task.failedReason ?? '-'],
+    ...(task.takenOverAt !== null ? ([['taken_over', `${iso(task.takenOverAt)}${task.state === 'blocked' ? ` (by hand: agentq release ${task.id} hands it back)` : ''}`]] as Array<[string, unknown]>) : []),
+    ...(task.question === null && task.answer !== null ? ([['release_note', task.answer]] as Array<[string, unknown]>) : []),
     ...(task.question ? ([['question', task.question], ['answer', task.answer ?? (task.state === 'blocked' ? '(waiting: agentq answer)' : '-')]] as Array<[string, unknown]>) : []),
     ...(task.ranOn ? ([['ran_on', task.ranOn]] as Array<[string, unknown]>) : []),
     ...(task.branch ? ([['branch', task.branch], ['commits', task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`).join('; ') || '-']] as Array<[string, unknown]>) : []),
@@ -120,9 +218,22 @@ export function taskDetail(task: Task, attempts: Attempt[], subtaskTree: string[
         ]),
       )
     : '(no attempts yet)';
+  const verified = verifications.length
+    ? `\nverifications:\n${table(
+        ['#', 'VERIFY', 'EXIT', 'DURATION', 'COMMAND', 'OUTPUT'],
+        verifications.map((v) => [
+          String(v.attemptNumber),
+          String(v.number),
+          v.timedOut ? 'timeout' : v.exitCode === null ? 'killed' : String(v.exitCode),
+          formatDuration(v.durationMs),
+          v.command.split('\n')[0]!.slice(0, 60),
+          v.outputPath ?? '-',
+        ]),
+      )}\n`
+    : '';
   const body = task.state === 'completed' ? `\n--- result ---\n${task.result ?? ''}` : `\n--- prompt ---\n${task.prompt}`;
   const subtasks = subtaskTree.length ? `\nsubtasks:\n#${task.id} ${task.name} [${task.state}]\n${subtaskTree.join('\n')}\n` : '';
-  return `${head}\n\n${tries}\n${subtasks}${body}\n`;
+  return `${head}\n\n${tries}\n${verified}${subtasks}${body}\n`;
 }
 
 /** The HOST and LABELS cells of an attempt: `(gone)` for the labels of a dispatcher no longer registered. */
@@ -143,83 +254,13 @@ export function pauseLines(pauses: AgentPause[], now: number, accounts: Readonly
 }
 
 /**
- * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
- * the dispatcher's checkout, so a task from another one that ends here says where its result
- * file goes.
+ * `agentq status`'s lines for detectors' newest runs: one per detector (when it ran, what it
+ * took or why it failed), then one per line it skipped, indented, with the line's number.
  */
-export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr, here: TaskOrigin | null = null): () => void {
-  const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
-  const tty = out.isTTY === true;
-  const update = tty ? createLogUpdate(out) : null;
-  const stamp = () => new Date().toISOString().slice(11, 19);
-  const print = (line: string) => {
-    if (update) {
-      update.clear();
-      out.write(`${line}\n`);
-      redraw();
-    } else out.write(`${stamp()} ${line}\n`);
-  };
-  const redraw = () => {
-    if (!update) return;
-    const now = Date.now();
-    update(
-      [...live.values()]
-        .map((r) => `  ▶ #${r.claim.task.id} ${r.claim.task.name} (${r.claim.task.agent}${r.model ? ` ${r.model}` : ''}) ${formatDuration(now - r.since)}  ${r.last}`.slice(0, (out.columns ?? 120) - 1))
-        .join('\n'),
-    );
-  };
-  const timer = tty ? setInterval(redraw, 500) : null;
-  timer?.unref();
-  const label = (t: Task) => `#${t.id} ${t.name}`;
-  events.on('task.created', (t) => {
-    if (isTerminal(t.state)) return; // invalid or duplicate: reported by task.finished
-    print(`queued    ${label(t)} [${t.priority}]`);
+export function detectorLines(runs: DetectorRun[], now: number): string[] {
+  return runs.flatMap((r) => {
+    const when = `${new Date(r.ranAt).toISOString()} (${formatDuration(Math.max(0, now - r.ranAt))} ago)`;
+    const what = r.error !== null ? `failed, nothing taken: ${r.error}` : `${r.lines} line(s): ${r.created} new task(s), ${r.known} known, ${r.problems.length} skipped`;
+    return [`${r.name}  ran ${when}: ${what}`, ...r.problems.map((p) => `  line ${p.line}: ${p.reason}`)];
   });
-  events.on('task.started', (claim, model) => {
-    live.set(claim.attempt.id, { claim, model, since: Date.now(), last: '' });
-    print(`started   ${label(claim.task)} attempt ${claim.attempt.number} (${claim.task.agent}${model ? ` ${model}` : ''})`);
-  });
-  events.on('task.progress', (claim, e: AgentEvent) => {
-    const r = live.get(claim.attempt.id);
-    if (r && e.type === 'progress') r.last = e.text.split('\n')[0]!.slice(0, 80);
-  });
-  events.on('attempt.outcome', (claim) => {
-    live.delete(claim.attempt.id);
-    redraw();
-  });
-  events.on('task.waiting', (t) => print(`waiting   ${label(t)}: its own run completed; it completes when its subtasks do`));
-  events.on('task.blocked', (t) => print(`blocked   ${label(t)} asks: ${(t.question ?? '').split('\n')[0]}  (agentq answer ${t.id} "…")`));
-  events.on('intake.deferred', (files, reason) => print(`waiting   ${files.length} inbox file(s): ${reason}`));
-  events.on('intake.refused', (entries) => {
-    for (const e of entries) print(`refused   inbox/${e.file} ${e.reason}`);
-  });
-  events.on('task.delayed', (t, until, reason) => print(`waiting   ${label(t)} until ${new Date(until).toISOString()}: ${reason}`));
-  events.on('task.requeued', (t, reason) => print(`requeued  ${label(t)}: ${reason}`));
-  events.on('task.pushed', (t, to, commits) => print(`pushed    ${label(t)} → ${to} (${commits} commit${commits === 1 ? '' : 's'})`));
-  events.on('task.push_failed', (t, error, retryInMs) =>
-    print(
-      retryInMs === null
-        ? `push      ${label(t)} failed: ${error}; the branch stays in this checkout (push_error in the result file)`
-        : `push      ${label(t)} failed, trying again in ${formatDuration(retryInMs)}: ${error}`,
-    ),
-  );
-  events.on('agent.paused', (p) => print(`paused    ${p.agent} until ${new Date(p.until).toISOString()}: ${p.reason}`));
-  events.on('task.recovered', (t, pids) =>
-    print(`recovered ${label(t)} from a stopped dispatcher${pids.length ? ` (stopped ${pids.length} leftover process(es))` : ''}`),
-  );
-  events.on('task.finished', (t) => {
-    const extra = t.state === 'completed' ? [t.durationMs === null ? '' : formatDuration(t.durationMs), cost(t.stats.costUsd)] : [t.failedReason ?? ''];
-    if (t.resultPath === null && fromElsewhere(t, here)) extra.push(`(result file in ${formatOrigin(t.origin)})`);
-    print(`${t.state.padEnd(9)} ${label(t)} ${extra.filter(Boolean).join(' ')}`);
-  });
-  events.on('store.unavailable', (err, retryInMs) =>
-    print(`store     unavailable (${err.message}); retrying in ${formatDuration(retryInMs)}, then every ${formatDuration(STORE_RETRY_MAX_MS)} at most; running agents go on`),
-  );
-  events.on('store.back', (outageMs) => print(`store     back after ${formatDuration(outageMs)}`));
-  events.on('error', (err) => print(`error     ${err.message}`));
-  return () => {
-    if (timer) clearInterval(timer);
-    update?.clear();
-    update?.done();
-  };
 }

@@ -3,16 +3,23 @@
  * environment (`AGENTQ_*`) → command-line flags (applied by the CLI).
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority, type TaskOrigin } from '../core/types.ts';
+import { PRIORITIES, type Priority } from '../core/types.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
-import { LABEL_SCHEMA } from './task-file.ts';
+import { isHttpUrl, LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
+import { NOTIFY_EVENTS } from '../notify/events.ts';
+import { NOTIFY_KINDS } from '../notify/targets.ts';
+import { projectPaths } from './project.ts';
+
+// What does not need the schema lives in project.ts (loaded by the CLI without zod and yaml).
+export { accountMap, accountOf, formatOrigin, projectOrigin, projectPaths, sameOrigin, writesResultHere, type ProjectPaths } from './project.ts';
+
+/** An http or https URL. */
+const httpUrl = z.url({ protocol: /^https?$/, error: 'not an http(s) URL' });
 
 const duration = (fallback: string) =>
   z
@@ -28,6 +35,21 @@ const duration = (fallback: string) =>
     });
 
 const command = z.union([z.string().min(1), z.array(z.string()).min(1)]);
+
+/** A duration that may be turned off with 0 (`0`, `"0"`, `"0s"`) → ms (0: off); else as {@link duration}. */
+const durationOrOff = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0+)?\s*(ms|s|m|h|d)?\s*$/.test(v))) return 0;
+      const parsed = parseDuration(v);
+      if (parsed === null) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 90s, 30m, 2h, or 0 for off)` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
 
 /** Edit distance (insertions, deletions, substitutions; Levenshtein) between `a` and `b`. */
 function editDistance(a: string, b: string): number {
@@ -115,7 +137,7 @@ const agentSchema = strictObject({
    * `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama); `/chat/completions`
    * is appended. Required for the openai agent (an attempt without it fails, naming this key).
    */
-  base_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+  base_url: httpUrl.optional(),
   /**
    * openai: environment variable holding the API key (sent as `Authorization: Bearer`).
    * Unset is allowed (local servers need no key; `none` is sent). Default `OPENAI_API_KEY`.
@@ -151,6 +173,47 @@ const agentSchema = strictObject({
   rate_limit: rate.optional(),
   /** The bucket's capacity (starts at once after a quiet spell); default the rate's N. */
   rate_limit_burst: z.number().int().min(1).optional(),
+});
+
+/** Where a `notify:` target sends: exactly one of these keys (defined in notify/targets.ts, read by `agentq status` without the schema). */
+export { NOTIFY_KINDS };
+
+/**
+ * One `notify:` target: the events it wants (`on`) and exactly one destination (see
+ * src/notify/). Its deliveries are retried `tries` times in all, `backoff` doubling per try,
+ * each try limited to `timeout`.
+ */
+const notifyTargetSchema = strictObject({
+  on: z
+    .array(z.enum(NOTIFY_EVENTS, { error: (issue) => `not an event: ${JSON.stringify(issue.input)} (use ${NOTIFY_EVENTS.join(', ')})` }))
+    .min(1, 'list at least one event')
+    .transform((events) => [...new Set(events)]),
+  /** POST of a JSON body: the `callback_url` body plus the event's fields. */
+  webhook: httpUrl.optional(),
+  /** An ntfy topic URL (`https://ntfy.sh/TOPIC`): title, priority, tags; answer buttons for `blocked`. */
+  ntfy: httpUrl
+    .refine((u) => /[^/]$/.test(new URL(u).pathname) && new URL(u).pathname !== '/', 'not a topic URL (use e.g. https://ntfy.sh/my-topic)')
+    .optional(),
+  /** A Slack incoming-webhook URL. */
+  slack: httpUrl.optional(),
+  /** A hook: a string run by `sh -c`, or argv; the event as JSON on stdin, `AGENTQ_*` variables. */
+  command: command.optional(),
+  /** ntfy: the canned answers offered as buttons on a `blocked` notification (at most 3). */
+  answers: z.array(z.string().trim().min(1)).max(3).default(['yes', 'no']),
+  /** Tries of one delivery in all (the first and its retries). */
+  tries: z.number().int().min(1).default(8),
+  /** Wait before the second try, doubling for each further one. */
+  backoff: duration('2s'),
+  /** Time limit of one try (a request, or the command's run). */
+  timeout: duration('10s'),
+}).superRefine((t, ctx) => {
+  const given = NOTIFY_KINDS.filter((k) => t[k] !== undefined);
+  if (given.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: given.length === 0 ? `give one of ${NOTIFY_KINDS.join(', ')}` : `give only one of ${NOTIFY_KINDS.join(', ')} (found ${given.join(', ')})`,
+    });
+  }
 });
 
 const configSchema = strictObject({
@@ -206,6 +269,33 @@ const configSchema = strictObject({
     .max(100, 'a remote name of at most 100 characters')
     .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'not a git remote name (e.g. origin; a URL is not accepted: add it with git remote add NAME URL)')
     .optional(),
+  /**
+   * Commands run by `sh -c`, in order, in each fresh worktree before the agent starts (e.g.
+   * `npm ci`), with the agent's environment; one string is one command. A task's
+   * `workspace_setup` replaces them. A failure ends the attempt `setup_failed` (retried
+   * while attempts remain). None by default; never run in place. See src/workspace/setup.ts.
+   */
+  workspace_setup: z
+    .union([z.string().min(1), z.array(z.string().min(1))])
+    .default([])
+    .transform((v) => (typeof v === 'string' ? [v] : v)),
+  /** Time limit of each `workspace_setup` command. */
+  workspace_setup_timeout: duration('10m'),
+  /**
+   * Commands run by `sh -c` in a task's workspace after its agent reports success, for tasks
+   * that set no `verify`: one string or a list; all must exit 0 for the task to complete.
+   * None by default. See src/scheduler/verify.ts.
+   */
+  verify: z
+    .union([z.string().trim().min(1, 'not a command (an empty string)'), z.array(z.string().trim().min(1, 'not a command (an empty string)'))])
+    .transform((v) => (typeof v === 'string' ? [v] : v))
+    .default([]),
+  /** Time limit of each verify command, for tasks that set no `verify_timeout`. */
+  verify_timeout: duration('10m'),
+  /** `agent: auto`: failed verifications on one agent before the next agent of `fallback` takes the task, for tasks that set no `verify_retries`. */
+  verify_retries: z.number().int().min(0).default(2),
+  /** Stop an attempt whose agent shows no activity this long (it ends `stalled`), for tasks that set no `stall_timeout`; 0: off. */
+  stall_timeout: durationOrOff('10m'),
   /** Retry backoff: base delay, doubled per attempt (with jitter), and its cap. */
   retry_backoff: duration('30s'),
   retry_backoff_max: duration('10m'),
@@ -274,22 +364,62 @@ const configSchema = strictObject({
     /** Time limit of one callback request. */
     callback_timeout: duration('10s'),
     /**
-     * The base URL clients reach this server at (behind a proxy, TLS), e.g.
-     * `https://agentq.example.com`: the A2A agent card names `<public_url>/a2a` as its
-     * endpoint. Default: none, the card names the URL the request came to (its `Host`).
+     * The base URL clients and people reach this server at (behind a proxy, TLS), e.g.
+     * `https://agentq.example.com` (a trailing `/` is dropped): the A2A agent card names
+     * `<public_url>/a2a` as its endpoint, remotes this queue delegates to push to
+     * `<public_url>/a2a/push/ID`, and the answer links of `blocked` notifications are
+     * `<public_url>/v1/tasks/ID/answer?token=…`. Default: none; the card then names the
+     * URL the request came to (its `Host`), pushes go to the address `serve` listens on,
+     * answer links `http://HOST:PORT` from `host` and `port` (a wildcard host as loopback).
      */
-    public_url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+    public_url: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
+    /** How long an answer link stays valid. */
+    answer_link_ttl: duration('24h'),
   }).prefault({}),
+  /** Notification targets (see README, "Notifications"); none by default. */
+  notify: z.array(notifyTargetSchema).default([]),
   /**
    * `agent: auto`: the agents to try per priority, in order. The first that is not paused
-   * and has room runs the task; a rate limit moves it on to the next (failover).
+   * and has room runs the task; a rate limit moves it on to the next (failover). `a2a:NAME`
+   * delegates to the remote `remotes.NAME`.
    */
   fallback: perPriority(z.array(z.string()).min(1)).default({}),
+  /**
+   * Remote A2A agents tasks may be delegated to (`agent: a2a` with `remote: NAME`, or
+   * `a2a:NAME` in a `fallback` list): another `agentq serve`, or any A2A-speaking agent.
+   */
+  remotes: z
+    .record(
+      z.string().regex(REMOTE_NAME),
+      strictObject({
+        /** The agent's URL: its agent card is read from `/.well-known/agent-card.json` below it (or the URL itself when it ends in `.json`). */
+        url: httpUrl,
+        /** Environment variable (of the dispatcher) holding the bearer token the remote requires; none: no token is sent. */
+        token_env: z.string().min(1).optional(),
+      }),
+      { error: (issue) => (issue.code === 'invalid_key' ? 'not a remote name (letters, digits, ".", "_", "-", starting with a letter or digit; at most 100)' : undefined) },
+    )
+    .default({}),
+  /**
+   * A delegation whose remote shows no progress (no new state, or no answer at all) this long
+   * is checked with `tasks/get`: a remote that lost the task, or that stayed unreachable, fails
+   * the attempt with a retryable reason.
+   */
+  delegation_stuck_after: duration('10m'),
+  /** Polling of a delegated task (`tasks/get`): the first wait is 250 ms, doubling while nothing changes, at most this. */
+  delegation_poll_max: duration('10s'),
 });
 
 /** Config with defaults applied. Durations are ms. */
 export type Config = z.output<typeof configSchema>;
 export type AgentConfig = z.output<typeof agentSchema>;
+/** One `notify:` target, defaults applied (durations ms). */
+export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+
+/** A zod issue path as config messages print it: `notify[1].on[0]`, `agents.codex.rate_limit`. */
+export function configPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}
 
 /** Default models per priority for Claude Code (issue #3: critical → opus, the rest sonnet). */
 export const DEFAULT_CLAUDE_MODELS: Record<Priority, string> = {
@@ -324,77 +454,18 @@ export function priceTable(config: Config): PriceTable {
   return table;
 }
 
-/** Paths of a project's `.agent-queue` directory. */
-export interface ProjectPaths {
-  root: string;
-  dir: string;
-  config: string;
-  inbox: string;
-  done: string;
-  failed: string;
-  logs: string;
-  recurring: string;
-}
-
-export function projectPaths(projectDir: string): ProjectPaths {
-  const root = path.resolve(projectDir);
-  const dir = path.join(root, '.agent-queue');
-  return {
-    root,
-    dir,
-    config: path.join(dir, 'config.yaml'),
-    inbox: path.join(dir, 'inbox'),
-    done: path.join(dir, 'done'),
-    failed: path.join(dir, 'failed'),
-    logs: path.join(dir, 'logs'),
-    recurring: path.join(dir, 'recurring'),
-  };
-}
-
-/**
- * This checkout as a task's origin: `os.hostname()` and the project root with symbolic links
- * resolved (`fs.realpathSync`; the root as given while it does not exist yet), so two spellings
- * of one directory name one checkout.
- */
-export function projectOrigin(paths: Pick<ProjectPaths, 'root'>): TaskOrigin {
-  let root = paths.root;
-  try {
-    root = fs.realpathSync(paths.root);
-  } catch {
-    // Not created yet (or unreadable): the absolute path as given.
-  }
-  return { host: os.hostname(), root };
-}
-
-/** Whether two origins name the same checkout (same host, same root). */
-export function sameOrigin(a: TaskOrigin, b: TaskOrigin): boolean {
-  return a.host === b.host && a.root === b.root;
-}
-
-/**
- * Whether checkout `here` writes `task`'s result file: it is the task's origin, or the task
- * has none (stored before origins were recorded: any checkout writes it).
- */
-export function writesResultHere(task: { origin: TaskOrigin | null }, here: TaskOrigin): boolean {
-  return task.origin === null || sameOrigin(task.origin, here);
-}
-
-/** How a checkout is shown: `HOST:ROOT`. */
-export function formatOrigin(origin: TaskOrigin): string {
-  return `${origin.host}:${origin.root}`;
-}
-
 /**
  * Validates a parsed config object (defaults applied; durations in ms).
  * @param source what to name in messages, e.g. the file's path. Default `config`.
  * @throws ConfigError `SOURCE: PATH: PROBLEM` for every problem (joined by `; `), e.g.
- *   `config: agents.codex.rate_limit: not a rate: "x" …`, or for an unknown key
+ *   `config: agents.codex.rate_limit: not a rate: "x" …`, `config: notify[1].on[0]: not an
+ *   event: "done" …` (list items by index in brackets), or for an unknown key
  *   `config: (top level): unknown key "concurency" (did you mean "concurrency"?)`.
  */
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    const problems = result.error.issues.map((issue) => `${configPath(issue.path) || '(top level)'}: ${issue.message}`);
     throw new ConfigError(`${source}: ${problems.join('; ')}`);
   }
   return result.data;
@@ -418,22 +489,16 @@ export function loadConfig(projectDir: string): Config {
 }
 
 /**
- * The account key of `agent` here (`agents.<name>.account`, default the agent name): what
- * pauses, strikes and start buckets are stored under. Every reader and writer of them goes
- * through it.
+ * Why a task's `remote` names no A2A agent here: it is neither a name of config `remotes` nor
+ * an http(s) URL (the `a2a` runner's refusal, and the MCP tool `delegate_task`'s).
+ * @returns `remote: "x" is not a remote of config.yaml (remotes: a, b); name one of them or
+ *   give the URL of an A2A agent` (`no remotes configured` when there are none), or null when
+ *   `remote` names one
  */
-export function accountOf(config: Config, agent: string): string {
-  return config.agents[agent]?.account ?? agent;
-}
-
-/** {@link accountOf} for each of `agents` whose account is not its own name (the claim's `accounts`). */
-export function accountMap(config: Config, agents: Iterable<string>): Record<string, string> {
-  const map: Record<string, string> = {};
-  for (const agent of agents) {
-    const account = accountOf(config, agent);
-    if (account !== agent) map[agent] = account;
-  }
-  return map;
+export function unknownRemote(remote: string, remotes: Config['remotes']): string | null {
+  if (Object.hasOwn(remotes, remote) || isHttpUrl(remote)) return null;
+  const known = Object.keys(remotes);
+  return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
 }
 
 /** Settings of one agent, with defaults when config names none. */
@@ -468,7 +533,19 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # workspace_push: origin  # (default: none) push a worktree task's branch to this remote when
 #                         # it ends with commits, for the checkout it came from to fetch (then
 #                         # it is not merged here); a failed push is recorded as push_error
+# workspace_setup: npm ci  # (default: none) command(s) run by sh -c in each fresh worktree before
+#                         # the agent, e.g. [npm ci, npm run build]; a failure: setup_failed (retried)
+# workspace_setup_timeout: 10m  # time limit of each setup command
+#                         # (.worktreeinclude at the checkout's top, gitignore syntax: git-ignored
+#                         # files such as .env copied into each new worktree, never committed)
 # questions: true         # agents may ask a person: <<question>> … <</question>> → blocked
+# verify: ["npm test"]    # (default: none) run by sh -c in the workspace after the agent reports
+#                         # success, for tasks that set no verify; all must exit 0 to complete,
+#                         # else the attempt ends verify_failed and the agent is resumed with the output
+# verify_timeout: 10m     # time limit of each verify command
+# verify_retries: 2       # agent: auto: failed verifications on one agent before the next of fallback
+# stall_timeout: 10m      # stop an attempt whose agent shows no activity (output, stream events,
+#                         # work in its tool commands) this long; it ends stalled and is resumed; 0: off
 # retry_backoff: 30s      # first retry waits ~30s, doubling per attempt (with jitter)
 # retry_backoff_max: 10m
 
@@ -524,6 +601,13 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   command:
 #     command: ["sh", "-c", "cat"]       # the default for tasks with agent: command
 
+# remotes:                # A2A agents to delegate to: agent: a2a with remote: NAME (or a URL),
+#   buildbox:             # or a2a:NAME in a fallback list
+#     url: http://buildbox:8765           # another agentq serve, or any A2A agent
+#     token_env: BUILDBOX_TOKEN           # (default: none) variable holding its bearer token
+# delegation_stuck_after: 10m  # no progress this long: tasks/get; lost or unreachable → retryable failure
+# delegation_poll_max: 10s     # tasks/get polling: 250 ms, doubling while nothing changes, up to this
+
 # serve:                  # agentq serve (HTTP API + dashboard)
 #   host: 127.0.0.1       # another address needs a token
 #   port: 8765
@@ -531,5 +615,25 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 #   body_limit: 1048576   # bytes
 #   callback_backoff: 1s  # callback_url retries: 1s, 2s, 4s, … (callback_tries in all)
 #   callback_tries: 6
-#   public_url: https://agentq.example.com  # behind a proxy: the A2A agent card names <public_url>/a2a
+#   public_url: https://agentq.example.com  # behind a proxy: the A2A card names <public_url>/a2a,
+#                         # delegations' pushes come to <public_url>/a2a/push/ID;
+#                         # answer links start with it (default http://HOST:PORT)
+#   answer_link_ttl: 24h  # an answer link works once, until then
+
+# notify:                 # (default: none) where to say what happened; each target lists the
+#                         # events it wants: completed, failed, blocked, budget_exceeded,
+#                         # agent_paused, queue_empty; and exactly one of webhook, ntfy, slack, command
+#   - on: [blocked, failed]
+#     ntfy: https://ntfy.sh/my-secret-topic   # title, priority, tags; a blocked task's question
+#     answers: [yes, no]                      # with answer buttons (at most 3) and its answer link
+#   - on: [completed, failed]
+#     webhook: https://example.com/agentq     # POST: the callback_url body + event, question, answerUrl…
+#   - on: [queue_empty]
+#     slack: https://hooks.slack.com/services/…
+#   - on: [completed]
+#     command: notify-send "agentq" "$AGENTQ_TASK_NAME: $AGENTQ_TASK_STATE"  # sh -c; or argv [a, b];
+#                                             # the event as JSON on stdin, AGENTQ_* variables
+#     tries: 8                                # deliveries are retried (backoff 2s, doubling),
+#     backoff: 2s                             # survive restarts, and never hold up the queue
+#     timeout: 10s
 `;

@@ -6,7 +6,7 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import { InvalidTaskError } from '../core/errors.ts';
-import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type TaskSpec } from '../core/types.ts';
+import { A2A_AGENT, AUTO_AGENT, KNOWN_AGENTS, PRIORITIES, type TaskSpec } from '../core/types.ts';
 import type { Config } from './config.ts';
 import { parseDuration } from './duration.ts';
 
@@ -33,9 +33,15 @@ export const TASK_LIMITS = {
   commandChars: 65_536,
   /** Entries of `command` as an argv list. */
   commandArgs: 1000,
+  /** `remote` (a name of config `remotes`, or the A2A agent's URL). */
+  remoteChars: 2000,
+  /** Commands of `workspace_setup` (each at most `commandChars`). */
+  setupCommands: 100,
+  /** `remote_metadata`, as JSON, UTF-8 bytes (it may carry a `command`). */
+  remoteMetadataBytes: 131_072,
   /** The prompt (the body), UTF-8 bytes: 1 MiB. */
   promptBytes: 1_048_576,
-  /** `timeout` and `retry_backoff`, ms: 7 days. */
+  /** `timeout`, `retry_backoff`, `verify_timeout` and `stall_timeout`, ms: 7 days. */
   durationMs: 7 * 86_400_000,
   /** `max_cost_usd`, USD. */
   maxCostUsd: 10_000,
@@ -43,6 +49,10 @@ export const TASK_LIMITS = {
   retries: 100,
   /** `max_turns`. */
   maxTurns: 10_000,
+  /** Entries of `verify`. */
+  verifyCommands: 20,
+  /** `verify_retries`. */
+  verifyRetries: 100,
 } as const;
 
 /**
@@ -165,12 +175,19 @@ export function baseSpec(name: string, prompt: string, source = 'inbox'): TaskSp
     runAt: null,
     workspace: null,
     merge: null,
+    workspaceSetup: null,
     tags: [],
     runsOn: [],
     dedupKey: null,
     command: null,
+    remote: null,
+    remoteMetadata: null,
     maxTurns: null,
     allowedTools: null,
+    verify: null,
+    verifyTimeoutMs: null,
+    verifyRetries: null,
+    stallTimeoutMs: null,
     extra: {},
     prompt,
     source,
@@ -310,6 +327,16 @@ const duration = z.union([z.string(), z.number()], refused(DURATION_TEXT)).trans
   return z.NEVER;
 });
 
+const DURATION_OR_OFF_TEXT = 'a duration from 1ms to 7d, such as 90s or 30m (a number is seconds), or 0 for off';
+/** A duration that may be turned off (`stall_timeout`) → ms, 0 for `0` / `"0"` / `"0s"`; else as {@link duration}. */
+const durationOrOff = z.union([z.string(), z.number()], refused(DURATION_OR_OFF_TEXT)).transform((v, ctx) => {
+  if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0+)?\s*(ms|s|m|h|d)?\s*$/.test(v))) return 0;
+  const parsed = parseDuration(v, TASK_LIMITS.durationMs);
+  if (parsed !== null) return parsed;
+  ctx.issues.push({ code: 'custom', input: v, message: notA(v, DURATION_OR_OFF_TEXT) });
+  return z.NEVER;
+});
+
 /** `run_at`: an ISO 8601 date (`2026-12-01`, UTC midnight) or time, on a real calendar day. */
 const ISO_TIME = z.union([z.iso.date(), z.iso.datetime({ offset: true, local: true })]);
 const TIME_TEXT = 'an ISO 8601 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01 (a real calendar day)';
@@ -342,6 +369,56 @@ const command = z.union(
 );
 
 const textField = singleLine(TASK_LIMITS.textChars);
+
+/**
+ * A list of commands run by `sh -c`: one command string (the limits of a `command` string,
+ * not blank) or a list of at most `max` of them (an empty list: none); `text` says what is
+ * expected in errors. Always a list after parsing.
+ */
+const commandList = (text: string, max: number) => {
+  const one = argChecks(z.string(refused(text)).refine(nonBlank, refusedFinal(text)));
+  return z
+    .union([one, z.array(one).max(max, refused(`a list of at most ${max} commands`, (v: unknown[]) => `${v.length} entries`))], refused(text))
+    .transform((v) => (typeof v === 'string' ? [v] : v));
+};
+
+/** `workspace_setup`: one command string, or a list of them (empty: none), each run by `sh -c`. */
+const setupCommands = commandList('a command string or a list of them (each run by sh -c)', TASK_LIMITS.setupCommands);
+
+/** `verify`: one command or a list of them (an empty list: none, even when config sets some). */
+const verify = commandList('a command string (run by sh -c) or a list of them', TASK_LIMITS.verifyCommands);
+
+/**
+ * The name of a remote A2A agent in config `remotes` (and in `a2a:NAME` of a `fallback`
+ * list): letters, digits, `.`, `_`, `-`, starting with a letter or digit, at most 100 characters.
+ */
+export const REMOTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Whether `text` is an absolute http(s) URL (the `remote` of a task that names its agent by URL). */
+export function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && /^https?:\/\//i.test(text);
+  } catch {
+    return false;
+  }
+}
+
+const REMOTE_TEXT = 'a remote: a name of config remotes (letters, digits, ".", "_", "-") or the http(s) URL of an A2A agent';
+/** `remote`: a {@link REMOTE_NAME} or an http(s) URL. */
+export const REMOTE_SCHEMA = singleLine(TASK_LIMITS.remoteChars).refine((r) => REMOTE_NAME.test(r) || isHttpUrl(r), refused(REMOTE_TEXT));
+
+const REMOTE_METADATA_TEXT = 'an object of fields for the remote (the metadata of its A2A message, e.g. {agent: command, command: make test})';
+/**
+ * `remote_metadata`: an object (string keys, plain data values) of at most
+ * {@link TASK_LIMITS}.remoteMetadataBytes bytes as JSON.
+ */
+const remoteMetadata = z
+  .record(z.string(), z.unknown(), refused(REMOTE_METADATA_TEXT))
+  .refine(
+    (m) => Buffer.byteLength(JSON.stringify(m)) <= TASK_LIMITS.remoteMetadataBytes,
+    refused(`an object of at most ${TASK_LIMITS.remoteMetadataBytes} bytes as JSON`, (m: Record<string, unknown>) => `${Buffer.byteLength(JSON.stringify(m))} bytes of JSON`),
+  );
 
 /**
  * A worker label (`agentq run --label`, config `labels`, each `runs_on` entry): the text
@@ -391,12 +468,28 @@ export const TASK_FIELDS = z.object({
   run_at: field(time, 'do not start before: ISO 8601 time, e.g. 2026-12-01T09:00:00Z, or date (UTC midnight)'),
   workspace: field(z.enum(['inplace', 'worktree'], refused('inplace or worktree')), 'default: config'),
   merge: field(z.enum(['manual', 'auto'], refused('manual or auto')), 'auto merges a worktree branch back after success; default: config'),
+  workspace_setup: field(
+    setupCommands,
+    'commands run by sh -c in a fresh worktree before the agent starts (e.g. npm ci); a failure ends the attempt setup_failed; [] runs none; default: config workspace_setup',
+  ),
   parent: field(fieldTaskName, 'name of the stored task this is a subtask of'),
   max_turns: field(
     bounded({ min: 1, max: TASK_LIMITS.maxTurns, whole: true, expected: `a whole number of turns from 1 to ${TASK_LIMITS.maxTurns}` }),
     'Claude Code --max-turns',
   ),
   allowed_tools: field(list(textField, TASK_LIMITS.allowedTools), 'Claude Code --allowedTools rules'),
+  remote: field(REMOTE_SCHEMA, 'for agent: a2a (required there) — a name of config remotes, or the http(s) URL of an A2A agent'),
+  remote_metadata: field(
+    remoteMetadata,
+    'when delegated (agent: a2a): fields for the remote, sent as its A2A message metadata over the ones agentq sends (for an agentq remote, task fields: agent, command, model, …)',
+  ),
+  verify: field(verify, 'commands run by sh -c in the workspace after the agent reports success; all must exit 0 to complete, else the attempt ends verify_failed and is retried (resuming the session where the agent can); [] for none; default: config verify'),
+  verify_timeout: field(duration, 'time limit of each verify command, as timeout; default: config verify_timeout (10m)'),
+  verify_retries: field(
+    bounded({ min: 0, max: TASK_LIMITS.verifyRetries, whole: true, expected: `a whole number from 0 to ${TASK_LIMITS.verifyRetries}` }),
+    'agent: auto — failed verifications on one agent before the next agent of the fallback list takes over; default: config verify_retries (2)',
+  ),
+  stall_timeout: field(durationOrOff, 'stop an attempt whose agent shows no activity this long (ends stalled, retried by resuming its session); 0: off; default: config stall_timeout (10m)'),
 });
 
 /** The task fields as parsed by {@link TASK_FIELDS}; a field not set is null or undefined. */
@@ -454,7 +547,7 @@ export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<
  * @throws InvalidTaskError with field `frontmatter`: malformed YAML (including more than
  *   100 alias expansions, a "billion laughs"), an unsupported tag, or not a mapping
  */
-function parseFrontmatter(yaml: string): Record<string, unknown> {
+export function parseFrontmatter(yaml: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     const doc = YAML.parseDocument(yaml, { schema: 'core', resolveKnownTags: false, uniqueKeys: true, logLevel: 'silent' });
@@ -530,6 +623,10 @@ export function taskSpecFromFields(
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
   const parent = f.parent ?? null;
   if (parent === name) fail('parent', parent, 'the name of another task');
+  const agent = f.agent ?? 'claude';
+  if (agent === A2A_AGENT && !f.remote) {
+    throw new InvalidTaskError('remote', 'remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME (a key of remotes in config.yaml) or remote: URL');
+  }
 
   // fromEntries: a `__proto__` field stays a field of its own.
   const extra: Record<string, unknown> = Object.fromEntries(Object.entries(fm).filter(([k]) => !(KNOWN_FIELDS as readonly string[]).includes(k)));
@@ -538,7 +635,7 @@ export function taskSpecFromFields(
     name,
     title: f.title ?? name,
     priority: f.priority ?? 'default',
-    agent: f.agent ?? 'claude',
+    agent,
     model: f.model ?? null,
     dependsOn: [...new Set(dependsOn)],
     parent,
@@ -551,12 +648,19 @@ export function taskSpecFromFields(
     runAt: f.run_at ?? null,
     workspace: f.workspace ?? null,
     merge: f.merge ?? null,
+    workspaceSetup: f.workspace_setup ?? null,
     tags: f.tags ?? [],
     runsOn: [...new Set(f.runs_on ?? [])],
     dedupKey: f.dedup_key ?? null,
     command: f.command ?? null,
+    remote: f.remote ?? null,
+    remoteMetadata: f.remote_metadata ?? null,
     maxTurns: f.max_turns ?? null,
     allowedTools: f.allowed_tools ?? null,
+    verify: f.verify ?? null,
+    verifyTimeoutMs: f.verify_timeout ?? null,
+    verifyRetries: f.verify_retries ?? null,
+    stallTimeoutMs: f.stall_timeout ?? null,
     extra,
     prompt,
     source,

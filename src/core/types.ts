@@ -24,7 +24,13 @@ export function isTerminal(s: TaskState): boolean {
 }
 
 /** Agents a task may name in `agent:` (each has a runner in src/agents/). */
-export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command'] as const;
+export const KNOWN_AGENTS = ['claude', 'codex', 'gemini', 'openai', 'command', 'a2a'] as const;
+
+/**
+ * `agent: a2a`: the task is delegated to another A2A agent (its `remote`). In an `agent: auto`
+ * `fallback` list, `a2a:NAME` names the agent of config `remotes.NAME`.
+ */
+export const A2A_AGENT = 'a2a';
 
 /** `agent: auto`: the dispatcher picks from the priority's `fallback` list at each claim. */
 export const AUTO_AGENT = 'auto';
@@ -65,16 +71,40 @@ export interface TaskSpec {
   workspace: 'inplace' | 'worktree' | null;
   /** What happens to a worktree branch after success; null: config `merge`. */
   merge: 'manual' | 'auto' | null;
+  /**
+   * Commands run by `sh -c`, in order, in a fresh worktree before the agent starts
+   * (`workspace_setup`, e.g. `npm ci`); null: config `workspace_setup`; empty: none.
+   */
+  workspaceSetup: string[] | null;
   tags: string[];
   /** Labels a dispatcher must all hold to claim the task (`runs_on`, `agentq run --label`); empty: any dispatcher. */
   runsOn: string[];
   dedupKey: string | null;
   /** For `agent: command`. */
   command: CommandSpec | null;
+  /** For `agent: a2a`: the A2A agent to delegate to, a `remotes` name from config or an http(s) URL. */
+  remote: string | null;
+  /**
+   * When delegated: fields for the remote, sent as the A2A message's metadata over the ones
+   * agentq sends (`remote_metadata`; for an agentq remote, its task fields); null: none.
+   */
+  remoteMetadata: Record<string, unknown> | null;
   /** claude: `--max-turns` (frontmatter `max_turns`); null: config's, else the CLI's default. */
   maxTurns: number | null;
   /** claude: `--allowedTools` (frontmatter `allowed_tools`); null: config's, else none. */
   allowedTools: string[] | null;
+  /**
+   * Commands run by `sh -c` in the task's workspace after the agent reports success, in
+   * order (frontmatter `verify`); all must exit 0 for the task to complete. Null: config
+   * `verify`; an empty list: none.
+   */
+  verify: string[] | null;
+  /** Time limit of each `verify` command, ms; null: config `verify_timeout`. */
+  verifyTimeoutMs: number | null;
+  /** Failed verifications on one agent before an `agent: auto` task moves to the next of its `fallback` list; null: config `verify_retries`. */
+  verifyRetries: number | null;
+  /** An attempt whose agent shows no activity this long is stopped (`stalled`), ms; 0: never; null: config `stall_timeout`. */
+  stallTimeoutMs: number | null;
   /** Frontmatter fields agent-queue does not know, kept as given. */
   extra: Record<string, unknown>;
   /** The prompt (Markdown body). */
@@ -139,9 +169,19 @@ export interface Task extends TaskSpec {
    * (any checkout writes theirs).
    */
   origin: TaskOrigin | null;
-  /** The question the agent asked (state `blocked`), and the answer given for the next attempt. */
+  /**
+   * The question the agent asked (state `blocked`), and the answer given for the next attempt.
+   * `answer` with `question` null is the note of `agentq release` (a task taken over by hand
+   * and handed back): the next attempt resumes the session with it as the prompt.
+   */
   question: string | null;
   answer: string | null;
+  /**
+   * When a person took the task over by hand (`agentq attach`), epoch ms; null otherwise. On a
+   * `running` task: its dispatcher is asked to stop the attempt (the task then goes `blocked`,
+   * taken over); on a `blocked` task: taken over, until `agentq release` queues it again.
+   */
+  takenOverAt: number | null;
   /** Worktree branch of the last attempt, and the commits the task made on it. */
   branch: string | null;
   commits: Array<{ hash: string; subject: string }>;
@@ -151,6 +191,12 @@ export interface Task extends TaskSpec {
   pushedTo: string | null;
   /** `workspace_push`: why the push failed (one line: remote, branch, git's complaint); null when it did not fail. */
   pushError: string | null;
+  /**
+   * While it runs: when its agent last showed activity (output, a stream event, work in its
+   * tool commands), as its dispatcher last recorded it with the lease heartbeat; set to the
+   * start at the claim. Epoch ms; null before the first claim.
+   */
+  lastActivityAt: number | null;
 }
 
 /** What one attempt ended as. */
@@ -163,7 +209,19 @@ export type AttemptOutcome =
   | 'cancelled'
   | 'rate_limited'
   | 'interrupted'
-  | 'blocked';
+  | 'blocked'
+  /** `workspace_setup` failed (non-zero exit, timeout, could not start); the agent did not run. */
+  | 'setup_failed'
+  /** The agent reported success but a `verify` command failed. */
+  | 'verify_failed'
+  /** The agent showed no activity for `stall_timeout` and was stopped. */
+  | 'stalled';
+
+/**
+ * The outcomes of an attempt that put its task back in the queue and count against its
+ * `retries` (`Task.attempts` keeps them); `rate_limited` and `interrupted` do not count.
+ */
+export const COUNTED_REQUEUE_OUTCOMES: readonly AttemptOutcome[] = ['failed', 'timed_out', 'setup_failed', 'verify_failed', 'stalled'];
 
 /** One claim of a task: a row per attempt, kept forever as history. */
 export interface Attempt {
@@ -211,6 +269,33 @@ export interface AttemptOutput {
   stdout: OutputTail;
   stderr: OutputTail;
 }
+
+/**
+ * One `verify` command run after an attempt's agent reported success (`Store.recordVerification`).
+ * Durations ms, times epoch ms.
+ */
+export interface Verification {
+  attemptId: string;
+  taskId: number;
+  /** The attempt's 1-based claim number. */
+  attemptNumber: number;
+  /** 1-based position of the command in the attempt's `verify` list. */
+  number: number;
+  command: string;
+  /** Exit code; null when it was killed (`timedOut`, or stopped with the attempt) or ended by a signal. */
+  exitCode: number | null;
+  /** Whether it ran past `verify_timeout` and was stopped. */
+  timedOut: boolean;
+  durationMs: number;
+  /** Its combined stdout and stderr log (`N.verify-K.log` in the attempt log folder) on the host that ran it; null when none was written. */
+  outputPath: string | null;
+  /** The end of that output: its last {@link VERIFY_TAIL_LINES} lines, at most {@link OUTPUT_TAIL_BYTES} bytes. */
+  outputTail: string;
+  startedAt: number;
+}
+
+/** Lines of a verification's output kept in the store and handed to the agent after a failure. */
+export const VERIFY_TAIL_LINES = 200;
 
 /** A claim: the task and the attempt just opened for it. */
 export interface Claim {

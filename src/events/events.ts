@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { AgentEvent, RunOutcome } from '../agents/runner.ts';
 import type { AgentPause, Claim, Task } from '../core/types.ts';
 import type { RefusedEntry } from '../intake/inbox.ts';
+import type { DetectorRun } from '../store/store.ts';
 
 export interface DispatcherEventMap {
   /** Intake recorded a task (queued, or invalid). */
@@ -18,7 +19,7 @@ export interface DispatcherEventMap {
   'task.requeued': [task: Task, reason: string];
   /** A parent's own run completed; it waits for its subtasks. */
   'task.waiting': [task: Task];
-  /** An attempt ended with a question; the task waits for `agentq answer`. */
+  /** An attempt ended with a question (the task waits for `agentq answer`), or was stopped because a person took the task over (`takenOverAt` set; it waits for `agentq release`). */
   'task.blocked': [task: Task];
   /** A task reached a terminal state; `resultPath` is set once its file is written. */
   'task.finished': [task: Task];
@@ -26,6 +27,8 @@ export interface DispatcherEventMap {
   'intake.deferred': [files: string[], reason: string];
   /** Inbox entries intake will not read (symlinks, FIFOs, …), left in place; each entry once. */
   'intake.refused': [entries: RefusedEntry[]];
+  /** A detector (a recurring file with `detect:`) ran: the tasks it created came as `task.created`; `run.error` and `run.problems` say what it could not take. */
+  'detector.ran': [run: DetectorRun];
   /** `run --once` has nothing to run but this task, which cannot run before `until` (epoch ms). */
   'task.delayed': [task: Task, until: number, reason: string];
   /** `workspace_push`: the branch of a task that is ending, with `commits` commits, was pushed; `pushedTo` is `REMOTE/BRANCH`. */

@@ -4,13 +4,15 @@
  * tick of its schedule it creates a task `NAME-YYYYMMDDTHHMM` (UTC tick time) with the
  * file's fields and body; the file itself stays. One task per tick, however many
  * dispatchers run (the tick is recorded in the same transaction as the task); ticks that
- * passed while no dispatcher ran are not made up, only the newest one is.
+ * passed while no dispatcher ran are not made up, only the newest one is. A file with
+ * `detect:` is a detector instead (src/intake/detect.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
+import { isDetectorFile } from './detect.ts';
 import { readTaskFileEntry } from './inbox.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task } from '../core/types.ts';
@@ -56,7 +58,9 @@ export async function fireRecurring(paths: ProjectPaths, store: Store, config: C
       const entry = readTaskFileEntry(path.join(paths.recurring, file));
       if (entry.kind === 'gone' || entry.kind === 'unsettled') continue;
       if (entry.kind === 'refused') throw new InvalidTaskError('file', `file: ${entry.reason}`);
-      const spec = parseTaskFile(name, decodeTaskFile(entry.content), config, 'recurring');
+      const text = decodeTaskFile(entry.content);
+      if (isDetectorFile(text)) continue; // `detect:` files run their command instead: src/intake/detect.ts
+      const spec = parseTaskFile(name, text, config, 'recurring');
       const { schedule, timezone, ...extra } = spec.extra;
       if (typeof schedule !== 'string' || schedule.trim() === '') {
         throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(schedule)} is not a cron expression such as "0 9 * * 1-5"`);

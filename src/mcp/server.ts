@@ -1,7 +1,8 @@
 /**
  * `agentq mcp`: agentq as an MCP server (stdio) for agents and other MCP clients, with the
- * tools `submit_task`, `list_tasks`, `get_task`, `answer_task` and `cancel_task` on one
- * project's store. Each tool validates its arguments by a zod schema with the messages of the
+ * tools `submit_task`, `list_tasks`, `get_task`, `answer_task`, `cancel_task`,
+ * `delegate_task` (a task with `agent: a2a` for a remote A2A agent) and
+ * `check_delegation_status` (a task's rows of the delegation ledger) on one project's store. Each tool validates its arguments by a zod schema with the messages of the
  * CLI and task files (`priority: "urgent" is not one of …`); a refusal or a failed action is
  * a tool error (`isError: true`) whose text is the message the CLI prints. Tasks are created
  * as POST /v1/tasks creates them (src/intake/direct.ts, `Store.enqueueRequest`); cancel and
@@ -17,13 +18,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
+import { projectOrigin, unknownRemote, type Config, type ProjectPaths } from '../config/config.ts';
 import { validateFields } from '../config/task-file.ts';
 import { AgentQueueError, InvalidTaskError } from '../core/errors.ts';
-import { TASK_STATES, type Task, type TaskOrigin } from '../core/types.ts';
+import { A2A_AGENT, TASK_STATES, type Task, type TaskOrigin } from '../core/types.ts';
 import { resolveDirect } from '../intake/direct.ts';
-import { answerTask, cancelTask, findTask } from '../ops/task-ops.ts';
-import { TASK_INPUT, taskSpecFromInput } from '../server/task-body.ts';
+import { answerTask, cancelTask, delegationsReport, findTask } from '../ops/task-ops.ts';
+import { DELEGATE_INPUT, TASK_INPUT, taskSpecFromInput } from '../server/task-body.ts';
 import { isTransientStoreError, type Store } from '../store/store.ts';
 
 /** The task whose agent runs this server: its id and name. */
@@ -121,6 +122,7 @@ function taskLine(t: Task) {
     state: t.state,
     priority: t.priority,
     agent: t.agent,
+    remote: t.remote,
     parent: t.parent,
     parentId: t.parentId,
     tags: t.tags,
@@ -177,26 +179,42 @@ export function createMcpServer(ctx: McpContext): McpServer {
     });
 
   const inTask = runningTask ? ` Run by the agent of task ${runningTask.id} "${runningTask.name}": every task submitted is its subtask (parent set; the task completes only once its subtasks have), at most ${config.max_subtasks} of them.` : '';
+
+  /** Creates the task of `fields` (a tool's arguments) as POST /v1/tasks does; a subtask of the running task, if any. */
+  const submit = async (fields: Record<string, unknown>): Promise<CallToolResult> => {
+    if (runningTask) {
+      const given = fields.parent;
+      if (given !== undefined && given !== null && given !== runningTask.name && given !== String(runningTask.id)) {
+        throw new InvalidTaskError('parent', `parent: ${JSON.stringify(given)} is not this agent's task ${runningTask.id} "${runningTask.name}" (an agent files subtasks of its own task only)`);
+      }
+      fields = { ...fields, parent: runningTask.name };
+    }
+    const spec = taskSpecFromInput(fields, config);
+    const newTask = await resolveDirect(store, config, spec, projectOrigin(paths), runningTask ? { parent: runningTask } : {});
+    const { task } = await store.enqueueRequest(newTask, { maxSubtasks: config.max_subtasks }, now());
+    log(`agentq mcp: created #${task.id} ${task.name} (${task.state})${task.parentId !== null ? `, subtask of #${task.parentId}` : ''}`);
+    const what = task.state === 'duplicate' ? `recorded #${task.id} ${task.name} as duplicate: ${task.failedReason}` : `created #${task.id} ${task.name} (${task.state})`;
+    const sub = task.parentId !== null ? `, a subtask of #${task.parentId} ${task.parent}` : '';
+    const remote = task.agent === A2A_AGENT ? `, delegated to ${task.remote}` : '';
+    return answer(`${what}${remote}${sub}`, { task: taskLine(task) });
+  };
+
   tool(
     'submit_task',
     `Add a task to the agentq queue: the prompt and the fields of a task file (priority, agent, model, depends_on, timeout, max_cost_usd, tags, …), validated by the same rules. A dispatcher runs it.${inTask}`,
     TASK_INPUT,
-    async (_valid, raw) => {
-      let fields = raw;
-      if (runningTask) {
-        const given = raw.parent;
-        if (given !== undefined && given !== null && given !== runningTask.name && given !== String(runningTask.id)) {
-          throw new InvalidTaskError('parent', `parent: ${JSON.stringify(given)} is not this agent's task ${runningTask.id} "${runningTask.name}" (an agent files subtasks of its own task only)`);
-        }
-        fields = { ...raw, parent: runningTask.name };
-      }
-      const spec = taskSpecFromInput(fields, config);
-      const newTask = await resolveDirect(store, config, spec, projectOrigin(paths), runningTask ? { parent: runningTask } : {});
-      const { task } = await store.enqueueRequest(newTask, { maxSubtasks: config.max_subtasks }, now());
-      log(`agentq mcp: created #${task.id} ${task.name} (${task.state})${task.parentId !== null ? `, subtask of #${task.parentId}` : ''}`);
-      const what = task.state === 'duplicate' ? `recorded #${task.id} ${task.name} as duplicate: ${task.failedReason}` : `created #${task.id} ${task.name} (${task.state})`;
-      const sub = task.parentId !== null ? `, a subtask of #${task.parentId} ${task.parent}` : '';
-      return answer(`${what}${sub}`, { task: taskLine(task) });
+    async (_valid, raw) => submit(raw),
+  );
+
+  const remotes = Object.keys(config.remotes);
+  tool(
+    'delegate_task',
+    `Hand a task to another queue or A2A agent: submit_task with agent a2a and the remote (${remotes.length ? `a name of config remotes: ${remotes.join(', ')}; ` : ''}or the http(s) URL of an A2A agent). remote_metadata holds the remote's own task fields (e.g. {"agent": "codex"}). A dispatcher sends it and tracks the remote task; check_delegation_status shows how it goes.${inTask}`,
+    DELEGATE_INPUT,
+    async (valid, raw) => {
+      const refused = unknownRemote(valid.remote, config.remotes);
+      if (refused) throw new InvalidTaskError('remote', refused);
+      return submit({ ...raw, agent: A2A_AGENT });
     },
   );
 
@@ -232,6 +250,19 @@ export function createMcpServer(ctx: McpContext): McpServer {
     const text = outcome === 'requested' ? `cancelling #${task.id} ${task.name}: its dispatcher stops the agent` : `cancelled #${task.id} ${task.name}`;
     return answer(text, { task: taskLine(task) });
   });
+
+  tool(
+    'check_delegation_status',
+    "A delegated task's rows of the delegation ledger, newest first: state (pending, dispatched, received, in_progress, input_required, completed, failed, canceled), remote, remote task id, the result's or question's first characters, the last error; with the task's own state (as agentq delegations --json).",
+    TASK_ONLY,
+    async (o) => {
+      const task = await findTask(store, o.task);
+      const delegations = await delegationsReport(store, { taskId: task.id });
+      const [latest] = delegations;
+      const said = latest ? `delegated to ${latest.remote}: ${latest.state}${latest.remoteTaskId ? ` (remote task ${latest.remoteTaskId})` : ''}` : task.agent === A2A_AGENT ? `not sent yet (delegated to ${task.remote})` : `not delegated (agent ${task.runAgent ?? task.agent})`;
+      return answer(`#${task.id} ${task.name} is ${task.state}, ${said}`, { task: taskLine(task), delegations });
+    },
+  );
 
   return server;
 }

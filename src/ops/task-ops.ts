@@ -4,11 +4,11 @@
  * --json`, GET /v1/usage).
  */
 import { DEFAULT_USAGE_BY, localMidnightDaysAgo, parseTimeArg, parseUsageBy, type UsageTotal } from '../cli/usage-report.ts';
-import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
+import { projectOrigin, writesResultHere, type ProjectPaths } from '../config/project.ts';
 import { NotFoundError, UsageError } from '../core/errors.ts';
+import type { Delegation } from '../core/delegation.ts';
 import type { AgentPause, Task, TaskState } from '../core/types.ts';
-import { writeResultFile } from '../results/result-file.ts';
-import type { AgentUsage, Store, WorkerInfo } from '../store/store.ts';
+import type { AgentUsage, DelegationFilter, DetectorRun, Store, WorkerInfo } from '../store/store.ts';
 import { resolvedTimeZone, type UsageDimension, type UsageRow } from '../store/usage.ts';
 
 /** A task by id or name. @throws NotFoundError naming the reference */
@@ -16,6 +16,20 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
   const task = await store.getTask(ref);
   if (!task) throw new NotFoundError(`no task ${JSON.stringify(String(ref))} (give a task id or name)`);
   return task;
+}
+
+/** A delegation as `agentq delegations` and GET /v1/delegations show it: the ledger row (less its push token's hash) and its task's name. */
+export type DelegationView = Omit<Delegation, 'pushTokenSha256'> & { taskName: string | null };
+
+/**
+ * The delegation ledger, newest first (`agentq delegations`, GET /v1/delegations), each with
+ * its task's name; `state` filters, `limit` (default 100) bounds, `beforeId` pages.
+ */
+export async function delegationsReport(store: Store, filter: DelegationFilter = {}): Promise<DelegationView[]> {
+  const rows = await store.listDelegations(filter);
+  const names = new Map<number, string | null>();
+  for (const id of new Set(rows.map((d) => d.taskId))) names.set(id, (await store.getTask(id))?.name ?? null);
+  return rows.map(({ pushTokenSha256: _hash, ...d }) => ({ ...d, taskName: names.get(d.taskId) ?? null }));
 }
 
 /**
@@ -28,7 +42,9 @@ export async function findTask(store: Store, ref: string | number): Promise<Task
 export async function cancelTask(store: Store, paths: ProjectPaths, id: number, now: number): Promise<{ task: Task; outcome: 'cancelled' | 'requested' | 'ended' }> {
   let task = await store.cancel(id, now);
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
-    const file = writeResultFile(paths, task);
+    // The result-file writer (and the YAML parser) loaded only here: `agentq status` uses this module too.
+    const { resultExtras, writeResultFile } = await import('../results/result-file.ts');
+    const file = writeResultFile(paths, task, await resultExtras(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }
@@ -77,6 +93,8 @@ export interface StatusSnapshot {
   agents: AgentStatus[];
   /** Live dispatchers on the store, each with how many tasks it runs now. */
   workers: Array<WorkerInfo & { running: number }>;
+  /** The newest run of each detector (a recurring file with `detect:`), by name: its error and the lines it skipped. */
+  detectors: DetectorRun[];
 }
 
 /**
@@ -110,7 +128,7 @@ export async function statusSnapshot(store: Store, now: number, accounts: Readon
     }
   }
   agents.sort((a, b) => a.agent.localeCompare(b.agent));
-  return { counts, running, pausedAgents, agents, workers };
+  return { counts, running, pausedAgents, agents, workers, detectors: await store.listDetectorRuns() };
 }
 
 /** The JSON of `agentq usage --json` and GET /v1/usage. */

@@ -20,6 +20,14 @@ export function attemptLogFile(paths: ProjectPaths, task: Pick<Task, 'id' | 'nam
 }
 
 /**
+ * The log of one `verify` command of an attempt: `<number>.verify-<k>.log` beside its agent
+ * logs, stdout and stderr together (`k` is the command's 1-based position in the task's `verify` list).
+ */
+export function verifyLogFile(paths: ProjectPaths, task: Pick<Task, 'id' | 'name'>, number: number, k: number): string {
+  return path.join(taskLogDir(paths, task), `${number}.verify-${k}.log`);
+}
+
+/**
  * The bytes of `file` from `offset` to its current end (empty when it does not exist or
  * has not grown). The caller adds the returned length to its offset.
  */

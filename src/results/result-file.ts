@@ -11,7 +11,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { ProjectPaths } from '../config/config.ts';
 import { TASK_LIMITS } from '../config/task-file.ts';
-import type { Task } from '../core/types.ts';
+import type { Delegation } from '../core/delegation.ts';
+import { A2A_AGENT, type Task, type Verification } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
 
 /**
  * The part of a task's result file and log folder names that comes from its name: the name,
@@ -24,15 +26,48 @@ export function fileStem(task: Pick<Task, 'name'>): string {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** The frontmatter fields of a result file, in order. Null fields are left out. */
-export function resultFields(task: Task): Record<string, unknown> {
+/**
+ * The `verifications` field of a result file: every verify command run, by attempt, each with
+ * its command, exit code (null: killed), duration (ms) and the path of its output log (on
+ * the host that ran it); null when none ran.
+ */
+export function verificationFields(verifications: readonly Verification[]): Array<Record<string, unknown>> | null {
+  if (verifications.length === 0) return null;
+  return verifications.map((v) => ({
+    attempt: v.attemptNumber,
+    command: v.command,
+    exit_code: v.exitCode,
+    ...(v.timedOut ? { timed_out: true } : {}),
+    duration_ms: v.durationMs,
+    output: v.outputPath,
+  }));
+}
+
+/** What a result file shows besides the task's own fields ({@link resultExtras} loads it from the store). */
+export interface ResultExtras {
+  /** The task's latest delegation when it was delegated (`a2a`, `a2a:NAME`); absent or null: none. */
+  delegation?: Pick<Delegation, 'remote' | 'remoteTaskId'> | null;
+  /** The task's verify runs (`Store.listVerifications`), listed as `verifications`; absent or empty: none. */
+  verifications?: readonly Verification[];
+}
+
+/**
+ * The frontmatter fields of a result file, in order. Null fields are left out. A delegated
+ * task (`extras.delegation`, when it ran on `a2a` or `a2a:NAME`) shows `agent: a2a`, its
+ * `remote` (as the task named it) and the `remote_task_id`; `extras.verifications` are
+ * listed as `verifications` ({@link verificationFields}).
+ */
+export function resultFields(task: Task, extras: ResultExtras = {}): Record<string, unknown> {
+  const delegation = extras.delegation ?? null;
   const fields: Record<string, unknown> = {
     status: task.state,
     task_id: task.id,
     title: task.title,
     priority: task.priority,
     failed_reason: task.state === 'completed' ? null : task.failedReason,
-    agent: task.runAgent ?? task.agent,
+    agent: delegation ? A2A_AGENT : (task.runAgent ?? task.agent),
+    remote: delegation?.remote ?? null,
+    remote_task_id: delegation?.remoteTaskId ?? null,
     model: task.stats.model ?? task.model,
     session_id: task.stats.sessionId,
     cost_usd: task.stats.costUsd,
@@ -48,6 +83,7 @@ export function resultFields(task: Task): Record<string, unknown> {
     commits: task.commits.length ? task.commits.map((c) => `${c.hash.slice(0, 12)} ${c.subject}`) : null,
     pushed_to: task.pushedTo,
     push_error: task.pushError,
+    verifications: verificationFields(extras.verifications ?? []),
     depends_on: task.dependsOn.length ? task.dependsOn : null,
     parent: task.parent,
     tags: task.tags.length ? task.tags : null,
@@ -57,9 +93,9 @@ export function resultFields(task: Task): Record<string, unknown> {
 }
 
 /** The whole file: YAML frontmatter, then the result text (done) or the original prompt. */
-export function renderResultFile(task: Task): string {
+export function renderResultFile(task: Task, extras: ResultExtras = {}): string {
   const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
-  return `---\n${YAML.stringify(resultFields(task))}---\n\n${body.trimEnd()}\n`;
+  return `---\n${YAML.stringify(resultFields(task, extras))}---\n\n${body.trimEnd()}\n`;
 }
 
 function sameContent(file: string, content: string): boolean {
@@ -72,14 +108,15 @@ function sameContent(file: string, content: string): boolean {
 
 /**
  * Writes the result file of a terminal task and returns its path. Idempotent per task.
+ * @param extras its delegation and verify runs (see {@link resultFields}, {@link resultExtras})
  * @throws Error from the file system (ENOSPC, EACCES…) — the caller retries later.
  */
-export function writeResultFile(paths: ProjectPaths, task: Task): string {
+export function writeResultFile(paths: ProjectPaths, task: Task, extras: ResultExtras = {}): string {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   fs.mkdirSync(dir, { recursive: true });
   const stem = fileStem(task);
   const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
-  const content = renderResultFile(task);
+  const content = renderResultFile(task, extras);
   const fd = fs.openSync(tmp, 'wx');
   // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {
@@ -126,4 +163,16 @@ export function removeStaleTempFiles(paths: ProjectPaths, isAlive: (pid: number)
     }
   }
   return removed;
+}
+
+/** The latest delegation of a task that ran on `a2a` (or `a2a:NAME`), for its result file; null for other tasks. */
+export async function resultDelegation(store: Pick<Store, 'listDelegations'>, task: Task): Promise<Delegation | null> {
+  const agent = task.runAgent ?? task.agent;
+  if (agent !== A2A_AGENT && !agent.startsWith(`${A2A_AGENT}:`)) return null;
+  return (await store.listDelegations({ taskId: task.id, limit: 1 }))[0] ?? null;
+}
+
+/** What a task's result file shows besides the task ({@link ResultExtras}): its latest delegation ({@link resultDelegation}) and its verify runs. */
+export async function resultExtras(store: Pick<Store, 'listDelegations' | 'listVerifications'>, task: Task): Promise<ResultExtras> {
+  return { delegation: await resultDelegation(store, task), verifications: await store.listVerifications(task.id) };
 }

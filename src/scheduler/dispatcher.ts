@@ -13,22 +13,40 @@ import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
 import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
-import { AUTO_AGENT, type Attempt, type AttemptOutput, type Claim, type Task, type TaskOrigin } from '../core/types.ts';
+import { AUTO_AGENT, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
+import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
+import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
-import { attemptLogFile, readOutputTail } from '../results/logs.ts';
+import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
+import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
 import { backoffMs } from './backoff.ts';
 import { STORE_RETRY_MAX_MS, StoreRetry } from './store-retry.ts';
 import { rateLimitReason, takeStart, type StartToken } from './rate-limit.ts';
 import { Periodic } from './periodic.ts';
+import { followUp } from './follow-up.ts';
+import { workerIdOf } from './worker-id.ts';
 import { Reporter } from './reporter.ts';
-import { decide, type StopReason } from './transition.ts';
+import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
+import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
+import {
+  agentsOutOfVerifyRetries,
+  currentRun,
+  failedVerificationOf,
+  remainingBudget,
+  runVerifications,
+  verifyCommandsOf,
+  verifyFailureNote,
+  verifyFailureReason,
+  verifyRetriesOf,
+  verifyTimeoutOf,
+} from './verify.ts';
 import { queuedWaits, type QueuedWait } from './waiting.ts';
 
 export interface DispatcherOptions {
@@ -50,6 +68,8 @@ interface Running {
   claim: Claim;
   controller: AbortController;
   done: Promise<void>;
+  /** The agent's activity (stall watchdog, `lastActivityAt`) while it runs. */
+  activity?: ActivityWatch;
 }
 
 /**
@@ -61,20 +81,6 @@ export function routeModel(task: Task, config: Config): string | null {
   const agent = agentConfig(config, task.agent);
   const chosen = task.model ?? agent.models[task.priority] ?? agent.model ?? (task.agent === 'claude' ? DEFAULT_CLAUDE_MODELS[task.priority] : null);
   return resolveModelAlias(config, task.agent, chosen);
-}
-
-/** A new dispatcher's id: `HOST:PID:RANDOM` (8 hex digits), unique across restarts and hosts. */
-export function workerIdOf(host: string, pid: number): string {
-  return `${host}:${pid}:${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * The host in a dispatcher id made by {@link workerIdOf} (known after the dispatcher left the
- * worker table, as attempts keep its id); null for an id of another form.
- */
-export function hostOfWorker(workerId: string): string | null {
-  const m = /^(.+):\d+:[0-9a-f]{8}$/.exec(workerId);
-  return m ? m[1]! : null;
 }
 
 /**
@@ -111,20 +117,30 @@ const NO_OUTPUT: AttemptOutput = { stdout: { text: '', bytes: 0 }, stderr: { tex
 /** Longest excerpt of an earlier failure's reason carried into the next prompt, in characters. */
 const FAILURE_EXCERPT = 400;
 
+/** Attempt outcomes that are the agent's failures, as a retry's failure summary names them. */
+const FAILURE_WORDS: Partial<Record<AttemptOutcome, string>> = { failed: 'failed', timed_out: 'timed out', verify_failed: 'failed its verification', stalled: 'stalled' };
+
 /**
  * The prompt of a retry: the task's prompt, then a short account of the earlier attempts
- * that failed or timed out, so the agent does not repeat them (as claudomator does).
- * Interrupted and rate-limited attempts are not the agent's failures and are left out.
+ * that failed, timed out, failed their verification or stalled, so the agent does not repeat
+ * them (as claudomator does); the last failed verification in full (`verifications`: the
+ * task's, see {@link verifyFailureNote}). Interrupted and rate-limited attempts are not the
+ * agent's failures and are left out.
  */
-export function withFailureSummary(prompt: string, attempts: Attempt[]): string {
-  const failed = attempts.filter((a) => a.outcome === 'failed' || a.outcome === 'timed_out');
+export function withFailureSummary(prompt: string, attempts: Attempt[], verifications: readonly Verification[] = []): string {
+  const failed = attempts.filter((a) => FAILURE_WORDS[a.outcome] !== undefined);
   if (failed.length === 0) return prompt;
   const lines = failed.map((a) => {
     const reason = (a.reason ?? 'no reason recorded').replace(/\s+/g, ' ').trim();
     const excerpt = reason.length > FAILURE_EXCERPT ? `${reason.slice(0, FAILURE_EXCERPT)}…` : reason;
-    return `- attempt ${a.number} ${a.outcome === 'timed_out' ? 'timed out' : 'failed'}${a.exitCode === null ? '' : ` (exit code ${a.exitCode})`}: ${excerpt}`;
+    // The agent's exit code says nothing of a verification (the agent succeeded) or a stall (it was stopped).
+    const code = a.exitCode === null || a.outcome === 'verify_failed' || a.outcome === 'stalled' ? '' : ` (exit code ${a.exitCode})`;
+    return `- attempt ${a.number} ${FAILURE_WORDS[a.outcome]}${code}: ${excerpt}`;
   });
-  return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n`;
+  const lastVerify = failed.filter((a) => a.outcome === 'verify_failed').at(-1);
+  const verified = lastVerify ? failedVerificationOf(lastVerify, verifications) : null;
+  const detail = verified ? `\n${verifyFailureNote(verified)}\n` : '';
+  return `${prompt}\n\n---\nNote from agent-queue: this task was tried before and did not succeed.\n${lines.join('\n')}\nTake these failures into account and do not repeat what caused them.\n${detail}`;
 }
 
 /**
@@ -139,14 +155,14 @@ export interface AttemptPlan {
   model: string | null;
   /** The task's prompt with the failure history of earlier attempts, or the answer to its question. */
   prompt: string;
-  /** Session to resume (the answer to a question, for runners that can). */
+  /** Session to resume (the answer to a question, a failed verification, a stall; for runners that can). */
   resumeSessionId: string | null;
   workspace: Workspace;
   stdoutLog: string;
   stderrLog: string;
   /** When the attempt times out, epoch ms (`timeout` after the claim). */
   deadline: number;
-  /** Budget of the attempt, USD (`max_cost_usd`); null: none. */
+  /** Budget of the attempt, USD (`max_cost_usd`; with `verify`, what earlier attempts left of it); null: none. */
   maxCostUsd: number | null;
   /** The agent's environment ({@link agentEnv}). */
   env: Record<string, string>;
@@ -174,6 +190,12 @@ export class Dispatcher {
   private deferredReported = '';
   /** Recurring-file problems last reported. */
   private problemsReported = '';
+  /** The round of detectors running now (recurring files with `detect:`), started by {@link tick}; null when none runs. */
+  private detecting: Promise<void> | null = null;
+  /** Aborted by {@link stop}: a detector running is stopped. */
+  private readonly detectorsStop = new AbortController();
+  /** Detector-file problems last reported. */
+  private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
@@ -196,6 +218,10 @@ export class Dispatcher {
   readonly origin: TaskOrigin;
   /** Writes the result files of this checkout's tasks (see {@link Reporter}). */
   private readonly reporter: Reporter;
+  /** The runners' sweep under way ({@link sweepRunners}), if any. */
+  private sweeping: Promise<void> | null = null;
+  /** `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store, delivered (src/notify/). */
+  readonly notifier: Notifier;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -216,6 +242,7 @@ export class Dispatcher {
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
     this.origin = projectOrigin(this.o.paths);
+    this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
     this.reporter = new Reporter({
       paths: this.o.paths,
       store: this.o.store,
@@ -225,6 +252,7 @@ export class Dispatcher {
       now: this.o.now,
       workerId: this.workerId,
       leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
+      recordEnd: (task) => this.notifier.taskEnded(task),
     });
   }
 
@@ -271,7 +299,8 @@ export class Dispatcher {
       await pruneWorktrees(this.o.paths.root, {
         keepTask: async (id) => {
           const t = await this.o.store.getTask(id);
-          return t !== null && (t.state === 'queued' || t.state === 'running');
+          // Blocked tasks run again too (an answer, a release); one taken over by hand is being worked in.
+          return t !== null && (t.state === 'queued' || t.state === 'running' || t.state === 'blocked');
         },
       }).catch((err: unknown) => this.events.emit('error', err as Error));
     }
@@ -285,26 +314,31 @@ export class Dispatcher {
     };
     this.services = [new Periodic('lease keeper', every, () => this.keepLeases(), report), new Periodic('rescuer', every, () => this.recover(), report)];
     for (const service of this.services) service.start();
+    this.notifier.start();
   }
 
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
+    await this.notifier.stop();
     await Promise.all(this.services.map((service) => service.stop()));
+    await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
   }
 
 
   /**
    * The lease keeper's step: renews this dispatcher's worker row and the lease of each
-   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled.
+   * running attempt, and stops an attempt whose lease is lost or whose task a user cancelled
+   * or took over (`agentq attach`).
    */
   async keepLeases(): Promise<void> {
     const now = this.o.now();
     await this.o.store.workerHeartbeat(this.workerId, now);
     for (const r of this.running.values()) {
-      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease);
+      const beat = await this.o.store.heartbeat(r.claim.attempt.id, now, this.o.config.lease, r.activity?.lastActivityAt() ?? null);
       if (!beat.ok) r.controller.abort('lease_lost' satisfies StopReason);
       else if (beat.cancelRequested) r.controller.abort('cancel' satisfies StopReason);
+      else if (beat.takeoverRequested) r.controller.abort('takeover' satisfies StopReason);
     }
   }
 
@@ -370,10 +404,25 @@ export class Dispatcher {
     if (this.failure) throw this.failure;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
+    this.startDetectors();
     await this.settleDependents();
     await this.settleParents();
     await this.writeResults();
+    // In the background: a remote that is slow to answer must not hold up claims.
+    this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     await this.pump();
+  }
+
+  /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
+  private async sweepRunners(): Promise<void> {
+    for (const runner of this.o.runners.values()) {
+      if (!runner.sweep) continue;
+      try {
+        await runner.sweep(this.o.store);
+      } catch (err) {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /**
@@ -387,6 +436,42 @@ export class Dispatcher {
       () => {},
     );
     return run;
+  }
+
+  /** Whether a round of detectors is running (`run --once` waits for it). */
+  get detectorsRunning(): boolean {
+    return this.detecting !== null;
+  }
+
+  /**
+   * Starts a round of the detectors whose schedule ticked (src/intake/detect.ts) unless one
+   * is still running. It runs beside the ticks, never holding up intake or claims; the tasks
+   * it creates are announced and claimed as soon as it ends, each run is announced
+   * (`detector.ran`), and problems with detector files are reported once.
+   */
+  private startDetectors(): void {
+    if (this.detecting !== null || this.stopping) return;
+    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    this.detecting = round
+      .then(async ({ runs, problems }) => {
+        for (const { run, created } of runs) {
+          for (const t of created) {
+            this.touched.add(t.id);
+            this.events.emit('task.created', t);
+          }
+          this.events.emit('detector.ran', run);
+        }
+        const text = problems.join('\n');
+        if (text !== this.detectorProblemsReported && text) this.events.emit('error', new Error(text));
+        this.detectorProblemsReported = text;
+        if (runs.some((r) => r.created.length > 0)) await this.pump();
+      })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.detecting = null;
+      });
   }
 
   /**
@@ -565,11 +650,33 @@ export class Dispatcher {
     if (!plan) return;
     const { claim, runner, model } = plan;
     const { task, attempt } = claim;
+    const setupFailed = await this.setUpWorkspace(plan, signal);
+    if (setupFailed) {
+      this.events.emit('attempt.outcome', claim, setupFailed);
+      await this.settle(plan, setupFailed, signal.aborted ? (signal.reason as StopReason) : null);
+      return;
+    }
     // max_cost_usd: price each model response as it streams; past the budget, stop the agent.
     const meter = new CostMeter(this.prices);
     let sessionModel: string | null = null;
+    // stall_timeout: the agent's activity is watched while it runs; a stall stops it (never a remote agent's: its own queue watches it).
+    let stalled: string | null = null;
+    const stallMs = runner.worksRemotely ? 0 : stallTimeoutOf(task, this.o.config);
+    const activity = new ActivityWatch({
+      timeoutMs: stallMs,
+      logs: [plan.stdoutLog, plan.stderrLog],
+      ownProcessIsWork: runner.ownProcessIsWork === true,
+      onStall: (quietMs) => {
+        stalled = stallDetail(quietMs, stallMs);
+        this.running.get(attempt.id)?.controller.abort('stall' satisfies StopReason);
+      },
+    });
+    const entry = this.running.get(attempt.id);
+    if (entry) entry.activity = activity;
+    activity.start();
     const outcome = await runner.run({
-      task,
+      // With verify, the budget is what the task's earlier attempts left of max_cost_usd.
+      task: plan.maxCostUsd === task.maxCostUsd ? task : { ...task, maxCostUsd: plan.maxCostUsd },
       attemptId: attempt.id,
       prompt: plan.prompt,
       resumeSessionId: plan.resumeSessionId,
@@ -581,7 +688,10 @@ export class Dispatcher {
       stdoutLog: plan.stdoutLog,
       stderrLog: plan.stderrLog,
       signal,
+      delegations: this.o.store,
       onEvent: (event) => {
+        activity.touch();
+        if (event.type === 'spawned') activity.setPid(event.pid);
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
@@ -595,6 +705,7 @@ export class Dispatcher {
         }
       },
     });
+    activity.stop();
     // Agents that report tokens only (Codex, Gemini, OpenAI-compatible) are priced here.
     const s = outcome.stats;
     if (s.costUsd === null && meter.priced) s.costUsd = meter.usd;
@@ -602,9 +713,51 @@ export class Dispatcher {
       s.costUsd = costOf(s.model ?? model, { inputTokens: s.inputTokens ?? 0, outputTokens: s.outputTokens ?? 0 }, this.prices);
     }
     this.events.emit('attempt.outcome', claim, outcome);
-    const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
-    await this.settle(plan, outcome, stopReason, outcome.stats.costUsd ?? meter.usd);
+    const verified = await this.verifyAttempt(plan, outcome, signal);
+    await this.settle(plan, verified.outcome, verified.stopReason, outcome.stats.costUsd ?? meter.usd, { verifyFailure: verified.failure, stopDetail: stalled });
     if ((outcome.stats.costUsd ?? 0) > 0) await this.holdOverBudget();
+  }
+
+  /**
+   * The verification gate (src/scheduler/verify.ts): after an agent reported success (and
+   * asked no question), its task's verify commands run in the attempt's workspace. Gives the
+   * outcome to settle (`cancelled` when the attempt was stopped during a command), its stop
+   * reason, and why the verification failed (null: passed, or nothing to verify). A stall or
+   * budget stop that came after the success does not stop the verification: it runs under a
+   * fresh controller (the lease keeper's cancel reaches it).
+   */
+  private async verifyAttempt(plan: AttemptPlan, outcome: RunOutcome, signal: AbortSignal): Promise<{ outcome: RunOutcome; stopReason: StopReason | null; failure: string | null }> {
+    const stopReason = signal.aborted ? (signal.reason as StopReason) : null;
+    const { task, attempt } = plan.claim;
+    const commands = verifyCommandsOf(task, this.o.config);
+    const asks = this.o.config.questions && outcome.kind === 'completed' && parseQuestion(outcome.result) !== null;
+    if (outcome.kind !== 'completed' || commands.length === 0 || asks || (stopReason !== null && stopReason !== 'stall' && stopReason !== 'budget')) {
+      return { outcome, stopReason, failure: null };
+    }
+    const entry = this.running.get(attempt.id);
+    let verifySignal = signal;
+    if (signal.aborted && entry) {
+      entry.controller = new AbortController();
+      verifySignal = entry.controller.signal;
+    }
+    const timeoutMs = verifyTimeoutOf(task, this.o.config);
+    const result = await runVerifications({
+      commands,
+      attemptId: attempt.id,
+      cwd: plan.workspace.cwd,
+      env: plan.env,
+      timeoutMs,
+      graceMs: this.o.config.kill_grace,
+      logFile: (k) => verifyLogFile(this.o.paths, task, attempt.number, k),
+      signal: verifySignal,
+      record: (run) => this.o.store.recordVerification(attempt.id, run),
+      onStart: (command, k) => this.events.emit('task.progress', plan.claim, { type: 'progress', text: `verify ${k}/${commands.length}: ${command}` }),
+      now: this.o.now,
+    });
+    if (result.kind === 'stopped') {
+      return { outcome: { ...outcome, kind: 'cancelled', reason: 'stopped during verification' }, stopReason: verifySignal.reason as StopReason, failure: null };
+    }
+    return { outcome, stopReason, failure: result.kind === 'failed' ? verifyFailureReason(result.failed, timeoutMs) : null };
   }
 
   /**
@@ -618,7 +771,17 @@ export class Dispatcher {
     const store = this.o.store;
     let claim = claimed;
     if (claimed.task.agent === AUTO_AGENT) {
-      const outOfTokens = new Set<string>();
+      // Agents that failed verification verify_retries times on this task are passed over; when every one has, the task fails.
+      const { spent, last } = await this.outOfVerifyRetries(claimed);
+      const list = (this.o.config.fallback[claimed.task.priority] ?? ['claude']).filter((a) => this.o.runners.has(a));
+      if (spent.size > 0 && list.every((a) => spent.has(a))) {
+        const reason = `verify failed ${verifyRetriesOf(claimed.task, this.o.config)} times on every agent of the fallback list (${list.join(', ')}); the last: ${last ?? 'verify failed'}`;
+        const outcome: RunOutcome = { kind: 'failed', retryable: false, reason, stats: emptyStats(), exitCode: null };
+        this.events.emit('attempt.outcome', claimed, outcome);
+        await this.settle({ claim: claimed, model: null, stdoutLog: null, workspace: null }, outcome, null);
+        return null;
+      }
+      const outOfTokens = new Set<string>(spent);
       let chosen = await this.pickAgent(claimed.task, outOfTokens);
       while (chosen !== null && !(await this.takeStartToken(chosen)).taken) {
         outOfTokens.add(chosen);
@@ -652,6 +815,17 @@ export class Dispatcher {
   }
 
   /**
+   * For `agent: auto` with verify commands: the agents with `verify_retries` failed
+   * verifications in the task's current run of retries (see {@link agentsOutOfVerifyRetries}),
+   * and the reason of the last one.
+   */
+  private async outOfVerifyRetries({ task, attempt }: Claim): Promise<{ spent: Set<string>; last: string | null }> {
+    if (task.claims <= 1 || verifyCommandsOf(task, this.o.config).length === 0) return { spent: new Set(), last: null };
+    const run = currentRun((await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number), task.attempts - 1);
+    return { spent: agentsOutOfVerifyRetries(run, verifyRetriesOf(task, this.o.config)), last: run.filter((a) => a.outcome === 'verify_failed').at(-1)?.reason ?? null };
+  }
+
+  /**
    * Resolves everything the attempt runs with ({@link AttemptPlan}): its log folder, its
    * workspace, its prompt (the failure history of earlier attempts, or the answer to its
    * question), environment, deadline and budget. A step that fails settles the attempt
@@ -679,16 +853,17 @@ export class Dispatcher {
       await this.settle({ claim, model, stdoutLog, workspace: null }, this.preparationFailed(claim, 'workspace', err), null);
       return null;
     }
-    let prompt = task.claims > 1 ? withFailureSummary(task.prompt, await this.o.store.listAttempts(task.id)) : task.prompt;
-    let resumeSessionId: string | null = null;
-    if (task.answer !== null) {
-      // The answer to the agent's question: resume its session, or restate it for runners that cannot.
-      if (runner.canResume && task.stats.sessionId) {
-        resumeSessionId = task.stats.sessionId;
-        prompt = `The answer to your question:\n\n${task.answer}`;
-      } else {
-        prompt = `${prompt}\n\n---\nYou asked: ${task.question ?? ''}\nThe answer: ${task.answer}\n`;
-      }
+    const earlier = task.claims > 1 ? (await this.o.store.listAttempts(task.id)).filter((a) => a.number < attempt.number) : [];
+    const verifications = earlier.some((a) => a.outcome === 'verify_failed') ? await this.o.store.listVerifications(task.id) : [];
+    const fresh = task.claims > 1 ? withFailureSummary(task.prompt, earlier, verifications) : task.prompt;
+    // After a failed verification, a stall, an answer or a release: the session resumed with what follows, or a fresh prompt that says it.
+    const { prompt, resumeSessionId } = followUp(task, fresh, earlier, verifications, runner.canResume === true);
+    // With verify, resumed attempts and fallbacks spend max_cost_usd together.
+    const maxCostUsd = remainingBudget(task.maxCostUsd, verifyCommandsOf(task, this.o.config).length > 0, currentRun(earlier, task.attempts - 1));
+    if (maxCostUsd !== null && maxCostUsd <= 0) {
+      const reason = `budget exceeded: earlier attempts spent max_cost_usd $${task.maxCostUsd ?? '?'} (with verify, it covers every attempt)`;
+      await this.settle({ claim, model, stdoutLog, workspace }, { kind: 'budget_exceeded', reason, stats: emptyStats(), exitCode: null }, null);
+      return null;
     }
     return {
       claim,
@@ -700,9 +875,42 @@ export class Dispatcher {
       stdoutLog,
       stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
       deadline: attempt.startedAt + task.timeoutMs,
-      maxCostUsd: task.maxCostUsd,
+      maxCostUsd,
       env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
     };
+  }
+
+  /**
+   * `workspace_setup` (the task's, else config's) in a worktree that has not been set up
+   * with these commands yet: a fresh one, or one reused from an attempt whose setup failed or
+   * was cut short (see src/workspace/setup.ts). Runs with the agent's environment, process tag
+   * and log files; the agent's `timeout` starts after it (`plan.deadline` moves by its time).
+   * Never in place. Returns the outcome that ends the attempt instead of the agent
+   * (`setup_failed`, or `cancelled` when stopped), or null when the agent may start.
+   */
+  private async setUpWorkspace(plan: AttemptPlan, signal: AbortSignal): Promise<RunOutcome | null> {
+    const { claim, workspace } = plan;
+    const commands = claim.task.workspaceSetup ?? this.o.config.workspace_setup;
+    if (workspace.mode !== 'worktree' || workspace.worktree === null || commands.length === 0) return null;
+    if (await setupSucceeded(workspace.worktree, commands)) return null;
+    const setup = await runWorkspaceSetup({
+      commands,
+      timeoutMs: this.o.config.workspace_setup_timeout,
+      graceMs: this.o.config.kill_grace,
+      attemptId: claim.attempt.id,
+      cwd: workspace.cwd,
+      env: plan.env,
+      stdoutLog: plan.stdoutLog,
+      stderrLog: plan.stderrLog,
+      signal,
+      onCommand: (command) => this.events.emit('task.progress', claim, { type: 'progress', text: `workspace_setup: ${command}` }),
+    });
+    plan.deadline += setup.ms;
+    if (setup.kind === 'done') {
+      await recordSetup(workspace.worktree, commands);
+      return null;
+    }
+    return { kind: setup.kind === 'failed' ? 'setup_failed' : 'cancelled', reason: setup.reason, exitCode: setup.exitCode, stats: emptyStats() };
   }
 
   /**
@@ -745,6 +953,7 @@ export class Dispatcher {
     outcome: RunOutcome,
     stopReason: StopReason | null,
     spentUsd = outcome.stats.costUsd ?? 0,
+    judged: Pick<DecideContext, 'verifyFailure' | 'stopDetail'> = {},
   ): Promise<void> {
     const { claim, workspace } = plan;
     const { task, attempt } = claim;
@@ -761,6 +970,7 @@ export class Dispatcher {
       strikes: outcome.kind === 'rate_limited' ? await store.agentStrikes(account) : 0,
       rateLimitBackoff: { base: agent.rate_limit_backoff, max: agent.rate_limit_backoff_max },
       spentUsd,
+      ...judged,
     });
     if (step.kind === 'none') return;
     const stats = { ...outcome.stats, model: outcome.stats.model ?? plan.model };
@@ -771,6 +981,12 @@ export class Dispatcher {
         await store.clearAgentStrikes(account);
         const blocked = await store.block(attempt.id, { question: step.question, ...base });
         if (blocked) this.events.emit('task.blocked', blocked);
+        return;
+      }
+      case 'hand_over': {
+        // Taken over by hand: the worktree stays for the person and the next attempt.
+        const taken = await store.handOver(attempt.id, base);
+        if (taken) this.events.emit('task.blocked', taken);
         return;
       }
       case 'requeue': {
@@ -790,7 +1006,7 @@ export class Dispatcher {
         finished = await this.end(claim, workspace, base, 'completed', null, step.result);
         break;
       case 'end':
-        finished = await this.end(claim, workspace, base, step.state, step.reason);
+        finished = await this.end(claim, workspace, base, step.state, step.reason, null, step.attemptOutcome);
         break;
     }
     if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
@@ -805,7 +1021,8 @@ export class Dispatcher {
    * Ends an attempt's task in `state`: closes a worktree first (a merge that fails turns
    * `completed` into `failed`, naming the conflict) and, with `workspace_push`, pushes its
    * branch (see {@link pushTaskBranch}); then records the end with where it ran and what it
-   * left in git (`FinishOutcome.workspace`, fenced like the end). Null when the lease is lost
+   * left in git (`FinishOutcome.workspace`, fenced like the end). `attemptOutcome`: what the
+   * attempt row records when not the task's state (`setup_failed`, `verify_failed`, `stalled`). Null when the lease is lost
    * (nothing recorded: the dispatcher that holds it now records its own).
    */
   private async end(
@@ -815,6 +1032,7 @@ export class Dispatcher {
     state: 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded',
     reason: string | null,
     result: string | null = null,
+    attemptOutcome: CountedFailure | null = null,
   ): Promise<Task | null> {
     let failure = reason;
     const record: WorkspaceRecord = { branch: null, commits: [], ranOn: os.hostname(), pushedTo: null, pushError: null };
@@ -840,7 +1058,7 @@ export class Dispatcher {
     return this.o.store.finish(attempt.id, {
       ...base,
       state: finalState,
-      attemptOutcome: finalState,
+      attemptOutcome: attemptOutcome ?? finalState,
       reason: failure,
       result: finalState === 'completed' ? result : null,
       workspace: record,
@@ -957,16 +1175,17 @@ export class Dispatcher {
     return queuedWaits(queued, byId, await store.listPauses(now), now, this.o.config.labels, this.accounts);
   }
 
-  /** True when the store holds no queued or running task (after ending parents whose subtasks ended). */
+  /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
     await this.settleParents();
     const counts = await this.o.store.countByState();
-    return counts.queued === 0 && counts.running === 0 && this.running.size === 0;
+    return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
   }
 
   /**
    * Stops cleanly: no new claims; running attempts are stopped (process tree) and their
-   * tasks requeued without using up an attempt. Resolves when they have all ended.
+   * tasks requeued without using up an attempt; a detector running is stopped (its run
+   * creates nothing). Resolves when they have all ended.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -974,15 +1193,19 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     await this.pumping;
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
+    this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
     await this.leave();
   }
 
-  /** Waits for the attempts running now to end by themselves (no new claims). */
+  /** Waits for the attempts and the detectors running now to end by themselves (no new claims). */
   async drain(): Promise<void> {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.detecting;
+    await this.notifier.flush();
     await this.leave();
   }
 }

@@ -104,7 +104,7 @@ export class DispatchLoop {
    * `unrunnable` says why each waits). A wait it sits out is stated once per task (`task.delayed`).
    */
   private async stalled(): Promise<boolean> {
-    if (this.dispatcher.unsettledFiles.length || this.dispatcher.inboxHasWork()) return false;
+    if (this.dispatcher.unsettledFiles.length || this.dispatcher.inboxHasWork() || this.dispatcher.detectorsRunning) return false;
     const waits = await this.dispatcher.queueWaits();
     if (waits === null) return false;
     const now = Date.now();

@@ -49,3 +49,11 @@ export async function takeStart(store: Store, account: string, config: Pick<Agen
   const pause = { agent: account, until: token.nextTokenAt, reason: rateLimitReason(config, token.nextTokenAt) };
   return { ...token, pause: (await store.extendPause(pause)) ? pause : null };
 }
+
+/**
+ * Whether a pause is a start bucket's (set by {@link takeStart} with {@link rateLimitReason}),
+ * agentq's own pacing rather than a limit or budget the agent ran into.
+ */
+export function isStartBucketPause(pause: Pick<AgentPause, 'reason'>): boolean {
+  return /^rate_limit \S+: bucket empty, next start at /.test(pause.reason);
+}

@@ -9,7 +9,7 @@ import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/confi
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';
-import { writeResultFile } from '../results/result-file.ts';
+import { resultExtras, writeResultFile } from '../results/result-file.ts';
 import type { Store, WorkerInfo } from '../store/store.ts';
 import { STORE_RETRY_MAX_MS } from './store-retry.ts';
 
@@ -31,6 +31,13 @@ export interface ReporterOptions {
    * dispatcher's judgement, which allows for its own store outages. Default: once it expired.
    */
   leaseLapsed?: (expiresAt: number, now: number) => boolean;
+  /**
+   * Records what a task's end needs recorded besides its file (its notifications,
+   * `Notifier.taskEnded`; idempotent). Called for every task reported: for this checkout's
+   * before its file is written (a throw leaves it unreported, tried again with the file),
+   * for another checkout's before it is announced (a throw is emitted as an `error`).
+   */
+  recordEnd?: (task: Task) => Promise<void>;
 }
 
 /** What one {@link Reporter.writeMissing} did. */
@@ -74,6 +81,7 @@ export class Reporter {
    */
   async report(task: Task): Promise<string | null> {
     if (!this.writesHere(task)) {
+      await this.o.recordEnd?.(task).catch((err: unknown) => this.o.events.emit('error', err instanceof Error ? err : new Error(String(err))));
       this.o.events.emit('task.finished', task);
       return null;
     }
@@ -84,7 +92,9 @@ export class Reporter {
   /** Writes a task's result file and records its path; an error is emitted once per task and error (a full disk), the task left unreported. */
   private async write(task: Task): Promise<{ file: string } | { error: Error }> {
     try {
-      const file = writeResultFile(this.o.paths, task);
+      // Recorded first: a crash before the file is written reports (and records) the end again, once.
+      await this.o.recordEnd?.(task);
+      const file = writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task));
       await this.o.store.setResultPath(task.id, file);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });

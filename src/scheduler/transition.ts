@@ -7,8 +7,16 @@
 import type { RunOutcome } from '../agents/runner.ts';
 import type { Task } from '../core/types.ts';
 
-/** Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`). */
-export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget';
+/**
+ * Why the dispatcher itself stopped a running attempt (its runner then reports `cancelled`):
+ * a user's cancel, its own shutdown, a lost lease, the `max_cost_usd` watch, a takeover
+ * (`agentq attach`), or the stall watchdog (`stall_timeout` without activity, see
+ * src/scheduler/stall.ts).
+ */
+export type StopReason = 'cancel' | 'shutdown' | 'lease_lost' | 'budget' | 'takeover' | 'stall';
+
+/** The attempt outcomes of the agent's own failures that are retried while attempts remain, else end the task failed (the attempt row keeps the outcome). */
+export type CountedFailure = 'setup_failed' | 'verify_failed' | 'stalled';
 
 /** What happens to the task after an attempt. Times epoch ms. */
 export type Transition =
@@ -16,17 +24,19 @@ export type Transition =
   | { kind: 'complete'; result: string; clearStrikes: true }
   /** The agent asked a question: the task waits `blocked` for an answer (`agentq answer`). */
   | { kind: 'block'; question: string; clearStrikes: true }
-  /** Back in the queue, not before `runAfter`. A `failed`/`timed_out` attempt counts against `retries`; `rate_limited`/`interrupted` do not. */
+  /** Back in the queue, not before `runAfter`. A `failed`/`timed_out`/`setup_failed`/`verify_failed`/`stalled` attempt counts against `retries` (`COUNTED_REQUEUE_OUTCOMES`); `rate_limited`/`interrupted` do not. */
   | {
       kind: 'requeue';
-      attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+      attemptOutcome: 'failed' | 'timed_out' | CountedFailure | 'rate_limited' | 'interrupted';
       reason: string;
       runAfter: number;
       /** Pause the agent's account first (a rate limit): which, until when, why, and its strikes in a row after this one. */
       pause?: { account: string; until: number; reason: string; strikes: number };
     }
-  /** The task ends in `state` with `reason`. */
-  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string }
+  /** A person took the task over (`agentq attach`): it waits `blocked`, taken over, the attempt not counted (`Store.handOver`). */
+  | { kind: 'hand_over' }
+  /** The task ends in `state` with `reason`; `attemptOutcome`: what its attempt row records when not `state` itself (a last setup failure, failed verification or stall). */
+  | { kind: 'end'; state: 'failed' | 'timed_out' | 'cancelled' | 'budget_exceeded'; reason: string; attemptOutcome?: CountedFailure }
   /** Nothing to record: the lease is lost (another dispatcher owns the task now). */
   | { kind: 'none' };
 
@@ -48,6 +58,13 @@ export interface DecideContext {
   rateLimitBackoff: { base: number; max: number };
   /** USD spent by the attempt, for the reason of a `budget` stop. */
   spentUsd: number;
+  /**
+   * Why the verification of a `completed` outcome failed (the failing `verify` command, its
+   * exit code), or null/absent: it passed or there was none to run.
+   */
+  verifyFailure?: string | null;
+  /** What the dispatcher says about a `stall` stop (how long the agent was quiet): the reason of the `stalled` attempt. */
+  stopDetail?: string | null;
 }
 
 /** The question in an agent's final message (`<<question>> … <</question>>`), else null. */
@@ -62,25 +79,40 @@ const canRetry = (task: Pick<Task, 'attempts' | 'retries'>) => task.attempts <= 
 
 /**
  * The task's next step after an attempt ended with `outcome` (pure).
- * - completed: `complete`, or `block` when the result asks a question;
+ * - completed: `complete`, or `block` when the result asks a question; with a `verifyFailure`,
+ *   retried at once (attempt `verify_failed`) while attempts remain, else ends failed;
+ * - question: `block`;
  * - failed: retried after `retryDelayMs` while retryable and attempts remain, else ends failed;
  *   auth_failed always ends failed;
  * - rate_limited: the agent's account (`ctx.account`) is paused until the stated reset, else
  *   for the doubling backoff, and the task goes back to the queue at once without using an attempt;
  * - timed_out: retried only with `retry_on_timeout`, else ends timed_out;
+ * - setup_failed (`workspace_setup`): retried after `retryDelayMs` while attempts remain, else
+ *   ends failed; either way the attempt records `setup_failed`;
  * - cancelled: by shutdown → back in the queue (interrupted); by a lost lease → nothing; by
- *   the budget watch → ends budget_exceeded; else ends cancelled by the user.
+ *   the budget watch → ends budget_exceeded; by a takeover → handed over (blocked, taken over);
+ *   by the stall watchdog → retried after `retryDelayMs` (attempt `stalled`) while attempts
+ *   remain, else ends failed; by the user → ends cancelled by user; not by the dispatcher (a
+ *   remote agent's task was cancelled there) → ends cancelled with the runner's reason.
  */
 export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts' | 'retries' | 'retryOnTimeout' | 'maxCostUsd'>, ctx: DecideContext): Transition {
   const { now } = ctx;
   /** Back in the queue after the backoff while `allowed` and attempts remain, else the end in `state`. */
   const retryOrEnd = (state: 'failed' | 'timed_out', reason: string, allowed: boolean): Transition =>
     allowed && canRetry(task) ? { kind: 'requeue', attemptOutcome: state, reason, runAfter: now + ctx.retryDelayMs } : { kind: 'end', state, reason };
+  /** Back in the queue after `delayMs` while attempts remain, else the task ends failed; the attempt records `attemptOutcome` either way. */
+  const againOrFail = (attemptOutcome: CountedFailure, reason: string, delayMs: number): Transition =>
+    canRetry(task) ? { kind: 'requeue', attemptOutcome, reason, runAfter: now + delayMs } : { kind: 'end', state: 'failed', reason, attemptOutcome };
   switch (outcome.kind) {
     case 'completed': {
       const question = ctx.questions ? parseQuestion(outcome.result) : null;
-      return question === null ? { kind: 'complete', result: outcome.result, clearStrikes: true } : { kind: 'block', question, clearStrikes: true };
+      if (question !== null) return { kind: 'block', question, clearStrikes: true };
+      // The agent's own work did not pass: hand it back at once (no backoff: nothing transient to wait out).
+      if (ctx.verifyFailure) return againOrFail('verify_failed', ctx.verifyFailure, 0);
+      return { kind: 'complete', result: outcome.result, clearStrikes: true };
     }
+    case 'question':
+      return { kind: 'block', question: outcome.question, clearStrikes: true };
     case 'failed':
       return retryOrEnd('failed', outcome.reason, outcome.retryable);
     case 'auth_failed':
@@ -94,18 +126,26 @@ export function decide(outcome: RunOutcome, task: Pick<Task, 'agent' | 'attempts
       return retryOrEnd('timed_out', outcome.reason, task.retryOnTimeout);
     case 'budget_exceeded':
       return { kind: 'end', state: 'budget_exceeded', reason: outcome.reason };
+    case 'setup_failed':
+      return againOrFail('setup_failed', outcome.reason, ctx.retryDelayMs);
     case 'cancelled':
       switch (ctx.stopReason) {
         case 'shutdown':
           return { kind: 'requeue', attemptOutcome: 'interrupted', reason: 'dispatcher shut down', runAfter: now };
         case 'lease_lost':
           return { kind: 'none' };
+        case 'stall':
+          return againOrFail('stalled', `stalled: ${ctx.stopDetail ?? 'no activity'}; the agent was stopped`, ctx.retryDelayMs);
+        case 'takeover':
+          return { kind: 'hand_over' };
         case 'budget':
           return {
             kind: 'end',
             state: 'budget_exceeded',
             reason: `budget exceeded: $${ctx.spentUsd.toFixed(4)} spent of max_cost_usd $${task.maxCostUsd ?? '?'}; the agent was stopped`,
           };
+        case null:
+          return { kind: 'end', state: 'cancelled', reason: outcome.reason };
         default:
           return { kind: 'end', state: 'cancelled', reason: 'cancelled by user' };
       }

@@ -17,11 +17,15 @@ import { InvalidTaskError, UsageError } from '../core/errors.ts';
 import { isTerminal, PRIORITIES, TASK_STATES, type Task } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { resolveDirect } from '../intake/direct.ts';
-import { answerTask, cancelTask, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
+import { answerTask, cancelTask, delegationsReport, findTask, retryTask, statusSnapshot, usageReport } from '../ops/task-ops.ts';
 import { locateLog, streamAttemptLog, type LogStream } from '../ops/attempt-log.ts';
 import { tailIsCut } from '../results/logs.ts';
+import { DELEGATION_STATES, type DelegationState } from '../core/delegation.ts';
 import type { CallbackDelivery, Store } from '../store/store.ts';
-import { authorize, isProtectedPath, isProtectedRoute } from './auth.ts';
+import { answerTokenSha256 } from '../notify/answer-link.ts';
+import { notifyStatus } from '../notify/status.ts';
+import { ANSWER_LINK_ROUTE, authorize, isProtectedPath, isProtectedRoute, usesAnswerLink } from './auth.ts';
+import { answerPage, ANSWER_PAGE_HEADERS } from './answer-page.ts';
 import { errorHandler, HttpError, noRoute } from './errors.ts';
 import type { EventHub, HubEvent } from './event-hub.ts';
 import { checkJsonCharset, parseJsonBody } from './json-body.ts';
@@ -68,6 +72,13 @@ function decodeCursor(cursor: string): number {
   if (!m) throw new HttpError('bad_request', `cursor: ${JSON.stringify(cursor)} is not a cursor this server gave`, 'cursor');
   return Number(m[1]);
 }
+
+/** Why a valid-looking answer link is refused (410). */
+const ANSWER_LINK_GONE = {
+  used: 'this answer link was used already (the question is answered)',
+  expired: 'this answer link has expired',
+  closed: 'the task no longer waits on the question of this link',
+} as const;
 
 /** The callback as the API shows it. */
 function callbackView(c: CallbackDelivery | null) {
@@ -170,7 +181,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request) => {
     const problem = pathProblem(request.url);
     if (problem) throw noRoute(request.method, request.url, problem);
-    if (isProtectedRoute(request.routeOptions.url)) authorize(request, o.token);
+    if (isProtectedRoute(request.routeOptions.url) && !usesAnswerLink(request)) authorize(request, o.token);
   });
 
   // Open streams (events, log follows) are ended when the server closes.
@@ -291,12 +302,17 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     '/v1/tasks/:id',
     {
       schema: {
-        summary: 'One task with its attempts and callback',
+        summary: 'One task with its attempts, its verify runs and callback',
         params: idParams,
         response: {
           200: {
             type: 'object',
-            properties: { task: ref('Task'), attempts: { type: 'array', items: ref('Attempt') }, callback: { anyOf: [ref('Callback'), { type: 'null' }] } },
+            properties: {
+              task: ref('Task'),
+              attempts: { type: 'array', items: ref('Attempt') },
+              verifications: { type: 'array', items: ref('Verification') },
+              callback: { anyOf: [ref('Callback'), { type: 'null' }] },
+            },
           },
           ...errorResponses(401, 403, 404),
         },
@@ -304,7 +320,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (request) => {
       const task = await findTask(store, request.params.id);
-      return { task, attempts: await store.listAttempts(task.id), callback: callbackView(await store.getCallback(task.id)) };
+      return { task, attempts: await store.listAttempts(task.id), verifications: await store.listVerifications(task.id), callback: callbackView(await store.getCallback(task.id)) };
     },
   );
 
@@ -344,22 +360,57 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { answer: string } }>(
-    '/v1/tasks/:id/answer',
+  const answerLinkQuery = {
+    type: 'object',
+    properties: {
+      token: { type: 'string', minLength: 1, description: "an answer link's one-time token: then no other credential is needed (see README, Notifications)" },
+    },
+  };
+  app.post<{ Params: { id: string }; Body: { answer: string }; Querystring: { token?: string } }>(
+    ANSWER_LINK_ROUTE,
     {
       schema: {
         summary: "Answer a blocked task's question; it runs again",
+        description:
+          'With `?token=` (the one-time token of an answer link from a `blocked` notification) no other credential is needed: the token must be this task\'s, unused and unexpired (else 401 or 410), and is spent by the answer.',
         params: idParams,
+        querystring: answerLinkQuery,
         body: { type: 'object', required: ['answer'], additionalProperties: false, properties: { answer: { type: 'string', minLength: 1, pattern: '\\S' } } },
-        response: { 200: taskOnly, ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
+        response: { 200: taskOnly, ...errorResponses(400, 401, 403, 404, 409, 410, 413, 415) },
       },
     },
     async (request) => {
-      const task = await answerTask(store, request.params.id, request.body.answer, now());
+      let task: Task;
+      if (request.query.token !== undefined) {
+        // A caller with only a link learns nothing of other tasks: an unknown one is 401 too.
+        const id = (await store.getTask(request.params.id))?.id;
+        if (id === undefined) throw new HttpError('unauthorized', `token: not an answer link of task ${request.params.id}`, 'token');
+        const r = await store.answerWithToken(id, answerTokenSha256(request.query.token), request.body.answer, now());
+        if (r.outcome === 'unknown') throw new HttpError('unauthorized', `token: not an answer link of task ${id}`, 'token');
+        if (r.outcome !== 'answered') throw new HttpError('gone', `token: ${ANSWER_LINK_GONE[r.outcome]}`, 'token');
+        task = r.task;
+      } else {
+        task = await answerTask(store, request.params.id, request.body.answer, now());
+      }
       o.events.emit('task.requeued', task, 'answered');
       o.wake?.();
       return { task };
     },
+  );
+
+  // What an answer link opens in a browser: a form that POSTs to the same URL. It shows no
+  // task data (the question is in the notification), so it checks nothing itself.
+  app.get<{ Params: { id: string }; Querystring: { token: string } }>(
+    ANSWER_LINK_ROUTE,
+    {
+      schema: {
+        summary: 'The answer form of an answer link (HTML)',
+        params: idParams,
+        querystring: { ...answerLinkQuery, required: ['token'] },
+        response: { 200: { description: 'text/html', type: 'string' }, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => reply.headers(ANSWER_PAGE_HEADERS).type('text/html; charset=utf-8').send(answerPage(request.params.id)),
   );
 
   app.get<{ Params: { id: string }; Querystring: { attempt?: number; follow?: string; stream?: LogStream } }>(
@@ -431,6 +482,39 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   );
 
+  // --- delegations --------------------------------------------------------------------
+  app.get<{ Querystring: { state?: DelegationState; limit: number; cursor?: string } }>(
+    '/v1/delegations',
+    {
+      schema: {
+        summary: 'The delegation ledger (tasks handed to remote A2A agents), newest first — as `agentq delegations --json`',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            state: { type: 'string', enum: [...DELEGATION_STATES] },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: 'string', description: 'nextCursor of the previous page' },
+          },
+        },
+        response: {
+          200: { type: 'object', properties: { delegations: { type: 'array', items: ref('Delegation') }, nextCursor: { type: ['string', 'null'] } } },
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const rows = await delegationsReport(store, {
+        ...(q.state ? { state: q.state } : {}),
+        ...(q.cursor ? { beforeId: decodeCursor(q.cursor) } : {}),
+        limit: q.limit + 1,
+      });
+      const delegations = rows.slice(0, q.limit);
+      return { delegations, nextCursor: rows.length > q.limit ? encodeCursor(delegations.at(-1)!.id) : null };
+    },
+  );
+
   // --- status, usage -----------------------------------------------------------------
   app.get(
     '/v1/status',
@@ -463,13 +547,23 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
                 },
               },
               workers: { type: 'array', items: ref('Worker'), description: 'live dispatchers on the store' },
+              notify: {
+                type: 'array',
+                description: '`notify:` targets: deliveries, the newest error, `failing` when the newest try failed',
+                items: { type: 'object', additionalProperties: true, properties: { label: { type: 'string' }, failing: { type: 'boolean' }, lastError: { type: ['string', 'null'] } } },
+              },
+              detectors: {
+                type: 'array',
+                items: { type: 'object', additionalProperties: true },
+                description: 'the newest run of each detector: name, tick, ranAt, durationMs, exitCode, error, problems [{line, reason}], lines, created, known',
+              },
             },
           },
           ...errorResponses(401, 403),
         },
       },
     },
-    async () => statusSnapshot(store, now(), accountMap(o.config, Object.keys(o.config.agents))),
+    async () => ({ ...(await statusSnapshot(store, now(), accountMap(o.config, Object.keys(o.config.agents)))), notify: await notifyStatus(store, o.config) }),
   );
 
   const usageFigures = {

@@ -2,7 +2,8 @@
  * Who may call the API. A configured token (`AGENTQ_TOKEN`, else config `serve.token`) is
  * required as `Authorization: Bearer TOKEN` on every API route (`/v1/*`, `/metrics`, the A2A
  * endpoint `/a2a`), on loopback too; `/healthz`, `/openapi.json`, the A2A agent card
- * (`/.well-known/agent-card.json`) and the dashboard's static files are open. The
+ * (`/.well-known/agent-card.json`) and the dashboard's static files are open; an answer
+ * link's one-time token opens its one route instead ({@link usesAnswerLink}). The
  * token is compared in constant time (sha256 digests, `crypto.timingSafeEqual`), and never
  * logged or stored. Without a token the server listens only on loopback, and browsers
  * are kept out of the API: a request whose `Host` is not a loopback name (DNS rebinding)
@@ -13,6 +14,7 @@ import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { UsageError } from '../core/errors.ts';
 import { HttpError } from './errors.ts';
+import { PUSH_ROUTE } from '../agents/a2a/pushes.ts';
 
 /** The token in force: `AGENTQ_TOKEN` if set and not empty, else config's `serve.token`, else null. */
 export function resolveToken(env: Record<string, string | undefined>, configToken: string | undefined): string | null {
@@ -50,8 +52,11 @@ export function tokenMatches(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(digest(given), digest(expected));
 }
 
-/** Routes anyone may call: liveness, the OpenAPI document, the A2A agent card and the dashboard's files. */
-const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-card.json', '/', '/*']);
+/**
+ * Routes anyone may call: liveness, the OpenAPI document, the A2A agent card, the dashboard's
+ * files, and the push notifications of delegations (each checks its delegation's own token).
+ */
+const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-card.json', '/', '/*', PUSH_ROUTE]);
 
 /**
  * Whether the route a request matched is behind the token: every route but
@@ -61,6 +66,19 @@ const OPEN_ROUTES = new Set(['/healthz', '/openapi.json', '/.well-known/agent-ca
  */
 export function isProtectedRoute(route: string | undefined): boolean {
   return route !== undefined && !OPEN_ROUTES.has(route);
+}
+
+/** The one route an answer link's one-time token opens (`?token=`, see src/notify/answer-link.ts). */
+export const ANSWER_LINK_ROUTE = '/v1/tasks/:id/answer';
+
+/**
+ * Whether a request carries an answer link's one-time token (`?token=`) on
+ * {@link ANSWER_LINK_ROUTE}: then the main token (and, without one, the Host/Origin checks) is
+ * not asked for, and the route itself accepts nothing but that one-time token, for that task.
+ * Every other route ignores a `token` query parameter.
+ */
+export function usesAnswerLink(request: FastifyRequest): boolean {
+  return request.routeOptions.url === ANSWER_LINK_ROUTE && typeof (request.query as Record<string, unknown> | undefined)?.token === 'string';
 }
 
 /** Whether a raw path names the API (`/v1/…`), `/metrics` or the A2A endpoint (`/a2a`) (for the 404 handler: JSON, not the dashboard). */

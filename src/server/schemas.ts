@@ -3,6 +3,7 @@
  * serialize responses and to generate /openapi.json. Objects allow further properties, so
  * a field the store adds later is passed through, not dropped.
  */
+import { DELEGATION_STATES } from '../core/delegation.ts';
 import { PRIORITIES, TASK_STATES } from '../core/types.ts';
 import { ERROR_STATUS } from './errors.ts';
 
@@ -53,8 +54,10 @@ export const taskSchema: JsonSchema = {
     runAt: nul('number'),
     workspace: nul('string'),
     merge: nul('string'),
+    workspaceSetup: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'workspace_setup commands; null: config' },
     dedupKey: nul('string'),
     command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    remote: { ...nul('string'), description: 'agent: a2a — the remote A2A agent: a name of config remotes, or its URL' },
     extra: { type: 'object', additionalProperties: true },
     prompt: { type: 'string' },
     source: { type: 'string', description: 'inbox, cli, recurring or api' },
@@ -78,11 +81,17 @@ export const taskSchema: JsonSchema = {
     },
     question: nul('string'),
     answer: nul('string'),
+    takenOverAt: { ...nul('integer'), description: 'epoch ms a person took the task over by hand (agentq attach); blocked until agentq release' },
     branch: nul('string'),
     commits: { type: 'array', items: { type: 'object', additionalProperties: true, properties: { hash: { type: 'string' }, subject: { type: 'string' } } } },
     ranOn: { ...nul('string'), description: 'host name of the machine that ran the attempt that ended it' },
     pushedTo: { ...nul('string'), description: 'workspace_push: REMOTE/BRANCH the branch was pushed to' },
     pushError: { ...nul('string'), description: 'workspace_push: why the push failed' },
+    verify: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'null' }], description: 'verify commands (null: config verify; []: none)' },
+    verifyTimeoutMs: { ...nul('number'), description: 'verify_timeout, ms (null: config)' },
+    verifyRetries: { ...nul('integer'), description: 'verify_retries (null: config)' },
+    stallTimeoutMs: { ...nul('number'), description: 'stall_timeout, ms; 0: off (null: config)' },
+    lastActivityAt: ms("while running: its agent's last activity, as its dispatcher last recorded it"),
   },
 };
 
@@ -99,7 +108,7 @@ export const attemptSchema: JsonSchema = {
     host: { ...nul('string'), description: 'host name of the machine that ran it' },
     agent: { type: 'string' },
     model: nul('string'),
-    outcome: { type: 'string' },
+    outcome: { type: 'string', description: 'running, completed, failed, timed_out, setup_failed, verify_failed, stalled, budget_exceeded, cancelled, rate_limited, interrupted or blocked' },
     reason: nul('string'),
     exitCode: nul('integer'),
     startedAt: { type: 'integer' },
@@ -107,6 +116,26 @@ export const attemptSchema: JsonSchema = {
     durationMs: nul('number'),
     logPath: nul('string'),
     stats: statsSchema,
+  },
+};
+
+/** One verify command run after an attempt's agent reported success (src/core/types.ts `Verification`). */
+export const verificationSchema: JsonSchema = {
+  $id: 'Verification',
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    attemptId: { type: 'string' },
+    taskId: { type: 'integer' },
+    attemptNumber: { type: 'integer' },
+    number: { type: 'integer', description: "1-based position in the task's verify list" },
+    command: { type: 'string' },
+    exitCode: { ...nul('integer'), description: 'null: killed (timed out, stopped) or ended by a signal' },
+    timedOut: { type: 'boolean' },
+    durationMs: { type: 'number' },
+    outputPath: { ...nul('string'), description: 'its output log on the host that ran it' },
+    outputTail: { type: 'string', description: 'the last 200 lines of its output' },
+    startedAt: { type: 'integer', description: 'epoch ms' },
   },
 };
 
@@ -124,6 +153,37 @@ export const workerSchema: JsonSchema = {
     running: { type: 'integer', description: 'its running attempts' },
     startedAt: { type: 'integer', description: 'epoch ms' },
     heartbeatAt: { type: 'integer', description: 'last heartbeat, epoch ms' },
+  },
+};
+
+/** One delegation of the ledger (src/core/delegation.ts `Delegation`), with its task's name. */
+export const delegationSchema: JsonSchema = {
+  $id: 'Delegation',
+  type: 'object',
+  additionalProperties: true,
+  description: 'A task handed to a remote A2A agent (agent: a2a). Times are epoch ms; a `…At` is when it last entered that state.',
+  properties: {
+    id: { type: 'integer' },
+    taskId: { type: 'integer' },
+    taskName: nul('string'),
+    attemptId: { type: 'string', description: 'the delegating attempt; the first messageId (idempotency key)' },
+    remote: { type: 'string', description: 'as the task named it: a name of config remotes, or the URL' },
+    url: { type: 'string' },
+    remoteTaskId: nul('string'),
+    contextId: nul('string'),
+    messageId: { type: 'string', description: 'the latest message sent' },
+    state: { type: 'string', enum: [...DELEGATION_STATES] },
+    remoteState: { ...nul('string'), description: 'the A2A task state last seen' },
+    lastError: nul('string'),
+    resultPreview: { ...nul('string'), description: 'the first 300 characters of the result (or of the question)' },
+    createdAt: { type: 'integer' },
+    dispatchedAt: ms('dispatched'),
+    receivedAt: ms('received'),
+    inProgressAt: ms('in progress'),
+    inputRequiredAt: ms('input required'),
+    finishedAt: ms('ended'),
+    progressAt: { type: 'integer', description: 'last progress the remote showed, epoch ms' },
+    updatedAt: { type: 'integer' },
   },
 };
 
@@ -159,7 +219,7 @@ export const errorSchema: JsonSchema = {
   },
 };
 
-export const SHARED_SCHEMAS = [taskSchema, attemptSchema, workerSchema, callbackSchema, errorSchema];
+export const SHARED_SCHEMAS = [taskSchema, attemptSchema, verificationSchema, workerSchema, delegationSchema, callbackSchema, errorSchema];
 
 export const ref = (id: string): JsonSchema => ({ $ref: `${id}#` });
 

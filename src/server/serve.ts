@@ -8,7 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { a2aPushSource } from '../a2a/server/push.ts';
+import { registerPushReceiver } from '../a2a/server/push-receiver.ts';
 import { registerA2aRoutes } from '../a2a/server/routes.ts';
+import { DelegationPushes } from '../agents/a2a/pushes.ts';
 import { createRunners } from '../agents/registry.ts';
 import type { AgentRunner } from '../agents/runner.ts';
 import type { Config, ProjectPaths } from '../config/config.ts';
@@ -76,7 +78,10 @@ export class AgentqServer {
     checkBind(o.host, o.token);
     for (const d of [o.paths.done, o.paths.failed, o.paths.logs]) fs.mkdirSync(d, { recursive: true });
     const env = o.env ?? process.env;
-    const dispatcher = new Dispatcher({ paths: o.paths, store: o.store, config: o.config, runners: o.runners ?? createRunners(o.config, o.paths, env), env });
+    // Push notifications of the tasks this queue delegates, once the server listens (see below).
+    const delegationPushes = new DelegationPushes();
+    const runners = o.runners ?? createRunners(o.config, o.paths, env, { delegationPushes });
+    const dispatcher = new Dispatcher({ paths: o.paths, store: o.store, config: o.config, runners, env });
     const events = dispatcher.events;
     o.onDispatcher?.(dispatcher);
     // An 'error' event without a listener would throw; the dispatcher survives these.
@@ -126,6 +131,7 @@ export class AgentqServer {
       ...(o.logger === undefined ? {} : { logger: o.logger }),
     });
     await registerA2aRoutes(app, { store: o.store, config: o.config, paths: o.paths, events, token: o.token, wake, kickPushes, ...(o.pingMs === undefined ? {} : { pingMs: o.pingMs }) });
+    await registerPushReceiver(app, { store: o.store, pushes: delegationPushes });
     log = app.log;
     await dispatcher.start();
     const loop = new DispatchLoop(dispatcher, o.paths, o.config);
@@ -145,6 +151,8 @@ export class AgentqServer {
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : o.port;
     const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+    // Remotes push to serve.public_url, else to the address listened on (not a wildcard one).
+    delegationPushes.setBase(o.config.serve.public_url ?? (isWildcardHost(o.host) ? null : `http://${host}:${port}`));
     return new AgentqServer(dispatcher, app, hub, callbacks, pushes, loop, loopDone, detach, `http://${host}:${port}`);
   }
 
@@ -166,4 +174,10 @@ export class AgentqServer {
     })();
     return this.closing;
   }
+}
+
+/** Whether `host` is a wildcard address (0.0.0.0, ::): no address a remote could be given. */
+function isWildcardHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === '0.0.0.0' || h === '::' || h === '0:0:0:0:0:0:0:0';
 }

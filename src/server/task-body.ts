@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../config/config.ts';
-import { TASK_FIELDS, TASK_NAME_SCHEMA, taskNameFrom, taskSpecFromFields, validateFields } from '../config/task-file.ts';
+import { REMOTE_SCHEMA, TASK_FIELDS, TASK_NAME_SCHEMA, taskNameFrom, taskSpecFromFields, validateFields } from '../config/task-file.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { TaskSpec } from '../core/types.ts';
 
@@ -49,6 +49,17 @@ export const TASK_BODY = z.strictObject({
  * JSON Schema is generated from it as the body's is.
  */
 export const TASK_INPUT = TASK_BODY.omit({ callback_url: true });
+
+/**
+ * The input of the MCP tool `delegate_task`: {@link TASK_INPUT} less `agent` (it is `a2a`),
+ * with `remote` required.
+ */
+export const DELEGATE_INPUT = TASK_INPUT.omit({ agent: true }).extend({
+  remote: z
+    .string({ error: (iss) => (iss.input === undefined || iss.input === null ? 'required' : `${JSON.stringify(iss.input)} is not a non-empty string`) })
+    .pipe(REMOTE_SCHEMA)
+    .meta({ description: 'where to delegate: a name of config remotes, or the http(s) URL of an A2A agent (another agentq serve, or any A2A agent)' }),
+});
 
 /** Every field a body may carry: `prompt`, `name`, `callback_url`, then the task fields. */
 export function bodyFields(): string[] {

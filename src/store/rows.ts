@@ -3,8 +3,9 @@
  * lists and objects as JSON text, times as epoch ms), so one mapping reads both. Numbers may
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
-import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState } from '../core/types.ts';
-import type { A2aPush, AgentUsage, CallbackDelivery, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
+import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState, type Verification } from '../core/types.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, DetectorRun, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -64,12 +65,19 @@ export function toTask(row: Row, depIds: number[]): Task {
     runAt: null,
     workspace: str(row.workspace) as Task['workspace'],
     merge: str(row.merge) as Task['merge'],
+    workspaceSetup: row.workspace_setup ? (JSON.parse(String(row.workspace_setup)) as string[]) : null,
     tags: JSON.parse(String(row.tags)) as string[],
     runsOn: JSON.parse(String(row.runs_on)) as string[],
     dedupKey: str(row.dedup_key),
     command: command === null ? null : (JSON.parse(command) as Task['command']),
+    remote: str(row.remote),
+    remoteMetadata: row.remote_metadata ? (JSON.parse(String(row.remote_metadata)) as Record<string, unknown>) : null,
     maxTurns: num(row.max_turns),
     allowedTools: row.allowed_tools ? (JSON.parse(String(row.allowed_tools)) as string[]) : null,
+    verify: row.verify === null || row.verify === undefined ? null : (JSON.parse(String(row.verify)) as string[]),
+    verifyTimeoutMs: num(row.verify_timeout_ms),
+    verifyRetries: num(row.verify_retries),
+    stallTimeoutMs: num(row.stall_timeout_ms),
     extra: JSON.parse(String(row.extra)) as Record<string, unknown>,
     prompt: String(row.prompt),
     source: String(row.source),
@@ -90,11 +98,38 @@ export function toTask(row: Row, depIds: number[]): Task {
     origin: originFrom(row),
     question: str(row.question),
     answer: str(row.answer),
+    takenOverAt: num(row.taken_over_at),
     branch: str(row.branch),
     commits: row.commits ? (JSON.parse(String(row.commits)) as Task['commits']) : [],
     ranOn: str(row.ran_on),
     pushedTo: str(row.pushed_to),
     pushError: str(row.push_error),
+    lastActivityAt: num(row.last_activity_at),
+  };
+}
+
+/** The task columns of the verify and stall fields (`verify` as JSON text), in the order of {@link verifyColumnValues}. */
+export const VERIFY_TASK_COLUMNS = ['verify', 'verify_timeout_ms', 'verify_retries', 'stall_timeout_ms'] as const;
+
+/** The values of {@link VERIFY_TASK_COLUMNS} for a new task, the same on every backend. */
+export function verifyColumnValues(spec: Pick<Task, 'verify' | 'verifyTimeoutMs' | 'verifyRetries' | 'stallTimeoutMs'>): [string | null, number | null, number | null, number | null] {
+  return [spec.verify === null ? null : JSON.stringify(spec.verify), spec.verifyTimeoutMs, spec.verifyRetries, spec.stallTimeoutMs];
+}
+
+/** A `verifications` row, with its attempt's `attempt_number`. */
+export function toVerification(row: Row): Verification {
+  return {
+    attemptId: String(row.attempt_id),
+    taskId: Number(row.task_id),
+    attemptNumber: Number(row.attempt_number),
+    number: Number(row.number),
+    command: String(row.command),
+    exitCode: num(row.exit_code),
+    timedOut: flag(row.timed_out),
+    durationMs: Number(row.duration_ms),
+    outputPath: str(row.output_path),
+    outputTail: String(row.output_tail),
+    startedAt: Number(row.started_at),
   };
 }
 
@@ -152,6 +187,57 @@ export function toCallback(row: Row): CallbackDelivery {
 }
 
 /**
+ * The columns one delivery try writes (callbacks, A2A pushes and notifications alike): the new `state`
+ * (`delivered`, `failed`, else `pending`), whether the try is `counted` (a `released` one is
+ * not, and keeps the last error: `keepError`), the `error` to record (null once delivered),
+ * `deliveredAt` and `nextTryAt` (null unless pending; a pending one without a time is due now).
+ */
+export function tryColumns(t: CallbackTry): { state: 'pending' | 'delivered' | 'failed'; counted: 0 | 1; keepError: boolean; error: string | null; deliveredAt: number | null; nextTryAt: number | null } {
+  const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+  const counted = t.outcome === 'released' ? 0 : 1;
+  return {
+    state,
+    counted,
+    keepError: counted === 0,
+    error: t.outcome === 'delivered' ? null : (t.error ?? null),
+    deliveredAt: t.outcome === 'delivered' ? t.now : null,
+    nextTryAt: state === 'pending' ? (t.nextTryAt ?? t.now) : null,
+  };
+}
+
+export function toNotification(row: Row): Notification {
+  return {
+    id: Number(row.id),
+    key: String(row.key),
+    target: String(row.target),
+    event: String(row.event),
+    taskId: num(row.task_id),
+    payload: String(row.payload),
+    state: row.state as Notification['state'],
+    attempts: Number(row.attempts),
+    lastError: str(row.last_error),
+    lastTryAt: num(row.last_try_at),
+    deliveredAt: num(row.delivered_at),
+    nextTryAt: num(row.next_try_at),
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** A row of the per-target sums (`delivered`, `pending`, `retrying`, `failed`, `last_error`, `last_error_at`, `last_delivered_at`). */
+export function toNotificationHealth(row: Row): NotificationHealth {
+  return {
+    target: String(row.target),
+    delivered: Number(row.delivered),
+    pending: Number(row.pending),
+    retrying: Number(row.retrying),
+    failed: Number(row.failed),
+    lastError: str(row.last_error),
+    lastErrorAt: num(row.last_error_at),
+    lastDeliveredAt: num(row.last_delivered_at),
+  };
+}
+
+/**
  * A task's version for A2A pushes: its state and its claim count, `state:claims`. It changes
  * with every state change and with every new attempt (blocked → answered → blocked again is
  * a new version), so a push config is due whenever it differs from the one last pushed.
@@ -178,6 +264,37 @@ export function toA2aPush(row: Row): A2aPush {
     deliveredAt: num(row.delivered_at),
     nextTryAt: num(row.next_try_at),
   };
+}
+
+export function toDetectorRun(row: Row): DetectorRun {
+  return {
+    name: String(row.name),
+    tick: Number(row.tick),
+    ranAt: Number(row.ran_at),
+    durationMs: Number(row.duration_ms),
+    exitCode: num(row.exit_code),
+    error: str(row.error),
+    problems: JSON.parse(String(row.problems)) as DetectorRun['problems'],
+    lines: Number(row.lines),
+    created: Number(row.created),
+    known: Number(row.known),
+  };
+}
+
+/** A {@link DetectorRun} as `detector_runs` column → value (`problems` as JSON text), the same on every backend. */
+export function detectorRunColumns(r: DetectorRun): Array<[string, unknown]> {
+  return [
+    ['name', r.name],
+    ['tick', r.tick],
+    ['ran_at', r.ranAt],
+    ['duration_ms', r.durationMs],
+    ['exit_code', r.exitCode],
+    ['error', r.error],
+    ['problems', JSON.stringify(r.problems)],
+    ['lines', r.lines],
+    ['created', r.created],
+    ['known', r.known],
+  ];
 }
 
 export function toWorker(row: Row): WorkerInfo {
@@ -254,4 +371,65 @@ export function knownStatsColumns(stats: Partial<RunStats>): { attempt: Array<[s
   const known = cols.filter(([k]) => stats[k] !== undefined && stats[k] !== null).map(([k, col]): [string, unknown] => [col, stats[k]]);
   const model = stats.model === undefined || stats.model === null ? [] : [stats.model];
   return { attempt: [...known, ...model.map((m): [string, unknown] => ['model', m])], task: [...known, ...model.map((m): [string, unknown] => ['run_model', m])] };
+}
+
+export function toDelegation(row: Row): Delegation {
+  return {
+    id: Number(row.id),
+    taskId: Number(row.task_id),
+    attemptId: String(row.attempt_id),
+    remote: String(row.remote),
+    url: String(row.url),
+    remoteTaskId: str(row.remote_task_id),
+    contextId: str(row.context_id),
+    messageId: String(row.message_id),
+    state: row.state as DelegationState,
+    remoteState: str(row.remote_state),
+    lastError: str(row.last_error),
+    resultPreview: str(row.result_preview),
+    createdAt: Number(row.created_at),
+    dispatchedAt: num(row.dispatched_at),
+    receivedAt: num(row.received_at),
+    inProgressAt: num(row.in_progress_at),
+    inputRequiredAt: num(row.input_required_at),
+    finishedAt: num(row.finished_at),
+    progressAt: Number(row.progress_at),
+    updatedAt: Number(row.updated_at),
+    pushTokenSha256: str(row.push_token_sha256),
+  };
+}
+
+/** The column recording when a delegation entered each state (the ends share `finished_at`; `pending` keeps `created_at`). */
+const DELEGATION_STATE_COLUMN: Partial<Record<DelegationState, string>> = {
+  dispatched: 'dispatched_at',
+  received: 'received_at',
+  in_progress: 'in_progress_at',
+  input_required: 'input_required_at',
+};
+
+/**
+ * The columns a {@link DelegationPatch} sets, as column → value, the same on every backend:
+ * the fields given, the new state's time column, `progress_at` when `progress`, and always
+ * `updated_at`.
+ */
+export function delegationPatchColumns(patch: DelegationPatch, now: number): Array<[string, unknown]> {
+  const cols: Array<[string, unknown]> = [];
+  const set = (col: string, v: unknown) => {
+    if (v !== undefined) cols.push([col, v]);
+  };
+  set('state', patch.state);
+  set('remote_task_id', patch.remoteTaskId);
+  set('context_id', patch.contextId);
+  set('message_id', patch.messageId);
+  set('remote_state', patch.remoteState);
+  set('last_error', patch.lastError);
+  set('result_preview', patch.resultPreview);
+  set('push_token_sha256', patch.pushTokenSha256);
+  if (patch.state !== undefined) {
+    const column = isOpenDelegation(patch.state) ? DELEGATION_STATE_COLUMN[patch.state] : 'finished_at';
+    if (column) set(column, now);
+  }
+  if (patch.progress) set('progress_at', now);
+  set('updated_at', now);
+  return cols;
 }

@@ -4,7 +4,8 @@
  * Backends: SQLite (`sqlite:PATH`) and PostgreSQL (`postgres://…?schema=NAME`), both held to
  * one contract (test/contract/store/, run by `storeContract`). All times are epoch ms.
  */
-import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState } from '../core/types.ts';
+import type { Delegation, DelegationState } from '../core/delegation.ts';
+import { type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type RunStats, type Task, type TaskOrigin, type TaskSpec, type TaskState, type Verification } from '../core/types.ts';
 import type { UsageQuery, UsageRow } from './usage.ts';
 
 /** A task to create. Invalid tasks are created directly in state `invalid`. */
@@ -79,8 +80,8 @@ export type WorkspaceRecord = Pick<Task, 'branch' | 'commits' | 'ranOn' | 'pushe
 
 /** Putting a running task back in the queue. */
 export interface RequeueOptions {
-  /** `failed` burns the attempt (a retry); `rate_limited` and `interrupted` do not. */
-  attemptOutcome: 'failed' | 'timed_out' | 'rate_limited' | 'interrupted';
+  /** `failed`, `timed_out`, `setup_failed`, `verify_failed` and `stalled` burn the attempt (a retry: `COUNTED_REQUEUE_OUTCOMES`); `rate_limited` and `interrupted` do not. */
+  attemptOutcome: 'failed' | 'timed_out' | 'setup_failed' | 'verify_failed' | 'stalled' | 'rate_limited' | 'interrupted';
   reason: string;
   runAfter: number;
   exitCode?: number | null;
@@ -100,6 +101,22 @@ export interface BlockOptions {
   /** As {@link FinishOutcome.output}. */
   output?: AttemptOutput | null;
   now: number;
+}
+
+/** One verify command's run, as {@link AttemptStore.recordVerification} records it (see `Verification`). */
+export type NewVerification = Omit<Verification, 'attemptId' | 'taskId' | 'attemptNumber'>;
+
+/** Ending an attempt its dispatcher stopped because a person took the task over (`handOver`). */
+export type HandOverOptions = Omit<BlockOptions, 'question'>;
+
+/** What {@link AttemptStore.heartbeat} tells the dispatcher. */
+export interface Heartbeat {
+  /** False when the lease was lost: the attempt must stop and write nothing. */
+  ok: boolean;
+  /** `agentq cancel` asked to stop it. */
+  cancelRequested: boolean;
+  /** `agentq attach` asked to stop it (the task's `takenOverAt` is set): end it with `handOver`. */
+  takeoverRequested: boolean;
 }
 
 /** Per-agent figures for `agentq status`: tokens and USD over attempts started since `since`. */
@@ -174,7 +191,7 @@ export interface DueCallback {
   task: Task;
 }
 
-/** The result of one callback try. */
+/** The result of one delivery try: of a callback, or of a notification. */
 export interface CallbackTry {
   /**
    * `delivered` (2xx), `retry` (5xx or connection error: pending again at `nextTryAt`),
@@ -186,6 +203,88 @@ export interface CallbackTry {
   nextTryAt?: number | null;
   now: number;
 }
+
+/**
+ * A notification to record: one event for one `notify:` target. `key` and `target` make it
+ * one row however often it is recorded (see {@link NotificationStore.recordNotifications}).
+ */
+export interface NewNotification {
+  /** What happened, once, e.g. `completed:task 7:claim 2:at 1700000000000` (src/notify/events.ts). */
+  key: string;
+  /** The target's id: a hash of its kind and destination (`targetId` in src/notify/targets.ts), never the URL itself. */
+  target: string;
+  /** The event's name (`completed`, `blocked`, … `queue_empty`). */
+  event: string;
+  /** The task it is about; null for `agent_paused` and `queue_empty`. */
+  taskId: number | null;
+  /** The event as JSON text (no secrets). */
+  payload: string;
+}
+
+/** A recorded notification and where its delivery stands (as a callback's). Times epoch ms. */
+export interface Notification extends NewNotification {
+  id: number;
+  /** `pending` until delivered or given up (`failed`). */
+  state: 'pending' | 'delivered' | 'failed';
+  /** Tries made so far. */
+  attempts: number;
+  /** The error of the last try; null once delivered. */
+  lastError: string | null;
+  /** When the last counted try ended. */
+  lastTryAt: number | null;
+  deliveredAt: number | null;
+  /** Earliest next try; null: at once. */
+  nextTryAt: number | null;
+  createdAt: number;
+}
+
+/** How the deliveries of one target stand, for `agentq status`. */
+export interface NotificationHealth {
+  /** The target's id ({@link NewNotification.target}). */
+  target: string;
+  delivered: number;
+  /** Not delivered yet (due, leased or waiting for a retry). */
+  pending: number;
+  /** Of those pending, the ones whose last try failed. */
+  retrying: number;
+  /** Given up (out of tries, or refused by the receiver). */
+  failed: number;
+  /** The newest error of its notifications (the one whose last try ended last), and when. */
+  lastError: string | null;
+  lastErrorAt: number | null;
+  lastDeliveredAt: number | null;
+}
+
+/**
+ * How busy the queue is, in one read: `active` tasks (queued, running or waiting for
+ * subtasks) and a `mark` that changes whenever a task is created or an attempt starts
+ * (`<newest task id>:<attempts>`; `0:0` for a store that never had work), so one empty
+ * spell of the queue has one mark.
+ */
+export interface QueueMark {
+  active: number;
+  mark: string;
+}
+
+/** A one-time answer link's token, as stored: its sha256, never the token. */
+export interface AnswerToken {
+  /** sha256 (hex) of the token. */
+  tokenSha256: string;
+  taskId: number;
+  /** The task's claim count when it blocked: the token answers that question only. */
+  claims: number;
+  /** Epoch ms after which it is refused. */
+  expiresAt: number;
+}
+
+/**
+ * The result of {@link NotificationStore.answerWithToken}: `answered` (the task is queued
+ * again with the answer), or refused: `unknown` (no such token for this task), `used`
+ * (spent: this link or another of the same question answered it), `expired`, `closed` (the
+ * task no longer waits on that question: answered another way, cancelled, asked again, taken
+ * over by hand).
+ */
+export type TokenAnswer = { outcome: 'answered'; task: Task } | { outcome: 'unknown' | 'used' | 'expired' | 'closed' };
 
 /**
  * A token bucket of agent starts (see {@link Store.takeRateToken}): at most `capacity`
@@ -255,9 +354,28 @@ export interface TaskStore {
   retry(taskId: number, now: number): Promise<Task>;
   /**
    * Queues a `blocked` task again with the answer to its question.
-   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_blocked` if it asks nothing
+   *   (also when it is taken over by hand: that one is handed back by {@link release}).
    */
   answer(taskId: number, answer: string, now: number): Promise<Task>;
+  /**
+   * Takes a task over by hand (`agentq attach`). A `blocked` or `queued` task at once: it
+   * waits `blocked` with `takenOverAt` = `now`, its question and answer cleared, its session id
+   * kept. A `running` one by setting `takenOverAt` for its dispatcher, whose heartbeat sees it
+   * (`takeoverRequested`) and which then stops the attempt and ends it with {@link
+   * AttemptStore.handOver}. A task already taken over keeps its time; any other task is
+   * returned unchanged. Cleared by {@link release}, `cancel`, `retry` and every end (`finish`).
+   * @throws NotFoundError for an unknown id
+   */
+  takeOver(taskId: number, now: number): Promise<Task>;
+  /**
+   * Hands a task taken over by hand back to the agents (`agentq release`): queued again at
+   * `now`, `takenOverAt` cleared, `answer` = `note` with `question` null, so its next attempt
+   * resumes the agent's session with the note as the prompt.
+   * @throws NotFoundError for an unknown id; AgentQueueError `not_taken_over` (nothing changed)
+   *   unless it is `blocked` and taken over
+   */
+  release(taskId: number, note: string, now: number): Promise<Task>;
   /**
    * Ends `waiting` parents whose subtasks have all ended, as `parentVerdict` says (cascading
    * up through parents that are subtasks themselves). Returns the parents it ended.
@@ -287,10 +405,13 @@ export interface AttemptStore {
    */
   claim(options: ClaimOptions): Promise<Claim | null>;
   /**
-   * Renews the lease of an attempt. Returns false when the lease was lost (the attempt
-   * must stop and write nothing); `cancelRequested` when `agentq cancel` asked.
+   * Renews the lease of an attempt. `ok` false when the lease was lost (the attempt must
+   * stop and write nothing); `cancelRequested` when `agentq cancel` asked, `takeoverRequested`
+   * when `agentq attach` did (see {@link Heartbeat}). `lastActivityAt` (epoch ms), when
+   * given, becomes the task's `lastActivityAt` in the same statement; absent or null leaves
+   * it as it is.
    */
-  heartbeat(attemptId: string, now: number, leaseMs: number): Promise<{ ok: boolean; cancelRequested: boolean }>;
+  heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt?: number | null): Promise<Heartbeat>;
   /** Records the agent an attempt runs on (for `agent: auto`), on the attempt and as the task's `runAgent`. */
   setAttemptAgent(attemptId: string, agent: AttemptAgent): Promise<void>;
   /** Records live run figures (session id, model) on the attempt and task. */
@@ -305,6 +426,21 @@ export interface AttemptStore {
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */
   block(attemptId: string, options: BlockOptions): Promise<Task | null>;
+  /**
+   * Ends an attempt its dispatcher stopped for a takeover ({@link TaskStore.takeOver}): the
+   * attempt `interrupted` with the reason `taken over` (not counted against `retries`), the
+   * task `blocked`, taken over (`takenOverAt` kept), question and answer cleared, its session
+   * id kept (or recorded from `stats`). Refused (null) if the lease is lost.
+   */
+  handOver(attemptId: string, options: HandOverOptions): Promise<Task | null>;
+  /**
+   * Records one verify command's run for an attempt. Refused (returns false, nothing
+   * recorded) unless the attempt still holds its task's lease. A `number` already recorded
+   * for the attempt is replaced.
+   */
+  recordVerification(attemptId: string, verification: NewVerification): Promise<boolean>;
+  /** A task's verifications, by attempt number then `number`. */
+  listVerifications(taskId: number): Promise<Verification[]>;
   /** A task's attempts, by number (without their output: {@link attemptOutput}). */
   listAttempts(taskId: number): Promise<Attempt[]>;
   /**
@@ -385,6 +521,12 @@ export interface IntakeStore {
    */
   recordRecurringTick(name: string, tick: number, task: NewTask | null, now: number): Promise<Task | null>;
   /**
+   * Records `tick` as a recurring file's newest tick when it is later than the one recorded
+   * (or none is), in one atomic step. Returns whether this call did: of several dispatchers
+   * claiming one tick, one gets true (a detector runs once per tick).
+   */
+  claimRecurringTick(name: string, tick: number): Promise<boolean>;
+  /**
    * Creates one task from an HTTP request (or an MCP `submit_task`) in one transaction, with
    * its idempotency key and callback. A key already recorded creates nothing: `replayed` when
    * its body hash matches, else `conflict`; either returns the task the key first created.
@@ -404,6 +546,56 @@ export interface IntakeStore {
   answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult>;
 }
 
+/** One line of a detector's output that was skipped: its 1-based number and why. */
+export interface DetectorProblem {
+  line: number;
+  reason: string;
+}
+
+/** A detector's run (a recurring file with `detect:`, src/intake/detect.ts). Times epoch ms. */
+export interface DetectorRun {
+  /** The recurring file's name without `.md`. */
+  name: string;
+  /** The schedule tick it ran for. */
+  tick: number;
+  ranAt: number;
+  durationMs: number;
+  /** The command's exit code; null when it was killed or could not start. */
+  exitCode: number | null;
+  /** Why the run gave no task at all (a non-zero exit, its time limit, too much output, could not start); null when it exited 0. */
+  error: string | null;
+  /** The lines skipped, in order. */
+  problems: DetectorProblem[];
+  /** Task lines printed (blank lines aside). */
+  lines: number;
+  /** Tasks the run created. */
+  created: number;
+  /** Lines whose key this detector had taken in before (no task made). */
+  known: number;
+}
+
+/** A task a detector's line asks for, under the line's key (its `dedup_key`, else a hash of the line). */
+export interface DetectedTask {
+  key: string;
+  task: NewTask;
+}
+
+/** Detectors: their newest runs and the keys they took in. */
+export interface DetectorStore {
+  /** Which of `keys` the detector `name` has taken in already (in any order). */
+  knownDetectorKeys(name: string, keys: string[]): Promise<string[]>;
+  /**
+   * Records a detector's run, replacing its previous one, and in the same transaction creates
+   * the task of each entry whose key the detector has not taken in yet, recording the key
+   * with it: a key is taken in once, however many runs or dispatchers print it. The stored
+   * `created` is the number of tasks made; `known` is `run.known` plus the entries whose key
+   * was taken in meanwhile. Returns the created tasks, in order.
+   */
+  recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]>;
+  /** The newest run of every detector that ran, by name. */
+  listDetectorRuns(): Promise<DetectorRun[]>;
+}
+
 /** Callbacks: `callback_url` deliveries, leased and retried. */
 export interface CallbackStore {
   /** The callback delivery of a task, if it has a `callback_url`. */
@@ -416,6 +608,70 @@ export interface CallbackStore {
   claimDueCallbacks(now: number, leaseMs: number, limit: number): Promise<DueCallback[]>;
   /** Records the result of a callback try (see {@link CallbackTry}). */
   recordCallbackTry(taskId: number, outcome: CallbackTry): Promise<CallbackDelivery | null>;
+}
+
+/** A delegation to record (see {@link DelegationStore.createDelegation}). */
+export interface NewDelegation {
+  taskId: number;
+  /** The attempt delegating: also the first message's id (the idempotency key). */
+  attemptId: string;
+  /** The remote as the task named it (a `remotes` name, or the URL). */
+  remote: string;
+  /** The A2A agent's URL. */
+  url: string;
+  now: number;
+}
+
+/**
+ * A change to a delegation (see {@link DelegationStore.updateDelegation}); a field left out
+ * stays as it is. `state` is the one {@link delegationStep} (src/core/delegation.ts) gave.
+ */
+export interface DelegationPatch {
+  state?: DelegationState;
+  remoteTaskId?: string;
+  contextId?: string | null;
+  messageId?: string;
+  remoteState?: string | null;
+  lastError?: string | null;
+  resultPreview?: string | null;
+  /** sha256 (hex) of the push notification token, see {@link Delegation.pushTokenSha256}. */
+  pushTokenSha256?: string | null;
+  /** The remote showed progress: `progressAt` becomes `now`. */
+  progress?: boolean;
+}
+
+/** Which delegations {@link DelegationStore.listDelegations} returns, newest first. */
+export interface DelegationFilter {
+  state?: DelegationState;
+  /** Only open delegations (not completed, failed or canceled). */
+  open?: boolean;
+  taskId?: number;
+  /** Only delegations with a smaller id (cursor pagination). */
+  beforeId?: number;
+  limit?: number;
+}
+
+/** Delegations: the ledger of tasks handed to remote A2A agents (src/core/delegation.ts). */
+export interface DelegationStore {
+  /**
+   * Records a delegation in state `pending` (`messageId` = `attemptId`, `progressAt` = `now`),
+   * unless its task already has an open one (not completed, failed or canceled): then nothing
+   * is created and that one is returned (`created: false`). One atomic step, so a task never
+   * has two open delegations.
+   */
+  createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }>;
+  /** The open delegation of a task (at most one), or null. */
+  openDelegation(taskId: number): Promise<Delegation | null>;
+  getDelegation(id: number): Promise<Delegation | null>;
+  /**
+   * Applies `patch` if the delegation is still in state `expected` (compare and set), in one
+   * atomic step: a new state also sets its `…At` time (`finishedAt` for an end) to `now`;
+   * `updatedAt` is always `now`. Null (nothing changed) when the delegation is gone or has
+   * moved on from `expected`.
+   */
+  updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null>;
+  /** Delegations matching `filter`, newest (highest id) first; `limit` default 100. */
+  listDelegations(filter?: DelegationFilter): Promise<Delegation[]>;
 }
 
 /**
@@ -485,10 +741,45 @@ export interface A2aPushStore {
 }
 
 /**
+ * Notifications (`notify:` targets): a row per event and target, recorded idempotently,
+ * leased and retried like callbacks; the queue mark of `queue_empty`; the one-time tokens
+ * of answer links.
+ */
+export interface NotificationStore {
+  /**
+   * Records notifications in one transaction; a row whose (`key`, `target`) is already
+   * recorded is skipped, so recording an event again (after a crash, by another dispatcher)
+   * never makes a second delivery. Returns the rows created (in the order given).
+   */
+  recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]>;
+  /**
+   * Pending notifications of these targets whose `nextTryAt` passed (or is null), oldest
+   * first, at most `limit`; each is leased by moving its `nextTryAt` to `now + leaseMs`, so
+   * another process does not try it at the same time.
+   */
+  claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]>;
+  /** Records the result of a try (outcomes as for callbacks: {@link CallbackTry}); null for an unknown id. */
+  recordNotificationTry(id: number, outcome: CallbackTry): Promise<Notification | null>;
+  /** Per target that has notifications, how its deliveries stand; by target id. */
+  notificationHealth(): Promise<NotificationHealth[]>;
+  /** The queue's {@link QueueMark} (one consistent read). */
+  queueMark(): Promise<QueueMark>;
+  /** Stores an answer link's token (hashed); tokens expired more than a day before `now` are deleted. */
+  addAnswerToken(token: AnswerToken, now: number): Promise<void>;
+  /**
+   * Answers a blocked task with a one-time token, in one transaction: the token (by its
+   * sha256) must be this task's, unused and unexpired, and the task still `blocked` on the
+   * question it was made for (not taken over by hand); then every token of that question is spent and the task is
+   * queued again with the answer, as {@link TaskStore.answer} does. See {@link TokenAnswer}.
+   */
+  answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer>;
+}
+
+/**
  * The whole storage interface a backend implements: the entity interfaces above, one
  * contract suite part each (test/contract/store/), plus health and closing.
  */
-export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, CallbackStore, A2aPushStore {
+export interface Store extends TaskStore, AttemptStore, AgentStore, WorkerStore, IntakeStore, DetectorStore, CallbackStore, A2aPushStore, DelegationStore, NotificationStore {
   /**
    * Whether a write transaction can start within `waitMs` (ms): null if so, else why not,
    * e.g. `database is locked` while another process holds the write lock. Writes nothing.

@@ -21,6 +21,7 @@ import { appendFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises
 import path from 'node:path';
 import { AgentQueueError } from '../core/errors.ts';
 import { git, gitMessage, gitOut, withRepoLock } from './git.ts';
+import { copyIncluded, unstageIncluded } from './setup.ts';
 
 export type WorkspaceMode = 'inplace' | 'worktree';
 export type MergeMode = 'manual' | 'auto';
@@ -262,8 +263,10 @@ export async function defaultWorkspaceMode(projectRoot: string): Promise<Workspa
  *   used (then `-2`, `-3` … should that be taken too). A retry of the same task (same
  *   `taskId`, same project) finds its own branch again and continues from its tip, earlier
  *   commits kept; if the previous attempt's worktree is still there (a crash), it is reused
- *   as it is, uncommitted edits included (`reused: true`). `.agent-queue/` is added to the
- *   repository's `info/exclude` so neither agents nor agentq commit it. When the project is
+ *   as it is, uncommitted edits included (`reused: true`). A new worktree gets a copy of the
+ *   git-ignored files of the checkout that `.worktreeinclude` names (see `copyIncluded` in
+ *   setup.ts). `.agent-queue/` is added to the repository's `info/exclude` so neither
+ *   agents nor agentq commit it. When the project is
  *   a subdirectory of its repository, `cwd` is that subdirectory inside the worktree.
  *
  * Throws AgentQueueError('workspace', reason) when the project is not in a git repository,
@@ -324,6 +327,7 @@ export async function openWorkspace(opts: { projectRoot: string; taskId: number;
       await git(repo.top, ['config', `branch.${branch}.agentq-base`, base]);
       await git(repo.top, ['worktree', 'add', '-b', branch, dir, base]);
     }
+    await copyIncluded(repo.top, dir);
     return { mode: 'worktree', cwd: await cwdOf(dir), branch, worktree: dir, base, reused: false };
   });
 }
@@ -350,8 +354,8 @@ async function chooseBranch(repo: RepoInfo, taskId: number, taskName: string): P
  * Ends the workspace of an attempt after the agent finished.
  *
  * Worktree: commits whatever the agent left uncommitted (`git add -A`, so ignored files
- * stay out) as `agentq: <title>` — `agentq: <title> (unfinished: the attempt failed)`
- * when `success` is false — authored by `agentq <agentq@localhost>`, without hooks or
+ * stay out, and so do the files `.worktreeinclude` copied in) as `agentq: <title>` —
+ * `agentq: <title> (unfinished: the attempt failed)` when `success` is false — authored by `agentq <agentq@localhost>`, without hooks or
  * signing; lists the branch's commits since its base; removes the worktree (`git worktree
  * remove --force`) and keeps the branch. Then, only when `success` and `merge: 'auto'`
  * and there are commits, merges the branch into the branch checked out in `projectRoot`:
@@ -417,6 +421,7 @@ async function saveAndRemove(repo: RepoInfo, dir: string, branch: string, messag
     throw new AgentQueueError('workspace', `the agent left the worktree ${dir} ${where} instead of ${branch}; the worktree is kept for inspection`);
   }
   await git(dir, ['add', '-A']);
+  await unstageIncluded(dir); // files copied by .worktreeinclude (.env …) are never committed
   const staged = await git(dir, ['diff', '--cached', '--quiet'], { allowFail: true });
   if (staged.code === 1) {
     await git(dir, ['-c', 'commit.gpgSign=false', 'commit', '--no-verify', '-q', '-m', message], { identity: true });
@@ -497,8 +502,9 @@ async function exists(p: string): Promise<boolean> {
  * task worktrees are left alone (a retry of their task reuses them), unless `keepTask` is
  * given and returns false for the task id in the directory name (`<taskId>-<name>`): those
  * are closed as failed attempts — leftovers committed to the branch, worktree removed,
- * branch kept. Pass a `keepTask` that answers true for queued and running tasks (of any
- * dispatcher), since another process may be using the worktree.
+ * branch kept. Pass a `keepTask` that answers true for queued, running and blocked tasks (of
+ * any dispatcher), since another process, or a person who took the task over, may be using
+ * the worktree.
  *
  * Does nothing outside a git repository. Worktrees that cannot be closed safely are listed
  * in `kept`; other git failures throw AgentQueueError('workspace').

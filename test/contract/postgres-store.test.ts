@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { emptyStats } from '../../src/agents/runner.ts';
 import { StoreTooNewError } from '../../src/core/errors.ts';
+import type { Claim } from '../../src/core/types.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { PostgresStore, TASK_SELECT, UNREPORTED_WHERE } from '../../src/store/postgres/postgres-store.ts';
 import { isTransientStoreError } from '../../src/store/store.ts';
@@ -113,6 +115,66 @@ describe('PostgreSQL store specifics', () => {
     assert.equal(claimed.reduce((a, b) => a + b, 0), 3);
     assert.equal((await handles[1]!.countByState()).running, 3);
     await Promise.all(handles.map((s) => s.close()));
+  });
+
+  it('claims, names the agent and finishes in one statement each; a parent with subtasks still finishes in its transaction', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [parent] = await store.enqueue([newTask('parent')], T0);
+    await store.enqueue([{ ...newTask('sub', { parent: 'parent' }), parentId: parent!.id }, newTask('plain')], T0);
+    const sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === 'string' ? q : q.text);
+      return query.apply(this, args);
+    };
+    const statements = async (fn: () => Promise<unknown>) => {
+      sent.length = 0;
+      await fn();
+      return sent.length;
+    };
+    try {
+      const end = { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 } as const;
+      let claim: Claim | null = null;
+      assert.equal(await statements(async () => (claim = await store.claim(claimOpts()))), 1);
+      assert.equal(claim!.task.name, 'parent');
+      assert.equal(await statements(() => store.setAttemptAgent(claim!.attempt.id, { agent: 'command', model: null })), 1);
+      // The one-statement finish does not decide for a parent; the transaction does, with its subtasks.
+      assert.ok((await statements(async () => assert.equal((await store.finish(claim!.attempt.id, end))?.state, 'waiting'))) > 1);
+      for (const name of ['sub', 'plain']) {
+        claim = await store.claim(claimOpts());
+        assert.equal(claim?.task.name, name);
+        assert.equal(await statements(async () => assert.equal((await store.finish(claim!.attempt.id, end))?.state, 'completed')), 1);
+      }
+      assert.ok(!sent.some((s) => /^\s*BEGIN/i.test(s)));
+    } finally {
+      proto.query = query;
+      await store.close();
+    }
+  });
+
+  it('the one-statement finish of a completed task sees a subtask committed while it waited for the task lock, as the transaction did', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [parent, later] = await store.enqueue([newTask('parent'), newTask('later')], T0);
+    const claim = await store.claim(claimOpts());
+    assert.equal(claim?.task.name, 'parent');
+    // A request adding a subtask under max_subtasks holds the parent's row lock until it commits.
+    const adder = await client(url);
+    await adder.query('BEGIN');
+    await adder.query('SELECT id FROM agentq.tasks WHERE id = $1 FOR NO KEY UPDATE', [parent!.id]);
+    const ended = store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 });
+    const watch = await client(url);
+    while (Number((await watch.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n) === 0) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await adder.query('UPDATE agentq.tasks SET parent_id = $1 WHERE id = $2', [parent!.id, later!.id]);
+    await adder.query('COMMIT');
+    assert.equal((await ended)?.state, 'waiting', 'the subtask committed before the finish got the lock keeps the parent waiting');
+    await Promise.all([adder.end(), watch.end()]);
+    await store.close();
   });
 
   it('reports an unreachable server and a cut connection as transient', async () => {

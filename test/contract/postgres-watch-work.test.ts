@@ -109,10 +109,12 @@ describe('PostgresStore.watchWork', () => {
     const cp = (await b.claim(claimOpts()))!;
     assert.equal(cp.task.id, parent!.id);
     assert.equal((await b.finish(cp.attempt.id, { ...base, state: 'completed', attemptOutcome: 'completed' }))?.state, 'waiting');
-    await b.cancel(sub!.id, T0);
+    await heard('cancel of a queued subtask', () => b.cancel(sub!.id, T0));
     await heard('settleParents (a parent failed)', () => b.settleParents(T0));
 
-    // Nothing is heard of what is not committed.
+    // Nothing is heard of what is not committed. Notifications of the steps above that are still on their way
+    // (one step may send more than one: a settled parent also frees its dependents) are let in first.
+    await sleep(300);
     const n = w.calls.length;
     await assert.rejects(b.enqueue([newTask('x'), newTask('y', {}, [999_999])], T0));
     await sleep(300);

@@ -221,6 +221,19 @@ describe('dashboard in chromium against agentq serve', { skip: skipReason(), con
     await see(page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Sleep for a while/ }), 'the cancelled card in Ended');
   });
 
+  it('shows a delegated task with its remote, on the board and in the detail, and where it came from', async () => {
+    // No remote named "buildbox" is configured: the task fails at once, naming it; its card and detail still say where it was to go.
+    const { task } = await api<{ task: Task }>('POST', '/v1/tasks', { title: 'Build on the box', prompt: 'build', agent: 'a2a', remote: 'buildbox' });
+    await page.goto(`${base}/#/`);
+    const card = page.getByRole('region', { name: 'Ended' }).getByRole('link', { name: /Build on the box/ });
+    await see(card, 'the delegated card in Ended');
+    assert.match(await card.innerText(), /a2a → buildbox/);
+    await card.click();
+    await see(page.getByText('buildbox', { exact: true }), 'the Delegated to field');
+    const origin = (await getTask(task.id)).origin!;
+    await see(page.getByText(`${origin.host}:${origin.root}`, { exact: true }), 'the Origin field');
+  });
+
   it('answers a blocked task: it runs again and the next attempt gets the answer', async () => {
     // Asks on the first attempt; on the next one (its prompt now holds the answer) prints the prompt.
     const command = `input=$(cat); case "$input" in *'The answer:'*) printf '%s' "$input";; *) printf '<<question>>Which colour?<</question>>';; esac`;

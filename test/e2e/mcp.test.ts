@@ -2,13 +2,18 @@
  * `agentq mcp` driven by the MCP SDK's own client (`Client` + `StdioClientTransport`) over a
  * real `bin/agentq mcp` process on a temp project: the tools and their schemas, tasks created
  * with their fields, refusals as tool errors with the CLI's messages, get / list / cancel /
- * answer, and subtasks (with `max_subtasks`) when the environment names a task's attempt.
+ * answer, subtasks (with `max_subtasks`) when the environment names a task's attempt, and
+ * delegation: `delegate_task` to a remote A2A agent (a minimal one made of the SDK's server
+ * classes, test/fixtures/a2a-peer.ts) run by a real dispatcher, followed by
+ * `check_delegation_status`.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { KNOWN_AGENTS } from '../../src/core/types.ts';
+import { startA2APeer, type A2APeer } from '../fixtures/a2a-peer.ts';
 import { AGENTQ, agentq, agentqJson, makeProject } from '../fixtures/project.ts';
 
 /** The environment of this test less agentq's own variables (an agent's tags are added per case). */
@@ -19,8 +24,10 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 const clients: Client[] = [];
+let peer: A2APeer | null = null;
 after(async () => {
   for (const c of clients) await c.close();
+  await peer?.close();
 });
 
 /** An SDK client connected to `bin/agentq mcp --project ROOT`; its stderr collected in `stderr()`. */
@@ -54,14 +61,14 @@ function data<T = any>(r: CallToolResult): T {
 }
 
 describe('agentq mcp (MCP SDK client over stdio)', { concurrency: false }, () => {
-  it('lists its five tools; submit_task takes the task-file fields, prompt and name (JSON Schema from the one zod schema)', async () => {
+  it('lists its seven tools; submit_task takes the task-file fields, prompt and name (JSON Schema from the one zod schema)', async () => {
     const paths = makeProject();
     const { client, stderr } = await connect(paths.root);
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['answer_task', 'cancel_task', 'get_task', 'list_tasks', 'submit_task']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['answer_task', 'cancel_task', 'check_delegation_status', 'delegate_task', 'get_task', 'list_tasks', 'submit_task']);
     const submit = tools.find((t) => t.name === 'submit_task')!;
     const props = submit.inputSchema.properties as Record<string, any>;
-    for (const field of ['prompt', 'name', 'title', 'priority', 'agent', 'model', 'depends_on', 'timeout', 'max_cost_usd', 'retries', 'tags', 'runs_on', 'dedup_key', 'command', 'retry_backoff', 'retry_on_timeout', 'concurrency_group', 'run_at', 'workspace', 'merge', 'parent', 'max_turns', 'allowed_tools']) {
+    for (const field of ['prompt', 'name', 'title', 'priority', 'agent', 'model', 'depends_on', 'timeout', 'max_cost_usd', 'retries', 'tags', 'runs_on', 'dedup_key', 'command', 'retry_backoff', 'retry_on_timeout', 'concurrency_group', 'run_at', 'workspace', 'merge', 'parent', 'max_turns', 'allowed_tools', 'remote', 'remote_metadata']) {
       assert.ok(props[field], `submit_task takes ${field}`);
     }
     assert.ok(!('callback_url' in props), 'no callback_url: nothing to call back over stdio');
@@ -70,6 +77,11 @@ describe('agentq mcp (MCP SDK client over stdio)', { concurrency: false }, () =>
     assert.match(JSON.stringify(props.priority), /"critical","high","default","low"/);
     const get = tools.find((t) => t.name === 'get_task')!;
     assert.deepEqual(get.inputSchema.required, ['task']);
+    const delegate = tools.find((t) => t.name === 'delegate_task')!;
+    assert.deepEqual(delegate.inputSchema.required, ['prompt', 'remote']);
+    const delegateProps = delegate.inputSchema.properties as Record<string, unknown>;
+    assert.ok(!('agent' in delegateProps) && 'remote_metadata' in delegateProps && 'priority' in delegateProps, 'the task fields but agent (it is a2a)');
+    assert.deepEqual(tools.find((t) => t.name === 'check_delegation_status')!.inputSchema.required, ['task']);
     assert.match(stderr(), /agentq mcp: serving .* on stdio/, 'its log goes to stderr (stdout is the protocol)');
   });
 
@@ -151,7 +163,7 @@ describe('agentq mcp (MCP SDK client over stdio)', { concurrency: false }, () =>
       [{ priority: 'high' }, 'prompt: required'],
       [{ prompt: '   ' }, 'prompt: empty'],
       [{ prompt: 'x', timeout: '3 weeks' }, 'timeout: "3 weeks" is not a duration from 1ms to 7d, such as 90s or 30m (a number is seconds)'],
-      [{ prompt: 'x', agent: 'robot' }, 'agent: "robot" is not a known agent (claude, codex, gemini, openai, command) or auto'],
+      [{ prompt: 'x', agent: 'robot' }, `agent: "robot" is not a known agent (${KNOWN_AGENTS.join(', ')}) or auto`],
       [{ prompt: 'x', name: '../etc' }, 'name: "../etc" is not a task name (letters, digits, ".", "_", "-", starting with a letter or digit)'],
       [{ prompt: 'x', depends_on: ['nothing-here'] }, 'depends_on: "nothing-here" names no task in this project'],
       [{ prompt: 'x', parent: 'nobody' }, 'parent: "nobody" names no task in this project'],
@@ -241,5 +253,43 @@ describe('agentq mcp (MCP SDK client over stdio)', { concurrency: false }, () =>
     assert.deepEqual(subs.map((t: { name: string; parentId: number }) => [t.name, t.parentId]), [['part-3', 1], ['part-2', 1], ['part-1', 1]]);
     const all = data(await call(agent.client, 'list_tasks', { limit: 500 })).tasks.map((t: { name: string }) => t.name);
     assert.ok(!all.includes('part-4') && !all.includes('sneak'), 'refused: nothing created');
+  });
+  it('delegate_task files a task for a remote A2A agent (agent a2a); check_delegation_status follows its ledger rows', async () => {
+    peer = await startA2APeer({ script: (text) => (text.startsWith('far:') ? { kind: 'complete', text: 'done far away' } : { kind: 'fail', reason: `unscripted: ${text}` }) });
+    const paths = makeProject({ poll_interval: '100ms', delegation_poll_max: '200ms', remotes: { peer: { url: peer.url } } });
+    const { client } = await connect(paths.root);
+    // Refused, nothing created: an unknown remote (named as the runner names it), no remote, an agent.
+    assert.equal(
+      errorText(await call(client, 'delegate_task', { prompt: 'x', remote: 'nosuch' })),
+      'remote: "nosuch" is not a remote of config.yaml (remotes: peer); name one of them or give the URL of an A2A agent',
+    );
+    assert.equal(errorText(await call(client, 'delegate_task', { prompt: 'x' })), 'remote: required');
+    assert.match(errorText(await call(client, 'delegate_task', { prompt: 'x', remote: 'peer', agent: 'claude' })), /^agent: unknown field \(known: prompt, name, /);
+    assert.match(errorText(await call(client, 'delegate_task', { prompt: 'x', remote: 'peer', remote_metadata: ['agent'] })), /^remote_metadata: \["agent"\] is not an object of fields for the remote/);
+    assert.deepEqual(data(await call(client, 'list_tasks', {})).tasks, [], 'nothing was created');
+
+    const made = await call(client, 'delegate_task', { prompt: 'far: please.', name: 'far', remote: 'peer', priority: 'high', remote_metadata: { agent: 'command', command: 'make' } });
+    assert.equal(text(made).split('\n')[0], 'created #1 far (queued), delegated to peer');
+    assert.deepEqual([data(made).task.agent, data(made).task.remote], ['a2a', 'peer']);
+    const byUrl = data(await call(client, 'delegate_task', { prompt: 'far: by URL.', name: 'far-url', remote: peer.url }));
+    assert.equal(byUrl.task.remote, peer.url);
+    data(await call(client, 'submit_task', { prompt: 'Local.', name: 'local', agent: 'command', command: 'cat' }));
+    const waiting = await call(client, 'check_delegation_status', { task: 'far' });
+    assert.equal(text(waiting).split('\n')[0], '#1 far is queued, not sent yet (delegated to peer)');
+    assert.deepEqual(data(waiting).delegations, []);
+
+    const run = await agentq(['run', '--once', '--project', paths.root]);
+    assert.equal(run.code, 0, run.stderr);
+    const status = await call(client, 'check_delegation_status', { task: 1 });
+    const [row] = data(status).delegations;
+    assert.equal(data(status).delegations.length, 1);
+    assert.deepEqual([row.taskId, row.taskName, row.remote, row.url, row.state, row.remoteState, row.resultPreview, row.lastError], [1, 'far', 'peer', peer.url, 'completed', 'completed', 'done far away', null]);
+    assert.equal(text(status).split('\n')[0], `#1 far is completed, delegated to peer: completed (remote task ${row.remoteTaskId})`);
+    const [sent] = peer.sends.filter((x) => x.text === 'far: please.');
+    assert.deepEqual(sent?.metadata, { title: 'far', priority: 'high', timeout: '1800000ms', agent: 'command', command: 'make' }, 'remote_metadata travelled');
+    const viaCli = await agentqJson<unknown[]>(['delegations', '--json', '--project', paths.root]);
+    assert.deepEqual(data(await call(client, 'check_delegation_status', { task: 'far-url' })).delegations, viaCli.filter((d) => (d as { taskName: string }).taskName === 'far-url'), 'the rows agentq delegations --json shows');
+    assert.equal(text(await call(client, 'check_delegation_status', { task: 'local' })).split('\n')[0], '#3 local is completed, not delegated (agent command)');
+    assert.equal(errorText(await call(client, 'check_delegation_status', { task: 'ghost' })), 'no task "ghost" (give a task id or name)');
   });
 });

@@ -103,7 +103,7 @@ describe('agentEnv', () => {
   });
 
   it('config refuses a malformed pattern, naming where', () => {
-    assert.throws(() => parseConfig({ agent_env: { deny: ['A=B'] } }), /agent_env\.deny\.0: not an environment variable name or pattern/);
+    assert.throws(() => parseConfig({ agent_env: { deny: ['A=B'] } }), /agent_env\.deny\[0\]: not an environment variable name or pattern/);
     assert.throws(() => parseConfig({ agent_env: { allow: 'PATH' } }), /agent_env\.allow: /);
   });
 });

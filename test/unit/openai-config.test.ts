@@ -34,6 +34,6 @@ describe('openai config', () => {
   it('task files may name agent: openai', () => {
     const s = parseTaskFile('t', '---\nagent: openai\nmodel: llama3.2\n---\nSummarize.\n', { default_timeout: 60_000, default_retries: 0 });
     assert.equal(s.agent, 'openai');
-    assert.throws(() => parseTaskFile('t', '---\nagent: openaii\n---\nX\n', { default_timeout: 60_000, default_retries: 0 }), /openai, command\) or auto/);
+    assert.throws(() => parseTaskFile('t', '---\nagent: openaii\n---\nX\n', { default_timeout: 60_000, default_retries: 0 }), /openai, command, a2a\) or auto/);
   });
 });

@@ -68,9 +68,10 @@ describe('POST /v1/tasks', () => {
     assert.equal(h.hub.since(h.hub.lastId - 1).events[0]?.event, 'task.created');
     const got = await h.app.inject({ url: `/v1/tasks/${task.id}` });
     assert.equal(got.statusCode, 200);
-    const detail = got.json() as { task: Task; attempts: unknown[]; callback: Record<string, unknown> };
+    const detail = got.json() as { task: Task; attempts: unknown[]; verifications: unknown[]; callback: Record<string, unknown> };
     assert.equal(detail.task.prompt, 'Write the release notes.');
     assert.deepEqual(detail.attempts, []);
+    assert.deepEqual(detail.verifications, []);
     assert.deepEqual(detail.callback, { url: 'http://127.0.0.1:9/hook', state: 'pending', attempts: 0, lastError: null, deliveredAt: null });
     const byName = await h.app.inject({ url: '/v1/tasks/notes' });
     assert.equal((byName.json() as { task: Task }).task.id, task.id);
@@ -224,6 +225,25 @@ describe('POST /v1/tasks', () => {
       ['runs_on', ['gpu', '']],
       ['runs_on', { gpu: true }],
       ['runs_on', ['l'.repeat(201)]],
+      ['verify', ''],
+      ['verify', ['npm test', 7]],
+      ['verify', Array.from({ length: 21 }, () => 'true')],
+      ['verify', ['a\u0000b']],
+      ['verify_timeout', '0s'],
+      ['verify_timeout', '8d'],
+      ['verify_retries', -1],
+      ['verify_retries', 1.5],
+      ['stall_timeout', 'soon'],
+      ['stall_timeout', -5],
+      ['remote', 'not a url'],
+      ['remote', 'ftp://box'],
+      ['remote', 5],
+      ['workspace_setup', { npm: 'ci' }],
+      ['workspace_setup', ['npm ci', ' ']],
+      ['workspace_setup', Array.from({ length: 101 }, () => 'true')],
+      ['remote_metadata', ['agent', 'command']],
+      ['remote_metadata', 'agent: command'],
+      ['remote_metadata', { command: 'x'.repeat(140_000) }],
     ];
     assert.deepEqual(new Set(bad.map(([f]) => f)), new Set(KNOWN_FIELDS), 'every task field is cross-checked');
     for (const [field, value] of bad) {
@@ -718,7 +738,7 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.equal(body.additionalProperties, false);
     assert.deepEqual(body.required, ['prompt']);
     for (const f of ['prompt', 'priority', 'depends_on', 'callback_url', 'max_cost_usd']) assert.ok(f in body.properties, f);
-    for (const s of ['Task', 'Attempt', 'Worker', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
+    for (const s of ['Task', 'Attempt', 'Verification', 'Worker', 'Callback', 'Error']) assert.ok(s in doc.components.schemas, s);
   });
 
   it("/openapi.json's task body lists exactly the fields the task-file parser knows, and the body-only ones", async () => {
@@ -732,8 +752,9 @@ describe('status, usage, metrics, OpenAPI, static files', () => {
     assert.deepEqual(Object.keys(properties).filter((f) => bodyOnly.includes(f)), bodyOnly);
     assert.deepEqual(documented, [...KNOWN_FIELDS]);
     for (const f of Object.keys(properties)) assert.ok(properties[f]?.description, `${f} is described`);
-    // The parser reads each documented field (a mapping is no valid value of any of them)...
-    for (const f of documented) assert.equal(fileRefusal(`${f}: {x: 1}`).field, f, f);
+    // The parser reads each documented field (a mapping is no valid value of any of them but
+    // remote_metadata, which takes no list)...
+    for (const f of documented) assert.equal(fileRefusal(f === 'remote_metadata' ? `${f}: [x]` : `${f}: {x: 1}`).field, f, f);
     // ...and keeps any other field in extra.
     const spec = parseTaskFile('t', '---\nowner: {x: 1}\n---\nDo it.', { default_timeout: 1000, default_retries: 0 });
     assert.deepEqual(spec.extra, { owner: { x: 1 } });

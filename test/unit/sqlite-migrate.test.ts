@@ -1,7 +1,7 @@
 /**
  * SQLite migrations: several processes opening a new store at the same moment (e.g. `agentq
  * run` and `agentq status` on a fresh project) apply each migration once and all succeed; a
- * store written by a newer agentq is refused and left as it was; migration 21 rebuilds a store
+ * store written by a newer agentq is refused and left as it was; migration 22 rebuilds a store
  * of schema 15 in place, every id and row kept.
  */
 import assert from 'node:assert/strict';
@@ -80,14 +80,14 @@ it('refuses a store whose schema is newer than its migrations, naming both versi
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-it('migration 21 rebuilds a store of schema 15 in place: ids, rows, attempts and indexes kept, no AUTOINCREMENT, the next id past every id ever given, claimability and counts from the data', async () => {
+it('migration 22 rebuilds a store of schema 21 in place: ids, rows (every column), attempts, the rows that refer to them and indexes kept, no AUTOINCREMENT, the next id past every id ever given, claimability and counts from the data', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-migrate-'));
   const file = path.join(dir, 'agentq.db');
   const migrations = new URL('../../src/store/sqlite/migrations/', import.meta.url);
   const old = new Database(file);
   old.pragma('journal_mode = WAL');
-  for (const name of fs.readdirSync(migrations).filter((f) => /^\d+_.*\.sql$/.test(f) && Number.parseInt(f, 10) <= 15).sort()) old.exec(fs.readFileSync(new URL(name, migrations), 'utf8'));
-  old.pragma('user_version = 15');
+  for (const name of fs.readdirSync(migrations).filter((f) => /^\d+_.*\.sql$/.test(f) && Number.parseInt(f, 10) <= 21).sort()) old.exec(fs.readFileSync(new URL(name, migrations), 'utf8'));
+  old.pragma('user_version = 21');
   const T = 1_700_000_000_000;
   const insert = old.prepare(
     `INSERT INTO tasks (name, title, priority, priority_rank, agent, timeout_ms, prompt, source, state, run_after, created_at, concurrency_group, result_path)
@@ -109,6 +109,15 @@ it('migration 21 rebuilds a store of schema 15 in place: ids, rows, attempts and
   old.prepare("INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at, host, stdout_tail, stdout_bytes, stderr_tail, stderr_bytes) VALUES ('a-1', ?, 1, 'w', 'command', 'completed', ?, ?, 'box', 'out', 3, '', 0)").run(done, T, T + 5);
   old.prepare("INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at) VALUES ('b-1', ?, 1, 'w', 'command', 'failed', ?, ?)").run(broke, T, T + 5);
   old.prepare("INSERT INTO callbacks (task_id, url) VALUES (?, 'http://x/')").run(done);
+  // Columns and tables of migrations 16–21, referring to tasks and attempts.
+  old.prepare("UPDATE tasks SET remote = 'peer', workspace_setup = '[\"make\"]', taken_over_at = ?, verify = '[\"npm test\"]', verify_timeout_ms = 5000, verify_retries = 2, stall_timeout_ms = 9000, last_activity_at = ?, remote_metadata = '{\"k\":1}' WHERE id = ?").run(T + 1, T + 2, done);
+  old.prepare("INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, duration_ms, output_tail, started_at) VALUES ('a-1', 1, ?, 'npm test', 0, 7, 'ok', ?)").run(done, T + 3);
+  old.prepare("INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, created_at, progress_at, updated_at, push_token_sha256) VALUES (?, 'a-1', 'peer', 'http://peer/', 'm', ?, ?, ?, 'sha')").run(done, T, T, T);
+  old.prepare("INSERT INTO notifications (key, target, event, task_id, payload, created_at) VALUES ('k', 't', 'done', ?, '{}', ?)").run(done, T);
+  old.prepare("INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES ('tok', ?, 1, ?, ?)").run(open, T, T + 1000);
+  old.prepare("INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES ('d', 'k', ?, ?)").run(broke, T);
+  const columnsOf = (db: Database.Database, table: string) => (db.pragma(`table_xinfo(${table})`) as Array<{ name: string; hidden: number }>).filter((c) => c.hidden === 0).map((c) => c.name);
+  const before = { tasks: columnsOf(old, 'tasks'), attempts: columnsOf(old, 'attempts'), done: old.prepare('SELECT * FROM tasks WHERE id = ?').get(done) };
   old.prepare('DELETE FROM tasks WHERE id = ?').run(gone); // deleted by hand: its id must never come back
   old.close();
 
@@ -118,6 +127,15 @@ it('migration 21 rebuilds a store of schema 15 in place: ids, rows, attempts and
   const tasksSql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").get() as { sql: string }).sql;
   assert.doesNotMatch(tasksSql, /AUTOINCREMENT/i);
   assert.deepEqual(db.pragma('foreign_key_check'), []);
+  assert.deepEqual(columnsOf(db, 'tasks'), [...before.tasks, 'deps_open', 'delayed'], 'every column of schema 21 kept');
+  assert.deepEqual(columnsOf(db, 'attempts'), before.attempts);
+  const { deps_open: _o, delayed: _d, lane_group: _l, ...doneAfter } = db.prepare('SELECT * FROM tasks WHERE id = ?').get(done) as Record<string, unknown>;
+  assert.deepEqual(doneAfter, before.done, 'a row keeps every value');
+  assert.deepEqual((db.pragma('foreign_key_list(verifications)') as Array<{ table: string }>).map((f) => f.table).sort(), ['attempts', 'tasks']);
+  for (const [table, n] of [['verifications', 1], ['delegations', 1], ['notifications', 1], ['answer_tokens', 1], ['detector_keys', 1]] as const) {
+    assert.equal(Number((db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n), n, table);
+  }
+  assert.deepEqual((await store.listVerifications(done)).map((v) => [v.command, v.exitCode]), [['npm test', 0]]);
   assert.equal(Number(db.pragma('foreign_keys', { simple: true })), 1, 'foreign keys on again');
   const indexes = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
   assert.deepEqual(indexes, ['tasks_dedup', 'tasks_delayed', 'tasks_held', 'tasks_name', 'tasks_parent', 'tasks_queued', 'tasks_running', 'tasks_unreported']);

@@ -6,9 +6,9 @@
  * dialog); every call that got a 401 waits for it, then is sent again. The token is kept in
  * sessionStorage (this tab only, gone when it closes) and never in the URL.
  */
-import type { Attempt, Task } from '../../src/core/types.ts';
+import type { Attempt, Task, Verification } from '../../src/core/types.ts';
 
-export type { Attempt, Task };
+export type { Attempt, Task, Verification };
 
 const TOKEN_KEY = 'agentq.token';
 
@@ -126,6 +126,8 @@ export function apiPost<T>(path: string, body?: unknown, headers: Record<string,
 export interface TaskDetail {
   task: Task;
   attempts: Attempt[];
+  /** Its verify runs (older servers: absent). */
+  verifications?: Verification[];
   callback: { url: string; state: 'pending' | 'delivered' | 'failed'; attempts: number; lastError: string | null; deliveredAt: number | null } | null;
 }
 

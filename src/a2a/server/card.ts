@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentCard, AgentSkill } from '@a2a-js/sdk';
 import { agentConfig, type Config, type ProjectPaths } from '../../config/config.ts';
-import { AUTO_AGENT, KNOWN_AGENTS, PRIORITIES } from '../../core/types.ts';
+import { A2A_AGENT, AUTO_AGENT, KNOWN_AGENTS, PRIORITIES } from '../../core/types.ts';
 
 /** The A2A protocol version the server speaks. */
 export const A2A_PROTOCOL_VERSION = '0.3.0';
@@ -38,9 +38,13 @@ function modelNote(config: Config, agent: string): string {
   return a.model ? `; model: ${a.model}` : '';
 }
 
-/** One skill per agent a task may name: each known agent, and `auto` when config has a `fallback`. */
+/**
+ * One skill per agent a task may name: each known agent (`a2a` only when config has
+ * `remotes` to hand work on to), and `auto` when config has a `fallback`.
+ */
 export function agentSkills(config: Config): AgentSkill[] {
-  const skills: AgentSkill[] = KNOWN_AGENTS.map((agent) => ({
+  const agents = KNOWN_AGENTS.filter((agent) => agent !== A2A_AGENT || Object.keys(config.remotes).length > 0);
+  const skills: AgentSkill[] = agents.map((agent) => ({
     id: agent,
     name: agent,
     description: `Runs the message as a task on ${AGENT_DESCRIPTIONS[agent] ?? agent}${modelNote(config, agent)}. Select it with metadata.agent: "${agent}"${agent === 'claude' ? ' (the default)' : ''}.`,

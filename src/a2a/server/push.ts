@@ -137,9 +137,8 @@ function pushHeaders(c: A2aPushConfig): Record<string, string> {
 export function a2aPushSource(store: Store): DeliverySource<DueA2aPush> {
   return {
     claimDue: (now, leaseMs, limit) => store.claimDueA2aPushes(now, leaseMs, limit),
-    key: ({ push }) => `${push.taskId}/${push.id}`,
     attempts: ({ push }) => push.attempts,
-    request: ({ push, task }) => ({ url: push.url, headers: pushHeaders(push), body: JSON.stringify(toA2aTask(task)) }),
+    prepare: ({ push, task }) => ({ url: push.url, headers: pushHeaders(push), body: JSON.stringify(toA2aTask(task)) }),
     record: async ({ push, version }, t) => {
       await store.recordA2aPushTry(push.taskId, push.id, version, t);
     },

@@ -38,10 +38,10 @@ function rpcOf(body: unknown): { id: unknown; method: unknown } {
   return { id: b.id, method: b.method };
 }
 
-/** The JSON-RPC endpoint's URL for a request: `serve.public_url` + `/a2a`, else the URL the request came to. */
+/** The JSON-RPC endpoint's URL for a request: `serve.public_url` (no trailing slash, see config) + `/a2a`, else the URL the request came to. */
 function endpointUrl(o: A2aRoutesOptions, request: FastifyRequest): string {
   const base = o.config.serve.public_url;
-  if (base) return `${base.replace(/\/+$/, '')}${A2A_PATH}`;
+  if (base) return `${base}${A2A_PATH}`;
   return `${request.protocol}://${request.host || 'localhost'}${A2A_PATH}`;
 }
 

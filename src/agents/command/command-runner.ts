@@ -64,6 +64,8 @@ class OutputTail {
  */
 export class CommandRunner implements AgentRunner {
   readonly name = 'command';
+  /** The command's own process is the work: its CPU time and writes count as activity for the stall watchdog. */
+  readonly ownProcessIsWork = true;
   private readonly defaultCommand: CommandSpec | null;
   private readonly graceMs: number | undefined;
 

@@ -7,12 +7,11 @@
  * HTTP goes through the official `openai` SDK (SSE parsing, errors carrying status and
  * headers) with its retries off (`maxRetries: 0`): the dispatcher retries and fails over.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import type { WriteStream } from 'node:fs';
 import OpenAI, { APIConnectionError, APIError } from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { ConfigError } from '../../core/errors.ts';
+import { closeLog, openLog } from '../log-stream.ts';
 import { cancelled, timedOut } from '../outcomes.ts';
 import { emptyStats, type AgentEvent, type AgentRunner, type RunOutcome, type RunRequest } from '../runner.ts';
 import { resetAtFromHeaders } from './reset-headers.ts';
@@ -372,24 +371,4 @@ function count(v: unknown): number {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-async function openLog(path: string): Promise<WriteStream> {
-  await mkdir(dirname(path), { recursive: true });
-  const stream = createWriteStream(path, { flags: 'a' });
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', reject);
-  });
-  // A failing log (disk full) must not crash the process or the attempt.
-  stream.on('error', () => {});
-  return stream;
-}
-
-function closeLog(stream: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.closed || stream.destroyed) return resolve();
-    stream.once('close', () => resolve());
-    stream.end();
-  });
 }

@@ -8,10 +8,15 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`,
- *   the attempt inserted by a CTE), run after a transaction advisory lock of the schema's
- *   claims: its limits count running tasks, and two claims each seeing the other's task still
- *   queued would go past `concurrency` (READ COMMITTED does not serialize them);
+ * - the claim is one call of `claim_task` (migration 013): a transaction advisory lock of the
+ *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
+ *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
+ *   count running tasks, and two claims each seeing the other's task still queued would go past
+ *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
+ *   for none;
+ * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
+ *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
+ *   the claim and the finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
@@ -23,11 +28,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AgentQueueError, ConfigError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import {
   isTerminal,
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -37,22 +44,37 @@ import {
   type Task,
   type TaskOrigin,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
   A2aPushConfig,
   AgentUsage,
+  AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
+  NewNotification,
+  NewDelegation,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
+  NewVerification,
   RateBucket,
   RateToken,
   RequestOptions,
@@ -61,6 +83,7 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
@@ -195,6 +218,84 @@ export const UNREPORTED_WHERE = {
 } as const;
 
 const rowTask = (row: Row): Task => toTask(row, ((row.dep_ids ?? []) as unknown[]).map(Number));
+
+/** How an attempt ended, as its row records it. */
+interface AttemptEnd {
+  reason?: string | null;
+  exitCode?: number | null;
+  stats?: RunStats | undefined;
+  logPath?: string | null;
+  /** The tails of its stdout and stderr logs; null or absent: none recorded. */
+  output?: AttemptOutput | null;
+  now: number;
+}
+
+/**
+ * The SET list that closes an attempt row of `UPDATE attempts`: outcome, reason, exit code,
+ * end time and duration (from its `started_at`), log path, the run figures known (a
+ * null figure keeps the one recorded live) and the output tails (replaced: null when none).
+ * Its values are numbered from `$first`.
+ */
+function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): { sql: string; values: unknown[] } {
+  const { stats } = o;
+  const n = (i: number) => `$${first + i}`;
+  return {
+    sql: `outcome = ${n(0)}, reason = ${n(1)}, exit_code = ${n(2)}, finished_at = ${n(3)}::bigint,
+      duration_ms = ${n(3)}::bigint - attempts.started_at, log_path = ${n(4)},
+      session_id = COALESCE(${n(5)}, attempts.session_id), model = COALESCE(${n(6)}, attempts.model),
+      cost_usd = COALESCE(${n(7)}, attempts.cost_usd), input_tokens = COALESCE(${n(8)}, attempts.input_tokens),
+      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns),
+      stdout_tail = ${n(11)}::text, stdout_bytes = ${n(12)}::bigint, stderr_tail = ${n(13)}::text, stderr_bytes = ${n(14)}::bigint`,
+    values: [
+      outcome,
+      o.reason ?? null,
+      o.exitCode ?? null,
+      o.now,
+      o.logPath ?? null,
+      stats?.sessionId ?? null,
+      stats?.model ?? null,
+      stats?.costUsd ?? null,
+      stats?.inputTokens ?? null,
+      stats?.outputTokens ?? null,
+      stats?.numTurns ?? null,
+      ...outputValues(o.output),
+    ],
+  };
+}
+
+/**
+ * The SET list of `UPDATE tasks` that ends a task in `state` (from `taskEnd`) with `reason`:
+ * finish time (none while `waiting`), result, the run figures known, the lease, the answer and
+ * the takeover cleared, and the workspace record (every field replaced when `o.workspace` is
+ * given, else kept: the same text either way, so one prepared statement serves both).
+ * `duration_ms` is the caller's. Its values are numbered from `$first`.
+ */
+function taskEndSet(first: number, state: string, reason: string | null, o: FinishOutcome): { sql: string; values: unknown[] } {
+  const n = (i: number) => `$${first + i}`;
+  const workspace = workspaceColumns(o.workspace ?? { branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null });
+  return {
+    sql: `state = ${n(0)}, finished_at = ${n(1)}::bigint, result = ${n(2)}, failed_reason = ${n(3)},
+      session_id = COALESCE(${n(4)}, tasks.session_id), run_model = COALESCE(${n(5)}, tasks.run_model),
+      cost_usd = COALESCE(${n(6)}, tasks.cost_usd), input_tokens = COALESCE(${n(7)}, tasks.input_tokens),
+      output_tokens = COALESCE(${n(8)}, tasks.output_tokens), num_turns = COALESCE(${n(9)}, tasks.num_turns),
+      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
+      ${workspace.map(([col], i) => `${col} = CASE WHEN ${n(10)}::boolean THEN ${n(11 + i)}::text ELSE tasks.${col} END`).join(', ')}`,
+    values: [
+      state,
+      state === 'waiting' ? null : o.now,
+      o.result ?? null,
+      reason,
+      o.stats.sessionId,
+      o.stats.model,
+      o.stats.costUsd,
+      o.stats.inputTokens,
+      o.stats.outputTokens,
+      o.stats.numTurns,
+      o.workspace !== undefined,
+      ...workspace.map(([, v]) => v),
+    ],
+  };
+}
 
 /**
  * How long the server lets one of our sessions sit inside a transaction without a statement
@@ -338,6 +439,21 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * One statement as a named prepared statement on any pooled connection: parsed and planned
+   * once per connection (planning the claim's or the finish's statement costs more than running
+   * it). `name` must always come with the same `text`; the result's columns must not depend on
+   * the table's (a column added by a later migration would break the prepared statement), so
+   * rows come back as JSON.
+   */
+  private async prepared(name: string, text: string, params: unknown[]): Promise<Row | undefined> {
+    try {
+      return (await this.pool.query<Row>({ name, text, values: params })).rows[0];
+    } catch (err) {
+      throw normalizeError(err);
+    }
+  }
+
+  /**
    * Runs `fn` in one transaction on one pooled client (BEGIN … COMMIT, ROLLBACK on any
    * error). `lock` names a transaction advisory lock of this schema taken first.
    */
@@ -451,9 +567,10 @@ export class PostgresStore implements Store {
         `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
            max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
            created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata,
+           ${VERIFY_TASK_COLUMNS.join(', ')})
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
+           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)
          RETURNING id`,
         [
           spec.name,
@@ -489,6 +606,10 @@ export class PostgresStore implements Store {
           JSON.stringify(spec.runsOn),
           origin?.host ?? null,
           origin?.root ?? null,
+          spec.remote ?? null,
+          spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+          spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+          ...verifyColumnValues(spec),
         ],
         c,
       );
@@ -526,152 +647,114 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
+  /**
+   * One statement, `claim_task` (migration 013): the schema's claim lock, then the claim's
+   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
+   * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
+   */
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
-    const attemptId = crypto.randomUUID();
-    return this.tx(async (c) => {
-      const row = await this.one(
-        `WITH claimed AS (
-           UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-             lease_owner = $1, lease_token = $2, lease_expires_at = $3, started_at = $4, cancel_requested = false
-           WHERE id = (
-             SELECT t.id FROM tasks t
-             WHERE t.state = 'queued' AND t.run_after <= $4 AND t.agent = ANY($5::text[])
-               AND t.runs_on::jsonb <@ $9::jsonb
-               AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > $4
-                               AND p.agent = COALESCE($10::jsonb ->> t.agent, t.agent))
-               AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
-                               WHERE d.task_id = t.id AND dt.state <> 'completed')
-               AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < $6
-               AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
-                    WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < $7)
-               AND (SELECT count(*) FROM tasks a WHERE a.state = 'running' AND a.agent = t.agent)
-                   < COALESCE(($8::jsonb ->> t.agent)::numeric, 'Infinity'::numeric)
-             ORDER BY t.priority_rank, t.id
-             LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-           RETURNING *),
-         attempt AS (
-           INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-           SELECT $2, claimed.id, claimed.claims, $1, $11, claimed.agent, claimed.model, $4 FROM claimed
-           RETURNING *)
-         SELECT to_jsonb(claimed) AS task, to_jsonb(attempt) AS attempt,
-           ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position) AS dep_ids
-         FROM claimed JOIN attempt ON attempt.task_id = claimed.id`,
-        [
-          o.workerId,
-          attemptId,
-          o.now + o.leaseMs,
-          o.now,
-          o.agents,
-          o.concurrency,
-          o.groupConcurrency ?? 1,
-          JSON.stringify(o.agentConcurrency ?? {}),
-          JSON.stringify(o.labels),
-          JSON.stringify(o.accounts ?? {}),
-          o.host ?? null,
-        ],
-        c,
-      );
-      if (!row) return null;
-      return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
-    }, 'claim');
-  }
-
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
-    const row = await this.one(
-      "UPDATE tasks SET lease_expires_at = $1 WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested",
-      [now + leaseMs, attemptId],
+    const row = await this.prepared(
+      'agentq_claim',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+      [
+        this.lockName('claim'),
+        o.workerId,
+        crypto.randomUUID(),
+        o.now + o.leaseMs,
+        o.now,
+        o.agents,
+        o.concurrency,
+        o.groupConcurrency ?? 1,
+        JSON.stringify(o.agentConcurrency ?? {}),
+        JSON.stringify(o.labels),
+        JSON.stringify(o.accounts ?? {}),
+        o.host ?? null,
+      ],
     );
-    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false };
+    if (!row) return null;
+    return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
   }
 
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
+    const row = await this.one(
+      "UPDATE tasks SET lease_expires_at = $1, last_activity_at = COALESCE($3::bigint, last_activity_at) WHERE lease_token = $2 AND state = 'running' RETURNING cancel_requested, taken_over_at",
+      [now + leaseMs, attemptId, lastActivityAt],
+    );
+    return { ok: row !== undefined, cancelRequested: row ? flag(row.cancel_requested) : false, takeoverRequested: row ? row.taken_over_at !== null : false };
+  }
+
+  /** One statement (the attempt's update in a CTE): it lies between the claim and the agent's start. */
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
-    await this.tx(async (c) => {
-      await this.q('UPDATE attempts SET agent = $1, model = $2 WHERE id = $3', [a.agent, a.model, attemptId], c);
-      await this.q("UPDATE tasks SET run_agent = $1 WHERE lease_token = $2 AND state = 'running'", [a.agent, attemptId], c);
-    });
+    await this.prepared(
+      'agentq_set_attempt_agent',
+      `WITH attempt AS (UPDATE attempts SET agent = $1, model = $2 WHERE id = $3)
+       UPDATE tasks SET run_agent = $1 WHERE lease_token = $3 AND state = 'running'`,
+      [a.agent, a.model, attemptId],
+    );
   }
 
+  /** One statement: the attempt's update in a CTE, the task's after it. */
   async recordStats(attemptId: string, stats: Partial<RunStats>): Promise<void> {
     const { attempt, task } = knownStatsColumns(stats);
     if (attempt.length === 0) return;
-    const assign = (cols: Array<[string, unknown]>) => cols.map(([col], n) => `${col} = $${n + 2}`).join(', ');
-    await this.tx(async (c) => {
-      await this.q(`UPDATE attempts SET ${assign(attempt)} WHERE id = $1`, [attemptId, ...attempt.map(([, v]) => v)], c);
-      await this.q(`UPDATE tasks SET ${assign(task)} WHERE lease_token = $1 AND state = 'running'`, [attemptId, ...task.map(([, v]) => v)], c);
-    });
-  }
-
-  /** Closes the attempt row. */
-  private async closeAttempt(
-    c: pg.PoolClient,
-    attempt: Row,
-    outcome: AttemptOutcome,
-    o: { reason?: string | null; exitCode?: number | null; stats?: RunStats | undefined; logPath?: string | null; output?: AttemptOutput | null; now: number },
-  ): Promise<void> {
-    const { stats, now } = o;
+    const assign = (cols: Array<[string, unknown]>, first: number) => cols.map(([col], n) => `${col} = $${n + first}`).join(', ');
     await this.q(
-      `UPDATE attempts SET outcome = $1, reason = $2, exit_code = $3, finished_at = $4, duration_ms = $5, log_path = $6,
-           session_id = COALESCE($7, session_id), model = COALESCE($8, model), cost_usd = COALESCE($9, cost_usd),
-           input_tokens = COALESCE($10, input_tokens), output_tokens = COALESCE($11, output_tokens),
-           num_turns = COALESCE($12, num_turns),
-           stdout_tail = $13, stdout_bytes = $14, stderr_tail = $15, stderr_bytes = $16
-         WHERE id = $17`,
-      [
-        outcome,
-        o.reason ?? null,
-        o.exitCode ?? null,
-        now,
-        now - Number(attempt.started_at),
-        o.logPath ?? null,
-        stats?.sessionId ?? null,
-        stats?.model ?? null,
-        stats?.costUsd ?? null,
-        stats?.inputTokens ?? null,
-        stats?.outputTokens ?? null,
-        stats?.numTurns ?? null,
-        ...outputValues(o.output),
-        attempt.id,
-      ],
-      c,
+      `WITH attempt AS (UPDATE attempts SET ${assign(attempt, 2)} WHERE id = $1)
+       UPDATE tasks SET ${assign(task, 2 + attempt.length)} WHERE lease_token = $1 AND state = 'running'`,
+      [attemptId, ...attempt.map(([, v]) => v), ...task.map(([, v]) => v)],
     );
   }
 
+  /** Closes the attempt row. */
+  private async closeAttempt(c: pg.PoolClient, attempt: Row, outcome: AttemptOutcome, o: AttemptEnd): Promise<void> {
+    const end = attemptEndSet(2, outcome, o);
+    await this.q(`UPDATE attempts SET ${end.sql} WHERE id = $1`, [attempt.id, ...end.values], c);
+  }
+
+  /**
+   * One statement when it can (the common case): the task ends in its own state — it is not
+   * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
+   * closed (output tails), its workspace record written when given, and the work channel
+   * notified, in the statement's own transaction, fenced by the lease: the task is locked
+   * first (`held`), and its subtasks are looked for after that lock with a snapshot of their
+   * own (`task_has_subtasks`, migration 013), as the transaction's `subtaskRefs` after its
+   * `FOR UPDATE`. When that statement matches no task (the lease is lost, or a completed
+   * task has subtasks), the transaction below decides, as it always did.
+   */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const own = taskEnd(o.state, o.reason ?? null, []);
+    const end = taskEndSet(5, own.state, own.reason, o);
+    const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
+    const row = await this.prepared(
+      'agentq_finish',
+      `WITH held AS MATERIALIZED (
+         SELECT t.id FROM tasks t
+          WHERE t.id = (SELECT task_id FROM attempts WHERE id = $1) AND t.state = 'running' AND t.lease_token = $1
+          FOR UPDATE),
+       ended AS (
+         UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
+           FROM attempts a
+          WHERE a.id = $1 AND tasks.id = (SELECT id FROM held) AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND task_has_subtasks(tasks.id))
+          RETURNING tasks.*),
+       closed AS (
+         UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),
+       woken AS (SELECT pg_notify($4, '') FROM ended)
+       SELECT to_json(ended) AS task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = ended.id ORDER BY d.position) AS dep_ids,
+         (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
+         FROM ended`,
+      [attemptId, o.now, o.state === 'completed', this.channel, ...end.values, ...closed.values],
+    );
+    if (row) return toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
     return this.tx(async (c) => {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
       const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
       const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      await this.q(
-        `UPDATE tasks SET state = $1, finished_at = $2, duration_ms = $3, result = $4, failed_reason = $5,
-             session_id = COALESCE($6, session_id), run_model = COALESCE($7, run_model),
-             cost_usd = COALESCE($8, cost_usd), input_tokens = COALESCE($9, input_tokens),
-             output_tokens = COALESCE($10, output_tokens), num_turns = COALESCE($11, num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL
-           WHERE id = $12`,
-        [
-          state,
-          state === 'waiting' ? null : o.now,
-          o.now - Number(held.attempt.started_at),
-          o.result ?? null,
-          reason,
-          o.stats.sessionId,
-          o.stats.model,
-          o.stats.costUsd,
-          o.stats.inputTokens,
-          o.stats.outputTokens,
-          o.stats.numTurns,
-          held.task.id,
-        ],
-        c,
-      );
-      if (o.workspace) {
-        const cols = workspaceColumns(o.workspace);
-        await this.q(`UPDATE tasks SET ${cols.map(([col], i) => `${col} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [...cols.map(([, v]) => v), held.task.id], c);
-      }
+      const set = taskEndSet(3, state, reason, o);
+      await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
       await this.notifyWork(c);
       return this.taskById(Number(held.task.id), c);
@@ -683,7 +766,7 @@ export class PostgresStore implements Store {
       const held = await this.leased(c, attemptId);
       if (!held) return null;
       await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+      const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
       await this.q(
         `UPDATE tasks SET state = 'queued', run_after = $1, attempts = attempts - $2,
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -717,18 +800,60 @@ export class PostgresStore implements Store {
     });
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return null;
+      await this.closeAttempt(c, held.attempt, 'interrupted', { ...o, reason: TAKEN_OVER });
+      await this.q(
+        `UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+           taken_over_at = COALESCE(taken_over_at, $1), cancel_requested = false,
+           session_id = COALESCE($2, session_id), run_model = COALESCE($3, run_model), cost_usd = COALESCE($4, cost_usd),
+           lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $5`,
+        [o.now, o.stats.sessionId, o.stats.model, o.stats.costUsd, held.task.id],
+        c,
+      );
+      await this.notifyWork(c); // a running slot is free
+      return this.taskById(Number(held.task.id), c);
+    });
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        await this.q("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2", [now, taskId], c);
+      } else if (t.state === 'running') {
+        await this.q('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, $1) WHERE id = $2', [now, taskId], c);
+      }
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(async (c) => {
+      const t = await this.one('SELECT state, question, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      await this.q("UPDATE tasks SET state = 'queued', question = NULL, answer = $1, taken_over_at = NULL, run_after = $2 WHERE id = $3", [note, now, taskId], c);
+      await this.notifyWork(c);
+      return (await this.taskById(taskId, c))!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx((c) => this.answerIn(c, taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private async answerIn(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
-    const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+    const t = await this.one('SELECT state, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
-    await this.notifyWork(c);
-    return (await this.taskById(taskId, c))!;
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
+    return this.queueAnswered(c, taskId, answer, now);
   }
 
   async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
@@ -740,6 +865,55 @@ export class PostgresStore implements Store {
       await this.q('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES ($1, $2, $3, $4)', [idempotency.key, idempotency.bodySha256, taskId, now], c);
       return { kind: 'answered', task };
     }, `idempotency:${idempotency.key}`);
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that locked it and checked it is blocked). */
+  private async queueAnswered(c: pg.PoolClient, taskId: number, answer: string, now: number): Promise<Task> {
+    await this.q("UPDATE tasks SET state = 'queued', answer = $1, run_after = $2 WHERE id = $3", [answer, now, taskId], c);
+    await this.notifyWork(c);
+    return (await this.taskById(taskId, c))!;
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    const advanced = await this.one(
+      `INSERT INTO recurring (name, last_tick) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick WHERE recurring.last_tick < excluded.last_tick
+       RETURNING name`,
+      [name, tick],
+    );
+    return advanced !== undefined;
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    return (await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [name, keys])).map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    // The detector's lock: two runs of it (two dispatchers, overlapping ticks) take a key in once.
+    return this.tx(async (c) => {
+      const taken = await this.rows('SELECT key FROM detector_keys WHERE detector = $1 AND key = ANY($2::text[])', [run.name, entries.map((e) => e.key)], c);
+      const known = new Set(taken.map((r) => String(r.key)));
+      const fresh = entries.filter((e) => !known.has(e.key));
+      const ids = (await this.insertTasks(c, fresh.map((e) => e.task), now)).map((t) => t.id);
+      for (const [i, e] of fresh.entries()) {
+        await this.q('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES ($1, $2, $3, $4)', [run.name, e.key, ids[i], now], c);
+      }
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      await this.q(
+        `INSERT INTO detector_runs (${cols.map(([col]) => col).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([col]) => `${col} = excluded.${col}`).join(', ')}`,
+        cols.map(([, v]) => v),
+        c,
+      );
+      const created = await this.tasksByIds(ids, c);
+      if (created.some((t) => t.state === 'queued')) await this.notifyWork(c);
+      return created;
+    }, `detector:${run.name}`);
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (await this.rows('SELECT * FROM detector_runs ORDER BY name COLLATE "C"')).map(toDetectorRun);
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -774,7 +948,12 @@ export class PostgresStore implements Store {
     }));
   }
 
+  /**
+   * Every dispatcher tick calls it: one read first, and the transaction (and its lock) only
+   * when a parent waits. A parent that starts waiting after that read is settled next tick.
+   */
   async settleParents(now: number): Promise<Task[]> {
+    if (!(await this.prepared('agentq_any_waiting', "SELECT 1 FROM tasks WHERE state = 'waiting' LIMIT 1", []))) return [];
     return this.tx(async (c) => {
       const ended: number[] = [];
       // A parent may itself be a subtask: loop until nothing changes.
@@ -807,7 +986,15 @@ export class PostgresStore implements Store {
     return this.tasksWhere('t.parent_id = $1 ORDER BY t.id', [taskId]);
   }
 
+  /** Every dispatcher tick calls it: one read first, and the transaction (and its lock) only when a queued task waits on one that ended badly. */
   async failBlockedDependents(now: number): Promise<Task[]> {
+    const blocked = await this.prepared(
+      'agentq_any_blocked_dependent',
+      `SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id JOIN tasks t ON t.id = d.task_id
+        WHERE t.state = 'queued' AND dt.state = ANY($1::text[]) LIMIT 1`,
+      [UNSUCCESSFUL_STATES],
+    );
+    if (!blocked) return [];
     return this.tx(async (c) => {
       const failed: number[] = [];
       // A failure cascades: loop until no queued task waits on an ended one.
@@ -929,6 +1116,32 @@ export class PostgresStore implements Store {
     return (await this.rows(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY number`, [taskId])).map(toAttempt);
   }
 
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(async (c) => {
+      const held = await this.leased(c, attemptId);
+      if (!held) return false;
+      await this.q(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+        [attemptId, v.number, held.task.id, v.command, v.exitCode, v.timedOut, v.durationMs, v.outputPath, v.outputTail, v.startedAt],
+        c,
+      );
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = await this.rows(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = $1 ORDER BY a.number, v.number`,
+      [taskId],
+    );
+    return rows.map(toVerification);
+  }
+
   async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
     const row = await this.one('SELECT stdout_tail, stdout_bytes, stderr_tail, stderr_bytes FROM attempts WHERE id = $1', [attemptId]);
     return row ? toAttemptOutput(row) : null;
@@ -981,7 +1194,7 @@ export class PostgresStore implements Store {
       const t = await this.one('SELECT state FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1 WHERE id = $2", [now, taskId], c);
+        await this.q("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = $1, taken_over_at = NULL WHERE id = $2", [now, taskId], c);
         await this.notifyWork(c); // its result file is due in its origin checkout
       } else if (t.state === 'running') {
         await this.q('UPDATE tasks SET cancel_requested = true WHERE id = $1', [taskId], c);
@@ -998,7 +1211,7 @@ export class PostgresStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return (await this.taskById(taskId, c))!;
       await this.q(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = $1, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = false WHERE id = $2`,
+             result = NULL, result_path = NULL, cancel_requested = false, taken_over_at = NULL WHERE id = $2`,
         [now, taskId],
         c,
       );
@@ -1074,23 +1287,103 @@ export class PostgresStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = await this.one(
       `UPDATE callbacks SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
            delivered_at = $5, next_try_at = $6
          WHERE task_id = $7 RETURNING *`,
-      [
-        state,
-        counted,
-        !counted,
-        t.outcome === 'delivered' ? null : (t.error ?? null),
-        t.outcome === 'delivered' ? t.now : null,
-        state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-        taskId,
-      ],
+      [c.state, c.counted, c.keepError, c.error, c.deliveredAt, c.nextTryAt, taskId],
     );
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // One statement: rows already recorded are skipped (ON CONFLICT), created ones returned in the order given.
+    const created = await this.rows(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at)
+         SELECT r.key, r.target, r.event, r.task_id, r.payload, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS r(key, target, event, task_id, payload, n)
+           ORDER BY r.n
+         ON CONFLICT (key, target) DO NOTHING
+         RETURNING *`,
+      [rows.map((r) => r.key), rows.map((r) => r.target), rows.map((r) => r.event), rows.map((r) => r.taskId), rows.map((r) => r.payload), now],
+    );
+    return created.map(toNotification).sort((a, b) => a.id - b.id);
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(async (c) => {
+      const due = await this.rows(
+        `SELECT id FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= $1) AND target = ANY($2::text[])
+           ORDER BY id LIMIT $3
+           FOR UPDATE SKIP LOCKED`,
+        [now, targets, limit],
+        c,
+      );
+      if (due.length === 0) return [];
+      const leased = await this.rows('UPDATE notifications SET next_try_at = $1 WHERE id = ANY($2::bigint[]) RETURNING *', [now + leaseMs, due.map((r) => Number(r.id))], c);
+      return leased.map(toNotification).sort((a, b) => a.id - b.id);
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = await this.one(
+      `UPDATE notifications SET state = $1, attempts = attempts + $2, last_error = CASE WHEN $3 THEN last_error ELSE $4::text END,
+           last_try_at = CASE WHEN $3 THEN last_try_at ELSE $5::bigint END, delivered_at = $6, next_try_at = $7
+         WHERE id = $8 RETURNING *`,
+      [c.state, c.counted, c.keepError, c.error, t.now, c.deliveredAt, c.nextTryAt, id],
+    );
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = await this.rows(
+      `SELECT n.target,
+         count(*) FILTER (WHERE n.state = 'delivered') AS delivered,
+         count(*) FILTER (WHERE n.state = 'pending') AS pending,
+         count(*) FILTER (WHERE n.state = 'pending' AND n.last_error IS NOT NULL) AS retrying,
+         count(*) FILTER (WHERE n.state = 'failed') AS failed,
+         max(n.last_try_at) FILTER (WHERE n.last_error IS NOT NULL) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC NULLS LAST, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target COLLATE "C"`,
+    );
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = (await this.one(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ))!;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    await this.tx(async (c) => {
+      await this.q('DELETE FROM answer_tokens WHERE expires_at < $1', [now - 86_400_000], c);
+      await this.q('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [t.tokenSha256, t.taskId, t.claims, now, t.expiresAt], c);
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx(async (c): Promise<TokenAnswer> => {
+      // The task first, locked (as answer() does), then its token: two uses of one link wait on the task's lock.
+      const t = await this.one('SELECT state, claims, taken_over_at FROM tasks WHERE id = $1 FOR UPDATE', [taskId], c);
+      const token = await this.one('SELECT * FROM answer_tokens WHERE token_sha256 = $1', [tokenSha256], c);
+      if (!token || !t || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      if (t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      await this.q('UPDATE answer_tokens SET used_at = $1 WHERE task_id = $2 AND claims = $3 AND used_at IS NULL', [now, taskId, token.claims], c);
+      return { outcome: 'answered', task: await this.queueAnswered(c, taskId, answer, now) };
+    });
   }
 
   async saveA2aPushConfig(p: A2aPushConfig, now: number): Promise<void> {
@@ -1138,16 +1431,70 @@ export class PostgresStore implements Store {
   }
 
   async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
     const row = await this.one(
       `UPDATE a2a_push_configs SET attempts = attempts + $1, last_error = CASE WHEN $2 THEN last_error ELSE $3::text END,
-           delivered_at = CASE WHEN $4 THEN $5::bigint ELSE delivered_at END, pushed_version = CASE WHEN $6 THEN $7::text ELSE pushed_version END,
-           next_try_at = $8
-         WHERE task_id = $9 AND config_id = $10 AND sending_version = $7 RETURNING *`,
-      [counted, !counted, t.outcome === 'delivered' ? null : (t.error ?? null), t.outcome === 'delivered', t.now, settled, version, settled ? null : (t.nextTryAt ?? t.now), taskId, configId],
+           delivered_at = coalesce($4::bigint, delivered_at), pushed_version = CASE WHEN $5 THEN $6::text ELSE pushed_version END,
+           next_try_at = $7
+         WHERE task_id = $8 AND config_id = $9 AND sending_version = $6 RETURNING *`,
+      [c.counted, c.keepError, c.error, c.deliveredAt, settled, version, c.nextTryAt, taskId, configId],
     );
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number, db: Db = this.pool): Promise<Row | undefined> {
+    return this.one('SELECT * FROM delegations WHERE task_id = $1 AND NOT (state = ANY($2::text[])) ORDER BY id DESC LIMIT 1', [taskId, DELEGATION_END_STATES], db);
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(async (c) => {
+      // The task's row lock orders two creations for one task: the second sees the first's row.
+      await this.q('SELECT id FROM tasks WHERE id = $1 FOR UPDATE', [d.taskId], c);
+      const open = await this.openDelegationRow(d.taskId, c);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = await this.one(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES ($1, $2, $3, $4, $2, 'pending', $5, $5, $5) RETURNING *`,
+        [d.taskId, d.attemptId, d.remote, d.url, d.now],
+        c,
+      );
+      return { delegation: toDelegation(row!), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = await this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = await this.one('SELECT * FROM delegations WHERE id = $1', [id]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const sets = cols.map(([c], i) => `${c} = $${i + 1}`).join(', ');
+    const row = await this.one(`UPDATE delegations SET ${sets} WHERE id = $${cols.length + 1} AND state = $${cols.length + 2} RETURNING *`, [
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ]);
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state =', filter.state]);
+    if (filter.open) conditions.push(['NOT state = ANY', DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id =', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id <', filter.beforeId]);
+    const where = conditions.map(([c], i) => (c.endsWith('ANY') ? `${c}($${i + 1}::text[])` : `${c} $${i + 1}`));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${where.length + 1}`;
+    return (await this.rows(sql, [...conditions.map(([, v]) => v), filter.limit ?? 100])).map(toDelegation);
   }
 
   /**

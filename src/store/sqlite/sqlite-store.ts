@@ -13,6 +13,7 @@ import {
   priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
+  COUNTED_REQUEUE_OUTCOMES,
   type AgentPause,
   type Attempt,
   type AttemptOutcome,
@@ -22,20 +23,34 @@ import {
   type Task,
   type TaskOrigin,
   type TaskState,
+  type Verification,
 } from '../../core/types.ts';
 import type {
   A2aPush,
   A2aPushConfig,
   AgentUsage,
+  AnswerToken,
   AnswerResult,
   BlockOptions,
+  HandOverOptions,
+  Heartbeat,
   CallbackDelivery,
   CallbackTry,
   ClaimOptions,
   DueA2aPush,
+  DelegationFilter,
+  DelegationPatch,
+  DetectedTask,
+  DetectorRun,
   DueCallback,
   FinishOutcome,
+  NewNotification,
+  NewDelegation,
   NewTask,
+  Notification,
+  NotificationHealth,
+  QueueMark,
+  NewVerification,
   RequestOptions,
   RateBucket,
   RateToken,
@@ -44,12 +59,15 @@ import type {
   StaleClaim,
   Store,
   TaskFilter,
+  TokenAnswer,
   WorkerInfo,
 } from '../store.ts';
 import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
+import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toPause, toStaleClaim, toTask, toUsageRecord, toWorker, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -74,7 +92,7 @@ export const UNREPORTED_SQL = {
 /** The partial index holding the tasks of a state, for the states that have one (terminal ones: a scan by id, newest or oldest first, that stops at the limit). */
 const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued', running: 'tasks_running', blocked: 'tasks_held', waiting: 'tasks_held' };
 
-/** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 21), over the row aliased `t`. */
+/** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 22), over the row aliased `t`. */
 const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
 /** The order of `tasks_queued`, over the row aliased `t`: an ORDER BY it needs no sort. */
 const QUEUED_ORDER = (t: string) => ['deps_open', 'delayed', 'agent', 'runs_on', 'lane_group', 'priority_rank', 'id'].map((c) => `${t}.${c}`).join(', ');
@@ -129,7 +147,7 @@ export function claimSql(agents: number): string {
                  < (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent))
     )
     UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, cancel_requested = 0
+      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, last_activity_at = @now, cancel_requested = 0
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
@@ -162,10 +180,10 @@ function refuseNewerSchema(db: Database.Database, file: string): void {
 
 /**
  * What a migration does besides its SQL file, by number: run after the file, in its
- * transaction. 21: `tasks` rebuilt without AUTOINCREMENT ({@link rebuildTasksWithoutAutoincrement}).
+ * transaction. 22: `tasks` rebuilt without AUTOINCREMENT ({@link rebuildTasksWithoutAutoincrement}).
  */
 const MIGRATION_STEPS: Readonly<Record<number, (db: Database.Database, file: string) => void>> = {
-  21: (db, file) => rebuildTasksWithoutAutoincrement(db, file),
+  22: (db, file) => rebuildTasksWithoutAutoincrement(db, file),
 };
 
 /**
@@ -394,7 +412,7 @@ export class SqliteStore implements Store {
   private idFloorGone = false;
 
   /**
-   * The id the next task must take when the rebuild of migration 21 left a floor
+   * The id the next task must take when the rebuild of migration 22 left a floor
    * (`task_id_floor`: the old AUTOINCREMENT sequence had gone past the largest id left), which
    * it removes; null (the table's own next id) otherwise. Call inside a transaction.
    */
@@ -421,11 +439,11 @@ export class SqliteStore implements Store {
       INSERT INTO tasks (id, name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
         max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after, delayed,
         created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root)
+        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata, ${VERIFY_TASK_COLUMNS.join(', ')})
       VALUES (@id, @name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
         @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @delayed, @now,
         @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot)
+        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata, @verify, @verifyTimeoutMs, @verifyRetries, @stallTimeoutMs)
       RETURNING *`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
@@ -449,7 +467,12 @@ export class SqliteStore implements Store {
       }
       const invalid = invalidReason !== undefined;
       const runAfter = Math.max(now, spec.runAt ?? now);
+      const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
       const row = insert.get({
+        verify,
+        verifyTimeoutMs,
+        verifyRetries,
+        stallTimeoutMs,
         id: this.takeIdFloor(),
         name: spec.name,
         title: spec.title,
@@ -465,8 +488,11 @@ export class SqliteStore implements Store {
         runsOn: JSON.stringify(spec.runsOn),
         dedupKey: spec.dedupKey,
         command: spec.command === null ? null : JSON.stringify(spec.command),
+        remote: spec.remote ?? null,
+        remoteMetadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
         maxTurns: spec.maxTurns,
         allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+        workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
         extra: JSON.stringify(spec.extra),
         prompt: spec.prompt,
         source: spec.source,
@@ -558,12 +584,12 @@ export class SqliteStore implements Store {
    */
   private static readonly LEASED = "id = (SELECT task_id FROM attempts WHERE id = @attempt) AND lease_token = @attempt AND state = 'running'";
 
-  async heartbeat(attemptId: string, now: number, leaseMs: number) {
-    const row = this.prepare(`UPDATE tasks SET lease_expires_at = @expires WHERE ${SqliteStore.LEASED} RETURNING cancel_requested`).get({
-      expires: now + leaseMs,
-      attempt: attemptId,
-    }) as Row | undefined;
-    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false };
+  async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
+    const row = this.prepare(
+      `UPDATE tasks SET lease_expires_at = @expires, last_activity_at = COALESCE(@activity, last_activity_at) WHERE ${SqliteStore.LEASED}
+         RETURNING cancel_requested, taken_over_at`,
+    ).get({ expires: now + leaseMs, activity: lastActivityAt, attempt: attemptId }) as Row | undefined;
+    return { ok: row !== undefined, cancelRequested: row ? Number(row.cancel_requested) === 1 : false, takeoverRequested: row ? row.taken_over_at !== null : false };
   }
 
   async setAttemptAgent(attemptId: string, a: { agent: string; model: string | null }): Promise<void> {
@@ -646,7 +672,7 @@ export class SqliteStore implements Store {
     const set = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
       session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model),
       cost_usd = COALESCE(@costUsd, cost_usd), input_tokens = COALESCE(@inputTokens, input_tokens),
-      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
+      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
     return this.tx(() => {
       // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
       const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
@@ -670,7 +696,7 @@ export class SqliteStore implements Store {
   }
 
   async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {
-    const burned = o.attemptOutcome === 'failed' || o.attemptOutcome === 'timed_out';
+    const burned = COUNTED_REQUEUE_OUTCOMES.includes(o.attemptOutcome);
     return this.tx(() =>
       this.endAttempt(
         attemptId,
@@ -695,17 +721,54 @@ export class SqliteStore implements Store {
     );
   }
 
+  async handOver(attemptId: string, o: HandOverOptions): Promise<Task | null> {
+    return this.tx(() =>
+      this.endAttempt(
+        attemptId,
+        `state = 'blocked', question = NULL, answer = NULL, attempts = attempts - 1,
+         taken_over_at = COALESCE(taken_over_at, @now), cancel_requested = 0,
+         session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model), cost_usd = COALESCE(@costUsd, cost_usd)`,
+        { now: o.now, sessionId: o.stats.sessionId, model: o.stats.model, costUsd: o.stats.costUsd },
+        'interrupted',
+        { ...o, reason: TAKEN_OVER },
+      ),
+    );
+  }
+
+  async takeOver(taskId: number, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state === 'queued' || t.state === 'blocked') {
+        this.prepare("UPDATE tasks SET state = 'blocked', question = NULL, answer = NULL, taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?").run(now, taskId);
+      } else if (t.state === 'running') {
+        this.prepare('UPDATE tasks SET taken_over_at = COALESCE(taken_over_at, ?) WHERE id = ?').run(now, taskId);
+      }
+      return this.taskById(taskId)!;
+    });
+  }
+
+  async release(taskId: number, note: string, now: number): Promise<Task> {
+    return this.tx(() => {
+      const t = this.prepare('SELECT state, question, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t) throw new NotFoundError(`no task ${taskId}`);
+      if (t.state !== 'blocked' || t.taken_over_at === null) throw notTakenOver(taskId, String(t.state), t.question !== null);
+      this.prepare("UPDATE tasks SET state = 'queued', question = NULL, answer = ?, taken_over_at = NULL, run_after = ?, delayed = 0 WHERE id = ?").run(note, now, taskId);
+      return this.taskById(taskId)!;
+    });
+  }
+
   async answer(taskId: number, answer: string, now: number): Promise<Task> {
     return this.tx(() => this.answerIn(taskId, answer, now));
   }
 
   /** `answer` inside a transaction. */
   private answerIn(taskId: number, answer: string, now: number): Task {
-    const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+    const t = this.prepare('SELECT state, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
     if (!t) throw new NotFoundError(`no task ${taskId}`);
     if (t.state !== 'blocked') throw new AgentQueueError('not_blocked', `task ${taskId} is ${String(t.state)}, not blocked on a question`);
-    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ?, delayed = 0 WHERE id = ?").run(answer, now, taskId);
-    return this.taskById(taskId)!;
+    if (t.taken_over_at !== null) throw takenOverNotBlocked(taskId);
+    return this.queueAnswered(taskId, answer, now);
   }
 
   async answerRequest(taskId: number, answer: string, idempotency: { key: string; bodySha256: string }, now: number): Promise<AnswerResult> {
@@ -716,6 +779,12 @@ export class SqliteStore implements Store {
       this.prepare('INSERT INTO idempotency_keys (key, body_sha256, task_id, created_at) VALUES (?, ?, ?, ?)').run(idempotency.key, idempotency.bodySha256, taskId, now);
       return { kind: 'answered', task };
     });
+  }
+
+  /** Queues a blocked task again with its answer (inside a transaction that checked it is blocked). */
+  private queueAnswered(taskId: number, answer: string, now: number): Task {
+    this.prepare("UPDATE tasks SET state = 'queued', answer = ?, run_after = ?, delayed = 0 WHERE id = ?").run(answer, now, taskId);
+    return this.taskById(taskId)!;
   }
 
   async getRecurringTick(name: string): Promise<number | null> {
@@ -734,6 +803,41 @@ export class SqliteStore implements Store {
       const created = this.insertTasks([task], now)[0]!;
       return created.task ?? this.taskById(created.id);
     });
+  }
+
+  async claimRecurringTick(name: string, tick: number): Promise<boolean> {
+    return this.tx(() => {
+      const row = this.prepare('SELECT last_tick FROM recurring WHERE name = ?').get(name) as Row | undefined;
+      if (row && Number(row.last_tick) >= tick) return false;
+      this.prepare('INSERT INTO recurring (name, last_tick) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick').run(name, tick);
+      return true;
+    });
+  }
+
+  async knownDetectorKeys(name: string, keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = this.prepare(`SELECT key FROM detector_keys WHERE detector = ? AND key IN (SELECT value FROM json_each(?))`).all(name, JSON.stringify(keys)) as Row[];
+    return rows.map((r) => String(r.key));
+  }
+
+  async recordDetectorRun(run: Omit<DetectorRun, 'created'>, entries: DetectedTask[], now: number): Promise<Task[]> {
+    return this.tx(() => {
+      const known = this.prepare('SELECT 1 FROM detector_keys WHERE detector = ? AND key = ?');
+      const fresh = entries.filter((e) => !known.get(run.name, e.key));
+      const ids = this.insertTasks(fresh.map((e) => e.task), now).map((t) => t.id);
+      const key = this.prepare('INSERT INTO detector_keys (detector, key, task_id, created_at) VALUES (?, ?, ?, ?)');
+      for (const [i, e] of fresh.entries()) key.run(run.name, e.key, ids[i], now);
+      const cols = detectorRunColumns({ ...run, created: fresh.length, known: run.known + entries.length - fresh.length });
+      this.prepare(
+        `INSERT INTO detector_runs (${cols.map(([c]) => c).join(', ')}) VALUES (${placeholders(cols)})
+         ON CONFLICT (name) DO UPDATE SET ${cols.map(([c]) => `${c} = excluded.${c}`).join(', ')}`,
+      ).run(...cols.map(([, v]) => v));
+      return ids.map((id) => this.taskById(id)!);
+    });
+  }
+
+  async listDetectorRuns(): Promise<DetectorRun[]> {
+    return (this.prepare('SELECT * FROM detector_runs ORDER BY name').all() as Row[]).map(toDetectorRun);
   }
 
   /** The task of an attempt, as SQL (bound: the attempt id). */
@@ -784,7 +888,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Only the dependents of the tasks in `dep_failures` (migration 21: tasks that ended without
+   * Only the dependents of the tasks in `dep_failures` (migration 22: tasks that ended without
    * completing, or failed dependencies of a task queued again, recorded by triggers as it
    * happens) are looked at, and those rows are removed: the cost follows what ended since the
    * last call, not the queue or the history.
@@ -908,14 +1012,42 @@ export class SqliteStore implements Store {
     if (filter.tag) when('EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)', filter.tag);
     if (filter.priority) when('priority = ?', filter.priority);
     if (filter.beforeId !== undefined) when('id < ?', filter.beforeId);
-    const index = filter.state ? STATE_INDEX[filter.state] : undefined;
-    const sql = `SELECT * FROM tasks ${index ? `INDEXED BY ${index}` : ''} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    // A keyset page (beforeId) walks the table by id from the cursor, never an index on state
+    // (tasks_queued is not in id order: it would sort every matching task below the cursor again
+    // for each page; 100k completed tasks, `agentq list --all --state completed`: 19 s against 2 s).
+    // A first page of a state that has a partial index reads that index alone.
+    const index = filter.beforeId !== undefined ? undefined : filter.state ? STATE_INDEX[filter.state] : undefined;
+    const table = filter.beforeId !== undefined ? 'tasks NOT INDEXED' : index ? `tasks INDEXED BY ${index}` : 'tasks';
+    const sql = `SELECT * FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
     const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
     return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
     return (this.prepare(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY number`).all(taskId) as Row[]).map(toAttempt);
+  }
+
+  async recordVerification(attemptId: string, v: NewVerification): Promise<boolean> {
+    return this.tx(() => {
+      const held = this.prepare(`SELECT id FROM tasks WHERE ${SqliteStore.LEASED}`).get({ attempt: attemptId }) as Row | undefined;
+      if (!held) return false;
+      this.prepare(
+        `INSERT INTO verifications (attempt_id, number, task_id, command, exit_code, timed_out, duration_ms, output_path, output_tail, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (attempt_id, number) DO UPDATE SET command = excluded.command, exit_code = excluded.exit_code,
+           timed_out = excluded.timed_out, duration_ms = excluded.duration_ms, output_path = excluded.output_path,
+           output_tail = excluded.output_tail, started_at = excluded.started_at`,
+      ).run(attemptId, v.number, Number(held.id), v.command, v.exitCode, v.timedOut ? 1 : 0, v.durationMs, v.outputPath, v.outputTail, v.startedAt);
+      return true;
+    });
+  }
+
+  async listVerifications(taskId: number): Promise<Verification[]> {
+    const rows = this.prepare(
+      `SELECT v.*, a.number AS attempt_number FROM verifications v JOIN attempts a ON a.id = v.attempt_id
+       WHERE v.task_id = ? ORDER BY a.number, v.number`,
+    ).all(taskId) as Row[];
+    return rows.map(toVerification);
   }
 
   async attemptOutput(attemptId: string): Promise<AttemptOutput | null> {
@@ -925,7 +1057,7 @@ export class SqliteStore implements Store {
 
   async countByState(): Promise<Record<TaskState, number>> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    // Kept by the statements that change a task's state (migration 21: task_counts and its
+    // Kept by the statements that change a task's state (migration 22: task_counts and its
     // triggers), queued and running together; the running ones are few (tasks_running).
     const running = Number((this.prepare("SELECT count(*) AS n FROM tasks INDEXED BY tasks_running WHERE state = 'running'").get() as Row).n);
     for (const r of this.prepare('SELECT state, n FROM task_counts').all() as Row[]) {
@@ -980,7 +1112,7 @@ export class SqliteStore implements Store {
       const t = this.prepare('SELECT state FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
       if (!t) throw new NotFoundError(`no task ${taskId}`);
       if (t.state === 'queued' || t.state === 'blocked') {
-        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ? WHERE id = ?").run(
+        this.prepare("UPDATE tasks SET state = 'cancelled', failed_reason = 'cancelled by user', finished_at = ?, taken_over_at = NULL WHERE id = ?").run(
           now,
           taskId,
         );
@@ -999,7 +1131,7 @@ export class SqliteStore implements Store {
       if (!isTerminal(state) || state === 'completed' || state === 'invalid') return this.taskById(taskId)!;
       this.prepare(
         `UPDATE tasks SET state = 'queued', attempts = 0, run_after = ?, delayed = 0, finished_at = NULL, failed_reason = NULL,
-             result = NULL, result_path = NULL, cancel_requested = 0 WHERE id = ?`,
+             result = NULL, result_path = NULL, cancel_requested = 0, taken_over_at = NULL WHERE id = ?`,
       ).run(now, taskId);
       // Its next end is reported to its callback again.
       this.prepare(
@@ -1062,22 +1194,110 @@ export class SqliteStore implements Store {
   }
 
   async recordCallbackTry(taskId: number, t: CallbackTry): Promise<CallbackDelivery | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const state = t.outcome === 'delivered' ? 'delivered' : t.outcome === 'failed' ? 'failed' : 'pending';
+    const c = tryColumns(t);
     const row = this.prepare(
       `UPDATE callbacks SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
            delivered_at = ?, next_try_at = ?
          WHERE task_id = ? RETURNING *`,
-    ).get(
-      state,
-      counted,
-      counted ? 0 : 1,
-      t.outcome === 'delivered' ? null : (t.error ?? null),
-      t.outcome === 'delivered' ? t.now : null,
-      state === 'pending' ? (t.nextTryAt ?? t.now) : null,
-      taskId,
-    ) as Row | undefined;
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, c.nextTryAt, taskId) as Row | undefined;
     return row ? toCallback(row) : null;
+  }
+
+  async recordNotifications(rows: NewNotification[], now: number): Promise<Notification[]> {
+    if (rows.length === 0) return [];
+    // Read first: recording what is already recorded (every sweep) takes no write lock.
+    const known = new Set(
+      (this.prepare(`SELECT key, target FROM notifications WHERE key IN (${placeholders(rows)})`).all(...rows.map((r) => r.key)) as Row[]).map(
+        (r) => `${String(r.key)}\n${String(r.target)}`,
+      ),
+    );
+    const missing = rows.filter((r) => !known.has(`${r.key}\n${r.target}`));
+    if (missing.length === 0) return [];
+    const insert = this.prepare(
+      `INSERT INTO notifications (key, target, event, task_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key, target) DO NOTHING RETURNING *`,
+    );
+    return this.tx(() =>
+      missing.flatMap((r) => {
+        const row = insert.get(r.key, r.target, r.event, r.taskId, r.payload, now) as Row | undefined;
+        return row ? [toNotification(row)] : [];
+      }),
+    );
+  }
+
+  async claimDueNotifications(targets: string[], now: number, leaseMs: number, limit: number): Promise<Notification[]> {
+    if (targets.length === 0) return [];
+    return this.tx(() => {
+      const due = this.prepare(
+        `SELECT * FROM notifications
+           WHERE state = 'pending' AND (next_try_at IS NULL OR next_try_at <= ?) AND target IN (${placeholders(targets)})
+           ORDER BY id LIMIT ?`,
+      ).all(now, ...targets, limit) as Row[];
+      const lease = this.prepare('UPDATE notifications SET next_try_at = ? WHERE id = ?');
+      for (const r of due) lease.run(now + leaseMs, r.id);
+      return due.map((r) => toNotification({ ...r, next_try_at: now + leaseMs }));
+    });
+  }
+
+  async recordNotificationTry(id: number, t: CallbackTry): Promise<Notification | null> {
+    const c = tryColumns(t);
+    const row = this.prepare(
+      `UPDATE notifications SET state = ?, attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
+           last_try_at = CASE WHEN ? THEN last_try_at ELSE ? END, delivered_at = ?, next_try_at = ?
+         WHERE id = ? RETURNING *`,
+    ).get(c.state, c.counted, c.keepError ? 1 : 0, c.error, c.keepError ? 1 : 0, t.now, c.deliveredAt, c.nextTryAt, id) as Row | undefined;
+    return row ? toNotification(row) : null;
+  }
+
+  async notificationHealth(): Promise<NotificationHealth[]> {
+    const rows = this.prepare(
+      `SELECT n.target,
+         sum(CASE WHEN n.state = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+         sum(CASE WHEN n.state = 'pending' THEN 1 ELSE 0 END) AS pending,
+         sum(CASE WHEN n.state = 'pending' AND n.last_error IS NOT NULL THEN 1 ELSE 0 END) AS retrying,
+         sum(CASE WHEN n.state = 'failed' THEN 1 ELSE 0 END) AS failed,
+         max(CASE WHEN n.last_error IS NOT NULL THEN n.last_try_at END) AS last_error_at,
+         max(n.delivered_at) AS last_delivered_at,
+         (SELECT e.last_error FROM notifications e WHERE e.target = n.target AND e.last_error IS NOT NULL
+            ORDER BY e.last_try_at DESC, e.id DESC LIMIT 1) AS last_error
+       FROM notifications n GROUP BY n.target ORDER BY n.target`,
+    ).all() as Row[];
+    return rows.map(toNotificationHealth);
+  }
+
+  async queueMark(): Promise<QueueMark> {
+    const row = this.prepare(
+      `SELECT (SELECT count(*) FROM tasks WHERE state IN ('queued', 'running', 'waiting')) AS active,
+              (SELECT coalesce(max(id), 0) FROM tasks) AS newest,
+              (SELECT count(*) FROM attempts) AS attempts`,
+    ).get() as Row;
+    return { active: Number(row.active), mark: `${Number(row.newest)}:${Number(row.attempts)}` };
+  }
+
+  async addAnswerToken(t: AnswerToken, now: number): Promise<void> {
+    this.tx(() => {
+      this.prepare('DELETE FROM answer_tokens WHERE expires_at < ?').run(now - 86_400_000);
+      this.prepare('INSERT INTO answer_tokens (token_sha256, task_id, claims, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
+        t.tokenSha256,
+        t.taskId,
+        t.claims,
+        now,
+        t.expiresAt,
+      );
+    });
+  }
+
+  async answerWithToken(taskId: number, tokenSha256: string, answer: string, now: number): Promise<TokenAnswer> {
+    return this.tx((): TokenAnswer => {
+      const token = this.prepare('SELECT * FROM answer_tokens WHERE token_sha256 = ?').get(tokenSha256) as Row | undefined;
+      if (!token || Number(token.task_id) !== taskId) return { outcome: 'unknown' };
+      if (token.used_at !== null) return { outcome: 'used' };
+      if (Number(token.expires_at) <= now) return { outcome: 'expired' };
+      const t = this.prepare('SELECT state, claims, taken_over_at FROM tasks WHERE id = ?').get(taskId) as Row | undefined;
+      if (!t || t.state !== 'blocked' || t.taken_over_at !== null || Number(t.claims) !== Number(token.claims)) return { outcome: 'closed' };
+      this.prepare('UPDATE answer_tokens SET used_at = ? WHERE task_id = ? AND claims = ? AND used_at IS NULL').run(now, taskId, token.claims);
+      return { outcome: 'answered', task: this.queueAnswered(taskId, answer, now) };
+    });
   }
 
   async saveA2aPushConfig(c: A2aPushConfig, now: number): Promise<void> {
@@ -1117,26 +1337,67 @@ export class SqliteStore implements Store {
   }
 
   async recordA2aPushTry(taskId: number, configId: string, version: string, t: CallbackTry): Promise<A2aPush | null> {
-    const counted = t.outcome === 'released' ? 0 : 1;
-    const settled = t.outcome === 'delivered' || t.outcome === 'failed';
+    const c = tryColumns(t);
+    const settled = c.state !== 'pending';
     const row = this.prepare(
       `UPDATE a2a_push_configs SET attempts = attempts + ?, last_error = CASE WHEN ? THEN last_error ELSE ? END,
-           delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END, pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
+           delivered_at = coalesce(?, delivered_at), pushed_version = CASE WHEN ? THEN ? ELSE pushed_version END, next_try_at = ?
          WHERE task_id = ? AND config_id = ? AND sending_version = ? RETURNING *`,
-    ).get(
-      counted,
-      counted ? 0 : 1,
-      t.outcome === 'delivered' ? null : (t.error ?? null),
-      t.outcome === 'delivered' ? 1 : 0,
-      t.now,
-      settled ? 1 : 0,
-      version,
-      settled ? null : (t.nextTryAt ?? t.now),
-      taskId,
-      configId,
-      version,
-    ) as Row | undefined;
+    ).get(c.counted, c.keepError ? 1 : 0, c.error, c.deliveredAt, settled ? 1 : 0, version, c.nextTryAt, taskId, configId, version) as Row | undefined;
     return row ? toA2aPush(row) : null;
+  }
+
+  // --- delegations -------------------------------------------------------------------
+
+  private openDelegationRow(taskId: number): Row | undefined {
+    return this.prepare(`SELECT * FROM delegations WHERE task_id = ? AND state NOT IN (${placeholders(DELEGATION_END_STATES)}) ORDER BY id DESC LIMIT 1`).get(
+      taskId,
+      ...DELEGATION_END_STATES,
+    ) as Row | undefined;
+  }
+
+  async createDelegation(d: NewDelegation): Promise<{ delegation: Delegation; created: boolean }> {
+    return this.tx(() => {
+      const open = this.openDelegationRow(d.taskId);
+      if (open) return { delegation: toDelegation(open), created: false };
+      const row = this.prepare(
+        `INSERT INTO delegations (task_id, attempt_id, remote, url, message_id, state, created_at, progress_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *`,
+      ).get(d.taskId, d.attemptId, d.remote, d.url, d.attemptId, d.now, d.now, d.now) as Row;
+      return { delegation: toDelegation(row), created: true };
+    });
+  }
+
+  async openDelegation(taskId: number): Promise<Delegation | null> {
+    const row = this.openDelegationRow(taskId);
+    return row ? toDelegation(row) : null;
+  }
+
+  async getDelegation(id: number): Promise<Delegation | null> {
+    const row = this.prepare('SELECT * FROM delegations WHERE id = ?').get(id) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async updateDelegation(id: number, expected: DelegationState, patch: DelegationPatch, now: number): Promise<Delegation | null> {
+    const cols = delegationPatchColumns(patch, now);
+    const row = this.prepare(`UPDATE delegations SET ${cols.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ? AND state = ? RETURNING *`).get(
+      ...cols.map(([, v]) => v),
+      id,
+      expected,
+    ) as Row | undefined;
+    return row ? toDelegation(row) : null;
+  }
+
+  async listDelegations(filter: DelegationFilter = {}): Promise<Delegation[]> {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.state !== undefined) conditions.push(['state = ?', filter.state]);
+    if (filter.open) conditions.push([`state NOT IN (${placeholders(DELEGATION_END_STATES)})`, DELEGATION_END_STATES]);
+    if (filter.taskId !== undefined) conditions.push(['task_id = ?', filter.taskId]);
+    if (filter.beforeId !== undefined) conditions.push(['id < ?', filter.beforeId]);
+    const where = conditions.map(([c]) => c);
+    const params = conditions.flatMap(([, v]) => (Array.isArray(v) ? v : [v]));
+    const sql = `SELECT * FROM delegations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return (this.prepare(sql).all(...params, filter.limit ?? 100) as Row[]).map(toDelegation);
   }
 
   async probeWrite(waitMs: number): Promise<string | null> {

@@ -62,6 +62,60 @@ export function attemptsContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('a finish records the end on the attempt and the task, keeps the live figures it does not replace, and clears the lease and the answer', async () => {
+      const { store } = await factory.open();
+      const [task] = await store.enqueue([newTask('a')], T0);
+      const asked = await store.claim(claimOpts());
+      await store.block(asked!.attempt.id, { question: 'which?', stats: emptyStats(), now: T0 + 1 });
+      await store.answer(task!.id, 'this one', T0 + 2);
+      const c = await store.claim(claimOpts(T0 + 3, { host: 'box-c' }));
+      assert.equal(c?.task.answer, 'this one');
+      assert.deepEqual(await store.getTask(task!.id), c!.task, 'the claim returns the task as stored');
+      assert.deepEqual((await store.listAttempts(task!.id))[1], c!.attempt, 'and the attempt as listed');
+      assert.deepEqual([c!.attempt.host, c!.task.lastActivityAt, c!.task.startedAt], ['box-c', T0 + 3, T0 + 3]);
+      await store.recordStats(c!.attempt.id, { sessionId: 's1', model: 'm1', inputTokens: 7 });
+      const ended = await store.finish(c!.attempt.id, {
+        state: 'failed',
+        attemptOutcome: 'failed',
+        reason: 'exit 3',
+        exitCode: 3,
+        logPath: '/logs/a.stdout.log',
+        stats: { ...emptyStats(), costUsd: 0.1 },
+        now: T0 + 253,
+      });
+      assert.deepEqual(
+        [ended?.state, ended?.failedReason, ended?.finishedAt, ended?.durationMs, ended?.answer, ended?.result],
+        ['failed', 'exit 3', T0 + 253, 250, null, null],
+      );
+      assert.deepEqual([ended?.stats.sessionId, ended?.stats.model, ended?.stats.costUsd, ended?.stats.inputTokens], ['s1', 'm1', 0.1, 7]);
+      assert.deepEqual(await store.getTask(task!.id), ended, 'finish returns the task as stored');
+      const attempt = (await store.listAttempts(task!.id))[1]!;
+      assert.deepEqual(
+        [attempt.outcome, attempt.reason, attempt.exitCode, attempt.logPath, attempt.finishedAt, attempt.durationMs],
+        ['failed', 'exit 3', 3, '/logs/a.stdout.log', T0 + 253, 250],
+      );
+      assert.deepEqual([attempt.stats.sessionId, attempt.stats.model, attempt.stats.costUsd, attempt.stats.inputTokens], ['s1', 'm1', 0.1, 7]);
+      assert.deepEqual(await store.listRunning(), []);
+      assert.equal((await store.heartbeat(c!.attempt.id, T0 + 254, 1000)).ok, false);
+      assert.equal(await store.finish(c!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 255 }), null, 'an attempt ends once');
+      await store.close();
+    });
+
+    it('setAttemptAgent names the agent and model on the attempt and the agent on the task, only while the attempt holds the lease', async () => {
+      const { store } = await factory.open();
+      const [task] = await store.enqueue([newTask('a')], T0);
+      const c1 = await store.claim(claimOpts());
+      await store.setAttemptAgent(c1!.attempt.id, { agent: 'claude', model: 'opus' });
+      assert.equal((await store.getTask(task!.id))?.runAgent, 'claude');
+      assert.deepEqual((await store.listAttempts(task!.id)).map((a) => [a.agent, a.model]), [['claude', 'opus']]);
+      await store.requeue(c1!.attempt.id, { attemptOutcome: 'interrupted', reason: 'crash', runAfter: T0, now: T0 + 1 });
+      const c2 = await store.claim(claimOpts(T0 + 2, { workerId: 'w2' }));
+      await store.setAttemptAgent(c2!.attempt.id, { agent: 'command', model: null });
+      await store.setAttemptAgent(c1!.attempt.id, { agent: 'claude', model: 'sonnet' });
+      assert.equal((await store.getTask(task!.id))?.runAgent, 'command', 'the fenced attempt does not rename the running one');
+      await store.close();
+    });
+
     it('records with the end where the attempt ran, its branch, commits and push; a fenced-out end records none; an end without one keeps the last', async () => {
       const { store, openSecond } = await factory.open();
       const [t] = await store.enqueue([newTask('pushed')], T0);
@@ -151,6 +205,27 @@ export function attemptsContract(factory: StoreFactory): void {
       assert.equal(await store.claim(claimOpts(T0 + 999)), null);
       const c2 = await store.claim(claimOpts(T0 + 1000));
       assert.equal(c2?.task.attempts, 2);
+      await store.close();
+    });
+
+    it('burns an attempt on a setup_failed requeue, recorded as such; a setup_failed end fails the task', async () => {
+      const { store } = await factory.open();
+      const [task] = await store.enqueue([newTask('a', { retries: 1, workspaceSetup: ['npm ci', 'npm run build'] })], T0);
+      assert.deepEqual(task?.workspaceSetup, ['npm ci', 'npm run build'], 'workspace_setup is stored with the task');
+      const c1 = await store.claim(claimOpts());
+      const t = await store.requeue(c1!.attempt.id, { attemptOutcome: 'setup_failed', reason: 'workspace_setup: exit 1', exitCode: 1, runAfter: T0, now: T0 + 1 });
+      assert.equal(t?.attempts, 1);
+      const c2 = await store.claim(claimOpts(T0 + 2));
+      const ended = await store.finish(c2!.attempt.id, { state: 'failed', attemptOutcome: 'setup_failed', reason: 'workspace_setup: exit 2', exitCode: 2, stats: emptyStats(), now: T0 + 3 });
+      assert.equal(ended?.state, 'failed');
+      assert.equal(ended?.failedReason, 'workspace_setup: exit 2');
+      const attempts = await store.listAttempts(task!.id);
+      assert.deepEqual(attempts.map((a) => [a.outcome, a.exitCode, a.reason]), [
+        ['setup_failed', 1, 'workspace_setup: exit 1'],
+        ['setup_failed', 2, 'workspace_setup: exit 2'],
+      ]);
+      const [plain] = await store.enqueue([newTask('b')], T0);
+      assert.equal(plain?.workspaceSetup, null, 'none set: config decides');
       await store.close();
     });
   });

@@ -8,9 +8,14 @@ import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
 import { claimFuzzContract } from './claim-fuzz.contract.ts';
+import { delegationsContract } from './delegations.contract.ts';
+import { detectorsContract } from './detectors.contract.ts';
 import { intakeContract } from './intake.contract.ts';
+import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
+import { takeoverContract } from './takeover.contract.ts';
 import { tasksContract } from './tasks.contract.ts';
+import { verificationsContract } from './verifications.contract.ts';
 import { workersContract } from './workers.contract.ts';
 
 export type { StoreFactory } from './shared.ts';
@@ -22,9 +27,14 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   workersContract,
   agentsContract,
   intakeContract,
+  detectorsContract,
   callbacksContract,
+  verificationsContract,
   a2aPushContract,
   claimFuzzContract,
+  delegationsContract,
+  takeoverContract,
+  notificationsContract,
 ];
 
 /** Registers the whole Store contract as `Store contract: NAME`, one `describe` per area, on stores from `factory`. */

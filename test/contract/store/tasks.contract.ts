@@ -26,6 +26,33 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('lists newest first in keyset pages (beforeId + limit), with and without a state', async () => {
+      const { store } = await factory.open();
+      const made = await store.enqueue(Array.from({ length: 7 }, (_, i) => newTask(`p${i}`)), T0);
+      const ids = made.map((t) => t.id);
+      await store.cancel(ids[1]!, T0);
+      await store.cancel(ids[4]!, T0);
+      await store.cancel(ids[5]!, T0);
+      /** Every page of `limit` (newest first) until a short one, as ids. */
+      const pages = async (limit: number, state?: 'queued' | 'cancelled') => {
+        const out: number[][] = [];
+        let beforeId: number | undefined;
+        for (;;) {
+          const page = await store.listTasks({ ...(state ? { state } : {}), ...(beforeId !== undefined ? { beforeId } : {}), order: 'desc', limit });
+          if (page.length) out.push(page.map((t) => t.id));
+          if (page.length < limit) return out;
+          beforeId = page.at(-1)!.id;
+        }
+      };
+      const desc = [...ids].reverse();
+      assert.deepEqual(await pages(3), [desc.slice(0, 3), desc.slice(3, 6), desc.slice(6)]);
+      assert.deepEqual(await pages(2, 'cancelled'), [[ids[5], ids[4]], [ids[1]]]);
+      assert.deepEqual(await pages(10, 'queued'), [[ids[6], ids[3], ids[2], ids[0]]]);
+      assert.deepEqual((await store.listTasks({ order: 'desc', beforeId: ids[0]! })).length, 0, 'nothing below the first');
+      assert.deepEqual((await store.listTasks()).map((t) => t.id), ids, 'default: every task, arrival order');
+      await store.close();
+    });
+
     it('claims by priority, then arrival, and counts the attempt at claim', async () => {
       const { store } = await factory.open();
       await store.enqueue(

@@ -49,6 +49,7 @@ function TaskCard({ task, progress }: { task: Task; progress: string | undefined
         {TERMINAL_STATES.includes(task.state) && task.state !== 'completed' && <span class={`pill st-${task.state}`}>{task.state.replace('_', ' ')}</span>}
         <span>
           {agent}
+          {task.remote ? ` → ${task.remote}` : ''}
           {model ? ` · ${model}` : ''}
         </span>
         {task.stats?.costUsd ? <span>{fmtUsd(task.stats.costUsd)}</span> : null}

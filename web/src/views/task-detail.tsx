@@ -1,11 +1,11 @@
 /**
  * One task: its fields, result or failure reason, attempts (agent, model, outcome, duration,
- * cost, tokens), the agent's output streamed from GET /v1/tasks/:id/logs, and the actions
+ * cost, tokens), its verify runs, the agent's output streamed from GET /v1/tasks/:id/logs, and the actions
  * cancel, retry and (for a blocked task) answering its question.
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, apiFetch, apiJson, apiPost, type Attempt, type Task, type TaskDetail } from '../api.ts';
+import { ApiError, apiFetch, apiJson, apiPost, type Attempt, type Task, type TaskDetail, type Verification } from '../api.ts';
 import { fmtDuration, fmtTime, fmtTokens, fmtUsd } from '../format.ts';
 import { useLive } from '../live.ts';
 import { TERMINAL_STATES } from '../../../src/core/types.ts';
@@ -168,6 +168,45 @@ function AttemptsTable({ attempts, selected, onSelect }: { attempts: Attempt[]; 
                 </td>
               </tr>
             ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** The verify commands run after the agent reported success: per attempt, command, how it ended, duration, the end of its output. */
+function VerificationsTable({ verifications }: { verifications: Verification[] }) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Attempt</th>
+            <th scope="col">#</th>
+            <th scope="col">Command</th>
+            <th scope="col">Exit</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Output (last lines)</th>
+          </tr>
+        </thead>
+        <tbody>
+          {verifications.map((v) => (
+            <tr>
+              <td>{v.attemptNumber}</td>
+              <td>{v.number}</td>
+              <td>
+                <code>{v.command}</code>
+              </td>
+              <td>{v.timedOut ? 'timed out' : v.exitCode === null ? 'killed' : v.exitCode}</td>
+              <td>{fmtDuration(v.durationMs)}</td>
+              <td>
+                <details>
+                  <summary>{v.outputTail.trimEnd().split('\n').at(-1) || '(no output)'}</summary>
+                  <pre>{v.outputTail}</pre>
+                </details>
+              </td>
+            </tr>
+          ))}
         </tbody>
       </table>
     </div>
@@ -340,6 +379,9 @@ export function TaskDetailView({ id }: { id: string }) {
           {task.stats?.sessionId && <Field label="Session">{task.stats.sessionId}</Field>}
           {task.tags.length > 0 && <Field label="Tags">{task.tags.join(', ')}</Field>}
           {task.runsOn?.length > 0 && <Field label="Runs on">{task.runsOn.join(', ')}</Field>}
+          {task.remote && <Field label="Delegated to">{task.remote}</Field>}
+          {task.origin && <Field label="Origin">{`${task.origin.host}:${task.origin.root}`}</Field>}
+          {task.ranOn && <Field label="Ran on">{task.ranOn}</Field>}
           {task.dependsOnIds.length > 0 && (
             <Field label="Depends on">
               {task.dependsOnIds.map((d) => (
@@ -354,6 +396,8 @@ export function TaskDetailView({ id }: { id: string }) {
           )}
           {task.branch && <Field label="Branch">{task.branch}</Field>}
           {task.commits?.length > 0 && <Field label="Commits">{task.commits.map((c) => `${c.hash.slice(0, 8)} ${c.subject}`).join('; ')}</Field>}
+          {task.pushedTo && <Field label="Pushed to">{task.pushedTo}</Field>}
+          {task.pushError && <Field label="Push error">{task.pushError}</Field>}
           {task.resultPath && <Field label="Result file">{task.resultPath}</Field>}
           {callback && (
             <Field label="Callback">
@@ -369,6 +413,13 @@ export function TaskDetailView({ id }: { id: string }) {
         <h2 id="attempts-h">Attempts</h2>
         <AttemptsTable attempts={attempts} selected={shown} onSelect={setPicked} />
       </section>
+
+      {(detail.verifications?.length ?? 0) > 0 && (
+        <section aria-labelledby="verify-h">
+          <h2 id="verify-h">Verifications</h2>
+          <VerificationsTable verifications={detail.verifications ?? []} />
+        </section>
+      )}
 
       {shown !== null && (
         <section aria-labelledby="output-h">
