@@ -166,7 +166,7 @@ export function removeStaleTempFiles(paths: ProjectPaths, isAlive: (pid: number)
 }
 
 /** The latest delegation of a task that ran on `a2a` (or `a2a:NAME`), for its result file; null for other tasks. */
-export async function resultDelegation(store: Pick<Store, 'listDelegations'>, task: Task): Promise<Delegation | null> {
+async function resultDelegation(store: Pick<Store, 'listDelegations'>, task: Task): Promise<Delegation | null> {
   const agent = task.runAgent ?? task.agent;
   if (agent !== A2A_AGENT && !agent.startsWith(`${A2A_AGENT}:`)) return null;
   return (await store.listDelegations({ taskId: task.id, limit: 1 }))[0] ?? null;

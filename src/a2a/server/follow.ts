@@ -53,13 +53,17 @@ export function taskChanges(d: FollowDeps, taskId: number, signal: AbortSignal):
     recovered: (task: Task) => onTask(task, 'recovered: its dispatcher stopped while it ran'),
     task: (task: Task) => onTask(task),
   };
-  d.events.on('task.started', on.started);
-  d.events.on('task.progress', on.progress);
-  d.events.on('task.requeued', on.requeued);
-  d.events.on('task.recovered', on.recovered);
-  d.events.on('task.blocked', on.task);
-  d.events.on('task.waiting', on.task);
-  d.events.on('task.finished', on.task);
+  /** Adds (`on`) or removes (`off`) the listeners above: one list, so the two never differ. */
+  const listen = (method: 'on' | 'off') => {
+    d.events[method]('task.started', on.started);
+    d.events[method]('task.progress', on.progress);
+    d.events[method]('task.requeued', on.requeued);
+    d.events[method]('task.recovered', on.recovered);
+    d.events[method]('task.blocked', on.task);
+    d.events[method]('task.waiting', on.task);
+    d.events[method]('task.finished', on.task);
+  };
+  listen('on');
   let polling = false;
   const poll = setInterval(() => {
     if (polling) return;
@@ -75,13 +79,7 @@ export function taskChanges(d: FollowDeps, taskId: number, signal: AbortSignal):
     if (released) return;
     released = true;
     clearInterval(poll);
-    d.events.off('task.started', on.started);
-    d.events.off('task.progress', on.progress);
-    d.events.off('task.requeued', on.requeued);
-    d.events.off('task.recovered', on.recovered);
-    d.events.off('task.blocked', on.task);
-    d.events.off('task.waiting', on.task);
-    d.events.off('task.finished', on.task);
+    listen('off');
     wake?.();
   };
   if (signal.aborted) release();
