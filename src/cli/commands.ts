@@ -98,15 +98,22 @@ async function labelFlags(values: readonly string[] | undefined, flag = '--label
 }
 
 /**
+ * The value of a count flag (`--concurrency`, `--limit`): digits only, a whole number ≥ 1.
+ * @throws UsageError naming `flag` for anything else
+ */
+function countFlag(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: ${JSON.stringify(value)} is not a whole number ≥ 1`);
+  return n;
+}
+
+/**
  * The value of `-c/--concurrency N`: this dispatcher's own limit of running tasks (config
  * `local_concurrency`); null when the flag is not given.
  * @throws UsageError naming the flag for anything but a whole number ≥ 1
  */
 function concurrencyFlag(value: string | undefined): number | null {
-  if (value === undefined) return null;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--concurrency: ${JSON.stringify(value)} is not a whole number ≥ 1`);
-  return n;
+  return value === undefined ? null : countFlag('--concurrency', value);
 }
 
 /**
@@ -390,11 +397,7 @@ export async function listCommand(g: GlobalOptions, o: ListOptions): Promise<num
   }
   if (o.json && o.jsonl) throw new UsageError('--json and --jsonl: give one of them');
   if (o.all && o.limit !== undefined) throw new UsageError('--limit: not with --all (which lists every task)');
-  let limit = LIST_DEFAULT_LIMIT;
-  if (o.limit !== undefined) {
-    limit = Number(o.limit);
-    if (!/^\d+$/.test(o.limit) || !Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit: ${JSON.stringify(o.limit)} is not a whole number ≥ 1`);
-  }
+  const limit = o.limit === undefined ? LIST_DEFAULT_LIMIT : countFlag('--limit', o.limit);
   const state = o.state as TaskState | undefined;
   return withProject(g, async ({ store }) => {
     const stdout = new StdoutWriter();
