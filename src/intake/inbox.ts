@@ -3,8 +3,9 @@
  * the inbox. Exactly once, however many dispatchers watch the inbox, and crash-safe in both
  * orders: the intake key (content hash + file instance + name, see {@link intakeKey}) is
  * recorded in the same transaction as the task, the file is removed after, and a file whose
- * key is recorded already is removed, never taken in twice. A file is read only once it has
- * been unchanged for `inbox_settle` ms; only regular files of the inbox's own are read.
+ * key is recorded already is removed, never taken in twice. A file is read once it is known
+ * complete (closed by its writer or renamed in: `inbox-watch.ts`), else once it has been
+ * unchanged for `inbox_settle` ms; only regular files of the inbox's own are read.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { baseSpec, decodeTaskFile, parseTaskFile } from '../config/task-file.ts'
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task, TaskOrigin, TaskSpec } from '../core/types.ts';
 import type { NewTask, Store } from '../store/store.ts';
+import type { InboxWatch } from './inbox-watch.ts';
 
 export interface IntakeResult {
   /** Tasks created (queued or invalid), in intake order. */
@@ -151,13 +153,15 @@ function listInbox(inbox: string): { names: string[]; refused: RefusedEntry[] } 
  * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file
  * (no symlink, no other hard link, so nothing outside the project), at most
  * {@link MAX_TASK_FILE_BYTES}, last changed no later than `settledBefore` (epoch ms; default:
- * any time). Opened without following links and without blocking (a FIFO swapped in after
+ * any time) unless `complete` says this file instance ({@link fileIdentity}) is known
+ * complete. Opened without following links and without blocking (a FIFO swapped in after
  * the check cannot hang intake), then checked again on the open file.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
 export function readTaskFileEntry(
   full: string,
   settledBefore = Infinity,
+  complete?: (identity: string) => boolean,
 ): { kind: 'file'; content: Buffer; identity: string } | { kind: 'refused'; reason: string } | { kind: 'unsettled' } | { kind: 'gone' } {
   const check = (st: fs.BigIntStats) => {
     if (!st.isFile()) return notRegular(entryKind(st));
@@ -181,7 +185,7 @@ export function readTaskFileEntry(
     const stat = fs.fstatSync(fd, { bigint: true });
     const again = check(stat);
     if (again) return again;
-    if (Number(stat.mtimeMs) > settledBefore) return { kind: 'unsettled' };
+    if (Number(stat.mtimeMs) > settledBefore && !complete?.(fileIdentity(stat))) return { kind: 'unsettled' };
     const content = fs.readFileSync(fd);
     const after = fs.fstatSync(fd, { bigint: true });
     // Unlinked meanwhile (taken in by another dispatcher): the unlink changed its ctime, so the
@@ -228,9 +232,17 @@ function findCycles(edges: Map<string, string[]>): Map<string, string[]> {
 /**
  * Takes in every settled `*.md` file of the inbox (hidden files and other names are left
  * alone). Bad files become `invalid` tasks; one never stops the others. Entries that are not
- * regular files of the inbox's own are refused and left in place (`refused`).
+ * regular files of the inbox's own are refused and left in place (`refused`). `now`: epoch
+ * ms; `complete(file, identity)`: whether that inbox file instance is known complete (the
+ * inbox watch's {@link InboxWatch.complete}), read then without waiting `inbox_settle`.
  */
-export async function takeInInbox(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<IntakeResult> {
+export async function takeInInbox(
+  paths: ProjectPaths,
+  store: Store,
+  config: Config,
+  now = Date.now(),
+  complete?: (file: string, identity: string) => boolean,
+): Promise<IntakeResult> {
   const listing = listInbox(paths.inbox);
   if (listing === null) return { created: [], unsettled: [], deferred: [], refused: [] };
   const { names, refused } = listing;
@@ -244,7 +256,7 @@ export async function takeInInbox(paths: ProjectPaths, store: Store, config: Con
   let candidates: Candidate[] = [];
   for (const file of names) {
     const full = path.join(paths.inbox, file);
-    const entry = readTaskFileEntry(full, now - config.inbox_settle);
+    const entry = readTaskFileEntry(full, now - config.inbox_settle, complete && ((identity) => complete(file, identity)));
     if (entry.kind === 'gone') continue;
     if (entry.kind === 'unsettled') {
       unsettled.push(file);

@@ -198,6 +198,8 @@ export class Dispatcher {
   private detectorProblemsReported = '';
   /** Inbox files still being written at the last intake (the CLI then looks again after `inbox_settle`). */
   unsettledFiles: string[] = [];
+  /** Which inbox files are known complete, taken in without waiting `inbox_settle` (set by the dispatch loop's inbox watch: `InboxWatch.complete`). */
+  inboxComplete: ((file: string, identity: string) => boolean) | undefined;
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
   readonly refusedFiles = new Map<string, string>();
   /** Serialises inbox intake between the tick and completing attempts. */
@@ -498,7 +500,7 @@ export class Dispatcher {
   }
 
   private async takeInOnce(now: number): Promise<number> {
-    const { created, deferred, unsettled, refused } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now);
+    const { created, deferred, unsettled, refused } = await takeInInbox(this.o.paths, this.o.store, this.o.config, now, this.inboxComplete);
     const fresh = refused.filter((e) => this.refusedFiles.get(e.file) !== e.reason);
     this.refusedFiles.clear();
     for (const e of refused) this.refusedFiles.set(e.file, e.reason);

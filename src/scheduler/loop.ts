@@ -1,12 +1,13 @@
 /**
  * The dispatch loop of `agentq run` and `agentq serve`: a dispatcher tick, then a wait of
  * `poll_interval` (shorter while an inbox file may still settle) that a new inbox file
- * (chokidar), work committed by another process (the store's `watchWork`: PostgreSQL's
- * `LISTEN`/`NOTIFY`) or `wake()` cuts short, until `stop()`, or with `once` until nothing is left
- * (or nothing left can run within `maxWaitMs`).
+ * (`watchInbox`: inotify, which also tells intake which files are complete, else chokidar),
+ * work committed by another process (the store's `watchWork`: PostgreSQL's
+ * `LISTEN`/`NOTIFY`) or `wake()` cuts short, until `stop()`, or with `once` until nothing is
+ * left (or nothing left can run within `maxWaitMs`).
  */
-import chokidar, { type FSWatcher } from 'chokidar';
 import type { Config, ProjectPaths } from '../config/config.ts';
+import { watchInbox, type InboxWatch } from '../intake/inbox-watch.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { QueuedWait } from './waiting.ts';
 
@@ -60,8 +61,8 @@ export class DispatchLoop {
    * afterwards the caller drains or stops the dispatcher. Rejects when a tick throws.
    */
   async run(): Promise<void> {
-    const watcher: FSWatcher | null = this.o.once ? null : chokidar.watch(this.paths.inbox, { ignoreInitial: true, depth: 0 });
-    watcher?.on('all', () => this.wake());
+    const watcher: InboxWatch | null = this.o.once ? null : watchInbox(this.paths.inbox, () => this.wake());
+    if (watcher) this.dispatcher.inboxComplete = (file, identity) => watcher.complete(file, identity);
     let unwatch: (() => Promise<void>) | null = null;
     try {
       // Work another process commits (another host's dispatcher, submit, POST) wakes the loop;
@@ -95,6 +96,7 @@ export class DispatchLoop {
       }
     } finally {
       await unwatch?.().catch(() => {});
+      this.dispatcher.inboxComplete = undefined;
       await watcher?.close();
     }
   }
