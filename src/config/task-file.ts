@@ -72,8 +72,12 @@ export const TASK_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${TASK_LIMITS.
  *   digits, `.`, `_`, `-`, not starting with a letter or digit, or longer than 100 characters
  */
 export function checkTaskName(name: unknown, field: string): string {
-  return validateFields(z.object({ [field]: TASK_NAME_SCHEMA }), { [field]: name })[field] as string;
+  let schema = nameSchemas.get(field);
+  if (!schema) nameSchemas.set(field, (schema = z.object({ [field]: TASK_NAME_SCHEMA })));
+  return validateFields(schema, { [field]: name })[field] as string;
 }
+/** {@link checkTaskName}'s schema per field, built once: zod compiles each object schema on its first use (~0.2 ms). */
+const nameSchemas = new Map<string, z.ZodObject>();
 /**
  * A task name made from free text (a title or prompt): lower case, runs of other characters
  * as `-`, at most 40 characters; `task` when nothing is left. Used by `agentq submit --prompt`

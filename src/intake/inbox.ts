@@ -123,45 +123,60 @@ function entryKind(st: fs.BigIntStats): string {
 }
 
 /**
- * The inbox's `*.md` entries (hidden ones left alone), sorted, and those refused by their
- * name alone (not valid UTF-8). Null when there is no inbox.
+ * The inbox's `*.md` entries (hidden ones left alone), sorted; those the directory lists as
+ * regular files (its entry type: no lstat needed before opening them); and those refused by
+ * their name alone (not valid UTF-8). Null when there is no inbox.
  */
-function listInbox(inbox: string): { names: string[]; refused: RefusedEntry[] } | null {
-  let raw: Buffer[];
+function listInbox(inbox: string): { names: string[]; regular: Set<string>; refused: RefusedEntry[] } | null {
+  let raw: fs.Dirent[];
   try {
-    raw = fs.readdirSync(inbox, { encoding: 'buffer' });
+    raw = fs.readdirSync(inbox, { encoding: 'buffer', withFileTypes: true }) as unknown as fs.Dirent[];
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
   const names: string[] = [];
+  const regular = new Set<string>();
   const refused: RefusedEntry[] = [];
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  for (const b of raw) {
+  for (const entry of raw) {
+    const b = entry.name as unknown as Buffer;
     const lossy = b.toString('utf8');
     if (!lossy.endsWith('.md') || lossy.startsWith('.')) continue;
+    let name: string;
     try {
-      names.push(utf8.decode(b));
+      name = utf8.decode(b);
     } catch {
       refused.push({ file: lossy, reason: 'its file name is not valid UTF-8; rename it' });
+      continue;
     }
+    names.push(name);
+    if (entry.isFile()) regular.add(name);
   }
-  return { names: names.sort(), refused };
+  return { names: names.sort(), regular, refused };
+}
+
+/** Options of {@link readTaskFileEntry}. */
+export interface ReadEntryOptions {
+  /** Read only if last changed no later than this, epoch ms (default: any time)… */
+  settledBefore?: number;
+  /** …or if this says the file instance ({@link fileIdentity}) is known complete. */
+  complete?: (identity: string) => boolean;
+  /** The directory listed the entry as a regular file (its entry type), so it is opened without an lstat first. */
+  listedRegular?: boolean;
 }
 
 /**
  * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file
  * (no symlink, no other hard link, so nothing outside the project), at most
- * {@link MAX_TASK_FILE_BYTES}, last changed no later than `settledBefore` (epoch ms; default:
- * any time) unless `complete` says this file instance ({@link fileIdentity}) is known
- * complete. Opened without following links and without blocking (a FIFO swapped in after
- * the check cannot hang intake), then checked again on the open file.
+ * {@link MAX_TASK_FILE_BYTES}, settled (see {@link ReadEntryOptions}). Only an entry listed
+ * or lstat'ed as a regular file is opened, without following links and without blocking (a
+ * FIFO swapped in after the check cannot hang intake), then checked again on the open file.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
 export function readTaskFileEntry(
   full: string,
-  settledBefore = Infinity,
-  complete?: (identity: string) => boolean,
+  o: ReadEntryOptions = {},
 ): { kind: 'file'; content: Buffer; identity: string } | { kind: 'refused'; reason: string } | { kind: 'unsettled' } | { kind: 'gone' } {
   const check = (st: fs.BigIntStats) => {
     if (!st.isFile()) return notRegular(entryKind(st));
@@ -171,13 +186,13 @@ export function readTaskFileEntry(
   };
   let fd: number;
   try {
-    const first = check(fs.lstatSync(full, { bigint: true }));
+    const first = o.listedRegular ? null : check(fs.lstatSync(full, { bigint: true }));
     if (first) return first;
     fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { kind: 'gone' };
-    if (code === 'ELOOP') return notRegular('a symbolic link'); // swapped in after the lstat
+    if (code === 'ELOOP') return notRegular('a symbolic link'); // swapped in after the listing
     if (code === 'EACCES' || code === 'EPERM') return refuse('cannot be read: permission denied');
     throw err;
   }
@@ -185,13 +200,17 @@ export function readTaskFileEntry(
     const stat = fs.fstatSync(fd, { bigint: true });
     const again = check(stat);
     if (again) return again;
-    if (Number(stat.mtimeMs) > settledBefore && !complete?.(fileIdentity(stat))) return { kind: 'unsettled' };
-    const content = fs.readFileSync(fd);
+    if (Number(stat.mtimeMs) > (o.settledBefore ?? Infinity) && !o.complete?.(fileIdentity(stat))) return { kind: 'unsettled' };
+    // One read of the size fstat gave (the check below sees a file that grew or shrank).
+    const size = Number(stat.size);
+    const content = Buffer.allocUnsafe(size);
+    let got = 0;
+    for (let n = -1; got < size && n !== 0; got += n) n = fs.readSync(fd, content, got, size - got, got);
     const after = fs.fstatSync(fd, { bigint: true });
     // Unlinked meanwhile (taken in by another dispatcher): the unlink changed its ctime, so the
     // identity read now would not be the one that dispatcher recorded.
     if (after.nlink === 0n) return { kind: 'gone' };
-    if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || BigInt(content.length) !== stat.size) return { kind: 'unsettled' };
+    if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || got !== size) return { kind: 'unsettled' };
     return { kind: 'file', content, identity: fileIdentity(after) };
   } finally {
     fs.closeSync(fd);
@@ -201,7 +220,7 @@ export function readTaskFileEntry(
 /** Removes an inbox file if it is still the instance that was read (`identity`). */
 function removeIfUnchanged(full: string, identity: string): void {
   try {
-    if (fileIdentity(fs.lstatSync(full, { bigint: true })) === identity) fs.rmSync(full);
+    if (fileIdentity(fs.lstatSync(full, { bigint: true })) === identity) fs.unlinkSync(full);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
@@ -245,18 +264,23 @@ export async function takeInInbox(
 ): Promise<IntakeResult> {
   const listing = listInbox(paths.inbox);
   if (listing === null) return { created: [], unsettled: [], deferred: [], refused: [] };
-  const { names, refused } = listing;
+  const { names, regular, refused } = listing;
 
-  // Keys recorded whose file is gone: the crash fell after the unlink; close them.
-  for (const key of await store.listPendingIntake()) {
-    if (!names.includes(intakeFileName(key))) await store.markIntakeRemoved(key);
-  }
+  // Keys recorded whose file is not marked removed. Those whose file is gone: the crash fell
+  // after the unlink; close them (with the others, in one call at the end).
+  const pending = new Set(await store.listPendingIntake());
+  const listed = new Set(names);
+  const removed = [...pending].filter((key) => !listed.has(intakeFileName(key)));
 
   const unsettled: string[] = [];
   let candidates: Candidate[] = [];
   for (const file of names) {
     const full = path.join(paths.inbox, file);
-    const entry = readTaskFileEntry(full, now - config.inbox_settle, complete && ((identity) => complete(file, identity)));
+    const entry = readTaskFileEntry(full, {
+      settledBefore: now - config.inbox_settle,
+      complete: complete && ((identity) => complete(file, identity)),
+      listedRegular: regular.has(file),
+    });
     if (entry.kind === 'gone') continue;
     if (entry.kind === 'unsettled') {
       unsettled.push(file);
@@ -267,11 +291,12 @@ export async function takeInInbox(
       continue;
     }
     const key = intakeKey(file, entry.content, entry.identity);
-    if (await store.getIntake(key)) {
+    if (pending.has(key)) {
       // This very file was recorded (by a dispatcher that crashed before removing it, or by
-      // another one taking it in now): finish the move, never take it in twice.
+      // another one taking it in now): finish the move, never take it in twice. (A key
+      // recorded since the listing is found by `enqueue`, which creates nothing for it.)
       removeIfUnchanged(full, entry.identity);
-      await store.markIntakeRemoved(key);
+      removed.push(key);
       continue;
     }
     const name = file.slice(0, -3);
@@ -385,8 +410,9 @@ export async function takeInInbox(
   for (const c of ordered) {
     // A file changed since it was read is a new submission for the next scan (its key differs).
     removeIfUnchanged(path.join(paths.inbox, c.file), c.identity);
-    await store.markIntakeRemoved(c.key);
+    removed.push(c.key);
   }
+  await store.markIntakeRemoved(removed);
   return { created, unsettled, deferred: deferred.map((c) => c.file), refused };
 }
 

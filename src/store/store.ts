@@ -509,7 +509,8 @@ export interface WorkerStore {
 export interface IntakeStore {
   /** The intake record of a key: whether the inbox file was removed after recording. */
   getIntake(key: string): Promise<{ taskId: number; fileRemoved: boolean } | null>;
-  markIntakeRemoved(key: string): Promise<void>;
+  /** Marks the inbox files of these intake keys removed, in one transaction (keys not recorded are left alone). */
+  markIntakeRemoved(keys: readonly string[]): Promise<void>;
   /** Intake keys whose inbox file was recorded but not yet marked removed. */
   listPendingIntake(): Promise<string[]>;
   /** The newest tick of a recurring file already handled, or null if it was never seen. */

@@ -628,8 +628,9 @@ export class PostgresStore implements Store {
     return row ? { taskId: Number(row.task_id), fileRemoved: flag(row.file_removed) } : null;
   }
 
-  async markIntakeRemoved(key: string): Promise<void> {
-    await this.q('UPDATE intake SET file_removed = true WHERE key = $1', [key]);
+  async markIntakeRemoved(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.q('UPDATE intake SET file_removed = true WHERE key = ANY($1::text[])', [keys]);
   }
 
   async listPendingIntake(): Promise<string[]> {

@@ -527,8 +527,12 @@ export class SqliteStore implements Store {
     return row ? { taskId: Number(row.task_id), fileRemoved: Number(row.file_removed) === 1 } : null;
   }
 
-  async markIntakeRemoved(key: string): Promise<void> {
-    this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?').run(key);
+  async markIntakeRemoved(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const mark = this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?');
+    this.tx(() => {
+      for (const key of keys) mark.run(key);
+    });
   }
 
   async findActiveByDedupKey(key: string): Promise<Task | null> {

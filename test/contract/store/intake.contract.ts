@@ -12,7 +12,7 @@ export function intakeContract(factory: StoreFactory): void {
       const { store } = await factory.open();
       const [a] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0);
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: false });
-      await store.markIntakeRemoved('a.md:abc');
+      await store.markIntakeRemoved(['a.md:abc']);
       assert.deepEqual(await store.getIntake('a.md:abc'), { taskId: a!.id, fileRemoved: true });
       // Another dispatcher that read the same file before its removal creates nothing, removed or not.
       assert.deepEqual(await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:abc' }], T0), []);
@@ -20,6 +20,14 @@ export function intakeContract(factory: StoreFactory): void {
       const [b] = await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0);
       assert.deepEqual(await store.enqueue([{ ...newTask('b'), intakeKey: 'b.md:def' }], T0), []);
       assert.deepEqual(await store.getIntake('b.md:def'), { taskId: b!.id, fileRemoved: false });
+      // Many at once, in one call; a key never recorded changes nothing.
+      const [c] = await store.enqueue([{ ...newTask('c'), intakeKey: 'c.md:123' }], T0);
+      await store.markIntakeRemoved(['b.md:def', 'c.md:123', 'never.md:000']);
+      assert.deepEqual(await store.getIntake('b.md:def'), { taskId: b!.id, fileRemoved: true });
+      assert.deepEqual(await store.getIntake('c.md:123'), { taskId: c!.id, fileRemoved: true });
+      assert.equal(await store.getIntake('never.md:000'), null);
+      assert.deepEqual(await store.listPendingIntake(), []);
+      await store.markIntakeRemoved([]);
       await store.close();
     });
   });

@@ -1,0 +1,142 @@
+/**
+ * `npm run bench:intake`: inbox intake throughput. N settled task files (mtime in the past)
+ * taken in by `takeInInbox` into a fresh SQLite store, next to a reference measured in the
+ * same run on the same files: read + sha256 + one insert transaction (a task row and an
+ * intake-key row per file, better-sqlite3, WAL, synchronous NORMAL as the store) + unlink.
+ *
+ * Rounds alternate agentq and the reference, each on a fresh project; the median of each is
+ * printed with the ratio reference ÷ agentq (1 = as fast as the reference). Figures only,
+ * never asserted; it exits non-zero only when a run is incorrect (not every file became
+ * exactly one task, or files were left in the inbox).
+ *
+ * Options: --files N (default 10000), --rounds R (default 3), --profile (one agentq run
+ * under the inspector's CPU profiler, written to $TMPDIR/inbox-intake.cpuprofile).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
+import { takeInInbox } from '../src/intake/inbox.ts';
+import { openStore } from '../src/store/open-store.ts';
+import { printTable, runMain } from './common.ts';
+
+/** Where --profile writes the CPU profile. */
+const PROFILE_FILE = path.join(os.tmpdir(), 'inbox-intake.cpuprofile');
+
+/** A fresh project whose inbox holds `n` settled task files. */
+function makeProject(n: number): ProjectPaths {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-intake-bench-'));
+  const paths = projectPaths(root);
+  fs.mkdirSync(paths.inbox, { recursive: true });
+  fs.writeFileSync(paths.config, 'agents:\n  command:\n    command: ["true"]\n');
+  const past = new Date(Date.now() - 60_000);
+  const width = Math.max(5, String(n).length);
+  for (let i = 1; i <= n; i++) {
+    const file = path.join(paths.inbox, `t${String(i).padStart(width, '0')}.md`);
+    fs.writeFileSync(file, `---\nagent: command\npriority: high\n---\nno-op task ${i}\n`);
+    fs.utimesSync(file, past, past);
+  }
+  return paths;
+}
+
+/** agentq: `takeInInbox` of the project's inbox; ms. */
+async function timeAgentq(n: number, profile: Session | null): Promise<number> {
+  const paths = makeProject(n);
+  try {
+    const config = loadConfig(paths.root);
+    const store = await openStore(config.store, paths.root);
+    try {
+      if (profile) await profile.post('Profiler.start');
+      const t0 = performance.now();
+      const { created } = await takeInInbox(paths, store, config, Date.now());
+      const ms = performance.now() - t0;
+      if (profile) {
+        const { profile: p } = await profile.post('Profiler.stop');
+        fs.writeFileSync(PROFILE_FILE, JSON.stringify(p));
+      }
+      const left = fs.readdirSync(paths.inbox).length;
+      if (created.length !== n || left !== 0) throw new Error(`agentq: ${created.length} tasks of ${n} files, ${left} left in the inbox`);
+      return ms;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    fs.rmSync(paths.root, { recursive: true, force: true });
+  }
+}
+
+/** The reference: read + hash + one insert transaction + unlink; ms. */
+function timeReference(n: number): number {
+  const paths = makeProject(n);
+  try {
+    const db = new Database(path.join(paths.dir, 'reference.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(`CREATE TABLE tasks (id INTEGER PRIMARY KEY, name TEXT NOT NULL, prompt TEXT NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE intake (key TEXT PRIMARY KEY, task_id INTEGER NOT NULL REFERENCES tasks(id), file_removed INTEGER NOT NULL DEFAULT 0);`);
+    const insertTask = db.prepare("INSERT INTO tasks (name, prompt, state, created_at) VALUES (?, ?, 'queued', ?) RETURNING id");
+    const insertKey = db.prepare('INSERT INTO intake (key, task_id) VALUES (?, ?)');
+    try {
+      const t0 = performance.now();
+      const files = fs.readdirSync(paths.inbox);
+      const read = files.map((f) => {
+        const content = fs.readFileSync(path.join(paths.inbox, f));
+        return { f, content, key: crypto.createHash('sha256').update(content).digest('hex') };
+      });
+      const now = Date.now();
+      db.transaction(() => {
+        for (const r of read) {
+          const { id } = insertTask.get(r.f.slice(0, -3), r.content.toString('utf8'), now) as { id: number };
+          insertKey.run(`${r.key}:${r.f}`, id);
+        }
+      })();
+      for (const r of read) fs.unlinkSync(path.join(paths.inbox, r.f));
+      const ms = performance.now() - t0;
+      if (fs.readdirSync(paths.inbox).length !== 0) throw new Error('reference: files left in the inbox');
+      return ms;
+    } finally {
+      db.close();
+    }
+  } finally {
+    fs.rmSync(paths.root, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { files: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'boolean' } } });
+  const n = Number(values.files ?? 10_000);
+  const rounds = Number(values.rounds ?? 3);
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  process.stdout.write(`agent-queue inbox intake (node ${process.version}, ${os.cpus().length} cpus, load avg ${load} at start)\n`);
+  if (values.profile) {
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    const ms = await timeAgentq(n, session);
+    process.stdout.write(`profiled run: ${ms.toFixed(0)} ms → ${PROFILE_FILE}\n`);
+    return 0;
+  }
+  const agentq: number[] = [];
+  const reference: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    agentq.push(await timeAgentq(n, null));
+    reference.push(timeReference(n));
+  }
+  const a = median(agentq);
+  const ref = median(reference);
+  const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  printTable(
+    ['files', 'agentq takeInInbox', 'reference', 'ratio (ref ÷ agentq)', 'agentq per file', 'rounds (agentq / reference)'],
+    [[String(n), fmt(a), fmt(ref), (ref / a).toFixed(2), `${((a * 1000) / n).toFixed(0)} µs`, `${agentq.map((x) => x.toFixed(0)).join(', ')} / ${reference.map((x) => x.toFixed(0)).join(', ')} ms`]],
+  );
+  process.stdout.write('reference: read + sha256 + one insert transaction (task row + key row per file) + unlink, better-sqlite3, same files, same run; medians.\n');
+  return 0;
+}
+
+runMain(main);
