@@ -10,13 +10,17 @@
  * exactly one task, or files were left in the inbox).
  *
  * Options: --files N (default 10000), --rounds R (default 3), --profile (one agentq run
- * under the inspector's CPU profiler, written to $TMPDIR/inbox-intake.cpuprofile).
+ * under the inspector's CPU profiler, written to $TMPDIR/inbox-intake.cpuprofile),
+ * --baseline DIR (also time the takeInInbox of another checkout's sources, DIR/src, in the
+ * same rounds: e.g. `git archive COMMIT src | tar -x -C tmp/before`, inside this checkout so
+ * its packages resolve).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { loadConfig, projectPaths, type ProjectPaths } from '../src/config/config.ts';
@@ -43,8 +47,24 @@ function makeProject(n: number): ProjectPaths {
   return paths;
 }
 
+/** The modules an intake is timed with: this checkout's, or a baseline's (--baseline). */
+interface Intake {
+  loadConfig: typeof loadConfig;
+  openStore: typeof openStore;
+  takeInInbox: typeof takeInInbox;
+}
+
+const current: Intake = { loadConfig, openStore, takeInInbox };
+
+/** The modules of the checkout at `dir` (its `src/`). */
+async function baselineIntake(dir: string): Promise<Intake> {
+  const load = (f: string) => import(pathToFileURL(path.resolve(dir, 'src', f)).href);
+  const [config, store, inbox] = await Promise.all([load('config/config.ts'), load('store/open-store.ts'), load('intake/inbox.ts')]);
+  return { loadConfig: config.loadConfig, openStore: store.openStore, takeInInbox: inbox.takeInInbox };
+}
+
 /** agentq: `takeInInbox` of the project's inbox; ms. */
-async function timeAgentq(n: number, profile: Session | null): Promise<number> {
+async function timeAgentq(n: number, profile: Session | null, { loadConfig, openStore, takeInInbox } = current): Promise<number> {
   const paths = makeProject(n);
   try {
     const config = loadConfig(paths.root);
@@ -109,7 +129,10 @@ function timeReference(n: number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { files: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { files: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'boolean' }, baseline: { type: 'string' } },
+  });
+  const baseline = values.baseline === undefined ? null : await baselineIntake(values.baseline);
   const n = Number(values.files ?? 10_000);
   const rounds = Number(values.rounds ?? 3);
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -123,17 +146,22 @@ async function main(): Promise<number> {
     return 0;
   }
   const agentq: number[] = [];
+  const before: number[] = [];
   const reference: number[] = [];
   for (let r = 0; r < rounds; r++) {
     agentq.push(await timeAgentq(n, null));
+    if (baseline) before.push(await timeAgentq(n, null, baseline));
     reference.push(timeReference(n));
   }
-  const a = median(agentq);
   const ref = median(reference);
   const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const row = (label: string, runs: number[]) => {
+    const m = median(runs);
+    return [label, String(n), fmt(m), fmt(ref), (ref / m).toFixed(2), `${((m * 1000) / n).toFixed(0)} µs`, `${runs.map((x) => x.toFixed(0)).join(', ')} / ${reference.map((x) => x.toFixed(0)).join(', ')} ms`];
+  };
   printTable(
-    ['files', 'agentq takeInInbox', 'reference', 'ratio (ref ÷ agentq)', 'agentq per file', 'rounds (agentq / reference)'],
-    [[String(n), fmt(a), fmt(ref), (ref / a).toFixed(2), `${((a * 1000) / n).toFixed(0)} µs`, `${agentq.map((x) => x.toFixed(0)).join(', ')} / ${reference.map((x) => x.toFixed(0)).join(', ')} ms`]],
+    ['takeInInbox', 'files', 'time', 'reference', 'ratio (ref ÷ time)', 'per file', 'rounds (time / reference)'],
+    [row('this checkout', agentq), ...(baseline ? [row(`baseline ${values.baseline}`, before)] : [])],
   );
   process.stdout.write('reference: read + sha256 + one insert transaction (task row + key row per file) + unlink, better-sqlite3, same files, same run; medians.\n');
   return 0;

@@ -534,7 +534,10 @@ function chosenIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue | un
  *   schema) as `field: unknown field (known: a, b, …)`
  */
 export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<string, unknown>): z.output<S> {
-  // The fallback wording, for a check without its own.
+  // Valid fields take zod's compiled path (an error map turns it off); refused ones are
+  // parsed again with the fallback wording, for a check without its own.
+  const valid = schema.safeParse(fields);
+  if (valid.success) return valid.data;
   const parsed = schema.safeParse(fields, { error: (iss) => notA(iss.input, `valid (${iss.message ?? iss.code})`) });
   if (parsed.success) return parsed.data;
   const issue = chosenIssue(parsed.error.issues);
@@ -552,6 +555,35 @@ export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<
  *   100 alias expansions, a "billion laughs"), an unsupported tag, or not a mapping
  */
 export function parseFrontmatter(yaml: string): Record<string, unknown> {
+  // Files dropped together often share their frontmatter: the same text is parsed once.
+  const seen = frontmatterCache.get(yaml);
+  if (seen) {
+    if ('error' in seen) throw new InvalidTaskError('frontmatter', seen.error);
+    return structuredClone(seen.fields);
+  }
+  try {
+    const fields = parseFrontmatterText(yaml);
+    rememberFrontmatter(yaml, { fields: structuredClone(fields) });
+    return fields;
+  } catch (err) {
+    if (err instanceof InvalidTaskError) rememberFrontmatter(yaml, { error: err.message });
+    throw err;
+  }
+}
+
+/** Frontmatter texts (up to 4 Ki characters) parsed lately, at most {@link FRONTMATTER_CACHE_SIZE}, oldest dropped first, and what they gave. */
+const frontmatterCache = new Map<string, { fields: Record<string, unknown> } | { error: string }>();
+/** How many frontmatter texts {@link parseFrontmatter} remembers. */
+const FRONTMATTER_CACHE_SIZE = 64;
+
+function rememberFrontmatter(yaml: string, result: { fields: Record<string, unknown> } | { error: string }): void {
+  if (yaml.length > 4096) return; // a large one is rarely repeated; the cache stays small
+  if (frontmatterCache.size >= FRONTMATTER_CACHE_SIZE) frontmatterCache.delete(frontmatterCache.keys().next().value!);
+  frontmatterCache.set(yaml, result);
+}
+
+/** {@link parseFrontmatter} without the cache. */
+function parseFrontmatterText(yaml: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     const doc = YAML.parseDocument(yaml, { schema: 'core', resolveKnownTags: false, uniqueKeys: true, logLevel: 'silent' });

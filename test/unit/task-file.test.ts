@@ -456,3 +456,31 @@ describe('task files: deterministic fuzz', () => {
     assert.ok(counts.valid >= 50 && counts.invalid >= 500, JSON.stringify(counts));
   });
 });
+
+describe('task files: the same frontmatter text parsed again', () => {
+  it('gives equal fields that the caller owns, and the same refusal', () => {
+    const yaml = 'tags: [a, b]\nextra_field: {deep: [1, 2]}\npriority: high';
+    const first = taskFile.parseFrontmatter(yaml);
+    (first.tags as string[]).push('changed by the caller');
+    (first.extra_field as { deep: number[] }).deep.length = 0;
+    const second = taskFile.parseFrontmatter(yaml);
+    assert.deepEqual(second, { tags: ['a', 'b'], extra_field: { deep: [1, 2] }, priority: 'high' });
+    assert.notEqual(second, taskFile.parseFrontmatter(yaml));
+    const bad = 'priority: [unclosed';
+    const errors = [0, 1].map(() => {
+      try {
+        taskFile.parseFrontmatter(bad);
+      } catch (err) {
+        return err;
+      }
+      return null;
+    });
+    for (const err of errors) {
+      assert.ok(err instanceof InvalidTaskError);
+      assert.equal(err.field, 'frontmatter');
+    }
+    assert.equal((errors[1] as Error).message, (errors[0] as Error).message);
+    // Through a whole file too: the second file with that frontmatter is refused alike.
+    assert.equal(refusal(`---\n${bad}\n---\nbody`).message, refusal(`---\n${bad}\n---\nother body`, 'job2').message);
+  });
+});
