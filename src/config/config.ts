@@ -554,7 +554,7 @@ export const CONFIG_TEMPLATE = `# agent-queue settings. Every line is optional; 
 # lease: 30s
 # kill_grace: 5s          # SIGTERM -> SIGKILL grace when stopping an agent
 # poll_interval: 1s
-# inbox_settle: 300ms     # a file must be unchanged this long before it is read
+# inbox_settle: 300ms     # unchanged this long before it is read (with inotify: or closed / renamed in)
 
 # fallback:               # for agent: auto, per priority (default: [claude])
 #   critical: [claude]
