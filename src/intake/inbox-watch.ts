@@ -90,7 +90,8 @@ function inotifyWatch(native: InotifyBinding, inbox: string, onChange: () => voi
   const done = C.IN_CLOSE_WRITE | C.IN_MOVED_TO;
   let fallback: InboxWatch | null = null;
   let closed = false;
-  const handle = native.open((events) => {
+  let handle: unknown;
+  const onEvents = (events: [wd: number, mask: number, cookie: number, name: string | null][]) => {
     let wake = false;
     for (const [, mask, , name] of events) {
       if (mask & (C.IN_Q_OVERFLOW | C.IN_IGNORED)) {
@@ -115,11 +116,16 @@ function inotifyWatch(native: InotifyBinding, inbox: string, onChange: () => voi
       if (mask & (done | C.IN_CREATE)) wake = true;
     }
     if (wake) onChange();
-  });
+  };
+  try {
+    handle = native.open(onEvents); // EMFILE past the user's inotify instances
+  } catch {
+    return null;
+  }
   try {
     native.addWatch(handle, inbox, changed | done | C.IN_ONLYDIR);
   } catch {
-    native.close(handle);
+    native.close(handle); // ENOENT (no inbox yet), ENOSPC past the user's watches, …
     return null;
   }
   return {
