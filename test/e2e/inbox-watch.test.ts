@@ -1,0 +1,47 @@
+/**
+ * `agentq run` takes in a file renamed into the inbox at once (inotify), not after
+ * `inbox_settle`: with a 30 s settle time and a 60 s poll, only the watch can bring it in
+ * within the wait below.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { inotifyBinding } from '../../src/intake/inbox-watch.ts';
+import { AGENTQ, listDir, makeProject } from '../fixtures/project.ts';
+import { waitFor } from '../fixtures/procs.ts';
+
+const noInotify = inotifyBinding() === null && 'the optional binding agentq-inotify is not installed';
+
+describe('agentq run: the inbox watch', { skip: noInotify }, () => {
+  it('runs a task file renamed into the inbox without waiting inbox_settle (30s)', async () => {
+    const paths = makeProject({ poll_interval: '60s', inbox_settle: '30s' });
+    const child = spawn(AGENTQ, ['run', '--project', paths.root], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const registered = () => {
+        try {
+          const db = new Database(path.join(paths.dir, 'agentq.db'), { readonly: true, fileMustExist: true });
+          const { n } = db.prepare('SELECT count(*) AS n FROM workers').get() as { n: number };
+          db.close();
+          return n === 1;
+        } catch {
+          return false; // not created yet
+        }
+      };
+      await waitFor(registered, 15_000, 'the dispatcher to register');
+      await new Promise((r) => setTimeout(r, 500)); // its inbox watch is set up next
+      const tmp = path.join(paths.inbox, '.quick.md.tmp');
+      fs.writeFileSync(tmp, '---\nagent: command\ncommand: echo ok\n---\nx\n');
+      fs.renameSync(tmp, path.join(paths.inbox, 'quick.md'));
+      await waitFor(() => listDir(paths.done).includes('quick.md'), 15_000, 'the task to complete (taken in without the 30 s settle wait)');
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    }
+  });
+});
