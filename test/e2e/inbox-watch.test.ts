@@ -9,11 +9,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { inotifyBinding } from '../../src/intake/inbox-watch.ts';
-import { AGENTQ, listDir, makeProject } from '../fixtures/project.ts';
+import { AGENTQ, hasInotifywait, listDir, makeProject } from '../fixtures/project.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
-const noInotify = inotifyBinding() === null && 'the optional binding agentq-inotify is not installed';
+const noInotify = !hasInotifywait() && 'inotifywait (Debian inotify-tools) is not installed; .ci/run installs it';
+
+/** Whether an `inotifywait` watching `dir` runs (the dispatcher's inbox watch). */
+function watching(dir: string): boolean {
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (path.basename(argv[0] ?? '') === 'inotifywait' && argv.includes(dir)) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
 
 describe('agentq run: the inbox watch', { skip: noInotify }, () => {
   it('runs a task file renamed into the inbox without waiting inbox_settle (30s)', async () => {
@@ -34,7 +46,8 @@ describe('agentq run: the inbox watch', { skip: noInotify }, () => {
         }
       };
       await waitFor(registered, 15_000, 'the dispatcher to register');
-      await new Promise((r) => setTimeout(r, 500)); // its inbox watch is set up next
+      await waitFor(() => watching(paths.inbox), 15_000, 'the inbox watch to start');
+      await new Promise((r) => setTimeout(r, 500)); // inotifywait sets up its watch
       const tmp = path.join(paths.inbox, '.quick.md.tmp');
       fs.writeFileSync(tmp, '---\nagent: command\ncommand: echo ok\n---\nx\n');
       fs.renameSync(tmp, path.join(paths.inbox, 'quick.md'));

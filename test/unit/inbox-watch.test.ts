@@ -4,14 +4,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, it } from 'node:test';
 import { parseConfig, type ProjectPaths } from '../../src/config/config.ts';
-import { inotifyBinding, watchInbox, type InboxWatch } from '../../src/intake/inbox-watch.ts';
+import { watchInbox, type InboxWatch } from '../../src/intake/inbox-watch.ts';
 import { fileIdentity, takeInInbox } from '../../src/intake/inbox.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { listDir, makeProject } from '../fixtures/project.ts';
+import { hasInotifywait, listDir, makeProject } from '../fixtures/project.ts';
 
 /** A settle time no test waits out: a file taken in was taken in as complete, not as settled. */
 const config = parseConfig({ inbox_settle: '30s' });
-const noInotify = inotifyBinding() === null && 'the optional binding agentq-inotify is not installed';
+const noInotify = !hasInotifywait() && 'inotifywait (Debian inotify-tools) is not installed; .ci/run installs it';
 
 const open: { watch: InboxWatch; store: SqliteStore }[] = [];
 afterEach(async () => {
@@ -21,12 +21,13 @@ afterEach(async () => {
   }
 });
 
-function setup(o: { native?: boolean } = {}) {
+async function setup(o: { native?: boolean; inotifywait?: string } = {}) {
   const paths = makeProject();
   const store = new SqliteStore(path.join(paths.dir, 'agentq.db'));
   let changes = 0;
   const watch = watchInbox(paths.inbox, () => changes++, o);
   open.push({ watch, store });
+  await watch.ready;
   /** Whether the watch holds inbox file `name`, as it is now, complete. */
   const complete = (name: string) => {
     try {
@@ -55,7 +56,7 @@ async function eventsRead(paths: ProjectPaths, complete: (name: string) => boole
 
 describe('inbox watch (inotify)', { skip: noInotify }, () => {
   it('a file written in pieces and held open is not taken in until its writer closes it', async () => {
-    const { paths, watch, complete, intake } = setup();
+    const { paths, watch, complete, intake } = await setup();
     assert.equal(watch.mode, 'inotify');
     const fd = fs.openSync(path.join(paths.inbox, 'slow.md'), 'w');
     try {
@@ -80,7 +81,7 @@ describe('inbox watch (inotify)', { skip: noInotify }, () => {
   });
 
   it('a file renamed in is taken in at once, without waiting inbox_settle', async () => {
-    const { paths, complete, intake, changes } = setup();
+    const { paths, complete, intake, changes } = await setup();
     const tmp = path.join(paths.inbox, '.atomic.md.tmp');
     fs.writeFileSync(tmp, 'renamed in\n');
     fs.renameSync(tmp, path.join(paths.inbox, 'atomic.md'));
@@ -92,7 +93,7 @@ describe('inbox watch (inotify)', { skip: noInotify }, () => {
   });
 
   it('a file closed, then opened again and written, is no longer complete', async () => {
-    const { paths, complete, intake } = setup();
+    const { paths, complete, intake } = await setup();
     const file = path.join(paths.inbox, 'again.md');
     fs.writeFileSync(file, 'first version\n');
     await until(() => complete('again.md'));
@@ -115,9 +116,8 @@ describe('inbox watch (inotify)', { skip: noInotify }, () => {
 
 describe('inbox watch (fallback: chokidar and inbox_settle)', () => {
   it('wakes on a new file, knows none complete, and intake waits inbox_settle', async () => {
-    const { paths, watch, complete, changes, store } = setup({ native: false });
+    const { paths, watch, complete, changes, store } = await setup({ native: false });
     assert.equal(watch.mode, 'settle');
-    await sleep(100); // chokidar's first scan, so the file below is an event
     const tmp = path.join(paths.inbox, '.atomic.md.tmp');
     fs.writeFileSync(tmp, 'renamed in\n');
     fs.renameSync(tmp, path.join(paths.inbox, 'atomic.md'));
@@ -128,5 +128,15 @@ describe('inbox watch (fallback: chokidar and inbox_settle)', () => {
     const later = Date.now() + 31_000; // once inbox_settle has passed
     const { created } = await takeInInbox(paths, store, config, later, check);
     assert.deepEqual(created.map((t) => t.name), ['atomic']);
+  });
+});
+
+describe('inbox watch (inotifywait missing)', () => {
+  it('falls back to chokidar and inbox_settle', async () => {
+    const { paths, watch, changes } = await setup({ inotifywait: '/nonexistent/inotifywait' });
+    assert.equal(watch.mode, 'settle');
+    fs.writeFileSync(path.join(paths.inbox, 'a.md'), 'x\n');
+    await until(() => changes() > 0);
+    assert.equal(watch.complete('a.md', fileIdentity(fs.lstatSync(path.join(paths.inbox, 'a.md'), { bigint: true }))), false);
   });
 });
