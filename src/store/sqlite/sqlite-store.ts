@@ -75,8 +75,15 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
-/** The terminal tasks without a result file, read through the partial index `tasks_unreported` (migration 012) alone. */
-const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_unreported WHERE result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
+/**
+ * The predicate of the partial index `tasks_running` (migration 23): running tasks, and terminal
+ * ones without a result file. A query reads that index only when its WHERE holds this term as
+ * written there, or one that implies it (`state = 'running'`).
+ */
+const LIVE_SQL = `(state = 'running' OR (result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})))`;
+
+/** The terminal tasks without a result file, read through the partial index `tasks_running` (migration 23) alone. */
+const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_running WHERE ${LIVE_SQL} AND result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
 
 /**
  * `listUnreported`'s queries: every unreported task (`all`), or those of one origin (bound:
