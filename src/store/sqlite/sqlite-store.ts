@@ -99,6 +99,13 @@ export const UNREPORTED_SQL = {
 /** The partial index holding the tasks of a state, for the states that have one (terminal ones: a scan by id, newest or oldest first, that stops at the limit). */
 const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued', running: 'tasks_running', blocked: 'tasks_held', waiting: 'tasks_held' };
 
+/**
+ * A task's dependency ids in position order as a JSON list (column `dep_ids`), read in the
+ * statement that reads the task row (`tasks` by that name: a SELECT or an UPDATE … RETURNING):
+ * one seek of `task_deps` instead of one more statement per task.
+ */
+const DEP_IDS_SQL = '(SELECT json_group_array(depends_on_id ORDER BY position) FROM task_deps WHERE task_id = tasks.id) AS dep_ids';
+
 /** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 22), over the row aliased `t`. */
 const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
 /** The order of `tasks_queued`, over the row aliased `t`: an ORDER BY it needs no sort. */
@@ -158,8 +165,12 @@ export function claimSql(agents: number): string {
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
-    RETURNING *`;
+    RETURNING *, ${DEP_IDS_SQL}`;
 }
+
+/** {@link claimSql} by agent count, made once each (a claim would otherwise build and hash 2 KB of SQL). */
+const claimSqlByAgents: string[] = [];
+const claimSqlFor = (agents: number): string => (claimSqlByAgents[agents] ??= claimSql(agents));
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -400,6 +411,14 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * The task of a row read with {@link DEP_IDS_SQL} (its dependency ids in the row), or else
+   * with its dependency ids read by one more query.
+   */
+  private taskOf(row: Row): Task {
+    return toTask(row, typeof row.dep_ids === 'string' ? (JSON.parse(row.dep_ids) as number[]) : this.depIds(Number(row.id)));
+  }
+
   private depIds(taskId: number): number[] {
     return (this.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]).map((r) =>
       Number(r.depends_on_id),
@@ -407,12 +426,32 @@ export class SqliteStore implements Store {
   }
 
   private taskById(id: number): Task | null {
-    const row = this.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
-    return row ? toTask(row, this.depIds(id)) : null;
+    const row = this.prepare(`SELECT *, ${DEP_IDS_SQL} FROM tasks WHERE id = ?`).get(id) as Row | undefined;
+    return row ? this.taskOf(row) : null;
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    return this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
+    const insert = () => this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
+    // Taken in from files the caller removes next: the tasks must outlast a power loss.
+    return tasks.some((t) => t.intakeKey !== undefined) ? this.durably(insert) : insert();
+  }
+
+  /**
+   * Runs `fn` (one transaction) with `synchronous = FULL`: its commit returns once the WAL is
+   * on disk (fsync). The store's other transactions run with `synchronous = NORMAL`: durable
+   * against a crash of the process, not of the machine (a power loss may undo the last ones;
+   * the store stays consistent). That costs an attempt at most (a claim or an end undone
+   * reruns it: delivery is at-least-once), while an intake undone after its file was removed
+   * would lose the task.
+   */
+  private durably<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.prepare('PRAGMA synchronous = FULL').run();
+    try {
+      return fn();
+    } finally {
+      this.prepare('PRAGMA synchronous = NORMAL').run();
+    }
   }
 
   /** Whether `task_id_floor` is known empty (it only empties): enqueue then reads it no more. */
@@ -556,13 +595,15 @@ export class SqliteStore implements Store {
 
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
+    // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
+    const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
-    const claimStmt = this.prepare(claimSql(o.agents.length));
+    const claimStmt = this.prepare(claimSqlFor(o.agents.length));
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
       VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
     return this.tx(() => {
-      promote.run(o.now);
+      if (due.get(o.now)) promote.run(o.now);
       const attemptId = crypto.randomUUID();
       const row = claimStmt.get({
         worker: o.workerId,
@@ -577,7 +618,7 @@ export class SqliteStore implements Store {
         ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
       }) as Row | undefined;
       if (!row) return null;
-      const task = toTask(row, this.depIds(Number(row.id)));
+      const task = this.taskOf(row);
       // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
       const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
       insertAttempt.run(attempt);
@@ -665,13 +706,15 @@ export class SqliteStore implements Store {
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
   ): Task | null {
-    const row = this.prepare(`UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *`).get({
+    const row = this.prepare(
+      `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`,
+    ).get({
       ...values,
       attempt: attemptId,
     }) as Row | undefined;
     if (!row) return null;
     this.closeAttempt(attemptId, outcome, close);
-    return toTask(row, this.depIds(Number(row.id)));
+    return this.taskOf(row);
   }
 
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
@@ -1025,9 +1068,9 @@ export class SqliteStore implements Store {
     // A first page of a state that has a partial index reads that index alone.
     const index = filter.beforeId !== undefined ? undefined : filter.state ? STATE_INDEX[filter.state] : undefined;
     const table = filter.beforeId !== undefined ? 'tasks NOT INDEXED' : index ? `tasks INDEXED BY ${index}` : 'tasks';
-    const sql = `SELECT * FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    const sql = `SELECT *, ${DEP_IDS_SQL} FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
     const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
-    return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
+    return rows.map((r) => this.taskOf(r));
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
