@@ -18,7 +18,7 @@ import { describe, it } from 'node:test';
 import { emptyStats } from '../../src/agents/runner.ts';
 import type { TaskSpec } from '../../src/core/types.ts';
 import type { ClaimOptions } from '../../src/store/store.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { attemptIdAt, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { newTask } from '../fixtures/specs.ts';
 
 const N = 50_000;
@@ -130,6 +130,40 @@ describe('SQLite at scale: per-tick work does not read the queue or the history'
     const countPages = await pagesRead(async () => (completed = (await store.countByState()).completed));
     assert.equal(completed, N);
     assert.ok(countPages <= SEEK_PAGES, `countByState read ${countPages} pages`);
+    await store.close();
+  });
+});
+
+describe('SQLite at scale: a day of spend is read without the history', { skip: !fs.existsSync(PROC_IO) && 'needs /proc/self/io' }, () => {
+  it(`agentUsage since the day began reads a few pages beside ${N} attempts of earlier days`, async () => {
+    const DAY = 86_400_000;
+    const store = await bulkStore(3, { agent: 'claude' });
+    const [old] = await store.listTasks({ limit: 1 });
+    // N ended, paid attempts of the last 30 days, ids made as the store makes them.
+    const insert = store.db.prepare(
+      "INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, 'w0', 'claude', 'completed', ?, ?, 1, 10, 20)",
+    );
+    store.db.transaction(() => {
+      for (let i = 1; i <= N; i++) {
+        const started = T0 - 30 * DAY + i * 1000;
+        insert.run(attemptIdAt(started), old!.id, 1000 + i, started, started + 500);
+      }
+    })();
+    const running = await store.claim(claimOpts({ now: T0 }));
+    const paid = await store.claim(claimOpts({ now: T0 + 1 }));
+    await store.finish(paid!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: { ...emptyStats(), costUsd: 0.25, inputTokens: 100, outputTokens: 200 }, now: T0 + 2 });
+    assert.ok(running && paid);
+
+    let today: Awaited<ReturnType<SqliteStore['agentUsage']>> = [];
+    const pages = await pagesRead(async () => (today = await store.agentUsage(T0 - 1000)));
+    assert.deepEqual(today, [{ agent: 'claude', running: 1, attempts: 2, costUsd: 0.25, inputTokens: 100, outputTokens: 200 }]);
+    assert.ok(pages <= SEEK_PAGES, `agentUsage for the day read ${pages} pages`);
+
+    // A window over the history reads it (what the figure above would be without the id order).
+    let month: Awaited<ReturnType<SqliteStore['agentUsage']>> = [];
+    const monthPages = await pagesRead(async () => (month = await store.agentUsage(T0 - 31 * DAY)));
+    assert.deepEqual(month, [{ agent: 'claude', running: 1, attempts: N + 2, costUsd: N + 0.25, inputTokens: 10 * N + 100, outputTokens: 20 * N + 200 }]);
+    assert.ok(monthPages > SEEK_PAGES, `the month read ${monthPages} pages`);
     await store.close();
   });
 });

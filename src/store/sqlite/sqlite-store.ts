@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { v7 as uuidv7 } from 'uuid';
 import { AgentQueueError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import {
   isTerminal,
@@ -166,6 +167,24 @@ export function claimSql(agents: number): string {
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
     RETURNING *, ${DEP_IDS_SQL}`;
+}
+
+/**
+ * A new attempt's id: a UUIDv7 whose time is the attempt's start (`now`, epoch ms, the
+ * `started_at` it is stored with, whole ms, within 0…2^48 − 1), so ids sort as the attempts
+ * started (`attempts_id` appends at its end, and reads a window of starts as one range:
+ * {@link firstAttemptIdAt}). 74 random bits, from the crypto pool.
+ */
+export function attemptIdAt(now: number): string {
+  return uuidv7({ msecs: idTime(now) });
+}
+
+const idTime = (ms: number): number => Math.min(Math.max(0, Math.floor(ms)), 2 ** 48 - 1);
+
+/** The least id {@link attemptIdAt} makes for a start at `since` (epoch ms) or later: every later one sorts at or after it as text. */
+export function firstAttemptIdAt(since: number): string {
+  const hex = idTime(since).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
 }
 
 /** {@link claimSql} by agent count, made once each (a claim would otherwise build and hash 2 KB of SQL). */
@@ -604,7 +623,7 @@ export class SqliteStore implements Store {
       VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
     return this.tx(() => {
       if (due.get(o.now)) promote.run(o.now);
-      const attemptId = crypto.randomUUID();
+      const attemptId = attemptIdAt(o.now);
       const row = claimStmt.get({
         worker: o.workerId,
         token: attemptId,
@@ -1118,7 +1137,30 @@ export class SqliteStore implements Store {
     return counts;
   }
 
+  /** `attempt_ids_ordered.since` (migration 23), read once: from it on, attempt ids are in start order. */
+  private orderedIdsSince: number | null = null;
+
+  /**
+   * From the running tasks (`tasks_running`; a running attempt is its task's lease) and the
+   * attempts started since `since` (a range of `attempts_id`: ids in start order, see
+   * {@link attemptIdAt}), so its cost follows the day's attempts, not the history. A window
+   * that begins before the ids were ordered (a store upgraded to migration 23 that day, or
+   * `since` 0) reads the whole table.
+   */
   async agentUsage(since: number): Promise<AgentUsage[]> {
+    this.orderedIdsSince ??= Number((this.prepare('SELECT since FROM attempt_ids_ordered').get() as Row | undefined)?.since ?? 0);
+    if (since >= this.orderedIdsSince) {
+      const rows = this.prepare(
+        `SELECT agent, sum(running) AS running, sum(attempts) AS attempts, sum(cost) AS cost, sum(input) AS input, sum(output) AS output FROM (
+           SELECT a.agent, 1 AS running, 0 AS attempts, 0 AS cost, 0 AS input, 0 AS output
+             FROM tasks t INDEXED BY tasks_running JOIN attempts a ON a.id = t.lease_token WHERE t.state = 'running'
+           UNION ALL
+           SELECT agent, 0, 1, coalesce(cost_usd, 0), coalesce(input_tokens, 0), coalesce(output_tokens, 0)
+             FROM attempts INDEXED BY attempts_id WHERE id >= @sinceId AND started_at >= @since
+         ) GROUP BY agent ORDER BY agent`,
+      ).all({ since, sinceId: firstAttemptIdAt(since) }) as Row[];
+      return rows.map(toAgentUsage);
+    }
     const rows = this.prepare(
       `SELECT agent,
          sum(CASE WHEN outcome = 'running' THEN 1 ELSE 0 END) AS running,

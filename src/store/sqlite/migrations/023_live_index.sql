@@ -12,3 +12,13 @@ DROP INDEX tasks_unreported;
 CREATE INDEX tasks_running ON tasks (state, origin_host, origin_root, agent, lane_group, id)
   WHERE state = 'running'
      OR (result_path IS NULL AND state IN ('completed', 'failed', 'timed_out', 'budget_exceeded', 'cancelled', 'invalid', 'duplicate'));
+
+-- Attempt ids made from here on are UUIDv7 stamped with the attempt's start (started_at, ms):
+-- in text order they are in start order, so `attempts_id` reads the attempts started since a
+-- time as one range (agentUsage: a day's spend) without an index of its own to write. The ids
+-- made before (v4, random) are not in that order: a window that begins before `since` (the
+-- first start after every attempt then recorded) reads the whole table, as before.
+CREATE TABLE attempt_ids_ordered (
+  since INTEGER NOT NULL
+);
+INSERT INTO attempt_ids_ordered (since) SELECT COALESCE(max(started_at) + 1, 0) FROM attempts;
