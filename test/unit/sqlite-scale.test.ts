@@ -18,7 +18,7 @@ import { describe, it } from 'node:test';
 import { emptyStats } from '../../src/agents/runner.ts';
 import type { TaskSpec } from '../../src/core/types.ts';
 import type { ClaimOptions } from '../../src/store/store.ts';
-import { attemptIdAt, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { attemptIdAt, firstAttemptIdAt, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { newTask } from '../fixtures/specs.ts';
 
 const N = 50_000;
@@ -165,5 +165,22 @@ describe('SQLite at scale: a day of spend is read without the history', { skip: 
     assert.deepEqual(month, [{ agent: 'claude', running: 1, attempts: N + 2, costUsd: N + 0.25, inputTokens: 10 * N + 100, outputTokens: 20 * N + 200 }]);
     assert.ok(monthPages > SEEK_PAGES, `the month read ${monthPages} pages`);
     await store.close();
+  });
+});
+
+describe('attempt ids', () => {
+  it('are UUIDv7 of the start time: they sort as the attempts started, from firstAttemptIdAt of that time on', () => {
+    const times = [0, 1, 255, 256, T0 - 1, T0, T0, T0 + 1, 2 ** 48 - 1];
+    const ids = times.map(attemptIdAt);
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(new Set(ids).size, ids.length, 'no two alike');
+    assert.equal(ids[5]!.slice(0, 13), `${T0.toString(16).padStart(12, '0').slice(0, 8)}-${T0.toString(16).padStart(12, '0').slice(8)}`);
+    for (let i = 1; i < ids.length; i++) {
+      if (times[i] !== times[i - 1]) assert.ok(ids[i - 1]! < ids[i]!, `${ids[i - 1]} < ${ids[i]}`);
+    }
+    for (const [i, t] of times.entries()) {
+      assert.ok(firstAttemptIdAt(t) <= ids[i]!, 'an id of a start at t is at or after firstAttemptIdAt(t)');
+      if (t > 0) assert.ok(ids[times.findIndex((u) => u === t) - 1]! < firstAttemptIdAt(t), 'an earlier start sorts before it');
+    }
   });
 });
