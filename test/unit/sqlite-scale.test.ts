@@ -184,3 +184,38 @@ describe('attempt ids', () => {
     }
   });
 });
+
+describe('SQLite writes: what a claim and a finish write', () => {
+  /** The B-trees (tables and indexes, by name) of the pages the WAL gained since `offset`, and the new offset. */
+  function walPages(store: SqliteStore, offset: number): { names: string[]; frames: number; offset: number } {
+    const pageSize = Number(store.db.pragma('page_size', { simple: true }));
+    const owner = new Map((store.db.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>).map((r) => [r.pageno, r.name]));
+    const wal = fs.readFileSync(`${store.db.name}-wal`);
+    const names = new Set<string>();
+    let frames = 0;
+    for (; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize, frames++) names.add(owner.get(wal.readUInt32BE(offset)) ?? '?');
+    return { names: [...names].sort(), frames, offset };
+  }
+
+  it('a claim writes the task row, its queued and running index entries and the attempt (row, id); a finish the task row, one index page, a count and the attempt row', async () => {
+    const store = new SqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-writes-')), 'agentq.db'), { checkpointIntervalMs: 0 });
+    store.db.pragma('wal_autocheckpoint = 0');
+    await store.enqueue(Array.from({ length: 20 }, (_, i) => ({ ...newTask(`t-${i}`), origin: { host: 'h', root: '/r' } })), T0);
+    const warm = await store.claim(claimOpts());
+    await store.finish(warm!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 });
+    store.db.pragma('wal_checkpoint(TRUNCATE)');
+    let offset = 32; // the WAL header
+
+    const claim = await store.claim(claimOpts());
+    const claimed = walPages(store, offset);
+    assert.deepEqual(claimed.names, ['attempts', 'attempts_id', 'tasks', 'tasks_queued', 'tasks_running']);
+    assert.equal(claimed.frames, 5);
+    offset = claimed.offset;
+
+    await store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 });
+    const finished = walPages(store, offset);
+    assert.deepEqual(finished.names, ['attempts', 'task_counts', 'tasks', 'tasks_running'], 'the running entry and the unreported one on one page of one index');
+    assert.equal(finished.frames, 4);
+    await store.close();
+  });
+});
