@@ -192,6 +192,31 @@ export function firstAttemptIdAt(since: number): string {
   return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
 }
 
+/** A statement's rows as {@link Row} objects: `get` the first (undefined: none), `all` of them. */
+interface RowReader {
+  get(...params: unknown[]): Row | undefined;
+  all(...params: unknown[]): Row[];
+}
+
+/**
+ * Reads `statement`'s rows as arrays (better-sqlite3's raw mode) and makes each object with a
+ * function compiled once for the statement's columns (names from the schema, quoted as JSON):
+ * better-sqlite3's own objects intern every column name of every row, which for a `tasks` row
+ * (~75 columns) costs about as much again as the read itself.
+ */
+function rowReader(statement: Database.Statement): RowReader {
+  const names = statement.columns().map((c) => c.name);
+  const make = new Function('v', `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} };`) as (values: unknown[]) => Row;
+  const raw = statement.raw(true);
+  return {
+    get: (...params) => {
+      const values = raw.get(...params) as unknown[] | undefined;
+      return values === undefined ? undefined : make(values);
+    },
+    all: (...params) => (raw.all(...params) as unknown[][]).map(make),
+  };
+}
+
 /** {@link claimSql} by agent count, made once each (a claim would otherwise build and hash 2 KB of SQL). */
 const claimSqlByAgents: string[] = [];
 const claimSqlFor = (agents: number): string => (claimSqlByAgents[agents] ??= claimSql(agents));
@@ -416,6 +441,15 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  private readonly taskReaders = new Map<string, RowReader>();
+
+  /** {@link rowReader} of `sql` (a statement that returns `tasks` rows), made once per SQL text. */
+  private taskRows(sql: string): RowReader {
+    let reader = this.taskReaders.get(sql);
+    if (!reader) this.taskReaders.set(sql, (reader = rowReader(this.db.prepare(sql))));
+    return reader;
+  }
+
   /**
    * Runs `fn` in one `BEGIN IMMEDIATE` transaction (the write lock first, so the reads in it
    * see what the writes will change), rolled back if it throws; inside a transaction already,
@@ -450,7 +484,7 @@ export class SqliteStore implements Store {
   }
 
   private taskById(id: number): Task | null {
-    const row = this.prepare(`SELECT *, ${DEP_IDS_SQL} FROM tasks WHERE id = ?`).get(id) as Row | undefined;
+    const row = this.taskRows(`SELECT *, ${DEP_IDS_SQL} FROM tasks WHERE id = ?`).get(id);
     return row ? this.taskOf(row) : null;
   }
 
@@ -622,7 +656,7 @@ export class SqliteStore implements Store {
     // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
     const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
-    const claimStmt = this.prepare(claimSqlFor(o.agents.length));
+    const claimStmt = this.taskRows(claimSqlFor(o.agents.length));
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
       VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
@@ -640,7 +674,7 @@ export class SqliteStore implements Store {
         groupConcurrency: o.groupConcurrency ?? 1,
         agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
         ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
-      }) as Row | undefined;
+      });
       if (!row) return null;
       const task = this.taskOf(row);
       // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
@@ -730,12 +764,12 @@ export class SqliteStore implements Store {
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
   ): Task | null {
-    const row = this.prepare(
+    const row = this.taskRows(
       `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`,
     ).get({
       ...values,
       attempt: attemptId,
-    }) as Row | undefined;
+    });
     if (!row) return null;
     this.closeAttempt(attemptId, outcome, close);
     return this.taskOf(row);
@@ -1093,8 +1127,7 @@ export class SqliteStore implements Store {
     const index = filter.beforeId !== undefined ? undefined : filter.state ? STATE_INDEX[filter.state] : undefined;
     const table = filter.beforeId !== undefined ? 'tasks NOT INDEXED' : index ? `tasks INDEXED BY ${index}` : 'tasks';
     const sql = `SELECT *, ${DEP_IDS_SQL} FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
-    const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
-    return rows.map((r) => this.taskOf(r));
+    return this.taskRows(sql).all(...args, filter.limit ?? -1).map((r) => this.taskOf(r));
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
