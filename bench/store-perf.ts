@@ -8,7 +8,9 @@
  *   claim + finish   one pair at a time (`Store.claim`, then `Store.finish` as completed), at
  *                    each queue size; pairs/s, p50 and p99 of a pair (ms); raw: two
  *                    statements per pair on a table of the same columns with one claim index
- *                    (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING *`, `UPDATE … WHERE id = ?`)
+ *                    (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING *`, `UPDATE … WHERE id = ?`);
+ *                    also the CPU time per pair of each (user + system of this process), whose
+ *                    ratio other processes' load moves less than the wall-clock ones
  *   per tick         what a dispatcher does on every tick whatever the queue holds, at each
  *                    queue size (median ms): `countByState`, `failBlockedDependents`,
  *                    `listUnreported(origin)` beside a history of as many reported tasks,
@@ -112,10 +114,12 @@ interface PairFigures {
   perSec: number;
   p50: number;
   p99: number;
+  /** CPU time (user + system) of this process per pair, µs: what other processes' load changes least. */
+  cpuUs: number;
 }
 
-function figures(times: number[], totalMs: number): PairFigures {
-  return { perSec: (times.length / totalMs) * 1000, p50: percentile(times, 50), p99: percentile(times, 99) };
+function figures(times: number[], totalMs: number, cpu: NodeJS.CpuUsage): PairFigures {
+  return { perSec: (times.length / totalMs) * 1000, p50: percentile(times, 50), p99: percentile(times, 99), cpuUs: (cpu.user + cpu.system) / times.length };
 }
 
 /** Claim + finish, one pair at a time, `PAIRS` pairs (after 100 not measured). */
@@ -130,13 +134,14 @@ async function storePairs(store: SqliteStore): Promise<PairFigures> {
   for (let i = 0; i < 100; i++) await pair();
   const times: number[] = [];
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < PAIRS; i++) {
     const t = process.hrtime.bigint();
     await pair();
     times.push(ms(t));
     await turn();
   }
-  return figures(times, ms(t0));
+  return figures(times, ms(t0), process.cpuUsage(cpu0));
 }
 
 /** A turn of the event loop between pairs, as a dispatcher gives (its timers run: the store's checkpoints). */
@@ -181,13 +186,14 @@ async function rawPairs(db: Database.Database, attempts = false): Promise<PairFi
   for (let i = 0; i < 100; i++) pair();
   const times: number[] = [];
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < PAIRS; i++) {
     const t = process.hrtime.bigint();
     pair();
     times.push(ms(t));
     await turn();
   }
-  return figures(times, ms(t0));
+  return figures(times, ms(t0), process.cpuUsage(cpu0));
 }
 
 /** Enqueue `ENQUEUE` tasks `batch` per call; rows/s. */
@@ -300,11 +306,14 @@ runMain(async () => {
         (r.p50 / a.p50).toFixed(2),
         ra.perSec.toFixed(0),
         (a.perSec / ra.perSec).toFixed(2),
+        `${a.cpuUs.toFixed(0)} / ${r.cpuUs.toFixed(0)}`,
+        (r.cpuUs / a.cpuUs).toFixed(2),
       ]);
     }
     console.log(`\nclaim + finish, one pair at a time (a turn of the event loop between pairs), ${PAIRS} pairs per size`);
-    console.log('ratio = agentq / raw pairs/s; p50 ratio = raw p50 / agentq p50; raw+att = raw with an attempt row per pair (the store schema\'s least)');
-    printTable(['queued', 'agentq/s', 'raw/s', 'ratio', 'agentq p50 / p99 ms', 'raw p50 / p99 ms', 'p50 ratio', 'raw+att/s', 'ratio'], pairRows);
+    console.log('ratio = agentq / raw pairs/s; p50 ratio = raw p50 / agentq p50; raw+att = raw with an attempt row per pair (the store schema\'s least);');
+    console.log('CPU µs = this process\'s CPU time per pair (agentq / raw), CPU ratio = raw / agentq: the figure other processes\' load moves least');
+    printTable(['queued', 'agentq/s', 'raw/s', 'ratio', 'agentq p50 / p99 ms', 'raw p50 / p99 ms', 'p50 ratio', 'raw+att/s', 'ratio', 'CPU µs', 'CPU ratio'], pairRows);
 
     // Where the WAL checkpoints run: the store's timer (default) or SQLite's own, in the committing statement.
     const modes: string[][] = [];

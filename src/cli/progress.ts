@@ -2,7 +2,6 @@
  * The live progress of `agentq run` and `serve`: a redrawn line per running task on a TTY,
  * plain timestamped lines otherwise.
  */
-import { createLogUpdate } from 'log-update';
 import type { AgentEvent } from '../agents/runner.ts';
 import { formatOrigin } from '../config/project.ts';
 import { formatDuration } from '../config/duration.ts';
@@ -12,6 +11,12 @@ import { STORE_RETRY_MAX_MS } from '../scheduler/store-retry.ts';
 import { cost, fromElsewhere } from './output.ts';
 
 /**
+ * log-update, loaded only when stderr is a terminal: it and its dependencies take ~9 MiB of a
+ * dispatcher's memory, for nothing when the progress is plain lines (a service, a pipe).
+ */
+const logUpdate = process.stderr.isTTY ? await import('log-update') : null;
+
+/**
  * Follows dispatcher events and prints progress; returns a function that stops it. `here`:
  * the dispatcher's checkout, so a task from another one that ends here says where its result
  * file goes.
@@ -19,7 +24,7 @@ import { cost, fromElsewhere } from './output.ts';
 export function attachProgress(events: DispatcherEvents, out: NodeJS.WriteStream = process.stderr, here: TaskOrigin | null = null): () => void {
   const live = new Map<string, { claim: Claim; model: string | null; since: number; last: string }>();
   const tty = out.isTTY === true;
-  const update = tty ? createLogUpdate(out) : null;
+  const update = tty && logUpdate ? logUpdate.createLogUpdate(out) : null;
   const stamp = () => new Date().toISOString().slice(11, 19);
   const print = (text: string) => {
     // A reason of several lines (a setup's last output): its further lines indented.

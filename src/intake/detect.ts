@@ -299,7 +299,7 @@ export async function fireDetectors(o: FireDetectorsOptions): Promise<DetectorsR
         continue;
       }
       try {
-        tick = latestTick(file.schedule, file.timezone, last, now);
+        tick = await latestTick(file.schedule, file.timezone, last, now);
       } catch (err) {
         throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(file.schedule)} is not a valid cron expression (${(err as Error).message})`);
       }

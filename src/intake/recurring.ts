@@ -9,7 +9,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CronExpressionParser } from 'cron-parser';
 import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
 import { decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
 import { isDetectorFile } from './detect.ts';
@@ -24,8 +23,13 @@ export interface RecurringResult {
   problems: string[];
 }
 
-/** The newest tick of `schedule` in (after, now], or null. */
-export function latestTick(schedule: string, timezone: string | undefined, after: number, now: number): number | null {
+/**
+ * The newest tick of `schedule` in (after, now], or null. cron-parser (with luxon: ~6 MiB) is
+ * loaded by the first call, so a dispatcher without recurring files never loads it.
+ * @throws Error from cron-parser for an expression it cannot read
+ */
+export async function latestTick(schedule: string, timezone: string | undefined, after: number, now: number): Promise<number | null> {
+  const { CronExpressionParser } = await import('cron-parser');
   const it = CronExpressionParser.parse(schedule, { currentDate: new Date(after), ...(timezone ? { tz: timezone } : {}) });
   let latest: number | null = null;
   for (let i = 0; i < 100_000; i++) {
@@ -74,7 +78,7 @@ export async function fireRecurring(paths: ProjectPaths, store: Store, config: C
       }
       let tick: number | null;
       try {
-        tick = latestTick(schedule, timezone, last, now);
+        tick = await latestTick(schedule, timezone, last, now);
       } catch (err) {
         throw new InvalidTaskError('schedule', `schedule: ${JSON.stringify(schedule)} is not a valid cron expression (${(err as Error).message})`);
       }

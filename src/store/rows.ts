@@ -30,7 +30,8 @@ export function statsFrom(row: Row, modelColumn: string): RunStats {
 
 /**
  * `TERMINAL_STATES` as an SQL list of literals (`'completed', 'failed', …`): the states the
- * partial index `tasks_unreported` (migrations: SQLite 012, PostgreSQL 003) holds. A query
+ * partial indexes of unreported tasks hold (SQLite: `tasks_running`, migration 023; PostgreSQL:
+ * `tasks_unreported`, migration 003). A query
  * can use a partial index only when its own WHERE names the same terms, so `listUnreported`
  * writes these literals rather than bound parameters.
  */

@@ -34,9 +34,9 @@ describe('recurring tasks', () => {
     ]);
   });
 
-  it('finds the newest tick of a schedule in a window', () => {
-    assert.equal(latestTick('*/15 * * * *', 'UTC', T0, T0 + 40 * MIN), Date.parse('2026-11-23T10:30:00Z'));
-    assert.equal(latestTick('*/15 * * * *', 'UTC', T0, T0 + 5 * MIN), null);
+  it('finds the newest tick of a schedule in a window', async () => {
+    assert.equal(await latestTick('*/15 * * * *', 'UTC', T0, T0 + 40 * MIN), Date.parse('2026-11-23T10:30:00Z'));
+    assert.equal(await latestTick('*/15 * * * *', 'UTC', T0, T0 + 5 * MIN), null);
   });
 
   it('creates one task per tick from the first tick after the file was first seen, without backfill', async () => {

@@ -18,7 +18,7 @@ import { describe, it } from 'node:test';
 import { emptyStats } from '../../src/agents/runner.ts';
 import type { TaskSpec } from '../../src/core/types.ts';
 import type { ClaimOptions } from '../../src/store/store.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { attemptIdAt, firstAttemptIdAt, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { newTask } from '../fixtures/specs.ts';
 
 const N = 50_000;
@@ -130,6 +130,92 @@ describe('SQLite at scale: per-tick work does not read the queue or the history'
     const countPages = await pagesRead(async () => (completed = (await store.countByState()).completed));
     assert.equal(completed, N);
     assert.ok(countPages <= SEEK_PAGES, `countByState read ${countPages} pages`);
+    await store.close();
+  });
+});
+
+describe('SQLite at scale: a day of spend is read without the history', { skip: !fs.existsSync(PROC_IO) && 'needs /proc/self/io' }, () => {
+  it(`agentUsage since the day began reads a few pages beside ${N} attempts of earlier days`, async () => {
+    const DAY = 86_400_000;
+    const store = await bulkStore(3, { agent: 'claude' });
+    const [old] = await store.listTasks({ limit: 1 });
+    // N ended, paid attempts of the last 30 days, ids made as the store makes them.
+    const insert = store.db.prepare(
+      "INSERT INTO attempts (id, task_id, number, worker_id, agent, outcome, started_at, finished_at, cost_usd, input_tokens, output_tokens) VALUES (?, ?, ?, 'w0', 'claude', 'completed', ?, ?, 1, 10, 20)",
+    );
+    store.db.transaction(() => {
+      for (let i = 1; i <= N; i++) {
+        const started = T0 - 30 * DAY + i * 1000;
+        insert.run(attemptIdAt(started), old!.id, 1000 + i, started, started + 500);
+      }
+    })();
+    const running = await store.claim(claimOpts({ now: T0 }));
+    const paid = await store.claim(claimOpts({ now: T0 + 1 }));
+    await store.finish(paid!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: { ...emptyStats(), costUsd: 0.25, inputTokens: 100, outputTokens: 200 }, now: T0 + 2 });
+    assert.ok(running && paid);
+
+    let today: Awaited<ReturnType<SqliteStore['agentUsage']>> = [];
+    const pages = await pagesRead(async () => (today = await store.agentUsage(T0 - 1000)));
+    assert.deepEqual(today, [{ agent: 'claude', running: 1, attempts: 2, costUsd: 0.25, inputTokens: 100, outputTokens: 200 }]);
+    assert.ok(pages <= SEEK_PAGES, `agentUsage for the day read ${pages} pages`);
+
+    // A window over the history reads it (what the figure above would be without the id order).
+    let month: Awaited<ReturnType<SqliteStore['agentUsage']>> = [];
+    const monthPages = await pagesRead(async () => (month = await store.agentUsage(T0 - 31 * DAY)));
+    assert.deepEqual(month, [{ agent: 'claude', running: 1, attempts: N + 2, costUsd: N + 0.25, inputTokens: 10 * N + 100, outputTokens: 20 * N + 200 }]);
+    assert.ok(monthPages > SEEK_PAGES, `the month read ${monthPages} pages`);
+    await store.close();
+  });
+});
+
+describe('attempt ids', () => {
+  it('are UUIDv7 of the start time: they sort as the attempts started, from firstAttemptIdAt of that time on', () => {
+    const times = [0, 1, 255, 256, T0 - 1, T0, T0, T0 + 1, 2 ** 48 - 1];
+    const ids = times.map(attemptIdAt);
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(new Set(ids).size, ids.length, 'no two alike');
+    assert.equal(ids[5]!.slice(0, 13), `${T0.toString(16).padStart(12, '0').slice(0, 8)}-${T0.toString(16).padStart(12, '0').slice(8)}`);
+    for (let i = 1; i < ids.length; i++) {
+      if (times[i] !== times[i - 1]) assert.ok(ids[i - 1]! < ids[i]!, `${ids[i - 1]} < ${ids[i]}`);
+    }
+    for (const [i, t] of times.entries()) {
+      assert.ok(firstAttemptIdAt(t) <= ids[i]!, 'an id of a start at t is at or after firstAttemptIdAt(t)');
+      if (t > 0) assert.ok(ids[times.findIndex((u) => u === t) - 1]! < firstAttemptIdAt(t), 'an earlier start sorts before it');
+    }
+  });
+});
+
+describe('SQLite writes: what a claim and a finish write', () => {
+  /** The B-trees (tables and indexes, by name) of the pages the WAL gained since `offset`, and the new offset. */
+  function walPages(store: SqliteStore, offset: number): { names: string[]; frames: number; offset: number } {
+    const pageSize = Number(store.db.pragma('page_size', { simple: true }));
+    const owner = new Map((store.db.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>).map((r) => [r.pageno, r.name]));
+    const wal = fs.readFileSync(`${store.db.name}-wal`);
+    const names = new Set<string>();
+    let frames = 0;
+    for (; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize, frames++) names.add(owner.get(wal.readUInt32BE(offset)) ?? '?');
+    return { names: [...names].sort(), frames, offset };
+  }
+
+  it('a claim writes the task row, its queued and running index entries and the attempt (row, id); a finish the task row, one index page, a count and the attempt row', async () => {
+    const store = new SqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-writes-')), 'agentq.db'), { checkpointIntervalMs: 0 });
+    store.db.pragma('wal_autocheckpoint = 0');
+    await store.enqueue(Array.from({ length: 20 }, (_, i) => ({ ...newTask(`t-${i}`), origin: { host: 'h', root: '/r' } })), T0);
+    const warm = await store.claim(claimOpts());
+    await store.finish(warm!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 });
+    store.db.pragma('wal_checkpoint(TRUNCATE)');
+    let offset = 32; // the WAL header
+
+    const claim = await store.claim(claimOpts());
+    const claimed = walPages(store, offset);
+    assert.deepEqual(claimed.names, ['attempts', 'attempts_id', 'tasks', 'tasks_queued', 'tasks_running']);
+    assert.equal(claimed.frames, 5);
+    offset = claimed.offset;
+
+    await store.finish(claim!.attempt.id, { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 });
+    const finished = walPages(store, offset);
+    assert.deepEqual(finished.names, ['attempts', 'task_counts', 'tasks', 'tasks_running'], 'the running entry and the unreported one on one page of one index');
+    assert.equal(finished.frames, 4);
     await store.close();
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The reporter's query on SQLite (`listUnreported`) reads the partial index of unreported
- * terminal tasks only, never the history: its plan searches `tasks_unreported`, and the index
- * holds no reported or unfinished task. (PostgreSQL: "PostgreSQL store specifics" in
+ * terminal tasks only, never the history: its plan searches `tasks_running` (migration 023: the
+ * running tasks and the unreported terminal ones), and the index holds no reported, queued or
+ * held task. (PostgreSQL: "PostgreSQL store specifics" in
  * test/contract/postgres-store.test.ts.) A store from before migration 012 keeps its tasks,
  * without an origin: any checkout reports them.
  */
@@ -14,16 +15,16 @@ import Database from 'better-sqlite3';
 import { SqliteStore, UNREPORTED_SQL } from '../../src/store/sqlite/sqlite-store.ts';
 import { newTask } from '../fixtures/specs.ts';
 
-it('listUnreported searches the partial index tasks_unreported, which holds only unreported terminal tasks', async () => {
+it('listUnreported searches the partial index tasks_running, which holds only running and unreported terminal tasks', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-unreported-'));
   const store = new SqliteStore(path.join(dir, 'agentq.db'));
   const origin = { host: 'h', root: '/r' };
   const plan = (sql: string, ...params: string[]) => (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
   assert.deepEqual(
     plan(UNREPORTED_SQL.ofOrigin, origin.host, origin.root).filter((d) => d.startsWith('SEARCH') || d.startsWith('SCAN')),
-    ['SEARCH tasks USING INDEX tasks_unreported (origin_host=? AND origin_root=?)', 'SEARCH tasks USING INDEX tasks_unreported (origin_host=?)'],
+    ['SEARCH tasks USING INDEX tasks_running (state=? AND origin_host=? AND origin_root=?)', 'SEARCH tasks USING INDEX tasks_running (state=? AND origin_host=?)'],
   );
-  assert.deepEqual(plan(UNREPORTED_SQL.all).filter((d) => d.startsWith('SEARCH') || d.startsWith('SCAN')), ['SCAN tasks USING INDEX tasks_unreported']);
+  assert.deepEqual(plan(UNREPORTED_SQL.all).filter((d) => d.startsWith('SEARCH') || d.startsWith('SCAN')), ['SEARCH tasks USING INDEX tasks_running (state=?)']);
 
   // 50 reported, 1 unreported, 3 not ended: the index holds the one.
   const bad = (name: string) => ({ ...newTask(name), origin, invalidReason: 'x: bad' });

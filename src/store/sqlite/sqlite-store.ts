@@ -75,8 +75,15 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
-/** The terminal tasks without a result file, read through the partial index `tasks_unreported` (migration 012) alone. */
-const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_unreported WHERE result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
+/**
+ * The predicate of the partial index `tasks_running` (migration 23): running tasks, and terminal
+ * ones without a result file. A query reads that index only when its WHERE holds this term as
+ * written there, or one that implies it (`state = 'running'`).
+ */
+const LIVE_SQL = `(state = 'running' OR (result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})))`;
+
+/** The terminal tasks without a result file, read through the partial index `tasks_running` (migration 23) alone. */
+const UNREPORTED = `SELECT * FROM tasks INDEXED BY tasks_running WHERE ${LIVE_SQL} AND result_path IS NULL AND state IN (${TERMINAL_STATES_SQL})`;
 
 /**
  * `listUnreported`'s queries: every unreported task (`all`), or those of one origin (bound:
@@ -91,6 +98,13 @@ export const UNREPORTED_SQL = {
 
 /** The partial index holding the tasks of a state, for the states that have one (terminal ones: a scan by id, newest or oldest first, that stops at the limit). */
 const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued', running: 'tasks_running', blocked: 'tasks_held', waiting: 'tasks_held' };
+
+/**
+ * A task's dependency ids in position order as a JSON list (column `dep_ids`), read in the
+ * statement that reads the task row (`tasks` by that name: a SELECT or an UPDATE … RETURNING):
+ * one seek of `task_deps` instead of one more statement per task.
+ */
+const DEP_IDS_SQL = '(SELECT json_group_array(depends_on_id ORDER BY position) FROM task_deps WHERE task_id = tasks.id) AS dep_ids';
 
 /** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 22), over the row aliased `t`. */
 const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
@@ -151,8 +165,68 @@ export function claimSql(agents: number): string {
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
-    RETURNING *`;
+    RETURNING *, ${DEP_IDS_SQL}`;
 }
+
+/**
+ * A new attempt's id: a UUIDv7 (RFC 9562 §5.7) whose time is the attempt's start (`now`, epoch
+ * ms, the `started_at` it is stored with; whole ms, within 0…2^48 − 1), so ids sort as the
+ * attempts started (`attempts_id` appends at its end, and reads a window of starts as one
+ * range: {@link firstAttemptIdAt}); 74 random bits (Web Crypto, drawn ahead in a pool). Made here rather than by the
+ * `uuid` package, whose import costs every process ~5 MiB of RSS (bench/dispatcher-rss.ts).
+ */
+export function attemptIdAt(now: number): string {
+  if (idEntropy.next + 16 > idEntropy.pool.length) {
+    crypto.getRandomValues(idEntropy.pool); // one call per 256 ids: a call costs ~10 µs
+    idEntropy.next = 0;
+  }
+  const b = idEntropy.pool.subarray(idEntropy.next, (idEntropy.next += 16));
+  for (let i = 5, t = idTime(now); i >= 0; i--, t = Math.floor(t / 256)) b[i] = t % 256;
+  b[6] = 0x70 | (b[6]! & 0x0f); // version 7
+  b[8] = 0x80 | (b[8]! & 0x3f); // variant 10
+  const h = Buffer.from(b).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Random bytes for {@link attemptIdAt}, drawn 4 KiB at a time; each id takes (and overwrites) the next 16. */
+const idEntropy = { pool: new Uint8Array(4096), next: 4096 };
+
+const idTime = (ms: number): number => Math.min(Math.max(0, Math.floor(ms)), 2 ** 48 - 1);
+
+/** The least id {@link attemptIdAt} makes for a start at `since` (epoch ms) or later: every later one sorts at or after it as text. */
+export function firstAttemptIdAt(since: number): string {
+  const hex = idTime(since).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
+}
+
+/** A statement's rows as {@link Row} objects: `get` the first (undefined: none), `all` of them. */
+interface RowReader {
+  get(...params: unknown[]): Row | undefined;
+  all(...params: unknown[]): Row[];
+}
+
+/**
+ * Reads `statement`'s rows as arrays (better-sqlite3's raw mode) and makes each object with a
+ * function compiled once for the statement's columns (names from the schema, quoted as JSON):
+ * better-sqlite3's own objects intern every column name of every row, which for a `tasks` row
+ * (~75 columns) costs about as much again as the read itself.
+ */
+function rowReader(statement: Database.Statement): RowReader {
+  const names = statement.columns().map((c) => c.name);
+  const make = new Function('v', `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} };`) as (values: unknown[]) => Row;
+  const raw = statement.raw(true);
+  return {
+    get: (...params) => {
+      const values = raw.get(...params) as unknown[] | undefined;
+      return values === undefined ? undefined : make(values);
+    },
+    all: (...params) => (raw.all(...params) as unknown[][]).map(make),
+  };
+}
+
+/** {@link claimSql} by agent count, made once each (a claim would otherwise build and hash 2 KB of SQL). */
+const claimSqlByAgents: string[] = [];
+const claimSqlFor = (agents: number): string => (claimSqlByAgents[agents] ??= claimSql(agents));
 
 /** The `migrations/NNN_*.sql` file names, in order. */
 function migrationFiles(): string[] {
@@ -374,6 +448,15 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  private readonly taskReaders = new Map<string, RowReader>();
+
+  /** {@link rowReader} of `sql` (a statement that returns `tasks` rows), made once per SQL text. */
+  private taskRows(sql: string): RowReader {
+    let reader = this.taskReaders.get(sql);
+    if (!reader) this.taskReaders.set(sql, (reader = rowReader(this.db.prepare(sql))));
+    return reader;
+  }
+
   /**
    * Runs `fn` in one `BEGIN IMMEDIATE` transaction (the write lock first, so the reads in it
    * see what the writes will change), rolled back if it throws; inside a transaction already,
@@ -393,6 +476,14 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * The task of a row read with {@link DEP_IDS_SQL} (its dependency ids in the row), or else
+   * with its dependency ids read by one more query.
+   */
+  private taskOf(row: Row): Task {
+    return toTask(row, typeof row.dep_ids === 'string' ? (JSON.parse(row.dep_ids) as number[]) : this.depIds(Number(row.id)));
+  }
+
   private depIds(taskId: number): number[] {
     return (this.prepare('SELECT depends_on_id FROM task_deps WHERE task_id = ? ORDER BY position').all(taskId) as Row[]).map((r) =>
       Number(r.depends_on_id),
@@ -400,12 +491,32 @@ export class SqliteStore implements Store {
   }
 
   private taskById(id: number): Task | null {
-    const row = this.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
-    return row ? toTask(row, this.depIds(id)) : null;
+    const row = this.taskRows(`SELECT *, ${DEP_IDS_SQL} FROM tasks WHERE id = ?`).get(id);
+    return row ? this.taskOf(row) : null;
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
-    return this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
+    const insert = () => this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
+    // Taken in from files the caller removes next: the tasks must outlast a power loss.
+    return tasks.some((t) => t.intakeKey !== undefined) ? this.durably(insert) : insert();
+  }
+
+  /**
+   * Runs `fn` (one transaction) with `synchronous = FULL`: its commit returns once the WAL is
+   * on disk (fsync). The store's other transactions run with `synchronous = NORMAL`: durable
+   * against a crash of the process, not of the machine (a power loss may undo the last ones;
+   * the store stays consistent). That costs an attempt at most (a claim or an end undone
+   * reruns it: delivery is at-least-once), while an intake undone after its file was removed
+   * would lose the task.
+   */
+  private durably<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.prepare('PRAGMA synchronous = FULL').run();
+    try {
+      return fn();
+    } finally {
+      this.prepare('PRAGMA synchronous = NORMAL').run();
+    }
   }
 
   /** Whether `task_id_floor` is known empty (it only empties): enqueue then reads it no more. */
@@ -553,14 +664,16 @@ export class SqliteStore implements Store {
 
   async claim(o: ClaimOptions): Promise<Claim | null> {
     if (o.agents.length === 0) return null;
+    // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
+    const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
-    const claimStmt = this.prepare(claimSql(o.agents.length));
+    const claimStmt = this.taskRows(claimSqlFor(o.agents.length));
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
       VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
     return this.tx(() => {
-      promote.run(o.now);
-      const attemptId = crypto.randomUUID();
+      if (due.get(o.now)) promote.run(o.now);
+      const attemptId = attemptIdAt(o.now);
       const row = claimStmt.get({
         worker: o.workerId,
         token: attemptId,
@@ -572,9 +685,9 @@ export class SqliteStore implements Store {
         groupConcurrency: o.groupConcurrency ?? 1,
         agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
         ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
-      }) as Row | undefined;
+      });
       if (!row) return null;
-      const task = toTask(row, this.depIds(Number(row.id)));
+      const task = this.taskOf(row);
       // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
       const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
       insertAttempt.run(attempt);
@@ -662,13 +775,15 @@ export class SqliteStore implements Store {
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
   ): Task | null {
-    const row = this.prepare(`UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *`).get({
+    const row = this.taskRows(
+      `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`,
+    ).get({
       ...values,
       attempt: attemptId,
-    }) as Row | undefined;
+    });
     if (!row) return null;
     this.closeAttempt(attemptId, outcome, close);
-    return toTask(row, this.depIds(Number(row.id)));
+    return this.taskOf(row);
   }
 
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
@@ -1022,9 +1137,8 @@ export class SqliteStore implements Store {
     // A first page of a state that has a partial index reads that index alone.
     const index = filter.beforeId !== undefined ? undefined : filter.state ? STATE_INDEX[filter.state] : undefined;
     const table = filter.beforeId !== undefined ? 'tasks NOT INDEXED' : index ? `tasks INDEXED BY ${index}` : 'tasks';
-    const sql = `SELECT * FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
-    const rows = this.prepare(sql).all(...args, filter.limit ?? -1) as Row[];
-    return rows.map((r) => toTask(r, this.depIds(Number(r.id))));
+    const sql = `SELECT *, ${DEP_IDS_SQL} FROM ${table} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${filter.order === 'desc' ? 'DESC' : ''} LIMIT ?`;
+    return this.taskRows(sql).all(...args, filter.limit ?? -1).map((r) => this.taskOf(r));
   }
 
   async listAttempts(taskId: number): Promise<Attempt[]> {
@@ -1072,7 +1186,30 @@ export class SqliteStore implements Store {
     return counts;
   }
 
+  /** `attempt_ids_ordered.since` (migration 23), read once: from it on, attempt ids are in start order. */
+  private orderedIdsSince: number | null = null;
+
+  /**
+   * From the running tasks (`tasks_running`; a running attempt is its task's lease) and the
+   * attempts started since `since` (a range of `attempts_id`: ids in start order, see
+   * {@link attemptIdAt}), so its cost follows the day's attempts, not the history. A window
+   * that begins before the ids were ordered (a store upgraded to migration 23 that day, or
+   * `since` 0) reads the whole table.
+   */
   async agentUsage(since: number): Promise<AgentUsage[]> {
+    this.orderedIdsSince ??= Number((this.prepare('SELECT since FROM attempt_ids_ordered').get() as Row | undefined)?.since ?? 0);
+    if (since >= this.orderedIdsSince) {
+      const rows = this.prepare(
+        `SELECT agent, sum(running) AS running, sum(attempts) AS attempts, sum(cost) AS cost, sum(input) AS input, sum(output) AS output FROM (
+           SELECT a.agent, 1 AS running, 0 AS attempts, 0 AS cost, 0 AS input, 0 AS output
+             FROM tasks t INDEXED BY tasks_running JOIN attempts a ON a.id = t.lease_token WHERE t.state = 'running'
+           UNION ALL
+           SELECT agent, 0, 1, coalesce(cost_usd, 0), coalesce(input_tokens, 0), coalesce(output_tokens, 0)
+             FROM attempts INDEXED BY attempts_id WHERE id >= @sinceId AND started_at >= @since
+         ) GROUP BY agent ORDER BY agent`,
+      ).all({ since, sinceId: firstAttemptIdAt(since) }) as Row[];
+      return rows.map(toAgentUsage);
+    }
     const rows = this.prepare(
       `SELECT agent,
          sum(CASE WHEN outcome = 'running' THEN 1 ELSE 0 END) AS running,
