@@ -22,7 +22,7 @@ import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
-import type { FinishOutcome, Store, WorkspaceRecord } from '../store/store.ts';
+import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
 import { recordSetup, runWorkspaceSetup, setupSucceeded } from '../workspace/setup.ts';
 import { closeWorkspace, defaultWorkspaceMode, MergeError, openWorkspace, pruneWorktrees, type Workspace, type WorkspaceMode, type WorkspaceResult } from '../workspace/workspace.ts';
@@ -70,6 +70,11 @@ interface Running {
   done: Promise<void>;
   /** The agent's activity (stall watchdog, `lastActivityAt`) while it runs. */
   activity?: ActivityWatch;
+  /**
+   * The attempt's agent and routed model being written ({@link Dispatcher.chooseAgent}) while
+   * the agent starts; the attempt's later writes wait for it. Never rejects (a failure is reported).
+   */
+  recorded?: Promise<void>;
 }
 
 /**
@@ -202,6 +207,12 @@ export class Dispatcher {
   inboxComplete: ((file: string, identity: string) => boolean) | undefined;
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
   readonly refusedFiles = new Map<string, string>();
+  /** {@link agentEnvOf}'s environments by agent. */
+  private readonly agentEnvs = new Map<string, Record<string, string>>();
+  /** The live dispatchers on the store ({@link shareLimit}) when last counted (epoch ms); null before the first count. */
+  private live: { count: number; at: number } | null = null;
+  /** Counts the tasks this dispatcher took in or ended outside an attempt (intake, recurring, dependents, parents): a tick that claimed first claims again when it moved. */
+  private workMade = 0;
   /** Serialises inbox intake between the tick and completing attempts. */
   private intakeLock: Promise<void> = Promise.resolve();
   /** The project's default workspace mode, found once. */
@@ -279,6 +290,11 @@ export class Dispatcher {
     return localLimit(this.o.config);
   }
 
+  /** The cadence of the lease keeper and the rescuer, ms: `min(lease / 3, poll_interval)`. */
+  private get serviceIntervalMs(): number {
+    return Math.min(this.o.config.lease / 3, this.o.config.poll_interval);
+  }
+
   /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
   async start(): Promise<void> {
     const now = this.o.now();
@@ -308,7 +324,7 @@ export class Dispatcher {
     }
     // Services on cadences of their own: leases renewed (and cancel requests seen) however
     // long `poll_interval` is; dead dispatchers' tasks rescued.
-    const every = Math.min(this.o.config.lease / 3, this.o.config.poll_interval);
+    const every = this.serviceIntervalMs;
     // A service that fails for good (transient store errors are retried below it) fails the loop at its next tick, as a tick's own error does.
     const report = (err: unknown) => {
       if (this.failure === null) this.failure = err instanceof Error ? err : new Error(String(err));
@@ -366,10 +382,15 @@ export class Dispatcher {
     const host = os.hostname();
     const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
     const recovered: Task[] = [];
+    const gone = new Set<string>();
     for (const w of workers.values()) {
       // Dispatchers on this host whose process is gone (killed, crashed): forget them.
-      if (w.id !== this.workerId && w.host === host && !isAlive(w.pid)) await this.o.store.removeWorker(w.id);
+      if (w.id !== this.workerId && w.host === host && !isAlive(w.pid)) {
+        await this.o.store.removeWorker(w.id);
+        gone.add(w.id);
+      }
     }
+    this.countLive([...workers.values()].filter((w) => !gone.has(w.id)), now);
     for (const stale of await this.o.store.listRunning()) {
       if (stale.workerId === this.workerId) continue;
       const w = workers.get(stale.workerId);
@@ -399,11 +420,16 @@ export class Dispatcher {
    * One round of the loop's cadence (`poll_interval`, or a wake-up): take in the inbox, fail
    * tasks whose dependency failed, end parents whose subtasks ended, write missing result
    * files, then claim what can run. Leases and rescue run on cadences of their own
-   * ({@link keepLeases}, {@link recover}), started by {@link start}.
+   * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
+   * the store's `watchWork`: work is waiting there): claim first, then the rest, then claim
+   * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
-  async tick(): Promise<void> {
+  async tick(o: { claimFirst?: boolean } = {}): Promise<void> {
     if (this.failure) throw this.failure;
+    // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
+    if (o.claimFirst) await this.pump();
+    const made = this.workMade;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
     this.startDetectors();
@@ -412,7 +438,8 @@ export class Dispatcher {
     await this.writeResults();
     // In the background: a remote that is slow to answer must not hold up claims.
     this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
-    await this.pump();
+    if (!o.claimFirst) await this.pump();
+    else if (this.workMade !== made) await this.pump({ refill: true }); // not a tick's pump: that was the first
   }
 
   /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
@@ -505,11 +532,13 @@ export class Dispatcher {
     this.refusedFiles.clear();
     for (const e of refused) this.refusedFiles.set(e.file, e.reason);
     if (fresh.length) this.events.emit('intake.refused', fresh);
+    this.workMade += created.length;
     for (const t of created) {
       this.touched.add(t.id);
       this.events.emit('task.created', t);
     }
     const recurring = await fireRecurring(this.o.paths, this.o.store, this.o.config, now);
+    this.workMade += recurring.created.length;
     for (const t of recurring.created) {
       this.touched.add(t.id);
       this.events.emit('task.created', t);
@@ -585,12 +614,20 @@ export class Dispatcher {
    * This dispatcher's share of the store-wide `concurrency` among the live dispatchers on the
    * store (those whose heartbeat is younger than `lease`, this one included), rounded up, at
    * most {@link localLimit}. Alone on the store (or with `local_concurrency` limits that leave
-   * room for every dispatcher) it is its local limit.
+   * room for every dispatcher) it is its local limit. The count is at most one rescuer period
+   * old (`min(lease / 3, poll_interval)`; {@link recover} counts too), so a pump reads no
+   * worker rows on its way to the claim.
    */
   private async shareLimit(): Promise<number> {
     const now = this.o.now();
-    const live = (await this.o.store.listWorkers()).filter((w) => w.id === this.workerId || now - w.heartbeatAt <= this.o.config.lease).length;
-    return Math.min(this.localLimit, Math.ceil(this.o.config.concurrency / Math.max(1, live)));
+    // Counted by the rescuer on its cadence; read here only when that count is older than it.
+    if (this.live === null || now - this.live.at >= this.serviceIntervalMs) this.countLive(await this.o.store.listWorkers(), now);
+    return Math.min(this.localLimit, Math.ceil(this.o.config.concurrency / Math.max(1, this.live!.count)));
+  }
+
+  /** Counts the live dispatchers among `workers` (read at `now`): this one, and those whose heartbeat is younger than `lease`. */
+  private countLive(workers: readonly WorkerInfo[], now: number): void {
+    this.live = { count: workers.filter((w) => w.id === this.workerId || now - w.heartbeatAt <= this.o.config.lease).length, at: now };
   }
 
   /** Starts an attempt; resolves once its agent is chosen and its start token taken (or it went back to the queue). */
@@ -703,7 +740,10 @@ export class Dispatcher {
         }
         if (event.type === 'session') {
           sessionModel = event.model;
-          this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model }).catch((err: unknown) => this.events.emit('error', err as Error));
+          // After the routed model's write, which this one overrides.
+          void Promise.resolve(entry?.recorded)
+            .then(() => this.o.store.recordStats(attempt.id, { sessionId: event.sessionId, model: event.model }))
+            .catch((err: unknown) => this.events.emit('error', err as Error));
         }
       },
     });
@@ -812,7 +852,12 @@ export class Dispatcher {
       }
     }
     const model = routeModel(claim.task, this.o.config);
-    await store.setAttemptAgent(claim.attempt.id, { agent: claim.task.agent, model });
+    // Not awaited: nothing before the agent's start needs it; the attempt's later writes wait for it (see `Running.recorded`).
+    this.running.get(claimed.attempt.id)!.recorded = store
+      .setAttemptAgent(claim.attempt.id, { agent: claim.task.agent, model })
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      });
     return { claim, model };
   }
 
@@ -878,8 +923,15 @@ export class Dispatcher {
       stderrLog: attemptLogFile(this.o.paths, task, attempt.number, 'stderr'),
       deadline: attempt.startedAt + task.timeoutMs,
       maxCostUsd,
-      env: agentEnv(this.o.env, this.o.config, task.agent, { AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name }),
+      env: { ...this.agentEnvOf(task.agent), AGENTQ_TASK_ID: String(task.id), AGENTQ_TASK_NAME: task.name },
     };
+  }
+
+  /** The environment of `agent`'s attempts before their task's tags ({@link agentEnv} of this dispatcher's env and config), worked out once per agent. */
+  private agentEnvOf(agent: string): Record<string, string> {
+    let env = this.agentEnvs.get(agent);
+    if (env === undefined) this.agentEnvs.set(agent, (env = agentEnv(this.o.env, this.o.config, agent, {})));
+    return env;
   }
 
   /**
@@ -959,6 +1011,7 @@ export class Dispatcher {
   ): Promise<void> {
     const { claim, workspace } = plan;
     const { task, attempt } = claim;
+    await this.running.get(attempt.id)?.recorded;
     const store = this.o.store;
     const now = this.o.now();
     const agent = agentConfig(this.o.config, task.agent);
@@ -1125,6 +1178,7 @@ export class Dispatcher {
   /** Ends `waiting` parents whose subtasks have all ended, and reports them. */
   private async settleParents(): Promise<void> {
     for (const t of await this.o.store.settleParents(this.o.now())) {
+      this.workMade++;
       await this.report(t);
       if (t.state !== 'completed') await this.settleDependents();
     }
@@ -1133,6 +1187,7 @@ export class Dispatcher {
   /** Fails queued tasks whose dependency ended without completing, and reports them. */
   private async settleDependents(): Promise<void> {
     for (const t of await this.o.store.failBlockedDependents(this.o.now())) {
+      this.workMade++;
       this.touched.add(t.id);
       await this.report(t);
     }

@@ -4,7 +4,8 @@
  * (`watchInbox`: inotify, which also tells intake which files are complete, else chokidar),
  * work committed by another process (the store's `watchWork`: PostgreSQL's
  * `LISTEN`/`NOTIFY`) or `wake()` cuts short, until `stop()`, or with `once` until nothing is
- * left (or nothing left can run within `maxWaitMs`).
+ * left (or nothing left can run within `maxWaitMs`). A tick woken by the store claims first
+ * (`Dispatcher.tick`'s `claimFirst`): the work is already in the store.
  */
 import type { Config, ProjectPaths } from '../config/config.ts';
 import { watchInbox, type InboxWatch } from '../intake/inbox-watch.ts';
@@ -31,6 +32,8 @@ export class DispatchLoop {
   private stopped = false;
   /** A wake-up that came while a tick ran: the next wait is skipped. */
   private woken = false;
+  /** The wake-up was the store's (`watchWork`: work another process committed): the next tick claims first. */
+  private workWoken = false;
   private wakeWait: () => void = () => {};
   /** With `once`: the queued tasks left because none could run within `maxWaitMs` (empty otherwise). */
   unrunnable: QueuedWait[] = [];
@@ -68,7 +71,10 @@ export class DispatchLoop {
       // Work another process commits (another host's dispatcher, submit, POST) wakes the loop;
       // the poll stays the backup. A watch that fails is reported, never fatal.
       if (!this.o.once) {
-        unwatch = await this.dispatcher.watchWork(() => this.wake()).catch((err: unknown) => {
+        unwatch = await this.dispatcher.watchWork(() => {
+          this.workWoken = true;
+          this.wake();
+        }).catch((err: unknown) => {
           this.dispatcher.events.emit('error', err instanceof Error ? err : new Error(String(err)));
           return null;
         });
@@ -76,7 +82,9 @@ export class DispatchLoop {
       for (;;) {
         if (this.stopped) return;
         this.woken = false;
-        await this.dispatcher.tick();
+        const claimFirst = this.workWoken;
+        this.workWoken = false;
+        await this.dispatcher.tick({ claimFirst });
         if (this.o.once && ((await this.dispatcher.idle()) ? !this.dispatcher.inboxHasWork() : await this.stalled())) return;
         if (this.woken || this.stopped) continue;
         await new Promise<void>((resolve) => {
