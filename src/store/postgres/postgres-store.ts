@@ -8,8 +8,8 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one call of `claim_task` (migration 013): a transaction advisory lock of the
- *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
+ * - a claim (of one task or a batch) is one call of `claim_tasks` (migration 014): a transaction
+ *   advisory lock of the schema's claims, then per task one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
  *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
  *   count running tasks, and two claims each seeing the other's task still queued would go past
  *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
@@ -446,8 +446,13 @@ export class PostgresStore implements Store {
    * rows come back as JSON.
    */
   private async prepared(name: string, text: string, params: unknown[]): Promise<Row | undefined> {
+    return (await this.preparedRows(name, text, params))[0];
+  }
+
+  /** {@link prepared}, every row. */
+  private async preparedRows(name: string, text: string, params: unknown[]): Promise<Row[]> {
     try {
-      return (await this.pool.query<Row>({ name, text, values: params })).rows[0];
+      return (await this.pool.query<Row>({ name, text, values: params })).rows;
     } catch (err) {
       throw normalizeError(err);
     }
@@ -647,20 +652,25 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  /**
-   * One statement, `claim_task` (migration 013): the schema's claim lock, then the claim's
-   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
-   * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
-   */
   async claim(o: ClaimOptions): Promise<Claim | null> {
-    if (o.agents.length === 0) return null;
-    const row = await this.prepared(
-      'agentq_claim',
-      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+    return (await this.claimMany(o, 1))[0] ?? null;
+  }
+
+  /**
+   * One statement, `claim_tasks` (migration 014): the schema's claim lock, then the claim's
+   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
+   * by a CTE, once per task wanted, in the statement's own transaction, so the lock is held for
+   * no round trip.
+   */
+  async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
+    if (o.agents.length === 0 || max < 1) return [];
+    const rows = await this.preparedRows(
+      'agentq_claim_tasks',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
       [
         this.lockName('claim'),
         o.workerId,
-        crypto.randomUUID(),
+        Array.from({ length: max }, () => crypto.randomUUID()),
         o.now + o.leaseMs,
         o.now,
         o.agents,
@@ -672,8 +682,7 @@ export class PostgresStore implements Store {
         o.host ?? null,
       ],
     );
-    if (!row) return null;
-    return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
+    return rows.map((row) => ({ task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) }));
   }
 
   async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
