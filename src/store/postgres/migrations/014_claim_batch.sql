@@ -1,18 +1,24 @@
 -- Claims in batches (issue #10): one call claims up to as many tasks as the dispatcher has free
--- slots. Written against the schema of 013.
+-- slots, in one round trip. Written against the schema of 013.
 --
--- `claim_tasks` takes the schema's claim lock once, then runs the claim of 013 once per attempt
--- id in `p_attempts` (one id per task wanted, so its length is the batch's size), stopping at
--- the first that finds nothing. Each pass is a statement of its own, so it sees the tasks the
--- passes before it marked running: every limit (`concurrency`, groups, agents) counts them, and
--- the batch is taken in claim order (priority, then arrival) as that many single claims in a
--- row would take it. One round trip for the batch; one attempt row, lease and fencing id per
--- task. `claim_task` of 013 becomes the batch of one (same arguments, so a process of the
--- version before keeps claiming through it).
+-- `claim_tasks` takes the schema's claim lock, then, with snapshots taken after it (each
+-- statement of a VOLATILE PL/pgSQL function takes its own), reads the running tasks once
+-- (their total, per agent, per concurrency group), walks the ready tasks in claim order
+-- (priority, then arrival: `tasks_queued`, never sorted; queued, `run_after` passed, one of
+-- `p_agents`, every `runs_on` label among `p_labels`, its account not paused, every dependency
+-- completed) and takes each whose group and agent are below their limits, counting the ones it
+-- took, until it has one per id of `p_attempts` or the running total reaches `p_concurrency`;
+-- then marks them running and opens their attempts in one statement. So a batch takes what
+-- that many single claims in a row would take, at the cost of one scan, one UPDATE and one
+-- INSERT. The walk does not lock the rows it reads: the claims are serialized by the lock, and
+-- the UPDATE takes only the tasks still queued (a task cancelled meanwhile is left out).
 --
--- Arguments as `claim_task` (013) but `p_attempts`: the new attempts' ids, in claim order.
--- Returns a row per task claimed, in claim order: the task and its attempt (rows as JSON) and
--- the task's dependency ids in order.
+-- `claim_task` of 013 becomes the batch of one (same arguments, so a process of the version
+-- before claims by the same rule).
+--
+-- Arguments as `claim_task` (013) but `p_attempts`: the new attempts' ids, one per task wanted,
+-- given to the tasks in claim order. Returns a row per task claimed, in claim order: the task
+-- and its attempt (rows as JSON) and the task's dependency ids in order.
 CREATE FUNCTION claim_tasks(
   p_lock              TEXT,
   p_worker            TEXT,
@@ -34,41 +40,64 @@ SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-  v_attempt TEXT;
+  v_running BIGINT;
+  v_by_agent JSONB;
+  v_by_group JSONB;
+  v_ids BIGINT[] := '{}';
+  v_limit NUMERIC;
+  v_task RECORD;
 BEGIN
+  IF cardinality(p_attempts) = 0 THEN RETURN; END IF;
   PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
-  FOREACH v_attempt IN ARRAY p_attempts LOOP
-    RETURN QUERY
-    WITH claimed AS (
-      UPDATE tasks SET state = 'running', attempts = tasks.attempts + 1, claims = tasks.claims + 1,
-        lease_owner = p_worker, lease_token = v_attempt, lease_expires_at = p_lease_until,
-        started_at = p_now, last_activity_at = p_now, cancel_requested = false
-      WHERE tasks.id = (
-        SELECT t.id FROM tasks t
-        WHERE t.state = 'queued' AND t.run_after <= p_now AND t.agent = ANY (p_agents)
-          AND t.runs_on::jsonb <@ p_labels
-          AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > p_now
-                          AND p.agent = COALESCE(p_accounts ->> t.agent, t.agent))
-          AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
-                          WHERE d.task_id = t.id AND dt.state <> 'completed')
-          AND (SELECT count(*) FROM tasks r WHERE r.state = 'running') < p_concurrency
-          AND (t.concurrency_group IS NULL OR (SELECT count(*) FROM tasks g
-               WHERE g.state = 'running' AND g.concurrency_group = t.concurrency_group) < p_group_concurrency)
-          AND (p_agent_limits ->> t.agent IS NULL OR (SELECT count(*) FROM tasks a
-               WHERE a.state = 'running' AND a.agent = t.agent) < (p_agent_limits ->> t.agent)::numeric)
-        ORDER BY t.priority_rank, t.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED)
-      RETURNING tasks.*),
-    opened AS (
-      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-      SELECT v_attempt, claimed.id, claimed.claims, p_worker, p_host, claimed.agent, claimed.model, p_now FROM claimed
-      RETURNING attempts.*)
-    SELECT to_json(claimed), to_json(opened),
-      ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position)
-    FROM claimed JOIN opened ON opened.task_id = claimed.id;
-    EXIT WHEN NOT FOUND;
+  SELECT count(*),
+         COALESCE((SELECT jsonb_object_agg(a.agent, a.n) FROM (SELECT x.agent, count(*) AS n FROM tasks x
+                    WHERE x.state = 'running' GROUP BY x.agent) a), '{}'),
+         COALESCE((SELECT jsonb_object_agg(g.concurrency_group, g.n) FROM (SELECT y.concurrency_group, count(*) AS n FROM tasks y
+                    WHERE y.state = 'running' AND y.concurrency_group IS NOT NULL GROUP BY y.concurrency_group) g), '{}')
+    INTO v_running, v_by_agent, v_by_group
+    FROM tasks z WHERE z.state = 'running';
+  IF v_running >= p_concurrency THEN RETURN; END IF;
+  FOR v_task IN
+    SELECT t.id, t.agent, t.concurrency_group FROM tasks t
+     WHERE t.state = 'queued' AND t.run_after <= p_now AND t.agent = ANY (p_agents)
+       AND t.runs_on::jsonb <@ p_labels
+       AND NOT EXISTS (SELECT 1 FROM agent_pauses p WHERE p.until > p_now
+                       AND p.agent = COALESCE(p_accounts ->> t.agent, t.agent))
+       AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
+                       WHERE d.task_id = t.id AND dt.state <> 'completed')
+     ORDER BY t.priority_rank, t.id
+  LOOP
+    CONTINUE WHEN v_task.concurrency_group IS NOT NULL
+      AND COALESCE((v_by_group ->> v_task.concurrency_group)::bigint, 0) >= p_group_concurrency;
+    v_limit := (p_agent_limits ->> v_task.agent)::numeric;
+    CONTINUE WHEN v_limit IS NOT NULL AND COALESCE((v_by_agent ->> v_task.agent)::bigint, 0) >= v_limit;
+    v_ids := v_ids || v_task.id;
+    v_running := v_running + 1;
+    v_by_agent := jsonb_set(v_by_agent, ARRAY[v_task.agent], to_jsonb(COALESCE((v_by_agent ->> v_task.agent)::bigint, 0) + 1));
+    IF v_task.concurrency_group IS NOT NULL THEN
+      v_by_group := jsonb_set(v_by_group, ARRAY[v_task.concurrency_group], to_jsonb(COALESCE((v_by_group ->> v_task.concurrency_group)::bigint, 0) + 1));
+    END IF;
+    EXIT WHEN cardinality(v_ids) >= cardinality(p_attempts) OR v_running >= p_concurrency;
   END LOOP;
+  IF cardinality(v_ids) = 0 THEN RETURN; END IF;
+  RETURN QUERY
+  WITH picked AS (
+    SELECT c.id, p_attempts[c.ord] AS attempt, c.ord FROM unnest(v_ids) WITH ORDINALITY AS c(id, ord)),
+  claimed AS (
+    UPDATE tasks SET state = 'running', attempts = tasks.attempts + 1, claims = tasks.claims + 1,
+      lease_owner = p_worker, lease_token = picked.attempt, lease_expires_at = p_lease_until,
+      started_at = p_now, last_activity_at = p_now, cancel_requested = false
+      FROM picked
+     WHERE tasks.id = picked.id AND tasks.state = 'queued'
+    RETURNING tasks.*),
+  opened AS (
+    INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
+    SELECT claimed.lease_token, claimed.id, claimed.claims, p_worker, p_host, claimed.agent, claimed.model, p_now FROM claimed
+    RETURNING attempts.*)
+  SELECT to_json(claimed), to_json(opened),
+    ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = claimed.id ORDER BY d.position)
+  FROM claimed JOIN opened ON opened.task_id = claimed.id JOIN picked ON picked.id = claimed.id
+  ORDER BY picked.ord;
 END;
 $$;
 
