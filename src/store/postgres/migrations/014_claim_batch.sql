@@ -2,16 +2,19 @@
 -- slots, in one round trip. Written against the schema of 013.
 --
 -- `claim_tasks` takes the schema's claim lock, then, with snapshots taken after it (each
--- statement of a VOLATILE PL/pgSQL function takes its own), reads the running tasks once
--- (their total, per agent, per concurrency group), walks the ready tasks in claim order
--- (priority, then arrival: `tasks_queued`, never sorted; queued, `run_after` passed, one of
--- `p_agents`, every `runs_on` label among `p_labels`, its account not paused, every dependency
--- completed) and takes each whose group and agent are below their limits, counting the ones it
--- took, until it has one per id of `p_attempts` or the running total reaches `p_concurrency`;
--- then marks them running and opens their attempts in one statement. So a batch takes what
--- that many single claims in a row would take, at the cost of one scan, one UPDATE and one
--- INSERT. The walk does not lock the rows it reads: the claims are serialized by the lock, and
--- the UPDATE takes only the tasks still queued (a task cancelled meanwhile is left out).
+-- statement of a VOLATILE PL/pgSQL function takes its own), reads the agent and group of every
+-- running task once, walks the ready tasks in claim order (priority, then arrival:
+-- `tasks_queued`, never sorted; queued, `run_after` passed, one of `p_agents`, every `runs_on`
+-- label among `p_labels`, its account not paused, every dependency completed; locked as read,
+-- `FOR UPDATE SKIP LOCKED` as in 013, so a task a cancel holds is passed over) and takes each
+-- whose group and agent are below their limits, counting the ones it took, until it has one
+-- per id of `p_attempts` or the running total reaches `p_concurrency`; then marks them running
+-- and opens their attempts in one statement. So a batch takes what that many single claims in
+-- a row would take, at the cost of one scan, one UPDATE and one INSERT.
+--
+-- Besides 013's settings: no sequential scan, hash or merge join, so the UPDATE finds the
+-- tasks taken by their primary key whatever the statistics say (without them the planner
+-- hashed every queued task to join the few taken).
 --
 -- `claim_task` of 013 becomes the batch of one (same arguments, so a process of the version
 -- before claims by the same rule).
@@ -37,26 +40,25 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 SET enable_sort = off
 SET enable_bitmapscan = off
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-  v_running BIGINT;
-  v_by_agent JSONB;
-  v_by_group JSONB;
+  -- The agent and the group of every running task, then of every task taken.
+  v_agents TEXT[];
+  v_groups TEXT[];
   v_ids BIGINT[] := '{}';
   v_limit NUMERIC;
   v_task RECORD;
 BEGIN
   IF cardinality(p_attempts) = 0 THEN RETURN; END IF;
   PERFORM pg_advisory_xact_lock(hashtextextended(p_lock, 0));
-  SELECT count(*),
-         COALESCE((SELECT jsonb_object_agg(a.agent, a.n) FROM (SELECT x.agent, count(*) AS n FROM tasks x
-                    WHERE x.state = 'running' GROUP BY x.agent) a), '{}'),
-         COALESCE((SELECT jsonb_object_agg(g.concurrency_group, g.n) FROM (SELECT y.concurrency_group, count(*) AS n FROM tasks y
-                    WHERE y.state = 'running' AND y.concurrency_group IS NOT NULL GROUP BY y.concurrency_group) g), '{}')
-    INTO v_running, v_by_agent, v_by_group
+  SELECT COALESCE(array_agg(z.agent), '{}'), COALESCE(array_agg(z.concurrency_group), '{}')
+    INTO v_agents, v_groups
     FROM tasks z WHERE z.state = 'running';
-  IF v_running >= p_concurrency THEN RETURN; END IF;
+  IF cardinality(v_agents) >= p_concurrency THEN RETURN; END IF;
   FOR v_task IN
     SELECT t.id, t.agent, t.concurrency_group FROM tasks t
      WHERE t.state = 'queued' AND t.run_after <= p_now AND t.agent = ANY (p_agents)
@@ -66,18 +68,16 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on_id
                        WHERE d.task_id = t.id AND dt.state <> 'completed')
      ORDER BY t.priority_rank, t.id
+     FOR UPDATE SKIP LOCKED
   LOOP
     CONTINUE WHEN v_task.concurrency_group IS NOT NULL
-      AND COALESCE((v_by_group ->> v_task.concurrency_group)::bigint, 0) >= p_group_concurrency;
+      AND cardinality(array_positions(v_groups, v_task.concurrency_group)) >= p_group_concurrency;
     v_limit := (p_agent_limits ->> v_task.agent)::numeric;
-    CONTINUE WHEN v_limit IS NOT NULL AND COALESCE((v_by_agent ->> v_task.agent)::bigint, 0) >= v_limit;
+    CONTINUE WHEN v_limit IS NOT NULL AND cardinality(array_positions(v_agents, v_task.agent)) >= v_limit;
     v_ids := v_ids || v_task.id;
-    v_running := v_running + 1;
-    v_by_agent := jsonb_set(v_by_agent, ARRAY[v_task.agent], to_jsonb(COALESCE((v_by_agent ->> v_task.agent)::bigint, 0) + 1));
-    IF v_task.concurrency_group IS NOT NULL THEN
-      v_by_group := jsonb_set(v_by_group, ARRAY[v_task.concurrency_group], to_jsonb(COALESCE((v_by_group ->> v_task.concurrency_group)::bigint, 0) + 1));
-    END IF;
-    EXIT WHEN cardinality(v_ids) >= cardinality(p_attempts) OR v_running >= p_concurrency;
+    v_agents := v_agents || v_task.agent;
+    v_groups := v_groups || v_task.concurrency_group;
+    EXIT WHEN cardinality(v_ids) >= cardinality(p_attempts) OR cardinality(v_agents) >= p_concurrency;
   END LOOP;
   IF cardinality(v_ids) = 0 THEN RETURN; END IF;
   RETURN QUERY
@@ -88,7 +88,7 @@ BEGIN
       lease_owner = p_worker, lease_token = picked.attempt, lease_expires_at = p_lease_until,
       started_at = p_now, last_activity_at = p_now, cancel_requested = false
       FROM picked
-     WHERE tasks.id = picked.id AND tasks.state = 'queued'
+     WHERE tasks.id = picked.id
     RETURNING tasks.*),
   opened AS (
     INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
