@@ -9,11 +9,11 @@
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
  * - a claim (of one task or a batch) is one call of `claim_tasks` (migration 014): a transaction
- *   advisory lock of the schema's claims, then per task one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
- *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
- *   count running tasks, and two claims each seeing the other's task still queued would go past
- *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
- *   for none;
+ *   advisory lock of the schema's claims, then statements with snapshots taken after the lock
+ *   (the running tasks read, the ready ones walked in claim order `FOR UPDATE SKIP LOCKED`, the
+ *   ones taken updated and their attempts inserted): its limits count running tasks, and two
+ *   claims each seeing the other's task still queued would go past `concurrency` (READ
+ *   COMMITTED does not serialize them). One round trip, so the lock is held for none;
  * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
  *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
  *   the claim and the finish as named prepared statements;
@@ -657,10 +657,10 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One statement, `claim_tasks` (migration 014): the schema's claim lock, then the claim's
-   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
-   * by a CTE, once per task wanted, in the statement's own transaction, so the lock is held for
-   * no round trip.
+   * One statement, `claim_tasks` (migration 014): the schema's claim lock, the running tasks
+   * read once, the ready ones walked in claim order and taken while the limits allow, then one
+   * `UPDATE` of those with their attempts inserted by a CTE, in the statement's own
+   * transaction, so the lock is held for no round trip. `max` attempt ids are made here.
    */
   async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
     if (o.agents.length === 0 || max < 1) return [];
