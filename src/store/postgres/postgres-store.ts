@@ -725,11 +725,11 @@ export class PostgresStore implements Store {
    * One statement when it can (the common case): the task ends in its own state — it is not
    * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
    * closed (output tails), its workspace record written when given, and the work channel
-   * notified, in the statement's own transaction, fenced by the lease: the task is locked
-   * first (`held`), and its subtasks are looked for after that lock with a snapshot of their
-   * own (`task_has_subtasks`, migration 013), as the transaction's `subtaskRefs` after its
-   * `FOR UPDATE`. When that statement matches no task (the lease is lost, or a completed
-   * task has subtasks), the transaction below decides, as it always did.
+   * notified, in the statement's own transaction, fenced by the lease. Whether the task has
+   * subtasks is its own column `has_subtasks` (migration 014: set by a trigger in the
+   * transaction that inserts a subtask, a write of this row, so the UPDATE waits for it and
+   * rechecks the row's newest version). When that statement matches no task (the lease is
+   * lost, or a completed task has subtasks), the transaction below decides, as it always did.
    */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
     const own = taskEnd(o.state, o.reason ?? null, []);
@@ -737,15 +737,11 @@ export class PostgresStore implements Store {
     const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
     const row = await this.prepared(
       'agentq_finish',
-      `WITH held AS MATERIALIZED (
-         SELECT t.id FROM tasks t
-          WHERE t.id = (SELECT task_id FROM attempts WHERE id = $1) AND t.state = 'running' AND t.lease_token = $1
-          FOR UPDATE),
-       ended AS (
+      `WITH ended AS (
          UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
            FROM attempts a
-          WHERE a.id = $1 AND tasks.id = (SELECT id FROM held) AND tasks.state = 'running' AND tasks.lease_token = $1
-            AND NOT ($3::boolean AND task_has_subtasks(tasks.id))
+          WHERE a.id = $1 AND tasks.id = a.task_id AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND tasks.has_subtasks)
           RETURNING tasks.*),
        closed AS (
          UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),

@@ -122,3 +122,27 @@ AS $$
   SELECT * FROM claim_tasks(p_lock, p_worker, ARRAY[p_attempt], p_lease_until, p_now, p_agents, p_concurrency,
     p_group_concurrency, p_agent_limits, p_labels, p_accounts, p_host);
 $$;
+
+-- Whether a task has ever had a subtask, kept on its own row: a completed task with subtasks
+-- ends by them (`taskEnd`), so the one-statement finish must not end it. Set by a trigger on
+-- every insert of a subtask (or a `parent_id` set later; whichever path or version writes it), in the inserting
+-- transaction, as a write of the parent's row: a finish that meets that write waits for it and
+-- then reads the row's newest version (READ COMMITTED's recheck), so it sees the flag of a
+-- subtask committed after its own snapshot was taken. The finish of 013 locked the task first
+-- and called `task_has_subtasks` for a snapshot of its own: a row lock, a function call and
+-- its snapshot per finish, where this costs a column read.
+ALTER TABLE tasks ADD COLUMN has_subtasks BOOLEAN NOT NULL DEFAULT false;
+UPDATE tasks SET has_subtasks = true WHERE id IN (SELECT parent_id FROM tasks WHERE parent_id IS NOT NULL);
+
+CREATE FUNCTION mark_parent_of_subtask() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  UPDATE tasks SET has_subtasks = true WHERE id = NEW.parent_id AND NOT has_subtasks;
+  RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tasks_mark_parent AFTER INSERT OR UPDATE OF parent_id ON tasks
+  FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL) EXECUTE FUNCTION mark_parent_of_subtask();
