@@ -191,6 +191,12 @@ export class Dispatcher {
   private readonly agentLimits: Record<string, number>;
   /** The account of each agent with a runner here whose account is not its name (`agents.<name>.account`). */
   private readonly accounts: Record<string, string>;
+  /**
+   * Whether {@link pump} claims every free slot in one call: no agent here has a `rate_limit`
+   * (whose start token, taken as an attempt launches, may pause its account before the next
+   * claim; with one, claims go one at a time).
+   */
+  private readonly claimsInBatches: boolean;
   /** Inbox files last reported as waiting for room in the queue. */
   private deferredReported = '';
   /** Recurring-file problems last reported. */
@@ -254,6 +260,7 @@ export class Dispatcher {
       Object.entries(this.o.config.agents).flatMap(([name, a]) => (a.concurrency === undefined ? [] : [[name, a.concurrency]])),
     );
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
+    this.claimsInBatches = [...this.o.runners.keys()].every((a) => agentConfig(this.o.config, a).rate_limit === undefined);
     this.origin = projectOrigin(this.o.paths);
     this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
     this.reporter = new Reporter({
@@ -556,7 +563,9 @@ export class Dispatcher {
   }
 
   /**
-   * Claims and starts attempts until a limit or the queue is exhausted: this dispatcher runs
+   * Claims and starts attempts until a limit or the queue is exhausted, every free slot in one
+   * claim (`claimMany`; one at a time with a `rate_limit` here: {@link claimsInBatches}), each
+   * launched in claim order: this dispatcher runs
    * at most {@link localLimit} attempts; the claim itself keeps every limit shared through the
    * store (`concurrency` across every dispatcher, groups, agents). While other dispatchers
    * run on the store it claims only up to its share of `concurrency` ({@link shareLimit}), so
@@ -584,22 +593,26 @@ export class Dispatcher {
           const limit = tick && this.heldBack ? this.localLimit : share;
           if (tick) this.heldBack = limit < this.localLimit;
           while (!this.stopping && this.running.size < limit) {
-            const claim = await this.o.store.claim({
-              workerId: this.workerId,
-              host: os.hostname(),
-              now: this.o.now(),
-              leaseMs: this.o.config.lease,
-              concurrency: this.o.config.concurrency,
-              agents: [...this.o.runners.keys(), AUTO_AGENT],
-              labels: this.o.config.labels,
-              groupConcurrency: this.o.config.group_concurrency,
-              agentConcurrency: this.agentLimits,
-              accounts: this.accounts,
-            });
-            if (!claim) break;
-            // Before the next claim: this attempt's agent and start token are settled, so an
-            // agent whose `rate_limit` bucket it emptied is paused and not claimed for again.
-            await this.launch(claim);
+            const claims = await this.o.store.claimMany(
+              {
+                workerId: this.workerId,
+                host: os.hostname(),
+                now: this.o.now(),
+                leaseMs: this.o.config.lease,
+                concurrency: this.o.config.concurrency,
+                agents: [...this.o.runners.keys(), AUTO_AGENT],
+                labels: this.o.config.labels,
+                groupConcurrency: this.o.config.group_concurrency,
+                agentConcurrency: this.agentLimits,
+                accounts: this.accounts,
+              },
+              this.claimsInBatches ? limit - this.running.size : 1,
+            );
+            if (claims.length === 0) break;
+            // Before the next claim: each attempt's agent and start token are settled, so an
+            // agent whose `rate_limit` bucket it emptied is paused and not claimed for again
+            // (with a `rate_limit` here, batches of one).
+            for (const claim of claims) await this.launch(claim);
           }
         } while (this.pumpAgain && !this.stopping);
       } finally {

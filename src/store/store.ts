@@ -405,6 +405,14 @@ export interface AttemptStore {
    */
   claim(options: ClaimOptions): Promise<Claim | null>;
   /**
+   * Claims up to `max` tasks in one transaction (one round trip on PostgreSQL), as that many
+   * {@link claim}s in a row would: each by the same rule, in claim order (priority, then
+   * arrival), every limit counting the tasks claimed before it in the batch (so fewer than
+   * `max` when a limit is reached or nothing more is ready), each with its own attempt, lease
+   * and fencing id. `claim(o)` is `claimMany(o, 1)`. Empty when none (or `max` < 1).
+   */
+  claimMany(options: ClaimOptions, max: number): Promise<Claim[]>;
+  /**
    * Renews the lease of an attempt. `ok` false when the lease was lost (the attempt must
    * stop and write nothing); `cancelRequested` when `agentq cancel` asked, `takeoverRequested`
    * when `agentq attach` did (see {@link Heartbeat}). `lastActivityAt` (epoch ms), when

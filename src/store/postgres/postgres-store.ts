@@ -8,12 +8,12 @@
  * - every multi-statement change is one transaction on one pooled client, READ COMMITTED;
  * - rows a change depends on are locked (`FOR UPDATE`): the leased task of finish/requeue/block,
  *   the task of cancel/retry/answer, a rate bucket, the callbacks being leased (`SKIP LOCKED`);
- * - the claim is one call of `claim_task` (migration 013): a transaction advisory lock of the
- *   schema's claims, then one statement (`UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED
- *   LIMIT 1)`, the attempt inserted by a CTE) with a snapshot taken after the lock: its limits
- *   count running tasks, and two claims each seeing the other's task still queued would go past
- *   `concurrency` (READ COMMITTED does not serialize them). One round trip, so the lock is held
- *   for none;
+ * - a claim (of one task or a batch) is one call of `claim_tasks` (migration 014): a transaction
+ *   advisory lock of the schema's claims, then statements with snapshots taken after the lock
+ *   (the running tasks read, the ready ones walked in claim order `FOR UPDATE SKIP LOCKED`, the
+ *   ones taken updated and their attempts inserted): its limits count running tasks, and two
+ *   claims each seeing the other's task still queued would go past `concurrency` (READ
+ *   COMMITTED does not serialize them). One round trip, so the lock is held for none;
  * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
  *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
  *   the claim and the finish as named prepared statements;
@@ -446,8 +446,13 @@ export class PostgresStore implements Store {
    * rows come back as JSON.
    */
   private async prepared(name: string, text: string, params: unknown[]): Promise<Row | undefined> {
+    return (await this.preparedRows(name, text, params))[0];
+  }
+
+  /** {@link prepared}, every row. */
+  private async preparedRows(name: string, text: string, params: unknown[]): Promise<Row[]> {
     try {
-      return (await this.pool.query<Row>({ name, text, values: params })).rows[0];
+      return (await this.pool.query<Row>({ name, text, values: params })).rows;
     } catch (err) {
       throw normalizeError(err);
     }
@@ -648,20 +653,25 @@ export class PostgresStore implements Store {
     return t ?? null;
   }
 
-  /**
-   * One statement, `claim_task` (migration 013): the schema's claim lock, then the claim's
-   * `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)` with the attempt inserted
-   * by a CTE, in the statement's own transaction, so the lock is held for no round trip.
-   */
   async claim(o: ClaimOptions): Promise<Claim | null> {
-    if (o.agents.length === 0) return null;
-    const row = await this.prepared(
-      'agentq_claim',
-      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+    return (await this.claimMany(o, 1))[0] ?? null;
+  }
+
+  /**
+   * One statement, `claim_tasks` (migration 014): the schema's claim lock, the running tasks
+   * read once, the ready ones walked in claim order and taken while the limits allow, then one
+   * `UPDATE` of those with their attempts inserted by a CTE, in the statement's own
+   * transaction, so the lock is held for no round trip. `max` attempt ids are made here.
+   */
+  async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
+    if (o.agents.length === 0 || max < 1) return [];
+    const rows = await this.preparedRows(
+      'agentq_claim_tasks',
+      'SELECT claimed_task AS task, opened_attempt AS attempt, dep_ids FROM claim_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
       [
         this.lockName('claim'),
         o.workerId,
-        crypto.randomUUID(),
+        Array.from({ length: max }, () => crypto.randomUUID()),
         o.now + o.leaseMs,
         o.now,
         o.agents,
@@ -673,8 +683,7 @@ export class PostgresStore implements Store {
         o.host ?? null,
       ],
     );
-    if (!row) return null;
-    return { task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) };
+    return rows.map((row) => ({ task: toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)), attempt: toAttempt(row.attempt as Row) }));
   }
 
   async heartbeat(attemptId: string, now: number, leaseMs: number, lastActivityAt: number | null = null): Promise<Heartbeat> {
@@ -717,11 +726,11 @@ export class PostgresStore implements Store {
    * One statement when it can (the common case): the task ends in its own state — it is not
    * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
    * closed (output tails), its workspace record written when given, and the work channel
-   * notified, in the statement's own transaction, fenced by the lease: the task is locked
-   * first (`held`), and its subtasks are looked for after that lock with a snapshot of their
-   * own (`task_has_subtasks`, migration 013), as the transaction's `subtaskRefs` after its
-   * `FOR UPDATE`. When that statement matches no task (the lease is lost, or a completed
-   * task has subtasks), the transaction below decides, as it always did.
+   * notified, in the statement's own transaction, fenced by the lease. Whether the task has
+   * subtasks is its own column `has_subtasks` (migration 014: set by a trigger in the
+   * transaction that inserts a subtask, a write of this row, so the UPDATE waits for it and
+   * rechecks the row's newest version). When that statement matches no task (the lease is
+   * lost, or a completed task has subtasks), the transaction below decides, as it always did.
    */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
     const own = taskEnd(o.state, o.reason ?? null, []);
@@ -729,15 +738,11 @@ export class PostgresStore implements Store {
     const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
     const row = await this.prepared(
       'agentq_finish',
-      `WITH held AS MATERIALIZED (
-         SELECT t.id FROM tasks t
-          WHERE t.id = (SELECT task_id FROM attempts WHERE id = $1) AND t.state = 'running' AND t.lease_token = $1
-          FOR UPDATE),
-       ended AS (
+      `WITH ended AS (
          UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
            FROM attempts a
-          WHERE a.id = $1 AND tasks.id = (SELECT id FROM held) AND tasks.state = 'running' AND tasks.lease_token = $1
-            AND NOT ($3::boolean AND task_has_subtasks(tasks.id))
+          WHERE a.id = $1 AND tasks.id = a.task_id AND tasks.state = 'running' AND tasks.lease_token = $1
+            AND NOT ($3::boolean AND tasks.has_subtasks)
           RETURNING tasks.*),
        closed AS (
          UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),

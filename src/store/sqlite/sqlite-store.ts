@@ -663,7 +663,12 @@ export class SqliteStore implements Store {
   }
 
   async claim(o: ClaimOptions): Promise<Claim | null> {
-    if (o.agents.length === 0) return null;
+    return (await this.claimMany(o, 1))[0] ?? null;
+  }
+
+  /** One `BEGIN IMMEDIATE` transaction: the due delayed tasks promoted, then {@link claimSqlFor} and the attempt's INSERT once per task, until `max` or none. */
+  async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
+    if (o.agents.length === 0 || max < 1) return [];
     // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
     const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
@@ -671,27 +676,31 @@ export class SqliteStore implements Store {
     const insertAttempt = this.prepare(`
       INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
       VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
+    const params = {
+      worker: o.workerId,
+      expires: o.now + o.leaseMs,
+      now: o.now,
+      labels: JSON.stringify(o.labels),
+      accounts: JSON.stringify(o.accounts ?? {}),
+      concurrency: o.concurrency,
+      groupConcurrency: o.groupConcurrency ?? 1,
+      agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
+      ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
+    };
     return this.tx(() => {
       if (due.get(o.now)) promote.run(o.now);
-      const attemptId = attemptIdAt(o.now);
-      const row = claimStmt.get({
-        worker: o.workerId,
-        token: attemptId,
-        expires: o.now + o.leaseMs,
-        now: o.now,
-        labels: JSON.stringify(o.labels),
-        accounts: JSON.stringify(o.accounts ?? {}),
-        concurrency: o.concurrency,
-        groupConcurrency: o.groupConcurrency ?? 1,
-        agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
-        ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
-      });
-      if (!row) return null;
-      const task = this.taskOf(row);
-      // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
-      const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
-      insertAttempt.run(attempt);
-      return { task, attempt: toAttempt({ ...attempt, outcome: 'running' }) };
+      const claims: Claim[] = [];
+      while (claims.length < max) {
+        const attemptId = attemptIdAt(o.now);
+        const row = claimStmt.get({ ...params, token: attemptId });
+        if (!row) break;
+        const task = this.taskOf(row);
+        // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
+        const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
+        insertAttempt.run(attempt);
+        claims.push({ task, attempt: toAttempt({ ...attempt, outcome: 'running' }) });
+      }
+      return claims;
     });
   }
 

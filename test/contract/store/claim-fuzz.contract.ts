@@ -3,7 +3,8 @@
  * labels, groups, priorities, `runAt`s and dependencies; claims with random agents, labels,
  * accounts, limits and clocks; ends, requeues, questions, cancels, retries, pauses,
  * dependency failures) where every claim must take exactly the task the rule written out
- * here in TypeScript picks (or none when it picks none), `countByState` must match the tasks,
+ * here in TypeScript picks (or none when it picks none), and every batch (`claimMany`) the
+ * tasks that rule picks one after the other, each counted running for the next, `countByState` must match the tasks,
  * and `failBlockedDependents` must fail exactly the queued tasks with a dependency that ended
  * unsuccessfully (transitively). Backends keep what makes a claim cheap on the side
  * (SQLite: lanes, `deps_open`, `delayed`, counts, `dep_failures`); this holds them to the
@@ -39,6 +40,22 @@ function expectedClaim(tasks: Task[], paused: Set<string>, o: ClaimOptions): Tas
   );
   ready.sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.id - b.id);
   return ready[0] ?? null;
+}
+
+/**
+ * The tasks a batch of up to `max` takes (see `AttemptStore.claimMany`): the rule's pick, marked
+ * running, then the pick among what is left, until `max` or none.
+ */
+function expectedBatch(tasks: Task[], paused: Set<string>, o: ClaimOptions, max: number): Task[] {
+  const copies = tasks.map((t) => ({ ...t }));
+  const taken: Task[] = [];
+  while (taken.length < max) {
+    const t = expectedClaim(copies, paused, o);
+    if (t === null) break;
+    t.state = 'running';
+    taken.push(t);
+  }
+  return taken;
 }
 
 /** The queued tasks `failBlockedDependents` must fail: a dependency ended unsuccessfully, transitively. */
@@ -110,10 +127,22 @@ export function claimFuzzContract(factory: StoreFactory): void {
               accounts: rand() < 0.3 ? { claude: 'shared', codex: 'shared' } : {},
             };
             const paused = new Set((await store.listPauses(now)).map((p) => p.agent));
-            const expected = expectedClaim(await all(), paused, o);
-            const claim = await store.claim(o);
-            assert.equal(claim?.task.id ?? null, expected?.id ?? null, `seed ${seed}, ${label}: claim ${JSON.stringify(o)}`);
-            if (claim) claims.push(claim);
+            if (rand() < 0.5) {
+              const expected = expectedClaim(await all(), paused, o);
+              const claim = await store.claim(o);
+              assert.equal(claim?.task.id ?? null, expected?.id ?? null, `seed ${seed}, ${label}: claim ${JSON.stringify(o)}`);
+              if (claim) claims.push(claim);
+            } else {
+              const max = 1 + Math.floor(rand() * 5);
+              const expected = expectedBatch(await all(), paused, o, max);
+              const batch = await store.claimMany(o, max);
+              assert.deepEqual(
+                batch.map((c) => c.task.id),
+                expected.map((t) => t.id),
+                `seed ${seed}, ${label}: claimMany(${max}) ${JSON.stringify(o)}`,
+              );
+              claims.push(...batch);
+            }
           } else if (r < 0.8 && claims.length > 0) {
             const c = claims.splice(Math.floor(rand() * claims.length), 1)[0]!;
             const how = rand();

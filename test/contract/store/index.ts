@@ -7,6 +7,7 @@ import { a2aPushContract } from './a2a-push.contract.ts';
 import { agentsContract } from './agents.contract.ts';
 import { attemptsContract } from './attempts.contract.ts';
 import { callbacksContract } from './callbacks.contract.ts';
+import { claimBatchContract } from './claim-batch.contract.ts';
 import { claimFuzzContract } from './claim-fuzz.contract.ts';
 import { delegationsContract } from './delegations.contract.ts';
 import { detectorsContract } from './detectors.contract.ts';
@@ -32,6 +33,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   verificationsContract,
   a2aPushContract,
   claimFuzzContract,
+  claimBatchContract,
   delegationsContract,
   takeoverContract,
   notificationsContract,
