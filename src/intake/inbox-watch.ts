@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
+import { findOnPath } from '../agents/resolve-command.ts';
 import { fileIdentity } from './inbox.ts';
 
 /** A watch of the inbox (see {@link watchInbox}). */
@@ -83,8 +84,13 @@ function inotifyWatch(command: string, inbox: string, onChange: () => void): Inb
     onChange(); // what arrived meanwhile is found by the next intake pass
   };
   const events = [...DONE, ...CHANGED].map((e) => e.toLowerCase()).join(',');
-  // No shell; stdin ignored; the child dies with its watch when the inbox goes (IGNORED ends -m).
-  const child = spawn(command, ['-m', '-e', events, '--format', '%e %f%0', '--no-newline', inbox], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [command, '-m', '-e', events, '--format', '%e %f%0', '--no-newline', inbox];
+  // No shell; stdin ignored. The child ends with its watch when the inbox goes (IGNORED ends -m),
+  // and, through util-linux's setpriv (PR_SET_PDEATHSIG), with this process even when it is
+  // SIGKILLed: a crashed dispatcher leaves no watcher behind.
+  const setpriv = findOnPath('setpriv', process.env.PATH ?? '');
+  if (setpriv) argv.unshift(setpriv, '--pdeathsig', 'KILL');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   child.on('error', fallBack); // ENOENT: not installed
   child.on('exit', fallBack);
   let err = '';
