@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentQueueError } from '../core/errors.ts';
-import { ATTEMPT_ID_ENV, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
+import { ATTEMPT_ID_ENV, markProcessCreation, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
 import type { RunRequest } from './runner.ts';
 
 /**
@@ -203,6 +203,8 @@ export async function runAgentProcess(
     throw new AgentQueueError('spawn_failed', message, { cause: err });
   };
 
+  // Everything the agent starts is created after this: its sweeps read only those processes.
+  const createdAfter = markProcessCreation();
   let child: ChildProcess;
   try {
     child = spawn(command, argv.slice(1), {
@@ -258,7 +260,7 @@ export async function runAgentProcess(
     stdin.destroy();
     // A cancel (user or shutdown) is a request to stop now: a short grace, so it ends within ~2 s.
     const grace = kind === 'cancel' ? Math.min(graceMs, CANCEL_GRACE_MS) : graceMs;
-    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom }, grace);
+    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom, createdAfter }, grace);
   };
   const stopEarly = (reason: string): void => stop('early', String(reason));
 
@@ -321,7 +323,7 @@ export async function runAgentProcess(
 
   // Sweep: background commands (group members, setsid'd tagged processes) never outlive the attempt.
   if (stopping !== null) await stopping;
-  await stopTree({ processGroups: [pid], tagged: isOurs, taggedStartedFrom });
+  await stopTree({ processGroups: [pid], tagged: isOurs, taggedStartedFrom, createdAfter });
 
   // The pipes reach EOF once every holder is gone; give up on them if something we could not find holds them.
   let drainTimer: NodeJS.Timeout | null = null;
