@@ -5,13 +5,12 @@
  * the attempt.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { statSync, type WriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentQueueError } from '../core/errors.ts';
 import { ATTEMPT_ID_ENV, markProcessCreation, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
+import { LogFile } from './log-stream.ts';
 import type { RunRequest } from './runner.ts';
 
 /**
@@ -110,26 +109,6 @@ function describeSpawnError(command: string, cwd: string, err: unknown): string 
   return `cannot start "${command}": ${code ? `${code} (${message})` : message}`;
 }
 
-async function openLog(path: string): Promise<WriteStream> {
-  await mkdir(dirname(path), { recursive: true });
-  const handle = await open(path, 'a');
-  const stream = handle.createWriteStream();
-  // A failing log (disk full) must not crash the process or the attempt.
-  stream.on('error', () => {});
-  return stream;
-}
-
-function closeLog(stream: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.closed || stream.destroyed) {
-      resolve();
-      return;
-    }
-    stream.once('close', () => resolve());
-    stream.end();
-  });
-}
-
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -178,17 +157,17 @@ export async function runAgentProcess(
     return { exitCode: null, signal: null, stoppedFor: 'timeout', earlyReason: null };
   }
 
-  let stdoutLog: WriteStream;
-  let stderrLog: WriteStream;
+  let stdoutLog: LogFile;
+  let stderrLog: LogFile;
   try {
-    stdoutLog = await openLog(request.stdoutLog);
+    stdoutLog = new LogFile(request.stdoutLog);
   } catch (err) {
     throw new AgentQueueError('spawn_failed', `cannot start "${command}": cannot open log ${request.stdoutLog}: ${describe(err)}`, { cause: err });
   }
   try {
-    stderrLog = await openLog(request.stderrLog);
+    stderrLog = new LogFile(request.stderrLog);
   } catch (err) {
-    await closeLog(stdoutLog);
+    stdoutLog.close();
     throw new AgentQueueError('spawn_failed', `cannot start "${command}": cannot open log ${request.stderrLog}: ${describe(err)}`, { cause: err });
   }
 
@@ -199,7 +178,8 @@ export async function runAgentProcess(
   const failSpawn = async (err: unknown): Promise<never> => {
     const message = describeSpawnError(command, request.cwd, err);
     stderrLog.write(`agentq: ${message}\n`);
-    await Promise.all([closeLog(stdoutLog), closeLog(stderrLog)]);
+    stdoutLog.close();
+    stderrLog.close();
     throw new AgentQueueError('spawn_failed', message, { cause: err });
   };
 
@@ -297,7 +277,7 @@ export async function runAgentProcess(
   };
   const stdoutLines = new LineSplitter(lineHandler(options.onStdoutLine, 'stdout'));
   const stderrLines = new LineSplitter(lineHandler(options.onStderrLine, 'stderr'));
-  const pipeClosed = (stream: Readable, log: WriteStream, lines: LineSplitter): Promise<void> =>
+  const pipeClosed = (stream: Readable, log: LogFile, lines: LineSplitter): Promise<void> =>
     new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
         log.write(chunk);
@@ -341,7 +321,8 @@ export async function runAgentProcess(
   }
   stdoutLines.end();
   stderrLines.end();
-  await Promise.all([closeLog(stdoutLog), closeLog(stderrLog)]);
+  stdoutLog.close();
+  stderrLog.close();
 
   return { exitCode: exit.code, signal: exit.signal, stoppedFor, earlyReason };
 }

@@ -7,7 +7,7 @@ import { makeTask } from '../fixtures/specs.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -375,5 +375,20 @@ describe('runAgentProcess', () => {
     missingCwd.cwd = join(missingCwd.cwd, 'does-not-exist');
     await assert.rejects(runAgentProcess(missingCwd, ['true']), /working directory .*does-not-exist does not exist/);
     await assert.rejects(runAgentProcess(makeRequest(), []), /empty command/);
+  });
+
+  it('a log that cannot be opened is a spawn failure naming it, and nothing is started', async () => {
+    const req = makeRequest();
+    // A file where the log folder should be: the open fails with ENOTDIR, the folder cannot be made.
+    writeFileSync(join(req.cwd, 'logs'), 'not a folder');
+    const marker = join(req.cwd, 'ran');
+    await assert.rejects(runAgentProcess(req, ['touch', marker]), (err: unknown) => {
+      assert.ok(err instanceof AgentQueueError);
+      assert.equal(err.code, 'spawn_failed');
+      assert.match(err.message, /cannot start "touch": cannot open log .*stdout\.log/);
+      return true;
+    });
+    assert.equal(existsSync(marker), false, 'the command did not run');
+    assert.deepEqual(req.events, []);
   });
 });
