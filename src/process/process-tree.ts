@@ -15,8 +15,7 @@
  * Linux only for tags, zombies and start times (`/proc`); elsewhere these degrade to
  * `kill(pid, 0)` checks and tag searches find nothing.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import pidtree from 'pidtree';
 
 /** The environment variable every agent process is tagged with (value: the attempt id). */
@@ -217,7 +216,8 @@ async function readTag(pid: number): Promise<string | null> {
 async function listPids(): Promise<number[]> {
   let names: string[];
   try {
-    names = await readdir('/proc');
+    // One getdents on the event loop is cheaper than a thread-pool round trip.
+    names = readdirSync('/proc');
   } catch {
     return [];
   }

@@ -112,7 +112,7 @@ function sameContent(file: string, content: string): boolean {
  * file's content is fsynced before it is linked (a file under its name is never torn), and
  * the folder after (the name itself survives a crash). Idempotent per task.
  * @param extras its delegation and verify runs (see {@link resultFields}, {@link resultExtras})
- * @param sync makes a path durable (fsync); default {@link syncPath} at once, the reporter's
+ * @param sync makes the temp file (its descriptor) and then the folder (its path) durable (fsync); default {@link syncPath} at once, the reporter's
  *   a {@link GroupSync} so the files of tasks ending together share their fsyncs
  * @throws Error from the file system (ENOSPC, EACCES, EIO…) — the caller retries later; the
  *   temp file is removed in every case
@@ -121,7 +121,7 @@ export async function writeResultFile(
   paths: ProjectPaths,
   task: Task,
   extras: ResultExtras = {},
-  sync: (path: string) => Promise<void> = syncPath,
+  sync: (target: string | number) => Promise<void> = syncPath,
 ): Promise<string> {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   const stem = fileStem(task);
@@ -140,10 +140,10 @@ export async function writeResultFile(
   try {
     try {
       fs.writeFileSync(fd, content);
+      await sync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    await sync(tmp);
     const target = linkNew(dir, stem, task.id, tmp, content);
     await sync(dir);
     return target;

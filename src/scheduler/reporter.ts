@@ -112,7 +112,7 @@ export class Reporter {
       // Recorded first: a crash before the file is written reports (and records) the end again, once.
       await this.o.recordEnd?.(task);
       // Durable before its path is recorded: a task recorded as reported has its file after a crash.
-      const file = await writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task), (p) => this.durable.sync(p));
+      const file = await writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task), (target) => this.durable.sync(target));
       await this.o.store.setResultPath(task.id, file);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });

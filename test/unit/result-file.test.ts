@@ -23,7 +23,7 @@ describe('writeResultFile', () => {
   it('two tasks of one name written together: NAME.md and NAME.<id>.md, each fsynced, the folder once', async () => {
     const paths = project();
     const group = new GroupSync();
-    const sync = (p: string) => group.sync(p);
+    const sync = (target: string | number) => group.sync(target);
     const [a, b] = [done(1, 'first'), done(2, 'second')];
     const files = await Promise.all([writeResultFile(paths, a, {}, sync), writeResultFile(paths, b, {}, sync)]);
     // Whichever links first takes NAME.md; the other gets NAME.<its id>.md.
@@ -32,7 +32,7 @@ describe('writeResultFile', () => {
     assert.equal(fs.readFileSync(files[0]!, 'utf8'), renderResultFile(a));
     assert.equal(fs.readFileSync(files[1]!, 'utf8'), renderResultFile(b));
     assert.deepEqual(entries(paths.done), [`build.${second.id}.md`, 'build.md'], 'no temp file left');
-    assert.equal(group.fsyncs, 3, 'two temp files, then done/ once for both');
+    assert.equal(group.fsyncs, 3, 'two temp files (their descriptors), then done/ once for both');
     assert.equal(group.groups, 2, 'the temp files in one group, the folder in the next');
   });
 
@@ -52,7 +52,7 @@ describe('writeResultFile', () => {
   it('a failed fsync of the content rejects with its error: nothing under a name, no temp file left', async () => {
     const paths = project();
     const eio = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    await assert.rejects(writeResultFile(paths, done(1, 'x'), {}, (p) => (p.endsWith('.tmp') ? Promise.reject(eio) : syncPath(p))), /EIO/);
+    await assert.rejects(writeResultFile(paths, done(1, 'x'), {}, (target) => (typeof target === 'number' ? Promise.reject(eio) : syncPath(target))), /EIO/);
     assert.deepEqual(entries(paths.done), []);
   });
 });
