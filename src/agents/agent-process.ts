@@ -4,11 +4,11 @@
  * lines, enforce the deadline and cancellation, and make sure nothing it started outlives
  * the attempt.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentQueueError } from '../core/errors.ts';
+import { spawnAgent, type SpawnedProcess } from '../process/spawner.ts';
 import { ATTEMPT_ID_ENV, markProcessCreation, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
 import { LogFile } from './log-stream.ts';
 import type { RunRequest } from './runner.ts';
@@ -118,7 +118,9 @@ function describe(err: unknown): string {
  * gone and every output line has been delivered.
  *
  * - Spawns `argv[0]` with `argv.slice(1)` without a shell, `detached` (it leads its own
- *   process group), in `request.cwd`, with env `{ ...request.env, AGENTQ_ATTEMPT_ID: request.attemptId }`.
+ *   process group and session), in `request.cwd`, with env `{ ...request.env, AGENTQ_ATTEMPT_ID: request.attemptId }`,
+ *   through this process's spawner (`process/spawner.ts`: a small helper process forks it,
+ *   so the spawn does not cost in proportion to this process's memory nor block its event loop).
  * - Appends raw stdout/stderr bytes to `request.stdoutLog` / `request.stderrLog` (directories created).
  * - Emits `request.onEvent({ type: 'spawned', pid })` once started (a throwing `onEvent` is ignored).
  * - Stops the tree at `request.deadline` (epoch ms; a non-finite deadline means none) with
@@ -126,7 +128,7 @@ function describe(err: unknown): string {
  *   handler calls `stop(reason)` with `'early'`. The first reason wins. If the signal is
  *   already aborted or the deadline already passed, nothing is spawned and the result says so
  *   (`exitCode` and `signal` null).
- * - Stopping goes in stages: close stdin, SIGTERM the process group, every descendant and
+ * - Stopping goes in stages: close stdin (confirmed by the spawner), SIGTERM the process group, every descendant and
  *   every process tagged with this attempt id, then SIGKILL whatever is left after
  *   `options.graceMs` (default 5000 ms).
  * - After the main process exits for any reason (including exit 0), remaining group members
@@ -185,35 +187,14 @@ export async function runAgentProcess(
 
   // Everything the agent starts is created after this: its sweeps read only those processes.
   const createdAfter = markProcessCreation();
-  let child: ChildProcess;
+  let child: SpawnedProcess;
   try {
-    child = spawn(command, argv.slice(1), {
-      cwd: request.cwd,
-      env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    child = await spawnAgent(command, argv.slice(1), { cwd: request.cwd, env });
   } catch (err) {
     return failSpawn(err);
   }
-  // Registered before any await so the exit cannot be missed.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const spawnError = await new Promise<Error | null>((resolve) => {
-    child.once('spawn', () => resolve(null));
-    child.once('error', (err) => resolve(err));
-  });
-  // Later errors (e.g. a failed kill) must not become unhandled 'error' events.
-  child.on('error', () => {});
-  if (spawnError !== null || child.pid === undefined) {
-    return failSpawn(spawnError ?? new Error('no pid'));
-  }
-  const pid = child.pid;
+  const { pid, stdin, stdout, stderr, exited } = child;
   const taggedStartedFrom = readProcessInfo(pid)?.startTime;
-  const stdin = child.stdin!;
-  const stdout = child.stdout!;
-  const stderr = child.stderr!;
 
   let stoppedFor: StopKind | null = null;
   let earlyReason: string | null = null;
@@ -237,10 +218,10 @@ export async function runAgentProcess(
     stoppedFor = kind;
     earlyReason = kind === 'early' ? reason : null;
     if (hasExited) return; // the post-exit sweep is already stopping everything
-    stdin.destroy();
     // A cancel (user or shutdown) is a request to stop now: a short grace, so it ends within ~2 s.
     const grace = kind === 'cancel' ? Math.min(graceMs, CANCEL_GRACE_MS) : graceMs;
-    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom, createdAfter }, grace);
+    // Stdin closed first (its pipe is the spawner's: closed once it says so), then the signals.
+    stopping = child.closeStdin().then(() => stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom, createdAfter }, grace));
   };
   const stopEarly = (reason: string): void => stop('early', String(reason));
 
