@@ -4,14 +4,13 @@
  * lines, enforce the deadline and cancellation, and make sure nothing it started outlives
  * the attempt.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { statSync, type WriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AgentQueueError } from '../core/errors.ts';
-import { ATTEMPT_ID_ENV, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
+import { spawnAgent, type SpawnedProcess } from '../process/spawner.ts';
+import { ATTEMPT_ID_ENV, markProcessCreation, readProcessInfo, stopProcesses, type StopReport, type StopTargets } from '../process/process-tree.ts';
+import { LogFile } from './log-stream.ts';
 import type { RunRequest } from './runner.ts';
 
 /**
@@ -110,26 +109,6 @@ function describeSpawnError(command: string, cwd: string, err: unknown): string 
   return `cannot start "${command}": ${code ? `${code} (${message})` : message}`;
 }
 
-async function openLog(path: string): Promise<WriteStream> {
-  await mkdir(dirname(path), { recursive: true });
-  const handle = await open(path, 'a');
-  const stream = handle.createWriteStream();
-  // A failing log (disk full) must not crash the process or the attempt.
-  stream.on('error', () => {});
-  return stream;
-}
-
-function closeLog(stream: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.closed || stream.destroyed) {
-      resolve();
-      return;
-    }
-    stream.once('close', () => resolve());
-    stream.end();
-  });
-}
-
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -139,7 +118,9 @@ function describe(err: unknown): string {
  * gone and every output line has been delivered.
  *
  * - Spawns `argv[0]` with `argv.slice(1)` without a shell, `detached` (it leads its own
- *   process group), in `request.cwd`, with env `{ ...request.env, AGENTQ_ATTEMPT_ID: request.attemptId }`.
+ *   process group and session), in `request.cwd`, with env `{ ...request.env, AGENTQ_ATTEMPT_ID: request.attemptId }`,
+ *   through this process's spawner (`process/spawner.ts`: a small helper process forks it,
+ *   so the spawn does not cost in proportion to this process's memory nor block its event loop).
  * - Appends raw stdout/stderr bytes to `request.stdoutLog` / `request.stderrLog` (directories created).
  * - Emits `request.onEvent({ type: 'spawned', pid })` once started (a throwing `onEvent` is ignored).
  * - Stops the tree at `request.deadline` (epoch ms; a non-finite deadline means none) with
@@ -147,7 +128,7 @@ function describe(err: unknown): string {
  *   handler calls `stop(reason)` with `'early'`. The first reason wins. If the signal is
  *   already aborted or the deadline already passed, nothing is spawned and the result says so
  *   (`exitCode` and `signal` null).
- * - Stopping goes in stages: close stdin, SIGTERM the process group, every descendant and
+ * - Stopping goes in stages: close stdin (confirmed by the spawner), SIGTERM the process group, every descendant and
  *   every process tagged with this attempt id, then SIGKILL whatever is left after
  *   `options.graceMs` (default 5000 ms).
  * - After the main process exits for any reason (including exit 0), remaining group members
@@ -178,17 +159,17 @@ export async function runAgentProcess(
     return { exitCode: null, signal: null, stoppedFor: 'timeout', earlyReason: null };
   }
 
-  let stdoutLog: WriteStream;
-  let stderrLog: WriteStream;
+  let stdoutLog: LogFile;
+  let stderrLog: LogFile;
   try {
-    stdoutLog = await openLog(request.stdoutLog);
+    stdoutLog = new LogFile(request.stdoutLog);
   } catch (err) {
     throw new AgentQueueError('spawn_failed', `cannot start "${command}": cannot open log ${request.stdoutLog}: ${describe(err)}`, { cause: err });
   }
   try {
-    stderrLog = await openLog(request.stderrLog);
+    stderrLog = new LogFile(request.stderrLog);
   } catch (err) {
-    await closeLog(stdoutLog);
+    stdoutLog.close();
     throw new AgentQueueError('spawn_failed', `cannot start "${command}": cannot open log ${request.stderrLog}: ${describe(err)}`, { cause: err });
   }
 
@@ -199,39 +180,21 @@ export async function runAgentProcess(
   const failSpawn = async (err: unknown): Promise<never> => {
     const message = describeSpawnError(command, request.cwd, err);
     stderrLog.write(`agentq: ${message}\n`);
-    await Promise.all([closeLog(stdoutLog), closeLog(stderrLog)]);
+    stdoutLog.close();
+    stderrLog.close();
     throw new AgentQueueError('spawn_failed', message, { cause: err });
   };
 
-  let child: ChildProcess;
+  // Everything the agent starts is created after this: its sweeps read only those processes.
+  const createdAfter = markProcessCreation();
+  let child: SpawnedProcess;
   try {
-    child = spawn(command, argv.slice(1), {
-      cwd: request.cwd,
-      env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    child = await spawnAgent(command, argv.slice(1), { cwd: request.cwd, env });
   } catch (err) {
     return failSpawn(err);
   }
-  // Registered before any await so the exit cannot be missed.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const spawnError = await new Promise<Error | null>((resolve) => {
-    child.once('spawn', () => resolve(null));
-    child.once('error', (err) => resolve(err));
-  });
-  // Later errors (e.g. a failed kill) must not become unhandled 'error' events.
-  child.on('error', () => {});
-  if (spawnError !== null || child.pid === undefined) {
-    return failSpawn(spawnError ?? new Error('no pid'));
-  }
-  const pid = child.pid;
+  const { pid, stdin, stdout, stderr, exited } = child;
   const taggedStartedFrom = readProcessInfo(pid)?.startTime;
-  const stdin = child.stdin!;
-  const stdout = child.stdout!;
-  const stderr = child.stderr!;
 
   let stoppedFor: StopKind | null = null;
   let earlyReason: string | null = null;
@@ -255,10 +218,10 @@ export async function runAgentProcess(
     stoppedFor = kind;
     earlyReason = kind === 'early' ? reason : null;
     if (hasExited) return; // the post-exit sweep is already stopping everything
-    stdin.destroy();
     // A cancel (user or shutdown) is a request to stop now: a short grace, so it ends within ~2 s.
     const grace = kind === 'cancel' ? Math.min(graceMs, CANCEL_GRACE_MS) : graceMs;
-    stopping = stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom }, grace);
+    // Stdin closed first (its pipe is the spawner's: closed once it says so), then the signals.
+    stopping = child.closeStdin().then(() => stopTree({ pids: [pid], processGroups: [pid], descendantsOf: [pid], tagged: isOurs, taggedStartedFrom, createdAfter }, grace));
   };
   const stopEarly = (reason: string): void => stop('early', String(reason));
 
@@ -295,7 +258,7 @@ export async function runAgentProcess(
   };
   const stdoutLines = new LineSplitter(lineHandler(options.onStdoutLine, 'stdout'));
   const stderrLines = new LineSplitter(lineHandler(options.onStderrLine, 'stderr'));
-  const pipeClosed = (stream: Readable, log: WriteStream, lines: LineSplitter): Promise<void> =>
+  const pipeClosed = (stream: Readable, log: LogFile, lines: LineSplitter): Promise<void> =>
     new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
         log.write(chunk);
@@ -321,7 +284,7 @@ export async function runAgentProcess(
 
   // Sweep: background commands (group members, setsid'd tagged processes) never outlive the attempt.
   if (stopping !== null) await stopping;
-  await stopTree({ processGroups: [pid], tagged: isOurs, taggedStartedFrom });
+  await stopTree({ processGroups: [pid], tagged: isOurs, taggedStartedFrom, createdAfter });
 
   // The pipes reach EOF once every holder is gone; give up on them if something we could not find holds them.
   let drainTimer: NodeJS.Timeout | null = null;
@@ -339,7 +302,8 @@ export async function runAgentProcess(
   }
   stdoutLines.end();
   stderrLines.end();
-  await Promise.all([closeLog(stdoutLog), closeLog(stderrLog)]);
+  stdoutLog.close();
+  stderrLog.close();
 
   return { exitCode: exit.code, signal: exit.signal, stoppedFor, earlyReason };
 }

@@ -44,7 +44,7 @@ export async function cancelTask(store: Store, paths: ProjectPaths, id: number, 
   if (task.state === 'cancelled' && task.resultPath === null && writesResultHere(task, projectOrigin(paths))) {
     // The result-file writer (and the YAML parser) loaded only here: `agentq status` uses this module too.
     const { resultExtras, writeResultFile } = await import('../results/result-file.ts');
-    const file = writeResultFile(paths, task, await resultExtras(store, task));
+    const file = await writeResultFile(paths, task, await resultExtras(store, task));
     await store.setResultPath(task.id, file);
     task = { ...task, resultPath: file };
   }

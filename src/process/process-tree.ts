@@ -15,8 +15,7 @@
  * Linux only for tags, zombies and start times (`/proc`); elsewhere these degrade to
  * `kill(pid, 0)` checks and tag searches find nothing.
  */
-import { readFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import pidtree from 'pidtree';
 
 /** The environment variable every agent process is tagged with (value: the attempt id). */
@@ -58,6 +57,28 @@ export interface StopTargets {
   tagged?: (tag: string) => boolean;
   /** Only processes whose /proc start time (clock ticks) is at least this can match `tagged`. */
   taggedStartedFrom?: number;
+  /**
+   * Every target was created after this mark ({@link markProcessCreation}, taken before the
+   * agent was spawned): the scan then reads only the processes created since (see
+   * {@link createdSince}) instead of every process on the system. Ignored when that set
+   * cannot be told (too many processes created since, no `/proc`), and for `pids`.
+   */
+  createdAfter?: CreationMark | null;
+}
+
+/**
+ * Where the system's process creation stood at one moment ({@link markProcessCreation}).
+ * Linux hands out pids in a cycle (`idr_alloc_cyclic`: the next free pid after the last one,
+ * wrapping at `pid_max`), so a process created later has a pid after `lastPid` in that cycle,
+ * as long as the cycle has not come round again; `forks` and `threads` bound how far it went.
+ */
+export interface CreationMark {
+  /** The pid allocated last in our pid namespace (`/proc/loadavg`, 5th field). */
+  lastPid: number;
+  /** Processes and threads created on the system since boot (`/proc/stat` `processes`). */
+  forks: number;
+  /** Threads existing then (`/proc/loadavg`, 4th field after the slash): pids the cycle may skip. */
+  threads: number;
 }
 
 /** What `stopProcesses` may be given: pids, a tag predicate, or a combination. */
@@ -85,6 +106,19 @@ const HAS_PROC = (() => {
   try {
     readFileSync('/proc/self/stat');
     return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Whether `/proc` shows our pid namespace (a `/proc` mounted from another namespace lists
+ * other pids than `/proc/loadavg`'s last pid counts in): only then can a {@link CreationMark} be used.
+ */
+const PROC_IS_OURS = (() => {
+  if (!HAS_PROC) return false;
+  try {
+    return readlinkSync('/proc/self') === String(process.pid);
   } catch {
     return false;
   }
@@ -182,7 +216,8 @@ async function readTag(pid: number): Promise<string | null> {
 async function listPids(): Promise<number[]> {
   let names: string[];
   try {
-    names = await readdir('/proc');
+    // One getdents on the event loop is cheaper than a thread-pool round trip.
+    names = readdirSync('/proc');
   } catch {
     return [];
   }
@@ -212,20 +247,63 @@ export async function findTaggedProcesses(match: (tag: string) => boolean): Prom
   return found.sort((a, b) => a.pid - b.pid);
 }
 
-/** Snapshot of every process's stat, or null without `/proc`. */
-async function snapshot(): Promise<Map<number, ProcessInfo> | null> {
+/**
+ * The process creation as it stands now, to hand to {@link stopProcesses} (`createdAfter`)
+ * for processes created after this call: two reads of `/proc` (`loadavg`, `stat`), no scan.
+ * Null without `/proc`, or when `/proc` is not our pid namespace's. Never throws.
+ */
+export function markProcessCreation(): CreationMark | null {
+  if (!PROC_IS_OURS) return null;
+  const loadavg = safeReadSync('/proc/loadavg');
+  const stat = safeReadSync('/proc/stat');
+  const load = loadavg === null ? null : /^\S+ \S+ \S+ \d+\/(\d+) (\d+)/.exec(loadavg);
+  const forks = stat === null ? null : /^processes (\d+)$/m.exec(stat);
+  if (!load || !forks) return null;
+  return { lastPid: Number(load[2]), forks: Number(forks[1]), threads: Number(load[1]) };
+}
+
+/**
+ * A test of "created after `mark`" on pids: true for the pids the kernel handed out since,
+ * in its cycle from `mark.lastPid` to the last pid now. Null when it cannot be told: no mark
+ * now, or so many processes created since (`forks`, each taking a pid, plus the pids in use
+ * it skipped, at most `threads` + `forks`) that the cycle may have come round past
+ * `mark.lastPid`, i.e. more than half of `pid_max` minus the 300 pids reserved at wrap.
+ * Not covered: pids the cursor spent on forks that failed after taking one (a cgroup's
+ * `pids.max`), a `ns_last_pid` write or `clone3` `set_tid` (both need privileges).
+ */
+export function createdSince(mark: CreationMark): ((pid: number) => boolean) | null {
+  const now = markProcessCreation();
+  const pidMax = Number(safeReadSync('/proc/sys/kernel/pid_max'));
+  if (now === null || !Number.isInteger(pidMax) || pidMax <= 0) return null;
+  const forks = now.forks - mark.forks;
+  if (forks < 0 || 2 * forks + Math.max(mark.threads, now.threads) >= (pidMax - RESERVED_PIDS) / 2) return null;
+  const from = mark.lastPid;
+  const to = now.lastPid;
+  if (to === from) return () => false;
+  return to > from ? (pid) => pid > from && pid <= to : (pid) => pid > from || pid <= to;
+}
+
+/** Pids below this are skipped when the kernel's pid cycle wraps (`RESERVED_PIDS`). */
+const RESERVED_PIDS = 300;
+
+/**
+ * Snapshot of the stat of every process, or only of those created since `since` (and the
+ * pids in `include`) when that can be told ({@link createdSince}); null without `/proc`.
+ */
+async function snapshot(since: CreationMark | null = null, include: Iterable<number> = []): Promise<Map<number, ProcessInfo> | null> {
   if (!HAS_PROC) return null;
   const map = new Map<number, ProcessInfo>();
-  await Promise.all(
-    (await listPids()).map(async (pid) => {
-      try {
-        const info = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-        if (info !== null) map.set(pid, info);
-      } catch {
-        // vanished
-      }
-    }),
-  );
+  let pids = await listPids();
+  const created = since === null ? null : createdSince(since);
+  if (created !== null) {
+    const extra = new Set(include);
+    pids = pids.filter((pid) => created(pid) || extra.has(pid));
+  }
+  for (const pid of pids) {
+    const text = safeReadSync(`/proc/${pid}/stat`);
+    const info = text === null ? null : parseStat(text);
+    if (info !== null) map.set(pid, info);
+  }
   return map;
 }
 
@@ -292,7 +370,7 @@ export async function stopProcesses(target: StopTarget, graceMs = 5000, options:
         for (const pid of descendants) remember(pid, readProcessInfo(pid));
       }
     }
-    const snap = await snapshot();
+    const snap = await snapshot(targets.createdAfter ?? null, [...known.keys(), ...roots]);
     if (snap === null) {
       first = false;
       const pids = [...known.keys()].filter((pid) => isAlive(pid));

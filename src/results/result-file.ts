@@ -1,7 +1,7 @@
 /**
  * The durable outcome files: `done/NAME.md` for completed tasks, `failed/NAME.md` for every
  * other end. Written atomically (temp file, fsync, then a hard link that fails instead of
- * overwriting), never over an existing file: a name taken by another task becomes
+ * overwriting, then an fsync of the folder), never over an existing file: a name taken by another task becomes
  * `NAME.<task id>.md` (then `NAME.<task id>.N.md`, e.g. for a retried task's new outcome).
  * Writing the same content again is a no-op, so a crash between the write and the store
  * update is repaired by writing again.
@@ -14,6 +14,7 @@ import { TASK_LIMITS } from '../config/task-file.ts';
 import type { Delegation } from '../core/delegation.ts';
 import { A2A_AGENT, type Task, type Verification } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
+import { syncPath } from './group-sync.ts';
 
 /**
  * The part of a task's result file and log folder names that comes from its name: the name,
@@ -107,38 +108,76 @@ function sameContent(file: string, content: string): boolean {
 }
 
 /**
- * Writes the result file of a terminal task and returns its path. Idempotent per task.
+ * Writes the result file of a terminal task and resolves with its path, durable: the temp
+ * file's content is fsynced before it is linked (a file under its name is never torn), and
+ * the folder after (the name itself survives a crash). Idempotent per task.
  * @param extras its delegation and verify runs (see {@link resultFields}, {@link resultExtras})
- * @throws Error from the file system (ENOSPC, EACCES…) — the caller retries later.
+ * @param sync makes the temp file (its descriptor) and then the folder (its path) durable (fsync); default {@link syncPath} at once, the reporter's
+ *   a {@link GroupSync} so the files of tasks ending together share their fsyncs
+ * @throws Error from the file system (ENOSPC, EACCES, EIO…) — the caller retries later; the
+ *   temp file is removed in every case
  */
-export function writeResultFile(paths: ProjectPaths, task: Task, extras: ResultExtras = {}): string {
+export async function writeResultFile(
+  paths: ProjectPaths,
+  task: Task,
+  extras: ResultExtras = {},
+  sync: (target: string | number) => Promise<void> = syncPath,
+): Promise<string> {
   const dir = task.state === 'completed' ? paths.done : paths.failed;
-  fs.mkdirSync(dir, { recursive: true });
   const stem = fileStem(task);
-  const tmp = path.join(dir, `.${stem}.${process.pid}.${Date.now()}.tmp`);
+  const tmp = path.join(dir, `.${stem}.${process.pid}.${tempStamp()}.tmp`);
   const content = renderResultFile(task, extras);
-  const fd = fs.openSync(tmp, 'wx');
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'wx');
+  } catch (err) {
+    // The folder is made once, when the first file finds it missing.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(dir, { recursive: true });
+    fd = fs.openSync(tmp, 'wx');
+  }
   // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {
     try {
       fs.writeFileSync(fd, content);
-      fs.fsyncSync(fd);
+      await sync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    const candidates = [`${stem}.md`, `${stem}.${task.id}.md`];
-    for (let n = 2; ; n++) {
-      const target = path.join(dir, candidates.shift() ?? `${stem}.${task.id}.${n}.md`);
-      try {
-        fs.linkSync(tmp, target);
-        return target;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (sameContent(target, content)) return target;
-      }
-    }
+    const target = linkNew(dir, stem, task.id, tmp, content);
+    await sync(dir);
+    return target;
   } finally {
     fs.rmSync(tmp, { force: true });
+  }
+}
+
+let lastStamp = 0;
+
+/**
+ * The `MS` of a temp file's name: the time in ms, made unique in this process (the next ms when
+ * taken), since temp files of tasks with the same name may exist at once while they are synced.
+ */
+function tempStamp(): number {
+  lastStamp = Math.max(Date.now(), lastStamp + 1);
+  return lastStamp;
+}
+
+/**
+ * Links `tmp` under the first free name of `NAME.md`, `NAME.<id>.md`, `NAME.<id>.N.md`
+ * (N counting up), or returns the name that already holds the same content. Never overwrites.
+ */
+function linkNew(dir: string, stem: string, id: number, tmp: string, content: string): string {
+  const candidates = [`${stem}.md`, `${stem}.${id}.md`];
+  for (let n = 2; ; n++) {
+    const target = path.join(dir, candidates.shift() ?? `${stem}.${id}.${n}.md`);
+    try {
+      fs.linkSync(tmp, target);
+      return target;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (sameContent(target, content)) return target;
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/confi
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';
+import { GroupSync } from '../results/group-sync.ts';
 import { resultExtras, writeResultFile } from '../results/result-file.ts';
 import type { Store, WorkerInfo } from '../store/store.ts';
 import { STORE_RETRY_MAX_MS } from './store-retry.ts';
@@ -61,6 +62,10 @@ export class Reporter {
   /** Per task whose result file could not be written: the error (code) last reported. */
   private readonly errors = new Map<number, string>();
   private readonly leaseLapsed: (expiresAt: number, now: number) => boolean;
+  /** The fsyncs of the result files written together, made in groups (see {@link GroupSync}). */
+  readonly durable = new GroupSync();
+  /** The writes under way, by task id. */
+  private readonly writing = new Map<number, Promise<{ file: string } | { error: Error }>>();
 
   constructor(private readonly o: ReporterOptions) {
     this.leaseLapsed = o.leaseLapsed ?? ((expiresAt, now) => expiresAt <= now);
@@ -89,12 +94,25 @@ export class Reporter {
     return 'file' in written ? written.file : null;
   }
 
-  /** Writes a task's result file and records its path; an error is emitted once per task and error (a full disk), the task left unreported. */
-  private async write(task: Task): Promise<{ file: string } | { error: Error }> {
+  /**
+   * Writes a task's result file and records its path; an error is emitted once per task and
+   * error (a full disk), the task left unreported. A task being written already (its end
+   * reported while a tick looks for missing files) gets that write's outcome.
+   */
+  private write(task: Task): Promise<{ file: string } | { error: Error }> {
+    const current = this.writing.get(task.id);
+    if (current) return current;
+    const written = this.writeOnce(task).finally(() => this.writing.delete(task.id));
+    this.writing.set(task.id, written);
+    return written;
+  }
+
+  private async writeOnce(task: Task): Promise<{ file: string } | { error: Error }> {
     try {
       // Recorded first: a crash before the file is written reports (and records) the end again, once.
       await this.o.recordEnd?.(task);
-      const file = writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task));
+      // Durable before its path is recorded: a task recorded as reported has its file after a crash.
+      const file = await writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task), (target) => this.durable.sync(target));
       await this.o.store.setResultPath(task.id, file);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });

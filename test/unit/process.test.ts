@@ -7,7 +7,7 @@ import { makeTask } from '../fixtures/specs.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -16,7 +16,9 @@ import type { AgentEvent, RunRequest } from '../../src/agents/runner.ts';
 import { AgentQueueError } from '../../src/core/errors.ts';
 import type { Task } from '../../src/core/types.ts';
 import {
+  createdSince,
   findDescendants,
+  markProcessCreation,
   findTaggedProcesses,
   isAlive,
   readProcessInfo,
@@ -167,6 +169,46 @@ describe('process-tree', () => {
     assert.ok(report.killed.length === 2, 'its `sleep 300` child (also ignoring TERM) is part of its tree');
     for (const killed of report.killed) assert.equal(isAlive(killed), false);
     assert.ok(elapsed >= 290 && elapsed < 2500, `elapsed ${elapsed} ms`);
+  });
+
+  it('createdSince: the pids created after a mark are in it, older ones are not', async () => {
+    const mark = markProcessCreation();
+    assert.ok(mark, 'Linux with /proc of our pid namespace');
+    const child = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      const created = createdSince(mark);
+      assert.ok(created, 'a few forks since the mark: the window can be told');
+      assert.equal(created(child.pid!), true, 'the process spawned after the mark');
+      assert.equal(created(process.pid), false, 'this process, older than the mark');
+      assert.equal(created(1), false, 'init');
+      assert.equal(createdSince({ ...mark, forks: mark.forks - 1_000_000 }), null, 'more forks since than half the pid cycle: unknown');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('stopProcesses with createdAfter stops a tagged setsid orphan created after the mark and reads nothing older', async () => {
+    const tag = PREFIX + randomUUID();
+    const before = markProcessCreation();
+    const child = spawn('sh', ['-c', 'setsid sleep 300 & echo $!; wait'], {
+      env: { ...process.env, AGENTQ_ATTEMPT_ID: tag },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const orphan = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    child.stdout.destroy();
+    assert.equal(isAlive(orphan), true, 'the setsid sleep survived its parent');
+
+    // A mark taken after the orphan was created: the scan reads only newer processes, so it is not found.
+    const after = markProcessCreation();
+    const missed = await stopProcesses({ tagged: (t) => t === tag, createdAfter: after }, 300);
+    assert.deepEqual(missed.terminated, [], 'processes older than the mark are not read');
+    assert.equal(isAlive(orphan), true);
+
+    const report = await stopProcesses({ tagged: (t) => t === tag, createdAfter: before }, 300);
+    assert.deepEqual(report.terminated, [orphan]);
+    assert.equal(isAlive(orphan), false);
   });
 
   it('stopProcesses resolves at once when nothing matches', async () => {
@@ -333,5 +375,20 @@ describe('runAgentProcess', () => {
     missingCwd.cwd = join(missingCwd.cwd, 'does-not-exist');
     await assert.rejects(runAgentProcess(missingCwd, ['true']), /working directory .*does-not-exist does not exist/);
     await assert.rejects(runAgentProcess(makeRequest(), []), /empty command/);
+  });
+
+  it('a log that cannot be opened is a spawn failure naming it, and nothing is started', async () => {
+    const req = makeRequest();
+    // A file where the log folder should be: the open fails with ENOTDIR, the folder cannot be made.
+    writeFileSync(join(req.cwd, 'logs'), 'not a folder');
+    const marker = join(req.cwd, 'ran');
+    await assert.rejects(runAgentProcess(req, ['touch', marker]), (err: unknown) => {
+      assert.ok(err instanceof AgentQueueError);
+      assert.equal(err.code, 'spawn_failed');
+      assert.match(err.message, /cannot start "touch": cannot open log .*stdout\.log/);
+      return true;
+    });
+    assert.equal(existsSync(marker), false, 'the command did not run');
+    assert.deepEqual(req.events, []);
   });
 });
