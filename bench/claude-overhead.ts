@@ -17,8 +17,10 @@
  * its start-up amortized); `p50 task` the median of one task (direct: spawn to exit; agentq:
  * the attempt's start to end as the store records it); `overhead/task` (agentq − direct) ÷
  * tasks of the batch walls in ms, and `overhead %` (agentq − direct) ÷ direct.
- * Then the parts: `agentq mcp` from spawn to its `initialize` answer (what Claude Code waits
- * for before its first turn with `alwaysLoad`), next to `node -e 0`.
+ * Then the parts, next to `node -e 0`: what Claude Code waits for before its first turn
+ * (`alwaysLoad`) until the server answers `initialize`: an `agentq mcp` process (stdio, what
+ * each attempt started before) from spawn, and the dispatcher's MCP HTTP host
+ * (src/mcp/http-host.ts, now) from `open`.
  * Prints figures only (issue 13 target: ≤ 5 %, ≤ 35 ms per task); exits non-zero only when a
  * run is incorrect (a CLI failed, or a task did not complete).
  *
@@ -31,7 +33,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClaudeRunner } from '../src/agents/claude/claude-runner.ts';
 import { baseSpec } from '../src/config/task-file.ts';
-import { agentqMcpServer } from '../src/mcp/attach.ts';
+import { loadConfig, projectPaths } from '../src/config/config.ts';
+import { McpHttpHost } from '../src/mcp/http-host.ts';
 import { openStore } from '../src/store/open-store.ts';
 import { CLAUDE_BIN, claudeEnv, makeClaudeSandbox } from '../test/fixtures/claude-env.ts';
 import { startFakeAnthropic } from '../test/fixtures/fake-anthropic.ts';
@@ -130,12 +133,13 @@ async function agentqBatch(env: Record<string, string>, inFlight: number, mcp: b
   }
 }
 
-/** `agentq mcp` (the argv the Claude runner declares) from spawn to its answer to `initialize`, ms. */
-function mcpInitialize(env: Record<string, string>, projectRoot: string): Promise<number> {
-  const spec = agentqMcpServer(projectRoot, STORE);
+const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } };
+
+/** `agentq mcp` over stdio (what the Claude runner declared before the HTTP host) from spawn to its answer to `initialize`, ms. */
+function stdioInitialize(env: Record<string, string>, projectRoot: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(spec.command, spec.args, { env, cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [AGENTQ, 'mcp', '--project', projectRoot], { env, cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let answered = 0;
@@ -149,9 +153,26 @@ function mcpInitialize(env: Record<string, string>, projectRoot: string): Promis
     });
     child.on('error', reject);
     child.on('close', (code) => (answered ? resolve(answered) : reject(new Error(`agentq mcp exited ${code} without answering: ${err.trim()}`))));
-    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } };
-    child.stdin.write(`${JSON.stringify(init)}\n`);
+    child.stdin.write(`${JSON.stringify(INITIALIZE)}\n`);
   });
+}
+
+/** The dispatcher's {@link McpHttpHost}: `open` for an attempt (the host started) to its answer to `initialize`, then closed (the host stopped); ms. */
+async function httpInitialize(projectRoot: string): Promise<number> {
+  const host = new McpHttpHost({ paths: projectPaths(projectRoot), config: loadConfig(projectRoot), log: () => {} });
+  const started = performance.now();
+  const opened = await host.open({ taskId: 1, attemptId: 'bench' });
+  if (opened.spec.type !== 'http') throw new Error('the host declared no http server');
+  const res = await fetch(opened.spec.url, {
+    method: 'POST',
+    headers: { ...opened.spec.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify(INITIALIZE),
+  });
+  const body = (await res.json()) as { result?: unknown };
+  const ms = performance.now() - started;
+  await opened.close();
+  if (!body.result) throw new Error(`initialize over http failed: ${res.status} ${JSON.stringify(body)}`);
+  return ms;
 }
 
 const med = (xs: number[]) => percentile(xs, 50);
@@ -214,18 +235,23 @@ async function main(): Promise<number> {
     const store = await openStore(STORE, probeProject.root);
     await store.close();
     const nodeMs: number[] = [];
-    const mcpMs: number[] = [];
+    const stdioMs: number[] = [];
+    const httpMs: number[] = [];
     for (let i = 0; i < PROBES; i++) {
       nodeMs.push(await run([process.execPath, '-e', '0'], env, probeProject.root));
-      mcpMs.push(await mcpInitialize(env, probeProject.root));
+      stdioMs.push(await stdioInitialize(env, probeProject.root));
+      httpMs.push(await httpInitialize(probeProject.root));
     }
     fs.rmSync(probeProject.root, { recursive: true, force: true });
-    console.log(`\nparts (median of ${PROBES}):`);
+    console.log(`\nparts (median of ${PROBES}; the first http one loads the MCP SDK into this process, once per dispatcher):`);
+    const part = (label: string, xs: number[]) => [label, med(xs).toFixed(0), (med(xs) / med(nodeMs)).toFixed(2)];
     printTable(
       ['part', 'ms', '× node -e 0'],
       [
-        ['node -e 0', med(nodeMs).toFixed(0), '1.00'],
-        ['agentq mcp: spawn → initialize answered', med(mcpMs).toFixed(0), (med(mcpMs) / med(nodeMs)).toFixed(2)],
+        part('node -e 0', nodeMs),
+        part('agentq mcp (stdio process, before): spawn → initialize answered', stdioMs),
+        part('MCP http host (in the dispatcher, after): first open → initialize answered', httpMs.slice(0, 1)),
+        part('MCP http host: open → initialize answered, SDK loaded', httpMs.slice(1)),
       ],
     );
     return 0;
