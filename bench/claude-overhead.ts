@@ -64,11 +64,15 @@ interface Batch {
   taskMs: number[];
 }
 
-/** Runs `argv` with `stdin` written then closed; resolves with its wall time, rejects on a non-zero exit. */
+/**
+ * Runs `argv` with `stdin` written then closed, in a process group of its own as the runner
+ * spawns agents (runAgentProcess: `detached`; Claude Code runs in flight in one shared group
+ * took 3× as long here); resolves with its wall time, rejects on a non-zero exit.
+ */
 function run(argv: string[], env: Record<string, string>, cwd: string, stdin = ''): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(argv[0]!, argv.slice(1), { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { env, cwd, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -96,15 +100,24 @@ async function pool<T>(count: number, inFlight: number, job: (i: number) => Prom
   return results;
 }
 
-/** The reference: `TASKS` direct `claude -p` runs, `inFlight` at a time, with the runner's argv. */
-async function directBatch(env: Record<string, string>, cwd: string, inFlight: number, round: number): Promise<Batch> {
+/**
+ * The reference: `TASKS` direct `claude -p` runs, `inFlight` at a time, with the runner's argv,
+ * in a fresh directory per batch as agentq's batches get a fresh project (Claude Code keeps
+ * per-directory state in its config dir).
+ */
+async function directBatch(env: Record<string, string>, inFlight: number, round: number): Promise<Batch> {
   const runner = new ClaudeRunner({ command: [CLAUDE_BIN] });
-  const started = performance.now();
-  const taskMs = await pool(TASKS, inFlight, (i) => {
-    const prompt = `Say done (direct ${inFlight}/${round}/${i}).`;
-    return run(runner.buildArgv({ prompt, model: MODEL }), env, cwd, prompt);
-  });
-  return { wallMs: performance.now() - started, taskMs };
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-bench-direct-'));
+  try {
+    const started = performance.now();
+    const taskMs = await pool(TASKS, inFlight, (i) => {
+      const prompt = `Say done (direct ${inFlight}/${round}/${i}).`;
+      return run(runner.buildArgv({ prompt, model: MODEL }), env, cwd, prompt);
+    });
+    return { wallMs: performance.now() - started, taskMs };
+  } finally {
+    fs.rmSync(cwd, { recursive: true, force: true });
+  }
 }
 
 /** `TASKS` claude tasks through `agentq run --once -c inFlight` on a fresh project; `mcp`: agentq's MCP server on. */
@@ -187,10 +200,10 @@ async function main(): Promise<number> {
   const env = claudeEnv(fake.url, sandbox.config);
   try {
     // Warm-up, not counted: the file cache, the CLI's first-run files in its config dir.
-    await directBatch(env, sandbox.project, 2, -1);
+    await directBatch(env, 2, -1);
 
     const variants = [
-      { label: 'claude -p (direct)', batch: (c: number, r: number) => directBatch(env, sandbox.project, c, r) },
+      { label: 'claude -p (direct)', batch: (c: number, r: number) => directBatch(env, c, r) },
       { label: 'agentq, mcp on', batch: (c: number, r: number) => agentqBatch(env, c, true, r) },
       { label: 'agentq, mcp off', batch: (c: number, r: number) => agentqBatch(env, c, false, r) },
     ];
