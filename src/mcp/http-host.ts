@@ -97,7 +97,8 @@ export class McpHttpHost implements McpAttachment {
       import('./server.ts'),
       import('../store/open-store.ts'),
     ]);
-    const store = await openStore(config.store, paths.root);
+    // No checkpoint timer of its own: the dispatcher's connection checkpoints the same WAL.
+    const store = await openStore(config.store, paths.root, { checkpointIntervalMs: 0 });
     const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
       const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
       const attempt = token === undefined ? undefined : this.attempts.get(token);
