@@ -7,6 +7,8 @@
  * - direct (the reference): the real `claude` (node_modules/.bin/claude) spawned `--tasks`
  *   times with the argv and stdin the Claude runner builds (`ClaudeRunner.buildArgv`, model
  *   `sonnet` as the default routing gives, no MCP server), `c` in flight;
+ * - direct + MCP: the same, each run also given agentq's MCP server as the runner gives it
+ *   (an `McpHttpHost` in the bench's process): what Claude Code itself spends on an MCP server;
  * - agentq: `--tasks` queued `agent: claude` tasks run by the real `bin/agentq run --once -c c`
  *   (dist/ when fresh: built first when stale), once with agentq's MCP server
  *   (`agentq mcp`, the default) and once with `agents.claude.mcp: false`.
@@ -31,7 +33,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ClaudeRunner } from '../src/agents/claude/claude-runner.ts';
+import { ClaudeRunner, mcpConfigJson } from '../src/agents/claude/claude-runner.ts';
+import { AGENTQ_MCP_NAME } from '../src/mcp/attach.ts';
 import { baseSpec } from '../src/config/task-file.ts';
 import { loadConfig, projectPaths } from '../src/config/config.ts';
 import { McpHttpHost } from '../src/mcp/http-host.ts';
@@ -103,20 +106,31 @@ async function pool<T>(count: number, inFlight: number, job: (i: number) => Prom
 /**
  * The reference: `TASKS` direct `claude -p` runs, `inFlight` at a time, with the runner's argv,
  * in a fresh directory per batch as agentq's batches get a fresh project (Claude Code keeps
- * per-directory state in its config dir).
+ * per-directory state in its config dir). `withMcp`: each run also gets agentq's MCP server
+ * the way the runner gives it (an {@link McpHttpHost} in this process, its `--mcp-config`
+ * file): what Claude Code itself spends on connecting it and on its tools.
  */
-async function directBatch(env: Record<string, string>, inFlight: number, round: number): Promise<Batch> {
-  const runner = new ClaudeRunner({ command: [CLAUDE_BIN] });
-  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-bench-direct-'));
+async function directBatch(env: Record<string, string>, inFlight: number, round: number, withMcp = false): Promise<Batch> {
+  const paths = makeProject({ workspace: 'inplace' });
+  const host = withMcp ? new McpHttpHost({ paths, config: loadConfig(paths.root), log: () => {} }) : null;
+  const runner = new ClaudeRunner({ command: [CLAUDE_BIN], ...(host ? { mcpServers: { [AGENTQ_MCP_NAME]: host } } : {}) });
   try {
     const started = performance.now();
-    const taskMs = await pool(TASKS, inFlight, (i) => {
-      const prompt = `Say done (direct ${inFlight}/${round}/${i}).`;
-      return run(runner.buildArgv({ prompt, model: MODEL }), env, cwd, prompt);
+    const taskMs = await pool(TASKS, inFlight, async (i) => {
+      const prompt = `Say done (direct ${withMcp ? 'mcp' : ''} ${inFlight}/${round}/${i}).`;
+      if (!host) return run(runner.buildArgv({ prompt, model: MODEL }), env, paths.root, prompt);
+      const opened = await host.open({ taskId: 0, attemptId: `direct-${i}` });
+      const file = path.join(paths.dir, `mcp-${i}.json`);
+      fs.writeFileSync(file, mcpConfigJson({ [AGENTQ_MCP_NAME]: opened.spec }), { mode: 0o600 });
+      try {
+        return await run(runner.buildArgv({ prompt, model: MODEL }, file), env, paths.root, prompt);
+      } finally {
+        await opened.close();
+      }
     });
     return { wallMs: performance.now() - started, taskMs };
   } finally {
-    fs.rmSync(cwd, { recursive: true, force: true });
+    fs.rmSync(paths.root, { recursive: true, force: true });
   }
 }
 
@@ -204,6 +218,7 @@ async function main(): Promise<number> {
 
     const variants = [
       { label: 'claude -p (direct)', batch: (c: number, r: number) => directBatch(env, c, r) },
+      { label: 'claude -p + agentq MCP (direct)', batch: (c: number, r: number) => directBatch(env, c, r, true) },
       { label: 'agentq, mcp on', batch: (c: number, r: number) => agentqBatch(env, c, true, r) },
       { label: 'agentq, mcp off', batch: (c: number, r: number) => agentqBatch(env, c, false, r) },
     ];
