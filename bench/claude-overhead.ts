@@ -22,7 +22,8 @@
  * Then the parts, next to `node -e 0`: what Claude Code waits for before its first turn
  * (`alwaysLoad`) until the server answers `initialize`: an `agentq mcp` process (stdio, what
  * each attempt started before) from spawn, and the dispatcher's MCP HTTP host
- * (src/mcp/http-host.ts, now) from `open`.
+ * (src/mcp/http-host.ts, now) from `open`, with what its first open loads once per dispatcher
+ * (node, the MCP SDK's HTTP transport and the tools' module).
  * Prints figures only (issue 13 target: ≤ 5 %, ≤ 35 ms per task); exits non-zero only when a
  * run is incorrect (a CLI failed, or a task did not complete).
  *
@@ -32,6 +33,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClaudeRunner, mcpConfigJson } from '../src/agents/claude/claude-runner.ts';
 import { AGENTQ_MCP_NAME } from '../src/mcp/attach.ts';
@@ -265,21 +267,25 @@ async function main(): Promise<number> {
     const nodeMs: number[] = [];
     const stdioMs: number[] = [];
     const httpMs: number[] = [];
+    const loadMs: number[] = [];
+    // What the host loads at its first open, once per dispatcher: node with the MCP SDK's HTTP transport and the tools' module (dist/).
+    const loadSdk = `await import(${JSON.stringify(import.meta.resolve('@modelcontextprotocol/sdk/server/streamableHttp.js'))}); await import(${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'dist', 'mcp', 'server.js')).href)});`;
     for (let i = 0; i < PROBES; i++) {
       nodeMs.push(await run([process.execPath, '-e', '0'], env, probeProject.root));
+      loadMs.push(await run([process.execPath, '--input-type=module', '-e', loadSdk], env, probeProject.root));
       stdioMs.push(await stdioInitialize(env, probeProject.root));
       httpMs.push(await httpInitialize(probeProject.root));
     }
     fs.rmSync(probeProject.root, { recursive: true, force: true });
-    console.log(`\nparts (median of ${PROBES}; the first http one loads the MCP SDK into this process, once per dispatcher):`);
+    console.log(`\nparts (median of ${PROBES}):`);
     const part = (label: string, xs: number[]) => [label, med(xs).toFixed(0), (med(xs) / med(nodeMs)).toFixed(2)];
     printTable(
       ['part', 'ms', '× node -e 0'],
       [
         part('node -e 0', nodeMs),
         part('agentq mcp (stdio process, before): spawn → initialize answered', stdioMs),
-        part('MCP http host (in the dispatcher, after): first open → initialize answered', httpMs.slice(0, 1)),
-        part('MCP http host: open → initialize answered, SDK loaded', httpMs.slice(1)),
+        part('MCP http host (in the dispatcher, after): open (host started) → initialize answered', httpMs),
+        part('node + MCP SDK http transport + tools module (the host\'s first open, once per dispatcher)', loadMs),
       ],
     );
     return 0;
