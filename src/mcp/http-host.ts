@@ -7,9 +7,10 @@
  *
  * Each attempt gets its own bearer token (32 random bytes), valid from `open` to `close`; the
  * token names the attempt, so what its agent submits are its task's subtasks (as
- * `AGENTQ_TASK_ID` / `AGENTQ_ATTEMPT_ID` do for `agentq mcp`: `runningTaskOf`). The server,
- * its store connection (the dispatcher's store URL) and the SDK are loaded at the first
- * `open` and closed when the last open attempt closes (the SDK stays in the module cache).
+ * `AGENTQ_TASK_ID` / `AGENTQ_ATTEMPT_ID` do for `agentq mcp`: `runningTaskOf`). The server
+ * listens from the first `open` (the SDK, the tools and a store connection on the
+ * dispatcher's store URL load meanwhile, while the agent starts) until the last open attempt
+ * closes (the SDK stays in the module cache).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,10 +19,18 @@ import type { Config, ProjectPaths } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { McpAttachment, McpAttempt, McpOpened } from './attach.ts';
 
-/** A running host: its HTTP server, endpoint and store connection. */
+/** A running host: its HTTP server, endpoint, and what its requests need, loading while the agent starts. */
 interface Serving {
   server: http.Server;
   url: string;
+  loaded: Promise<Loaded>;
+}
+
+/** The SDK's HTTP transport, the tools and a store connection. */
+interface Loaded {
+  StreamableHTTPServerTransport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport;
+  createMcpServer: typeof import('./server.ts').createMcpServer;
+  runningTaskOf: typeof import('./server.ts').runningTaskOf;
   store: Store;
 }
 
@@ -56,8 +65,10 @@ export class McpHttpHost implements McpAttachment {
 
   /**
    * The attempt's declaration: `{ type: 'http', url, headers: { Authorization }, alwaysLoad }`,
-   * the host started if it was not running.
-   * @throws what starting fails with (the store cannot be opened, no port to listen on)
+   * the host started if it was not running: listening at once, while the SDK, the tools and
+   * the store connection load (the agent starts meanwhile; its requests wait for them, and get
+   * 500 with the reason, logged, if loading failed).
+   * @throws when there is no port to listen on
    */
   async open(attempt: McpAttempt): Promise<McpOpened> {
     // Counted before the host is awaited, so a close meanwhile does not stop the host under it.
@@ -89,9 +100,9 @@ export class McpHttpHost implements McpAttachment {
     return this.attempts.size;
   }
 
-  private async start(): Promise<Serving> {
+  /** What requests need: loaded here, not with the dispatcher, so only runs that give Claude Code the server pay for the SDK. */
+  private async load(): Promise<Loaded> {
     const { paths, config } = this.options;
-    // Loaded here, not with the dispatcher: only runs that give Claude Code the server pay for the SDK.
     const [{ StreamableHTTPServerTransport }, { createMcpServer, runningTaskOf }, { openStore }] = await Promise.all([
       import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
       import('./server.ts'),
@@ -99,11 +110,19 @@ export class McpHttpHost implements McpAttachment {
     ]);
     // No checkpoint timer of its own: the dispatcher's connection checkpoints the same WAL.
     const store = await openStore(config.store, paths.root, { checkpointIntervalMs: 0 });
+    return { StreamableHTTPServerTransport, createMcpServer, runningTaskOf, store };
+  }
+
+  private async start(): Promise<Serving> {
+    const { paths, config } = this.options;
+    const loaded = this.load();
+    loaded.catch(() => {}); // reported by the requests that wait for it
     const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
       const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
       const attempt = token === undefined ? undefined : this.attempts.get(token);
       if (!attempt) return refusal(res, 401, 'unauthorized: not an open attempt of this dispatcher');
       if (req.method !== 'POST') return refusal(res, 405, 'method not allowed (stateless server: POST only)', { allow: 'POST' });
+      const { StreamableHTTPServerTransport, createMcpServer, runningTaskOf, store } = await loaded;
       const env = { AGENTQ_TASK_ID: String(attempt.taskId), AGENTQ_ATTEMPT_ID: attempt.attemptId };
       const server = createMcpServer({ store, paths, config, runningTask: await runningTaskOf(store, env), log: this.log });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -124,11 +143,11 @@ export class McpHttpHost implements McpAttachment {
         server.listen(0, '127.0.0.1', () => resolve());
       });
     } catch (err) {
-      await store.close();
+      await loaded.then((l) => l.store.close()).catch(() => {});
       throw err;
     }
     const { port } = server.address() as AddressInfo;
-    return { server, url: `http://127.0.0.1:${port}/mcp`, store };
+    return { server, url: `http://127.0.0.1:${port}/mcp`, loaded };
   }
 }
 
@@ -137,5 +156,5 @@ async function stop(s: Serving): Promise<void> {
   const closed = new Promise<void>((resolve) => s.server.close(() => resolve()));
   s.server.closeAllConnections();
   await closed;
-  await s.store.close();
+  await (await s.loaded).store.close();
 }

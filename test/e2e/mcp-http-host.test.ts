@@ -98,4 +98,15 @@ describe('McpHttpHost', () => {
     await check.close();
     assert.ok(logged.some((l) => l.includes('created #2 part')), logged.join('\n'));
   });
+
+  it('a store it cannot open: the host listens, and each request gets 500 with the reason (logged)', async () => {
+    const paths = makeProject();
+    const logged: string[] = [];
+    const host = new McpHttpHost({ paths, config: { ...loadConfig(paths.root), store: 'nosuch:store' }, log: (line) => logged.push(line) });
+    const opened = await host.open({ taskId: 1, attemptId: 'a' });
+    assert.equal(await initializeStatus(httpSpec(opened).url, httpSpec(opened).headers!), 500);
+    assert.ok(logged.some((l) => l.includes('unsupported URL')), logged.join('\n'));
+    await opened.close();
+    assert.equal(host.openAttempts, 0);
+  });
 });
