@@ -4,7 +4,8 @@
 import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
 import { AgentQueueError } from '../core/errors.ts';
 import { A2A_AGENT } from '../core/types.ts';
-import { AGENTQ_MCP_NAME, agentqMcpServer } from '../mcp/attach.ts';
+import { AGENTQ_MCP_NAME } from '../mcp/attach.ts';
+import { McpHttpHost } from '../mcp/http-host.ts';
 import { ClaudeRunner } from './claude/claude-runner.ts';
 import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
@@ -56,8 +57,8 @@ class LazySweepingRunner extends LazyRunner {
 }
 
 /**
- * The runners by agent name. Claude Code gets agentq's MCP server (`agentq mcp` on this
- * project and `config.store`, the store in force) unless `agents.claude.mcp` is false. Agents: claude, codex, gemini, openai, command, and `a2a` (a task's
+ * The runners by agent name. Claude Code gets agentq's MCP server (`McpHttpHost`: served by
+ * this process on this project and `config.store`, the store in force) unless `agents.claude.mcp` is false. Agents: claude, codex, gemini, openai, command, and `a2a` (a task's
  * `remote`) with one `a2a:NAME` per entry of config `remotes` (for `fallback` lists).
  * @param env the dispatcher's environment: where agents' commands and the remotes'
  *   `token_env` variables are looked up
@@ -88,7 +89,7 @@ export function createRunners(
             allowedTools: claude.allowed_tools,
             extraArgs: claude.args,
             graceMs: config.kill_grace,
-            mcpServers: claude.mcp ? { [AGENTQ_MCP_NAME]: agentqMcpServer(paths.root, config.store) } : {},
+            mcpServers: claude.mcp ? { [AGENTQ_MCP_NAME]: new McpHttpHost({ paths, config }) } : {},
           }),
         true,
       ),

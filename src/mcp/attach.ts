@@ -1,23 +1,15 @@
 /**
- * How agents started by a dispatcher reach agentq's MCP server: the `agentq mcp` command of
- * this checkout (bin/agentq under the node running agentq) on the dispatcher's project and
- * store. The Claude runner declares it to Claude Code through `--mcp-config`.
+ * How agents started by a dispatcher reach agentq's MCP server: an MCP server declaration per
+ * attempt ({@link McpAttachment}), which the Claude runner writes to Claude Code's
+ * `--mcp-config` file. agentq's own is served over HTTP by the dispatcher's process
+ * (src/mcp/http-host.ts), so no process starts per attempt.
  */
-import { fileURLToPath } from 'node:url';
-
-/** This checkout's `bin/agentq`. */
-export const AGENTQ_BIN = fileURLToPath(new URL('../../bin/agentq', import.meta.url));
 
 /** The name agentq's server has in an agent's MCP configuration: its tools are `mcp__agentq__<tool>`. */
 export const AGENTQ_MCP_NAME = 'agentq';
 
-/** A stdio MCP server as an MCP client's configuration declares it (Claude Code's `mcpServers` entries). */
-export interface McpServerSpec {
-  /** The program, e.g. node's path. */
-  command: string;
-  args: string[];
-  /** Variables added to the environment the client starts it with. */
-  env?: Record<string, string>;
+/** What every MCP server declaration may add. */
+interface McpServerSpecBase {
   /**
    * Claude Code (2.1): connect it before the first turn (waiting up to `MCP_CONNECT_TIMEOUT_MS`,
    * 5 s) and offer its tools from the first request, instead of connecting in the background
@@ -26,14 +18,48 @@ export interface McpServerSpec {
   alwaysLoad?: boolean;
 }
 
-/**
- * The `agentq mcp` server of a dispatcher: `node bin/agentq mcp --project ROOT --store URL`,
- * so it opens the dispatcher's own store (`AGENTQ_STORE` is not passed on to agents), loaded
- * before the agent's first turn (`alwaysLoad`). It inherits the agent's environment, whose
- * `AGENTQ_TASK_ID` and `AGENTQ_ATTEMPT_ID` make what the agent submits its task's subtasks.
- * @param projectRoot absolute project directory
- * @param storeUrl the store in force (a relative `sqlite:` path is relative to the project)
- */
-export function agentqMcpServer(projectRoot: string, storeUrl: string): McpServerSpec {
-  return { command: process.execPath, args: [AGENTQ_BIN, 'mcp', '--project', projectRoot, '--store', storeUrl], alwaysLoad: true };
+/** A stdio MCP server as an MCP client's configuration declares it (Claude Code's `mcpServers` entries). */
+export interface McpStdioSpec extends McpServerSpecBase {
+  type?: 'stdio';
+  /** The program, e.g. node's path. */
+  command: string;
+  args: string[];
+  /** Variables added to the environment the client starts it with. */
+  env?: Record<string, string>;
+}
+
+/** A streamable-HTTP MCP server as Claude Code's `mcpServers` entries declare it. */
+export interface McpHttpSpec extends McpServerSpecBase {
+  type: 'http';
+  /** Its endpoint, e.g. `http://127.0.0.1:41234/mcp`. */
+  url: string;
+  /** Headers sent with every request (e.g. `Authorization: Bearer …`). */
+  headers?: Record<string, string>;
+}
+
+/** An MCP server declaration. */
+export type McpServerSpec = McpStdioSpec | McpHttpSpec;
+
+/** The attempt an MCP server is opened for. */
+export interface McpAttempt {
+  taskId: number;
+  attemptId: string;
+}
+
+/** One attempt's access to an MCP server: its declaration, and what ends it once the agent has exited. */
+export interface McpOpened {
+  spec: McpServerSpec;
+  /** Ends the access (never throws). */
+  close(): Promise<void>;
+}
+
+/** An MCP server the runner gives each attempt: opened before the agent starts, closed after it ends. */
+export interface McpAttachment {
+  /** @throws when the server cannot be made ready (the attempt then fails to start) */
+  open(attempt: McpAttempt): Promise<McpOpened>;
+}
+
+/** An attachment that declares the same `spec` for every attempt (e.g. a stdio server the agent starts itself). */
+export function fixedMcp(spec: McpServerSpec): McpAttachment {
+  return { open: async () => ({ spec, close: async () => {} }) };
 }

@@ -109,9 +109,21 @@ const LIST = z.strictObject({
  * JSON Schema generator puts an object's metadata over what it generates).
  */
 function listedAs(schema: z.ZodObject): z.ZodObject {
-  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' });
-  return z.looseObject({}).meta(jsonSchema);
+  let listed = LISTED.get(schema);
+  if (!listed) {
+    const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' });
+    listed = z.looseObject({}).meta(jsonSchema);
+    LISTED.set(schema, listed);
+  }
+  return listed;
 }
+
+/**
+ * {@link listedAs} per schema, made once per process: the dispatcher's HTTP host
+ * (http-host.ts) makes a server per request, and converting the seven tools' schemas took
+ * more CPU than the rest of the request.
+ */
+const LISTED = new WeakMap<z.ZodObject, z.ZodObject>();
 
 /** A task as `list_tasks` shows it: what tells tasks apart, without the prompt and result. */
 function taskLine(t: Task) {

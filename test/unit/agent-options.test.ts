@@ -11,7 +11,7 @@ import type { AgentEvent } from '../../src/agents/runner.ts';
 import { parseConfig } from '../../src/config/config.ts';
 import { baseSpec, parseTaskFile } from '../../src/config/task-file.ts';
 import type { Task } from '../../src/core/types.ts';
-import { agentqMcpServer } from '../../src/mcp/attach.ts';
+import { fixedMcp } from '../../src/mcp/attach.ts';
 import { routeModel } from '../../src/scheduler/dispatcher.ts';
 
 const defaults = { default_timeout: 1_800_000, default_retries: 0 };
@@ -37,18 +37,24 @@ describe('max_turns and allowed_tools', () => {
   });
 
   it("agentq's MCP server: --mcp-config FILE and an --allowedTools rule for its tools, after the task's rules; none without servers", () => {
-    const server = agentqMcpServer('/srv/proj', 'postgres://agentq:secret@db/agentq');
-    assert.deepEqual(server.args.slice(1), ['mcp', '--project', '/srv/proj', '--store', 'postgres://agentq:secret@db/agentq']);
-    assert.equal(server.command, process.execPath);
-    const runner = new ClaudeRunner({ command: ['claude'], mcpServers: { agentq: server } });
+    const runner = new ClaudeRunner({ command: ['claude'], mcpServers: { agentq: fixedMcp({ type: 'http', url: 'http://127.0.0.1:1/mcp' }) } });
     const base = { model: null, prompt: 'p', resumeSessionId: null, systemPromptAppend: null };
     const argv = runner.buildArgv({ ...base, task: { maxTurns: null, allowedTools: ['Read'] } }, '/tmp/x/mcp.json');
     assert.deepEqual(argv.slice(argv.indexOf('--allowedTools')), ['--allowedTools', 'Read', 'mcp__agentq', '--mcp-config', '/tmp/x/mcp.json', '--permission-mode', 'bypassPermissions']);
-    assert.ok(!argv.join(' ').includes('secret'), 'the store URL is in the file, not on argv');
     const alone = runner.buildArgv(base, '/tmp/x/mcp.json');
     assert.deepEqual(alone.slice(alone.indexOf('--allowedTools'), alone.indexOf('--permission-mode')), ['--allowedTools', 'mcp__agentq', '--mcp-config', '/tmp/x/mcp.json']);
-    assert.deepEqual(JSON.parse(mcpConfigJson({ agentq: server })), {
-      mcpServers: { agentq: { type: 'stdio', command: process.execPath, args: server.args, env: {}, alwaysLoad: true } },
+    const none = new ClaudeRunner({ command: ['claude'] }).buildArgv(base);
+    assert.ok(!none.includes('--mcp-config') && !none.includes('--allowedTools'));
+  });
+
+  it('the --mcp-config file declares http servers (url, headers) and stdio ones (command, args, env), alwaysLoad when asked', () => {
+    const http = { type: 'http' as const, url: 'http://127.0.0.1:41234/mcp', headers: { Authorization: 'Bearer t' }, alwaysLoad: true };
+    const stdio = { command: '/usr/bin/node', args: ['server.js'] };
+    assert.deepEqual(JSON.parse(mcpConfigJson({ agentq: http, other: stdio })), {
+      mcpServers: {
+        agentq: { type: 'http', url: 'http://127.0.0.1:41234/mcp', headers: { Authorization: 'Bearer t' }, alwaysLoad: true },
+        other: { type: 'stdio', command: '/usr/bin/node', args: ['server.js'], env: {} },
+      },
     });
   });
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentQueueError } from '../../core/errors.ts';
-import type { McpServerSpec } from '../../mcp/attach.ts';
+import type { McpAttachment, McpOpened, McpServerSpec } from '../../mcp/attach.ts';
 import { runAgentProcess, type AgentProcessResult } from '../agent-process.ts';
 import { endedBeforeAnswer, signalled, spawnFailure } from '../outcomes.ts';
 import type { AgentEvent, AgentRunner, RunOutcome, RunRequest } from '../runner.ts';
@@ -39,14 +39,15 @@ export interface ClaudeRunnerOptions {
    */
   promptVia?: 'stdin' | 'argv';
   /**
-   * MCP servers every attempt gets, by name (e.g. `agentq`: `agentqMcpServer`, unless config
-   * `agents.claude.mcp` is false): written per attempt to an `--mcp-config` file (mode 0600
-   * in a private temp directory, removed when the attempt ends; the store URL in its
-   * arguments may hold a password, which argv would show to `ps`), and their tools allowed
-   * with one `--allowedTools mcp__<name>` rule each (a permission mode other than
-   * `bypassPermissions` would refuse them in a headless run). Default none.
+   * MCP servers every attempt gets, by name (e.g. `agentq`: the dispatcher's `McpHttpHost`,
+   * unless config `agents.claude.mcp` is false): each opened for the attempt before the CLI
+   * starts and closed once it has exited, their declarations written to an `--mcp-config` file
+   * (mode 0600 in a private temp directory, removed when the attempt ends: it holds the
+   * attempt's bearer token, which argv would show to `ps`), and their tools allowed with one
+   * `--allowedTools mcp__<name>` rule each (a permission mode other than `bypassPermissions`
+   * would refuse them in a headless run). Default none.
    */
-  mcpServers?: Record<string, McpServerSpec>;
+  mcpServers?: Record<string, McpAttachment>;
 }
 
 /** Stderr texts of usage errors that another attempt cannot fix (Claude Code 2.1). */
@@ -99,7 +100,7 @@ export class ClaudeRunner implements AgentRunner {
   private readonly promptVia: 'stdin' | 'argv';
   private readonly maxTurns: number | null;
   private readonly allowedTools: string[] | null;
-  private readonly mcpServers: Record<string, McpServerSpec>;
+  private readonly mcpServers: Record<string, McpAttachment>;
 
   /** @throws AgentQueueError `agent_not_found` when `command` is empty. */
   constructor(options: ClaudeRunnerOptions) {
@@ -158,10 +159,14 @@ export class ClaudeRunner implements AgentRunner {
 
     let proc: AgentProcessResult;
     let mcpDir: string | null = null;
+    const opened: Array<[string, McpOpened]> = [];
     try {
-      mcpDir = Object.keys(this.mcpServers).length > 0 ? fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-mcp-')) : null;
+      for (const [name, attachment] of Object.entries(this.mcpServers)) {
+        opened.push([name, await attachment.open({ taskId: request.task.id, attemptId: request.attemptId })]);
+      }
+      mcpDir = opened.length > 0 ? fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-mcp-')) : null;
       const mcpConfigFile = mcpDir === null ? null : path.join(mcpDir, 'mcp.json');
-      if (mcpConfigFile !== null) fs.writeFileSync(mcpConfigFile, mcpConfigJson(this.mcpServers), { mode: 0o600 });
+      if (mcpConfigFile !== null) fs.writeFileSync(mcpConfigFile, mcpConfigJson(Object.fromEntries(opened.map(([name, o]) => [name, o.spec]))), { mode: 0o600 });
       proc = await runAgentProcess(request, this.buildArgv(request, mcpConfigFile), {
         stdin: this.promptVia === 'stdin' ? request.prompt : undefined,
         graceMs: this.graceMs,
@@ -185,6 +190,7 @@ export class ClaudeRunner implements AgentRunner {
       return spawnFailure(err, 'Claude Code', parser.stats());
     } finally {
       if (mcpDir !== null) fs.rmSync(mcpDir, { recursive: true, force: true });
+      await Promise.all(opened.map(([, o]) => o.close()));
     }
 
     const stats = parser.stats();
@@ -237,10 +243,16 @@ export class ClaudeRunner implements AgentRunner {
   }
 }
 
-/** Claude Code's `--mcp-config` JSON declaring `servers` (stdio). */
+/** Claude Code's `--mcp-config` JSON declaring `servers` (stdio or http). */
 export function mcpConfigJson(servers: Record<string, McpServerSpec>): string {
   const mcpServers = Object.fromEntries(
-    Object.entries(servers).map(([name, s]) => [name, { type: 'stdio', command: s.command, args: s.args, env: s.env ?? {}, ...(s.alwaysLoad ? { alwaysLoad: true } : {}) }]),
+    Object.entries(servers).map(([name, s]) => [
+      name,
+      {
+        ...(s.type === 'http' ? { type: 'http', url: s.url, headers: s.headers ?? {} } : { type: 'stdio', command: s.command, args: s.args, env: s.env ?? {} }),
+        ...(s.alwaysLoad ? { alwaysLoad: true } : {}),
+      },
+    ]),
   );
   return `${JSON.stringify({ mcpServers }, null, 2)}\n`;
 }
