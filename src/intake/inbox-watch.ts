@@ -90,7 +90,8 @@ function inotifyWatch(command: string, inbox: string, onChange: () => void): Inb
   // SIGKILLed: a crashed dispatcher leaves no watcher behind.
   const setpriv = findOnPath('setpriv', process.env.PATH ?? '');
   if (setpriv) argv.unshift(setpriv, '--pdeathsig', 'KILL');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its environment: PATH alone (to find inotifywait); none of agentq's settings or secrets.
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
   child.on('error', fallBack); // ENOENT: not installed
   child.on('exit', fallBack);
   let err = '';

@@ -131,13 +131,12 @@ class Spawner {
 
   private running(): ChildProcess {
     if (this.child !== null) return this.child;
-    // A bare node: none of this process's flags or NODE_OPTIONS (loaders, inspectors, heap sizes).
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
+    // A bare node with an empty environment: none of this process's flags, NODE_OPTIONS
+    // (loaders, inspectors, heap sizes) or secrets; each agent gets its own env explicitly.
     const child = spawnChild(process.execPath, ['-e', SPAWNER_SOURCE], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
-      env,
+      env: {},
     });
     this.child = child;
     child.on('message', (m: FromSpawner) => this.onMessage(m));
