@@ -234,20 +234,27 @@ describe('ClaudeRunner: timeouts while a setsid Bash command runs (one at a time
   ] as const) {
     it(`timeout while Bash runs "sleep 300" (${phase} the CLI backgrounds it) → timed_out, no sleep survives`, async () => {
       // The command starts about startupMs after spawn; the CLI backgrounds it ~3 s later.
-      const timeoutMs = phase === 'before' ? Math.max(2_000, startupMs + 1_000) : Math.max(5_000, startupMs + 4_500);
+      let timeoutMs = phase === 'before' ? Math.max(2_000, startupMs + 1_000) : Math.max(5_000, startupMs + 4_500);
       const seen = new Set<number>();
       let firstSeenMs: number | null = null;
-      const start = Date.now();
-      const r = await run(P(name), {
-        timeoutMs,
-        whileRunning: (id) => {
-          for (const p of processesWithEnv('AGENTQ_ATTEMPT_ID', id)) {
-            if (p.cmdline !== 'sleep 300') continue;
-            seen.add(p.pid);
-            firstSeenMs ??= Date.now() - start;
-          }
-        },
-      });
+      let r: Awaited<ReturnType<typeof run>>;
+      // A start slower than the calibration's (a loaded machine) can time out before the sleep
+      // began: then again with a second more, up to three runs; the assertions hold for the last.
+      for (let tries = 1; ; tries++) {
+        const start = Date.now();
+        r = await run(P(name), {
+          timeoutMs,
+          whileRunning: (id) => {
+            for (const p of processesWithEnv('AGENTQ_ATTEMPT_ID', id)) {
+              if (p.cmdline !== 'sleep 300') continue;
+              seen.add(p.pid);
+              firstSeenMs ??= Date.now() - start;
+            }
+          },
+        });
+        if (seen.size > 0 || tries === 3) break;
+        timeoutMs += 1_000;
+      }
       const stdout = readFileSync(join(r.sandbox.logs, `${r.attemptId}.stdout.log`), 'utf8');
       console.log(
         `  timeout ${timeoutMs} ms → ${r.outcome.kind} after ${r.elapsedMs} ms ` +
