@@ -8,8 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import { AGENTQ, hasInotifywait, listDir, makeProject } from '../fixtures/project.ts';
+import { AGENTQ, hasInotifywait, listDir, makeProject, workersRegistered } from '../fixtures/project.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
 const noInotify = !hasInotifywait() && 'inotifywait (Debian inotify-tools) is not installed; .ci/run installs it';
@@ -35,17 +34,7 @@ describe('agentq run: the inbox watch', { skip: noInotify }, () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      const registered = () => {
-        try {
-          const db = new Database(path.join(paths.dir, 'agentq.db'), { readonly: true, fileMustExist: true });
-          const { n } = db.prepare('SELECT count(*) AS n FROM workers').get() as { n: number };
-          db.close();
-          return n === 1;
-        } catch {
-          return false; // not created yet
-        }
-      };
-      await waitFor(registered, 15_000, 'the dispatcher to register');
+      await waitFor(() => workersRegistered(paths), 15_000, 'the dispatcher to register');
       await waitFor(() => watching(paths.inbox), 15_000, 'the inbox watch to start');
       await new Promise((r) => setTimeout(r, 500)); // inotifywait sets up its watch
       const tmp = path.join(paths.inbox, '.quick.md.tmp');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject } from '../fixtures/project.ts';
+import { AGENTQ, agentq, agentqJson, dropTask, listDir, makeProject, workersRegistered } from '../fixtures/project.ts';
 import { waitFor } from '../fixtures/procs.ts';
 
 describe('dispatcher services', () => {
@@ -18,17 +18,7 @@ describe('dispatcher services', () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      const registered = () => {
-        try {
-          const db = new Database(path.join(paths.dir, 'agentq.db'), { readonly: true, fileMustExist: true });
-          const { n } = db.prepare('SELECT count(*) AS n FROM workers').get() as { n: number };
-          db.close();
-          return n === 1;
-        } catch {
-          return false; // not created yet
-        }
-      };
-      await waitFor(registered, 15_000, 'the dispatcher to register');
+      await waitFor(() => workersRegistered(paths), 15_000, 'the dispatcher to register');
       await new Promise((r) => setTimeout(r, 500)); // its inbox watcher is set up next
       dropTask(paths, 'slow', { agent: 'command', command: 'sleep 7; echo ok' }, 'x');
       await waitFor(() => /started +#1 slow/.test(stderr), 15_000, 'the attempt to start');
