@@ -101,7 +101,9 @@ describe('crash recovery at scale', () => {
     });
     const gate = path.join(paths.root, 'gate');
     const wait = `while [ ! -e '${gate}' ]; do sleep 0.02; done; `;
-    const quick = 'sleep 0.05; echo "$AGENTQ_TASK_NAME"';
+    // Long enough that the four slots are seen full at once mid-run (50 ms agents on a fast
+    // dispatcher rarely overlapped four at a time: the kill points waited past their results).
+    const quick = 'sleep 0.25; echo "$AGENTQ_TASK_NAME"';
     for (let i = 0; i < TASKS; i++) {
       const command = `${wait}${i % SETSID_EVERY === 0 ? 'setsid sleep 60 & ' : ''}${quick}`;
       dropTask(paths, name(i), { agent: 'command', command }, `task ${i}`);
