@@ -66,6 +66,8 @@ export class Reporter {
   readonly durable = new GroupSync();
   /** The writes under way, by task id. */
   private readonly writing = new Map<number, Promise<{ file: string } | { error: Error }>>();
+  /** Per {@link writeMissing} pass under way: the tasks written since it began listing (its list may still hold them as unreported). */
+  private readonly passes = new Set<Set<number>>();
 
   constructor(private readonly o: ReporterOptions) {
     this.leaseLapsed = o.leaseLapsed ?? ((expiresAt, now) => expiresAt <= now);
@@ -114,6 +116,7 @@ export class Reporter {
       // Durable before its path is recorded: a task recorded as reported has its file after a crash.
       const file = await writeResultFile(this.o.paths, task, await resultExtras(this.o.store, task), (target) => this.durable.sync(target));
       await this.o.store.setResultPath(task.id, file);
+      for (const pass of this.passes) pass.add(task.id);
       this.errors.delete(task.id);
       this.o.events.emit('task.finished', { ...task, resultPath: file });
       return { file };
@@ -135,20 +138,30 @@ export class Reporter {
    */
   async writeMissing(): Promise<MissingResults> {
     const done: MissingResults = { written: [], deferred: [], failed: [] };
-    const unreported = await this.o.store.listUnreported(this.o.origin);
-    if (unreported.length === 0) return done;
-    const now = this.o.now();
-    const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
-    for (const task of unreported) {
-      if (await this.endedByAnotherLiveWriter(task, workers, now)) {
-        done.deferred.push(task);
-        continue;
+    // A write of this process that ends while this pass runs (a task's end reported) is not
+    // written again: the list below may have been read before that write recorded its path.
+    const writtenMeanwhile = new Set<number>();
+    this.passes.add(writtenMeanwhile);
+    try {
+      const unreported = await this.o.store.listUnreported(this.o.origin);
+      if (unreported.length === 0) return done;
+      const now = this.o.now();
+      const workers = new Map((await this.o.store.listWorkers()).map((w) => [w.id, w]));
+      for (const task of unreported) {
+        if (writtenMeanwhile.has(task.id)) continue;
+        if (await this.endedByAnotherLiveWriter(task, workers, now)) {
+          done.deferred.push(task);
+          continue;
+        }
+        if (writtenMeanwhile.has(task.id)) continue;
+        const written = await this.write(task);
+        if ('file' in written) done.written.push({ ...task, resultPath: written.file });
+        else done.failed.push({ task, error: written.error });
       }
-      const written = await this.write(task);
-      if ('file' in written) done.written.push({ ...task, resultPath: written.file });
-      else done.failed.push({ task, error: written.error });
+      return done;
+    } finally {
+      this.passes.delete(writtenMeanwhile);
     }
-    return done;
   }
 
   /**
