@@ -178,10 +178,16 @@ describe('store faults', () => {
   it('a full disk (tmpfs) under the project and its store: the dispatcher waits, reports it, loses no outcome or result file, runs nothing twice', async (t) => {
     const output = await fullDisk(t, false);
     if (output === null) return;
-    assert.match(output, /store\s+unavailable \((database or disk is full|disk I\/O error)\)/);
-    // How long the outage lasts varies: the WAL may have room again (checkpointed) before the disk does.
-    assert.match(output, /store\s+back after [\d.]+m?s/);
-    assert.ok(output.split(/store\s+unavailable/).length - 1 <= 2, `about one report per outage:\n${output}`);
+    // Whether the store itself hits the full disk varies: a WAL file checkpointed back to its
+    // start is written again in place, so commits may still fit while result files do not.
+    // Either way the outage is reported: the store's (once, and its end), or the files'.
+    if (/store\s+unavailable/.test(output)) {
+      assert.match(output, /store\s+unavailable \((database or disk is full|disk I\/O error)\)/);
+      assert.match(output, /store\s+back after [\d.]+m?s/);
+      assert.ok(output.split(/store\s+unavailable/).length - 1 <= 2, `about one report per outage:\n${output}`);
+    } else {
+      assert.match(output, /error\s+ENOSPC/, `the full disk reported:\n${output}`);
+    }
   });
 
   it('a full disk under done/ only (the store elsewhere): result files are written once there is room, each failure reported once', async (t) => {
