@@ -217,10 +217,19 @@ export function readTaskFileEntry(
   }
 }
 
-/** Removes an inbox file if it is still the instance that was read (`identity`). */
-function removeIfUnchanged(full: string, identity: string): void {
+/**
+ * Removes an inbox file if it is still the instance that was read (`identity`), or the same
+ * file (inode) holding the same bytes (`key`'s content hash, {@link intakeKey}): only its
+ * metadata changed since (times or mode set just after its writer closed it, e.g. `touch`),
+ * which does not make it a new submission. A file whose content changed stays, for the next scan.
+ */
+function removeIfUnchanged(full: string, identity: string, key: string): void {
   try {
-    if (fileIdentity(fs.lstatSync(full, { bigint: true })) === identity) fs.unlinkSync(full);
+    const now = fs.lstatSync(full, { bigint: true });
+    const same =
+      fileIdentity(now) === identity ||
+      (now.isFile() && identity.startsWith(`${now.ino}-`) && crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex') === key.split(':', 1)[0]);
+    if (same) fs.unlinkSync(full);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
@@ -295,7 +304,7 @@ export async function takeInInbox(
       // This very file was recorded (by a dispatcher that crashed before removing it, or by
       // another one taking it in now): finish the move, never take it in twice. (A key
       // recorded since the listing is found by `enqueue`, which creates nothing for it.)
-      removeIfUnchanged(full, entry.identity);
+      removeIfUnchanged(full, entry.identity, key);
       removed.push(key);
       continue;
     }
@@ -408,8 +417,8 @@ export async function takeInInbox(
   const created = batch.length ? await store.enqueue(batch, now) : [];
 
   for (const c of ordered) {
-    // A file changed since it was read is a new submission for the next scan (its key differs).
-    removeIfUnchanged(path.join(paths.inbox, c.file), c.identity);
+    // A file whose content changed since it was read is a new submission for the next scan (its key differs).
+    removeIfUnchanged(path.join(paths.inbox, c.file), c.identity, c.key);
     removed.push(c.key);
   }
   await store.markIntakeRemoved(removed);

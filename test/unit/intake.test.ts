@@ -224,3 +224,40 @@ describe('inbox intake', () => {
     assert.deepEqual(later.created.map((t) => t.name), ['z', 'b']);
   });
 });
+
+describe('inbox: a file touched while it is taken in', () => {
+  it('is the same submission when only its metadata changed (times set after its writer closed it): one task, the file removed', async () => {
+    const { paths, store } = setup();
+    const file = dropTask(paths, 'touched', { agent: 'command' }, 'x');
+    // The touch lands between the read and the removal, as a `touch` right after a close does
+    // when intake reads the file at its close (inotify).
+    const touching = Object.assign(Object.create(store) as SqliteStore, {
+      enqueue: async (...args: Parameters<SqliteStore['enqueue']>) => {
+        const created = await SqliteStore.prototype.enqueue.apply(store, args);
+        const later = new Date(Date.now() - 5_000);
+        fs.utimesSync(file, later, later);
+        return created;
+      },
+    });
+    const first = await takeInInbox(paths, touching, config);
+    assert.deepEqual(first.created.map((t) => t.name), ['touched']);
+    assert.deepEqual(listDir(paths.inbox), [], 'removed although its ctime changed');
+    assert.deepEqual((await takeInInbox(paths, store, config)).created, []);
+  });
+
+  it('is a new submission when its content changed after the read: the file stays for the next scan', async () => {
+    const { paths, store } = setup();
+    const file = dropTask(paths, 'rewritten', { agent: 'command' }, 'first');
+    const rewriting = Object.assign(Object.create(store) as SqliteStore, {
+      enqueue: async (...args: Parameters<SqliteStore['enqueue']>) => {
+        const created = await SqliteStore.prototype.enqueue.apply(store, args);
+        fs.writeFileSync(file, '---\nagent: command\n---\nsecond\n');
+        const past = new Date(Date.now() - 10_000);
+        fs.utimesSync(file, past, past);
+        return created;
+      },
+    });
+    assert.deepEqual((await takeInInbox(paths, rewriting, config)).created.map((t) => t.prompt), ['first']);
+    assert.deepEqual(listDir(paths.inbox), ['rewritten.md']);
+  });
+});
