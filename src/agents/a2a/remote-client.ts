@@ -27,27 +27,22 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
-/** A response whose status says the remote cannot take the request now ({@link TRANSIENT_HTTP}). */
-export class RemoteBusyError extends Error {
+/** An HTTP response whose status decides how the call is handled; `where` names the request. */
+abstract class RemoteHttpError extends Error {
   constructor(
     readonly status: number,
     readonly where: string,
   ) {
     super(`HTTP ${status} from ${where}`);
-    this.name = 'RemoteBusyError';
+    this.name = new.target.name;
   }
 }
 
+/** A response whose status says the remote cannot take the request now ({@link TRANSIENT_HTTP}). */
+export class RemoteBusyError extends RemoteHttpError {}
+
 /** HTTP 401 or 403: the remote refused agentq's credentials (or asks for some). */
-export class RemoteAuthError extends Error {
-  constructor(
-    readonly status: number,
-    readonly where: string,
-  ) {
-    super(`HTTP ${status} from ${where}`);
-    this.name = 'RemoteAuthError';
-  }
-}
+export class RemoteAuthError extends RemoteHttpError {}
 
 /** A request that did not get an answer within its time limit. */
 export class RemoteTimeoutError extends Error {
