@@ -5,7 +5,9 @@
  * intake-key row per file, better-sqlite3, WAL, synchronous NORMAL as the store) + unlink.
  *
  * Rounds alternate agentq and the reference, each on a fresh project; the median of each is
- * printed with the ratio reference ÷ agentq (1 = as fast as the reference). Figures only,
+ * printed with the ratio reference ÷ agentq (1 = as fast as the reference), in wall time and
+ * in CPU time (this process's user + system, all its threads: less swayed by other processes
+ * on a loaded machine, which lengthen both wall times unevenly). Figures only,
  * never asserted; it exits non-zero only when a run is incorrect (not every file became
  * exactly one task, or files were left in the inbox).
  *
@@ -63,24 +65,41 @@ async function baselineIntake(dir: string): Promise<Intake> {
   return { loadConfig: config.loadConfig, openStore: store.openStore, takeInInbox: inbox.takeInInbox };
 }
 
-/** agentq: `takeInInbox` of the project's inbox; ms. */
-async function timeAgentq(n: number, profile: Session | null, { loadConfig, openStore, takeInInbox } = current): Promise<number> {
+/** A timed run: wall time and CPU time (user + system, all threads of this process), ms. */
+interface Timing {
+  ms: number;
+  cpuMs: number;
+}
+
+/** Starts a {@link Timing}; the function returned ends it. */
+function startTiming(): () => Timing {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  return () => {
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    return { ms, cpuMs: (c.user + c.system) / 1000 };
+  };
+}
+
+/** agentq: `takeInInbox` of the project's inbox. */
+async function timeAgentq(n: number, profile: Session | null, { loadConfig, openStore, takeInInbox } = current): Promise<Timing> {
   const paths = makeProject(n);
   try {
     const config = loadConfig(paths.root);
     const store = await openStore(config.store, paths.root);
     try {
       if (profile) await profile.post('Profiler.start');
-      const t0 = performance.now();
+      const done = startTiming();
       const { created } = await takeInInbox(paths, store, config, Date.now());
-      const ms = performance.now() - t0;
+      const timing = done();
       if (profile) {
         const { profile: p } = await profile.post('Profiler.stop');
         fs.writeFileSync(PROFILE_FILE, JSON.stringify(p));
       }
       const left = fs.readdirSync(paths.inbox).length;
       if (created.length !== n || left !== 0) throw new Error(`agentq: ${created.length} tasks of ${n} files, ${left} left in the inbox`);
-      return ms;
+      return timing;
     } finally {
       await store.close();
     }
@@ -89,8 +108,8 @@ async function timeAgentq(n: number, profile: Session | null, { loadConfig, open
   }
 }
 
-/** The reference: read + hash + one insert transaction + unlink; ms. */
-function timeReference(n: number): number {
+/** The reference: read + hash + one insert transaction + unlink. */
+function timeReference(n: number): Timing {
   const paths = makeProject(n);
   try {
     const db = new Database(path.join(paths.dir, 'reference.db'));
@@ -101,7 +120,7 @@ function timeReference(n: number): number {
     const insertTask = db.prepare("INSERT INTO tasks (name, prompt, state, created_at) VALUES (?, ?, 'queued', ?) RETURNING id");
     const insertKey = db.prepare('INSERT INTO intake (key, task_id) VALUES (?, ?)');
     try {
-      const t0 = performance.now();
+      const done = startTiming();
       const files = fs.readdirSync(paths.inbox);
       const read = files.map((f) => {
         const content = fs.readFileSync(path.join(paths.inbox, f));
@@ -115,9 +134,9 @@ function timeReference(n: number): number {
         }
       })();
       for (const r of read) fs.unlinkSync(path.join(paths.inbox, r.f));
-      const ms = performance.now() - t0;
+      const timing = done();
       if (fs.readdirSync(paths.inbox).length !== 0) throw new Error('reference: files left in the inbox');
-      return ms;
+      return timing;
     } finally {
       db.close();
     }
@@ -141,29 +160,43 @@ async function main(): Promise<number> {
     const session = new Session();
     session.connect();
     await session.post('Profiler.enable');
-    const ms = await timeAgentq(n, session);
+    const { ms } = await timeAgentq(n, session);
     process.stdout.write(`profiled run: ${ms.toFixed(0)} ms → ${PROFILE_FILE}\n`);
     return 0;
   }
-  const agentq: number[] = [];
-  const before: number[] = [];
-  const reference: number[] = [];
+  const agentq: Timing[] = [];
+  const before: Timing[] = [];
+  const reference: Timing[] = [];
   for (let r = 0; r < rounds; r++) {
     agentq.push(await timeAgentq(n, null));
     if (baseline) before.push(await timeAgentq(n, null, baseline));
     reference.push(timeReference(n));
   }
-  const ref = median(reference);
   const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  const row = (label: string, runs: number[]) => {
-    const m = median(runs);
-    return [label, String(n), fmt(m), fmt(ref), (ref / m).toFixed(2), `${((m * 1000) / n).toFixed(0)} µs`, `${runs.map((x) => x.toFixed(0)).join(', ')} / ${reference.map((x) => x.toFixed(0)).join(', ')} ms`];
+  const row = (label: string, runs: Timing[]) => {
+    const m = median(runs.map((t) => t.ms));
+    const ref = median(reference.map((t) => t.ms));
+    const cpu = median(runs.map((t) => t.cpuMs));
+    const refCpu = median(reference.map((t) => t.cpuMs));
+    const rounds = (xs: Timing[], k: keyof Timing) => xs.map((x) => x[k].toFixed(0)).join(', ');
+    return [
+      label,
+      String(n),
+      fmt(m),
+      fmt(ref),
+      (ref / m).toFixed(2),
+      fmt(cpu),
+      fmt(refCpu),
+      (refCpu / cpu).toFixed(2),
+      `${((m * 1000) / n).toFixed(0)} µs`,
+      `${rounds(runs, 'ms')} / ${rounds(reference, 'ms')} ms`,
+    ];
   };
   printTable(
-    ['takeInInbox', 'files', 'time', 'reference', 'ratio (ref ÷ time)', 'per file', 'rounds (time / reference)'],
+    ['takeInInbox', 'files', 'time', 'reference', 'ratio (ref ÷ time)', 'cpu', 'ref cpu', 'cpu ratio', 'per file', 'rounds (time / reference)'],
     [row('this checkout', agentq), ...(baseline ? [row(`baseline ${values.baseline}`, before)] : [])],
   );
-  process.stdout.write('reference: read + sha256 + one insert transaction (task row + key row per file) + unlink, better-sqlite3, same files, same run; medians.\n');
+  process.stdout.write('reference: read + sha256 + one insert transaction (task row + key row per file) + unlink, better-sqlite3, same files, same run; medians; cpu: user + system time of this process.\n');
   return 0;
 }
 

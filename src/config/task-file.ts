@@ -555,31 +555,73 @@ export function validateFields<S extends z.ZodObject>(schema: S, fields: Record<
  *   100 alias expansions, a "billion laughs"), an unsupported tag, or not a mapping
  */
 export function parseFrontmatter(yaml: string): Record<string, unknown> {
-  // Files dropped together often share their frontmatter: the same text is parsed once.
+  return structuredClone(frontmatterEntry(yaml).fields);
+}
+
+/**
+ * What a frontmatter text gave: its fields (never handed out: callers get copies), and once
+ * a task file was made of them, their check ({@link checkFields}: the fields or the refusal).
+ */
+interface FrontmatterEntry {
+  fields: Record<string, unknown>;
+  checked?: CheckedFields | { field: string; message: string };
+}
+
+/** Frontmatter texts (up to 4 Ki characters) parsed lately, at most {@link FRONTMATTER_CACHE_SIZE}, oldest dropped first, and what they gave. */
+const frontmatterCache = new Map<string, FrontmatterEntry | { error: string }>();
+/** How many frontmatter texts {@link parseFrontmatter} remembers. */
+const FRONTMATTER_CACHE_SIZE = 64;
+
+/**
+ * The entry of a frontmatter text: files dropped together often share their frontmatter, so
+ * the same text is parsed (and its fields checked) once.
+ * @throws InvalidTaskError as {@link parseFrontmatter}
+ */
+function frontmatterEntry(yaml: string): FrontmatterEntry {
   const seen = frontmatterCache.get(yaml);
   if (seen) {
     if ('error' in seen) throw new InvalidTaskError('frontmatter', seen.error);
-    return structuredClone(seen.fields);
+    return seen;
   }
   try {
-    const fields = parseFrontmatterText(yaml);
-    rememberFrontmatter(yaml, { fields: structuredClone(fields) });
-    return fields;
+    const entry = { fields: parseFrontmatterText(yaml) };
+    rememberFrontmatter(yaml, entry);
+    return entry;
   } catch (err) {
     if (err instanceof InvalidTaskError) rememberFrontmatter(yaml, { error: err.message });
     throw err;
   }
 }
 
-/** Frontmatter texts (up to 4 Ki characters) parsed lately, at most {@link FRONTMATTER_CACHE_SIZE}, oldest dropped first, and what they gave. */
-const frontmatterCache = new Map<string, { fields: Record<string, unknown> } | { error: string }>();
-/** How many frontmatter texts {@link parseFrontmatter} remembers. */
-const FRONTMATTER_CACHE_SIZE = 64;
-
-function rememberFrontmatter(yaml: string, result: { fields: Record<string, unknown> } | { error: string }): void {
+function rememberFrontmatter(yaml: string, result: FrontmatterEntry | { error: string }): void {
   if (yaml.length > 4096) return; // a large one is rarely repeated; the cache stays small
   if (frontmatterCache.size >= FRONTMATTER_CACHE_SIZE) frontmatterCache.delete(frontmatterCache.keys().next().value!);
   frontmatterCache.set(yaml, result);
+}
+
+/**
+ * {@link checkFields} of an entry's fields, done once per entry: a copy the caller owns.
+ * @throws InvalidTaskError as {@link checkFields}, the same each time
+ */
+function checkedFields(entry: FrontmatterEntry): CheckedFields {
+  if (!entry.checked) {
+    try {
+      entry.checked = checkFields(entry.fields);
+    } catch (err) {
+      if (!(err instanceof InvalidTaskError)) throw err;
+      entry.checked = { field: err.field, message: err.message };
+    }
+  }
+  const checked = entry.checked;
+  if ('message' in checked) throw new InvalidTaskError(checked.field, checked.message);
+  return { f: ownCopy(checked.f), extra: ownCopy(checked.extra) };
+}
+
+/** A copy of an object of plain data: its primitive values shared, its lists and objects copied. */
+function ownCopy<T extends object>(o: T): T {
+  const copy = { ...o };
+  for (const [k, v] of Object.entries(copy)) if (typeof v === 'object' && v !== null) (copy as Record<string, unknown>)[k] = structuredClone(v);
+  return copy;
 }
 
 /** {@link parseFrontmatter} without the cache. */
@@ -617,8 +659,9 @@ export function parseTaskFile(
   source = 'inbox',
 ): TaskSpec {
   const { yaml, body } = splitFrontmatter(text);
-  const fm = yaml === null ? {} : parseFrontmatter(yaml);
-  return taskSpecFromFields(name, fm, body, defaults, source);
+  if (yaml === null) return taskSpecFromFields(name, {}, body, defaults, source);
+  const entry = frontmatterEntry(yaml); // malformed YAML is refused before the name and the prompt
+  return specOf(name, body, () => checkedFields(entry), defaults, source);
 }
 
 /**
@@ -641,6 +684,38 @@ export function taskSpecFromFields(
   defaults: Pick<Config, 'default_timeout' | 'default_retries'>,
   source = 'inbox',
 ): TaskSpec {
+  return specOf(name, body, () => checkFields(fm), defaults, source);
+}
+
+/** Task fields checked: {@link TASK_FIELDS}'s output (`f`), and the fields it does not know (`extra`). */
+interface CheckedFields {
+  f: TaskFields;
+  extra: Record<string, unknown>;
+}
+
+/**
+ * Checks task fields: plain data with finite numbers, then {@link TASK_FIELDS}; the fields it
+ * does not know go to `extra`.
+ * @throws InvalidTaskError naming the first field refused in its order
+ */
+function checkFields(fm: Record<string, unknown>): CheckedFields {
+  for (const [field, value] of Object.entries(fm)) checkPlainData(value, field);
+  // Plain data as JSON has it: -0 becomes 0, so the spec is the same after the store's JSON.
+  fm = JSON.parse(JSON.stringify(fm)) as Record<string, unknown>;
+  const f = validateFields(TASK_FIELDS, fm);
+  // fromEntries: a `__proto__` field stays a field of its own.
+  const extra: Record<string, unknown> = Object.fromEntries(Object.entries(fm).filter(([k]) => !(KNOWN_FIELDS as readonly string[]).includes(k)));
+  return { f, extra };
+}
+
+/** {@link taskSpecFromFields} with the fields checked by `fields`, called after the name and the prompt are. */
+function specOf(
+  name: string,
+  body: string,
+  fields: () => CheckedFields,
+  defaults: Pick<Config, 'default_timeout' | 'default_retries'>,
+  source: string,
+): TaskSpec {
   checkTaskName(name, 'name');
   const prompt = body.trim();
   if (prompt === '') throw new InvalidTaskError('prompt', 'prompt: the task body is empty (write the prompt below the frontmatter)');
@@ -650,10 +725,7 @@ export function taskSpecFromFields(
   }
   const badChar = controlChar(prompt, TEXT_CONTROLS);
   if (badChar) throw new InvalidTaskError('prompt', `prompt: control character U+${hex(badChar.code, 4)} at index ${badChar.index} is not text`);
-  for (const [field, value] of Object.entries(fm)) checkPlainData(value, field);
-  // Plain data as JSON has it: -0 becomes 0, so the spec is the same after the store's JSON.
-  fm = JSON.parse(JSON.stringify(fm)) as Record<string, unknown>;
-  const f = validateFields(TASK_FIELDS, fm);
+  const { f, extra } = fields();
 
   const dependsOn = f.depends_on ?? [];
   if (dependsOn.includes(name)) fail('depends_on', name, 'another task (a task cannot depend on itself)');
@@ -663,9 +735,6 @@ export function taskSpecFromFields(
   if (agent === A2A_AGENT && !f.remote) {
     throw new InvalidTaskError('remote', 'remote: not set: agent: a2a delegates to another A2A agent, named by remote: NAME (a key of remotes in config.yaml) or remote: URL');
   }
-
-  // fromEntries: a `__proto__` field stays a field of its own.
-  const extra: Record<string, unknown> = Object.fromEntries(Object.entries(fm).filter(([k]) => !(KNOWN_FIELDS as readonly string[]).includes(k)));
 
   return {
     name,

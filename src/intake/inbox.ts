@@ -39,6 +39,8 @@ export const MAX_TASK_FILE_BYTES = 1024 * 1024;
 
 interface Candidate {
   file: string;
+  /** The file's path. */
+  full: string;
   key: string;
   /** The file instance read (see {@link fileIdentity}). */
   identity: string;
@@ -143,12 +145,14 @@ function listInbox(inbox: string): { names: string[]; regular: Set<string>; refu
     const b = entry.name as unknown as Buffer;
     const lossy = b.toString('utf8');
     if (!lossy.endsWith('.md') || lossy.startsWith('.')) continue;
-    let name: string;
-    try {
-      name = utf8.decode(b);
-    } catch {
-      refused.push({ file: lossy, reason: 'its file name is not valid UTF-8; rename it' });
-      continue;
+    let name = lossy; // bytes that are not UTF-8 decode to U+FFFD: only then is the strict decoding needed
+    if (lossy.includes('\uFFFD')) {
+      try {
+        name = utf8.decode(b);
+      } catch {
+        refused.push({ file: lossy, reason: 'its file name is not valid UTF-8; rename it' });
+        continue;
+      }
     }
     names.push(name);
     if (entry.isFile()) regular.add(name);
@@ -311,6 +315,7 @@ export async function takeInInbox(
     const name = file.slice(0, -3);
     const c: Candidate = {
       file,
+      full,
       key,
       identity: entry.identity,
       name,
@@ -323,14 +328,15 @@ export async function takeInInbox(
       parentBatchName: null,
       parentOrigin: null,
     };
-    let text = entry.content.toString('latin1'); // every byte kept, should the content be refused
+    let text: string | null = null;
     try {
       text = decodeTaskFile(entry.content);
       c.spec = parseTaskFile(name, text, config, 'inbox');
     } catch (err) {
       if (!(err instanceof InvalidTaskError)) throw err;
       c.invalid = err.message;
-      c.spec = baseSpec(name, text); // recorded `invalid`, with the file's text as its body
+      // Recorded `invalid`, with the file's text as its body (every byte kept, as latin1, if it is not text).
+      c.spec = baseSpec(name, text ?? entry.content.toString('latin1'));
     }
     candidates.push(c);
   }
@@ -418,7 +424,7 @@ export async function takeInInbox(
 
   for (const c of ordered) {
     // A file whose content changed since it was read is a new submission for the next scan (its key differs).
-    removeIfUnchanged(path.join(paths.inbox, c.file), c.identity, c.key);
+    removeIfUnchanged(c.full, c.identity, c.key);
     removed.push(c.key);
   }
   await store.markIntakeRemoved(removed);

@@ -483,4 +483,22 @@ describe('task files: the same frontmatter text parsed again', () => {
     // Through a whole file too: the second file with that frontmatter is refused alike.
     assert.equal(refusal(`---\n${bad}\n---\nbody`).message, refusal(`---\n${bad}\n---\nother body`, 'job2').message);
   });
+
+  it('gives task files specs of their own, the same refusal of a field, and still the name and prompt first', () => {
+    const fm = '---\ntags: [a]\ncommand: [echo, hi]\nremote_metadata: {k: [1]}\nowner: {team: x}\nagent: command\n---\n';
+    const first = taskFile.parseTaskFile('one', `${fm}first`, defaults);
+    first.tags.push('changed');
+    (first.command as string[]).push('changed');
+    (first.remoteMetadata!.k as number[]).push(2);
+    (first.extra.owner as Record<string, string>).team = 'changed';
+    const second = taskFile.parseTaskFile('two', `${fm}second`, defaults);
+    assert.deepEqual([second.tags, second.command, second.remoteMetadata, second.extra], [['a'], ['echo', 'hi'], { k: [1] }, { owner: { team: 'x' } }]);
+    assert.equal(second.prompt, 'second');
+    const refused = '---\npriority: urgent\n---\n';
+    const messages = ['a', 'b'].map((name) => refusal(`${refused}body`, name));
+    assert.deepEqual(messages.map((e) => [e.field, e.message]), [0, 1].map(() => [messages[0]!.field, messages[0]!.message]));
+    assert.equal(messages[0]!.field, 'priority');
+    assert.equal(refusal(`${refused}   `, 'c').field, 'prompt');
+    assert.equal(refusal(`${refused}body`, '-bad').field, 'name');
+  });
 });

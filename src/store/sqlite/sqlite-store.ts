@@ -66,7 +66,7 @@ import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
@@ -197,6 +197,63 @@ const idTime = (ms: number): number => Math.min(Math.max(0, Math.floor(ms)), 2 *
 export function firstAttemptIdAt(since: number): string {
   const hex = idTime(since).toString(16).padStart(12, '0');
   return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
+}
+
+/**
+ * A new task's `tasks` columns (name → value; the INSERT's column list is its keys, in order):
+ * the spec's fields as stored (lists and objects as JSON text), its first state (`queued`, or
+ * the terminal state of a task refused at intake), its times and origin. `id` null: the
+ * table's next id.
+ */
+function newTaskRow(t: NewTask, now: number, id: number | null, parentId: number | null): Row {
+  const { spec, invalidReason, terminalState, origin = null } = t;
+  const invalid = invalidReason !== undefined;
+  const runAfter = Math.max(now, spec.runAt ?? now);
+  const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
+  return {
+    id,
+    name: spec.name,
+    title: spec.title,
+    priority: spec.priority,
+    priority_rank: priorityRank(spec.priority),
+    agent: spec.agent,
+    model: spec.model,
+    depends_on: JSON.stringify(spec.dependsOn),
+    timeout_ms: spec.timeoutMs,
+    max_cost_usd: spec.maxCostUsd,
+    retries: spec.retries,
+    tags: JSON.stringify(spec.tags),
+    dedup_key: spec.dedupKey,
+    command: spec.command === null ? null : JSON.stringify(spec.command),
+    extra: JSON.stringify(spec.extra),
+    prompt: spec.prompt,
+    source: spec.source,
+    state: invalid ? (terminalState ?? 'invalid') : 'queued',
+    run_after: runAfter,
+    delayed: !invalid && runAfter > now ? 1 : 0,
+    created_at: now,
+    finished_at: invalid ? now : null,
+    failed_reason: invalid ? invalidReason : null,
+    retry_backoff_ms: spec.retryBackoffMs,
+    retry_on_timeout: spec.retryOnTimeout ? 1 : 0,
+    concurrency_group: spec.concurrencyGroup,
+    workspace: spec.workspace,
+    merge: spec.merge,
+    parent: spec.parent,
+    parent_id: parentId,
+    max_turns: spec.maxTurns,
+    allowed_tools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+    runs_on: JSON.stringify(spec.runsOn),
+    origin_host: origin?.host ?? null,
+    origin_root: origin?.root ?? null,
+    remote: spec.remote ?? null,
+    workspace_setup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+    remote_metadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+    verify,
+    verify_timeout_ms: verifyTimeoutMs,
+    verify_retries: verifyRetries,
+    stall_timeout_ms: stallTimeoutMs,
+  };
 }
 
 /** A statement's rows as {@link Row} objects: `get` the first (undefined: none), `all` of them. */
@@ -539,96 +596,63 @@ export class SqliteStore implements Store {
     return Math.max(Number(row.next_id), max + 1);
   }
 
+  /** See {@link insertedRowMaker}. */
+  private insertedRow: ((row: Row) => Row) | null = null;
+
+  /**
+   * The whole `tasks` row of a task just inserted from {@link newTaskRow}'s columns
+   * (`written`): those, over the schema's own defaults (evaluated once per store) of the
+   * columns it leaves out; made by a function compiled once (spreading ~70 columns into an
+   * object costs ~20 µs a task).
+   */
+  private insertedRowMaker(written: readonly string[]): (row: Row) => Row {
+    if (this.insertedRow) return this.insertedRow;
+    // table_info leaves out generated columns (lane_group), which no Task field reads.
+    const left = (this.db.prepare('PRAGMA table_info(tasks)').all() as Row[]).filter((c) => !written.includes(String(c.name)));
+    const values = left.map((c) => `${c.dflt_value === null ? 'NULL' : String(c.dflt_value)} AS ${JSON.stringify(String(c.name))}`);
+    const defaults = values.length ? (this.db.prepare(`SELECT ${values.join(', ')}`).get() as Row) : {};
+    const fields = [
+      ...Object.entries(defaults).map(([column, value]) => `${JSON.stringify(column)}: ${JSON.stringify(value)}`),
+      ...written.map((column) => `${JSON.stringify(column)}: r[${JSON.stringify(column)}]`),
+    ];
+    return (this.insertedRow = new Function('r', `return { ${fields.join(', ')} };`) as (row: Row) => Row);
+  }
+
   /**
    * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
-   * task is read back by its own INSERT (`RETURNING`). An entry whose intake key is already
+   * task is read from the row it was inserted with ({@link insertedRowMaker}), its id from the
+   * insert. An entry whose intake key is already
    * recorded (another dispatcher took the same file in first, removed or not) is not created
    * again: its existing task stands in for it (also for in-batch dependencies), without `task`.
    */
   private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; task: Task | null }> {
-    const insert = this.prepare(`
-      INSERT INTO tasks (id, name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
-        max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after, delayed,
-        created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata, ${VERIFY_TASK_COLUMNS.join(', ')})
-      VALUES (@id, @name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
-        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @delayed, @now,
-        @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata, @verify, @verifyTimeoutMs, @verifyRetries, @stallTimeoutMs)
-      RETURNING *`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
+    let insert: Database.Statement | null = null;
+    let inserted: (row: Row) => Row = (row) => row;
     const out: Array<{ id: number; task: Task | null }> = [];
-    for (const {
-      spec,
-      dependsOnIds,
-      dependsOnBatch = [],
-      parentId = null,
-      parentBatch = null,
-      invalidReason,
-      terminalState,
-      intakeKey,
-      origin = null,
-    } of tasks) {
+    for (const t of tasks) {
+      const { dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, intakeKey } = t;
       const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
       if (taken) {
         out.push({ id: Number(taken.task_id), task: null });
         continue;
       }
-      const invalid = invalidReason !== undefined;
-      const runAfter = Math.max(now, spec.runAt ?? now);
-      const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
-      const row = insert.get({
-        verify,
-        verifyTimeoutMs,
-        verifyRetries,
-        stallTimeoutMs,
-        id: this.takeIdFloor(),
-        name: spec.name,
-        title: spec.title,
-        priority: spec.priority,
-        rank: priorityRank(spec.priority),
-        agent: spec.agent,
-        model: spec.model,
-        dependsOn: JSON.stringify(spec.dependsOn),
-        timeoutMs: spec.timeoutMs,
-        maxCostUsd: spec.maxCostUsd,
-        retries: spec.retries,
-        tags: JSON.stringify(spec.tags),
-        runsOn: JSON.stringify(spec.runsOn),
-        dedupKey: spec.dedupKey,
-        command: spec.command === null ? null : JSON.stringify(spec.command),
-        remote: spec.remote ?? null,
-        remoteMetadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
-        maxTurns: spec.maxTurns,
-        allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-        workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
-        extra: JSON.stringify(spec.extra),
-        prompt: spec.prompt,
-        source: spec.source,
-        state: invalid ? (terminalState ?? 'invalid') : 'queued',
-        now,
-        runAfter,
-        delayed: !invalid && runAfter > now ? 1 : 0,
-        retryBackoffMs: spec.retryBackoffMs,
-        retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
-        concurrencyGroup: spec.concurrencyGroup,
-        workspace: spec.workspace,
-        merge: spec.merge,
-        parent: spec.parent,
-        parentId: parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId,
-        finishedAt: invalid ? now : null,
-        failedReason: invalid ? invalidReason : null,
-        originHost: origin?.host ?? null,
-        originRoot: origin?.root ?? null,
-      }) as Row;
-      const id = Number(row.id);
+      const row = newTaskRow(t, now, this.takeIdFloor(), parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId);
+      if (!insert) {
+        const columns = Object.keys(row);
+        insert = this.prepare(`INSERT INTO tasks (${columns.join(', ')}) VALUES (${placeholders(columns)})`);
+        inserted = this.insertedRowMaker(columns);
+      }
+      const id = Number(insert.run(Object.values(row)).lastInsertRowid);
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => out[i]?.id ?? -1)];
       deps.forEach((d, i) => dep.run(id, d, i));
       if (intakeKey !== undefined) intake.run(intakeKey, id);
-      // Read back before its dependencies were recorded: their triggers count the open ones (deps_open), which no Task field shows.
-      out.push({ id, task: toTask(row, deps) });
+      // The task as inserted: triggers change only what no Task field shows (deps_open, task_counts).
+      const whole = inserted(row);
+      whole.id = id;
+      out.push({ id, task: toTask(whole, deps) });
     }
     return out;
   }

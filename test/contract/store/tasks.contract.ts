@@ -26,6 +26,54 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('hands back each created task as reading it back gives it, every field set or left out', async () => {
+      const { store } = await factory.open();
+      const [root] = await store.enqueue([newTask('root')], T0);
+      const full = newTask('full', {
+        title: 'Full',
+        priority: 'critical',
+        model: 'm',
+        dependsOn: ['root', 'inbatch'],
+        parent: 'inbatch',
+        maxCostUsd: 1.5,
+        retries: 4,
+        retryBackoffMs: 2000,
+        retryOnTimeout: true,
+        concurrencyGroup: 'g',
+        runAt: T0 + 60_000,
+        workspace: 'worktree',
+        merge: 'auto',
+        workspaceSetup: ['npm ci'],
+        tags: ['a', 'b'],
+        runsOn: ['gpu'],
+        dedupKey: 'dk',
+        command: ['echo', 'hi'],
+        remote: 'peer',
+        remoteMetadata: { agent: 'command', n: 1 },
+        maxTurns: 7,
+        allowedTools: ['Bash(git:*)'],
+        verify: ['npm test'],
+        verifyTimeoutMs: 30_000,
+        verifyRetries: 1,
+        stallTimeoutMs: 0,
+        extra: { owner: 'me', nested: { x: [1, 2] } },
+      });
+      const made = await store.enqueue(
+        [
+          { ...newTask('inbatch'), origin: { host: 'h', root: '/r' } },
+          { ...full, dependsOnIds: [root!.id], dependsOnBatch: [0], parentBatch: 0, origin: { host: 'h', root: '/r' } },
+          { ...newTask('bad'), invalidReason: 'retries: -1 is not a whole number' },
+          { ...newTask('dup', { dedupKey: 'dk' }), invalidReason: 'dedup_key: "dk": taken', terminalState: 'duplicate' },
+        ],
+        T0,
+      );
+      assert.equal(made.length, 4);
+      for (const task of made) assert.deepEqual(task, await store.getTask(task.id), task.name);
+      assert.equal(made[1]?.parentId, made[0]?.id);
+      assert.deepEqual(made[1]?.dependsOnIds, [root!.id, made[0]!.id]);
+      await store.close();
+    });
+
     it('lists newest first in keyset pages (beforeId + limit), with and without a state', async () => {
       const { store } = await factory.open();
       const made = await store.enqueue(Array.from({ length: 7 }, (_, i) => newTask(`p${i}`)), T0);
