@@ -132,6 +132,17 @@ describe('SQLite at scale: per-tick work does not read the queue or the history'
     assert.ok(countPages <= SEEK_PAGES, `countByState read ${countPages} pages`);
     await store.close();
   });
+
+  it(`listPendingIntake beside ${N} inbox files taken in and removed reads a few pages`, async () => {
+    const store = await bulkStore(N);
+    store.db.exec(`INSERT INTO intake (key, task_id, file_removed) SELECT 'k' || id, id, 1 FROM tasks`);
+    store.db.exec(`UPDATE intake SET file_removed = 0 WHERE key = 'k7'`);
+    let pending: string[] = [];
+    const pages = await pagesRead(async () => (pending = await store.listPendingIntake()));
+    assert.deepEqual(pending, ['k7']);
+    assert.ok(pages <= SEEK_PAGES, `listPendingIntake read ${pages} pages`);
+    await store.close();
+  });
 });
 
 describe('SQLite at scale: a day of spend is read without the history', { skip: !fs.existsSync(PROC_IO) && 'needs /proc/self/io' }, () => {
