@@ -44,8 +44,8 @@ const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`)
 
 /**
  * Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). Its config comes
- * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (the
- * dispatcher's commands, which load the schema anyway, validate config.yaml themselves).
+ * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (`serve`,
+ * which loads zod anyway for its request bodies, validates config.yaml itself).
  * @throws ConfigError for an invalid config.yaml or store URL
  */
 async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, cached = true): Promise<Project> {
@@ -150,7 +150,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     import('../agents/registry.ts'),
     import('./progress.ts'),
   ]);
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS });
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });
