@@ -6,6 +6,8 @@
  *   node -e 0                 peak RSS of a Node that does nothing and exits (the floor)
  *   node, idle                RSS of a Node left running with a timer (same reading as below)
  *   agentq run, empty         a dispatcher on a project whose store holds nothing
+ *   agentq run, not cached    the same, its config.yaml not cached yet (the cache file removed
+ *                             before each start: validated by a child process, as after an edit)
  *   agentq run, N queued      the same with N queued tasks that cannot run yet (`run_at` a
  *                             day ahead: each tick's claim finds nothing)
  *   agentq status, N queued   peak RSS of the command (it exits)
@@ -24,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { configCacheFile } from '../src/config/config-cache.ts';
 import { baseSpec } from '../src/config/task-file.ts';
 import { openStore } from '../src/store/open-store.ts';
 import { AGENTQ, makeProject, REPO_ROOT } from '../test/fixtures/project.ts';
@@ -69,8 +72,9 @@ interface Reading {
   hwm: number;
 }
 
-/** Starts `node ARGS`, waits `SETTLE_MS`, reads its RSS, stops it (SIGTERM) and waits for its exit. */
-async function readRunning(args: string[]): Promise<Reading> {
+/** Starts `node ARGS`, waits `SETTLE_MS`, reads its RSS, stops it (SIGTERM) and waits for its exit. `before` runs just before the start. */
+async function readRunning(args: string[], before?: () => void): Promise<Reading> {
+  before?.();
   const child = spawn(process.execPath, args, { env: { ...process.env, AGENTQ_FROM_SOURCES: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -102,9 +106,10 @@ async function main(): Promise<number> {
 
   const empty = await projectOf(0);
   const full = await projectOf(QUEUED);
-  const running: Array<[string, string[]]> = [
+  const running: Array<[string, string[], (() => void)?]> = [
     ['node, idle (a timer)', ['-e', 'setInterval(() => {}, 1000)']],
     ['agentq run, empty store', [AGENTQ, '-p', empty, 'run']],
+    ['agentq run, empty store, config not cached', [AGENTQ, '-p', empty, 'run'], () => fs.rmSync(configCacheFile(empty), { force: true })],
     [`agentq run, ${QUEUED} queued (run_at ahead)`, [AGENTQ, '-p', full, 'run']],
   ];
   const exiting: Array<[string, string[]]> = [
@@ -113,18 +118,19 @@ async function main(): Promise<number> {
   ];
   // Warm-up (file cache, the config cache of the dist build), not counted.
   for (const [, args] of exiting) readExited(args);
+  readExited([AGENTQ, '-p', empty, 'status']);
   const runningReadings = running.map(() => [] as Reading[]);
   const exitingPeaks = exiting.map(() => [] as number[]);
   for (let i = 0; i < RUNS; i++) {
     for (const [k, [, args]] of exiting.entries()) exitingPeaks[k]!.push(readExited(args));
-    for (const [k, [, args]] of running.entries()) runningReadings[k]!.push(await readRunning(args));
+    for (const [k, [, args, before]] of running.entries()) runningReadings[k]!.push(await readRunning(args, before));
   }
 
   const bare = median(exitingPeaks[0]!);
   const idle = median(runningReadings[0]!.map((r) => r.rss));
   console.log(`dispatcher memory (dist build), median of ${RUNS} runs, read ${SETTLE_MS} ms after start; ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`);
   console.log('targets (issue 13): agentq run ≤ 60 MiB idle, ≤ 100 MiB at 100k queued; ratios to node -e 0 (peak) and to an idle node (RSS) of this run\n');
-  const row = (cells: string[]) => console.log(`${cells[0]!.padEnd(42)}${cells.slice(1).map((c) => c.padStart(13)).join('')}`);
+  const row = (cells: string[]) => console.log(`${cells[0]!.padEnd(46)}${cells.slice(1).map((c) => c.padStart(13)).join('')}`);
   row(['process', 'RSS MiB', 'peak MiB', '× node -e 0', '× idle node']);
   for (const [k, [label]] of exiting.entries()) {
     const peak = median(exitingPeaks[k]!);

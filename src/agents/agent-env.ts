@@ -2,7 +2,8 @@
  * The environment an agent's processes get: agentq's own, without agentq's secrets and
  * settings, filtered by config `agent_env`, plus the agent's explicit `env` and agentq's tags.
  */
-import { agentConfig, type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { agentConfig } from '../config/project.ts';
 import { globRegExp } from '../core/glob.ts';
 import { CLAUDE, CODEX, GEMINI, commandEnvVar } from './resolve-command.ts';
 

@@ -3,7 +3,8 @@
  * (`agentq attach`): the agent's own CLI resuming the session the headless attempts ran, or a
  * shell when the agent has no session to resume.
  */
-import { agentConfig, type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { agentConfig } from '../config/project.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand, type AgentBinary } from './resolve-command.ts';
 
 /** What `agentq attach` runs in the task's workspace. */

@@ -1,32 +1,39 @@
 /**
  * Builds the runners a dispatcher uses, from config and the environment.
  */
-import { agentConfig, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { agentConfig, type ProjectPaths } from '../config/project.ts';
 import { AgentQueueError } from '../core/errors.ts';
 import { A2A_AGENT } from '../core/types.ts';
 import { AGENTQ_MCP_NAME } from '../mcp/attach.ts';
-import { McpHttpHost } from '../mcp/http-host.ts';
-import { ClaudeRunner } from './claude/claude-runner.ts';
-import { CodexRunner } from './codex/codex-runner.ts';
 import { CommandRunner } from './command/command-runner.ts';
-import { GeminiRunner } from './gemini/gemini-runner.ts';
 import { CLAUDE, CODEX, GEMINI, resolveAgentCommand } from './resolve-command.ts';
 import { emptyStats, type AgentRunner, type RunOutcome, type RunRequest } from './runner.ts';
 import type { Store } from '../store/store.ts';
 import type { DelegationPushes } from './a2a/pushes.ts';
 
+/** What the dispatcher reads of a runner before it runs (see {@link AgentRunner}), given to a {@link LazyRunner} as the runner it makes has them. */
+type RunnerTraits = Pick<AgentRunner, 'canResume' | 'ownProcessIsWork' | 'worksRemotely'>;
+
 /**
- * A runner whose set-up (e.g. finding the agent's binary, loading an SDK) happens at the
- * first run; a set-up error fails that attempt (non-retryable) with its message instead of
- * stopping the dispatcher.
+ * A runner whose set-up (e.g. loading its module, finding the agent's binary, loading an SDK)
+ * happens at the first run, so an idle dispatcher loads the code of no agent's runner; a set-up
+ * error fails that attempt (non-retryable) with its message instead of stopping the dispatcher.
  */
 class LazyRunner implements AgentRunner {
   private runner: AgentRunner | null = null;
+  readonly canResume: boolean;
+  readonly ownProcessIsWork: boolean;
+  readonly worksRemotely: boolean;
   constructor(
     readonly name: string,
     private readonly create: () => AgentRunner | Promise<AgentRunner>,
-    readonly canResume = false,
-  ) {}
+    traits: RunnerTraits = {},
+  ) {
+    this.canResume = traits.canResume === true;
+    this.ownProcessIsWork = traits.ownProcessIsWork === true;
+    this.worksRemotely = traits.worksRemotely === true;
+  }
   async run(request: RunRequest): Promise<RunOutcome> {
     try {
       this.runner ??= await this.create();
@@ -47,7 +54,7 @@ class LazySweepingRunner extends LazyRunner {
     name: string,
     private readonly loaded: { runner: AgentRunner | null; load: () => Promise<AgentRunner> },
   ) {
-    super(name, async () => (loaded.runner ??= await loaded.load()), true);
+    super(name, async () => (loaded.runner ??= await loaded.load()), { canResume: true, worksRemotely: true });
   }
   async sweep(store: Store): Promise<void> {
     if (!this.loaded.runner && (await store.listDelegations({ open: true, limit: 1 })).length === 0) return;
@@ -81,43 +88,43 @@ export function createRunners(
       'claude',
       new LazyRunner(
         'claude',
-        () =>
-          new ClaudeRunner({
+        async () =>
+          new (await import('./claude/claude-runner.ts')).ClaudeRunner({
             command: resolveAgentCommand(CLAUDE, { env, configCommand: claude.command ?? null, projectDir: paths.root }),
             permissionMode: claude.permission_mode,
             maxTurns: claude.max_turns,
             allowedTools: claude.allowed_tools,
             extraArgs: claude.args,
             graceMs: config.kill_grace,
-            mcpServers: claude.mcp ? { [AGENTQ_MCP_NAME]: new McpHttpHost({ paths, config }) } : {},
+            mcpServers: claude.mcp ? { [AGENTQ_MCP_NAME]: new (await import('../mcp/http-host.ts')).McpHttpHost({ paths, config }) } : {},
           }),
-        true,
+        { canResume: true },
       ),
     ],
     [
       'codex',
       new LazyRunner(
         'codex',
-        () =>
-          new CodexRunner({
+        async () =>
+          new (await import('./codex/codex-runner.ts')).CodexRunner({
             command: resolveAgentCommand(CODEX, { env, configCommand: codex.command ?? null, projectDir: paths.root }),
             extraArgs: codex.args,
             graceMs: config.kill_grace,
           }),
-        true,
+        { canResume: true },
       ),
     ],
     [
       'gemini',
       new LazyRunner(
         'gemini',
-        () =>
-          new GeminiRunner({
+        async () =>
+          new (await import('./gemini/gemini-runner.ts')).GeminiRunner({
             command: resolveAgentCommand(GEMINI, { env, configCommand: gemini.command ?? null, projectDir: paths.root }),
             extraArgs: gemini.args,
             graceMs: config.kill_grace,
           }),
-        true,
+        { canResume: true },
       ),
     ],
     // No base_url: each attempt fails (not retryable) with a message naming agents.openai.base_url.
@@ -146,7 +153,7 @@ export function createRunners(
         });
       };
       // One runner (the plain `a2a`) sweeps the ledger for all.
-      return [name, remote === null ? new LazySweepingRunner(name, { runner: null, load }) : new LazyRunner(name, load, true)];
+      return [name, remote === null ? new LazySweepingRunner(name, { runner: null, load }) : new LazyRunner(name, load, { canResume: true, worksRemotely: true })];
     }),
   ]);
 }

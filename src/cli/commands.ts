@@ -44,16 +44,17 @@ const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`)
 
 /**
  * Opens a project that has `.agent-queue/inbox/` (made by `init`, or by hand). Its config comes
- * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (the
- * dispatcher's commands, which load the schema anyway, validate config.yaml themselves).
+ * from the cache of the validated config.yaml (config-cache.ts) unless `cached` is false (`serve`,
+ * which loads zod anyway for its request bodies, validates config.yaml itself); `'apart'`: on a
+ * cache miss, validated in a child process (`run`, which would otherwise keep the schema loaded).
  * @throws ConfigError for an invalid config.yaml or store URL
  */
-async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, cached = true): Promise<Project> {
+async function openProject(g: GlobalOptions, storeOptions: StoreOptions = {}, cached: boolean | 'apart' = true): Promise<Project> {
   const paths = projectPaths(g.project);
   if (!fs.existsSync(paths.inbox)) {
     throw new AgentQueueError('no_project', `${paths.root} is not an agent-queue project (no .agent-queue/inbox/): run "agentq init ${g.project}"`);
   }
-  const config = cached ? await loadConfigCached(paths.root) : (await import('../config/config.ts')).loadConfig(paths.root);
+  const config = cached ? await loadConfigCached(paths.root, { apart: cached === 'apart' }) : (await import('../config/config.ts')).loadConfig(paths.root);
   // The store in force (--store, else AGENTQ_STORE, else config), e.g. for agents' `agentq mcp`.
   config.store = g.store ?? process.env.AGENTQ_STORE ?? config.store;
   const store = await openStore(config.store, paths.root, storeOptions);
@@ -150,7 +151,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     import('../agents/registry.ts'),
     import('./progress.ts'),
   ]);
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, false);
+  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, 'apart');
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });

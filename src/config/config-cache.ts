@@ -7,9 +7,11 @@
  * agentq is validated again. Only the compiled build caches: from the sources (tsx) every load
  * validates.
  */
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from './config.ts';
 import { projectPaths } from './project.ts';
 
@@ -27,15 +29,8 @@ function buildStamp(): string | null {
   }
 }
 
-/**
- * `loadConfig(projectDir)` (config.yaml validated, defaults applied), from the cache when
- * config.yaml and the build are those it was made from; else validated (config.ts loaded) and
- * cached. The cache is best effort: one that cannot be read or written is ignored.
- * @throws ConfigError as `loadConfig` (an invalid config is never cached)
- */
-export async function loadConfigCached(projectDir: string): Promise<Config> {
-  const stamp = buildStamp();
-  if (stamp === null) return (await import('./config.ts')).loadConfig(projectDir);
+/** The cache of a project's config: its file, the key config.yaml and the build give now, and the config cached under that key (null when none). */
+function lookUp(projectDir: string, stamp: string): { file: string; key: string; config: Config | null } {
   const paths = projectPaths(projectDir);
   let bytes: Buffer | null = null;
   try {
@@ -51,16 +46,43 @@ export async function loadConfigCached(projectDir: string): Promise<Config> {
   const file = configCacheFile(projectDir);
   try {
     const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as { key?: unknown; config?: Config };
-    if (cached.key === key && cached.config && typeof cached.config === 'object') return cached.config;
+    if (cached.key === key && cached.config && typeof cached.config === 'object') return { file, key, config: cached.config };
   } catch {
-    // no cache yet, or a damaged one: validated below
+    // no cache yet, or a damaged one
+  }
+  return { file, key, config: null };
+}
+
+/**
+ * `loadConfig(projectDir)` (config.yaml validated, defaults applied), from the cache when
+ * config.yaml and the build are those it was made from; else validated (config.ts loaded) and
+ * cached. The cache is best effort: one that cannot be read or written is ignored.
+ * @param o.apart on a cache miss, validate in a child process (`node validate-config.js DIR`,
+ *   which caches the result) so that this process never loads the schema: for `agentq run`,
+ *   which lives on with what it loaded (zod and yaml: ~12 MiB), at the cost of one Node start
+ *   (~0.3 s) after config.yaml changed. Should the child not leave a cache entry (an invalid
+ *   config, a cache that cannot be written), config.yaml is validated here, so its error is
+ *   the same. Default false.
+ * @throws ConfigError as `loadConfig` (an invalid config is never cached)
+ */
+export async function loadConfigCached(projectDir: string, o: { apart?: boolean } = {}): Promise<Config> {
+  const stamp = buildStamp();
+  if (stamp === null) return (await import('./config.ts')).loadConfig(projectDir);
+  let found = lookUp(projectDir, stamp);
+  if (found.config) return found.config;
+  if (o.apart) {
+    const child = spawnSync(process.execPath, [fileURLToPath(new URL('./validate-config.js', import.meta.url)), projectDir], { stdio: 'ignore' });
+    if (child.status === 0) {
+      found = lookUp(projectDir, stamp);
+      if (found.config) return found.config;
+    }
   }
   const config = (await import('./config.ts')).loadConfig(projectDir);
   if (jsonSafe(config)) {
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${found.file}.${process.pid}.tmp`;
     try {
-      fs.writeFileSync(tmp, JSON.stringify({ key, config }), { mode: 0o600 });
-      fs.renameSync(tmp, file);
+      fs.writeFileSync(tmp, JSON.stringify({ key: found.key, config }), { mode: 0o600 });
+      fs.renameSync(tmp, found.file);
     } catch {
       fs.rmSync(tmp, { force: true });
     }

@@ -6,17 +6,31 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { PRIORITIES, type Priority } from '../core/types.ts';
-import { DEFAULT_PRICES, type PriceTable } from '../pricing/prices.ts';
+import { PRIORITIES } from '../core/types.ts';
 import { parseDuration } from './duration.ts';
 import { parseRate } from './rate.ts';
 import { isHttpUrl, LABEL_SCHEMA, REMOTE_NAME } from './task-file.ts';
 import { NOTIFY_EVENTS } from '../notify/events.ts';
 import { NOTIFY_KINDS } from '../notify/targets.ts';
-import { projectPaths } from './project.ts';
+import { defaultAgentConfig, projectPaths } from './project.ts';
 
 // What does not need the schema lives in project.ts (loaded by the CLI without zod and yaml).
-export { accountMap, accountOf, formatOrigin, projectOrigin, projectPaths, sameOrigin, writesResultHere, type ProjectPaths } from './project.ts';
+export {
+  accountMap,
+  accountOf,
+  agentConfig,
+  DEFAULT_CLAUDE_MODELS,
+  defaultAgentConfig,
+  formatOrigin,
+  MODEL_ALIASES,
+  priceTable,
+  projectOrigin,
+  projectPaths,
+  resolveModelAlias,
+  sameOrigin,
+  writesResultHere,
+  type ProjectPaths,
+} from './project.ts';
 
 /** An http or https URL. */
 const httpUrl = z.url({ protocol: /^https?$/, error: 'not an http(s) URL' });
@@ -109,6 +123,9 @@ const rate = z.unknown().transform((v, ctx) => {
   return parsed;
 });
 
+/** The defaults of `agents.<name>`, kept schema-free in project.ts (`agentConfig` needs them without the schema). */
+const AGENT_DEFAULTS = defaultAgentConfig();
+
 const agentSchema = strictObject({
   /**
    * Whose usage limits this agent runs on (its API key or subscription), default the agent
@@ -120,13 +137,13 @@ const agentSchema = strictObject({
   /** Command that starts the agent (string: split on spaces for claude, `sh -c` for command). */
   command: command.optional(),
   /** Extra command-line arguments, after the standard ones (e.g. codex `-c` provider settings). */
-  args: z.array(z.string()).default([]),
+  args: z.array(z.string()).default(() => [...AGENT_DEFAULTS.args]),
   /** Extra environment for the agent's processes, added as given over what `agent_env` lets through. */
-  env: z.record(z.string(), z.string()).default({}),
+  env: z.record(z.string(), z.string()).default(() => ({ ...AGENT_DEFAULTS.env })),
   /** claude: `--permission-mode` value. */
-  permission_mode: z.string().default('bypassPermissions'),
+  permission_mode: z.string().default(AGENT_DEFAULTS.permission_mode),
   /** Model per priority; a task's `model` wins. An alias (below) is resolved afterwards. */
-  models: perPriority(z.string()).default({}),
+  models: perPriority(z.string()).default(() => ({ ...AGENT_DEFAULTS.models })),
   /**
    * Model for tasks that set none and whose priority has no `models` entry (any agent;
    * the `openai` agent needs one from somewhere). An alias is resolved afterwards.
@@ -142,12 +159,12 @@ const agentSchema = strictObject({
    * openai: environment variable holding the API key (sent as `Authorization: Bearer`).
    * Unset is allowed (local servers need no key; `none` is sent). Default `OPENAI_API_KEY`.
    */
-  api_key_env: z.string().min(1).default('OPENAI_API_KEY'),
+  api_key_env: z.string().min(1).default(AGENT_DEFAULTS.api_key_env),
   /**
    * Model aliases: a task's or `models`' name → the id passed to the agent, e.g.
    * `{ fast: gemini-2.5-flash }`. Added to the agent's built-in aliases ({@link MODEL_ALIASES}).
    */
-  aliases: z.record(z.string(), z.string()).default({}),
+  aliases: z.record(z.string(), z.string()).default(() => ({ ...AGENT_DEFAULTS.aliases })),
   /** claude: `--max-turns` for tasks that set no `max_turns`. */
   max_turns: z.number().int().min(1).optional(),
   /** claude: `--allowedTools` for tasks that set no `allowed_tools` (e.g. `["Read", "Bash(git:*)"]`). */
@@ -156,13 +173,13 @@ const agentSchema = strictObject({
    * claude: give each attempt agentq's MCP server (`agentq mcp`, server name `agentq`, through
    * `--mcp-config`), so the agent can file subtasks and read the queue. Default true.
    */
-  mcp: z.boolean().default(true),
+  mcp: z.boolean().default(AGENT_DEFAULTS.mcp),
   /** Spend limits of this agent; past `daily_usd` (USD) it is paused until the next day starts. */
-  budgets: strictObject({ daily_usd: z.number().positive().optional() }).default({}),
+  budgets: strictObject({ daily_usd: z.number().positive().optional() }).default(() => ({ ...AGENT_DEFAULTS.budgets })),
   /** How long to pause the agent after a rate limit with no known reset time. */
-  rate_limit_backoff: duration('60s'),
+  rate_limit_backoff: duration(`${AGENT_DEFAULTS.rate_limit_backoff}ms`),
   /** Cap of the doubling rate-limit pause. */
-  rate_limit_backoff_max: duration('1h'),
+  rate_limit_backoff_max: duration(`${AGENT_DEFAULTS.rate_limit_backoff_max}ms`),
   /** Running tasks of this agent at once (within the global `concurrency`); none by default. */
   concurrency: z.number().int().min(1).optional(),
   /**
@@ -333,7 +350,7 @@ const configSchema = strictObject({
   }).default({ day_start: '00:00' }),
   /**
    * Prices, USD per million tokens, by model id or pattern (`*` matches anything), added to
-   * and overriding {@link DEFAULT_PRICES}; used for agents that report tokens only and to
+   * and overriding `DEFAULT_PRICES` (pricing/prices.ts); used for agents that report tokens only and to
    * watch `max_cost_usd` while an agent streams.
    */
   prices: z
@@ -421,39 +438,6 @@ export function configPath(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
 }
 
-/** Default models per priority for Claude Code (issue #3: critical → opus, the rest sonnet). */
-export const DEFAULT_CLAUDE_MODELS: Record<Priority, string> = {
-  critical: 'opus',
-  high: 'sonnet',
-  default: 'sonnet',
-  low: 'sonnet',
-};
-
-/**
- * Built-in model aliases per agent, resolved before the model is passed to the agent.
- * Claude Code resolves `opus`, `sonnet`, `haiku` itself, so claude has none here.
- */
-export const MODEL_ALIASES: Record<string, Record<string, string>> = {
-  gemini: { pro: 'gemini-2.5-pro', flash: 'gemini-2.5-flash', 'flash-lite': 'gemini-2.5-flash-lite' },
-  codex: { codex: 'gpt-5-codex', mini: 'gpt-5-mini' },
-  openai: { mini: 'gpt-5-mini', nano: 'gpt-5-nano' },
-};
-
-/** `model` with the agent's aliases (config's over the built-in ones) resolved; null stays null. */
-export function resolveModelAlias(config: Config, agent: string, model: string | null): string | null {
-  if (model === null) return null;
-  return agentConfig(config, agent).aliases[model] ?? MODEL_ALIASES[agent]?.[model] ?? model;
-}
-
-/** The price table in force: {@link DEFAULT_PRICES} with config's `prices` added over it. */
-export function priceTable(config: Config): PriceTable {
-  const table: PriceTable = { ...DEFAULT_PRICES };
-  for (const [pattern, p] of Object.entries(config.prices)) {
-    table[pattern] = { input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write };
-  }
-  return table;
-}
-
 /**
  * Validates a parsed config object (defaults applied; durations in ms).
  * @param source what to name in messages, e.g. the file's path. Default `config`.
@@ -499,11 +483,6 @@ export function unknownRemote(remote: string, remotes: Config['remotes']): strin
   if (Object.hasOwn(remotes, remote) || isHttpUrl(remote)) return null;
   const known = Object.keys(remotes);
   return `remote: "${remote}" is not a remote of config.yaml (${known.length ? `remotes: ${known.join(', ')}` : 'no remotes configured'}); name one of them or give the URL of an A2A agent`;
-}
-
-/** Settings of one agent, with defaults when config names none. */
-export function agentConfig(config: Config, agent: string): AgentConfig {
-  return config.agents[agent] ?? agentSchema.parse({});
 }
 
 /** The commented config file `agentq init` writes. */

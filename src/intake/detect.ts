@@ -23,7 +23,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { agentEnv } from '../agents/agent-env.ts';
 import { runAgentProcess } from '../agents/agent-process.ts';
-import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { projectOrigin, type ProjectPaths } from '../config/project.ts';
 import { parseDuration } from '../config/duration.ts';
 import { decodeTaskFile, parseFrontmatter, splitFrontmatter, TASK_FIELDS, TASK_NAME_SCHEMA, taskNameFrom, taskSpecFromFields, validateFields } from '../config/task-file.ts';
 import { AgentQueueError, InvalidTaskError } from '../core/errors.ts';
@@ -31,7 +32,7 @@ import type { Task } from '../core/types.ts';
 import type { DetectedTask, DetectorProblem, DetectorRun, Store } from '../store/store.ts';
 import { QueueFullError, resolveDirect } from './direct.ts';
 import { readTaskFileEntry } from './inbox.ts';
-import { latestTick } from './recurring.ts';
+import { latestTick, recurringFiles } from './recurring.ts';
 
 /** `detect_timeout` when a detector file sets none, ms. */
 export const DEFAULT_DETECT_TIMEOUT_MS = 60_000;
@@ -268,14 +269,7 @@ export interface DetectorsResult {
  */
 export async function fireDetectors(o: FireDetectorsOptions): Promise<DetectorsResult> {
   const result: DetectorsResult = { runs: [], problems: [] };
-  let files: string[];
-  try {
-    files = fs.readdirSync(o.paths.recurring).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return result;
-    throw err;
-  }
-  for (const f of files) {
+  for (const f of recurringFiles(o.paths)) {
     if (o.signal?.aborted) break;
     const name = f.slice(0, -3);
     let file: DetectorFile;

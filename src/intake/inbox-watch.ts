@@ -15,7 +15,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import chokidar, { type FSWatcher } from 'chokidar';
 import { findOnPath } from '../agents/resolve-command.ts';
 import { fileIdentity } from './inbox.ts';
 
@@ -54,11 +53,15 @@ export function watchInbox(inbox: string, onChange: () => void, o: { native?: bo
   return inotifyWatch(o.inotifywait ?? 'inotifywait', inbox, onChange);
 }
 
-/** chokidar: wake-ups only. */
+/** chokidar (loaded by the first settle watch: not with inotify): wake-ups only. */
 function settleWatch(inbox: string, onChange: () => void): InboxWatch {
-  const watcher: FSWatcher = chokidar.watch(inbox, { ignoreInitial: true, depth: 0 });
-  watcher.on('all', onChange);
-  return { mode: 'settle', ready: new Promise((resolve) => watcher.once('ready', () => resolve())), complete: () => false, close: () => watcher.close() };
+  const watcher = import('chokidar').then(({ default: chokidar }) => chokidar.watch(inbox, { ignoreInitial: true, depth: 0 }).on('all', onChange));
+  return {
+    mode: 'settle',
+    ready: watcher.then((w) => new Promise<void>((resolve) => w.once('ready', () => resolve()))),
+    complete: () => false,
+    close: async () => (await watcher).close(),
+  };
 }
 
 /**

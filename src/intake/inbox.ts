@@ -10,8 +10,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
-import { baseSpec, decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
+import type { Config } from '../config/config.ts';
+import { projectOrigin, type ProjectPaths } from '../config/project.ts';
+import { baseSpec, decodeTaskFile } from '../config/task-text.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task, TaskOrigin, TaskSpec } from '../core/types.ts';
 import type { NewTask, Store } from '../store/store.ts';
@@ -261,6 +262,9 @@ function findCycles(edges: Map<string, string[]>): Map<string, string[]> {
   return inCycle;
 }
 
+/** `parseTaskFile` (config/task-file.ts), once loaded. */
+let parseTaskFile: (typeof import('../config/task-file.ts'))['parseTaskFile'] | undefined;
+
 /**
  * Takes in every settled `*.md` file of the inbox (hidden files and other names are left
  * alone). Bad files become `invalid` tasks; one never stops the others. Entries that are not
@@ -329,6 +333,8 @@ export async function takeInInbox(
       parentOrigin: null,
     };
     let text: string | null = null;
+    // The task-file schema (zod, yaml: ~12 MiB) is loaded by the first file taken in, not by an idle dispatcher.
+    parseTaskFile ??= (await import('../config/task-file.ts')).parseTaskFile;
     try {
       text = decodeTaskFile(entry.content);
       c.spec = parseTaskFile(name, text, config, 'inbox');

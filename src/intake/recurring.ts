@@ -9,9 +9,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectOrigin, type Config, type ProjectPaths } from '../config/config.ts';
-import { decodeTaskFile, parseTaskFile } from '../config/task-file.ts';
-import { isDetectorFile } from './detect.ts';
+import type { Config } from '../config/config.ts';
+import { projectOrigin, type ProjectPaths } from '../config/project.ts';
+import { decodeTaskFile } from '../config/task-text.ts';
 import { readTaskFileEntry } from './inbox.ts';
 import { InvalidTaskError } from '../core/errors.ts';
 import type { Task } from '../core/types.ts';
@@ -44,15 +44,26 @@ function tickSuffix(tick: number): string {
   return new Date(tick).toISOString().slice(0, 16).replace(/[-:]/g, '');
 }
 
-/** Creates the tasks of every recurring file whose schedule ticked since the last look; they come from this checkout (`Task.origin`). */
-export async function fireRecurring(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<RecurringResult> {
-  let files: string[];
+/**
+ * The names of the recurring files (`recurring/*.md`, hidden ones left out), sorted; none
+ * when the folder does not exist. Recurring files and detectors are both read from this list.
+ * @throws file-system errors other than ENOENT
+ */
+export function recurringFiles(paths: Pick<ProjectPaths, 'recurring'>): string[] {
   try {
-    files = fs.readdirSync(paths.recurring).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
+    return fs.readdirSync(paths.recurring).filter((f) => f.endsWith('.md') && !f.startsWith('.')).sort();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { created: [], problems: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+}
+
+/** Creates the tasks of every recurring file whose schedule ticked since the last look; they come from this checkout (`Task.origin`). */
+export async function fireRecurring(paths: ProjectPaths, store: Store, config: Config, now = Date.now()): Promise<RecurringResult> {
+  const files = recurringFiles(paths);
+  if (files.length === 0) return { created: [], problems: [] };
+  // The task-file schema (zod, yaml) is loaded once there are recurring files, not by every dispatcher.
+  const [{ parseTaskFile }, { isDetectorFile }] = await Promise.all([import('../config/task-file.ts'), import('./detect.ts')]);
   const created: Task[] = [];
   const problems: string[] = [];
   for (const file of files) {

@@ -16,7 +16,6 @@
  * `kill(pid, 0)` checks and tag searches find nothing.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import pidtree from 'pidtree';
 
 /** The environment variable every agent process is tagged with (value: the attempt id). */
 export const ATTEMPT_ID_ENV = 'AGENTQ_ATTEMPT_ID';
@@ -191,6 +190,7 @@ export function isAlive(pid: number): boolean {
  */
 export async function findDescendants(pid: number): Promise<number[]> {
   try {
+    const { default: pidtree } = await import('pidtree'); // loaded by the first stop, not by an idle dispatcher
     return await pidtree(pid);
   } catch (err) {
     if (err instanceof Error && /no matching pid/i.test(err.message)) return [];

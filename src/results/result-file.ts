@@ -8,9 +8,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
-import type { ProjectPaths } from '../config/config.ts';
-import { TASK_LIMITS } from '../config/task-file.ts';
+import type { ProjectPaths } from '../config/project.ts';
+import { TASK_LIMITS } from '../config/task-text.ts';
 import type { Delegation } from '../core/delegation.ts';
 import { A2A_AGENT, type Task, type Verification } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
@@ -93,8 +92,12 @@ export function resultFields(task: Task, extras: ResultExtras = {}): Record<stri
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null && v !== undefined));
 }
 
-/** The whole file: YAML frontmatter, then the result text (done) or the original prompt. */
-export function renderResultFile(task: Task, extras: ResultExtras = {}): string {
+/**
+ * The whole file: YAML frontmatter, then the result text (done) or the original prompt. The
+ * YAML library is loaded by the first call (a dispatcher loads it once a task ends).
+ */
+export async function renderResultFile(task: Task, extras: ResultExtras = {}): Promise<string> {
+  const { default: YAML } = await import('yaml');
   const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
   return `---\n${YAML.stringify(resultFields(task, extras))}---\n\n${body.trimEnd()}\n`;
 }
@@ -126,7 +129,7 @@ export async function writeResultFile(
   const dir = task.state === 'completed' ? paths.done : paths.failed;
   const stem = fileStem(task);
   const tmp = path.join(dir, `.${stem}.${process.pid}.${tempStamp()}.tmp`);
-  const content = renderResultFile(task, extras);
+  const content = await renderResultFile(task, extras);
   let fd: number;
   try {
     fd = fs.openSync(tmp, 'wx');

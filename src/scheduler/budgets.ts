@@ -2,7 +2,8 @@
  * Daily spend limits (`budgets.daily_usd` for the project, `agents.<name>.budgets.daily_usd`
  * per agent): which agents must pause, and until when.
  */
-import { accountOf, agentConfig, type Config } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { accountOf, agentConfig } from '../config/project.ts';
 import type { AgentUsage } from '../store/store.ts';
 
 /**

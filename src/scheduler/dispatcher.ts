@@ -12,13 +12,14 @@ import { emptyStats, type AgentRunner, type RunOutcome } from '../agents/runner.
 import { agentEnv } from '../agents/agent-env.ts';
 import { costOf, CostMeter, type PriceTable } from '../pricing/prices.ts';
 import { budgetDay, budgetHolds } from './budgets.ts';
-import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type Config, type ProjectPaths } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
+import { accountMap, accountOf, agentConfig, DEFAULT_CLAUDE_MODELS, priceTable, projectOrigin, resolveModelAlias, type ProjectPaths } from '../config/project.ts';
 import { AUTO_AGENT, type Attempt, type AttemptOutcome, type AttemptOutput, type Claim, type Task, type TaskOrigin, type Verification } from '../core/types.ts';
 import { DispatcherEvents } from '../events/events.ts';
 import { takeInInbox } from '../intake/inbox.ts';
-import { fireDetectors } from '../intake/detect.ts';
-import { fireRecurring } from '../intake/recurring.ts';
-import { Notifier } from '../notify/notifier.ts';
+import type { DetectorsResult } from '../intake/detect.ts';
+import { fireRecurring, recurringFiles } from '../intake/recurring.ts';
+import type { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
@@ -239,8 +240,14 @@ export class Dispatcher {
   private readonly reporter: Reporter;
   /** The runners' sweep under way ({@link sweepRunners}), if any. */
   private sweeping: Promise<void> | null = null;
-  /** `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store, delivered (src/notify/). */
-  readonly notifier: Notifier;
+  /**
+   * `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store,
+   * delivered (src/notify/). Made by {@link start} when config has `notify:` targets (its code
+   * is loaded only then); null without them.
+   */
+  private notifier: Notifier | null = null;
+  /** The store as given, not retried through outages: the notifier's deliveries are claimed on it (a failed call waits for the next poll). */
+  private readonly deliveryStore: Store;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -252,6 +259,7 @@ export class Dispatcher {
       now,
     );
     this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
+    this.deliveryStore = options.store;
     this.createdAt = now();
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = workerIdOf(os.hostname(), process.pid);
@@ -262,7 +270,6 @@ export class Dispatcher {
     this.accounts = accountMap(this.o.config, this.o.runners.keys());
     this.claimsInBatches = [...this.o.runners.keys()].every((a) => agentConfig(this.o.config, a).rate_limit === undefined);
     this.origin = projectOrigin(this.o.paths);
-    this.notifier = new Notifier({ store: this.o.store, deliveryStore: options.store, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now });
     this.reporter = new Reporter({
       paths: this.o.paths,
       store: this.o.store,
@@ -272,7 +279,7 @@ export class Dispatcher {
       now: this.o.now,
       workerId: this.workerId,
       leaseLapsed: (expiresAt, at) => this.leaseLapsed(expiresAt, at),
-      recordEnd: (task) => this.notifier.taskEnded(task),
+      recordEnd: async (task) => this.notifier?.taskEnded(task),
     });
   }
 
@@ -339,12 +346,16 @@ export class Dispatcher {
     };
     this.services = [new Periodic('lease keeper', every, () => this.keepLeases(), report), new Periodic('rescuer', every, () => this.recover(), report)];
     for (const service of this.services) service.start();
-    this.notifier.start();
+    if (this.o.config.notify.length > 0) {
+      const { Notifier } = await import('../notify/notifier.ts');
+      this.notifier = new Notifier({ store: this.o.store, deliveryStore: this.deliveryStore, config: this.o.config, paths: this.o.paths, events: this.events, env: this.o.env, now: this.o.now });
+      this.notifier.start();
+    }
   }
 
   /** Stops the services {@link start} started (after the attempts have ended) and leaves the worker table. */
   private async leave(): Promise<void> {
-    await this.notifier.stop();
+    await this.notifier?.stop();
     await Promise.all(this.services.map((service) => service.stop()));
     await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
@@ -487,7 +498,18 @@ export class Dispatcher {
    */
   private startDetectors(): void {
     if (this.detecting !== null || this.stopping) return;
-    const round = fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal });
+    // detect.ts (and with it the task-file schema: zod, yaml) is loaded once there are recurring files.
+    let round: Promise<DetectorsResult>;
+    try {
+      round =
+        recurringFiles(this.o.paths).length === 0
+          ? Promise.resolve({ runs: [], problems: [] })
+          : import('../intake/detect.ts').then(({ fireDetectors }) =>
+              fireDetectors({ paths: this.o.paths, store: this.o.store, config: this.o.config, env: this.o.env, now: this.o.now, signal: this.detectorsStop.signal }),
+            );
+    } catch (err) {
+      round = Promise.reject(err as Error);
+    }
     this.detecting = round
       .then(async ({ runs, problems }) => {
         for (const { run, created } of runs) {
@@ -1275,7 +1297,7 @@ export class Dispatcher {
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
     await this.detecting;
-    await this.notifier.flush();
+    await this.notifier?.flush();
     await this.leave();
   }
 }

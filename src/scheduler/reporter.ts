@@ -5,7 +5,7 @@
  * the missing ones on every tick; `agentq sync` runs it once without a dispatcher.
  */
 import os from 'node:os';
-import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/config.ts';
+import { sameOrigin, writesResultHere, type ProjectPaths } from '../config/project.ts';
 import type { Task, TaskOrigin } from '../core/types.ts';
 import type { DispatcherEvents } from '../events/events.ts';
 import { isAlive } from '../process/process-tree.ts';

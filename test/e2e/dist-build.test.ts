@@ -14,7 +14,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { baseSpec } from '../../src/config/task-file.ts';
 import { openStore } from '../../src/store/open-store.ts';
-import { REPO_ROOT } from '../fixtures/project.ts';
+import { hasInotifywait, REPO_ROOT } from '../fixtures/project.ts';
 
 /** Runs `node ARGS` (or the package's bin) in `cwd`; stdout, stderr, exit code. */
 function run(cwd: string, file: string, args: string[], env: Record<string, string> = {}) {
@@ -69,12 +69,24 @@ describe('the compiled build (dist/)', () => {
     assert.equal(ranFrom(pkg, project, { AGENTQ_FROM_SOURCES: '1' }), 'src');
   });
 
-  it('--help, status (with a detector run and a notify: target), list, show and delegations load only their own code: not the dispatcher, notifier, zod, yaml, fastify, pg', async () => {
-    // Every module the ESM loader loads (a CommonJS package imported from ESM shows as its entry).
+  /**
+   * The files `bin/agentq ARGS` loaded (run in the package, exit 0 asserted): every module the
+   * ESM loader loads (a CommonJS package imported from ESM shows as its entry).
+   */
+  const loaded = (args: string[]): string[] => {
     const hooks = path.join(pkg, 'trace-hooks.mjs');
     fs.writeFileSync(hooks, "import fs from 'node:fs';\nexport async function load(url, context, next) {\n  fs.writeSync(2, `LOADED ${url}\\n`);\n  return next(url, context);\n}\n");
     const register = path.join(pkg, 'trace.mjs');
     fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+    const r = spawnSync(process.execPath, ['--import', register, 'bin/agentq', ...args], { cwd: pkg, env: { ...process.env, AGENTQ_FROM_SOURCES: '' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('LOADED file:'))
+      .map((l) => l.slice('LOADED file://'.length));
+  };
+
+  it('--help, status (with a detector run and a notify: target), list, show and delegations load only their own code: not the dispatcher, notifier, zod, yaml, fastify, pg', async () => {
     const store = await openStore('sqlite:.agent-queue/agentq.db', project);
     await store.enqueue([{ spec: { ...baseSpec('one', 'x'), agent: 'command', command: 'true' }, dependsOnIds: [] }], Date.now());
     // What status reports besides the tasks: a detector's run and a notify: target.
@@ -84,14 +96,6 @@ describe('the compiled build (dist/)', () => {
     const config = fs.readFileSync(configFile, 'utf8');
     fs.appendFileSync(configFile, '\nnotify:\n  - on: [failed]\n    webhook: https://example.com/hook\n');
     assert.equal(run(pkg, 'bin/agentq', ['-p', project, 'status']).code, 0, 'the config cache made');
-    const loaded = (args: string[]) => {
-      const r = spawnSync(process.execPath, ['--import', register, 'bin/agentq', ...args], { cwd: pkg, env: { ...process.env, AGENTQ_FROM_SOURCES: '' }, encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stderr
-        .split('\n')
-        .filter((l) => l.startsWith('LOADED file:'))
-        .map((l) => l.slice('LOADED file://'.length));
-    };
     const heavy =
       /\/node_modules\/(zod|yaml|fastify|pg|@modelcontextprotocol|@a2a-js|openai|chokidar|log-update)\/|\/dist\/(scheduler\/(dispatcher|reporter)|agents|server|intake|workspace|notify\/(notifier|events)|cli\/(progress|attach))/;
     const help = loaded(['--help']);
@@ -109,6 +113,22 @@ describe('the compiled build (dist/)', () => {
     assert.match(status.stdout, /scan {2}ran .*: failed, nothing taken: detect: exited with code 2/, 'the detector shown');
     assert.match(status.stdout, /notify\[0\] webhook https:\/\/example\.com\/…/, 'the notify target shown');
     fs.writeFileSync(configFile, config);
+  });
+
+  it('agentq run, idle, loads none of what only taking a file in, running an agent, notifying or a detector needs: not zod, yaml, the runners, the notifier, pidtree, cron-parser, chokidar (with inotify)', () => {
+    const idle = path.join(pkg, 'idle-proj');
+    assert.equal(run(pkg, 'bin/agentq', ['init', idle]).code, 0);
+    const cacheFile = path.join(idle, '.agent-queue', '.config-cache.json');
+    assert.equal(fs.existsSync(cacheFile), false);
+    // No cache yet: config.yaml is validated by a child process, which caches it.
+    const files = loaded(['-p', idle, 'run', '--once']);
+    assert.ok(files.some((f) => f.endsWith('/dist/scheduler/dispatcher.js')), 'the dispatcher ran');
+    assert.ok(fs.existsSync(cacheFile), 'the config cache made');
+    const later = new RegExp(
+      `/node_modules/(zod|yaml|fastify|pg|@modelcontextprotocol|@a2a-js|openai|pidtree|cron-parser${hasInotifywait() ? '|chokidar' : ''})/` +
+        '|/dist/(config/(config|task-file)\\.js|intake/detect|agents/(claude|codex|gemini|openai|a2a)/|mcp/(http-host|server)|notify/notifier|server/)',
+    );
+    assert.deepEqual(files.filter((f) => later.test(f)), [], 'agentq run loads none of them while idle');
   });
 
   it('uses the cached config only for the config.yaml it was made from, and only from dist/', () => {

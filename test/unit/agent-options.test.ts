@@ -1,14 +1,17 @@
 /**
  * Per-task agent options (max_turns, allowed_tools), agentq's MCP server for Claude Code, model aliases, and the per-response
- * token counts (`turn` events) that budgets are watched with.
+ * token counts (`turn` events) that budgets are watched with; what the runners say of
+ * themselves before they are loaded, and an agent's defaults.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ClaudeRunner, mcpConfigJson } from '../../src/agents/claude/claude-runner.ts';
 import { ClaudeStreamParser } from '../../src/agents/claude/stream-parser.ts';
 import { CodexStreamParser } from '../../src/agents/codex/stream-parser.ts';
+import { createRunners } from '../../src/agents/registry.ts';
 import type { AgentEvent } from '../../src/agents/runner.ts';
 import { parseConfig } from '../../src/config/config.ts';
+import { agentConfig, projectPaths } from '../../src/config/project.ts';
 import { baseSpec, parseTaskFile } from '../../src/config/task-file.ts';
 import type { Task } from '../../src/core/types.ts';
 import { fixedMcp } from '../../src/mcp/attach.ts';
@@ -108,5 +111,35 @@ describe('turn events (per-response tokens)', () => {
     const second = turns(p.push(done(360, 100, 30)).events);
     assert.deepEqual(first.map((e) => e.usage), [{ inputTokens: 200, cachedInputTokens: 40, outputTokens: 20 }]);
     assert.deepEqual(second.map((e) => e.usage), [{ inputTokens: 60, cachedInputTokens: 60, outputTokens: 10 }]);
+  });
+});
+
+describe('the runners a dispatcher makes (createRunners)', () => {
+  it("say what the dispatcher reads of them before their code is loaded: resume, the command's own work, remote work", () => {
+    const config = parseConfig({ remotes: { peer: { url: 'https://peer.example/' } } });
+    const runners = createRunners(config, projectPaths('/tmp/agentq-no-such-project'), {});
+    const traits = (name: string) => {
+      const r = runners.get(name)!;
+      return { canResume: r.canResume === true, ownProcessIsWork: r.ownProcessIsWork === true, worksRemotely: r.worksRemotely === true };
+    };
+    assert.deepEqual(traits('claude'), { canResume: true, ownProcessIsWork: false, worksRemotely: false });
+    assert.deepEqual(traits('codex'), { canResume: true, ownProcessIsWork: false, worksRemotely: false });
+    assert.deepEqual(traits('gemini'), { canResume: true, ownProcessIsWork: false, worksRemotely: false });
+    assert.deepEqual(traits('openai'), { canResume: false, ownProcessIsWork: false, worksRemotely: false });
+    assert.deepEqual(traits('command'), { canResume: false, ownProcessIsWork: true, worksRemotely: false });
+    // Delegations are watched by the remote's own queue: no stall watch here.
+    assert.deepEqual(traits('a2a'), { canResume: true, ownProcessIsWork: false, worksRemotely: true });
+    assert.deepEqual(traits('a2a:peer'), { canResume: true, ownProcessIsWork: false, worksRemotely: true });
+  });
+});
+
+describe('agent defaults', () => {
+  it("an agent config.yaml does not name has the settings of one it names with no keys (agentConfig without the schema)", () => {
+    const config = parseConfig({ agents: { codex: {} } });
+    assert.deepEqual(agentConfig(config, 'gemini'), config.agents.codex);
+    assert.equal(agentConfig(config, 'gemini').rate_limit_backoff, 60_000);
+    assert.equal(agentConfig(config, 'gemini').rate_limit_backoff_max, 3_600_000);
+    agentConfig(config, 'gemini').args.push('--changed');
+    assert.deepEqual(agentConfig(config, 'gemini').args, [], 'a new object each time');
   });
 });

@@ -29,8 +29,8 @@ describe('writeResultFile', () => {
     // Whichever links first takes NAME.md; the other gets NAME.<its id>.md.
     const second = files[0]!.endsWith('build.md') ? b : a;
     assert.deepEqual([...files].sort(), [path.join(paths.done, `build.${second.id}.md`), path.join(paths.done, 'build.md')]);
-    assert.equal(fs.readFileSync(files[0]!, 'utf8'), renderResultFile(a));
-    assert.equal(fs.readFileSync(files[1]!, 'utf8'), renderResultFile(b));
+    assert.equal(fs.readFileSync(files[0]!, 'utf8'), await renderResultFile(a));
+    assert.equal(fs.readFileSync(files[1]!, 'utf8'), await renderResultFile(b));
     assert.deepEqual(entries(paths.done), [`build.${second.id}.md`, 'build.md'], 'no temp file left');
     assert.equal(group.fsyncs, 3, 'two temp files (their descriptors), then done/ once for both');
     assert.equal(group.groups, 2, 'the temp files in one group, the folder in the next');
@@ -45,7 +45,7 @@ describe('writeResultFile', () => {
     const c = await writeResultFile(paths, done(3, 'third'));
     assert.equal(c, path.join(paths.done, 'build.3.4.md'), 'the next free name of build.md, build.3.md, build.3.N.md');
     assert.equal(fs.readFileSync(path.join(paths.done, 'build.3.md'), 'utf8'), 'someone else\'s');
-    assert.equal(fs.readFileSync(file, 'utf8'), renderResultFile(a));
+    assert.equal(fs.readFileSync(file, 'utf8'), await renderResultFile(a));
     assert.deepEqual(entries(paths.done), ['build.3.4.md', 'build.3.md', 'build.md']);
   });
 
