@@ -75,6 +75,9 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
+/** The task columns a finish records its workspace in ({@link workspaceColumns}'s, in its order). */
+const WORKSPACE_COLUMNS = workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null }).map(([c]) => c);
+
 /**
  * The predicate of the partial index `tasks_running` (migration 23): running tasks, and terminal
  * ones without a result file. A query reads that index only when its WHERE holds this term as
@@ -105,6 +108,13 @@ const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued'
  * one seek of `task_deps` instead of one more statement per task.
  */
 const DEP_IDS_SQL = '(SELECT json_group_array(depends_on_id ORDER BY position) FROM task_deps WHERE task_id = tasks.id) AS dep_ids';
+
+/**
+ * Whether a delayed task is due (`run_after` passed at `@now`) and not promoted yet (`delayed`
+ * still 1): a claim takes nothing then, so that the due task is promoted first (it may come
+ * before the others).
+ */
+const DUE_SQL = "SELECT 1 FROM tasks d INDEXED BY tasks_delayed WHERE d.state = 'queued' AND d.delayed = 1 AND d.run_after <= @now";
 
 /** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 22), over the row aliased `t`. */
 const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
@@ -161,10 +171,11 @@ export function claimSql(agents: number): string {
                  < (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent))
     )
     UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, last_activity_at = @now, cancel_requested = 0
+      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, claim_host = @host, started_at = @now, last_activity_at = @now, cancel_requested = 0
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
+      AND NOT EXISTS (${DUE_SQL})
     RETURNING *, ${DEP_IDS_SQL}`;
 }
 
@@ -666,18 +677,21 @@ export class SqliteStore implements Store {
     return (await this.claimMany(o, 1))[0] ?? null;
   }
 
-  /** One `BEGIN IMMEDIATE` transaction: the due delayed tasks promoted, then {@link claimSqlFor} and the attempt's INSERT once per task, until `max` or none. */
+  /**
+   * {@link claimSqlFor} once per task, until `max` or none; each claim's UPDATE also writes the
+   * attempt row (trigger `tasks_claimed`, migration 26). One claim is that one statement
+   * (autocommit: it takes the write lock first, as `BEGIN IMMEDIATE` does), unless a delayed
+   * task is due: the claim takes nothing then, and the due tasks are promoted and the claim
+   * made again in one `BEGIN IMMEDIATE` transaction, as several claims are.
+   */
   async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
     if (o.agents.length === 0 || max < 1) return [];
-    // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
-    const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
+    const due = this.prepare(`${DUE_SQL} LIMIT 1`);
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
     const claimStmt = this.taskRows(claimSqlFor(o.agents.length));
-    const insertAttempt = this.prepare(`
-      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-      VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
-    const params = {
+    const params: Record<string, unknown> = {
       worker: o.workerId,
+      host: o.host ?? null,
       expires: o.now + o.leaseMs,
       now: o.now,
       labels: JSON.stringify(o.labels),
@@ -685,20 +699,31 @@ export class SqliteStore implements Store {
       concurrency: o.concurrency,
       groupConcurrency: o.groupConcurrency ?? 1,
       agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
-      ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
+      token: null,
     };
+    for (let i = 0; i < o.agents.length; i++) params[`agent${i}`] = o.agents[i];
+    const claimOne = (): Claim | null => {
+      const attemptId = attemptIdAt(o.now);
+      params.token = attemptId;
+      const row = claimStmt.get(params);
+      if (!row) return null;
+      const task = this.taskOf(row);
+      // The attempt row is what the trigger wrote (the other columns start NULL, outcome 'running'): not read back.
+      const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now, outcome: 'running' };
+      return { task, attempt: toAttempt(attempt) };
+    };
+    if (max === 1 && !this.db.inTransaction) {
+      const claim = claimOne();
+      if (claim) return [claim];
+      if (due.get({ now: o.now }) === undefined) return [];
+    }
     return this.tx(() => {
-      if (due.get(o.now)) promote.run(o.now);
+      if (due.get({ now: o.now }) !== undefined) promote.run(o.now);
       const claims: Claim[] = [];
       while (claims.length < max) {
-        const attemptId = attemptIdAt(o.now);
-        const row = claimStmt.get({ ...params, token: attemptId });
-        if (!row) break;
-        const task = this.taskOf(row);
-        // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
-        const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
-        insertAttempt.run(attempt);
-        claims.push({ task, attempt: toAttempt({ ...attempt, outcome: 'running' }) });
+        const claim = claimOne();
+        if (!claim) break;
+        claims.push(claim);
       }
       return claims;
     });
@@ -777,6 +802,9 @@ export class SqliteStore implements Store {
    * by it — then the attempt row closed. Null (nothing written) when the lease is lost.
    * Call inside a transaction.
    */
+  /** {@link endAttempt}'s statements by their `set` (a few constant texts: looked up without building the SQL). */
+  private readonly endStatements = new Map<string, RowReader>();
+
   private endAttempt(
     attemptId: string,
     set: string,
@@ -784,28 +812,31 @@ export class SqliteStore implements Store {
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
   ): Task | null {
-    const row = this.taskRows(
-      `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`,
-    ).get({
-      ...values,
-      attempt: attemptId,
-    });
+    let end = this.endStatements.get(set);
+    if (!end) {
+      end = this.taskRows(`UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`);
+      this.endStatements.set(set, end);
+    }
+    values.attempt = attemptId;
+    const row = end.get(values);
     if (!row) return null;
     this.closeAttempt(attemptId, outcome, close);
     return this.taskOf(row);
   }
 
-  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
-    const workspace = o.workspace ? workspaceColumns(o.workspace) : [];
-    const set = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
+  /** {@link finish}'s assignments (named parameters), without and with the workspace columns (`@ws_<column>`). */
+  private static readonly FINISH_SET = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
       session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model),
       cost_usd = COALESCE(@costUsd, cost_usd), input_tokens = COALESCE(@inputTokens, input_tokens),
-      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
+      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL`;
+  private static readonly FINISH_SET_WORKSPACE = `${SqliteStore.FINISH_SET}${WORKSPACE_COLUMNS.map((c) => `, ${c} = @ws_${c}`).join('')}`;
+
+  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
     return this.tx(() => {
       // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
       const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
       const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      const values = {
+      const values: Record<string, unknown> = {
         state,
         finishedAt: state === 'waiting' ? null : o.now,
         now: o.now,
@@ -817,9 +848,9 @@ export class SqliteStore implements Store {
         inputTokens: o.stats.inputTokens,
         outputTokens: o.stats.outputTokens,
         numTurns: o.stats.numTurns,
-        ...Object.fromEntries(workspace.map(([c, v]) => [`ws_${c}`, v])),
       };
-      return this.endAttempt(attemptId, set, values, o.attemptOutcome, o);
+      if (o.workspace) for (const [c, v] of workspaceColumns(o.workspace)) values[`ws_${c}`] = v;
+      return this.endAttempt(attemptId, o.workspace ? SqliteStore.FINISH_SET_WORKSPACE : SqliteStore.FINISH_SET, values, o.attemptOutcome, o);
     });
   }
 
