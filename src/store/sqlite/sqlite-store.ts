@@ -75,6 +75,21 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
+/** The columns an enqueue writes (bound by these names); the others start NULL or at their default. */
+const INSERTED_COLUMNS = [
+  'id', 'name', 'title', 'priority', 'priority_rank', 'agent', 'model', 'depends_on', 'timeout_ms', 'max_cost_usd', 'retries', 'tags',
+  'dedup_key', 'command', 'extra', 'prompt', 'source', 'state', 'run_after', 'delayed', 'created_at', 'finished_at', 'failed_reason',
+  'retry_backoff_ms', 'retry_on_timeout', 'concurrency_group', 'workspace', 'merge', 'parent', 'parent_id', 'max_turns', 'allowed_tools',
+  'runs_on', 'origin_host', 'origin_root', 'remote', 'workspace_setup', 'remote_metadata', ...VERIFY_TASK_COLUMNS,
+] as const;
+
+/**
+ * What an enqueue's INSERT returns: the id the table gave, and the columns without a value
+ * bound that are NOT NULL with a default (the rest of a new row is NULL), so a new task is
+ * made from its row as written without reading 80 columns back.
+ */
+const INSERTED_RETURNING = 'id, attempts, claims, cancel_requested';
+
 /** The task columns a finish records its workspace in ({@link workspaceColumns}'s, in its order). */
 const WORKSPACE_COLUMNS = workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null }).map(([c]) => c);
 
@@ -552,21 +567,14 @@ export class SqliteStore implements Store {
 
   /**
    * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
-   * task is read back by its own INSERT (`RETURNING`). An entry whose intake key is already
+   * task is the row as written: the values bound, by column, and what the table gives them
+   * (the id and the defaults of {@link INSERTED_RETURNING}, returned by the INSERT), not read
+   * back whole. An entry whose intake key is already
    * recorded (another dispatcher took the same file in first, removed or not) is not created
    * again: its existing task stands in for it (also for in-batch dependencies), without `task`.
    */
   private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; task: Task | null }> {
-    const insert = this.prepare(`
-      INSERT INTO tasks (id, name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
-        max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after, delayed,
-        created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-        workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata, ${VERIFY_TASK_COLUMNS.join(', ')})
-      VALUES (@id, @name, @title, @priority, @rank, @agent, @model, @dependsOn, @timeoutMs, @maxCostUsd,
-        @retries, @tags, @dedupKey, @command, @extra, @prompt, @source, @state, @runAfter, @delayed, @now,
-        @finishedAt, @failedReason, @retryBackoffMs, @retryOnTimeout, @concurrencyGroup,
-        @workspace, @merge, @parent, @parentId, @maxTurns, @allowedTools, @runsOn, @originHost, @originRoot, @remote, @workspaceSetup, @remoteMetadata, @verify, @verifyTimeoutMs, @verifyRetries, @stallTimeoutMs)
-      RETURNING *`);
+    const insert = this.prepare(`INSERT INTO tasks (${INSERTED_COLUMNS.join(', ')}) VALUES (${INSERTED_COLUMNS.map((c) => `@${c}`).join(', ')}) RETURNING ${INSERTED_RETURNING}`);
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
     const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
@@ -590,55 +598,56 @@ export class SqliteStore implements Store {
       const invalid = invalidReason !== undefined;
       const runAfter = Math.max(now, spec.runAt ?? now);
       const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
-      const row = insert.get({
-        verify,
-        verifyTimeoutMs,
-        verifyRetries,
-        stallTimeoutMs,
+      const row: Row = {
         id: this.takeIdFloor(),
         name: spec.name,
         title: spec.title,
         priority: spec.priority,
-        rank: priorityRank(spec.priority),
+        priority_rank: priorityRank(spec.priority),
         agent: spec.agent,
         model: spec.model,
-        dependsOn: JSON.stringify(spec.dependsOn),
-        timeoutMs: spec.timeoutMs,
-        maxCostUsd: spec.maxCostUsd,
+        depends_on: JSON.stringify(spec.dependsOn),
+        timeout_ms: spec.timeoutMs,
+        max_cost_usd: spec.maxCostUsd,
         retries: spec.retries,
         tags: JSON.stringify(spec.tags),
-        runsOn: JSON.stringify(spec.runsOn),
-        dedupKey: spec.dedupKey,
+        dedup_key: spec.dedupKey,
         command: spec.command === null ? null : JSON.stringify(spec.command),
-        remote: spec.remote ?? null,
-        remoteMetadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
-        maxTurns: spec.maxTurns,
-        allowedTools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-        workspaceSetup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
         extra: JSON.stringify(spec.extra),
         prompt: spec.prompt,
         source: spec.source,
         state: invalid ? (terminalState ?? 'invalid') : 'queued',
-        now,
-        runAfter,
+        run_after: runAfter,
         delayed: !invalid && runAfter > now ? 1 : 0,
-        retryBackoffMs: spec.retryBackoffMs,
-        retryOnTimeout: spec.retryOnTimeout ? 1 : 0,
-        concurrencyGroup: spec.concurrencyGroup,
+        created_at: now,
+        finished_at: invalid ? now : null,
+        failed_reason: invalid ? invalidReason : null,
+        retry_backoff_ms: spec.retryBackoffMs,
+        retry_on_timeout: spec.retryOnTimeout ? 1 : 0,
+        concurrency_group: spec.concurrencyGroup,
         workspace: spec.workspace,
         merge: spec.merge,
         parent: spec.parent,
-        parentId: parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId,
-        finishedAt: invalid ? now : null,
-        failedReason: invalid ? invalidReason : null,
-        originHost: origin?.host ?? null,
-        originRoot: origin?.root ?? null,
-      }) as Row;
+        parent_id: parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId,
+        max_turns: spec.maxTurns,
+        allowed_tools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+        runs_on: JSON.stringify(spec.runsOn),
+        origin_host: origin?.host ?? null,
+        origin_root: origin?.root ?? null,
+        remote: spec.remote ?? null,
+        workspace_setup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+        remote_metadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+        verify,
+        verify_timeout_ms: verifyTimeoutMs,
+        verify_retries: verifyRetries,
+        stall_timeout_ms: stallTimeoutMs,
+      };
+      Object.assign(row, insert.get(row) as Row);
       const id = Number(row.id);
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => out[i]?.id ?? -1)];
       deps.forEach((d, i) => dep.run(id, d, i));
       if (intakeKey !== undefined) intake.run(intakeKey, id);
-      // Read back before its dependencies were recorded: their triggers count the open ones (deps_open), which no Task field shows.
+      // The row as inserted, before its dependencies were recorded: their triggers count the open ones (deps_open), which no Task field shows.
       out.push({ id, task: toTask(row, deps) });
     }
     return out;
