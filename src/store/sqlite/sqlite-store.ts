@@ -152,7 +152,7 @@ const NEXT_LANE = ['n.agent = h.agent AND n.runs_on = h.runs_on AND n.lane_group
  * lane's tasks or none of them (its agent's account paused, a label missing, the agent's or
  * the group's limit reached). So the claim walks the lanes, one seek to the next (`lanes`: the
  * first task of each), keeps the head of each lane it may take (the first whose `run_after` has
- * passed on this clock: `heads`), and takes the best head, while fewer than `@concurrency` run.
+ * passed on this clock: `heads`; most often the lane's first, then without another seek), and takes the best head, while fewer than `@concurrency` run.
  * It visits as many tasks as there are lanes, whatever waits in them. (The next lane is sought
  * as the next group of the same agent and runs_on, else the next runs_on of the agent, else
  * the next agent: three seeks with an equality prefix. A row-value comparison
@@ -169,10 +169,11 @@ export function claimSql(agents: number): string {
         FROM lanes JOIN tasks h ON h.id = lanes.id
     ),
     heads(id) AS (
-      SELECT (SELECT c.id FROM tasks c INDEXED BY tasks_queued
-               WHERE ${CLAIMABLE('c')} AND c.agent = h.agent AND c.runs_on = h.runs_on AND c.lane_group = h.lane_group
-                 AND c.run_after <= @now
-               ORDER BY ${QUEUED_ORDER('c')} LIMIT 1)
+      SELECT CASE WHEN h.run_after <= @now THEN h.id ELSE
+              (SELECT c.id FROM tasks c INDEXED BY tasks_queued
+                WHERE ${CLAIMABLE('c')} AND c.agent = h.agent AND c.runs_on = h.runs_on AND c.lane_group = h.lane_group
+                  AND c.run_after <= @now
+                ORDER BY ${QUEUED_ORDER('c')} LIMIT 1) END
         FROM lanes JOIN tasks h ON h.id = lanes.id
        WHERE h.agent IN (${agentList})
          AND (h.runs_on = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(h.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(@labels))))
@@ -814,16 +815,26 @@ export class SqliteStore implements Store {
   /** {@link endAttempt}'s statements by their `set` (a few constant texts: looked up without building the SQL). */
   private readonly endStatements = new Map<string, RowReader>();
 
+  /**
+   * Ends a leased attempt's task: `set` (SQL assignments with named parameters, `values`)
+   * on the task row if the attempt still holds its lease, and `where` (more terms, each `set`
+   * always with the same) holds — one statement, the row read back by it — then the attempt
+   * row closed. Null (nothing written) when the lease is lost or `where` does not hold.
+   * Call inside a transaction.
+   */
   private endAttempt(
     attemptId: string,
     set: string,
     values: Record<string, unknown>,
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
+    where = 'TRUE',
   ): Task | null {
     let end = this.endStatements.get(set);
     if (!end) {
-      end = this.taskRows(`UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`);
+      end = this.taskRows(
+        `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} AND ${where} RETURNING *, ${DEP_IDS_SQL}`,
+      );
       this.endStatements.set(set, end);
     }
     values.attempt = attemptId;
@@ -840,11 +851,17 @@ export class SqliteStore implements Store {
       output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL`;
   private static readonly FINISH_SET_WORKSPACE = `${SqliteStore.FINISH_SET}${WORKSPACE_COLUMNS.map((c) => `, ${c} = @ws_${c}`).join('')}`;
 
+  /**
+   * {@link finish}'s condition: its end was worked out with the task's subtasks
+   * (`@subtasksRead`), or needs none (not `completed`), or the task has none (one empty seek
+   * of `tasks_parent`, in the statement).
+   */
+  private static readonly FINISH_WHERE = "(@subtasksRead = 1 OR @state <> 'completed' OR NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
+
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
-    return this.tx(() => {
-      // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
-      const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
-      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
+    const end = (subtasks: TaskRef[] | null): Task | null => {
+      // A completed run is what its subtasks make of it; first taken as a task without any, which the UPDATE checks.
+      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks ?? []);
       const values: Record<string, unknown> = {
         state,
         finishedAt: state === 'waiting' ? null : o.now,
@@ -857,9 +874,17 @@ export class SqliteStore implements Store {
         inputTokens: o.stats.inputTokens,
         outputTokens: o.stats.outputTokens,
         numTurns: o.stats.numTurns,
+        subtasksRead: subtasks ? 1 : 0,
       };
       if (o.workspace) for (const [c, v] of workspaceColumns(o.workspace)) values[`ws_${c}`] = v;
-      return this.endAttempt(attemptId, o.workspace ? SqliteStore.FINISH_SET_WORKSPACE : SqliteStore.FINISH_SET, values, o.attemptOutcome, o);
+      return this.endAttempt(attemptId, o.workspace ? SqliteStore.FINISH_SET_WORKSPACE : SqliteStore.FINISH_SET, values, o.attemptOutcome, o, SqliteStore.FINISH_WHERE);
+    };
+    return this.tx(() => {
+      const task = end(null);
+      if (task || o.state !== 'completed') return task;
+      // The lease lost, or a task with subtasks: read them (none: the lease was lost).
+      const subtasks = this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId);
+      return subtasks.length === 0 ? null : end(subtasks);
     });
   }
 
