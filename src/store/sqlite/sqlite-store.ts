@@ -523,6 +523,11 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    const [only] = tasks;
+    if (tasks.length === 1 && this.idFloorGone && only!.intakeKey === undefined && only!.dependsOnIds.length === 0 && !only!.dependsOnBatch?.length) {
+      // One task, nothing else to write: its INSERT alone (autocommit, atomic by itself).
+      return this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : []));
+    }
     const insert = () => this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
     // Taken in from files the caller removes next: the tasks must outlast a power loss.
     return tasks.some((t) => t.intakeKey !== undefined) ? this.durably(insert) : insert();
@@ -567,7 +572,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction (one task without dependencies or intake key, once the id floor is gone: also alone, its INSERT then atomic by itself). Each new
    * task is the row as written: the values bound, by column, and what the table gives them
    * (the id and the defaults of {@link INSERTED_RETURNING}, returned by the INSERT), not read
    * back whole. An entry whose intake key is already
