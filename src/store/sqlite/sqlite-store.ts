@@ -152,7 +152,9 @@ const NEXT_LANE = ['n.agent = h.agent AND n.runs_on = h.runs_on AND n.lane_group
  * lane's tasks or none of them (its agent's account paused, a label missing, the agent's or
  * the group's limit reached). So the claim walks the lanes, one seek to the next (`lanes`: the
  * first task of each), keeps the head of each lane it may take (the first whose `run_after` has
- * passed on this clock: `heads`; most often the lane's first, then without another seek), and takes the best head, while fewer than `@concurrency` run.
+ * passed on this clock: `heads`; most often the lane's first, then without another seek),
+ * and takes the best head, while fewer than `@concurrency` run, and no delayed task is due
+ * unpromoted (`DUE_SQL`).
  * It visits as many tasks as there are lanes, whatever waits in them. (The next lane is sought
  * as the next group of the same agent and runs_on, else the next runs_on of the agent, else
  * the next agent: three seeks with an equality prefix. A row-value comparison
@@ -572,10 +574,11 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inserts tasks (with dependencies and intake keys); call inside a transaction (one task without dependencies or intake key, once the id floor is gone: also alone, its INSERT then atomic by itself). Each new
-   * task is the row as written: the values bound, by column, and what the table gives them
-   * (the id and the defaults of {@link INSERTED_RETURNING}, returned by the INSERT), not read
-   * back whole. An entry whose intake key is already
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction (one task
+   * without dependencies or intake key, once the id floor is known gone: also alone, its
+   * INSERT then atomic by itself). Each new task is its row as written: the values bound, by
+   * column, and what the table gives (the id and the defaults of {@link INSERTED_RETURNING},
+   * returned by the INSERT), not read back whole. An entry whose intake key is already
    * recorded (another dispatcher took the same file in first, removed or not) is not created
    * again: its existing task stands in for it (also for in-batch dependencies), without `task`.
    */
@@ -811,12 +814,6 @@ export class SqliteStore implements Store {
     );
   }
 
-  /**
-   * Ends a leased attempt's task: `set` (SQL assignments with named parameters, `values`)
-   * on the task row if the attempt still holds its lease — one statement, the row read back
-   * by it — then the attempt row closed. Null (nothing written) when the lease is lost.
-   * Call inside a transaction.
-   */
   /** {@link endAttempt}'s statements by their `set` (a few constant texts: looked up without building the SQL). */
   private readonly endStatements = new Map<string, RowReader>();
 
