@@ -4,7 +4,7 @@
  *
  *   enqueue          `Store.enqueue` of 1 and of 100 tasks per call, rows/s; raw: one
  *                    `INSERT` per row of the same row into a table of the same columns,
- *                    1 or 100 per transaction
+ *                    1 or 100 per transaction; also the CPU time per row of each
  *   claim + finish   one pair at a time (`Store.claim`, then `Store.finish` as completed), at
  *                    each queue size; pairs/s, p50 and p99 of a pair (ms); raw: two
  *                    statements per pair on a table of the same columns with one claim index
@@ -196,34 +196,44 @@ async function rawPairs(db: Database.Database, attempts = false): Promise<PairFi
   return figures(times, ms(t0), process.cpuUsage(cpu0));
 }
 
-/** Enqueue `ENQUEUE` tasks `batch` per call; rows/s. */
-async function storeEnqueue(dir: string, batch: number): Promise<number> {
+/** Rows/s of an enqueue run, and the CPU time (user + system) of this process per row, µs. */
+interface EnqueueFigures {
+  perSec: number;
+  cpuUs: number;
+}
+
+/** Enqueue `ENQUEUE` tasks `batch` per call. */
+async function storeEnqueue(dir: string, batch: number): Promise<EnqueueFigures> {
   const store = new SqliteStore(path.join(dir, `enqueue-${batch}.db`));
   await store.enqueue([spec('warm')], nowMs());
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < ENQUEUE; i += batch) {
     await store.enqueue(Array.from({ length: Math.min(batch, ENQUEUE - i) }, (_, k) => ({ ...spec(`e${i + k}`), origin: ORIGIN })), nowMs());
   }
-  const perSec = (ENQUEUE / ms(t0)) * 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const figures = { perSec: (ENQUEUE / ms(t0)) * 1000, cpuUs: (cpu.user + cpu.system) / ENQUEUE };
   await store.close();
-  return perSec;
+  return figures;
 }
 
-/** The raw reference enqueue: one `INSERT` per row of the same row, `batch` per transaction; rows/s. */
-function rawEnqueue(dir: string, like: SqliteStore, batch: number): number {
+/** The raw reference enqueue: one `INSERT` per row of the same row, `batch` per transaction. */
+function rawEnqueue(dir: string, like: SqliteStore, batch: number): EnqueueFigures {
   const db = rawQueue(dir, like, 1);
   const names = taskColumns(like.db).map((c) => c.name);
   const row = db.prepare(`SELECT ${names.join(', ')} FROM jobs LIMIT 1`).get() as Record<string, unknown>;
   const insert = db.prepare(`INSERT INTO jobs (${names.join(', ')}) VALUES (${names.map((c) => `@${c}`).join(', ')})`);
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < ENQUEUE; i += batch) {
     db.transaction(() => {
       for (let k = 0; k < Math.min(batch, ENQUEUE - i); k++) insert.run({ ...row, name: `e${i + k}`, created_at: nowMs() });
     })();
   }
-  const perSec = (ENQUEUE / ms(t0)) * 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const figures = { perSec: (ENQUEUE / ms(t0)) * 1000, cpuUs: (cpu.user + cpu.system) / ENQUEUE };
   db.close();
-  return perSec;
+  return figures;
 }
 
 /** Median ms of `fn` over 21 calls (after 3 not measured). */
@@ -280,10 +290,17 @@ runMain(async () => {
     for (const batch of [1, 100]) {
       const store = await storeEnqueue(dir, batch);
       const raw = rawEnqueue(dir, like, batch);
-      enqueueRows.push([String(batch), store.toFixed(0), raw.toFixed(0), (store / raw).toFixed(2)]);
+      enqueueRows.push([
+        String(batch),
+        store.perSec.toFixed(0),
+        raw.perSec.toFixed(0),
+        (store.perSec / raw.perSec).toFixed(2),
+        `${store.cpuUs.toFixed(0)} / ${raw.cpuUs.toFixed(0)}`,
+        (raw.cpuUs / store.cpuUs).toFixed(2),
+      ]);
     }
-    console.log(`\nenqueue, ${ENQUEUE} rows, rows/s (ratio = agentq / raw)`);
-    printTable(['per call', 'agentq', 'raw', 'ratio'], enqueueRows);
+    console.log(`\nenqueue, ${ENQUEUE} rows, rows/s (ratio = agentq / raw); CPU µs = this process's CPU time per row (agentq / raw), CPU ratio = raw / agentq`);
+    printTable(['per call', 'agentq', 'raw', 'ratio', 'CPU µs', 'CPU ratio'], enqueueRows);
 
     const pairRows: string[][] = [];
     for (const n of SIZES) {

@@ -13,6 +13,7 @@ import { it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ConfigError, StoreTooNewError } from '../../src/core/errors.ts';
 import { emptyStats } from '../../src/agents/runner.ts';
+import { TASK_STATES } from '../../src/core/types.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { newTask } from '../fixtures/specs.ts';
 
@@ -127,9 +128,10 @@ it('migration 22 rebuilds a store of schema 21 in place: ids, rows (every column
   const tasksSql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").get() as { sql: string }).sql;
   assert.doesNotMatch(tasksSql, /AUTOINCREMENT/i);
   assert.deepEqual(db.pragma('foreign_key_check'), []);
-  assert.deepEqual(columnsOf(db, 'tasks'), [...before.tasks, 'deps_open', 'delayed'], 'every column of schema 21 kept');
+  // deps_open and delayed: migration 22; claim_host: migration 26.
+  assert.deepEqual(columnsOf(db, 'tasks'), [...before.tasks, 'deps_open', 'delayed', 'claim_host'], 'every column of schema 21 kept');
   assert.deepEqual(columnsOf(db, 'attempts'), before.attempts);
-  const { deps_open: _o, delayed: _d, lane_group: _l, ...doneAfter } = db.prepare('SELECT * FROM tasks WHERE id = ?').get(done) as Record<string, unknown>;
+  const { deps_open: _o, delayed: _d, lane_group: _l, claim_host: _h, ...doneAfter } = db.prepare('SELECT * FROM tasks WHERE id = ?').get(done) as Record<string, unknown>;
   assert.deepEqual(doneAfter, before.done, 'a row keeps every value');
   assert.deepEqual((db.pragma('foreign_key_list(verifications)') as Array<{ table: string }>).map((f) => f.table).sort(), ['attempts', 'tasks']);
   for (const [table, n] of [['verifications', 1], ['delegations', 1], ['notifications', 1], ['answer_tokens', 1], ['detector_keys', 1]] as const) {
@@ -168,6 +170,16 @@ it('migration 22 rebuilds a store of schema 21 in place: ids, rows (every column
   assert.equal(next!.id, gone + 1, 'the id after every id ever given');
   const [after] = await store.enqueue([newTask('after')], T + 20);
   assert.equal(after!.id, gone + 2);
+  await store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+it('task_counts holds a row for every state (queued and running as one), which its triggers add to and subtract from by key (migration 26)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-migrate-'));
+  const store = new SqliteStore(path.join(dir, 'agentq.db'));
+  const rows = (store.db.prepare('SELECT state FROM task_counts ORDER BY state').all() as Array<{ state: string }>).map((r) => r.state);
+  const groups = [...new Set(TASK_STATES.map((s) => (s === 'queued' || s === 'running' ? 'queued+running' : s)))].sort();
+  assert.deepEqual(rows, groups, 'a state without its row would never be counted: add it in the migration that brings the state');
   await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });

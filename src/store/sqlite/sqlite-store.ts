@@ -75,6 +75,9 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
 
+/** The task columns a finish records its workspace in ({@link workspaceColumns}'s, in its order). */
+const WORKSPACE_COLUMNS = workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null }).map(([c]) => c);
+
 /**
  * The predicate of the partial index `tasks_running` (migration 23): running tasks, and terminal
  * ones without a result file. A query reads that index only when its WHERE holds this term as
@@ -106,6 +109,13 @@ const STATE_INDEX: Partial<Record<TaskState, string>> = { queued: 'tasks_queued'
  */
 const DEP_IDS_SQL = '(SELECT json_group_array(depends_on_id ORDER BY position) FROM task_deps WHERE task_id = tasks.id) AS dep_ids';
 
+/**
+ * Whether a delayed task is due (`run_after` passed at `@now`) and not promoted yet (`delayed`
+ * still 1): a claim takes nothing then, so that the due task is promoted first (it may come
+ * before the others).
+ */
+const DUE_SQL = "SELECT 1 FROM tasks d INDEXED BY tasks_delayed WHERE d.state = 'queued' AND d.delayed = 1 AND d.run_after <= @now";
+
 /** The claimable queued tasks (`deps_open = 0 AND delayed = 0`) in the partial index `tasks_queued` (migration 22), over the row aliased `t`. */
 const CLAIMABLE = (t: string) => `${t}.state = 'queued' AND ${t}.deps_open = 0 AND ${t}.delayed = 0`;
 /** The order of `tasks_queued`, over the row aliased `t`: an ORDER BY it needs no sort. */
@@ -127,7 +137,9 @@ const NEXT_LANE = ['n.agent = h.agent AND n.runs_on = h.runs_on AND n.lane_group
  * lane's tasks or none of them (its agent's account paused, a label missing, the agent's or
  * the group's limit reached). So the claim walks the lanes, one seek to the next (`lanes`: the
  * first task of each), keeps the head of each lane it may take (the first whose `run_after` has
- * passed on this clock: `heads`), and takes the best head, while fewer than `@concurrency` run.
+ * passed on this clock: `heads`; most often the lane's first, then without another seek),
+ * and takes the best head, while fewer than `@concurrency` run, and no delayed task is due
+ * unpromoted (`DUE_SQL`).
  * It visits as many tasks as there are lanes, whatever waits in them. (The next lane is sought
  * as the next group of the same agent and runs_on, else the next runs_on of the agent, else
  * the next agent: three seeks with an equality prefix. A row-value comparison
@@ -144,10 +156,11 @@ export function claimSql(agents: number): string {
         FROM lanes JOIN tasks h ON h.id = lanes.id
     ),
     heads(id) AS (
-      SELECT (SELECT c.id FROM tasks c INDEXED BY tasks_queued
-               WHERE ${CLAIMABLE('c')} AND c.agent = h.agent AND c.runs_on = h.runs_on AND c.lane_group = h.lane_group
-                 AND c.run_after <= @now
-               ORDER BY ${QUEUED_ORDER('c')} LIMIT 1)
+      SELECT CASE WHEN h.run_after <= @now THEN h.id ELSE
+              (SELECT c.id FROM tasks c INDEXED BY tasks_queued
+                WHERE ${CLAIMABLE('c')} AND c.agent = h.agent AND c.runs_on = h.runs_on AND c.lane_group = h.lane_group
+                  AND c.run_after <= @now
+                ORDER BY ${QUEUED_ORDER('c')} LIMIT 1) END
         FROM lanes JOIN tasks h ON h.id = lanes.id
        WHERE h.agent IN (${agentList})
          AND (h.runs_on = '[]' OR NOT EXISTS (SELECT 1 FROM json_each(h.runs_on) r WHERE r.value NOT IN (SELECT value FROM json_each(@labels))))
@@ -161,10 +174,11 @@ export function claimSql(agents: number): string {
                  < (SELECT value FROM json_each(@agentConcurrency) WHERE key = h.agent))
     )
     UPDATE tasks SET state = 'running', attempts = attempts + 1, claims = claims + 1,
-      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, started_at = @now, last_activity_at = @now, cancel_requested = 0
+      lease_owner = @worker, lease_token = @token, lease_expires_at = @expires, claim_host = @host, started_at = @now, last_activity_at = @now, cancel_requested = 0
     WHERE id = (SELECT t.id FROM heads JOIN tasks t ON t.id = heads.id
                  WHERE (SELECT count(*) FROM tasks r INDEXED BY tasks_running WHERE r.state = 'running') < @concurrency
                  ORDER BY t.priority_rank, t.id LIMIT 1)
+      AND NOT EXISTS (${DUE_SQL})
     RETURNING *, ${DEP_IDS_SQL}`;
 }
 
@@ -553,6 +567,11 @@ export class SqliteStore implements Store {
   }
 
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    const [only] = tasks;
+    if (tasks.length === 1 && this.idFloorGone && only!.intakeKey === undefined && only!.dependsOnIds.length === 0 && !only!.dependsOnBatch?.length) {
+      // One task, nothing else to write: its INSERT alone (autocommit, atomic by itself).
+      return this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : []));
+    }
     const insert = () => this.tx(() => this.insertTasks(tasks, now).flatMap((t) => (t.task ? [t.task] : [])));
     // Taken in from files the caller removes next: the tasks must outlast a power loss.
     return tasks.some((t) => t.intakeKey !== undefined) ? this.durably(insert) : insert();
@@ -690,18 +709,21 @@ export class SqliteStore implements Store {
     return (await this.claimMany(o, 1))[0] ?? null;
   }
 
-  /** One `BEGIN IMMEDIATE` transaction: the due delayed tasks promoted, then {@link claimSqlFor} and the attempt's INSERT once per task, until `max` or none. */
+  /**
+   * {@link claimSqlFor} once per task, until `max` or none; each claim's UPDATE also writes the
+   * attempt row (trigger `tasks_claimed`, migration 26). One claim is that one statement
+   * (autocommit: it takes the write lock first, as `BEGIN IMMEDIATE` does), unless a delayed
+   * task is due: the claim takes nothing then, and the due tasks are promoted and the claim
+   * made again in one `BEGIN IMMEDIATE` transaction, as several claims are.
+   */
   async claimMany(o: ClaimOptions, max: number): Promise<Claim[]> {
     if (o.agents.length === 0 || max < 1) return [];
-    // Delayed tasks now due become claimable; looked for first (a read costs less than an UPDATE that finds nothing).
-    const due = this.prepare("SELECT 1 FROM tasks INDEXED BY tasks_delayed WHERE state = 'queued' AND delayed = 1 AND run_after <= ? LIMIT 1");
+    const due = this.prepare(`${DUE_SQL} LIMIT 1`);
     const promote = this.prepare("UPDATE tasks SET delayed = 0 WHERE state = 'queued' AND delayed = 1 AND run_after <= ?");
     const claimStmt = this.taskRows(claimSqlFor(o.agents.length));
-    const insertAttempt = this.prepare(`
-      INSERT INTO attempts (id, task_id, number, worker_id, host, agent, model, started_at)
-      VALUES (@id, @task_id, @number, @worker_id, @host, @agent, @model, @started_at)`);
-    const params = {
+    const params: Record<string, unknown> = {
       worker: o.workerId,
+      host: o.host ?? null,
       expires: o.now + o.leaseMs,
       now: o.now,
       labels: JSON.stringify(o.labels),
@@ -709,20 +731,31 @@ export class SqliteStore implements Store {
       concurrency: o.concurrency,
       groupConcurrency: o.groupConcurrency ?? 1,
       agentConcurrency: JSON.stringify(o.agentConcurrency ?? {}),
-      ...Object.fromEntries(o.agents.map((a, i) => [`agent${i}`, a])),
+      token: null,
     };
+    for (let i = 0; i < o.agents.length; i++) params[`agent${i}`] = o.agents[i];
+    const claimOne = (): Claim | null => {
+      const attemptId = attemptIdAt(o.now);
+      params.token = attemptId;
+      const row = claimStmt.get(params);
+      if (!row) return null;
+      const task = this.taskOf(row);
+      // The attempt row is what the trigger wrote (the other columns start NULL, outcome 'running'): not read back.
+      const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now, outcome: 'running' };
+      return { task, attempt: toAttempt(attempt) };
+    };
+    if (max === 1 && !this.db.inTransaction) {
+      const claim = claimOne();
+      if (claim) return [claim];
+      if (due.get({ now: o.now }) === undefined) return [];
+    }
     return this.tx(() => {
-      if (due.get(o.now)) promote.run(o.now);
+      if (due.get({ now: o.now }) !== undefined) promote.run(o.now);
       const claims: Claim[] = [];
       while (claims.length < max) {
-        const attemptId = attemptIdAt(o.now);
-        const row = claimStmt.get({ ...params, token: attemptId });
-        if (!row) break;
-        const task = this.taskOf(row);
-        // The new row is what was written (the other columns start NULL, outcome 'running'): not read back.
-        const attempt = { id: attemptId, task_id: task.id, number: task.claims, worker_id: o.workerId, host: o.host ?? null, agent: task.agent, model: task.model, started_at: o.now };
-        insertAttempt.run(attempt);
-        claims.push({ task, attempt: toAttempt({ ...attempt, outcome: 'running' }) });
+        const claim = claimOne();
+        if (!claim) break;
+        claims.push(claim);
       }
       return claims;
     });
@@ -795,10 +828,14 @@ export class SqliteStore implements Store {
     );
   }
 
+  /** {@link endAttempt}'s statements by their `set` (a few constant texts: looked up without building the SQL). */
+  private readonly endStatements = new Map<string, RowReader>();
+
   /**
    * Ends a leased attempt's task: `set` (SQL assignments with named parameters, `values`)
-   * on the task row if the attempt still holds its lease — one statement, the row read back
-   * by it — then the attempt row closed. Null (nothing written) when the lease is lost.
+   * on the task row if the attempt still holds its lease, and `where` (more terms, each `set`
+   * always with the same) holds — one statement, the row read back by it — then the attempt
+   * row closed. Null (nothing written) when the lease is lost or `where` does not hold.
    * Call inside a transaction.
    */
   private endAttempt(
@@ -807,29 +844,41 @@ export class SqliteStore implements Store {
     values: Record<string, unknown>,
     outcome: AttemptOutcome,
     close: Parameters<SqliteStore['closeAttempt']>[2],
+    where = 'TRUE',
   ): Task | null {
-    const row = this.taskRows(
-      `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} RETURNING *, ${DEP_IDS_SQL}`,
-    ).get({
-      ...values,
-      attempt: attemptId,
-    });
+    let end = this.endStatements.get(set);
+    if (!end) {
+      end = this.taskRows(
+        `UPDATE tasks SET ${set}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE ${SqliteStore.LEASED} AND ${where} RETURNING *, ${DEP_IDS_SQL}`,
+      );
+      this.endStatements.set(set, end);
+    }
+    values.attempt = attemptId;
+    const row = end.get(values);
     if (!row) return null;
     this.closeAttempt(attemptId, outcome, close);
     return this.taskOf(row);
   }
 
-  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
-    const workspace = o.workspace ? workspaceColumns(o.workspace) : [];
-    const set = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
+  /** {@link finish}'s assignments (named parameters), without and with the workspace columns (`@ws_<column>`). */
+  private static readonly FINISH_SET = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
       session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model),
       cost_usd = COALESCE(@costUsd, cost_usd), input_tokens = COALESCE(@inputTokens, input_tokens),
-      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
-    return this.tx(() => {
-      // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
-      const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
-      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      const values = {
+      output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL`;
+  private static readonly FINISH_SET_WORKSPACE = `${SqliteStore.FINISH_SET}${WORKSPACE_COLUMNS.map((c) => `, ${c} = @ws_${c}`).join('')}`;
+
+  /**
+   * {@link finish}'s condition: its end was worked out with the task's subtasks
+   * (`@subtasksRead`), or needs none (not `completed`), or the task has none (one empty seek
+   * of `tasks_parent`, in the statement).
+   */
+  private static readonly FINISH_WHERE = "(@subtasksRead = 1 OR @state <> 'completed' OR NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
+
+  async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const end = (subtasks: TaskRef[] | null): Task | null => {
+      // A completed run is what its subtasks make of it; first taken as a task without any, which the UPDATE checks.
+      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks ?? []);
+      const values: Record<string, unknown> = {
         state,
         finishedAt: state === 'waiting' ? null : o.now,
         now: o.now,
@@ -841,9 +890,17 @@ export class SqliteStore implements Store {
         inputTokens: o.stats.inputTokens,
         outputTokens: o.stats.outputTokens,
         numTurns: o.stats.numTurns,
-        ...Object.fromEntries(workspace.map(([c, v]) => [`ws_${c}`, v])),
+        subtasksRead: subtasks ? 1 : 0,
       };
-      return this.endAttempt(attemptId, set, values, o.attemptOutcome, o);
+      if (o.workspace) for (const [c, v] of workspaceColumns(o.workspace)) values[`ws_${c}`] = v;
+      return this.endAttempt(attemptId, o.workspace ? SqliteStore.FINISH_SET_WORKSPACE : SqliteStore.FINISH_SET, values, o.attemptOutcome, o, SqliteStore.FINISH_WHERE);
+    };
+    return this.tx(() => {
+      const task = end(null);
+      if (task || o.state !== 'completed') return task;
+      // The lease lost, or a task with subtasks: read them (none: the lease was lost).
+      const subtasks = this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId);
+      return subtasks.length === 0 ? null : end(subtasks);
     });
   }
 

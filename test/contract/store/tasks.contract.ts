@@ -74,6 +74,29 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('enqueue returns each task as it is then stored: every field set, the defaults, invalid and delayed ones, dependencies, parents, origins', async () => {
+      const { store } = await factory.open();
+      const [dep] = await store.enqueue([newTask('dep')], T0);
+      const full = newTask('full', {
+        title: 'Full', priority: 'high', agent: 'command', model: 'm1', dependsOn: ['dep'], timeoutMs: 5000, maxCostUsd: 1.5, retries: 2,
+        retryBackoffMs: 700, retryOnTimeout: true, concurrencyGroup: 'g', workspace: 'worktree', merge: 'manual', workspaceSetup: ['npm ci'],
+        tags: ['a', 'b'], runsOn: ['gpu'], dedupKey: 'k1', command: ['echo', 'hi'], remote: 'peer', remoteMetadata: { x: 1 }, maxTurns: 3,
+        allowedTools: ['Read'], verify: ['npm test'], verifyTimeoutMs: 9000, verifyRetries: 1, stallTimeoutMs: 60_000, extra: { owner: 'me' }, source: 'api',
+      }, [dep!.id]);
+      const made = await store.enqueue(
+        [
+          { ...full, origin: { host: 'h', root: '/r' } },
+          { ...newTask('later', { runAt: T0 + 60_000 }), parentBatch: 0 },
+          { ...newTask('bad'), invalidReason: 'priority: nope' },
+          { ...newTask('dupe'), invalidReason: 'duplicate of full', terminalState: 'duplicate', dependsOnBatch: [0] },
+        ],
+        T0,
+      );
+      assert.equal(made.length, 4);
+      for (const t of made) assert.deepEqual(t, await store.getTask(t.id), t.name);
+      await store.close();
+    });
+
     it('lists newest first in keyset pages (beforeId + limit), with and without a state', async () => {
       const { store } = await factory.open();
       const made = await store.enqueue(Array.from({ length: 7 }, (_, i) => newTask(`p${i}`)), T0);
