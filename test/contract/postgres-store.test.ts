@@ -117,6 +117,34 @@ describe('PostgreSQL store specifics', () => {
     await Promise.all(handles.map((s) => s.close()));
   });
 
+  it('enqueues a batch without intake keys in one statement (in-batch parent and dependencies included); a keyed batch in its transaction', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [first] = await store.enqueue([newTask('first')], T0);
+    const sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === 'string' ? q : q.text);
+      return query.apply(this, args);
+    };
+    const statements = async (fn: () => Promise<unknown>) => {
+      sent.length = 0;
+      await fn();
+      return sent.length;
+    };
+    try {
+      assert.equal(await statements(() => store.enqueue([newTask('one')], T0)), 1);
+      const batch = [newTask('p'), { ...newTask('s', { parent: 'p' }, [first!.id]), parentBatch: 0, dependsOnBatch: [0] }];
+      assert.equal(await statements(() => store.enqueue(batch, T0)), 1);
+      assert.ok((await statements(() => store.enqueue([{ ...newTask('keyed'), intakeKey: 'k1' }], T0))) > 1);
+    } finally {
+      proto.query = query;
+      await store.close();
+    }
+  });
+
   it('claims, names the agent and finishes in one statement each; a parent with subtasks still finishes in its transaction', async () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);

@@ -26,6 +26,33 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('enqueues a batch whose entries name earlier ones (parent, dependencies), ids ascending in batch order, each task as stored', async () => {
+      const { store } = await factory.open();
+      const [before] = await store.enqueue([newTask('before')], T0);
+      const made = await store.enqueue(
+        [
+          newTask('parent', { command: ['true'], runAt: T0 + 5_000, tags: ['a', 'b'] }),
+          { ...newTask('sub', { parent: 'parent', dependsOn: ['before', 'parent'] }, [before!.id]), dependsOnBatch: [0], parentBatch: 0 },
+          { ...newTask('bad'), invalidReason: 'bad: no' },
+          { ...newTask('after', { dependsOn: ['sub', 'before'] }, [before!.id]), dependsOnBatch: [1] },
+        ],
+        T0,
+      );
+      assert.deepEqual(made.map((t) => t.name), ['parent', 'sub', 'bad', 'after']);
+      const ids = made.map((t) => t.id);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+      assert.ok(ids[0]! > before!.id);
+      const [parent, sub, bad, after] = made;
+      assert.equal(sub!.parentId, parent!.id);
+      assert.deepEqual(sub!.dependsOnIds, [before!.id, parent!.id]);
+      assert.deepEqual(after!.dependsOnIds, [before!.id, sub!.id]);
+      assert.equal(parent!.runAfter, T0 + 5_000);
+      assert.equal(bad!.state, 'invalid');
+      assert.equal(bad!.failedReason, 'bad: no');
+      for (const t of made) assert.deepEqual(t, await store.getTask(t.id), `${t.name} as enqueue gave it and as read back`);
+      await store.close();
+    });
+
     it('lists newest first in keyset pages (beforeId + limit), with and without a state', async () => {
       const { store } = await factory.open();
       const made = await store.enqueue(Array.from({ length: 7 }, (_, i) => newTask(`p${i}`)), T0);
