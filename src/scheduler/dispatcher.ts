@@ -593,6 +593,7 @@ export class Dispatcher {
           const limit = tick && this.heldBack ? this.localLimit : share;
           if (tick) this.heldBack = limit < this.localLimit;
           while (!this.stopping && this.running.size < limit) {
+            const max = this.claimsInBatches ? limit - this.running.size : 1;
             const claims = await this.o.store.claimMany(
               {
                 workerId: this.workerId,
@@ -606,13 +607,17 @@ export class Dispatcher {
                 agentConcurrency: this.agentLimits,
                 accounts: this.accounts,
               },
-              this.claimsInBatches ? limit - this.running.size : 1,
+              max,
             );
             if (claims.length === 0) break;
             // Before the next claim: each attempt's agent and start token are settled, so an
             // agent whose `rate_limit` bucket it emptied is paused and not claimed for again
             // (with a `rate_limit` here, batches of one).
             for (const claim of claims) await this.launch(claim);
+            // A batch that came back short took all the store had for this dispatcher: a claim
+            // now would find nothing, one more round trip before the next (work committed
+            // since is claimed by the pump its wake-up, a tick or an attempt's end asks for).
+            if (this.claimsInBatches && claims.length < max) break;
           }
         } while (this.pumpAgain && !this.stopping);
       } finally {
