@@ -117,7 +117,7 @@ describe('PostgreSQL store specifics', () => {
     await Promise.all(handles.map((s) => s.close()));
   });
 
-  it('enqueues a batch without intake keys in one statement (in-batch parent and dependencies included); a keyed batch in its transaction', async () => {
+  it('enqueues a batch without intake keys, and a request without an idempotency key, in one statement (in-batch parent and dependencies, the callback row included); keyed ones in their transaction', async () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);
     const [first] = await store.enqueue([newTask('first')], T0);
@@ -139,6 +139,13 @@ describe('PostgreSQL store specifics', () => {
       const batch = [newTask('p'), { ...newTask('s', { parent: 'p' }, [first!.id]), parentBatch: 0, dependsOnBatch: [0] }];
       assert.equal(await statements(() => store.enqueue(batch, T0)), 1);
       assert.ok((await statements(() => store.enqueue([{ ...newTask('keyed'), intakeKey: 'k1' }], T0))) > 1);
+      // A request: one statement with its callback row; with an idempotency key, its transaction.
+      let made: Awaited<ReturnType<typeof store.enqueueRequest>> | null = null;
+      assert.equal(await statements(async () => (made = await store.enqueueRequest(newTask('posted'), { callbackUrl: 'http://127.0.0.1:9/cb' }, T0))), 1);
+      assert.equal(made!.kind, 'created');
+      assert.deepEqual(made!.task, await store.getTask(made!.task.id));
+      assert.equal((await store.getCallback(made!.task.id))?.url, 'http://127.0.0.1:9/cb');
+      assert.ok((await statements(() => store.enqueueRequest(newTask('keyed-post'), { idempotency: { key: 'i1', bodySha256: 'h' } }, T0))) > 1);
     } finally {
       proto.query = query;
       await store.close();

@@ -635,9 +635,10 @@ export class PostgresStore implements Store {
    * as one insert after the other would), the rows inserted from one JSON array
    * (`jsonb_populate_recordset` over the table's row type), an in-batch parent or dependency
    * (sent as `-(index + 1)`) resolved to its id, the dependencies inserted, and the work
-   * channel notified when a task is queued. Gives the tasks in input order.
+   * channel notified when a task is queued; with `callbackUrl`, each task's callback row
+   * (`enqueueRequest`'s). Gives the tasks in input order.
    */
-  private async insertPlain(tasks: NewTask[], now: number): Promise<Task[]> {
+  private async insertPlain(tasks: NewTask[], now: number, callbackUrl: string | null = null): Promise<Task[]> {
     const rows: Array<Record<string, unknown>> = [];
     const deps: Array<{ t: number; d: number; p: number }> = [];
     for (const [i, t] of tasks.entries()) {
@@ -664,11 +665,13 @@ export class PostgresStore implements Store {
            FROM ids, jsonb_to_recordset($2::jsonb) AS d(t int, d bigint, p int)),
        linked AS (
          INSERT INTO task_deps (task_id, depends_on_id, position) SELECT task_id, depends_on_id, position FROM deps RETURNING task_id),
+       called AS (
+         INSERT INTO callbacks (task_id, url) SELECT ins.id, $4::text FROM ins WHERE $4::text IS NOT NULL RETURNING task_id),
        woken AS (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM ins WHERE ins.state = 'queued'))
        SELECT to_json(ins) AS task, ARRAY(SELECT deps.depends_on_id FROM deps WHERE deps.task_id = ins.id ORDER BY deps.position) AS dep_ids,
-         (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM woken) AS woken
+         (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM called) AS called, (SELECT count(*) FROM woken) AS woken
          FROM ins ORDER BY ins.id`,
-      [JSON.stringify(rows), JSON.stringify(deps), this.channel],
+      [JSON.stringify(rows), JSON.stringify(deps), this.channel, callbackUrl],
     );
     return result.map((row) => toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)));
   }
@@ -1310,7 +1313,15 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * A request without an idempotency key nor a subtask limit to check is one statement
+   * ({@link insertPlain}, its callback row included); else a transaction (under the key's lock).
+   */
   async enqueueRequest(task: NewTask, o: RequestOptions, now: number): Promise<RequestResult> {
+    if (!o.idempotency && (o.maxSubtasks == null || task.parentId == null) && plainBatch([task])) {
+      const [created] = await this.insertPlain([task], now, o.callbackUrl ?? null);
+      return { kind: 'created', task: created! };
+    }
     // The key's lock makes "not recorded yet, so create" one step for concurrent requests with one key.
     const lock = o.idempotency ? `idempotency:${o.idempotency.key}` : undefined;
     return this.tx(async (c): Promise<RequestResult> => {
