@@ -14,9 +14,10 @@
  *   ones taken updated and their attempts inserted): its limits count running tasks, and two
  *   claims each seeing the other's task still queued would go past `concurrency` (READ
  *   COMMITTED does not serialize them). One round trip, so the lock is held for none;
- * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
- *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
- *   the claim and the finish as named prepared statements;
+ * - the hot path is one statement per call: enqueue (a batch without intake keys; a request
+ *   without an idempotency key or a subtask limit to check), claim, setAttemptAgent,
+ *   recordStats, and finish (a task that ends in its own state; a completed parent with
+ *   subtasks takes the transaction), the enqueue, claim and finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
