@@ -560,6 +560,7 @@ async function agentqLatency(url: string, samples: number): Promise<AgentqLatenc
   /** The probe's `spawned` moments, by task id. */
   const spawnedAt = new Map<number, number>();
   let probed = '';
+  let probeLine = () => {};
   (dispatcher.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
     probed += d.toString();
     const lines = probed.split('\n');
@@ -568,7 +569,14 @@ async function agentqLatency(url: string, samples: number): Promise<AgentqLatenc
       const [id, at] = line.split(' ').map(Number);
       spawnedAt.set(id!, at!);
     }
+    probeLine();
   });
+  /** The probe's moment for task `id`: its line may be read after the task's end was (another pipe), so it is waited for up to 5 s. */
+  const spawnedOf = async (id: number): Promise<number | undefined> => {
+    const deadline = Date.now() + 5_000;
+    while (!spawnedAt.has(id) && Date.now() < deadline) await Promise.race([new Promise<void>((resolve) => (probeLine = resolve)), pause(100)]);
+    return spawnedAt.get(id);
+  };
   const out: AgentqLatency = { total: [], spawned: [], toClaim: [], claimToSpawned: [], spawnedToRun: [] };
   try {
     for (let i = 0; i < samples + WARM_UP; i++) {
@@ -580,7 +588,7 @@ async function agentqLatency(url: string, samples: number): Promise<AgentqLatenc
         const woken = new Promise<void>((resolve) => (wake = resolve));
         const t = await store.getTask(task!.id);
         if (t?.state === 'completed') {
-          const spawned = spawnedAt.get(t.id);
+          const spawned = await spawnedOf(t.id);
           if (spawned === undefined) throw new Error(`task ${t.id} completed without a spawned event from the probe\n${tailFile(log, 20)}`);
           if (i >= WARM_UP) {
             const ran = Number(t.result) * 1000;
