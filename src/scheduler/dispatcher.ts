@@ -428,14 +428,21 @@ export class Dispatcher {
    * tasks whose dependency failed, end parents whose subtasks ended, write missing result
    * files, then claim what can run. Leases and rescue run on cadences of their own
    * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
-   * the store's `watchWork`: work is waiting there): claim first, then the rest, then claim
+   * the store's `watchWork`: work is waiting there): claim first, then (once the attempts
+   * claimed have asked for their process) the rest, then claim
    * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
   async tick(o: { claimFirst?: boolean } = {}): Promise<void> {
     if (this.failure) throw this.failure;
     // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
-    if (o.claimFirst) await this.pump();
+    if (o.claimFirst) {
+      await this.pump();
+      // The attempts just launched ask for their process within this turn of the event loop
+      // (an in-place workspace needs no I/O first): the rest of the round (a directory read,
+      // store calls) comes after, not in their way.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const made = this.workMade;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
