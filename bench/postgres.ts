@@ -21,13 +21,18 @@
  *                PostgreSQL server (/proc: the postmaster and its children; steadier than
  *                tasks/s on a shared machine), and the statements each queue sends per task
  *                (every `pg` query counted in the children, BEGIN and COMMIT included).
- * 2. latency     enqueue → agent started across processes: this process enqueues one task at a
- *                time into the store of a real `bin/agentq run` (another process, idle,
- *                `poll_interval` 30 s, so only `LISTEN`/`NOTIFY` wakes it); the agent is
- *                `bash -c 'echo $EPOCHREALTIME'` (argv, no shell), whose output is the moment
- *                its first command ran. References in the same run: the same bash spawned by
- *                this process (spawn → first command), and graphile-worker's `addJob` → task
- *                function start (a worker in another process, LISTENing).
+ * 2. latency     enqueue → agent spawned, and → its first command, across processes: this
+ *                process enqueues one task at a time into the store of a real `bin/agentq run`
+ *                (another process, idle, `poll_interval` 30 s, so only `LISTEN`/`NOTIFY` wakes
+ *                it); the agent is `bash -c 'echo $EPOCHREALTIME'` (argv, no shell), whose
+ *                output is the moment its first command ran. "Spawned" is the moment the
+ *                dispatcher emits its `spawned` event (the spawner reported the agent's pid),
+ *                read in that process by `spawn-probe.mjs` (preloaded with `--import`, a
+ *                listener on the dispatcher's events; agentq itself unchanged). Segments: the
+ *                claim's `started_at` (its Date.now(), ms). References in the same run: the
+ *                same bash spawned by this process (spawn call → its `spawn` event, and → its
+ *                first command), and graphile-worker's `addJob` → task function start (a worker
+ *                in another process, LISTENing).
  * 3. depth       claim + complete with `--depth-tasks` (2000) tasks taken from the front of a queue
  *                holding 1k, 100k and 1M more queued tasks (seeded by `INSERT … SELECT
  *                generate_series`, then `VACUUM ANALYZE`, as autovacuum would have, and a
@@ -59,6 +64,8 @@ import { runMain, tailFile } from './common.ts';
 const SELF = fileURLToPath(import.meta.url);
 const REPO_ROOT = path.resolve(path.dirname(SELF), '..');
 const AGENTQ = path.join(REPO_ROOT, 'bin', 'agentq');
+/** The preload that reports the dispatcher's `spawned` events (see its header). */
+const SPAWN_PROBE = path.join(REPO_ROOT, 'bench', 'spawn-probe.mjs');
 /** The no-op agent: prints the moment its first command ran (epoch seconds, µs). */
 const AGENT_ARGV = ['bash', '-c', 'echo $EPOCHREALTIME'];
 /** Samples of the latency case left out as warm-up. */
@@ -487,30 +494,48 @@ function percentiles(values: number[]): { p50: number; p99: number } {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Spawns the agent argv from this process `samples` times: spawn call → its first command (ms). */
-async function bareSpawn(samples: number): Promise<number[]> {
-  const out: number[] = [];
+/** Spawns the agent argv from this process `samples` times: spawn call → its `spawn` event, and → its first command (ms). */
+async function bareSpawn(samples: number): Promise<{ spawned: number[]; ran: number[] }> {
+  const out = { spawned: [] as number[], ran: [] as number[] };
   for (let i = 0; i < samples + WARM_UP; i++) {
     const t0 = wallMs();
+    let spawnedAt = 0;
     const stdout = await new Promise<string>((resolve, reject) => {
       const p = spawn(AGENT_ARGV[0]!, AGENT_ARGV.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+      p.once('spawn', () => (spawnedAt = wallMs()));
       let text = '';
       p.stdout.on('data', (d) => (text += d));
       p.once('error', reject);
       p.once('close', () => resolve(text));
     });
-    if (i >= WARM_UP) out.push(Number(stdout.trim()) * 1000 - t0);
+    if (i >= WARM_UP) {
+      out.spawned.push(spawnedAt - t0);
+      out.ran.push(Number(stdout.trim()) * 1000 - t0);
+    }
     await pause(20);
   }
   return out;
 }
 
+/** What {@link agentqLatency} measures per task, in ms from the enqueue call (`toClaim` from the claim's Date.now()). */
+interface AgentqLatency {
+  /** enqueue → the agent's first command */
+  total: number[];
+  /** enqueue → the dispatcher's `spawned` event */
+  spawned: number[];
+  toClaim: number[];
+  /** claim → `spawned` */
+  claimToSpawned: number[];
+  /** `spawned` → first command */
+  spawnedToRun: number[];
+}
+
 /**
- * A real `agentq run` (another process, `poll_interval` 30 s) on the PostgreSQL store at
- * `url`; this process enqueues one task at a time and waits for it to complete (woken by the
- * store's own NOTIFY on finish): enqueue call → the agent's first command (ms).
+ * A real `agentq run` (another process, `poll_interval` 30 s, {@link SPAWN_PROBE} preloaded)
+ * on the PostgreSQL store at `url`; this process enqueues one task at a time and waits for it
+ * to complete (woken by the store's own NOTIFY on finish).
  */
-async function agentqLatency(url: string, samples: number): Promise<{ total: number[]; toClaim: number[]; toStart: number[] }> {
+async function agentqLatency(url: string, samples: number): Promise<AgentqLatency> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-bench-pg-'));
   const agentqDir = path.join(root, '.agent-queue');
   fs.mkdirSync(path.join(agentqDir, 'inbox'), { recursive: true });
@@ -527,9 +552,32 @@ async function agentqLatency(url: string, samples: number): Promise<{ total: num
   await listen.query(`LISTEN ${listen.escapeIdentifier(workChannel(store.schema))}`);
   const log = path.join(root, 'agentq.log');
   const logFd = fs.openSync(log, 'a');
-  const dispatcher = spawn(AGENTQ, ['run', '--project', root], { stdio: ['ignore', logFd, logFd], env: { ...process.env, LC_ALL: 'C' } });
+  const dispatcher = spawn(process.execPath, ['--import', SPAWN_PROBE, AGENTQ, 'run', '--project', root], {
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
   const exited = new Promise<void>((resolve) => dispatcher.once('exit', () => resolve()));
-  const out = { total: [] as number[], toClaim: [] as number[], toStart: [] as number[] };
+  /** The probe's `spawned` moments, by task id. */
+  const spawnedAt = new Map<number, number>();
+  let probed = '';
+  let probeLine = () => {};
+  (dispatcher.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+    probed += d.toString();
+    const lines = probed.split('\n');
+    probed = lines.pop()!;
+    for (const line of lines) {
+      const [id, at] = line.split(' ').map(Number);
+      spawnedAt.set(id!, at!);
+    }
+    probeLine();
+  });
+  /** The probe's moment for task `id`: its line may be read after the task's end was (another pipe), so it is waited for up to 5 s. */
+  const spawnedOf = async (id: number): Promise<number | undefined> => {
+    const deadline = Date.now() + 5_000;
+    while (!spawnedAt.has(id) && Date.now() < deadline) await Promise.race([new Promise<void>((resolve) => (probeLine = resolve)), pause(100)]);
+    return spawnedAt.get(id);
+  };
+  const out: AgentqLatency = { total: [], spawned: [], toClaim: [], claimToSpawned: [], spawnedToRun: [] };
   try {
     for (let i = 0; i < samples + WARM_UP; i++) {
       if (dispatcher.exitCode !== null) throw new Error(`agentq run exited: ${tailFile(log, 20)}`);
@@ -540,11 +588,15 @@ async function agentqLatency(url: string, samples: number): Promise<{ total: num
         const woken = new Promise<void>((resolve) => (wake = resolve));
         const t = await store.getTask(task!.id);
         if (t?.state === 'completed') {
+          const spawned = await spawnedOf(t.id);
+          if (spawned === undefined) throw new Error(`task ${t.id} completed without a spawned event from the probe\n${tailFile(log, 20)}`);
           if (i >= WARM_UP) {
             const ran = Number(t.result) * 1000;
             out.total.push(ran - t0);
+            out.spawned.push(spawned - t0);
             out.toClaim.push(t.startedAt! - t0); // the claim's clock (ms)
-            out.toStart.push(ran - t.startedAt!);
+            out.claimToSpawned.push(spawned - t.startedAt!);
+            out.spawnedToRun.push(ran - spawned);
           }
           break;
         }
@@ -722,22 +774,30 @@ async function parent(): Promise<number> {
     if (only.has('latency')) {
       const measured = await agentqLatency(await freshDatabase(cluster.url), SAMPLES);
       const agentq = percentiles(measured.total);
-      const toClaim = percentiles(measured.toClaim);
-      const toStart = percentiles(measured.toStart);
+      const spawned = percentiles(measured.spawned);
       console.log('  latency, agentq: done');
-      const bare = percentiles(await bareSpawn(SAMPLES));
+      const bareRuns = await bareSpawn(SAMPLES);
+      const bare = percentiles(bareRuns.ran);
+      const bareSpawned = percentiles(bareRuns.spawned);
       const graphile = percentiles(await graphileLatency(await freshDatabase(cluster.url), SAMPLES));
       console.log('  latency, references: done');
       out.push(() => {
-        console.log(`\n2. enqueue → agent started, across processes, ${SAMPLES} tasks one at a time (ms)`);
+        const row = (label: string, v: number[]) => {
+          const p = percentiles(v);
+          return [label, ms(p.p50), ms(p.p99)];
+        };
+        console.log(`\n2. enqueue → agent spawned and → its first command, across processes, ${SAMPLES} tasks one at a time (ms; each segment's own percentiles)`);
         table(
           ['', 'p50', 'p99'],
           [
-            ['agentq pg: enqueue → NOTIFY → claim → bash runs', ms(agentq.p50), ms(agentq.p99)],
-            ['  of which enqueue → claim (the claim\'s Date.now())', ms(toClaim.p50), ms(toClaim.p99)],
-            ['  of which claim → bash runs', ms(toStart.p50), ms(toStart.p99)],
-            ['bare spawn of that bash (no queue)', ms(bare.p50), ms(bare.p99)],
-            ['agentq less bare spawn (p50s)', ms(agentq.p50 - bare.p50), ''],
+            ['agentq pg: enqueue → NOTIFY → claim → agent spawned (the dispatcher\'s spawned event)', ms(spawned.p50), ms(spawned.p99)],
+            row('  enqueue → claim (the claim\'s Date.now(), ms)', measured.toClaim),
+            row('  claim → spawned event', measured.claimToSpawned),
+            ['agentq pg: enqueue → the agent\'s (bash) first command', ms(agentq.p50), ms(agentq.p99)],
+            row('  spawned event → first command', measured.spawnedToRun),
+            ['bare spawn of that bash from this process (no queue): spawn call → its spawn event', ms(bareSpawned.p50), ms(bareSpawned.p99)],
+            ['bare spawn: spawn call → first command', ms(bare.p50), ms(bare.p99)],
+            ['agentq less bare spawn, first command (p50s)', ms(agentq.p50 - bare.p50), ''],
             ['graphile-worker: addJob → task function starts', ms(graphile.p50), ms(graphile.p99)],
           ],
         );

@@ -439,14 +439,21 @@ export class Dispatcher {
    * tasks whose dependency failed, end parents whose subtasks ended, write missing result
    * files, then claim what can run. Leases and rescue run on cadences of their own
    * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
-   * the store's `watchWork`: work is waiting there): claim first, then the rest, then claim
+   * the store's `watchWork`: work is waiting there): claim first, then (once the attempts
+   * claimed have asked for their process) the rest, then claim
    * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
   async tick(o: { claimFirst?: boolean } = {}): Promise<void> {
     if (this.failure) throw this.failure;
     // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
-    if (o.claimFirst) await this.pump();
+    if (o.claimFirst) {
+      await this.pump();
+      // The attempts just launched ask for their process within this turn of the event loop
+      // (an in-place workspace needs no I/O first): the rest of the round (a directory read,
+      // store calls) comes after, not in their way.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const made = this.workMade;
     const now = this.o.now();
     if (!this.stopping) await this.takeIn(now);
@@ -615,6 +622,7 @@ export class Dispatcher {
           const limit = tick && this.heldBack ? this.localLimit : share;
           if (tick) this.heldBack = limit < this.localLimit;
           while (!this.stopping && this.running.size < limit) {
+            const max = this.claimsInBatches ? limit - this.running.size : 1;
             const claims = await this.o.store.claimMany(
               {
                 workerId: this.workerId,
@@ -628,13 +636,17 @@ export class Dispatcher {
                 agentConcurrency: this.agentLimits,
                 accounts: this.accounts,
               },
-              this.claimsInBatches ? limit - this.running.size : 1,
+              max,
             );
             if (claims.length === 0) break;
             // Before the next claim: each attempt's agent and start token are settled, so an
             // agent whose `rate_limit` bucket it emptied is paused and not claimed for again
             // (with a `rate_limit` here, batches of one).
             for (const claim of claims) await this.launch(claim);
+            // A batch that came back short took all the store had for this dispatcher: a claim
+            // now would find nothing, one more round trip before the next (work committed
+            // since is claimed by the pump its wake-up, a tick or an attempt's end asks for).
+            if (this.claimsInBatches && claims.length < max) break;
           }
         } while (this.pumpAgain && !this.stopping);
       } finally {

@@ -117,6 +117,41 @@ describe('PostgreSQL store specifics', () => {
     await Promise.all(handles.map((s) => s.close()));
   });
 
+  it('enqueues a batch without intake keys, and a request without an idempotency key, in one statement (in-batch parent and dependencies, the callback row included); keyed ones in their transaction', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [first] = await store.enqueue([newTask('first')], T0);
+    const sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      sent.push(typeof q === 'string' ? q : q.text);
+      return query.apply(this, args);
+    };
+    const statements = async (fn: () => Promise<unknown>) => {
+      sent.length = 0;
+      await fn();
+      return sent.length;
+    };
+    try {
+      assert.equal(await statements(() => store.enqueue([newTask('one')], T0)), 1);
+      const batch = [newTask('p'), { ...newTask('s', { parent: 'p' }, [first!.id]), parentBatch: 0, dependsOnBatch: [0] }];
+      assert.equal(await statements(() => store.enqueue(batch, T0)), 1);
+      assert.ok((await statements(() => store.enqueue([{ ...newTask('keyed'), intakeKey: 'k1' }], T0))) > 1);
+      // A request: one statement with its callback row; with an idempotency key, its transaction.
+      let made: Awaited<ReturnType<typeof store.enqueueRequest>> | null = null;
+      assert.equal(await statements(async () => (made = await store.enqueueRequest(newTask('posted'), { callbackUrl: 'http://127.0.0.1:9/cb' }, T0))), 1);
+      assert.equal(made!.kind, 'created');
+      assert.deepEqual(made!.task, await store.getTask(made!.task.id));
+      assert.equal((await store.getCallback(made!.task.id))?.url, 'http://127.0.0.1:9/cb');
+      assert.ok((await statements(() => store.enqueueRequest(newTask('keyed-post'), { idempotency: { key: 'i1', bodySha256: 'h' } }, T0))) > 1);
+    } finally {
+      proto.query = query;
+      await store.close();
+    }
+  });
+
   it('claims, names the agent and finishes in one statement each; a parent with subtasks still finishes in its transaction', async () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);

@@ -51,6 +51,21 @@ describe('the pump claims in batches', () => {
     assert.deepEqual(store.calls[0], [3, 3]);
   });
 
+  it('claims no more in a pump once a batch came back short (the store had nothing more)', async () => {
+    const paths = makeProject({ concurrency: 3, agents: { command: { command: 'sleep 1' } } });
+    dropTask(paths, 'only', { agent: 'command' }, 'only');
+    const store = new RecordingStore(path.join(paths.dir, 'agentq.db'));
+    const config = loadConfig(paths.root);
+    const d = new Dispatcher({ paths, store, config, runners: new Map([['command', createRunners(config, paths, process.env).get('command')!]]) });
+    await d.start();
+    await d.tick();
+    // The attempt runs for a second: every call so far is the tick's pump.
+    assert.deepEqual(store.calls, [[3, 1]]);
+    assert.equal(d.runningCount, 1);
+    await d.stop();
+    await store.close();
+  });
+
   it('one task per call when the agent has a rate_limit', async () => {
     const store = await runFive({ rate_limit: '100/h' });
     assert.deepEqual(store.calls[0], [1, 1]);

@@ -14,9 +14,10 @@
  *   ones taken updated and their attempts inserted): its limits count running tasks, and two
  *   claims each seeing the other's task still queued would go past `concurrency` (READ
  *   COMMITTED does not serialize them). One round trip, so the lock is held for none;
- * - the hot path is one statement per call: claim, setAttemptAgent, recordStats, and finish
- *   (a task that ends in its own state; a completed parent with subtasks takes the transaction),
- *   the claim and the finish as named prepared statements;
+ * - the hot path is one statement per call: enqueue (a batch without intake keys; a request
+ *   without an idempotency key or a subtask limit to check), claim, setAttemptAgent,
+ *   recordStats, and finish (a task that ends in its own state; a completed parent with
+ *   subtasks takes the transaction), the enqueue, claim and finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
@@ -298,6 +299,76 @@ function taskEndSet(first: number, state: string, reason: string | null, o: Fini
 }
 
 /**
+ * Whether {@link PostgresStore.enqueue} can insert a batch in one statement: no entry carries
+ * an intake key (those are looked up first, under the `intake` lock), and every in-batch
+ * parent or dependency names an earlier entry.
+ */
+function plainBatch(tasks: NewTask[]): boolean {
+  return tasks.every(
+    (t, i) => t.intakeKey === undefined && (t.parentBatch == null || t.parentBatch < i) && (t.dependsOnBatch ?? []).every((b) => b < i),
+  );
+}
+
+/** A new task row's columns: what {@link newTaskColumns} gives, in this order. */
+const NEW_TASK_COLUMNS = [
+  'name', 'title', 'priority', 'priority_rank', 'agent', 'model', 'depends_on', 'timeout_ms',
+  'max_cost_usd', 'retries', 'tags', 'dedup_key', 'command', 'extra', 'prompt', 'source', 'state', 'run_after',
+  'created_at', 'finished_at', 'failed_reason', 'retry_backoff_ms', 'retry_on_timeout', 'concurrency_group',
+  'workspace', 'merge', 'parent', 'parent_id', 'max_turns', 'allowed_tools', 'runs_on', 'origin_host', 'origin_root', 'remote', 'workspace_setup', 'remote_metadata',
+  ...VERIFY_TASK_COLUMNS,
+] as const;
+
+/**
+ * The columns of a new task's row and their values, in {@link NEW_TASK_COLUMNS} order: queued
+ * (`run_after` not before `now`, epoch ms), or ended at `now` in its `terminalState` (default
+ * `invalid`) when it has an `invalidReason`. `parentId`: the parent's id as the caller resolved it.
+ */
+function newTaskColumns(t: NewTask, now: number, parentId: number | null): Array<[string, unknown]> {
+  const { spec, invalidReason, terminalState, origin = null } = t;
+  const invalid = invalidReason !== undefined;
+  const values: unknown[] = [
+    spec.name,
+    spec.title,
+    spec.priority,
+    priorityRank(spec.priority),
+    spec.agent,
+    spec.model,
+    JSON.stringify(spec.dependsOn),
+    spec.timeoutMs,
+    spec.maxCostUsd,
+    spec.retries,
+    JSON.stringify(spec.tags),
+    spec.dedupKey,
+    spec.command === null ? null : JSON.stringify(spec.command),
+    JSON.stringify(spec.extra),
+    spec.prompt,
+    spec.source,
+    invalid ? (terminalState ?? 'invalid') : 'queued',
+    Math.max(now, spec.runAt ?? now),
+    now,
+    invalid ? now : null,
+    invalid ? invalidReason : null,
+    spec.retryBackoffMs,
+    spec.retryOnTimeout,
+    spec.concurrencyGroup,
+    spec.workspace,
+    spec.merge,
+    spec.parent,
+    parentId,
+    spec.maxTurns,
+    spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+    JSON.stringify(spec.runsOn),
+    origin?.host ?? null,
+    origin?.root ?? null,
+    spec.remote ?? null,
+    spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+    spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+    ...verifyColumnValues(spec),
+  ];
+  return NEW_TASK_COLUMNS.map((c, i) => [c, values[i]]);
+}
+
+/**
  * How long the server lets one of our sessions sit inside a transaction without a statement
  * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
  * here runs its statements back to back (milliseconds); a longer idle one is a process that
@@ -542,7 +613,14 @@ export class PostgresStore implements Store {
     return task ? { task, attempt } : null;
   }
 
+  /**
+   * A batch without intake keys (and whose in-batch references point back) is one statement
+   * ({@link insertPlain}); a batch with intake keys is a transaction under the `intake` lock,
+   * since a recorded key is looked up before the entry is inserted.
+   */
   async enqueue(tasks: NewTask[], now: number): Promise<Task[]> {
+    if (tasks.length === 0) return [];
+    if (plainBatch(tasks)) return this.insertPlain(tasks, now);
     const keyed = tasks.some((t) => t.intakeKey !== undefined);
     return this.tx(async (c) => {
       const created = (await this.insertTasks(c, tasks, now)).filter((t) => t.created);
@@ -553,6 +631,53 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Inserts a {@link plainBatch} in one statement, its own transaction (one round trip): the
+   * batch's ids taken from the table's sequence in one go and given in input order (ascending,
+   * as one insert after the other would), the rows inserted from one JSON array
+   * (`jsonb_populate_recordset` over the table's row type), an in-batch parent or dependency
+   * (sent as `-(index + 1)`) resolved to its id, the dependencies inserted, and the work
+   * channel notified when a task is queued; with `callbackUrl`, each task's callback row
+   * (`enqueueRequest`'s). Gives the tasks in input order.
+   */
+  private async insertPlain(tasks: NewTask[], now: number, callbackUrl: string | null = null): Promise<Task[]> {
+    const rows: Array<Record<string, unknown>> = [];
+    const deps: Array<{ t: number; d: number; p: number }> = [];
+    for (const [i, t] of tasks.entries()) {
+      const parentId = t.parentBatch != null ? -(t.parentBatch + 1) : (t.parentId ?? null);
+      rows.push(Object.fromEntries(newTaskColumns(t, now, parentId)));
+      const ids = [...t.dependsOnIds, ...(t.dependsOnBatch ?? []).map((b) => -(b + 1))];
+      for (const [p, d] of ids.entries()) deps.push({ t: i + 1, d, p });
+    }
+    const cols = NEW_TASK_COLUMNS.join(', ');
+    const picked = NEW_TASK_COLUMNS.map((c) => (c === 'parent_id' ? 'CASE WHEN r.parent_id < 0 THEN ids.a[-r.parent_id] ELSE r.parent_id END' : `r.${c}`)).join(', ');
+    const dep = 'CASE WHEN d.d < 0 THEN ids.a[-d.d] ELSE d.d END';
+    const result = await this.preparedRows(
+      'agentq_enqueue',
+      `WITH ids AS (
+         SELECT array_agg(n ORDER BY n) AS a
+           FROM (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS n FROM generate_series(1, jsonb_array_length($1::jsonb))) s),
+       ins AS (
+         INSERT INTO tasks (id, ${cols})
+         SELECT ids.a[r.ordinality], ${picked}
+           FROM ids, jsonb_populate_recordset(NULL::tasks, $1::jsonb) WITH ORDINALITY AS r
+         RETURNING tasks.*),
+       deps AS (
+         SELECT ids.a[d.t] AS task_id, ${dep} AS depends_on_id, d.p AS position
+           FROM ids, jsonb_to_recordset($2::jsonb) AS d(t int, d bigint, p int)),
+       linked AS (
+         INSERT INTO task_deps (task_id, depends_on_id, position) SELECT task_id, depends_on_id, position FROM deps RETURNING task_id),
+       called AS (
+         INSERT INTO callbacks (task_id, url) SELECT ins.id, $4::text FROM ins WHERE $4::text IS NOT NULL RETURNING task_id),
+       woken AS (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM ins WHERE ins.state = 'queued'))
+       SELECT to_json(ins) AS task, ARRAY(SELECT deps.depends_on_id FROM deps WHERE deps.task_id = ins.id ORDER BY deps.position) AS dep_ids,
+         (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM called) AS called, (SELECT count(*) FROM woken) AS woken
+         FROM ins ORDER BY ins.id`,
+      [JSON.stringify(rows), JSON.stringify(deps), this.channel, callbackUrl],
+    );
+    return result.map((row) => toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)));
+  }
+
+  /**
    * Inserts tasks (with dependencies and intake keys); call inside a transaction holding the
    * `intake` lock when keys are given. An entry whose intake key is already recorded is not
    * created again: its existing task stands in for it (also for in-batch dependencies).
@@ -560,62 +685,18 @@ export class PostgresStore implements Store {
   private async insertTasks(c: pg.PoolClient, tasks: NewTask[], now: number): Promise<Array<{ id: number; created: boolean }>> {
     const created: number[] = [];
     const fresh: boolean[] = [];
-    for (const { spec, dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, invalidReason, terminalState, intakeKey, origin = null } of tasks) {
+    for (const task of tasks) {
+      const { dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, intakeKey } = task;
       const taken = intakeKey === undefined ? undefined : await this.one('SELECT task_id FROM intake WHERE key = $1', [intakeKey], c);
       if (taken) {
         created.push(Number(taken.task_id));
         fresh.push(false);
         continue;
       }
-      const invalid = invalidReason !== undefined;
+      const values = newTaskColumns(task, now, parentBatch !== null ? (created[parentBatch] ?? null) : parentId).map(([, v]) => v);
       const row = await this.one(
-        `INSERT INTO tasks (name, title, priority, priority_rank, agent, model, depends_on, timeout_ms,
-           max_cost_usd, retries, tags, dedup_key, command, extra, prompt, source, state, run_after,
-           created_at, finished_at, failed_reason, retry_backoff_ms, retry_on_timeout, concurrency_group,
-           workspace, merge, parent, parent_id, max_turns, allowed_tools, runs_on, origin_host, origin_root, remote, workspace_setup, remote_metadata,
-           ${VERIFY_TASK_COLUMNS.join(', ')})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-           $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40)
-         RETURNING id`,
-        [
-          spec.name,
-          spec.title,
-          spec.priority,
-          priorityRank(spec.priority),
-          spec.agent,
-          spec.model,
-          JSON.stringify(spec.dependsOn),
-          spec.timeoutMs,
-          spec.maxCostUsd,
-          spec.retries,
-          JSON.stringify(spec.tags),
-          spec.dedupKey,
-          spec.command === null ? null : JSON.stringify(spec.command),
-          JSON.stringify(spec.extra),
-          spec.prompt,
-          spec.source,
-          invalid ? (terminalState ?? 'invalid') : 'queued',
-          Math.max(now, spec.runAt ?? now),
-          now,
-          invalid ? now : null,
-          invalid ? invalidReason : null,
-          spec.retryBackoffMs,
-          spec.retryOnTimeout,
-          spec.concurrencyGroup,
-          spec.workspace,
-          spec.merge,
-          spec.parent,
-          parentBatch !== null ? (created[parentBatch] ?? null) : parentId,
-          spec.maxTurns,
-          spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-          JSON.stringify(spec.runsOn),
-          origin?.host ?? null,
-          origin?.root ?? null,
-          spec.remote ?? null,
-          spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
-          spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
-          ...verifyColumnValues(spec),
-        ],
+        `INSERT INTO tasks (${NEW_TASK_COLUMNS.join(', ')}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id`,
+        values,
         c,
       );
       const id = Number(row!.id);
@@ -1233,7 +1314,15 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * A request without an idempotency key nor a subtask limit to check is one statement
+   * ({@link insertPlain}, its callback row included); else a transaction (under the key's lock).
+   */
   async enqueueRequest(task: NewTask, o: RequestOptions, now: number): Promise<RequestResult> {
+    if (!o.idempotency && (o.maxSubtasks == null || task.parentId == null) && plainBatch([task])) {
+      const [created] = await this.insertPlain([task], now, o.callbackUrl ?? null);
+      return { kind: 'created', task: created! };
+    }
     // The key's lock makes "not recorded yet, so create" one step for concurrent requests with one key.
     const lock = o.idempotency ? `idempotency:${o.idempotency.key}` : undefined;
     return this.tx(async (c): Promise<RequestResult> => {

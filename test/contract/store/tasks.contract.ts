@@ -74,26 +74,30 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
-    it('enqueue returns each task as it is then stored: every field set, the defaults, invalid and delayed ones, dependencies, parents, origins', async () => {
+    it('enqueues a batch whose entries name earlier ones (parent, dependencies), ids ascending in batch order, each task as stored', async () => {
       const { store } = await factory.open();
-      const [dep] = await store.enqueue([newTask('dep')], T0);
-      const full = newTask('full', {
-        title: 'Full', priority: 'high', agent: 'command', model: 'm1', dependsOn: ['dep'], timeoutMs: 5000, maxCostUsd: 1.5, retries: 2,
-        retryBackoffMs: 700, retryOnTimeout: true, concurrencyGroup: 'g', workspace: 'worktree', merge: 'manual', workspaceSetup: ['npm ci'],
-        tags: ['a', 'b'], runsOn: ['gpu'], dedupKey: 'k1', command: ['echo', 'hi'], remote: 'peer', remoteMetadata: { x: 1 }, maxTurns: 3,
-        allowedTools: ['Read'], verify: ['npm test'], verifyTimeoutMs: 9000, verifyRetries: 1, stallTimeoutMs: 60_000, extra: { owner: 'me' }, source: 'api',
-      }, [dep!.id]);
+      const [before] = await store.enqueue([newTask('before')], T0);
       const made = await store.enqueue(
         [
-          { ...full, origin: { host: 'h', root: '/r' } },
-          { ...newTask('later', { runAt: T0 + 60_000 }), parentBatch: 0 },
-          { ...newTask('bad'), invalidReason: 'priority: nope' },
-          { ...newTask('dupe'), invalidReason: 'duplicate of full', terminalState: 'duplicate', dependsOnBatch: [0] },
+          newTask('parent', { command: ['true'], runAt: T0 + 5_000, tags: ['a', 'b'] }),
+          { ...newTask('sub', { parent: 'parent', dependsOn: ['before', 'parent'] }, [before!.id]), dependsOnBatch: [0], parentBatch: 0 },
+          { ...newTask('bad'), invalidReason: 'bad: no' },
+          { ...newTask('after', { dependsOn: ['sub', 'before'] }, [before!.id]), dependsOnBatch: [1] },
         ],
         T0,
       );
-      assert.equal(made.length, 4);
-      for (const t of made) assert.deepEqual(t, await store.getTask(t.id), t.name);
+      assert.deepEqual(made.map((t) => t.name), ['parent', 'sub', 'bad', 'after']);
+      const ids = made.map((t) => t.id);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+      assert.ok(ids[0]! > before!.id);
+      const [parent, sub, bad, after] = made;
+      assert.equal(sub!.parentId, parent!.id);
+      assert.deepEqual(sub!.dependsOnIds, [before!.id, parent!.id]);
+      assert.deepEqual(after!.dependsOnIds, [before!.id, sub!.id]);
+      assert.equal(parent!.runAfter, T0 + 5_000);
+      assert.equal(bad!.state, 'invalid');
+      assert.equal(bad!.failedReason, 'bad: no');
+      for (const t of made) assert.deepEqual(t, await store.getTask(t.id), `${t.name} as enqueue gave it and as read back`);
       await store.close();
     });
 
