@@ -43,6 +43,7 @@ import type {
   DetectedTask,
   DetectorRun,
   DueCallback,
+  FinishItem,
   FinishOutcome,
   NewNotification,
   NewDelegation,
@@ -795,32 +796,42 @@ export class SqliteStore implements Store {
     return this.taskOf(row);
   }
 
+  /** The batch of one ({@link finishMany}). */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    return (await this.finishMany([{ attemptId, outcome: o }]))[0] ?? null;
+  }
+
+  /** One transaction: each item ended by {@link finishOne} in turn (a repeated attempt finds its lease gone: null). */
+  async finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>> {
+    if (items.length === 0) return [];
+    return this.tx(() => items.map((i) => this.finishOne(i.attemptId, i.outcome)));
+  }
+
+  /** {@link finish}'s work; call inside a transaction. */
+  private finishOne(attemptId: string, o: FinishOutcome): Task | null {
     const workspace = o.workspace ? workspaceColumns(o.workspace) : [];
     const set = `state = @state, finished_at = @finishedAt, duration_ms = @now - started_at, result = @result, failed_reason = @reason,
       session_id = COALESCE(@sessionId, session_id), run_model = COALESCE(@model, run_model),
       cost_usd = COALESCE(@costUsd, cost_usd), input_tokens = COALESCE(@inputTokens, input_tokens),
       output_tokens = COALESCE(@outputTokens, output_tokens), num_turns = COALESCE(@numTurns, num_turns), answer = NULL, taken_over_at = NULL${workspace.map(([c]) => `, ${c} = @ws_${c}`).join('')}`;
-    return this.tx(() => {
-      // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
-      const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
-      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      const values = {
-        state,
-        finishedAt: state === 'waiting' ? null : o.now,
-        now: o.now,
-        result: o.result ?? null,
-        reason,
-        sessionId: o.stats.sessionId,
-        model: o.stats.model,
-        costUsd: o.stats.costUsd,
-        inputTokens: o.stats.inputTokens,
-        outputTokens: o.stats.outputTokens,
-        numTurns: o.stats.numTurns,
-        ...Object.fromEntries(workspace.map(([c, v]) => [`ws_${c}`, v])),
-      };
-      return this.endAttempt(attemptId, set, values, o.attemptOutcome, o);
-    });
+    // A completed run is what its subtasks make of it (a task without subtasks: one empty seek).
+    const subtasks = o.state === 'completed' ? this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId) : [];
+    const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
+    const values = {
+      state,
+      finishedAt: state === 'waiting' ? null : o.now,
+      now: o.now,
+      result: o.result ?? null,
+      reason,
+      sessionId: o.stats.sessionId,
+      model: o.stats.model,
+      costUsd: o.stats.costUsd,
+      inputTokens: o.stats.inputTokens,
+      outputTokens: o.stats.outputTokens,
+      numTurns: o.stats.numTurns,
+      ...Object.fromEntries(workspace.map(([c, v]) => [`ws_${c}`, v])),
+    };
+    return this.endAttempt(attemptId, set, values, o.attemptOutcome, o);
   }
 
   async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {
