@@ -33,6 +33,7 @@ import { Periodic } from './periodic.ts';
 import { followUp } from './follow-up.ts';
 import { workerIdOf } from './worker-id.ts';
 import { Reporter } from './reporter.ts';
+import { FinishBatcher } from './finish-batcher.ts';
 import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
 import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
 import {
@@ -241,6 +242,8 @@ export class Dispatcher {
   private sweeping: Promise<void> | null = null;
   /** `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store, delivered (src/notify/). */
   readonly notifier: Notifier;
+  /** Records attempts' ends, those asked while one batch is under way together in the next (`finishMany`). */
+  private readonly finisher: FinishBatcher;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -253,6 +256,7 @@ export class Dispatcher {
     );
     this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
     this.createdAt = now();
+    this.finisher = new FinishBatcher(this.o.store);
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = workerIdOf(os.hostname(), process.pid);
     this.prices = priceTable(this.o.config);
@@ -1123,7 +1127,7 @@ export class Dispatcher {
       }
     }
     const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-    return this.o.store.finish(attempt.id, {
+    return this.finisher.finish(attempt.id, {
       ...base,
       state: finalState,
       attemptOutcome: attemptOutcome ?? finalState,
