@@ -177,6 +177,8 @@ async function child(): Promise<void> {
         return pumping;
       }
       pumping = (async () => {
+        // Yield first, as the Dispatcher's pump does: the ends resolved with this one free their slots before the claim.
+        await Promise.resolve();
         do {
           pumpAgain = false;
           while (running < job.inflight && !exhausted) {
