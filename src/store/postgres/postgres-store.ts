@@ -299,6 +299,18 @@ function taskEndSet(first: number, state: string, reason: string | null, o: Fini
   };
 }
 
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `JSON.stringify` replacer: a string's lone surrogates become U+FFFD, as `pg` encodes a
+ * text parameter (UTF-8), where PostgreSQL's `json` refuses their `\uXXXX` escapes (an
+ * agent's broken output would otherwise fail the whole batch).
+ */
+function wellFormedText(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(LONE_SURROGATE, '\uFFFD') : value;
+}
+
 /**
  * One item of `finishMany`'s statement, as its `json_to_recordset` reads it: the task's own
  * end (`taskEnd` without subtasks; `guard`: a completed end, which a task with subtasks
@@ -827,7 +839,7 @@ export class PostgresStore implements Store {
        SELECT e.attempt, e.task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = e.id ORDER BY d.position) AS dep_ids,
          (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
          FROM ended e`,
-      [JSON.stringify([...first.keys()].map((id) => finishItemJson(id, items[first.get(id)!]!.outcome))), this.channel],
+      [JSON.stringify([...first.keys()].map((id) => finishItemJson(id, items[first.get(id)!]!.outcome)), wellFormedText), this.channel],
     );
     for (const row of rows) {
       const i = first.get(String(row.attempt));

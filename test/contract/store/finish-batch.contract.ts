@@ -120,6 +120,23 @@ export function finishBatchContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it("stores text with a lone UTF-16 surrogate (an agent's broken output) without refusing the batch, as the finish of one did", async () => {
+      const { store } = await factory.open();
+      await store.enqueue([newTask('a'), newTask('b')], T0);
+      const [a, b] = await store.claimMany(claimOpts(), 2);
+      const broken = 'ok \ud800 then \udc00';
+      const results = await store.finishMany([
+        { attemptId: a!.attempt.id, outcome: ended('completed', { result: broken, output: { stdout: { text: broken, bytes: 12 }, stderr: { text: '', bytes: 0 } } }) },
+        { attemptId: b!.attempt.id, outcome: ended('failed', { reason: broken }) },
+      ]);
+      assert.deepEqual(results.map((t) => t?.state), ['completed', 'failed']);
+      // Each backend keeps the text around what it cannot store (PostgreSQL: U+FFFD, as for a text parameter).
+      assert.match(results[0]?.result ?? '', /^ok .+ then .+$/);
+      assert.match(results[1]?.failedReason ?? '', /^ok .+ then .+$/);
+      assert.match((await store.attemptOutput(a!.attempt.id))?.stdout.text ?? '', /^ok .+ then .+$/);
+      await store.close();
+    });
+
     it('takes an empty batch and an unknown attempt', async () => {
       const { store } = await factory.open();
       assert.deepEqual(await store.finishMany([]), []);
