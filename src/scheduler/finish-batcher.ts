@@ -20,9 +20,9 @@ interface Pending {
 
 /**
  * Groups `finish` calls into `finishMany` calls, at most one under way at a time. Each caller
- * gets its own result (its task, or null when its attempt lost the lease); a batch call that
- * throws rejects every caller in it with that error (the store changed nothing: its methods
- * are all-or-nothing).
+ * gets its own result (its task, or null when its attempt lost the lease). A batch call that
+ * throws changed nothing (store methods are all-or-nothing): its ends are then sent one by
+ * one, each caller rejected only by the error of its own call.
  */
 export class FinishBatcher {
   private queue: Pending[] = [];
@@ -49,6 +49,21 @@ export class FinishBatcher {
     });
   }
 
+  /**
+   * After a batch call failed (the store changed nothing): each end alone, so an end the
+   * store refuses (text PostgreSQL cannot hold) fails only its own caller; a store that
+   * fails every call rejects each caller with its error.
+   */
+  private async oneByOne(batch: readonly Pending[]): Promise<void> {
+    for (const p of batch) {
+      try {
+        p.resolve((await this.store.finishMany([p.item]))[0] ?? null);
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+  }
+
   /** Sends batches until none is waiting. */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
@@ -57,7 +72,8 @@ export class FinishBatcher {
         const results = await this.store.finishMany(batch.map((p) => p.item));
         batch.forEach((p, i) => p.resolve(results[i] ?? null));
       } catch (err) {
-        for (const p of batch) p.reject(err);
+        if (batch.length === 1) batch[0]!.reject(err);
+        else await this.oneByOne(batch);
       }
     }
     this.busy = false;

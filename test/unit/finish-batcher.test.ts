@@ -72,16 +72,37 @@ describe('FinishBatcher', () => {
     await store.close();
   });
 
-  it('rejects each caller of a failed call, and sends the next finishes anew', async () => {
+  it('rejects each caller when the store fails every call, and sends the next finishes anew', async () => {
     const { store, claims } = await running(3);
     const batcher = new FinishBatcher(store);
     store.failWith = new Error('store gone');
     const failed = await Promise.allSettled(claims.slice(0, 2).map((c) => batcher.finish(c.attempt.id, done())));
     assert.deepEqual(failed.map((r) => r.status === 'rejected' && (r.reason as Error).message), ['store gone', 'store gone']);
+    assert.deepEqual(store.calls, [claims.slice(0, 2).map((c) => c.attempt.id), [claims[0]!.attempt.id], [claims[1]!.attempt.id]], 'the batch, then each alone');
+    assert.equal((await store.getTask(claims[0]!.task.id))?.state, 'running', 'the failed calls recorded nothing');
     store.failWith = null;
     assert.equal((await batcher.finish(claims[2]!.attempt.id, done()))?.state, 'completed');
-    assert.equal(store.calls.length, 2);
-    assert.equal((await store.getTask(claims[0]!.task.id))?.state, 'running', 'the failed call recorded nothing');
+    await store.close();
+  });
+
+  it('after a failed batch, ends the others when one end alone is refused', async () => {
+    const { store, claims } = await running(3);
+    const [a, bad, c] = claims;
+    const refusing = new (class extends RecordingStore {
+      override async finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>> {
+        if (items.some((i) => i.attemptId === bad!.attempt.id)) throw new Error('text the store cannot hold');
+        return store.finishMany(items);
+      }
+    })(':memory:');
+    const batcher = new FinishBatcher(refusing);
+    const settled = await Promise.allSettled(claims.map((x) => batcher.finish(x.attempt.id, done())));
+    assert.deepEqual(
+      settled.map((r) => (r.status === 'fulfilled' ? r.value?.state : (r.reason as Error).message)),
+      ['completed', 'text the store cannot hold', 'completed'],
+    );
+    assert.equal((await store.getTask(bad!.task.id))?.state, 'running');
+    assert.deepEqual(store.calls, [[a!.attempt.id], [c!.attempt.id]]);
+    await refusing.close();
     await store.close();
   });
 
