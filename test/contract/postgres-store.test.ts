@@ -155,7 +155,7 @@ describe('PostgreSQL store specifics', () => {
     }
   });
 
-  it('finishes a batch in one statement that notifies; a batch holding a parent with subtasks ends nothing before its transaction', async () => {
+  it('finishes a batch in one statement that notifies (a fenced attempt in it too); a batch holding a parent with subtasks ends nothing before its transaction', async () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);
     const [parent] = await store.enqueue([newTask('parent')], T0);
@@ -187,16 +187,22 @@ describe('PostgreSQL store specifics', () => {
       const deadline = Date.now() + 5_000;
       while (notified === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.ok(notified >= 1, 'the batch notified the work channel');
-      // The parent's batch goes to the transaction whole: a transaction that cannot start leaves the other task running.
+      // An attempt that lost its lease is null from the statement, without a transaction.
       const [c] = await store.claimMany(claimOpts(T0 + 2), 1);
+      sent.length = 0;
+      const mixed = await store.finishMany([a!, c!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
+      assert.deepEqual(mixed.map((t) => t?.name ?? null), [null, 'c']);
+      assert.equal(sent.length, 1, 'one statement for a batch with a fenced attempt');
+      // The parent's batch goes to the transaction whole: a transaction that cannot start leaves the other task running.
+      const [d] = await store.claimMany(claimOpts(T0 + 3), 1);
       failBegin = true;
       await assert.rejects(
-        store.finishMany([c!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end }))),
+        store.finishMany([d!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end }))),
         /connection cut/,
       );
       failBegin = false;
-      assert.equal((await store.getTask(c!.task.id))?.state, 'running', 'nothing of the batch was committed');
-      const retried = await store.finishMany([c!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
+      assert.equal((await store.getTask(d!.task.id))?.state, 'running', 'nothing of the batch was committed');
+      const retried = await store.finishMany([d!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
       assert.deepEqual(retried.map((t) => t?.state), ['completed', 'waiting'], 'the batch tried again ends both');
     } finally {
       proto.query = query;

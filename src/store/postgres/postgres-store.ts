@@ -787,9 +787,11 @@ export class PostgresStore implements Store {
    * rechecks the row's newest version). A batch holding a completed task with subtasks (as
    * the statement's snapshot shows it) ends nothing in that statement, so the whole batch goes
    * to the transaction below, as the finish of one always did: every item there reads its
-   * lease (null when lost) and a completed one its subtasks. What that statement leaves
-   * (a lost lease, or a subtask committed after its snapshot) goes to that transaction too;
-   * only in that last race are the two parts committed apart.
+   * lease (null when lost) and a completed one its subtasks. An item whose attempt held no
+   * lease in the statement's snapshot is null at once (a lease lost never comes back); one
+   * that held it but was not ended (a subtask committed after that snapshot, seen by the
+   * UPDATE's recheck) goes to that transaction too: only in that race are the two parts
+   * committed apart.
    * An attempt named twice is ended once, by its first item (the later ones: null).
    */
   async finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>> {
@@ -838,20 +840,27 @@ export class PostgresStore implements Store {
        woken AS (SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM ended))
        SELECT e.attempt, e.task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = e.id ORDER BY d.position) AS dep_ids,
          (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
-         FROM ended e`,
+         FROM ended e
+       UNION ALL
+       SELECT i.attempt, NULL::json, NULL::bigint[], NULL::bigint, NULL::bigint FROM items i
+        WHERE NOT EXISTS (SELECT 1 FROM ended e WHERE e.attempt = i.attempt)
+          AND EXISTS (SELECT 1 FROM tasks t WHERE t.lease_token = i.attempt AND t.state = 'running')`,
       [JSON.stringify([...first.keys()].map((id) => finishItemJson(id, items[first.get(id)!]!.outcome)), wellFormedText), this.channel],
     );
+    // Left for the transaction: the items the statement saw holding their lease but did not end.
+    const left = new Map<string, number>();
     for (const row of rows) {
       const i = first.get(String(row.attempt));
-      if (i !== undefined) results[i] = toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
-      first.delete(String(row.attempt));
+      if (i === undefined) continue;
+      if (row.task === null) left.set(String(row.attempt), i);
+      else results[i] = toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
     }
-    if (first.size === 0) return results;
-    // What the statement left: a lost lease (null), or a completed task with subtasks.
+    // The others not ended had lost their lease before the statement (it never comes back): null.
+    if (left.size === 0) return results;
     await this.tx(async (c) => {
-      for (const [attemptId, i] of first) results[i] = await this.finishInTx(c, attemptId, items[i]!.outcome);
+      for (const [attemptId, i] of left) results[i] = await this.finishInTx(c, attemptId, items[i]!.outcome);
       // A running slot is free (the shared limits), and dependents or the parent may be ready.
-      if ([...first.values()].some((i) => results[i] !== null)) await this.notifyWork(c);
+      if ([...left.values()].some((i) => results[i] !== null)) await this.notifyWork(c);
     });
     return results;
   }
