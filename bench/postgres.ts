@@ -11,7 +11,8 @@
  * 1. throughput  claim + complete, tasks/s, with 1, 2 and 4 dispatcher processes (children of
  *                this one, each with its own store handle, claiming as the Dispatcher's pump
  *                does: every free slot in one claim (`claimMany`) while fewer than `--inflight` (10) of its tasks run,
- *                each claimed task finished (completed) at once, its end pumping again, until
+ *                each claimed task finished (completed) at once through the Dispatcher's completer
+ *                (`FinishBatcher`: ends asked while a `finishMany` is under way go in the next), its end pumping again, until
  *                the queue is empty; global `concurrency` = procs × inflight): agentq on
  *                PostgreSQL and on SQLite (one file), and graphile-worker (`run()`,
  *                `concurrency` = `--inflight`, a no-op task, no local queue and no completion
@@ -55,6 +56,7 @@ import YAML from 'yaml';
 import { emptyStats } from '../src/agents/runner.ts';
 import { baseSpec } from '../src/config/task-file.ts';
 import { priorityRank } from '../src/core/types.ts';
+import { FinishBatcher } from '../src/scheduler/finish-batcher.ts';
 import { openStore } from '../src/store/open-store.ts';
 import { PostgresStore, workChannel } from '../src/store/postgres/postgres-store.ts';
 import type { NewTask, Store } from '../src/store/store.ts';
@@ -168,8 +170,10 @@ async function child(): Promise<void> {
     let failed: unknown = null;
     let settle = () => {};
     const finished = new Promise<void>((resolve) => (settle = resolve));
+    // Ends go through the Dispatcher's completer: those asked while a batch is under way go in the next one.
+    const finisher = new FinishBatcher(store);
     const finishOne = async (attemptId: string, taskId: number) => {
-      const done = await store.finish(attemptId, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats, now: Date.now() });
+      const done = await finisher.finish(attemptId, { state: 'completed', attemptOutcome: 'completed', result: 'ok', stats, now: Date.now() });
       if (!done) throw new Error(`finish of task ${taskId} refused`);
       claimed++;
       end = monoNs();
@@ -180,6 +184,8 @@ async function child(): Promise<void> {
         return pumping;
       }
       pumping = (async () => {
+        // Yield first, as the Dispatcher's pump does: the ends resolved with this one free their slots before the claim.
+        await Promise.resolve();
         do {
           pumpAgain = false;
           while (running < job.inflight && !exhausted) {

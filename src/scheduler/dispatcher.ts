@@ -34,6 +34,7 @@ import { Periodic } from './periodic.ts';
 import { followUp } from './follow-up.ts';
 import { workerIdOf } from './worker-id.ts';
 import { Reporter } from './reporter.ts';
+import { FinishBatcher } from './finish-batcher.ts';
 import { ActivityWatch, stallDetail, stallTimeoutOf } from './stall.ts';
 import { decide, parseQuestion, type CountedFailure, type DecideContext, type StopReason } from './transition.ts';
 import {
@@ -248,6 +249,8 @@ export class Dispatcher {
   private notifier: Notifier | null = null;
   /** The store as given, not retried through outages: the notifier's deliveries are claimed on it (a failed call waits for the next poll). */
   private readonly deliveryStore: Store;
+  /** Records attempts' ends, those asked while one batch is under way together in the next (`finishMany`). */
+  private readonly finisher: FinishBatcher;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -261,6 +264,7 @@ export class Dispatcher {
     this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
     this.deliveryStore = options.store;
     this.createdAt = now();
+    this.finisher = new FinishBatcher(this.o.store);
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = workerIdOf(os.hostname(), process.pid);
     this.prices = priceTable(this.o.config);
@@ -1157,7 +1161,7 @@ export class Dispatcher {
       }
     }
     const finalState = state === 'completed' && failure !== null ? 'failed' : state;
-    return this.o.store.finish(attempt.id, {
+    return this.finisher.finish(attempt.id, {
       ...base,
       state: finalState,
       attemptOutcome: attemptOutcome ?? finalState,

@@ -69,6 +69,12 @@ export interface FinishOutcome {
   now: number;
 }
 
+/** One end of {@link AttemptStore.finishMany}: the attempt that ends its task, and how. */
+export interface FinishItem {
+  attemptId: string;
+  outcome: FinishOutcome;
+}
+
 /** The agent an `agent: auto` attempt runs on, set after the claim. */
 export interface AttemptAgent {
   agent: string;
@@ -430,6 +436,14 @@ export interface AttemptStore {
    * subtasks, in the same transaction: `waiting` while one is open, `failed` naming one that ended badly.
    */
   finish(attemptId: string, outcome: FinishOutcome): Promise<Task | null>;
+  /**
+   * Ends several tasks at once, each as {@link finish} would, in one transaction (one
+   * round trip on PostgreSQL in the common case, one work notification for the batch):
+   * one result per item, in order — the task, or null when its attempt no longer holds the
+   * lease (an attempt named twice: the later one null, as a second `finish` would be).
+   * `finish(id, o)` is `finishMany([{ attemptId: id, outcome: o }])`. Empty for no items.
+   */
+  finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>>;
   /** Puts a running task back in the queue. Refused (null) if the lease is lost. */
   requeue(attemptId: string, options: RequeueOptions): Promise<Task | null>;
   /** Ends an attempt with a question: the task waits `blocked`. Refused (null) if the lease is lost. */

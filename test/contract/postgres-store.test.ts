@@ -190,6 +190,62 @@ describe('PostgreSQL store specifics', () => {
     }
   });
 
+  it('finishes a batch in one statement that notifies (a fenced attempt in it too); a batch holding a parent with subtasks ends nothing before its transaction', async () => {
+    const url = await freshDatabase(cluster!.url);
+    const store = await PostgresStore.open(url);
+    const [parent] = await store.enqueue([newTask('parent')], T0);
+    await store.enqueue([{ ...newTask('sub', { parent: 'parent' }), parentId: parent!.id }, newTask('a'), newTask('b'), newTask('c'), newTask('d')], T0);
+    const listener = await client(url);
+    let notified = 0;
+    listener.on('notification', () => notified++);
+    await listener.query(`LISTEN "${store.channel}"`);
+    const sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    let failBegin = false;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      const q = args[0] as string | { text: string };
+      const text = typeof q === 'string' ? q : q.text;
+      sent.push(text);
+      if (failBegin && /^\s*BEGIN/i.test(text)) return Promise.reject(Object.assign(new Error('connection cut'), { code: '08006' }));
+      return query.apply(this, args);
+    };
+    const end = { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 } as const;
+    try {
+      const claims = await store.claimMany(claimOpts(), 4);
+      assert.deepEqual(claims.map((c) => c.task.name), ['parent', 'sub', 'a', 'b']);
+      const [p, , a, b] = claims;
+      sent.length = 0;
+      const done = await store.finishMany([a!, b!].map((c) => ({ attemptId: c.attempt.id, outcome: end })));
+      assert.deepEqual(done.map((t) => t?.state), ['completed', 'completed']);
+      assert.equal(sent.length, 1, 'one statement for the batch');
+      const deadline = Date.now() + 5_000;
+      while (notified === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(notified >= 1, 'the batch notified the work channel');
+      // An attempt that lost its lease is null from the statement, without a transaction.
+      const [c] = await store.claimMany(claimOpts(T0 + 2), 1);
+      sent.length = 0;
+      const mixed = await store.finishMany([a!, c!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
+      assert.deepEqual(mixed.map((t) => t?.name ?? null), [null, 'c']);
+      assert.equal(sent.length, 1, 'one statement for a batch with a fenced attempt');
+      // The parent's batch goes to the transaction whole: a transaction that cannot start leaves the other task running.
+      const [d] = await store.claimMany(claimOpts(T0 + 3), 1);
+      failBegin = true;
+      await assert.rejects(
+        store.finishMany([d!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end }))),
+        /connection cut/,
+      );
+      failBegin = false;
+      assert.equal((await store.getTask(d!.task.id))?.state, 'running', 'nothing of the batch was committed');
+      const retried = await store.finishMany([d!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
+      assert.deepEqual(retried.map((t) => t?.state), ['completed', 'waiting'], 'the batch tried again ends both');
+    } finally {
+      proto.query = query;
+      await listener.end();
+      await store.close();
+    }
+  });
+
   it('the one-statement finish of a completed task sees a subtask committed while it waited for the task lock, as the transaction did', async () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);

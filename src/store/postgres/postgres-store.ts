@@ -16,8 +16,9 @@
  *   COMMITTED does not serialize them). One round trip, so the lock is held for none;
  * - the hot path is one statement per call: enqueue (a batch without intake keys; a request
  *   without an idempotency key or a subtask limit to check), claim, setAttemptAgent,
- *   recordStats, and finish (a task that ends in its own state; a completed parent with
- *   subtasks takes the transaction), the enqueue, claim and finish as named prepared statements;
+ *   recordStats, and finish (of a batch, `finishMany`: tasks that end in their own state, one
+ *   work notification; a batch with a completed parent with subtasks takes the transaction),
+ *   the enqueue, claim and finish as named prepared statements;
  * - what checks before it inserts (intake keys, idempotency keys) or sweeps many tasks
  *   (settleParents, failBlockedDependents) takes a transaction advisory lock of its own.
  * Text is ordered `COLLATE "C"` (bytes), as SQLite's BINARY does, whatever the database's collation.
@@ -68,6 +69,7 @@ import type {
   DetectedTask,
   DetectorRun,
   DueCallback,
+  FinishItem,
   FinishOutcome,
   NewNotification,
   NewDelegation,
@@ -295,6 +297,53 @@ function taskEndSet(first: number, state: string, reason: string | null, o: Fini
       o.workspace !== undefined,
       ...workspace.map(([, v]) => v),
     ],
+  };
+}
+
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `JSON.stringify` replacer: a string's lone surrogates become U+FFFD, as `pg` encodes a
+ * text parameter (UTF-8), where PostgreSQL's `json` refuses their `\uXXXX` escapes (an
+ * agent's broken output would otherwise fail the whole batch).
+ */
+function wellFormedText(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(LONE_SURROGATE, '\uFFFD') : value;
+}
+
+/**
+ * One item of `finishMany`'s statement, as its `json_to_recordset` reads it: the task's own
+ * end (`taskEnd` without subtasks; `guard`: a completed end, which a task with subtasks
+ * cannot take there), its run figures, its workspace record (`ws`: replaced, else kept),
+ * and what its attempt row records (the same reason, figures and output tails).
+ */
+function finishItemJson(attemptId: string, o: FinishOutcome): Row {
+  const own = taskEnd(o.state, o.reason ?? null, []);
+  const [stdoutTail, stdoutBytes, stderrTail, stderrBytes] = outputValues(o.output);
+  return {
+    attempt: attemptId,
+    now: o.now,
+    guard: o.state === 'completed',
+    state: own.state,
+    finished_at: own.state === 'waiting' ? null : o.now,
+    result: o.result ?? null,
+    reason: own.reason,
+    outcome: o.attemptOutcome,
+    exit_code: o.exitCode ?? null,
+    log_path: o.logPath ?? null,
+    session_id: o.stats.sessionId ?? null,
+    model: o.stats.model ?? null,
+    cost_usd: o.stats.costUsd ?? null,
+    input_tokens: o.stats.inputTokens ?? null,
+    output_tokens: o.stats.outputTokens ?? null,
+    num_turns: o.stats.numTurns ?? null,
+    ws: o.workspace !== undefined,
+    ...(o.workspace ? Object.fromEntries(workspaceColumns(o.workspace)) : {}),
+    stdout_tail: stdoutTail,
+    stdout_bytes: stdoutBytes,
+    stderr_tail: stderrTail,
+    stderr_bytes: stderrBytes,
   };
 }
 
@@ -672,7 +721,7 @@ export class PostgresStore implements Store {
        SELECT to_json(ins) AS task, ARRAY(SELECT deps.depends_on_id FROM deps WHERE deps.task_id = ins.id ORDER BY deps.position) AS dep_ids,
          (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM called) AS called, (SELECT count(*) FROM woken) AS woken
          FROM ins ORDER BY ins.id`,
-      [JSON.stringify(rows), JSON.stringify(deps), this.channel, callbackUrl],
+      [JSON.stringify(rows, wellFormedText), JSON.stringify(deps), this.channel, callbackUrl],
     );
     return result.map((row) => toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number)));
   }
@@ -803,49 +852,110 @@ export class PostgresStore implements Store {
     await this.q(`UPDATE attempts SET ${end.sql} WHERE id = $1`, [attempt.id, ...end.values], c);
   }
 
-  /**
-   * One statement when it can (the common case): the task ends in its own state — it is not
-   * `completed`, or it has no subtasks, so `taskEnd` has nothing to add — its attempt row is
-   * closed (output tails), its workspace record written when given, and the work channel
-   * notified, in the statement's own transaction, fenced by the lease. Whether the task has
-   * subtasks is its own column `has_subtasks` (migration 014: set by a trigger in the
-   * transaction that inserts a subtask, a write of this row, so the UPDATE waits for it and
-   * rechecks the row's newest version). When that statement matches no task (the lease is
-   * lost, or a completed task has subtasks), the transaction below decides, as it always did.
-   */
+  /** The batch of one ({@link finishMany}). */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
-    const own = taskEnd(o.state, o.reason ?? null, []);
-    const end = taskEndSet(5, own.state, own.reason, o);
-    const closed = attemptEndSet(5 + end.values.length, o.attemptOutcome, o);
-    const row = await this.prepared(
-      'agentq_finish',
-      `WITH ended AS (
-         UPDATE tasks SET ${end.sql}, duration_ms = $2::bigint - a.started_at
-           FROM attempts a
-          WHERE a.id = $1 AND tasks.id = a.task_id AND tasks.state = 'running' AND tasks.lease_token = $1
-            AND NOT ($3::boolean AND tasks.has_subtasks)
-          RETURNING tasks.*),
-       closed AS (
-         UPDATE attempts SET ${closed.sql} FROM ended WHERE attempts.id = $1 RETURNING attempts.id),
-       woken AS (SELECT pg_notify($4, '') FROM ended)
-       SELECT to_json(ended) AS task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = ended.id ORDER BY d.position) AS dep_ids,
-         (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
-         FROM ended`,
-      [attemptId, o.now, o.state === 'completed', this.channel, ...end.values, ...closed.values],
-    );
-    if (row) return toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
-    return this.tx(async (c) => {
-      const held = await this.leased(c, attemptId);
-      if (!held) return null;
-      await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
-      const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
-      const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-      const set = taskEndSet(3, state, reason, o);
-      await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
-      // A running slot is free (the shared limits), and dependents or the parent may be ready.
-      await this.notifyWork(c);
-      return this.taskById(Number(held.task.id), c);
+    return (await this.finishMany([{ attemptId, outcome: o }]))[0] ?? null;
+  }
+
+  /**
+   * One statement for the batch when it can (the common case): each task ends in its own
+   * state — it is not `completed`, or it has no subtasks, so `taskEnd` has nothing to add —,
+   * its attempt row is closed (output tails), its workspace record written when given, and
+   * the work channel notified once, in the statement's own transaction, each fenced by its
+   * lease. The items travel as one JSON array (`json_to_recordset`). Whether a task has
+   * subtasks is its own column `has_subtasks` (migration 014: set by a trigger in the
+   * transaction that inserts a subtask, a write of that row, so the UPDATE waits for it and
+   * rechecks the row's newest version). A batch holding a completed task with subtasks (as
+   * the statement's snapshot shows it) ends nothing in that statement, so the whole batch goes
+   * to the transaction below, as the finish of one always did: every item there reads its
+   * lease (null when lost) and a completed one its subtasks. An item whose attempt held no
+   * lease in the statement's snapshot is null at once (a lease lost never comes back); one
+   * that held it but was not ended (a subtask committed after that snapshot, seen by the
+   * UPDATE's recheck) goes to that transaction too: only in that race are the two parts
+   * committed apart.
+   * An attempt named twice is ended once, by its first item (the later ones: null).
+   */
+  async finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>> {
+    const results: Array<Task | null> = items.map(() => null);
+    const first = new Map<string, number>();
+    items.forEach((item, i) => {
+      if (!first.has(item.attemptId)) first.set(item.attemptId, i);
     });
+    if (first.size === 0) return results;
+    const rows = await this.preparedRows(
+      'agentq_finish_many',
+      `WITH items AS (
+         SELECT * FROM json_to_recordset($1::json) AS i(
+           attempt text, now bigint, guard boolean, state text, finished_at bigint, result text, reason text,
+           outcome text, exit_code integer, log_path text,
+           session_id text, model text, cost_usd double precision, input_tokens bigint, output_tokens bigint, num_turns integer,
+           ws boolean, branch text, commits text, ran_on text, pushed_to text, push_error text,
+           stdout_tail text, stdout_bytes bigint, stderr_tail text, stderr_bytes bigint)),
+       parents AS (
+         SELECT 1 FROM items i JOIN tasks t ON t.lease_token = i.attempt
+          WHERE i.guard AND t.has_subtasks AND t.state = 'running'),
+       ended AS (
+         UPDATE tasks SET state = i.state, finished_at = i.finished_at, result = i.result, failed_reason = i.reason,
+             session_id = COALESCE(i.session_id, tasks.session_id), run_model = COALESCE(i.model, tasks.run_model),
+             cost_usd = COALESCE(i.cost_usd, tasks.cost_usd), input_tokens = COALESCE(i.input_tokens, tasks.input_tokens),
+             output_tokens = COALESCE(i.output_tokens, tasks.output_tokens), num_turns = COALESCE(i.num_turns, tasks.num_turns),
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
+             ${workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null })
+               .map(([col]) => `${col} = CASE WHEN i.ws THEN i.${col} ELSE tasks.${col} END`)
+               .join(', ')},
+             duration_ms = i.now - a.started_at
+           FROM items i JOIN attempts a ON a.id = i.attempt
+          WHERE tasks.id = a.task_id AND tasks.state = 'running' AND tasks.lease_token = i.attempt
+            AND NOT (i.guard AND tasks.has_subtasks) AND NOT EXISTS (SELECT 1 FROM parents)
+          RETURNING tasks.id, i.attempt, to_json(tasks.*) AS task),
+       closed AS (
+         UPDATE attempts SET outcome = i.outcome, reason = i.reason, exit_code = i.exit_code, finished_at = i.now,
+             duration_ms = i.now - attempts.started_at, log_path = i.log_path,
+             session_id = COALESCE(i.session_id, attempts.session_id), model = COALESCE(i.model, attempts.model),
+             cost_usd = COALESCE(i.cost_usd, attempts.cost_usd), input_tokens = COALESCE(i.input_tokens, attempts.input_tokens),
+             output_tokens = COALESCE(i.output_tokens, attempts.output_tokens), num_turns = COALESCE(i.num_turns, attempts.num_turns),
+             stdout_tail = i.stdout_tail, stdout_bytes = i.stdout_bytes, stderr_tail = i.stderr_tail, stderr_bytes = i.stderr_bytes
+           FROM ended e JOIN items i ON i.attempt = e.attempt
+          WHERE attempts.id = e.attempt
+          RETURNING attempts.id),
+       woken AS (SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM ended))
+       SELECT e.attempt, e.task, ARRAY(SELECT d.depends_on_id FROM task_deps d WHERE d.task_id = e.id ORDER BY d.position) AS dep_ids,
+         (SELECT count(*) FROM closed) AS closed, (SELECT count(*) FROM woken) AS woken
+         FROM ended e
+       UNION ALL
+       SELECT i.attempt, NULL::json, NULL::bigint[], NULL::bigint, NULL::bigint FROM items i
+        WHERE NOT EXISTS (SELECT 1 FROM ended e WHERE e.attempt = i.attempt)
+          AND EXISTS (SELECT 1 FROM tasks t WHERE t.lease_token = i.attempt AND t.state = 'running')`,
+      [JSON.stringify([...first.keys()].map((id) => finishItemJson(id, items[first.get(id)!]!.outcome)), wellFormedText), this.channel],
+    );
+    // Left for the transaction: the items the statement saw holding their lease but did not end.
+    const left = new Map<string, number>();
+    for (const row of rows) {
+      const i = first.get(String(row.attempt));
+      if (i === undefined) continue;
+      if (row.task === null) left.set(String(row.attempt), i);
+      else results[i] = toTask(row.task as Row, (row.dep_ids as unknown[]).map(Number));
+    }
+    // The others not ended had lost their lease before the statement (it never comes back): null.
+    if (left.size === 0) return results;
+    await this.tx(async (c) => {
+      for (const [attemptId, i] of left) results[i] = await this.finishInTx(c, attemptId, items[i]!.outcome);
+      // A running slot is free (the shared limits), and dependents or the parent may be ready.
+      if ([...left.values()].some((i) => results[i] !== null)) await this.notifyWork(c);
+    });
+    return results;
+  }
+
+  /** One finish in the caller's transaction: the lease read (null when lost), the attempt closed, the task ended by `taskEnd` (its subtasks read when completed). */
+  private async finishInTx(c: pg.PoolClient, attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    const held = await this.leased(c, attemptId);
+    if (!held) return null;
+    await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
+    const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
+    const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
+    const set = taskEndSet(3, state, reason, o);
+    await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
+    return this.taskById(Number(held.task.id), c);
   }
 
   async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {

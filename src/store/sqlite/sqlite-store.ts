@@ -43,6 +43,7 @@ import type {
   DetectedTask,
   DetectorRun,
   DueCallback,
+  FinishItem,
   FinishOutcome,
   NewNotification,
   NewDelegation,
@@ -874,7 +875,19 @@ export class SqliteStore implements Store {
    */
   private static readonly FINISH_WHERE = "(@subtasksRead = 1 OR @state <> 'completed' OR NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
 
+  /** The batch of one ({@link finishMany}). */
   async finish(attemptId: string, o: FinishOutcome): Promise<Task | null> {
+    return (await this.finishMany([{ attemptId, outcome: o }]))[0] ?? null;
+  }
+
+  /** One transaction: each item ended by {@link finishOne} in turn (a repeated attempt finds its lease gone: null). */
+  async finishMany(items: readonly FinishItem[]): Promise<Array<Task | null>> {
+    if (items.length === 0) return [];
+    return this.tx(() => items.map((i) => this.finishOne(i.attemptId, i.outcome)));
+  }
+
+  /** {@link finish}'s work; call inside a transaction. */
+  private finishOne(attemptId: string, o: FinishOutcome): Task | null {
     const end = (subtasks: TaskRef[] | null): Task | null => {
       // A completed run is what its subtasks make of it; first taken as a task without any, which the UPDATE checks.
       const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks ?? []);
@@ -895,13 +908,11 @@ export class SqliteStore implements Store {
       if (o.workspace) for (const [c, v] of workspaceColumns(o.workspace)) values[`ws_${c}`] = v;
       return this.endAttempt(attemptId, o.workspace ? SqliteStore.FINISH_SET_WORKSPACE : SqliteStore.FINISH_SET, values, o.attemptOutcome, o, SqliteStore.FINISH_WHERE);
     };
-    return this.tx(() => {
-      const task = end(null);
-      if (task || o.state !== 'completed') return task;
-      // The lease lost, or a task with subtasks: read them (none: the lease was lost).
-      const subtasks = this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId);
-      return subtasks.length === 0 ? null : end(subtasks);
-    });
+    const task = end(null);
+    if (task || o.state !== 'completed') return task;
+    // The lease lost, or a task with subtasks: read them (none: the lease was lost).
+    const subtasks = this.subtaskRefs(SqliteStore.TASK_OF_ATTEMPT, attemptId);
+    return subtasks.length === 0 ? null : end(subtasks);
   }
 
   async requeue(attemptId: string, o: RequeueOptions): Promise<Task | null> {

@@ -11,6 +11,7 @@ import { claimBatchContract } from './claim-batch.contract.ts';
 import { claimFuzzContract } from './claim-fuzz.contract.ts';
 import { delegationsContract } from './delegations.contract.ts';
 import { detectorsContract } from './detectors.contract.ts';
+import { finishBatchContract } from './finish-batch.contract.ts';
 import { intakeContract } from './intake.contract.ts';
 import { notificationsContract } from './notifications.contract.ts';
 import type { StoreContractPart, StoreFactory } from './shared.ts';
@@ -34,6 +35,7 @@ export const STORE_CONTRACT_PARTS: readonly StoreContractPart[] = [
   a2aPushContract,
   claimFuzzContract,
   claimBatchContract,
+  finishBatchContract,
   delegationsContract,
   takeoverContract,
   notificationsContract,

@@ -74,6 +74,17 @@ export function tasksContract(factory: StoreFactory): void {
       await store.close();
     });
 
+    it('enqueues text with a lone UTF-16 surrogate (a JSON body may hold one) without refusing the batch', async () => {
+      const { store } = await factory.open();
+      const broken = 'do \ud800 then \udc00';
+      const made = await store.enqueue([newTask('a', { prompt: broken, title: broken }), newTask('b')], T0);
+      assert.deepEqual(made.map((t) => t.name), ['a', 'b']);
+      // Each backend keeps the text around what it cannot store (PostgreSQL: U+FFFD, as for a text parameter).
+      assert.match((await store.getTask(made[0]!.id))?.prompt ?? '', /^do .+ then .+$/);
+      assert.match((await store.getTask(made[0]!.id))?.title ?? '', /^do .+ then .+$/);
+      await store.close();
+    });
+
     it('enqueues a batch whose entries name earlier ones (parent, dependencies), ids ascending in batch order, each task as stored', async () => {
       const { store } = await factory.open();
       const [before] = await store.enqueue([newTask('before')], T0);
