@@ -4,8 +4,8 @@
  * come as numbers or strings (PostgreSQL BIGINT), flags as 0/1 or booleans.
  */
 import { isOpenDelegation, type Delegation, type DelegationState } from '../core/delegation.ts';
-import { TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState, type Verification } from '../core/types.ts';
-import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, DetectorRun, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
+import { priorityRank, TERMINAL_STATES, type AgentPause, type Attempt, type AttemptOutcome, type AttemptOutput, type RunStats, type Task, type TaskOrigin, type TaskState, type Verification } from '../core/types.ts';
+import type { A2aPush, AgentUsage, CallbackDelivery, CallbackTry, DelegationPatch, DetectorRun, NewTask, Notification, NotificationHealth, StaleClaim, WorkerInfo, WorkspaceRecord } from './store.ts';
 import type { UsageRecord } from './usage.ts';
 
 /** A database row, column name → value. */
@@ -115,6 +115,69 @@ export const VERIFY_TASK_COLUMNS = ['verify', 'verify_timeout_ms', 'verify_retri
 /** The values of {@link VERIFY_TASK_COLUMNS} for a new task, the same on every backend. */
 export function verifyColumnValues(spec: Pick<Task, 'verify' | 'verifyTimeoutMs' | 'verifyRetries' | 'stallTimeoutMs'>): [string | null, number | null, number | null, number | null] {
   return [spec.verify === null ? null : JSON.stringify(spec.verify), spec.verifyTimeoutMs, spec.verifyRetries, spec.stallTimeoutMs];
+}
+
+/** The columns of a new task's row that both backends write, in {@link newTaskRow}'s order. */
+export const NEW_TASK_COLUMNS = [
+  'name', 'title', 'priority', 'priority_rank', 'agent', 'model', 'depends_on', 'timeout_ms',
+  'max_cost_usd', 'retries', 'tags', 'dedup_key', 'command', 'extra', 'prompt', 'source', 'state', 'run_after',
+  'created_at', 'finished_at', 'failed_reason', 'retry_backoff_ms', 'retry_on_timeout', 'concurrency_group',
+  'workspace', 'merge', 'parent', 'parent_id', 'max_turns', 'allowed_tools', 'runs_on', 'origin_host', 'origin_root', 'remote', 'workspace_setup', 'remote_metadata',
+  ...VERIFY_TASK_COLUMNS,
+] as const;
+
+/**
+ * A new task's row, the columns of {@link NEW_TASK_COLUMNS} in that order (`retry_on_timeout`
+ * a boolean): queued, `run_after` not before `now` (epoch ms); or ended at `now` in its
+ * `terminalState` (default `invalid`) when it has an `invalidReason`. `parentId`: the
+ * parent's id as the caller resolved it. The one mapping of a task's fields to columns.
+ */
+export function newTaskRow(t: NewTask, now: number, parentId: number | null): Row {
+  const { spec, invalidReason, terminalState, origin = null } = t;
+  const invalid = invalidReason !== undefined;
+  const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
+  return {
+    name: spec.name,
+    title: spec.title,
+    priority: spec.priority,
+    priority_rank: priorityRank(spec.priority),
+    agent: spec.agent,
+    model: spec.model,
+    depends_on: JSON.stringify(spec.dependsOn),
+    timeout_ms: spec.timeoutMs,
+    max_cost_usd: spec.maxCostUsd,
+    retries: spec.retries,
+    tags: JSON.stringify(spec.tags),
+    dedup_key: spec.dedupKey,
+    command: spec.command === null ? null : JSON.stringify(spec.command),
+    extra: JSON.stringify(spec.extra),
+    prompt: spec.prompt,
+    source: spec.source,
+    state: invalid ? (terminalState ?? 'invalid') : 'queued',
+    run_after: Math.max(now, spec.runAt ?? now),
+    created_at: now,
+    finished_at: invalid ? now : null,
+    failed_reason: invalid ? invalidReason : null,
+    retry_backoff_ms: spec.retryBackoffMs,
+    retry_on_timeout: spec.retryOnTimeout,
+    concurrency_group: spec.concurrencyGroup,
+    workspace: spec.workspace,
+    merge: spec.merge,
+    parent: spec.parent,
+    parent_id: parentId,
+    max_turns: spec.maxTurns,
+    allowed_tools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
+    runs_on: JSON.stringify(spec.runsOn),
+    origin_host: origin?.host ?? null,
+    origin_root: origin?.root ?? null,
+    remote: spec.remote ?? null,
+    workspace_setup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
+    remote_metadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
+    verify,
+    verify_timeout_ms: verifyTimeoutMs,
+    verify_retries: verifyRetries,
+    stall_timeout_ms: stallTimeoutMs,
+  };
 }
 
 /** A `verifications` row, with its attempt's `attempt_number`. */

@@ -33,7 +33,6 @@ import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type Ta
 import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import {
   isTerminal,
-  priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
   COUNTED_REQUEUE_OUTCOMES,
@@ -49,7 +48,7 @@ import {
   type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, VERIFY_TASK_COLUMNS, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, NEW_TASK_COLUMNS, newTaskRow, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
@@ -358,65 +357,6 @@ function plainBatch(tasks: NewTask[]): boolean {
   );
 }
 
-/** A new task row's columns: what {@link newTaskColumns} gives, in this order. */
-const NEW_TASK_COLUMNS = [
-  'name', 'title', 'priority', 'priority_rank', 'agent', 'model', 'depends_on', 'timeout_ms',
-  'max_cost_usd', 'retries', 'tags', 'dedup_key', 'command', 'extra', 'prompt', 'source', 'state', 'run_after',
-  'created_at', 'finished_at', 'failed_reason', 'retry_backoff_ms', 'retry_on_timeout', 'concurrency_group',
-  'workspace', 'merge', 'parent', 'parent_id', 'max_turns', 'allowed_tools', 'runs_on', 'origin_host', 'origin_root', 'remote', 'workspace_setup', 'remote_metadata',
-  ...VERIFY_TASK_COLUMNS,
-] as const;
-
-/**
- * The columns of a new task's row and their values, in {@link NEW_TASK_COLUMNS} order: queued
- * (`run_after` not before `now`, epoch ms), or ended at `now` in its `terminalState` (default
- * `invalid`) when it has an `invalidReason`. `parentId`: the parent's id as the caller resolved it.
- */
-function newTaskColumns(t: NewTask, now: number, parentId: number | null): Array<[string, unknown]> {
-  const { spec, invalidReason, terminalState, origin = null } = t;
-  const invalid = invalidReason !== undefined;
-  const values: unknown[] = [
-    spec.name,
-    spec.title,
-    spec.priority,
-    priorityRank(spec.priority),
-    spec.agent,
-    spec.model,
-    JSON.stringify(spec.dependsOn),
-    spec.timeoutMs,
-    spec.maxCostUsd,
-    spec.retries,
-    JSON.stringify(spec.tags),
-    spec.dedupKey,
-    spec.command === null ? null : JSON.stringify(spec.command),
-    JSON.stringify(spec.extra),
-    spec.prompt,
-    spec.source,
-    invalid ? (terminalState ?? 'invalid') : 'queued',
-    Math.max(now, spec.runAt ?? now),
-    now,
-    invalid ? now : null,
-    invalid ? invalidReason : null,
-    spec.retryBackoffMs,
-    spec.retryOnTimeout,
-    spec.concurrencyGroup,
-    spec.workspace,
-    spec.merge,
-    spec.parent,
-    parentId,
-    spec.maxTurns,
-    spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-    JSON.stringify(spec.runsOn),
-    origin?.host ?? null,
-    origin?.root ?? null,
-    spec.remote ?? null,
-    spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
-    spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
-    ...verifyColumnValues(spec),
-  ];
-  return NEW_TASK_COLUMNS.map((c, i) => [c, values[i]]);
-}
-
 /**
  * How long the server lets one of our sessions sit inside a transaction without a statement
  * (`idle_in_transaction_session_timeout`, ms) before it ends the session. Every transaction
@@ -693,7 +633,7 @@ export class PostgresStore implements Store {
     const deps: Array<{ t: number; d: number; p: number }> = [];
     for (const [i, t] of tasks.entries()) {
       const parentId = t.parentBatch != null ? -(t.parentBatch + 1) : (t.parentId ?? null);
-      rows.push(Object.fromEntries(newTaskColumns(t, now, parentId)));
+      rows.push(newTaskRow(t, now, parentId));
       const ids = [...t.dependsOnIds, ...(t.dependsOnBatch ?? []).map((b) => -(b + 1))];
       for (const [p, d] of ids.entries()) deps.push({ t: i + 1, d, p });
     }
@@ -742,7 +682,7 @@ export class PostgresStore implements Store {
         fresh.push(false);
         continue;
       }
-      const values = newTaskColumns(task, now, parentBatch !== null ? (created[parentBatch] ?? null) : parentId).map(([, v]) => v);
+      const values = Object.values(newTaskRow(task, now, parentBatch !== null ? (created[parentBatch] ?? null) : parentId));
       const row = await this.one(
         `INSERT INTO tasks (${NEW_TASK_COLUMNS.join(', ')}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id`,
         values,

@@ -10,7 +10,6 @@ import Database from 'better-sqlite3';
 import { AgentQueueError, NotFoundError, StoreTooNewError, SubtaskLimitError } from '../../core/errors.ts';
 import {
   isTerminal,
-  priorityRank,
   TASK_STATES,
   TERMINAL_STATES,
   COUNTED_REQUEUE_OUTCOMES,
@@ -67,7 +66,7 @@ import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, verifyColumnValues, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, newTaskRow, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
@@ -212,63 +211,6 @@ const idTime = (ms: number): number => Math.min(Math.max(0, Math.floor(ms)), 2 *
 export function firstAttemptIdAt(since: number): string {
   const hex = idTime(since).toString(16).padStart(12, '0');
   return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
-}
-
-/**
- * A new task's `tasks` columns (name → value; the INSERT's column list is its keys, in order):
- * the spec's fields as stored (lists and objects as JSON text), its first state (`queued`, or
- * the terminal state of a task refused at intake), its times and origin. `id` null: the
- * table's next id.
- */
-function newTaskRow(t: NewTask, now: number, id: number | null, parentId: number | null): Row {
-  const { spec, invalidReason, terminalState, origin = null } = t;
-  const invalid = invalidReason !== undefined;
-  const runAfter = Math.max(now, spec.runAt ?? now);
-  const [verify, verifyTimeoutMs, verifyRetries, stallTimeoutMs] = verifyColumnValues(spec);
-  return {
-    id,
-    name: spec.name,
-    title: spec.title,
-    priority: spec.priority,
-    priority_rank: priorityRank(spec.priority),
-    agent: spec.agent,
-    model: spec.model,
-    depends_on: JSON.stringify(spec.dependsOn),
-    timeout_ms: spec.timeoutMs,
-    max_cost_usd: spec.maxCostUsd,
-    retries: spec.retries,
-    tags: JSON.stringify(spec.tags),
-    dedup_key: spec.dedupKey,
-    command: spec.command === null ? null : JSON.stringify(spec.command),
-    extra: JSON.stringify(spec.extra),
-    prompt: spec.prompt,
-    source: spec.source,
-    state: invalid ? (terminalState ?? 'invalid') : 'queued',
-    run_after: runAfter,
-    delayed: !invalid && runAfter > now ? 1 : 0,
-    created_at: now,
-    finished_at: invalid ? now : null,
-    failed_reason: invalid ? invalidReason : null,
-    retry_backoff_ms: spec.retryBackoffMs,
-    retry_on_timeout: spec.retryOnTimeout ? 1 : 0,
-    concurrency_group: spec.concurrencyGroup,
-    workspace: spec.workspace,
-    merge: spec.merge,
-    parent: spec.parent,
-    parent_id: parentId,
-    max_turns: spec.maxTurns,
-    allowed_tools: spec.allowedTools === null ? null : JSON.stringify(spec.allowedTools),
-    runs_on: JSON.stringify(spec.runsOn),
-    origin_host: origin?.host ?? null,
-    origin_root: origin?.root ?? null,
-    remote: spec.remote ?? null,
-    workspace_setup: spec.workspaceSetup === null ? null : JSON.stringify(spec.workspaceSetup),
-    remote_metadata: spec.remoteMetadata ? JSON.stringify(spec.remoteMetadata) : null,
-    verify,
-    verify_timeout_ms: verifyTimeoutMs,
-    verify_retries: verifyRetries,
-    stall_timeout_ms: stallTimeoutMs,
-  };
 }
 
 /** A statement's rows as {@link Row} objects: `get` the first (undefined: none), `all` of them. */
@@ -659,7 +601,10 @@ export class SqliteStore implements Store {
         out.push({ id: Number(taken.task_id), task: null });
         continue;
       }
-      const row = newTaskRow(t, now, this.takeIdFloor(), parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId);
+      const row = newTaskRow(t, now, parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId);
+      row.retry_on_timeout = row.retry_on_timeout ? 1 : 0;
+      row.delayed = row.state === 'queued' && Number(row.run_after) > now ? 1 : 0;
+      row.id = this.takeIdFloor();
       if (!insert) {
         const columns = Object.keys(row);
         insert = this.prepare(`INSERT INTO tasks (${columns.join(', ')}) VALUES (${placeholders(columns)})`);
