@@ -20,6 +20,7 @@ import { fireDetectors } from '../intake/detect.ts';
 import { fireRecurring } from '../intake/recurring.ts';
 import { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
+import { startSpawner } from '../process/spawner.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
@@ -302,8 +303,9 @@ export class Dispatcher {
     return Math.min(this.o.config.lease / 3, this.o.config.poll_interval);
   }
 
-  /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
+  /** Registers this dispatcher and recovers the tasks of dead ones; starts the spawner of its agents ({@link startSpawner}). Call once, first. */
   async start(): Promise<void> {
+    startSpawner();
     const now = this.o.now();
     await this.o.store.registerWorker({
       id: this.workerId,
