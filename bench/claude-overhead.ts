@@ -15,10 +15,14 @@
  * Each variant runs `--rounds` times, the variants taken in turn so the machine's load touches
  * each alike; the figures are medians over the rounds.
  *
- * Columns: `wall/task` the batch's wall time ÷ tasks (agentq: spawn to exit of `run --once`,
- * its start-up amortized); `p50 task` the median of one task (direct: spawn to exit; agentq:
- * the attempt's start to end as the store records it); `overhead/task` (agentq − direct) ÷
- * tasks of the batch walls in ms, and `overhead %` (agentq − direct) ÷ direct.
+ * Columns: `tasks/task` the time the batch's tasks took ÷ tasks (direct: the first spawn to
+ * the last exit; agentq: the first claim to the last result file written: its ctime, set by the link that names it), the
+ * per-task figure issue 13 targets; `wall/task` the batch's wall time ÷ tasks (agentq: spawn
+ * to exit of `run --once`, its start-up and exit amortized); `p50 task` the median of one task
+ * (direct: spawn to exit; agentq: the attempt's start to end as the store records it);
+ * `overhead/task` and `overhead %`: (agentq − direct) of `tasks/task`, in ms and ÷ direct;
+ * `incl. start/exit`: the same of `wall/task`. Then `run --once`'s own start-up (spawn → first
+ * claim) and exit (last result file → exit), once per batch whatever its size, next to `node -e 0`.
  * Then the parts, next to `node -e 0`: what Claude Code waits for before its first turn
  * (`alwaysLoad`) until the server answers `initialize`: an `agentq mcp` process (stdio, what
  * each attempt started before) from spawn, and the dispatcher's MCP HTTP host
@@ -63,10 +67,17 @@ const PROBES = Number(values.probes);
 const MODEL = 'sonnet';
 const STORE = 'sqlite:.agent-queue/agentq.db';
 
-/** One batch of `TASKS` tasks: its wall time and each task's, ms. */
+/**
+ * One batch of `TASKS` tasks: its wall time, the part its tasks took (`tasksMs`: direct, the
+ * wall; agentq, the first claim to the last result file) and each task's, ms; agentq also its
+ * start-up (spawn → first claim) and exit (last result file → exit), ms.
+ */
 interface Batch {
   wallMs: number;
+  tasksMs: number;
   taskMs: number[];
+  startMs?: number;
+  exitMs?: number;
 }
 
 /**
@@ -130,7 +141,8 @@ async function directBatch(env: Record<string, string>, inFlight: number, round:
         await opened.close();
       }
     });
-    return { wallMs: performance.now() - started, taskMs };
+    const wallMs = performance.now() - started;
+    return { wallMs, tasksMs: wallMs, taskMs };
   } finally {
     fs.rmSync(paths.root, { recursive: true, force: true });
   }
@@ -146,14 +158,24 @@ async function agentqBatch(env: Record<string, string>, inFlight: number, mcp: b
       Date.now(),
     );
     await store.close();
+    const spawnedAt = Date.now();
     const wallMs = await run([process.execPath, AGENTQ, 'run', '--once', '-c', String(inFlight), '--project', paths.root], env, paths.root);
+    const exitedAt = spawnedAt + wallMs;
     const check = await openStore(STORE, paths.root);
     try {
       const tasks = await check.listTasks({});
-      const notDone = tasks.filter((t) => t.state !== 'completed');
-      if (tasks.length !== TASKS || notDone.length > 0) throw new Error(`agentq: ${notDone.length} of ${tasks.length} tasks not completed: ${notDone.map((t) => `${t.name} ${t.state} ${t.failedReason ?? ''}`).join('; ')}`);
+      const notDone = tasks.filter((t) => t.state !== 'completed' || t.resultPath === null);
+      if (tasks.length !== TASKS || notDone.length > 0) throw new Error(`agentq: ${notDone.length} of ${tasks.length} tasks not completed or without a result file: ${notDone.map((t) => `${t.name} ${t.state} ${t.failedReason ?? ''}`).join('; ')}`);
       const attempts = (await Promise.all(tasks.map((t) => check.listAttempts(t.id)))).flat();
-      return { wallMs, taskMs: attempts.map((a) => (a.finishedAt ?? a.startedAt) - a.startedAt) };
+      const firstClaim = Math.min(...attempts.map((a) => a.startedAt));
+      const lastResult = Math.max(...tasks.map((t) => fs.statSync(t.resultPath!).ctimeMs));
+      return {
+        wallMs,
+        tasksMs: lastResult - firstClaim,
+        taskMs: attempts.map((a) => (a.finishedAt ?? a.startedAt) - a.startedAt),
+        startMs: firstClaim - spawnedAt,
+        exitMs: exitedAt - lastResult,
+      };
     } finally {
       await check.close();
     }
@@ -240,25 +262,35 @@ async function main(): Promise<number> {
     console.log(`Claude Code one-turn tasks: ${TASKS} per batch, medians of ${ROUNDS} round(s), ${os.cpus().length} cores, load ${load}; model(s) asked: ${models.join(', ')}`);
     console.log('target (issue 13): overhead ≤ 5 % and ≤ 35 ms per task against claude -p run directly\n');
     const rows: string[][] = [];
+    const ends: string[][] = [];
     for (const c of CONCURRENCY) {
       const ref = results.get(`${c}:${variants[0]!.label}`)!;
       const refWall = med(ref.map((b) => b.wallMs));
+      const refTasks = med(ref.map((b) => b.tasksMs));
       for (const v of variants) {
         const batches = results.get(`${c}:${v.label}`)!;
         const wall = med(batches.map((b) => b.wallMs));
+        const tasks = med(batches.map((b) => b.tasksMs));
         const task = med(batches.flatMap((b) => b.taskMs));
         const isRef = v === variants[0];
         rows.push([
           String(c),
           v.label,
+          (tasks / TASKS).toFixed(0),
           (wall / TASKS).toFixed(0),
           task.toFixed(0),
-          isRef ? '(ref)' : ((wall - refWall) / TASKS).toFixed(0),
-          isRef ? '(ref)' : `${(((wall - refWall) / refWall) * 100).toFixed(1)} %`,
+          isRef ? '(ref)' : ((tasks - refTasks) / TASKS).toFixed(0),
+          isRef ? '(ref)' : `${(((tasks - refTasks) / refTasks) * 100).toFixed(1)} %`,
+          isRef ? '(ref)' : `${((wall - refWall) / TASKS).toFixed(0)} ms, ${(((wall - refWall) / refWall) * 100).toFixed(1)} %`,
         ]);
+        if (batches[0]!.startMs !== undefined) {
+          ends.push([String(c), v.label, med(batches.map((b) => b.startMs!)).toFixed(0), med(batches.map((b) => b.exitMs!)).toFixed(0)]);
+        }
       }
     }
-    printTable(['in flight', 'variant', 'wall/task ms', 'p50 task ms', 'overhead/task ms', 'overhead %'], rows);
+    printTable(['in flight', 'variant', 'tasks/task ms', 'wall/task ms', 'p50 task ms', 'overhead/task ms', 'overhead %', 'incl. start/exit'], rows);
+    console.log('\nagentq run --once itself, once per batch (ms):');
+    printTable(['in flight', 'variant', 'start: spawn → first claim', 'exit: last result file → exit'], ends);
 
     // The parts: agentq's MCP server start-up, next to a bare node.
     const probeProject = makeProject({ workspace: 'inplace' });

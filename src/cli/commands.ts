@@ -145,6 +145,8 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
     maxWaitMs = parseDuration(o.maxWait) ?? undefined;
     if (maxWaitMs === undefined) throw new UsageError(`--max-wait: ${JSON.stringify(o.maxWait)} is not a duration such as 10m or 24h`);
   }
+  // The agents' spawner starts while the rest loads and the store opens (the dispatcher's start would, later).
+  (await import('../process/spawner.ts')).startSpawner();
   const [{ Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
     import('../scheduler/dispatcher.ts'),
     import('../scheduler/loop.ts'),

@@ -17,6 +17,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { z } from 'zod';
 import { projectOrigin, unknownRemote, type Config, type ProjectPaths } from '../config/config.ts';
 import { validateFields } from '../config/task-file.ts';
@@ -165,6 +166,14 @@ function toolError(err: unknown): CallToolResult {
 }
 
 /**
+ * The JSON Schema validator of every server {@link createMcpServer} makes in this process, made
+ * at the first: without one the SDK makes an Ajv instance per `McpServer` (3–6 ms each on a
+ * loaded machine), and the dispatcher's HTTP host (src/mcp/http-host.ts) makes a server per
+ * request, four of them before a Claude Code attempt's first turn.
+ */
+let sharedValidator: AjvJsonSchemaValidator | null = null;
+
+/**
  * The MCP server of one project's store, its tools registered (not yet connected).
  * @returns an `McpServer`; `connect` it to a transport (see {@link serveMcp})
  */
@@ -172,7 +181,7 @@ export function createMcpServer(ctx: McpContext): McpServer {
   const { store, paths, config, runningTask } = ctx;
   const now = ctx.now ?? Date.now;
   const log = ctx.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const server = new McpServer({ name: 'agentq', version: '1' }, { capabilities: { tools: {} } });
+  const server = new McpServer({ name: 'agentq', version: '1' }, { capabilities: { tools: {} }, jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()) });
 
   /** Registers a tool whose handler gets its arguments validated by `schema`; every throw is a tool error. */
   const tool = <S extends z.ZodObject>(

@@ -119,6 +119,12 @@ class Spawner {
   private readonly pending = new Map<number, Pending>();
   private readonly live = new Map<number, Live>();
 
+  /** Starts the spawner process now if none runs ({@link startSpawner}); it does not keep this process alive while idle. */
+  start(): void {
+    this.running();
+    this.hold();
+  }
+
   spawn(command: string, args: readonly string[], options: SpawnOptions): Promise<SpawnedProcess> {
     const child = this.running();
     const id = ++this.seq;
@@ -277,6 +283,17 @@ class Spawner {
 }
 
 let spawner: Spawner | null = null;
+
+/**
+ * Starts this process's spawner now instead of at the first {@link spawnAgent}, when none
+ * runs: its start (a `node` process, ~0.1 s) then overlaps the caller's own start-up
+ * (`agentq run` loading its modules and opening the store, a dispatcher's `start`) instead of
+ * delaying the first agent. An idle spawner does not keep this process alive. Idempotent.
+ */
+export function startSpawner(): void {
+  spawner ??= new Spawner();
+  spawner.start();
+}
 
 /**
  * Starts `command` with `args` (argv, no shell) in its own process group and session, with

@@ -21,6 +21,7 @@ import type { DetectorsResult } from '../intake/detect.ts';
 import { fireRecurring, recurringFiles } from '../intake/recurring.ts';
 import type { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
+import { startSpawner } from '../process/spawner.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
@@ -213,6 +214,12 @@ export class Dispatcher {
   unsettledFiles: string[] = [];
   /** Which inbox files are known complete, taken in without waiting `inbox_settle` (set by the dispatch loop's inbox watch: `InboxWatch.complete`). */
   inboxComplete: ((file: string, identity: string) => boolean) | undefined;
+  /**
+   * Called when an attempt ended here and none runs any more (the claims it made room for
+   * found nothing): `run --once`'s loop looks at once whether everything is done, instead of at
+   * its next poll.
+   */
+  onAllEnded: (() => void) | undefined;
   /** Inbox entries refused at the last intake (symlinks, FIFOs, …), file → reason; each reported once. */
   readonly refusedFiles = new Map<string, string>();
   /** {@link agentEnvOf}'s environments by agent. */
@@ -241,6 +248,8 @@ export class Dispatcher {
   private readonly reporter: Reporter;
   /** The runners' sweep under way ({@link sweepRunners}), if any. */
   private sweeping: Promise<void> | null = null;
+  /** The reports under way of tasks whose attempt ended here ({@link reportEnded}): awaited by {@link idle}, {@link drain} and {@link stop}. */
+  private readonly reporting = new Set<Promise<void>>();
   /**
    * `notify:` targets: ends recorded by the {@link Reporter}, the rest swept from the store,
    * delivered (src/notify/). Made by {@link start} when config has `notify:` targets (its code
@@ -313,8 +322,9 @@ export class Dispatcher {
     return Math.min(this.o.config.lease / 3, this.o.config.poll_interval);
   }
 
-  /** Registers this dispatcher and recovers the tasks of dead ones. Call once, first. */
+  /** Registers this dispatcher and recovers the tasks of dead ones; starts the spawner of its agents ({@link startSpawner}). Call once, first. */
   async start(): Promise<void> {
+    startSpawner();
     const now = this.o.now();
     await this.o.store.registerWorker({
       id: this.workerId,
@@ -701,7 +711,11 @@ export class Dispatcher {
       .finally(() => {
         starting();
         this.running.delete(claim.attempt.id);
-        void this.pump({ refill: true }).catch((err: unknown) => this.events.emit('error', err as Error));
+        void this.pump({ refill: true })
+          .then(() => {
+            if (this.running.size === 0) this.onAllEnded?.();
+          })
+          .catch((err: unknown) => this.events.emit('error', err as Error));
       });
     return started;
   }
@@ -1117,7 +1131,7 @@ export class Dispatcher {
     }
     if (finished?.state === 'waiting') this.events.emit('task.waiting', finished);
     else if (finished) {
-      await this.report(finished);
+      this.reportEnded(finished);
       if (finished.state !== 'completed') await this.settleDependents();
       if (finished.parentId !== null) await this.settleParents();
     }
@@ -1253,6 +1267,27 @@ export class Dispatcher {
   }
 
   /**
+   * Reports the task an attempt of this dispatcher just ended ({@link report}) beside the
+   * attempts, not before its slot is free: the next claim and its agent's start do not wait
+   * for the result file's write and fsyncs (its end is committed already; a crash before the
+   * file is written leaves it to the next tick's {@link writeResults}). Tracked in
+   * {@link reporting} until written; a failure is an `error` event.
+   */
+  private reportEnded(task: Task): void {
+    const reported: Promise<void> = this.report(task)
+      .catch((err: unknown) => {
+        this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => this.reporting.delete(reported));
+    this.reporting.add(reported);
+  }
+
+  /** Resolves once the reports under way of the tasks ended here ({@link reportEnded}), and any started meanwhile, are done. */
+  private async reportsDone(): Promise<void> {
+    while (this.reporting.size > 0) await Promise.all(this.reporting);
+  }
+
+  /**
    * Writes every missing result file of this checkout's tasks (after a crash, an earlier I/O
    * error, or a task another checkout's dispatcher ended; see {@link Reporter.writeMissing}).
    */
@@ -1285,6 +1320,7 @@ export class Dispatcher {
 
   /** True when the store holds no queued or running task (after ending parents whose subtasks ended) and no detector runs. */
   async idle(): Promise<boolean> {
+    await this.reportsDone();
     await this.settleParents();
     const counts = await this.o.store.countByState();
     return counts.queued === 0 && counts.running === 0 && this.running.size === 0 && this.detecting === null;
@@ -1303,6 +1339,7 @@ export class Dispatcher {
     for (const r of this.running.values()) r.controller.abort('shutdown' satisfies StopReason);
     this.detectorsStop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.reportsDone();
     await this.detecting;
     await this.leave();
   }
@@ -1312,6 +1349,7 @@ export class Dispatcher {
     this.stopping = true;
     await this.pumping;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.reportsDone();
     await this.detecting;
     await this.notifier?.flush();
     await this.leave();

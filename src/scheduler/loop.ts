@@ -66,6 +66,8 @@ export class DispatchLoop {
   async run(): Promise<void> {
     const watcher: InboxWatch | null = this.o.once ? null : watchInbox(this.paths.inbox, () => this.wake());
     if (watcher) this.dispatcher.inboxComplete = (file, identity) => watcher.complete(file, identity);
+    // `once`: the last attempt's end is looked at now, not at the next poll.
+    if (this.o.once) this.dispatcher.onAllEnded = () => this.wake();
     let unwatch: (() => Promise<void>) | null = null;
     try {
       // Work another process commits (another host's dispatcher, submit, POST) wakes the loop;
@@ -105,6 +107,7 @@ export class DispatchLoop {
     } finally {
       await unwatch?.().catch(() => {});
       this.dispatcher.inboxComplete = undefined;
+      this.dispatcher.onAllEnded = undefined;
       await watcher?.close();
     }
   }

@@ -4,10 +4,12 @@
  * by code, and a lost spawner (its children reported as exited, the next spawn starts a new one).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { isAlive, readProcessInfo, stopProcesses } from '../../src/process/process-tree.ts';
@@ -93,5 +95,38 @@ describe('spawnAgent', () => {
     next.stdin.end('go\n');
     assert.equal((await readAll(next.stdout)).toString(), 'again\n');
     assert.deepEqual(await next.exited, { code: 0, signal: null });
+  });
+});
+
+describe('startSpawner', () => {
+  it('starts the spawner before the first spawn, which then goes through it; an idle spawner does not keep the process alive', () => {
+    const spawner = pathToFileURL(join(import.meta.dirname, '../../src/process/spawner.ts')).href;
+    // In a process of its own: this one's spawner is already running.
+    const script = `
+      import { readdirSync, readFileSync } from 'node:fs';
+      import { startSpawner, spawnAgent } from ${JSON.stringify(spawner)};
+      const children = () => readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => {
+        try { const stat = readFileSync('/proc/' + p + '/stat', 'utf8'); return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid; } catch { return false; }
+      }).map(Number);
+      const before = children();
+      startSpawner();
+      const started = children();
+      const p = await spawnAgent('sh', ['-c', 'echo $PPID'], { cwd: '/', env: { PATH: process.env.PATH } });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      await new Promise((resolve) => p.stdout.once('end', resolve));
+      await p.exited;
+      console.log(JSON.stringify({ before, started, parent: Number(out.trim()) }));
+    `;
+    const run = (code: string) => spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: join(import.meta.dirname, '../..'), encoding: 'utf8', timeout: 30_000 });
+    const idle = run(`import { startSpawner } from ${JSON.stringify(spawner)}; startSpawner();`);
+    assert.equal(idle.signal, null, `a process that only started its spawner ended by itself (stderr: ${idle.stderr})`);
+    assert.equal(idle.status, 0, idle.stderr);
+    const r = run(script);
+    assert.equal(r.status, 0, r.stderr);
+    const { before, started, parent } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { before: number[]; started: number[]; parent: number };
+    assert.deepEqual(before, [], 'no spawner before');
+    assert.equal(started.length, 1, 'the spawner runs once startSpawner returned');
+    assert.equal(parent, started[0], 'the first spawn went through it');
   });
 });
