@@ -28,6 +28,33 @@ const VERSIONS = fs
   .sort((a, b) => a - b);
 const NEWEST = VERSIONS.at(-1)!;
 
+/**
+ * Records the text of every statement any `pg` client sends until `restore()`; `refuse`, when
+ * it returns an error for a statement, fails that statement with it instead of sending it.
+ */
+function recordStatements(refuse: (text: string) => Error | null = () => null) {
+  const sent: string[] = [];
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const query = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const q = args[0] as string | { text: string };
+    const text = typeof q === 'string' ? q : q.text;
+    sent.push(text);
+    const refused = refuse(text);
+    return refused ? Promise.reject(refused) : query.apply(this, args);
+  };
+  return {
+    sent,
+    /** How many statements `fn` sent. */
+    async count(fn: () => Promise<unknown>): Promise<number> {
+      sent.length = 0;
+      await fn();
+      return sent.length;
+    },
+    restore: () => void (proto.query = query),
+  };
+}
+
 before(async () => {
   cluster = await startPostgres();
 });
@@ -121,19 +148,8 @@ describe('PostgreSQL store specifics', () => {
     const url = await freshDatabase(cluster!.url);
     const store = await PostgresStore.open(url);
     const [first] = await store.enqueue([newTask('first')], T0);
-    const sent: string[] = [];
-    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-    const query = proto.query;
-    proto.query = function (this: unknown, ...args: unknown[]) {
-      const q = args[0] as string | { text: string };
-      sent.push(typeof q === 'string' ? q : q.text);
-      return query.apply(this, args);
-    };
-    const statements = async (fn: () => Promise<unknown>) => {
-      sent.length = 0;
-      await fn();
-      return sent.length;
-    };
+    const recorded = recordStatements();
+    const statements = recorded.count;
     try {
       assert.equal(await statements(() => store.enqueue([newTask('one')], T0)), 1);
       const batch = [newTask('p'), { ...newTask('s', { parent: 'p' }, [first!.id]), parentBatch: 0, dependsOnBatch: [0] }];
@@ -147,7 +163,7 @@ describe('PostgreSQL store specifics', () => {
       assert.equal((await store.getCallback(made!.task.id))?.url, 'http://127.0.0.1:9/cb');
       assert.ok((await statements(() => store.enqueueRequest(newTask('keyed-post'), { idempotency: { key: 'i1', bodySha256: 'h' } }, T0))) > 1);
     } finally {
-      proto.query = query;
+      recorded.restore();
       await store.close();
     }
   });
@@ -157,19 +173,8 @@ describe('PostgreSQL store specifics', () => {
     const store = await PostgresStore.open(url);
     const [parent] = await store.enqueue([newTask('parent')], T0);
     await store.enqueue([{ ...newTask('sub', { parent: 'parent' }), parentId: parent!.id }, newTask('plain')], T0);
-    const sent: string[] = [];
-    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-    const query = proto.query;
-    proto.query = function (this: unknown, ...args: unknown[]) {
-      const q = args[0] as string | { text: string };
-      sent.push(typeof q === 'string' ? q : q.text);
-      return query.apply(this, args);
-    };
-    const statements = async (fn: () => Promise<unknown>) => {
-      sent.length = 0;
-      await fn();
-      return sent.length;
-    };
+    const recorded = recordStatements();
+    const statements = recorded.count;
     try {
       const end = { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 } as const;
       let claim: Claim | null = null;
@@ -183,9 +188,9 @@ describe('PostgreSQL store specifics', () => {
         assert.equal(claim?.task.name, name);
         assert.equal(await statements(async () => assert.equal((await store.finish(claim!.attempt.id, end))?.state, 'completed')), 1);
       }
-      assert.ok(!sent.some((s) => /^\s*BEGIN/i.test(s)));
+      assert.ok(!recorded.sent.some((s) => /^\s*BEGIN/i.test(s)));
     } finally {
-      proto.query = query;
+      recorded.restore();
       await store.close();
     }
   });
@@ -199,17 +204,9 @@ describe('PostgreSQL store specifics', () => {
     let notified = 0;
     listener.on('notification', () => notified++);
     await listener.query(`LISTEN "${store.channel}"`);
-    const sent: string[] = [];
-    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-    const query = proto.query;
     let failBegin = false;
-    proto.query = function (this: unknown, ...args: unknown[]) {
-      const q = args[0] as string | { text: string };
-      const text = typeof q === 'string' ? q : q.text;
-      sent.push(text);
-      if (failBegin && /^\s*BEGIN/i.test(text)) return Promise.reject(Object.assign(new Error('connection cut'), { code: '08006' }));
-      return query.apply(this, args);
-    };
+    const recorded = recordStatements((text) => (failBegin && /^\s*BEGIN/i.test(text) ? Object.assign(new Error('connection cut'), { code: '08006' }) : null));
+    const { sent } = recorded;
     const end = { state: 'completed', attemptOutcome: 'completed', stats: emptyStats(), now: T0 + 1 } as const;
     try {
       const claims = await store.claimMany(claimOpts(), 4);
@@ -240,7 +237,7 @@ describe('PostgreSQL store specifics', () => {
       const retried = await store.finishMany([d!, p!].map((x) => ({ attemptId: x.attempt.id, outcome: end })));
       assert.deepEqual(retried.map((t) => t?.state), ['completed', 'waiting'], 'the batch tried again ends both');
     } finally {
-      proto.query = query;
+      recorded.restore();
       await listener.end();
       await store.close();
     }
