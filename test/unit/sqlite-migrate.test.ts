@@ -128,7 +128,7 @@ it('migration 22 rebuilds a store of schema 21 in place: ids, rows (every column
   const tasksSql = (db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'tasks'").get() as { sql: string }).sql;
   assert.doesNotMatch(tasksSql, /AUTOINCREMENT/i);
   assert.deepEqual(db.pragma('foreign_key_check'), []);
-  // deps_open and delayed: migration 22; claim_host: migration 26.
+  // deps_open and delayed: migration 22; claim_host: migration 25.
   assert.deepEqual(columnsOf(db, 'tasks'), [...before.tasks, 'deps_open', 'delayed', 'claim_host'], 'every column of schema 21 kept');
   assert.deepEqual(columnsOf(db, 'attempts'), before.attempts);
   const { deps_open: _o, delayed: _d, lane_group: _l, claim_host: _h, ...doneAfter } = db.prepare('SELECT * FROM tasks WHERE id = ?').get(done) as Record<string, unknown>;
@@ -174,7 +174,7 @@ it('migration 22 rebuilds a store of schema 21 in place: ids, rows (every column
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-it('task_counts holds a row for every state (queued and running as one), which its triggers add to and subtract from by key (migration 26)', async () => {
+it('task_counts holds a row for every state (queued and running as one), which its triggers add to and subtract from by key (migration 25)', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentq-migrate-'));
   const store = new SqliteStore(path.join(dir, 'agentq.db'));
   const rows = (store.db.prepare('SELECT state FROM task_counts ORDER BY state').all() as Array<{ state: string }>).map((r) => r.state);

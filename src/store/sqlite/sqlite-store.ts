@@ -657,7 +657,7 @@ export class SqliteStore implements Store {
 
   /**
    * {@link claimSqlFor} once per task, until `max` or none; each claim's UPDATE also writes the
-   * attempt row (trigger `tasks_claimed`, migration 26). One claim is that one statement
+   * attempt row (trigger `tasks_claimed`, migration 25). One claim is that one statement
    * (autocommit: it takes the write lock first, as `BEGIN IMMEDIATE` does), unless a delayed
    * task is due: the claim takes nothing then, and the due tasks are promoted and the claim
    * made again in one `BEGIN IMMEDIATE` transaction, as several claims are.
