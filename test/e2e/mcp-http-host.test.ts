@@ -59,7 +59,7 @@ describe('McpHttpHost', () => {
     assert.ok(attempt);
 
     const logged: string[] = [];
-    const host = new McpHttpHost({ paths, config: loadConfig(paths.root), log: (line) => logged.push(line) });
+    const host = new McpHttpHost({ paths, config: loadConfig(paths.root), log: (line) => logged.push(line), lingerMs: 300 });
     const mine = await host.open({ taskId: 1, attemptId: attempt.id });
     const stranger = await host.open({ taskId: 1, attemptId: 'not-an-attempt-here' });
     const url = httpSpec(mine).url;
@@ -90,7 +90,14 @@ describe('McpHttpHost', () => {
     assert.equal(await initializeStatus(url, httpSpec(stranger).headers!), 200, 'the other attempt is still served');
     await stranger.close();
     assert.equal(host.openAttempts, 0);
-    await assert.rejects(fetch(url, { method: 'POST' }), 'the host stopped with its last attempt');
+    // It lingers: the next attempt, opened soon after, is served by the same host.
+    const next = await host.open({ taskId: 1, attemptId: attempt.id });
+    assert.equal(httpSpec(next).url, url, 'the lingering host serves the next attempt');
+    assert.equal(await initializeStatus(url, httpSpec(next).headers!), 200);
+    await next.close();
+    const stopped = async () => fetch(url, { method: 'POST' }).then(() => false, () => true);
+    for (let waited = 0; !(await stopped()) && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(await stopped(), 'the host stopped once it had lingered with no attempt open');
 
     const again = await host.open({ taskId: 1, attemptId: attempt.id });
     assert.equal(await initializeStatus(httpSpec(again).url, httpSpec(again).headers!), 200, 'and starts again for the next');
