@@ -419,6 +419,12 @@ export function workspaceColumns(r: WorkspaceRecord): Array<[string, unknown]> {
   ];
 }
 
+/** A workspace record with nothing in it (what a task that records none holds). */
+export const EMPTY_WORKSPACE: WorkspaceRecord = { branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null };
+
+/** The task columns a workspace record is kept in, in {@link workspaceColumns}'s order. */
+export const WORKSPACE_COLUMNS: readonly string[] = workspaceColumns(EMPTY_WORKSPACE).map(([c]) => c);
+
 /**
  * The figures of `stats` that are known (not null or undefined), as column → value, for the
  * attempt row and for the task row (whose model column is `run_model`); both empty when

@@ -48,7 +48,7 @@ import {
   type Verification,
 } from '../../core/types.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
-import { ATTEMPT_COLUMNS, NEW_TASK_COLUMNS, newTaskRow, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, EMPTY_WORKSPACE, NEW_TASK_COLUMNS, newTaskRow, WORKSPACE_COLUMNS, delegationPatchColumns, detectorRunColumns, flag, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import type {
   A2aPush,
@@ -232,71 +232,120 @@ interface AttemptEnd {
   now: number;
 }
 
+/** A value an end writes: its name (in {@link attemptEndValues}, {@link taskEndValues} and `finishMany`'s JSON items) and its SQL type. */
+type EndField = readonly [name: string, type: string];
+
+/** The run figures an end records, on the attempt row and the task row alike. */
+const RUN_FIGURE_FIELDS: readonly EndField[] = [
+  ['session_id', 'text'],
+  ['model', 'text'],
+  ['cost_usd', 'double precision'],
+  ['input_tokens', 'bigint'],
+  ['output_tokens', 'bigint'],
+  ['num_turns', 'integer'],
+];
+
+/** What {@link attemptEndSql} reads. */
+const ATTEMPT_END_FIELDS: readonly EndField[] = [
+  ['outcome', 'text'],
+  ['reason', 'text'],
+  ['exit_code', 'integer'],
+  ['now', 'bigint'],
+  ['log_path', 'text'],
+  ...RUN_FIGURE_FIELDS,
+  ['stdout_tail', 'text'],
+  ['stdout_bytes', 'bigint'],
+  ['stderr_tail', 'text'],
+  ['stderr_bytes', 'bigint'],
+];
+
+/** What {@link taskEndSql} reads. */
+const TASK_END_FIELDS: readonly EndField[] = [
+  ['state', 'text'],
+  ['finished_at', 'bigint'],
+  ['result', 'text'],
+  ['reason', 'text'],
+  ...RUN_FIGURE_FIELDS,
+  ['ws', 'boolean'],
+  ...WORKSPACE_COLUMNS.map((c): EndField => [c, 'text']),
+];
+
 /**
  * The SET list that closes an attempt row of `UPDATE attempts`: outcome, reason, exit code,
  * end time and duration (from its `started_at`), log path, the run figures known (a
  * null figure keeps the one recorded live) and the output tails (replaced: null when none).
- * Its values are numbered from `$first`.
+ * `v(name)` is how the statement reads the value `name` of {@link ATTEMPT_END_FIELDS}.
  */
-function attemptEndSet(first: number, outcome: AttemptOutcome, o: AttemptEnd): { sql: string; values: unknown[] } {
+function attemptEndSql(v: (name: string) => string): string {
+  return `outcome = ${v('outcome')}, reason = ${v('reason')}, exit_code = ${v('exit_code')}, finished_at = ${v('now')},
+      duration_ms = ${v('now')} - attempts.started_at, log_path = ${v('log_path')},
+      session_id = COALESCE(${v('session_id')}, attempts.session_id), model = COALESCE(${v('model')}, attempts.model),
+      cost_usd = COALESCE(${v('cost_usd')}, attempts.cost_usd), input_tokens = COALESCE(${v('input_tokens')}, attempts.input_tokens),
+      output_tokens = COALESCE(${v('output_tokens')}, attempts.output_tokens), num_turns = COALESCE(${v('num_turns')}, attempts.num_turns),
+      stdout_tail = ${v('stdout_tail')}, stdout_bytes = ${v('stdout_bytes')}, stderr_tail = ${v('stderr_tail')}, stderr_bytes = ${v('stderr_bytes')}`;
+}
+
+/** The values {@link attemptEndSql} reads, by name. */
+function attemptEndValues(outcome: AttemptOutcome, o: AttemptEnd): Row {
   const { stats } = o;
-  const n = (i: number) => `$${first + i}`;
+  const [stdoutTail, stdoutBytes, stderrTail, stderrBytes] = outputValues(o.output);
   return {
-    sql: `outcome = ${n(0)}, reason = ${n(1)}, exit_code = ${n(2)}, finished_at = ${n(3)}::bigint,
-      duration_ms = ${n(3)}::bigint - attempts.started_at, log_path = ${n(4)},
-      session_id = COALESCE(${n(5)}, attempts.session_id), model = COALESCE(${n(6)}, attempts.model),
-      cost_usd = COALESCE(${n(7)}, attempts.cost_usd), input_tokens = COALESCE(${n(8)}, attempts.input_tokens),
-      output_tokens = COALESCE(${n(9)}, attempts.output_tokens), num_turns = COALESCE(${n(10)}, attempts.num_turns),
-      stdout_tail = ${n(11)}::text, stdout_bytes = ${n(12)}::bigint, stderr_tail = ${n(13)}::text, stderr_bytes = ${n(14)}::bigint`,
-    values: [
-      outcome,
-      o.reason ?? null,
-      o.exitCode ?? null,
-      o.now,
-      o.logPath ?? null,
-      stats?.sessionId ?? null,
-      stats?.model ?? null,
-      stats?.costUsd ?? null,
-      stats?.inputTokens ?? null,
-      stats?.outputTokens ?? null,
-      stats?.numTurns ?? null,
-      ...outputValues(o.output),
-    ],
+    outcome,
+    reason: o.reason ?? null,
+    exit_code: o.exitCode ?? null,
+    now: o.now,
+    log_path: o.logPath ?? null,
+    session_id: stats?.sessionId ?? null,
+    model: stats?.model ?? null,
+    cost_usd: stats?.costUsd ?? null,
+    input_tokens: stats?.inputTokens ?? null,
+    output_tokens: stats?.outputTokens ?? null,
+    num_turns: stats?.numTurns ?? null,
+    stdout_tail: stdoutTail,
+    stdout_bytes: stdoutBytes,
+    stderr_tail: stderrTail,
+    stderr_bytes: stderrBytes,
   };
 }
 
 /**
  * The SET list of `UPDATE tasks` that ends a task in `state` (from `taskEnd`) with `reason`:
  * finish time (none while `waiting`), result, the run figures known, the lease, the answer and
- * the takeover cleared, and the workspace record (every field replaced when `o.workspace` is
- * given, else kept: the same text either way, so one prepared statement serves both).
- * `duration_ms` is the caller's. Its values are numbered from `$first`.
+ * the takeover cleared, and the workspace record (every field replaced when `ws`, else kept:
+ * the same text either way, so one prepared statement serves both). `duration_ms` is the
+ * caller's. `v(name)` is how the statement reads the value `name` of {@link TASK_END_FIELDS}.
  */
-function taskEndSet(first: number, state: string, reason: string | null, o: FinishOutcome): { sql: string; values: unknown[] } {
-  const n = (i: number) => `$${first + i}`;
-  const workspace = workspaceColumns(o.workspace ?? { branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null });
-  return {
-    sql: `state = ${n(0)}, finished_at = ${n(1)}::bigint, result = ${n(2)}, failed_reason = ${n(3)},
-      session_id = COALESCE(${n(4)}, tasks.session_id), run_model = COALESCE(${n(5)}, tasks.run_model),
-      cost_usd = COALESCE(${n(6)}, tasks.cost_usd), input_tokens = COALESCE(${n(7)}, tasks.input_tokens),
-      output_tokens = COALESCE(${n(8)}, tasks.output_tokens), num_turns = COALESCE(${n(9)}, tasks.num_turns),
+function taskEndSql(v: (name: string) => string): string {
+  return `state = ${v('state')}, finished_at = ${v('finished_at')}, result = ${v('result')}, failed_reason = ${v('reason')},
+      session_id = COALESCE(${v('session_id')}, tasks.session_id), run_model = COALESCE(${v('model')}, tasks.run_model),
+      cost_usd = COALESCE(${v('cost_usd')}, tasks.cost_usd), input_tokens = COALESCE(${v('input_tokens')}, tasks.input_tokens),
+      output_tokens = COALESCE(${v('output_tokens')}, tasks.output_tokens), num_turns = COALESCE(${v('num_turns')}, tasks.num_turns),
       lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
-      ${workspace.map(([col], i) => `${col} = CASE WHEN ${n(10)}::boolean THEN ${n(11 + i)}::text ELSE tasks.${col} END`).join(', ')}`,
-    values: [
-      state,
-      state === 'waiting' ? null : o.now,
-      o.result ?? null,
-      reason,
-      o.stats.sessionId,
-      o.stats.model,
-      o.stats.costUsd,
-      o.stats.inputTokens,
-      o.stats.outputTokens,
-      o.stats.numTurns,
-      o.workspace !== undefined,
-      ...workspace.map(([, v]) => v),
-    ],
+      ${WORKSPACE_COLUMNS.map((col) => `${col} = CASE WHEN ${v('ws')} THEN ${v(col)} ELSE tasks.${col} END`).join(', ')}`;
+}
+
+/** The values {@link taskEndSql} reads, by name, for a task ending in `state` with `reason`. */
+function taskEndValues(state: string, reason: string | null, o: FinishOutcome): Row {
+  return {
+    state,
+    finished_at: state === 'waiting' ? null : o.now,
+    result: o.result ?? null,
+    reason,
+    session_id: o.stats.sessionId ?? null,
+    model: o.stats.model ?? null,
+    cost_usd: o.stats.costUsd ?? null,
+    input_tokens: o.stats.inputTokens ?? null,
+    output_tokens: o.stats.outputTokens ?? null,
+    num_turns: o.stats.numTurns ?? null,
+    ws: o.workspace !== undefined,
+    ...Object.fromEntries(workspaceColumns(o.workspace ?? EMPTY_WORKSPACE)),
   };
+}
+
+/** `sql(v)` with each value a parameter (`$first`, `$first + 1`… cast to its type), and those values in `fields` order. */
+function numbered(first: number, fields: readonly EndField[], sql: (v: (name: string) => string) => string, values: Row): { sql: string; values: unknown[] } {
+  const at = new Map(fields.map(([name, type], i) => [name, `$${first + i}::${type}`]));
+  return { sql: sql((name) => at.get(name)!), values: fields.map(([name]) => values[name]) };
 }
 
 /** A UTF-16 surrogate without its pair. */
@@ -312,39 +361,22 @@ function wellFormedText(_key: string, value: unknown): unknown {
 }
 
 /**
- * One item of `finishMany`'s statement, as its `json_to_recordset` reads it: the task's own
- * end (`taskEnd` without subtasks; `guard`: a completed end, which a task with subtasks
- * cannot take there), its run figures, its workspace record (`ws`: replaced, else kept),
- * and what its attempt row records (the same reason, figures and output tails).
+ * One item of `finishMany`'s statement, as its `json_to_recordset` reads it
+ * ({@link FINISH_ITEM_FIELDS}): the task's own end (`taskEnd` without subtasks; `guard`: a
+ * completed end, which a task with subtasks cannot take there) and what its attempt row
+ * records (the same reason and figures, the output tails).
  */
 function finishItemJson(attemptId: string, o: FinishOutcome): Row {
   const own = taskEnd(o.state, o.reason ?? null, []);
-  const [stdoutTail, stdoutBytes, stderrTail, stderrBytes] = outputValues(o.output);
-  return {
-    attempt: attemptId,
-    now: o.now,
-    guard: o.state === 'completed',
-    state: own.state,
-    finished_at: own.state === 'waiting' ? null : o.now,
-    result: o.result ?? null,
-    reason: own.reason,
-    outcome: o.attemptOutcome,
-    exit_code: o.exitCode ?? null,
-    log_path: o.logPath ?? null,
-    session_id: o.stats.sessionId ?? null,
-    model: o.stats.model ?? null,
-    cost_usd: o.stats.costUsd ?? null,
-    input_tokens: o.stats.inputTokens ?? null,
-    output_tokens: o.stats.outputTokens ?? null,
-    num_turns: o.stats.numTurns ?? null,
-    ws: o.workspace !== undefined,
-    ...(o.workspace ? Object.fromEntries(workspaceColumns(o.workspace)) : {}),
-    stdout_tail: stdoutTail,
-    stdout_bytes: stdoutBytes,
-    stderr_tail: stderrTail,
-    stderr_bytes: stderrBytes,
-  };
+  return { attempt: attemptId, guard: o.state === 'completed', ...attemptEndValues(o.attemptOutcome, o), ...taskEndValues(own.state, own.reason, o) };
 }
+
+/** The columns of `finishMany`'s items: the attempt, the guard, and each value the two ends read once. */
+const FINISH_ITEM_FIELDS: readonly EndField[] = [
+  ['attempt', 'text'],
+  ['guard', 'boolean'],
+  ...[...ATTEMPT_END_FIELDS, ...TASK_END_FIELDS].filter(([name], i, all) => all.findIndex(([n]) => n === name) === i),
+];
 
 /**
  * Whether {@link PostgresStore.enqueue} can insert a batch in one statement: no entry carries
@@ -788,7 +820,7 @@ export class PostgresStore implements Store {
 
   /** Closes the attempt row. */
   private async closeAttempt(c: pg.PoolClient, attempt: Row, outcome: AttemptOutcome, o: AttemptEnd): Promise<void> {
-    const end = attemptEndSet(2, outcome, o);
+    const end = numbered(2, ATTEMPT_END_FIELDS, attemptEndSql, attemptEndValues(outcome, o));
     await this.q(`UPDATE attempts SET ${end.sql} WHERE id = $1`, [attempt.id, ...end.values], c);
   }
 
@@ -825,36 +857,19 @@ export class PostgresStore implements Store {
     const rows = await this.preparedRows(
       'agentq_finish_many',
       `WITH items AS (
-         SELECT * FROM json_to_recordset($1::json) AS i(
-           attempt text, now bigint, guard boolean, state text, finished_at bigint, result text, reason text,
-           outcome text, exit_code integer, log_path text,
-           session_id text, model text, cost_usd double precision, input_tokens bigint, output_tokens bigint, num_turns integer,
-           ws boolean, branch text, commits text, ran_on text, pushed_to text, push_error text,
-           stdout_tail text, stdout_bytes bigint, stderr_tail text, stderr_bytes bigint)),
+         SELECT * FROM json_to_recordset($1::json) AS i(${FINISH_ITEM_FIELDS.map(([name, type]) => `${name} ${type}`).join(', ')})),
        parents AS (
          SELECT 1 FROM items i JOIN tasks t ON t.lease_token = i.attempt
           WHERE i.guard AND t.has_subtasks AND t.state = 'running'),
        ended AS (
-         UPDATE tasks SET state = i.state, finished_at = i.finished_at, result = i.result, failed_reason = i.reason,
-             session_id = COALESCE(i.session_id, tasks.session_id), run_model = COALESCE(i.model, tasks.run_model),
-             cost_usd = COALESCE(i.cost_usd, tasks.cost_usd), input_tokens = COALESCE(i.input_tokens, tasks.input_tokens),
-             output_tokens = COALESCE(i.output_tokens, tasks.output_tokens), num_turns = COALESCE(i.num_turns, tasks.num_turns),
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, answer = NULL, taken_over_at = NULL,
-             ${workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null })
-               .map(([col]) => `${col} = CASE WHEN i.ws THEN i.${col} ELSE tasks.${col} END`)
-               .join(', ')},
+         UPDATE tasks SET ${taskEndSql((name) => `i.${name}`)},
              duration_ms = i.now - a.started_at
            FROM items i JOIN attempts a ON a.id = i.attempt
           WHERE tasks.id = a.task_id AND tasks.state = 'running' AND tasks.lease_token = i.attempt
             AND NOT (i.guard AND tasks.has_subtasks) AND NOT EXISTS (SELECT 1 FROM parents)
           RETURNING tasks.id, i.attempt, to_json(tasks.*) AS task),
        closed AS (
-         UPDATE attempts SET outcome = i.outcome, reason = i.reason, exit_code = i.exit_code, finished_at = i.now,
-             duration_ms = i.now - attempts.started_at, log_path = i.log_path,
-             session_id = COALESCE(i.session_id, attempts.session_id), model = COALESCE(i.model, attempts.model),
-             cost_usd = COALESCE(i.cost_usd, attempts.cost_usd), input_tokens = COALESCE(i.input_tokens, attempts.input_tokens),
-             output_tokens = COALESCE(i.output_tokens, attempts.output_tokens), num_turns = COALESCE(i.num_turns, attempts.num_turns),
-             stdout_tail = i.stdout_tail, stdout_bytes = i.stdout_bytes, stderr_tail = i.stderr_tail, stderr_bytes = i.stderr_bytes
+         UPDATE attempts SET ${attemptEndSql((name) => `i.${name}`)}
            FROM ended e JOIN items i ON i.attempt = e.attempt
           WHERE attempts.id = e.attempt
           RETURNING attempts.id),
@@ -893,7 +908,7 @@ export class PostgresStore implements Store {
     await this.closeAttempt(c, held.attempt, o.attemptOutcome, o);
     const subtasks = o.state === 'completed' ? await this.subtaskRefs(c, Number(held.task.id)) : [];
     const { state, reason } = taskEnd(o.state, o.reason ?? null, subtasks);
-    const set = taskEndSet(3, state, reason, o);
+    const set = numbered(3, TASK_END_FIELDS, taskEndSql, taskEndValues(state, reason, o));
     await this.q(`UPDATE tasks SET ${set.sql}, duration_ms = $2 WHERE id = $1`, [held.task.id, o.now - Number(held.attempt.started_at), ...set.values], c);
     return this.taskById(Number(held.task.id), c);
   }

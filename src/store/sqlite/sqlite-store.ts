@@ -66,7 +66,7 @@ import { isTransientStoreError } from '../store.ts';
 import { dependencyFailure, parentVerdict, taskEnd, UNSUCCESSFUL_STATES, type TaskRef } from '../../core/lifecycle.ts';
 import { notTakenOver, TAKEN_OVER, takenOverNotBlocked } from '../../core/takeover.ts';
 import { summarizeUsage, USAGE_DIMENSIONS, type UsageQuery, type UsageRow } from '../usage.ts';
-import { ATTEMPT_COLUMNS, newTaskRow, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, workspaceColumns, type Row } from '../rows.ts';
+import { ATTEMPT_COLUMNS, newTaskRow, delegationPatchColumns, detectorRunColumns, knownStatsColumns, outputValues, TASK_VERSION_SQL, TERMINAL_STATES_SQL, toA2aPush, toAgentUsage, toAttempt, toAttemptOutput, toCallback, toDelegation, toDetectorRun, toNotification, toNotificationHealth, toPause, toStaleClaim, toTask, toUsageRecord, toVerification, toWorker, tryColumns, WORKSPACE_COLUMNS, workspaceColumns, type Row } from '../rows.ts';
 import { DELEGATION_END_STATES, type Delegation, type DelegationState } from '../../core/delegation.ts';
 import { checkBucket, takeToken } from '../rate-bucket.ts';
 
@@ -74,9 +74,6 @@ const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '
 
 /** `?, ?, …`: one SQL placeholder per value, for `IN (…)` with the values bound. */
 const placeholders = (values: readonly unknown[]): string => values.map(() => '?').join(', ');
-
-/** The task columns a finish records its workspace in ({@link workspaceColumns}'s, in its order). */
-const WORKSPACE_COLUMNS = workspaceColumns({ branch: null, commits: [], ranOn: null, pushedTo: null, pushError: null }).map(([c]) => c);
 
 /**
  * The predicate of the partial index `tasks_running` (migration 23): running tasks, and terminal
