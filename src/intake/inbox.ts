@@ -96,7 +96,12 @@ export function activeHolder(task: Task): string {
  * later is a new file instance, so a new key and a new task.
  */
 export function intakeKey(fileName: string, content: string | Buffer, identity: string): string {
-  return `${crypto.createHash('sha256').update(content).digest('hex')}:${identity}:${fileName}`;
+  return `${contentHash(content)}:${identity}:${fileName}`;
+}
+
+/** The sha256 of a file's content, hex: an {@link intakeKey}'s first part. */
+function contentHash(content: string | Buffer): string {
+  return crypto.createHash('sha256').update(content).digest('hex');
 }
 
 /** The file name in an intake key (keys of agentq ≤ 0.1 have no identity part). */
@@ -233,7 +238,7 @@ function removeIfUnchanged(full: string, identity: string, key: string): void {
     const now = fs.lstatSync(full, { bigint: true });
     const same =
       fileIdentity(now) === identity ||
-      (now.isFile() && identity.startsWith(`${now.ino}-`) && crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex') === key.split(':', 1)[0]);
+      (now.isFile() && identity.startsWith(`${now.ino}-`) && key.startsWith(`${contentHash(fs.readFileSync(full))}:`));
     if (same) fs.unlinkSync(full);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
