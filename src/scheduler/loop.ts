@@ -65,7 +65,12 @@ export class DispatchLoop {
    */
   async run(): Promise<void> {
     const watcher: InboxWatch | null = this.o.once ? null : watchInbox(this.paths.inbox, () => this.wake());
-    if (watcher) this.dispatcher.inboxComplete = (file, identity) => watcher.complete(file, identity);
+    if (watcher) {
+      this.dispatcher.inboxComplete = (file, identity) => watcher.complete(file, identity);
+      // A file dropped after the first tick's scan but before the watch was set up sent no
+      // event: the inbox is looked at once more when the watch is ready, not at the next poll.
+      void watcher.ready.then(() => this.wake(), () => {});
+    }
     // `once`: the last attempt's end is looked at now, not at the next poll.
     if (this.o.once) this.dispatcher.onAllEnded = () => this.wake();
     let unwatch: (() => Promise<void>) | null = null;
