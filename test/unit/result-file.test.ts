@@ -43,7 +43,7 @@ describe('writeResultFile', () => {
     assert.equal(dirs.length, 2, 'done/ synced for each file');
     assert.ok(fds.every((s) => s.names.length < 2), 'a descriptor is synced before its file is linked');
     assert.ok(dirs.every((s) => s.names.length >= 1), 'the folder is synced after a link');
-    // The writes run on the thread pool: the two links land in one group of fsyncs (the folder
+    // The temp files are created on the thread pool: the two links land in one group of fsyncs (the folder
     // synced once for both) or in two, as their I/O completes.
     assert.ok(group.fsyncs === 3 || group.fsyncs === 4, `two descriptors, then done/ once or twice (${group.fsyncs})`);
   });
