@@ -20,6 +20,13 @@
  *   overhead/task  (wall − direct) / N
  *   steady/task    (wall − startup − intake − direct) / N: the per-task cost of dispatching
  *                  alone, with the fixed costs taken out
+ *
+ * Order: every case's `agentq run --once` and direct spawns first, then the intake timings,
+ * then the projects are removed. Files removed (a case's project, the intake child's files)
+ * make later file creations dearer on some file systems (ext4 without a journal skips every
+ * inode freed in the last minute or more, one by one, when it allocates one), so the removals
+ * of one measurement would tax the next; the inbox files a run takes in still tax its own
+ * creations (logs, result files), as they would in use.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -177,7 +184,8 @@ async function timeDirect(tasks: number, concurrency: number): Promise<number> {
   return performance.now() - t0;
 }
 
-async function runCase(c: Case, agentq: string, keep: boolean): Promise<CaseResult> {
+/** One case's `agentq run --once` and direct spawns; its intake is timed later ({@link main}), its project removed by the caller. */
+async function runCase(c: Case, agentq: string): Promise<{ result: Omit<CaseResult, 'intakeMs'>; paths: ProjectPaths }> {
   const say = (s: string) => process.stderr.write(`  ${s}\n`);
   process.stderr.write(`${c.tasks} tasks, concurrency ${c.concurrency}:\n`);
   say('writing task files…');
@@ -196,11 +204,7 @@ async function runCase(c: Case, agentq: string, keep: boolean): Promise<CaseResu
   }
   say(`direct spawn of "${NOOP_ARGV.join(' ')}" ×${c.tasks}, ${c.concurrency} in flight…`);
   const directMs = await timeDirect(c.tasks, c.concurrency);
-  say('in-process intake of the same files (child process)…');
-  const intakeMs = await timeIntake(c.tasks);
-  if (!keep && !problem) fs.rmSync(paths.root, { recursive: true, force: true });
-  else say(`kept ${paths.root}`);
-  return { ...c, wallMs: run.ms, intakeMs, directMs, doneFiles, exitCode: run.code, problem };
+  return { result: { ...c, wallMs: run.ms, directMs, doneFiles, exitCode: run.code, problem }, paths };
 }
 
 /** `agentq run --once` on an empty project: process start, module loading, one tick, shutdown. */
@@ -237,8 +241,18 @@ async function main(): Promise<number> {
 
   process.stderr.write('startup: agentq run --once on an empty project (median of 3)…\n');
   const startupMs = await timeStartup(agentq);
+  const runs: Array<Awaited<ReturnType<typeof runCase>>> = [];
+  for (const c of cases) runs.push(await runCase(c, agentq));
+  // After every run (see the module comment: the files they create and remove tax later creations).
   const results: CaseResult[] = [];
-  for (const c of cases) results.push(await runCase(c, agentq, keep));
+  for (const { result } of runs) {
+    process.stderr.write(`in-process intake of ${result.tasks} files (child process)…\n`);
+    results.push({ ...result, intakeMs: await timeIntake(result.tasks) });
+  }
+  for (const { result, paths } of runs) {
+    if (!keep && !result.problem) fs.rmSync(paths.root, { recursive: true, force: true });
+    else process.stderr.write(`kept ${paths.root}\n`);
+  }
 
   const rows = results.map((r) => [
     String(r.tasks),

@@ -147,13 +147,14 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
   }
   // The agents' spawner starts while the rest loads and the store opens (the dispatcher's start would, later).
   (await import('../process/spawner.ts')).startSpawner();
-  const [{ Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
+  // The project opens while the rest loads: a config.yaml not cached yet is validated by a child process meanwhile.
+  const [p, { Dispatcher }, { DEFAULT_MAX_WAIT, DispatchLoop }, { createRunners }, { attachProgress }] = await Promise.all([
+    openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, 'apart'),
     import('../scheduler/dispatcher.ts'),
     import('../scheduler/loop.ts'),
     import('../agents/registry.ts'),
     import('./progress.ts'),
   ]);
-  const p = await openProject(g, { busyTimeoutMs: DISPATCHER_BUSY_TIMEOUT_MS }, 'apart');
   applyLocalConcurrency(p.config, localConcurrency);
   if (labels) p.config.labels = labels;
   for (const d of [p.paths.done, p.paths.failed, p.paths.logs]) fs.mkdirSync(d, { recursive: true });

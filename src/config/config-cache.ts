@@ -7,7 +7,7 @@
  * agentq is validated again. Only the compiled build caches: from the sources (tsx) every load
  * validates.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -60,7 +60,8 @@ function lookUp(projectDir: string, stamp: string): { file: string; key: string;
  * @param o.apart on a cache miss, validate in a child process (`node validate-config.js DIR`,
  *   which caches the result) so that this process never loads the schema: for `agentq run`,
  *   which lives on with what it loaded (zod and yaml: ~12 MiB), at the cost of one Node start
- *   (~0.3 s) after config.yaml changed. Should the child not leave a cache entry (an invalid
+ *   (~0.3 s) after config.yaml changed; waited for without blocking, so the caller's own
+ *   loading goes on meanwhile. Should the child not leave a cache entry (an invalid
  *   config, a cache that cannot be written), config.yaml is validated here, so its error is
  *   the same. Default false.
  * @throws ConfigError as `loadConfig` (an invalid config is never cached)
@@ -71,8 +72,12 @@ export async function loadConfigCached(projectDir: string, o: { apart?: boolean 
   let found = lookUp(projectDir, stamp);
   if (found.config) return found.config;
   if (o.apart) {
-    const child = spawnSync(process.execPath, [fileURLToPath(new URL('./validate-config.js', import.meta.url)), projectDir], { stdio: 'ignore' });
-    if (child.status === 0) {
+    const status = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL('./validate-config.js', import.meta.url)), projectDir], { stdio: 'ignore' });
+      child.once('error', () => resolve(null));
+      child.once('close', (code) => resolve(code));
+    });
+    if (status === 0) {
       found = lookUp(projectDir, stamp);
       if (found.config) return found.config;
     }

@@ -272,19 +272,38 @@ export function markProcessCreation(): CreationMark | null {
  * `pids.max`), a `ns_last_pid` write or `clone3` `set_tid` (both need privileges).
  */
 export function createdSince(mark: CreationMark): ((pid: number) => boolean) | null {
+  const window = creationWindow(mark);
+  return window === null ? null : inWindow(window);
+}
+
+/** The test of a creation window ({@link creationWindow}) on pids. */
+function inWindow({ from, to }: { from: number; to: number }): (pid: number) => boolean {
+  if (to === from) return () => false;
+  return to > from ? (pid) => pid > from && pid <= to : (pid) => pid > from || pid <= to;
+}
+
+/**
+ * The pids handed out since `mark` ({@link createdSince}): those after `from` up to `to` in
+ * the kernel's cycle (wrapped when `to` < `from`); null when that cannot be told.
+ */
+function creationWindow(mark: CreationMark): { from: number; to: number } | null {
   const now = markProcessCreation();
   const pidMax = Number(safeReadSync('/proc/sys/kernel/pid_max'));
   if (now === null || !Number.isInteger(pidMax) || pidMax <= 0) return null;
   const forks = now.forks - mark.forks;
   if (forks < 0 || 2 * forks + Math.max(mark.threads, now.threads) >= (pidMax - RESERVED_PIDS) / 2) return null;
-  const from = mark.lastPid;
-  const to = now.lastPid;
-  if (to === from) return () => false;
-  return to > from ? (pid) => pid > from && pid <= to : (pid) => pid > from || pid <= to;
+  return { from: mark.lastPid, to: now.lastPid };
 }
 
 /** Pids below this are skipped when the kernel's pid cycle wraps (`RESERVED_PIDS`). */
 const RESERVED_PIDS = 300;
+
+/**
+ * A creation window ({@link creationWindow}) of at most this many pids is read pid by pid
+ * (`/proc/<pid>/stat`: one failed open for a pid not in use) instead of listing every process
+ * (`/proc`'s readdir, which costs more than a handful of reads even on a quiet system).
+ */
+const PROBE_MAX = 64;
 
 /**
  * Snapshot of the stat of every process, or only of those created since `since` (and the
@@ -293,11 +312,20 @@ const RESERVED_PIDS = 300;
 async function snapshot(since: CreationMark | null = null, include: Iterable<number> = []): Promise<Map<number, ProcessInfo> | null> {
   if (!HAS_PROC) return null;
   const map = new Map<number, ProcessInfo>();
-  let pids = await listPids();
-  const created = since === null ? null : createdSince(since);
-  if (created !== null) {
-    const extra = new Set(include);
-    pids = pids.filter((pid) => created(pid) || extra.has(pid));
+  const window = since === null ? null : creationWindow(since);
+  let pids: Iterable<number>;
+  if (window !== null && window.to >= window.from && window.to - window.from <= PROBE_MAX) {
+    // Read directly: the window's pids (a thread's id among them is not a process) and `include`.
+    const probed = new Set(include);
+    for (let pid = window.from + 1; pid <= window.to; pid++) probed.add(pid);
+    pids = [...probed].filter((pid) => pid > 0 && leadsItsThreadGroup(pid));
+  } else {
+    pids = await listPids();
+    if (window !== null) {
+      const created = inWindow(window);
+      const extra = new Set(include);
+      pids = (pids as number[]).filter((pid) => created(pid) || extra.has(pid));
+    }
   }
   for (const pid of pids) {
     const text = safeReadSync(`/proc/${pid}/stat`);
@@ -305,6 +333,16 @@ async function snapshot(since: CreationMark | null = null, include: Iterable<num
     if (info !== null) map.set(pid, info);
   }
   return map;
+}
+
+/**
+ * Whether `pid` is a process (its thread group's leader, as `/proc`'s listing shows them),
+ * not another thread's id (`/proc/<tid>` opens too); false when it does not exist.
+ */
+function leadsItsThreadGroup(pid: number): boolean {
+  const status = safeReadSync(`/proc/${pid}/status`);
+  const tgid = status === null ? null : /^Tgid:\s*(\d+)$/m.exec(status);
+  return tgid !== null && Number(tgid[1]) === pid;
 }
 
 function normalizeTargets(target: StopTarget): StopTargets {

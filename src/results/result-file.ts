@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { ProjectPaths } from '../config/project.ts';
 import { TASK_LIMITS } from '../config/task-text.ts';
 import type { Delegation } from '../core/delegation.ts';
@@ -92,12 +93,16 @@ export function resultFields(task: Task, extras: ResultExtras = {}): Record<stri
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null && v !== undefined));
 }
 
+const loadYaml = async () => (await import('yaml')).default;
+/** The YAML library, loaded by the first {@link renderResultFile} (a dispatcher loads it once a task ends). */
+let yaml: Awaited<ReturnType<typeof loadYaml>> | null = null;
+
 /**
  * The whole file: YAML frontmatter, then the result text (done) or the original prompt. The
  * YAML library is loaded by the first call (a dispatcher loads it once a task ends).
  */
 export async function renderResultFile(task: Task, extras: ResultExtras = {}): Promise<string> {
-  const { default: YAML } = await import('yaml');
+  const YAML = (yaml ??= await loadYaml());
   const body = task.state === 'completed' ? (task.result ?? '') : task.prompt;
   return `---\n${YAML.stringify(resultFields(task, extras))}---\n\n${body.trimEnd()}\n`;
 }
@@ -109,6 +114,9 @@ function sameContent(file: string, content: string): boolean {
     return false;
   }
 }
+
+/** open(2) on the thread pool (see {@link writeResultFile}). */
+const openOnPool = promisify(fs.open);
 
 /**
  * Writes the result file of a terminal task and resolves with its path, durable: the temp
@@ -130,14 +138,18 @@ export async function writeResultFile(
   const stem = fileStem(task);
   const tmp = path.join(dir, `.${stem}.${process.pid}.${tempStamp()}.tmp`);
   const content = await renderResultFile(task, extras);
+  // The temp file is created on the thread pool, off the event loop: creating a file can cost
+  // more than the rest of a task's end (ext4 without a journal skips every inode freed in the
+  // last minute, one by one: 0.1–0.5 ms of kernel time a file under churn). The write, close,
+  // link and unlink of a few hundred bytes cost less than a round trip to the pool each.
   let fd: number;
   try {
-    fd = fs.openSync(tmp, 'wx');
+    fd = await openOnPool(tmp, 'wx');
   } catch (err) {
     // The folder is made once, when the first file finds it missing.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     fs.mkdirSync(dir, { recursive: true });
-    fd = fs.openSync(tmp, 'wx');
+    fd = await openOnPool(tmp, 'wx');
   }
   // The temp file goes in every case, also when the write fails (a full disk: tried again next tick).
   try {

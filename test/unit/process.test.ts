@@ -7,7 +7,7 @@ import { makeTask } from '../fixtures/specs.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -209,6 +209,22 @@ describe('process-tree', () => {
     const report = await stopProcesses({ tagged: (t) => t === tag, createdAfter: before }, 300);
     assert.deepEqual(report.terminated, [orphan]);
     assert.equal(isAlive(orphan), false);
+  });
+
+  it('stopProcesses with createdAfter: the ids of a process\'s threads created after the mark are not processes of their own', async () => {
+    const tag = PREFIX + randomUUID();
+    const before = markProcessCreation();
+    // A Node process: its threads (V8's and libuv's) take ids right after its pid, within a small creation window.
+    const child = spawn(process.execPath, ['-e', 'console.log("ready"); setTimeout(() => {}, 300_000)'], {
+      env: { ...process.env, AGENTQ_ATTEMPT_ID: tag },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    const threads = readdirSync(`/proc/${child.pid}/task`).map(Number).filter((tid) => tid !== child.pid);
+    assert.ok(threads.length > 0, 'the child runs more than one thread');
+    const report = await stopProcesses({ tagged: (t) => t === tag, createdAfter: before }, 300);
+    assert.deepEqual(report.terminated, [child.pid], `its thread ids (${threads.join(', ')}) are not signalled or reported`);
+    assert.equal(isAlive(child.pid!), false);
   });
 
   it('stopProcesses resolves at once when nothing matches', async () => {

@@ -20,10 +20,15 @@ const done = (id: number, result: string) => makeTask({ id, name: 'build', state
 const entries = (dir: string) => fs.readdirSync(dir).sort();
 
 describe('writeResultFile', () => {
-  it('two tasks of one name written together: NAME.md and NAME.<id>.md, each fsynced, the folder once', async () => {
+  it('two tasks of one name written together: NAME.md and NAME.<id>.md, each fsynced before its link, the folder after', async () => {
     const paths = project();
     const group = new GroupSync();
-    const sync = (target: string | number) => group.sync(target);
+    // What done/ holds when each fsync is asked for: a descriptor before its file is linked, the folder after.
+    const asked: Array<{ target: 'fd' | 'dir'; names: string[] }> = [];
+    const sync = (target: string | number) => {
+      asked.push({ target: typeof target === 'number' ? 'fd' : 'dir', names: entries(paths.done).filter((f) => f.endsWith('.md')) });
+      return group.sync(target);
+    };
     const [a, b] = [done(1, 'first'), done(2, 'second')];
     const files = await Promise.all([writeResultFile(paths, a, {}, sync), writeResultFile(paths, b, {}, sync)]);
     // Whichever links first takes NAME.md; the other gets NAME.<its id>.md.
@@ -32,8 +37,15 @@ describe('writeResultFile', () => {
     assert.equal(fs.readFileSync(files[0]!, 'utf8'), await renderResultFile(a));
     assert.equal(fs.readFileSync(files[1]!, 'utf8'), await renderResultFile(b));
     assert.deepEqual(entries(paths.done), [`build.${second.id}.md`, 'build.md'], 'no temp file left');
-    assert.equal(group.fsyncs, 3, 'two temp files (their descriptors), then done/ once for both');
-    assert.equal(group.groups, 2, 'the temp files in one group, the folder in the next');
+    const fds = asked.filter((s) => s.target === 'fd');
+    const dirs = asked.filter((s) => s.target === 'dir');
+    assert.equal(fds.length, 2, 'each temp file (its descriptor) synced');
+    assert.equal(dirs.length, 2, 'done/ synced for each file');
+    assert.ok(fds.every((s) => s.names.length < 2), 'a descriptor is synced before its file is linked');
+    assert.ok(dirs.every((s) => s.names.length >= 1), 'the folder is synced after a link');
+    // The temp files are created on the thread pool: the two links land in one group of fsyncs (the folder
+    // synced once for both) or in two, as their I/O completes.
+    assert.ok(group.fsyncs === 3 || group.fsyncs === 4, `two descriptors, then done/ once or twice (${group.fsyncs})`);
   });
 
   it('the same task written again is the same file; another task never overwrites it', async () => {
