@@ -23,6 +23,7 @@ import type { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { startSpawner } from '../process/spawner.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
+import { LogFolders } from '../results/log-folders.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
@@ -260,6 +261,8 @@ export class Dispatcher {
   private readonly deliveryStore: Store;
   /** Records attempts' ends, those asked while one batch is under way together in the next (`finishMany`). */
   private readonly finisher: FinishBatcher;
+  /** Attempts' log folders, a spare one made ahead (src/results/log-folders.ts). */
+  private readonly logFolders: LogFolders;
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -274,6 +277,7 @@ export class Dispatcher {
     this.deliveryStore = options.store;
     this.createdAt = now();
     this.finisher = new FinishBatcher(this.o.store);
+    this.logFolders = new LogFolders(this.o.paths.logs);
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = workerIdOf(os.hostname(), process.pid);
     this.prices = priceTable(this.o.config);
@@ -338,6 +342,7 @@ export class Dispatcher {
     await this.recover();
     await this.holdOverBudget();
     removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
+    this.logFolders.start(isAlive);
     // In a git repository, keep .agent-queue/ out of `git status` and agents' commits.
     await openWorkspace({ projectRoot: this.o.paths.root, taskId: 0, taskName: 'agentq', mode: 'inplace' });
     if ((await this.workspaceMode()) === 'worktree' || fs.existsSync(path.join(this.o.paths.dir, 'worktrees'))) {
@@ -373,6 +378,7 @@ export class Dispatcher {
     await Promise.all(this.services.map((service) => service.stop()));
     await this.sweeping;
     await this.o.store.removeWorker(this.workerId);
+    await this.logFolders.close();
   }
 
 
@@ -948,7 +954,7 @@ export class Dispatcher {
     const runner = this.o.runners.get(task.agent)!;
     const stdoutLog = attemptLogFile(this.o.paths, task, attempt.number, 'stdout');
     try {
-      fs.mkdirSync(path.dirname(stdoutLog), { recursive: true });
+      this.logFolders.prepare(path.dirname(stdoutLog), attempt.number);
     } catch (err) {
       await this.settle({ claim, model, stdoutLog: null, workspace: null }, this.preparationFailed(claim, 'logs', err), null);
       return null;
