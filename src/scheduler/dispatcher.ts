@@ -79,7 +79,17 @@ interface Running {
    * the agent starts; the attempt's later writes wait for it. Never rejects (a failure is reported).
    */
   recorded?: Promise<void>;
+  /** Called once the agent has its process (its `spawned` event) or the attempt ended, whichever comes first: see {@link Dispatcher.spawnsUnderWay}. */
+  spawned: () => void;
 }
+
+/**
+ * How long a tick woken by the store waits at most for the agents it launched to have their
+ * process before the rest of its round, ms: a spawn takes 1–5 ms, 20 under load; the bound
+ * keeps a runner without a process (`openai`, `a2a`: no `spawned` event) or a stuck spawn from
+ * holding up the round.
+ */
+const SPAWN_WAIT_MS = 20;
 
 /**
  * Chooses the model for an attempt: the task's `model`, else config's `models` per
@@ -263,6 +273,8 @@ export class Dispatcher {
   private readonly finisher: FinishBatcher;
   /** Attempts' log folders, a spare one made ahead (src/results/log-folders.ts). */
   private readonly logFolders: LogFolders;
+  /** The launched attempts whose agent does not have its process yet (see {@link Running.spawned}). */
+  private readonly spawning = new Set<Promise<void>>();
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -460,7 +472,7 @@ export class Dispatcher {
    * files, then claim what can run. Leases and rescue run on cadences of their own
    * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
    * the store's `watchWork`: work is waiting there): claim first, then (once the attempts
-   * claimed have asked for their process) the rest, then claim
+   * claimed have their process, at most {@link SPAWN_WAIT_MS}) the rest, then claim
    * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
@@ -469,10 +481,10 @@ export class Dispatcher {
     // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
     if (o.claimFirst) {
       await this.pump();
-      // The attempts just launched ask for their process within this turn of the event loop
-      // (an in-place workspace needs no I/O first): the rest of the round (a directory read,
-      // store calls) comes after, not in their way.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // The rest of the round (a directory read, store calls, and the store server's work for
+      // them) waits for the agents just launched to have their process: not in their way while
+      // they are forked and started.
+      await this.spawnsUnderWay();
     }
     const made = this.workMade;
     const now = this.o.now();
@@ -485,6 +497,14 @@ export class Dispatcher {
     this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     if (!o.claimFirst) await this.pump();
     else if (this.workMade !== made) await this.pump({ refill: true }); // not a tick's pump: that was the first
+  }
+
+  /** Resolves once every launched attempt's agent has its process or its attempt ended ({@link Running.spawned}), or after {@link SPAWN_WAIT_MS}. */
+  private async spawnsUnderWay(): Promise<void> {
+    if (this.spawning.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.spawning), new Promise<void>((resolve) => (timer = setTimeout(resolve, SPAWN_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
@@ -701,7 +721,11 @@ export class Dispatcher {
   private launch(claim: Claim): Promise<void> {
     this.touched.add(claim.task.id);
     const controller = new AbortController();
-    const entry: Running = { claim, controller, done: Promise.resolve() };
+    let spawned = () => {};
+    const spawning = new Promise<void>((resolve) => (spawned = resolve));
+    this.spawning.add(spawning);
+    void spawning.then(() => this.spawning.delete(spawning));
+    const entry: Running = { claim, controller, done: Promise.resolve(), spawned };
     this.running.set(claim.attempt.id, entry);
     let starting = () => {};
     const started = new Promise<void>((resolve) => (starting = resolve));
@@ -716,6 +740,7 @@ export class Dispatcher {
       })
       .finally(() => {
         starting();
+        spawned();
         this.running.delete(claim.attempt.id);
         void this.pump({ refill: true })
           .then(() => {
@@ -801,7 +826,10 @@ export class Dispatcher {
       delegations: this.o.store,
       onEvent: (event) => {
         activity.touch();
-        if (event.type === 'spawned') activity.setPid(event.pid);
+        if (event.type === 'spawned') {
+          activity.setPid(event.pid);
+          entry?.spawned();
+        }
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
