@@ -65,6 +65,11 @@ export interface DispatcherOptions {
   events?: DispatcherEvents;
   /** Clock, epoch ms. Default Date.now. */
   now?: () => number;
+  /**
+   * How long a tick woken by the store waits at most for the agents it launched to have their
+   * process before the rest of its round, ms. Default {@link SPAWN_WAIT_MS}.
+   */
+  spawnWaitMs?: number;
 }
 
 
@@ -85,11 +90,11 @@ interface Running {
 
 /**
  * How long a tick woken by the store waits at most for the agents it launched to have their
- * process before the rest of its round, ms: a spawn takes 1–5 ms, 20 under load; the bound
- * keeps a runner without a process (`openai`, `a2a`: no `spawned` event) or a stuck spawn from
- * holding up the round.
+ * process before the rest of its round, ms (`DispatcherOptions.spawnWaitMs`): a spawn takes
+ * 1–5 ms, 20 under load; the bound keeps a runner without a process (`openai`, `a2a`: no
+ * `spawned` event), a spawner still starting or a stuck spawn from holding up the round.
  */
-const SPAWN_WAIT_MS = 20;
+export const SPAWN_WAIT_MS = 20;
 
 /**
  * Chooses the model for an attempt: the task's `model`, else config's `models` per
@@ -285,7 +290,7 @@ export class Dispatcher {
       },
       now,
     );
-    this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
+    this.o = { env: process.env, now, spawnWaitMs: SPAWN_WAIT_MS, ...options, store: this.storeRetry.wrap(options.store) };
     this.deliveryStore = options.store;
     this.createdAt = now();
     this.finisher = new FinishBatcher(this.o.store);
@@ -389,8 +394,8 @@ export class Dispatcher {
     await this.notifier?.stop();
     await Promise.all(this.services.map((service) => service.stop()));
     await this.sweeping;
-    await this.o.store.removeWorker(this.workerId);
     await this.logFolders.close();
+    await this.o.store.removeWorker(this.workerId);
   }
 
 
@@ -499,11 +504,11 @@ export class Dispatcher {
     else if (this.workMade !== made) await this.pump({ refill: true }); // not a tick's pump: that was the first
   }
 
-  /** Resolves once every launched attempt's agent has its process or its attempt ended ({@link Running.spawned}), or after {@link SPAWN_WAIT_MS}. */
+  /** Resolves once every launched attempt's agent has its process or its attempt ended ({@link Running.spawned}), or after `spawnWaitMs` ({@link SPAWN_WAIT_MS}). */
   private async spawnsUnderWay(): Promise<void> {
     if (this.spawning.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.spawning), new Promise<void>((resolve) => (timer = setTimeout(resolve, SPAWN_WAIT_MS)))]);
+    await Promise.race([Promise.all(this.spawning), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.spawnWaitMs)))]);
     clearTimeout(timer);
   }
 

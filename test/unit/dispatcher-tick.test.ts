@@ -78,7 +78,8 @@ describe('the order of a tick', () => {
         return command.run(request);
       },
     });
-    const d = new Dispatcher({ paths, store, config, runners: new Map([['command', recording]]) });
+    // A bound far above any spawn here (the first one also waits for the spawner's start): the order, not the bound, is tested.
+    const d = new Dispatcher({ paths, store, config, runners: new Map([['command', recording]]), spawnWaitMs: 30_000 });
     d.events.on('task.progress', (claim, event) => {
       if (event.type === 'spawned') calls.push(`spawned ${claim.task.name}`);
     });
