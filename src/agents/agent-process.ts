@@ -189,7 +189,8 @@ export async function runAgentProcess(
   const createdAfter = markProcessCreation();
   let child: SpawnedProcess;
   try {
-    child = await spawnAgent(command, argv.slice(1), { cwd: request.cwd, env });
+    // The prompt goes with the start (the spawner writes it, then EOF): no round trip more before the agent reads it.
+    child = await spawnAgent(command, argv.slice(1), { cwd: request.cwd, env, input: options.stdin ?? '' });
   } catch (err) {
     return failSpawn(err);
   }
@@ -271,10 +272,8 @@ export async function runAgentProcess(
   const stdoutClosed = pipeClosed(stdout, stdoutLog, stdoutLines);
   const stderrClosed = pipeClosed(stderr, stderrLog, stderrLines);
 
-  // Input: the prompt, then EOF. EPIPE (the agent does not read stdin) is not an error.
+  // Input: the prompt and EOF went with the start (written by the spawner; EPIPE, an agent that does not read stdin, is ignored there).
   stdin.on('error', () => {});
-  if (options.stdin !== undefined && options.stdin.length > 0) stdin.end(options.stdin);
-  else stdin.end();
 
   const exit = await exited;
   hasExited = true;

@@ -47,6 +47,13 @@ export interface SpawnOptions {
   cwd: string;
   /** The whole environment of the process (nothing is inherited). */
   env: Record<string, string>;
+  /**
+   * Written to its stdin by the spawner as soon as it runs, then its stdin is closed (EOF; `''`
+   * closes it at once): sent in the message that starts it, so the process reads it without
+   * waiting for another round trip. The returned `stdin` is then already ended. Default: none,
+   * stdin stays open for writes through `stdin`.
+   */
+  input?: string;
 }
 
 /** The spawner's program (CommonJS, run by `node -e`): one `message` per request, one per event of each child. */
@@ -77,6 +84,7 @@ function start(m) {
     kids.set(m.id, child);
     child.stdin.on('error', () => {});
     send({ t: 'spawned', id: m.id, pid: child.pid });
+    if (typeof m.input === 'string') child.stdin.end(m.input);
     for (const [fd, stream] of [[1, child.stdout], [2, child.stderr]]) {
       stream.on('data', (data) => send({ t: 'out', id: m.id, fd, data }));
       stream.on('error', () => {});
@@ -99,6 +107,8 @@ type FromSpawner =
 interface Pending {
   resolve: (p: SpawnedProcess) => void;
   reject: (err: Error) => void;
+  /** Its stdin was given with the start (`SpawnOptions.input`): the spawner ends it. */
+  inputSent: boolean;
 }
 
 interface Live {
@@ -129,9 +139,9 @@ class Spawner {
     const child = this.running();
     const id = ++this.seq;
     return new Promise<SpawnedProcess>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, inputSent: options.input !== undefined });
       this.hold();
-      child.send({ t: 'spawn', id, command, args, cwd: options.cwd, env: options.env });
+      child.send({ t: 'spawn', id, command, args, cwd: options.cwd, env: options.env, input: options.input });
     });
   }
 
@@ -173,7 +183,7 @@ class Spawner {
         const pending = this.pending.get(m.id);
         if (!pending) return;
         this.pending.delete(m.id);
-        const live = this.open(m.id, m.pid);
+        const live = this.open(m.id, m.pid, pending.inputSent);
         this.live.set(m.id, live);
         pending.resolve(live.proc);
         return;
@@ -219,7 +229,7 @@ class Spawner {
     this.hold();
   }
 
-  private open(id: number, pid: number): Live {
+  private open(id: number, pid: number, inputSent: boolean): Live {
     const send = (m: Record<string, unknown>): void => {
       if (this.child?.connected) this.child.send({ ...m, id });
     };
@@ -240,10 +250,11 @@ class Spawner {
         callback();
       },
       final(callback) {
-        send({ t: 'in-end' });
+        if (!inputSent) send({ t: 'in-end' });
         callback();
       },
     });
+    if (inputSent) stdin.end();
     let exit: (e: ProcessExit) => void = () => {};
     const exited = new Promise<ProcessExit>((resolve) => (exit = resolve));
     const live: Live = { stdout: output(1), stderr: output(2), exit, stdinClosed: [], exited: false, open: new Set([1, 2]), proc: null as unknown as SpawnedProcess };

@@ -16,7 +16,12 @@ export function taskLogDir(paths: ProjectPaths, task: Pick<Task, 'id' | 'name'>)
 
 /** The log file of one attempt (`number` is the attempt's 1-based claim number). */
 export function attemptLogFile(paths: ProjectPaths, task: Pick<Task, 'id' | 'name'>, number: number, stream: 'stdout' | 'stderr'): string {
-  return path.join(taskLogDir(paths, task), `${number}.${stream}.log`);
+  return path.join(taskLogDir(paths, task), attemptLogName(number, stream));
+}
+
+/** The name of an attempt's log file in its task's log folder: `<number>.<stream>.log`. */
+export function attemptLogName(number: number, stream: 'stdout' | 'stderr'): string {
+  return `${number}.${stream}.log`;
 }
 
 /**

@@ -23,6 +23,7 @@ import type { Notifier } from '../notify/notifier.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../process/process-tree.ts';
 import { startSpawner } from '../process/spawner.ts';
 import { attemptLogFile, readOutputTail, verifyLogFile } from '../results/logs.ts';
+import { LogFolders } from '../results/log-folders.ts';
 import { removeStaleTempFiles } from '../results/result-file.ts';
 import type { FinishOutcome, Store, WorkerInfo, WorkspaceRecord } from '../store/store.ts';
 import { pushBranch } from '../workspace/push.ts';
@@ -64,6 +65,11 @@ export interface DispatcherOptions {
   events?: DispatcherEvents;
   /** Clock, epoch ms. Default Date.now. */
   now?: () => number;
+  /**
+   * How long a tick woken by the store waits at most for the agents it launched to have their
+   * process before the rest of its round, ms. Default {@link SPAWN_WAIT_MS}.
+   */
+  spawnWaitMs?: number;
 }
 
 
@@ -78,7 +84,17 @@ interface Running {
    * the agent starts; the attempt's later writes wait for it. Never rejects (a failure is reported).
    */
   recorded?: Promise<void>;
+  /** Called once the agent has its process (its `spawned` event) or the attempt ended, whichever comes first: see {@link Dispatcher.spawnsUnderWay}. */
+  spawned: () => void;
 }
+
+/**
+ * How long a tick woken by the store waits at most for the agents it launched to have their
+ * process before the rest of its round, ms (`DispatcherOptions.spawnWaitMs`): a spawn takes
+ * 1–5 ms, 20 under load; the bound keeps a runner without a process (`openai`, `a2a`: no
+ * `spawned` event), a spawner still starting or a stuck spawn from holding up the round.
+ */
+export const SPAWN_WAIT_MS = 20;
 
 /**
  * Chooses the model for an attempt: the task's `model`, else config's `models` per
@@ -260,6 +276,10 @@ export class Dispatcher {
   private readonly deliveryStore: Store;
   /** Records attempts' ends, those asked while one batch is under way together in the next (`finishMany`). */
   private readonly finisher: FinishBatcher;
+  /** Attempts' log folders, a spare one made ahead (src/results/log-folders.ts). */
+  private readonly logFolders: LogFolders;
+  /** The launched attempts whose agent does not have its process yet (see {@link Running.spawned}). */
+  private readonly spawning = new Set<Promise<void>>();
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -270,10 +290,11 @@ export class Dispatcher {
       },
       now,
     );
-    this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
+    this.o = { env: process.env, now, spawnWaitMs: SPAWN_WAIT_MS, ...options, store: this.storeRetry.wrap(options.store) };
     this.deliveryStore = options.store;
     this.createdAt = now();
     this.finisher = new FinishBatcher(this.o.store);
+    this.logFolders = new LogFolders(this.o.paths.logs);
     this.events = options.events ?? new DispatcherEvents();
     this.workerId = workerIdOf(os.hostname(), process.pid);
     this.prices = priceTable(this.o.config);
@@ -338,6 +359,7 @@ export class Dispatcher {
     await this.recover();
     await this.holdOverBudget();
     removeStaleTempFiles(this.o.paths, (pid) => pid === process.pid || isAlive(pid));
+    this.logFolders.start(isAlive);
     // In a git repository, keep .agent-queue/ out of `git status` and agents' commits.
     await openWorkspace({ projectRoot: this.o.paths.root, taskId: 0, taskName: 'agentq', mode: 'inplace' });
     if ((await this.workspaceMode()) === 'worktree' || fs.existsSync(path.join(this.o.paths.dir, 'worktrees'))) {
@@ -372,6 +394,7 @@ export class Dispatcher {
     await this.notifier?.stop();
     await Promise.all(this.services.map((service) => service.stop()));
     await this.sweeping;
+    await this.logFolders.close();
     await this.o.store.removeWorker(this.workerId);
   }
 
@@ -454,7 +477,7 @@ export class Dispatcher {
    * files, then claim what can run. Leases and rescue run on cadences of their own
    * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
    * the store's `watchWork`: work is waiting there): claim first, then (once the attempts
-   * claimed have asked for their process) the rest, then claim
+   * claimed have their process, at most {@link SPAWN_WAIT_MS}) the rest, then claim
    * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
@@ -463,10 +486,10 @@ export class Dispatcher {
     // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
     if (o.claimFirst) {
       await this.pump();
-      // The attempts just launched ask for their process within this turn of the event loop
-      // (an in-place workspace needs no I/O first): the rest of the round (a directory read,
-      // store calls) comes after, not in their way.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // The rest of the round (a directory read, store calls, and the store server's work for
+      // them) waits for the agents just launched to have their process: not in their way while
+      // they are forked and started.
+      await this.spawnsUnderWay();
     }
     const made = this.workMade;
     const now = this.o.now();
@@ -479,6 +502,14 @@ export class Dispatcher {
     this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     if (!o.claimFirst) await this.pump();
     else if (this.workMade !== made) await this.pump({ refill: true }); // not a tick's pump: that was the first
+  }
+
+  /** Resolves once every launched attempt's agent has its process or its attempt ended ({@link Running.spawned}), or after `spawnWaitMs` ({@link SPAWN_WAIT_MS}). */
+  private async spawnsUnderWay(): Promise<void> {
+    if (this.spawning.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.spawning), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.spawnWaitMs)))]);
+    clearTimeout(timer);
   }
 
   /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
@@ -695,7 +726,11 @@ export class Dispatcher {
   private launch(claim: Claim): Promise<void> {
     this.touched.add(claim.task.id);
     const controller = new AbortController();
-    const entry: Running = { claim, controller, done: Promise.resolve() };
+    let spawned = () => {};
+    const spawning = new Promise<void>((resolve) => (spawned = resolve));
+    this.spawning.add(spawning);
+    void spawning.then(() => this.spawning.delete(spawning));
+    const entry: Running = { claim, controller, done: Promise.resolve(), spawned };
     this.running.set(claim.attempt.id, entry);
     let starting = () => {};
     const started = new Promise<void>((resolve) => (starting = resolve));
@@ -710,6 +745,7 @@ export class Dispatcher {
       })
       .finally(() => {
         starting();
+        spawned();
         this.running.delete(claim.attempt.id);
         void this.pump({ refill: true })
           .then(() => {
@@ -795,7 +831,10 @@ export class Dispatcher {
       delegations: this.o.store,
       onEvent: (event) => {
         activity.touch();
-        if (event.type === 'spawned') activity.setPid(event.pid);
+        if (event.type === 'spawned') {
+          activity.setPid(event.pid);
+          entry?.spawned();
+        }
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);
@@ -948,7 +987,7 @@ export class Dispatcher {
     const runner = this.o.runners.get(task.agent)!;
     const stdoutLog = attemptLogFile(this.o.paths, task, attempt.number, 'stdout');
     try {
-      fs.mkdirSync(path.dirname(stdoutLog), { recursive: true });
+      this.logFolders.prepare(path.dirname(stdoutLog), attempt.number);
     } catch (err) {
       await this.settle({ claim, model, stdoutLog: null, workspace: null }, this.preparationFailed(claim, 'logs', err), null);
       return null;

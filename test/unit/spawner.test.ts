@@ -46,6 +46,17 @@ describe('spawnAgent', () => {
     assert.deepEqual(await p.exited, { code: 0, signal: null });
   });
 
+  it('input given with the start is written by the spawner, then EOF; the stdin returned is already ended', async () => {
+    const p = await spawnAgent('sh', ['-c', 'cat; echo eof'], { cwd: dir, env, input: 'the prompt\n' });
+    assert.equal(p.stdin.writableEnded, true);
+    assert.equal((await readAll(p.stdout)).toString(), 'the prompt\neof\n');
+    assert.deepEqual(await p.exited, { code: 0, signal: null });
+    const empty = await spawnAgent('sh', ['-c', 'cat; echo eof'], { cwd: dir, env, input: '' });
+    assert.equal((await readAll(empty.stdout)).toString(), 'eof\n', 'an empty input: EOF at once');
+    const ignored = await spawnAgent('true', [], { cwd: dir, env, input: 'x'.repeat(1024 * 1024) });
+    assert.deepEqual(await ignored.exited, { code: 0, signal: null }, 'an agent that does not read stdin (EPIPE) is no error');
+  });
+
   it('reports the exit code and the signal that ended it', async () => {
     const a = await spawnAgent('sh', ['-c', 'exit 7'], { cwd: dir, env });
     assert.deepEqual(await a.exited, { code: 7, signal: null });
