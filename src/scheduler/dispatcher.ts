@@ -65,11 +65,6 @@ export interface DispatcherOptions {
   events?: DispatcherEvents;
   /** Clock, epoch ms. Default Date.now. */
   now?: () => number;
-  /**
-   * How long a tick woken by the store waits at most for the agents it launched to have their
-   * process before the rest of its round, ms. Default {@link SPAWN_WAIT_MS}.
-   */
-  spawnWaitMs?: number;
 }
 
 
@@ -84,17 +79,7 @@ interface Running {
    * the agent starts; the attempt's later writes wait for it. Never rejects (a failure is reported).
    */
   recorded?: Promise<void>;
-  /** Called once the agent has its process (its `spawned` event) or the attempt ended, whichever comes first: see {@link Dispatcher.spawnsUnderWay}. */
-  spawned: () => void;
 }
-
-/**
- * How long a tick woken by the store waits at most for the agents it launched to have their
- * process before the rest of its round, ms (`DispatcherOptions.spawnWaitMs`): a spawn takes
- * 1–5 ms, 20 under load; the bound keeps a runner without a process (`openai`, `a2a`: no
- * `spawned` event), a spawner still starting or a stuck spawn from holding up the round.
- */
-export const SPAWN_WAIT_MS = 20;
 
 /**
  * Chooses the model for an attempt: the task's `model`, else config's `models` per
@@ -278,8 +263,6 @@ export class Dispatcher {
   private readonly finisher: FinishBatcher;
   /** Attempts' log folders, a spare one made ahead (src/results/log-folders.ts). */
   private readonly logFolders: LogFolders;
-  /** The launched attempts whose agent does not have its process yet (see {@link Running.spawned}). */
-  private readonly spawning = new Set<Promise<void>>();
 
   constructor(options: DispatcherOptions) {
     const now = options.now ?? Date.now;
@@ -290,7 +273,7 @@ export class Dispatcher {
       },
       now,
     );
-    this.o = { env: process.env, now, spawnWaitMs: SPAWN_WAIT_MS, ...options, store: this.storeRetry.wrap(options.store) };
+    this.o = { env: process.env, now, ...options, store: this.storeRetry.wrap(options.store) };
     this.deliveryStore = options.store;
     this.createdAt = now();
     this.finisher = new FinishBatcher(this.o.store);
@@ -477,7 +460,7 @@ export class Dispatcher {
    * files, then claim what can run. Leases and rescue run on cadences of their own
    * ({@link keepLeases}, {@link recover}), started by {@link start}. `claimFirst` (a wake-up by
    * the store's `watchWork`: work is waiting there): claim first, then (once the attempts
-   * claimed have their process, at most {@link SPAWN_WAIT_MS}) the rest, then claim
+   * claimed have asked for their process) the rest, then claim
    * again only if the rest made work (tasks taken in, tasks ended by it).
    * @throws the error a service failed with since the last tick (a store that is broken for good)
    */
@@ -486,10 +469,10 @@ export class Dispatcher {
     // Woken by work another process committed: it is claimed before the rest of the round, which it does not need.
     if (o.claimFirst) {
       await this.pump();
-      // The rest of the round (a directory read, store calls, and the store server's work for
-      // them) waits for the agents just launched to have their process: not in their way while
-      // they are forked and started.
-      await this.spawnsUnderWay();
+      // The attempts just launched ask for their process within this turn of the event loop
+      // (an in-place workspace needs no I/O first): the rest of the round (a directory read,
+      // store calls) comes after, not in their way.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const made = this.workMade;
     const now = this.o.now();
@@ -502,14 +485,6 @@ export class Dispatcher {
     this.sweeping ??= this.sweepRunners().finally(() => (this.sweeping = null));
     if (!o.claimFirst) await this.pump();
     else if (this.workMade !== made) await this.pump({ refill: true }); // not a tick's pump: that was the first
-  }
-
-  /** Resolves once every launched attempt's agent has its process or its attempt ended ({@link Running.spawned}), or after `spawnWaitMs` ({@link SPAWN_WAIT_MS}). */
-  private async spawnsUnderWay(): Promise<void> {
-    if (this.spawning.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.spawning), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.spawnWaitMs)))]);
-    clearTimeout(timer);
   }
 
   /** Lets runners tidy up on the store ({@link AgentRunner.sweep}: the a2a runner closes orphaned delegations); a failure is reported, not thrown. */
@@ -726,11 +701,7 @@ export class Dispatcher {
   private launch(claim: Claim): Promise<void> {
     this.touched.add(claim.task.id);
     const controller = new AbortController();
-    let spawned = () => {};
-    const spawning = new Promise<void>((resolve) => (spawned = resolve));
-    this.spawning.add(spawning);
-    void spawning.then(() => this.spawning.delete(spawning));
-    const entry: Running = { claim, controller, done: Promise.resolve(), spawned };
+    const entry: Running = { claim, controller, done: Promise.resolve() };
     this.running.set(claim.attempt.id, entry);
     let starting = () => {};
     const started = new Promise<void>((resolve) => (starting = resolve));
@@ -745,7 +716,6 @@ export class Dispatcher {
       })
       .finally(() => {
         starting();
-        spawned();
         this.running.delete(claim.attempt.id);
         void this.pump({ refill: true })
           .then(() => {
@@ -831,10 +801,7 @@ export class Dispatcher {
       delegations: this.o.store,
       onEvent: (event) => {
         activity.touch();
-        if (event.type === 'spawned') {
-          activity.setPid(event.pid);
-          entry?.spawned();
-        }
+        if (event.type === 'spawned') activity.setPid(event.pid);
         this.events.emit('task.progress', claim, event);
         if (event.type === 'turn') {
           const usd = meter.add(event.model ?? sessionModel ?? model, event.usage);

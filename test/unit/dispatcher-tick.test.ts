@@ -2,7 +2,7 @@
  * The order of a dispatcher's tick: a plain tick (the poll, an inbox event) takes the inbox in
  * before it claims; a tick woken by the store (`claimFirst`: work another process committed,
  * PostgreSQL's NOTIFY) claims what waits in the store first, then takes the inbox in and claims
- * what that created in the same tick, once the agents it claimed have their process.
+ * what that created in the same tick, once the agents it claimed have asked for their process.
  * In process, a real SQLite store, real `command` agents.
  */
 import assert from 'node:assert/strict';
@@ -56,7 +56,7 @@ describe('the order of a tick', () => {
     }
   });
 
-  it('a tick woken by the store has the agents it claimed spawned before it goes on with the rest of the round', async () => {
+  it('a tick woken by the store has the agents it claimed started before it goes on with the rest of the round', async () => {
     const paths = makeProject({ concurrency: 1, poll_interval: '30s', workspace: 'inplace' });
     const calls: string[] = [];
     /** The store's first call of the rest of the round (the intake's) recorded. */
@@ -78,16 +78,12 @@ describe('the order of a tick', () => {
         return command.run(request);
       },
     });
-    // A bound far above any spawn here (the first one also waits for the spawner's start): the order, not the bound, is tested.
-    const d = new Dispatcher({ paths, store, config, runners: new Map([['command', recording]]), spawnWaitMs: 30_000 });
-    d.events.on('task.progress', (claim, event) => {
-      if (event.type === 'spawned') calls.push(`spawned ${claim.task.name}`);
-    });
+    const d = new Dispatcher({ paths, store, config, runners: new Map([['command', recording]]) });
     await d.start();
     try {
       calls.length = 0; // what start() did
       await d.tick({ claimFirst: true });
-      assert.deepEqual(calls.slice(0, 3), ['run stored', 'spawned stored', 'intake']);
+      assert.deepEqual(calls.slice(0, 2), ['run stored', 'intake']);
     } finally {
       await d.stop();
       await store.close();
