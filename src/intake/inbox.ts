@@ -176,12 +176,23 @@ export interface ReadEntryOptions {
   listedRegular?: boolean;
 }
 
+/** Bytes of a task file read before its fstat (64 KiB): a file this small is read with one read, one fstat. */
+const FIRST_READ_BYTES = 64 * 1024;
+
+/** The buffer of every first read (see {@link FIRST_READ_BYTES}); the content is copied out of it. */
+let firstRead: Buffer | null = null;
+
 /**
  * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file
  * (no symlink, no other hard link, so nothing outside the project), at most
  * {@link MAX_TASK_FILE_BYTES}, settled (see {@link ReadEntryOptions}). Only an entry listed
  * or lstat'ed as a regular file is opened, without following links and without blocking (a
  * FIFO swapped in after the check cannot hang intake), then checked again on the open file.
+ * A file of at most {@link FIRST_READ_BYTES} is read first and checked after, by one fstat of
+ * the open file (the bytes read are the file's whole content, written no later than that fstat
+ * says: a write during the read changes its size, mtime or ctime); a larger one is checked
+ * before it is read whole and again after (two fstats). The identity returned is the one
+ * fstat after the read gave.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
 export function readTaskFileEntry(
@@ -207,18 +218,36 @@ export function readTaskFileEntry(
     throw err;
   }
   try {
+    const buffer = (firstRead ??= Buffer.allocUnsafe(FIRST_READ_BYTES));
+    let head = -1;
+    let readError: unknown = null;
+    try {
+      head = fs.readSync(fd, buffer, 0, FIRST_READ_BYTES, 0);
+    } catch (err) {
+      readError = err; // not a regular file after all (a directory or a FIFO swapped in after the listing)? The fstat says.
+    }
     const stat = fs.fstatSync(fd, { bigint: true });
-    const again = check(stat);
-    if (again) return again;
-    if (Number(stat.mtimeMs) > (o.settledBefore ?? Infinity) && !o.complete?.(fileIdentity(stat))) return { kind: 'unsettled' };
-    // One read of the size fstat gave (the check below sees a file that grew or shrank).
-    const size = Number(stat.size);
-    const content = Buffer.allocUnsafe(size);
-    let got = 0;
-    for (let n = -1; got < size && n !== 0; got += n) n = fs.readSync(fd, content, got, size - got, got);
-    const after = fs.fstatSync(fd, { bigint: true });
     // Unlinked meanwhile (taken in by another dispatcher): the unlink changed its ctime, so the
     // identity read now would not be the one that dispatcher recorded.
+    if (stat.nlink === 0n) return { kind: 'gone' };
+    const refused = check(stat);
+    if (refused) return refused;
+    if (readError) throw readError;
+    const identity = fileIdentity(stat);
+    if (Number(stat.mtimeMs) > (o.settledBefore ?? Infinity) && !o.complete?.(identity)) return { kind: 'unsettled' };
+    const size = Number(stat.size);
+    if (head < FIRST_READ_BYTES) {
+      // The whole file in one read, unless it changed size since (or the read came back short): read next time.
+      if (head !== size) return { kind: 'unsettled' };
+      const content = Buffer.allocUnsafe(size);
+      buffer.copy(content, 0, 0, size);
+      return { kind: 'file', content, identity };
+    }
+    // A larger file: the rest read up to the size fstat gave (the check below sees a file that grew or shrank).
+    const content = Buffer.allocUnsafe(size);
+    let got = buffer.copy(content, 0, 0, Math.min(head, size));
+    for (let n = -1; got < size && n !== 0; got += n) n = fs.readSync(fd, content, got, size - got, got);
+    const after = fs.fstatSync(fd, { bigint: true });
     if (after.nlink === 0n) return { kind: 'gone' };
     if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || got !== size) return { kind: 'unsettled' };
     return { kind: 'file', content, identity: fileIdentity(after) };
