@@ -578,7 +578,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
+   * Inserts tasks (with dependencies), then their intake keys (in key order); call inside a transaction. Each new
    * task is read from the row it was inserted with ({@link insertedRowMaker}), its id from the
    * insert. An entry whose intake key is already
    * recorded (another dispatcher took the same file in first, removed or not) is not created
@@ -591,6 +591,7 @@ export class SqliteStore implements Store {
     let insert: Database.Statement | null = null;
     let inserted: (row: Row) => Row = (row) => row;
     const out: Array<{ id: number; task: Task | null }> = [];
+    const keys: Array<[key: string, taskId: number]> = [];
     for (const t of tasks) {
       const { dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, intakeKey } = t;
       const taken = intakeKey === undefined ? undefined : recorded.get(intakeKey);
@@ -611,7 +612,7 @@ export class SqliteStore implements Store {
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => out[i]?.id ?? -1)];
       deps.forEach((d, i) => dep.run(id, d, i));
       if (intakeKey !== undefined) {
-        intake.run(intakeKey, id);
+        keys.push([intakeKey, id]);
         recorded.set(intakeKey, id); // the same key again in this batch stands for this task
       }
       // The task as inserted: triggers change only what no Task field shows (deps_open, task_counts).
@@ -619,6 +620,9 @@ export class SqliteStore implements Store {
       whole.id = id;
       out.push({ id, task: toTask(whole, deps) });
     }
+    // In key order: the B-tree filled front to back, not split at random places (the keys begin with a hash).
+    keys.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [key, id] of keys) intake.run(key, id);
     return out;
   }
 
@@ -643,8 +647,9 @@ export class SqliteStore implements Store {
   async markIntakeRemoved(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
     const mark = this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?');
+    const sorted = [...keys].sort(); // in key order: the pages of both B-trees visited front to back
     this.tx(() => {
-      for (const key of keys) mark.run(key);
+      for (const key of sorted) mark.run(key);
     });
   }
 
