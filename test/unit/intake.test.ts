@@ -149,6 +149,16 @@ describe('inbox intake', () => {
     assert.deepEqual(Buffer.from(t!.prompt, 'latin1'), Buffer.from([0x63, 0x61, 0x66, 0xe9]));
   });
 
+  it('tells a file name holding U+FFFD itself from one whose bytes are not UTF-8', async () => {
+    const { paths, store } = setup();
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${paths.inbox}/`), Buffer.from([0x62, 0xff, 0x2e, 0x6d, 0x64])]), 'x');
+    dropTask(paths, 'real-\uFFFD', null, 'x');
+    dropTask(paths, 'plain', null, 'x');
+    const r = await takeInInbox(paths, store, config);
+    assert.deepEqual(r.created.map((t) => t.name).sort(), ['plain', 'real-\uFFFD']);
+    assert.deepEqual(r.refused.map((e) => e.file), ['b\uFFFD.md']);
+  });
+
   it('takes in every byte of files read in one read and of larger ones, up to the largest allowed', async () => {
     const { paths, store } = setup();
     // The whole file is `${body}\n`: sizes on both sides of the first read (64 KiB) and the largest allowed.
