@@ -578,7 +578,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inserts tasks (with dependencies), then their intake keys (in key order); call inside a transaction. Each new
+   * Inserts tasks (with dependencies and intake keys); call inside a transaction. Each new
    * task is read from the row it was inserted with ({@link insertedRowMaker}), its id from the
    * insert. An entry whose intake key is already
    * recorded (another dispatcher took the same file in first, removed or not) is not created
@@ -587,16 +587,15 @@ export class SqliteStore implements Store {
   private insertTasks(tasks: NewTask[], now: number): Array<{ id: number; task: Task | null }> {
     const dep = this.prepare('INSERT INTO task_deps (task_id, depends_on_id, position) VALUES (?, ?, ?)');
     const intake = this.prepare('INSERT INTO intake (key, task_id, file_removed) VALUES (?, ?, 0)');
-    const recorded = this.recordedIntake(tasks);
+    const recorded = this.prepare('SELECT task_id FROM intake WHERE key = ?');
     let insert: Database.Statement | null = null;
     let inserted: (row: Row) => Row = (row) => row;
     const out: Array<{ id: number; task: Task | null }> = [];
-    const keys: Array<[key: string, taskId: number]> = [];
     for (const t of tasks) {
       const { dependsOnIds, dependsOnBatch = [], parentId = null, parentBatch = null, intakeKey } = t;
-      const taken = intakeKey === undefined ? undefined : recorded.get(intakeKey);
-      if (taken !== undefined) {
-        out.push({ id: taken, task: null });
+      const taken = intakeKey === undefined ? undefined : (recorded.get(intakeKey) as Row | undefined);
+      if (taken) {
+        out.push({ id: Number(taken.task_id), task: null });
         continue;
       }
       const row = newTaskRow(t, now, parentBatch !== null ? (out[parentBatch]?.id ?? null) : parentId);
@@ -611,32 +610,13 @@ export class SqliteStore implements Store {
       const id = Number(insert.run(Object.values(row)).lastInsertRowid);
       const deps = [...dependsOnIds, ...dependsOnBatch.map((i) => out[i]?.id ?? -1)];
       deps.forEach((d, i) => dep.run(id, d, i));
-      if (intakeKey !== undefined) {
-        keys.push([intakeKey, id]);
-        recorded.set(intakeKey, id); // the same key again in this batch stands for this task
-      }
+      if (intakeKey !== undefined) intake.run(intakeKey, id);
       // The task as inserted: triggers change only what no Task field shows (deps_open, task_counts).
       const whole = inserted(row);
       whole.id = id;
       out.push({ id, task: toTask(whole, deps) });
     }
-    // In key order: the B-tree filled front to back, not split at random places (the keys begin with a hash).
-    keys.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [key, id] of keys) intake.run(key, id);
     return out;
-  }
-
-  /**
-   * The task ids of the batch's intake keys already recorded, by key: one statement for the
-   * batch (a statement per key costs twice as much). Call inside the enqueue's transaction.
-   */
-  private recordedIntake(tasks: readonly NewTask[]): Map<string, number> {
-    const keys = tasks.flatMap((t) => (t.intakeKey === undefined ? [] : [t.intakeKey]));
-    const found = new Map<string, number>();
-    if (keys.length === 0) return found;
-    const rows = this.prepare('SELECT key, task_id FROM intake WHERE key IN (SELECT value FROM json_each(?))').all(JSON.stringify(keys)) as Row[];
-    for (const r of rows) found.set(String(r.key), Number(r.task_id));
-    return found;
   }
 
   async getIntake(key: string) {
@@ -647,9 +627,8 @@ export class SqliteStore implements Store {
   async markIntakeRemoved(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
     const mark = this.prepare('UPDATE intake SET file_removed = 1 WHERE key = ?');
-    const sorted = [...keys].sort(); // in key order: the pages of both B-trees visited front to back
     this.tx(() => {
-      for (const key of sorted) mark.run(key);
+      for (const key of keys) mark.run(key);
     });
   }
 
