@@ -23,6 +23,9 @@ export { baseSpec, decodeTaskFile, isHttpUrl, REMOTE_NAME, splitFrontmatter, TAS
  *   digits, `.`, `_`, `-`, not starting with a letter or digit, or longer than 100 characters
  */
 export function checkTaskName(name: unknown, field: string): string {
+  // A valid name passes TASK_NAME_SCHEMA exactly when it matches TASK_NAME (whose length bound is
+  // the schema's): such a name skips zod (~2 µs); any other gets the schema's refusal.
+  if (typeof name === 'string' && TASK_NAME.test(name)) return name;
   let schema = nameSchemas.get(field);
   if (!schema) nameSchemas.set(field, (schema = z.object({ [field]: TASK_NAME_SCHEMA })));
   return validateFields(schema, { [field]: name })[field] as string;

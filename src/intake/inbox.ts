@@ -138,7 +138,10 @@ function entryKind(st: fs.BigIntStats): string {
 function listInbox(inbox: string): { names: string[]; regular: Set<string>; refused: RefusedEntry[] } | null {
   let raw: fs.Dirent[];
   try {
-    raw = fs.readdirSync(inbox, { encoding: 'buffer', withFileTypes: true }) as unknown as fs.Dirent[];
+    // Names as strings (half the cost of Buffers); only when one holds U+FFFD (bytes that are not
+    // UTF-8, or that character itself) is the directory listed again as bytes, to tell which.
+    raw = fs.readdirSync(inbox, { withFileTypes: true });
+    if (raw.some((e) => e.name.includes('\uFFFD'))) raw = fs.readdirSync(inbox, { encoding: 'buffer', withFileTypes: true }) as unknown as fs.Dirent[];
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
@@ -148,13 +151,13 @@ function listInbox(inbox: string): { names: string[]; regular: Set<string>; refu
   const refused: RefusedEntry[] = [];
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   for (const entry of raw) {
-    const b = entry.name as unknown as Buffer;
-    const lossy = b.toString('utf8');
+    const b = entry.name as string | Buffer;
+    const lossy = typeof b === 'string' ? b : b.toString('utf8');
     if (!lossy.endsWith('.md') || lossy.startsWith('.')) continue;
     let name = lossy; // bytes that are not UTF-8 decode to U+FFFD: only then is the strict decoding needed
     if (lossy.includes('\uFFFD')) {
       try {
-        name = utf8.decode(b);
+        name = utf8.decode(b as Buffer); // listed as bytes: a name with U+FFFD was in the listing
       } catch {
         refused.push({ file: lossy, reason: 'its file name is not valid UTF-8; rename it' });
         continue;
@@ -176,12 +179,23 @@ export interface ReadEntryOptions {
   listedRegular?: boolean;
 }
 
+/** Bytes of a task file read before its fstat (64 KiB): a file this small is read with one read, one fstat. */
+const FIRST_READ_BYTES = 64 * 1024;
+
+/** The buffer of every first read (see {@link FIRST_READ_BYTES}); the content is copied out of it. */
+let firstRead: Buffer | null = null;
+
 /**
  * Reads one task file entry (inbox or `recurring/`), if it may be taken in: a regular file
  * (no symlink, no other hard link, so nothing outside the project), at most
  * {@link MAX_TASK_FILE_BYTES}, settled (see {@link ReadEntryOptions}). Only an entry listed
  * or lstat'ed as a regular file is opened, without following links and without blocking (a
  * FIFO swapped in after the check cannot hang intake), then checked again on the open file.
+ * A file of at most {@link FIRST_READ_BYTES} is read first and checked after, by one fstat of
+ * the open file (the bytes read are the file's whole content, written no later than that fstat
+ * says: a write during the read changes its size, mtime or ctime); a larger one is checked
+ * before it is read whole and again after (two fstats). The identity returned is the one
+ * fstat after the read gave.
  * @throws Error from the file system other than the entry's vanishing or being refused
  */
 export function readTaskFileEntry(
@@ -207,18 +221,36 @@ export function readTaskFileEntry(
     throw err;
   }
   try {
+    const buffer = (firstRead ??= Buffer.allocUnsafe(FIRST_READ_BYTES));
+    let head = -1;
+    let readError: unknown = null;
+    try {
+      head = fs.readSync(fd, buffer, 0, FIRST_READ_BYTES, 0);
+    } catch (err) {
+      readError = err; // not a regular file after all (a directory or a FIFO swapped in after the listing)? The fstat says.
+    }
     const stat = fs.fstatSync(fd, { bigint: true });
-    const again = check(stat);
-    if (again) return again;
-    if (Number(stat.mtimeMs) > (o.settledBefore ?? Infinity) && !o.complete?.(fileIdentity(stat))) return { kind: 'unsettled' };
-    // One read of the size fstat gave (the check below sees a file that grew or shrank).
-    const size = Number(stat.size);
-    const content = Buffer.allocUnsafe(size);
-    let got = 0;
-    for (let n = -1; got < size && n !== 0; got += n) n = fs.readSync(fd, content, got, size - got, got);
-    const after = fs.fstatSync(fd, { bigint: true });
     // Unlinked meanwhile (taken in by another dispatcher): the unlink changed its ctime, so the
     // identity read now would not be the one that dispatcher recorded.
+    if (stat.nlink === 0n) return { kind: 'gone' };
+    const refused = check(stat);
+    if (refused) return refused;
+    if (readError) throw readError;
+    const identity = fileIdentity(stat);
+    if (Number(stat.mtimeMs) > (o.settledBefore ?? Infinity) && !o.complete?.(identity)) return { kind: 'unsettled' };
+    const size = Number(stat.size);
+    if (head < FIRST_READ_BYTES) {
+      // The whole file in one read, unless it changed size since (or the read came back short): read next time.
+      if (head !== size) return { kind: 'unsettled' };
+      const content = Buffer.allocUnsafe(size);
+      buffer.copy(content, 0, 0, size);
+      return { kind: 'file', content, identity };
+    }
+    // A larger file: the rest read up to the size fstat gave (the check below sees a file that grew or shrank).
+    const content = Buffer.allocUnsafe(size);
+    let got = buffer.copy(content, 0, 0, Math.min(head, size));
+    for (let n = -1; got < size && n !== 0; got += n) n = fs.readSync(fd, content, got, size - got, got);
+    const after = fs.fstatSync(fd, { bigint: true });
     if (after.nlink === 0n) return { kind: 'gone' };
     if (after.size !== stat.size || after.mtimeNs !== stat.mtimeNs || got !== size) return { kind: 'unsettled' };
     return { kind: 'file', content, identity: fileIdentity(after) };

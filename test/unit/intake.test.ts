@@ -149,6 +149,29 @@ describe('inbox intake', () => {
     assert.deepEqual(Buffer.from(t!.prompt, 'latin1'), Buffer.from([0x63, 0x61, 0x66, 0xe9]));
   });
 
+  it('tells a file name holding U+FFFD itself from one whose bytes are not UTF-8', async () => {
+    const { paths, store } = setup();
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${paths.inbox}/`), Buffer.from([0x62, 0xff, 0x2e, 0x6d, 0x64])]), 'x');
+    dropTask(paths, 'real-\uFFFD', null, 'x');
+    dropTask(paths, 'plain', null, 'x');
+    const r = await takeInInbox(paths, store, config);
+    assert.deepEqual(r.created.map((t) => t.name).sort(), ['plain', 'real-\uFFFD']);
+    assert.deepEqual(r.refused.map((e) => e.file), ['b\uFFFD.md']);
+  });
+
+  it('takes in every byte of files read in one read and of larger ones, up to the largest allowed', async () => {
+    const { paths, store } = setup();
+    // The whole file is `${body}\n`: sizes on both sides of the first read (64 KiB) and the largest allowed.
+    const sizes = { tiny: 2, below: 64 * 1024 - 1, exact: 64 * 1024, above: 64 * 1024 + 1, largest: MAX_TASK_FILE_BYTES };
+    const bodies = Object.fromEntries(Object.entries(sizes).map(([name, size]) => [name, `${name} `.repeat(size).slice(0, size - 1)]));
+    for (const [name, body] of Object.entries(bodies)) dropTask(paths, name, null, body);
+    const { created, unsettled, refused } = await takeInInbox(paths, store, config);
+    assert.deepEqual([unsettled, refused], [[], []]);
+    assert.deepEqual(Object.fromEntries(created.map((t) => [t.name, [t.state, t.prompt.length]])), Object.fromEntries(Object.entries(bodies).map(([n, b]) => [n, ['queued', b.length]])));
+    for (const t of created) assert.equal(t.prompt, bodies[t.name], t.name);
+    assert.deepEqual(listDir(paths.inbox), []);
+  });
+
   it('closes a pending key whose file is already gone (crash after the unlink)', async () => {
     const { paths, store } = setup();
     dropTask(paths, 'a', null, 'do a');

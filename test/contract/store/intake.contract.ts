@@ -30,5 +30,23 @@ export function intakeContract(factory: StoreFactory): void {
       await store.markIntakeRemoved([]);
       await store.close();
     });
+
+    it('in a batch, creates only the keys not recorded; a recorded one stands in for its task', async () => {
+      const { store } = await factory.open();
+      const [a] = await store.enqueue([{ ...newTask('a'), intakeKey: 'a.md:1' }], T0);
+      // Read again by a dispatcher that listed the inbox before a's key was recorded, with new files.
+      const created = await store.enqueue(
+        [
+          { ...newTask('a'), intakeKey: 'a.md:1' },
+          { ...newTask('x'), intakeKey: 'x.md:2', dependsOnBatch: [0] },
+          { ...newTask('y'), intakeKey: 'y.md:3' },
+        ],
+        T0,
+      );
+      assert.deepEqual(created.map((t) => [t.name, t.dependsOnIds]), [['x', [a!.id]], ['y', []]]);
+      assert.deepEqual(await store.getIntake('x.md:2'), { taskId: created[0]!.id, fileRemoved: false });
+      assert.deepEqual((await store.listPendingIntake()).sort(), ['a.md:1', 'x.md:2', 'y.md:3']);
+      await store.close();
+    });
   });
 }
