@@ -12,6 +12,12 @@
  * dispatcher's store URL load meanwhile, while the agent starts) until `lingerMs` after the
  * last open attempt closed (the SDK stays in the module cache): one attempt after another
  * reuses it instead of each paying a new server and store connection (8–15 ms).
+ *
+ * What a client sends before it calls a tool (`initialize`, `notifications/initialized`,
+ * `tools/list`, `ping`) is answered from plain data (src/mcp/quick-answers.ts, the SDK's
+ * answers); the SDK and the tools load at the first request that needs them (a tool call), so
+ * an attempt whose agent calls no tool costs the dispatcher no SDK load (≈250 ms of CPU, per
+ * `run --once`) and no SDK server per request (≈3 ms of CPU each, while agents start).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,20 +25,32 @@ import { randomBytes } from 'node:crypto';
 import type { Config, ProjectPaths } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { McpAttachment, McpAttempt, McpOpened } from './attach.ts';
+import { quickAnswer, runningTaskOf, type RunningTask } from './quick-answers.ts';
 
-/** A running host: its HTTP server, endpoint, and what its requests need, loading while the agent starts. */
+/** A running host: its HTTP server, endpoint, and the store connection its requests need, opening while the agent starts. */
 interface Serving {
   server: http.Server;
   url: string;
-  loaded: Promise<Loaded>;
+  store: Promise<Store>;
 }
 
-/** The SDK's HTTP transport, the tools and a store connection. */
-interface Loaded {
+/** The SDK's HTTP transport and the tools. */
+interface Sdk {
   StreamableHTTPServerTransport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport;
   createMcpServer: typeof import('./server.ts').createMcpServer;
-  runningTaskOf: typeof import('./server.ts').runningTaskOf;
-  store: Store;
+}
+
+/** Largest request body the host reads itself to answer quickly, bytes; larger ones (and chunked ones) go to the SDK as they are. */
+const QUICK_BODY_MAX = 64 * 1024;
+
+/** The body of `req` as text (it has a `content-length` ≤ {@link QUICK_BODY_MAX}). */
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
 /** Options of {@link McpHttpHost}. */
@@ -54,8 +72,8 @@ export interface McpHttpHostOptions {
 export const MCP_HOST_LINGER_MS = 2_000;
 
 /** The JSON-RPC error body of a refused request (no request id is known). */
-function refusal(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
+function refusal(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}, code = -32000): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
 }
 
 /**
@@ -77,9 +95,9 @@ export class McpHttpHost implements McpAttachment {
 
   /**
    * The attempt's declaration: `{ type: 'http', url, headers: { Authorization }, alwaysLoad }`,
-   * the host started if it was not running: listening at once, while the SDK, the tools and
-   * the store connection load (the agent starts meanwhile; its requests wait for them, and get
-   * 500 with the reason, logged, if loading failed).
+   * the host started if it was not running: listening at once, while the store connection
+   * opens (the agent starts meanwhile; its requests wait for it, and get 500 with the reason,
+   * logged, if it failed).
    * @throws when there is no port to listen on
    */
   async open(attempt: McpAttempt): Promise<McpOpened> {
@@ -130,35 +148,56 @@ export class McpHttpHost implements McpAttachment {
     return this.attempts.size;
   }
 
-  /** What requests need: loaded here, not with the dispatcher, so only runs that give Claude Code the server pay for the SDK. */
-  private async load(): Promise<Loaded> {
-    const { paths, config } = this.options;
-    const [{ StreamableHTTPServerTransport }, { createMcpServer, runningTaskOf }, { openStore }] = await Promise.all([
+  /** The SDK's transport and the tools: loaded here, at the first request that needs them, so only agents that call a tool make the dispatcher pay for them. */
+  private static async loadSdk(): Promise<Sdk> {
+    const [{ StreamableHTTPServerTransport }, { createMcpServer }] = await Promise.all([
       import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
       import('./server.ts'),
-      import('../store/open-store.ts'),
     ]);
-    // No checkpoint timer of its own: the dispatcher's connection checkpoints the same WAL.
-    const store = await openStore(config.store, paths.root, { checkpointIntervalMs: 0 });
-    return { StreamableHTTPServerTransport, createMcpServer, runningTaskOf, store };
+    return { StreamableHTTPServerTransport, createMcpServer };
   }
 
   private async start(): Promise<Serving> {
     const { paths, config } = this.options;
-    const loaded = this.load();
-    loaded.catch(() => {}); // reported by the requests that wait for it
+    // No checkpoint timer of its own: the dispatcher's connection checkpoints the same WAL.
+    const store = import('../store/open-store.ts').then(({ openStore }) => openStore(config.store, paths.root, { checkpointIntervalMs: 0 }));
+    store.catch(() => {}); // reported by the requests that wait for it
+    let sdk: Promise<Sdk> | null = null;
+    const loadSdk = () => (sdk ??= McpHttpHost.loadSdk());
+    /** The running task of each open attempt, looked up once. */
+    const running = new WeakMap<McpAttempt, Promise<RunningTask | null>>();
+    const runningTask = (attempt: McpAttempt): Promise<RunningTask | null> => {
+      let r = running.get(attempt);
+      if (!r) {
+        r = store.then((s) => runningTaskOf(s, { AGENTQ_TASK_ID: String(attempt.taskId), AGENTQ_ATTEMPT_ID: attempt.attemptId }));
+        running.set(attempt, r);
+      }
+      return r;
+    };
     const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
       const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
       const attempt = token === undefined ? undefined : this.attempts.get(token);
       if (!attempt) return refusal(res, 401, 'unauthorized: not an open attempt of this dispatcher');
       if (req.method !== 'POST') return refusal(res, 405, 'method not allowed (stateless server: POST only)', { allow: 'POST' });
-      const { StreamableHTTPServerTransport, createMcpServer, runningTaskOf, store } = await loaded;
-      const env = { AGENTQ_TASK_ID: String(attempt.taskId), AGENTQ_ATTEMPT_ID: attempt.attemptId };
-      const server = createMcpServer({ store, paths, config, runningTask: await runningTaskOf(store, env), log: this.log });
+      let parsedBody: unknown;
+      const length = Number(req.headers['content-length']);
+      if (req.headers['content-length'] !== undefined && length <= QUICK_BODY_MAX) {
+        try {
+          parsedBody = JSON.parse(await readBody(req));
+        } catch {
+          // The SDK's answer to a body that is no JSON (it has been read: the SDK cannot read it again).
+          return refusal(res, 400, 'Parse error: Invalid JSON', {}, -32700);
+        }
+        const quick = await quickAnswer(parsedBody, req.headers, { runningTask: () => runningTask(attempt), config });
+        if (quick?.status === 202) return void res.writeHead(202).end();
+        if (quick) return void res.writeHead(200, { 'content-type': 'application/json' }).end(quick.body);
+      }
+      const [{ StreamableHTTPServerTransport, createMcpServer }, s] = await Promise.all([loadSdk(), store]);
+      const server = createMcpServer({ store: s, paths, config, runningTask: await runningTask(attempt), log: this.log });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       res.on('close', () => void server.close().catch(() => {}));
       await server.connect(transport);
-      await transport.handleRequest(req, res);
+      await transport.handleRequest(req, res, parsedBody);
     };
     const server = http.createServer((req, res) => {
       handle(req, res).catch((err: unknown) => {
@@ -173,11 +212,11 @@ export class McpHttpHost implements McpAttachment {
         server.listen(0, '127.0.0.1', () => resolve());
       });
     } catch (err) {
-      await loaded.then((l) => l.store.close()).catch(() => {});
+      await store.then((s) => s.close()).catch(() => {});
       throw err;
     }
     const { port } = server.address() as AddressInfo;
-    return { server, url: `http://127.0.0.1:${port}/mcp`, loaded };
+    return { server, url: `http://127.0.0.1:${port}/mcp`, store };
   }
 }
 
@@ -186,5 +225,5 @@ async function stop(s: Serving): Promise<void> {
   const closed = new Promise<void>((resolve) => s.server.close(() => resolve()));
   s.server.closeAllConnections();
   await closed;
-  await (await s.loaded).store.close();
+  await (await s.store).close();
 }

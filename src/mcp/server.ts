@@ -22,19 +22,14 @@ import { z } from 'zod';
 import { projectOrigin, unknownRemote, type Config, type ProjectPaths } from '../config/config.ts';
 import { validateFields } from '../config/task-file.ts';
 import { AgentQueueError, InvalidTaskError } from '../core/errors.ts';
-import { A2A_AGENT, TASK_STATES, type Task, type TaskOrigin } from '../core/types.ts';
+import { A2A_AGENT, TASK_STATES, type Task } from '../core/types.ts';
 import { resolveDirect } from '../intake/direct.ts';
 import { answerTask, cancelTask, delegationsReport, findTask } from '../ops/task-ops.ts';
 import { DELEGATE_INPUT, TASK_INPUT, taskSpecFromInput } from '../server/task-body.ts';
 import { isTransientStoreError, type Store } from '../store/store.ts';
+import { LIST_LIMIT, MCP_SERVER_INFO, toolDescriptions, type RunningTask } from './quick-answers.ts';
 
-/** The task whose agent runs this server: its id and name. */
-export interface RunningTask {
-  id: number;
-  name: string;
-  /** Its origin checkout: its subtasks' too (their result files are written there). */
-  origin: TaskOrigin | null;
-}
+export { LIST_LIMIT, runningTaskOf, type RunningTask } from './quick-answers.ts';
 
 /** What {@link createMcpServer} works on. */
 export interface McpContext {
@@ -48,25 +43,6 @@ export interface McpContext {
   now?: () => number;
   /** Where log lines go. Default stderr (never stdout: it carries the protocol). */
   log?: (line: string) => void;
-}
-
-/** Tasks `list_tasks` returns at most, and by default. */
-export const LIST_LIMIT = { max: 500, default: 50 } as const;
-
-/**
- * The task the environment's agentq tags name, if they name it and one of its attempts in `store`:
- * `AGENTQ_TASK_ID` (the task) and `AGENTQ_ATTEMPT_ID` (one of its attempts), as the dispatcher
- * gives every agent process. Both must match, so an agent of another project's queue (whose
- * task ids mean other tasks here) files no subtasks of a stranger.
- * @returns null when either is unset or they name nothing in this store
- */
-export async function runningTaskOf(store: Store, env: Record<string, string | undefined>): Promise<RunningTask | null> {
-  const id = Number(env.AGENTQ_TASK_ID);
-  const attemptId = env.AGENTQ_ATTEMPT_ID;
-  if (!Number.isSafeInteger(id) || id < 1 || !attemptId) return null;
-  const task = await store.getTask(id);
-  if (!task || !(await store.listAttempts(task.id)).some((a) => a.id === attemptId)) return null;
-  return { id: task.id, name: task.name, origin: task.origin };
 }
 
 /** `<value> is not <expected>`, the wording of every refusal (after `field: `). */
@@ -181,7 +157,7 @@ export function createMcpServer(ctx: McpContext): McpServer {
   const { store, paths, config, runningTask } = ctx;
   const now = ctx.now ?? Date.now;
   const log = ctx.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const server = new McpServer({ name: 'agentq', version: '1' }, { capabilities: { tools: {} }, jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()) });
+  const server = new McpServer({ ...MCP_SERVER_INFO }, { capabilities: { tools: {} }, jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()) });
 
   /** Registers a tool whose handler gets its arguments validated by `schema`; every throw is a tool error. */
   const tool = <S extends z.ZodObject>(
@@ -199,7 +175,7 @@ export function createMcpServer(ctx: McpContext): McpServer {
       }
     });
 
-  const inTask = runningTask ? ` Run by the agent of task ${runningTask.id} "${runningTask.name}": every task submitted is its subtask (parent set; the task completes only once its subtasks have), at most ${config.max_subtasks} of them.` : '';
+  const text = toolDescriptions(runningTask, config);
 
   /** Creates the task of `fields` (a tool's arguments) as POST /v1/tasks does; a subtask of the running task, if any. */
   const submit = async (fields: Record<string, unknown>): Promise<CallToolResult> => {
@@ -220,17 +196,11 @@ export function createMcpServer(ctx: McpContext): McpServer {
     return answer(`${what}${remote}${sub}`, { task: taskLine(task) });
   };
 
-  tool(
-    'submit_task',
-    `Add a task to the agentq queue: the prompt and the fields of a task file (priority, agent, model, depends_on, timeout, max_cost_usd, tags, …), validated by the same rules. A dispatcher runs it.${inTask}`,
-    TASK_INPUT,
-    async (_valid, raw) => submit(raw),
-  );
+  tool('submit_task', text.submit_task, TASK_INPUT, async (_valid, raw) => submit(raw));
 
-  const remotes = Object.keys(config.remotes);
   tool(
     'delegate_task',
-    `Hand a task to another queue or A2A agent: submit_task with agent a2a and the remote (${remotes.length ? `a name of config remotes: ${remotes.join(', ')}; ` : ''}or the http(s) URL of an A2A agent). remote_metadata holds the remote's own task fields (e.g. {"agent": "codex"}). A dispatcher sends it and tracks the remote task; check_delegation_status shows how it goes.${inTask}`,
+    text.delegate_task,
     DELEGATE_INPUT,
     async (valid, raw) => {
       const refused = unknownRemote(valid.remote, config.remotes);
@@ -241,7 +211,7 @@ export function createMcpServer(ctx: McpContext): McpServer {
 
   tool(
     'list_tasks',
-    `List tasks of the agentq queue, newest first (at most ${LIST_LIMIT.max}; default ${LIST_LIMIT.default}), optionally by state or parent.`,
+    text.list_tasks,
     LIST,
     async (o) => {
       const limit = o.limit ?? LIST_LIMIT.default;
@@ -253,19 +223,19 @@ export function createMcpServer(ctx: McpContext): McpServer {
     },
   );
 
-  tool('get_task', 'One task of the agentq queue by id or name, with its attempts and subtasks (as agentq show --json).', TASK_ONLY, async (o) => {
+  tool('get_task', text.get_task, TASK_ONLY, async (o) => {
     const task = await findTask(store, o.task);
     const attempts = await store.listAttempts(task.id);
     const subtasks = (await store.listSubtasks(task.id)).map((t) => ({ id: t.id, name: t.name, state: t.state }));
     return answer(`#${task.id} ${task.name}: ${task.state}`, { task: { ...task, attemptHistory: attempts, subtasks } });
   });
 
-  tool('answer_task', "Answer a blocked task's question; it is queued again and resumes its agent's session.", ANSWER, async (o) => {
+  tool('answer_task', text.answer_task, ANSWER, async (o) => {
     const task = await answerTask(store, o.task, o.answer, now());
     return answer(`answered #${task.id} ${task.name}: queued again${task.stats.sessionId ? ` (resumes session ${task.stats.sessionId})` : ''}`, { task: taskLine(task) });
   });
 
-  tool('cancel_task', 'Cancel a queued or blocked task at once, or stop a running one (its dispatcher stops the agent).', TASK_ONLY, async (o) => {
+  tool('cancel_task', text.cancel_task, TASK_ONLY, async (o) => {
     const { task, outcome } = await cancelTask(store, paths, (await findTask(store, o.task)).id, now());
     if (outcome === 'ended') throw new AgentQueueError('already_ended', `#${task.id} ${task.name} already ended ${task.state}`);
     const text = outcome === 'requested' ? `cancelling #${task.id} ${task.name}: its dispatcher stops the agent` : `cancelled #${task.id} ${task.name}`;
@@ -274,7 +244,7 @@ export function createMcpServer(ctx: McpContext): McpServer {
 
   tool(
     'check_delegation_status',
-    "A delegated task's rows of the delegation ledger, newest first: state (pending, dispatched, received, in_progress, input_required, completed, failed, canceled), remote, remote task id, the result's or question's first characters, the last error; with the task's own state (as agentq delegations --json).",
+    text.check_delegation_status,
     TASK_ONLY,
     async (o) => {
       const task = await findTask(store, o.task);

@@ -30,9 +30,10 @@ async function connect(opened: McpOpened): Promise<Client> {
   return client;
 }
 
-/** A POST of `initialize` with `headers`; its HTTP status. */
-async function initializeStatus(url: string, headers: Record<string, string>, method = 'POST'): Promise<number> {
-  const body = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+
+/** A POST of `initialize` (or `body`) with `headers`; its HTTP status. */
+async function initializeStatus(url: string, headers: Record<string, string>, method = 'POST', body: Record<string, unknown> = INITIALIZE): Promise<number> {
   const res = await fetch(url, {
     method,
     headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
@@ -106,12 +107,13 @@ describe('McpHttpHost', () => {
     assert.ok(logged.some((l) => l.includes('created #2 part')), logged.join('\n'));
   });
 
-  it('a store it cannot open: the host listens, and each request gets 500 with the reason (logged)', async () => {
+  it('a store it cannot open: the host listens, answers initialize (no store needed), and each request needing the store gets 500 with the reason (logged)', async () => {
     const paths = makeProject();
     const logged: string[] = [];
     const host = new McpHttpHost({ paths, config: { ...loadConfig(paths.root), store: 'nosuch:store' }, log: (line) => logged.push(line) });
     const opened = await host.open({ taskId: 1, attemptId: 'a' });
-    assert.equal(await initializeStatus(httpSpec(opened).url, httpSpec(opened).headers!), 500);
+    assert.equal(await initializeStatus(httpSpec(opened).url, httpSpec(opened).headers!), 200);
+    assert.equal(await initializeStatus(httpSpec(opened).url, { ...httpSpec(opened).headers!, 'mcp-protocol-version': '2025-06-18' }, 'POST', { jsonrpc: '2.0', id: 2, method: 'tools/list' }), 500);
     assert.ok(logged.some((l) => l.includes('unsupported URL')), logged.join('\n'));
     await opened.close();
     assert.equal(host.openAttempts, 0);
