@@ -26,8 +26,9 @@
  * Then the parts, next to `node -e 0`: what Claude Code waits for before its first turn
  * (`alwaysLoad`) until the server answers `initialize`: an `agentq mcp` process (stdio, what
  * each attempt started before) from spawn, and the dispatcher's MCP HTTP host
- * (src/mcp/http-host.ts, now) from `open`, with what its first open loads once per dispatcher
- * (node, the MCP SDK's HTTP transport and the tools' module).
+ * (src/mcp/http-host.ts, now) from `open`, with what its first tool call loads once per
+ * dispatcher (node, the MCP SDK's HTTP transport and the tools' module; `initialize` and
+ * `tools/list` are answered without them: src/mcp/quick-answers.ts).
  * Prints figures only (issue 13 target: ≤ 5 %, ≤ 35 ms per task); exits non-zero only when a
  * run is incorrect (a CLI failed, or a task did not complete).
  *
@@ -300,7 +301,7 @@ async function main(): Promise<number> {
     const stdioMs: number[] = [];
     const httpMs: number[] = [];
     const loadMs: number[] = [];
-    // What the host loads at its first open, once per dispatcher: node with the MCP SDK's HTTP transport and the tools' module (dist/).
+    // What the host loads at its first tool call, once per dispatcher: node with the MCP SDK's HTTP transport and the tools' module (dist/).
     const loadSdk = `await import(${JSON.stringify(import.meta.resolve('@modelcontextprotocol/sdk/server/streamableHttp.js'))}); await import(${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'dist', 'mcp', 'server.js')).href)});`;
     for (let i = 0; i < PROBES; i++) {
       nodeMs.push(await run([process.execPath, '-e', '0'], env, probeProject.root));
@@ -317,7 +318,7 @@ async function main(): Promise<number> {
         part('node -e 0', nodeMs),
         part('agentq mcp (stdio process, before): spawn → initialize answered', stdioMs),
         part('MCP http host (in the dispatcher, after): open (host started) → initialize answered', httpMs),
-        part('node + MCP SDK http transport + tools module (the host\'s first open, once per dispatcher)', loadMs),
+        part('node + MCP SDK http transport + tools module (the host\'s first tool call, once per dispatcher)', loadMs),
       ],
     );
     return 0;
