@@ -214,7 +214,7 @@ export async function runCommand(g: GlobalOptions, o: { once?: boolean; concurre
  */
 export async function mcpCommand(g: GlobalOptions): Promise<number> {
   // The MCP SDK is loaded only by `mcp`.
-  const { runningTaskOf, serveMcp } = await import('../mcp/server.ts');
+  const [{ runningTaskOf }, { serveMcp }] = await Promise.all([import('../mcp/quick-answers.ts'), import('../mcp/server.ts')]);
   return withProject(g, async ({ paths, config, store }) => {
     const runningTask = await runningTaskOf(store, process.env);
     const parent = runningTask ? `; tasks submitted are subtasks of #${runningTask.id} ${runningTask.name} (at most ${config.max_subtasks})` : '';

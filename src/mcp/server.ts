@@ -29,8 +29,6 @@ import { DELEGATE_INPUT, TASK_INPUT, taskSpecFromInput } from '../server/task-bo
 import { isTransientStoreError, type Store } from '../store/store.ts';
 import { LIST_LIMIT, MCP_SERVER_INFO, toolDescriptions, type RunningTask } from './quick-answers.ts';
 
-export { LIST_LIMIT, runningTaskOf, type RunningTask } from './quick-answers.ts';
-
 /** What {@link createMcpServer} works on. */
 export interface McpContext {
   store: Store;
